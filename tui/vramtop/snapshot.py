@@ -1,0 +1,136 @@
+"""One immutable picture of the node per tick: what every source feeds and every view reads.
+
+Memory is in MiB, integers, counted as nvidia-smi counts them (bytes // 2**20 for each of
+total, reserved, used and free). Optional fields are ``None`` when the driver or the OS did not
+say: a view shows "n/a", it never guesses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+MIB = 1024 * 1024
+
+
+def to_mib(nbytes: int) -> int:
+    """Bytes to whole MiB, rounding down as nvidia-smi does."""
+    return int(nbytes) // MIB
+
+
+@dataclass(frozen=True)
+class SourceError:
+    """A one-line failure of one source, shown in place while the rest stays live.
+
+    ``source`` names where it came from ("nvml", "nvml:gpu2", "processes", "ray", "config"...).
+    """
+
+    source: str
+    message: str
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """One GPU as NVML reports it. ``lost`` GPUs keep their index and last known name."""
+
+    index: int
+    name: str
+    uuid: str
+    total_mib: int
+    reserved_mib: int
+    used_mib: int
+    free_mib: int
+    utilization_pct: int | None = None
+    memory_utilization_pct: int | None = None
+    temperature_c: int | None = None
+    power_w: float | None = None
+    power_limit_w: float | None = None
+    memory_api: str = "v2"  # "v2" or "v1" (v1 folds the reserved memory into used)
+    lost: bool = False
+    error: str | None = None  # one line: why some of this GPU's figures are missing
+
+
+@dataclass(frozen=True)
+class HostProcess:
+    """What the OS says about one process: GPU processes and their ancestors.
+
+    ``title`` is what ps shows (a process title set by setproctitle, e.g. ``VLLM::Worker_TP0``,
+    or the command line joined by spaces); ``name`` is the executable name.
+    """
+
+    pid: int
+    ppid: int | None
+    name: str
+    title: str
+    cmdline: tuple[str, ...] = ()
+    user: str | None = None
+    cpu_pct: float | None = None
+    rss_mib: int | None = None
+    create_time: float | None = None
+
+
+@dataclass(frozen=True)
+class GpuProcess:
+    """One process on one GPU, from NVML (compute or graphics list).
+
+    ``used_mib`` is None where NVML cannot say (e.g. no permission, or Windows WDDM).
+    ``host`` is None when psutil cannot see the PID (another PID namespace, a container, or
+    the process ended between the NVML and the psutil read); ``hidden_reason`` then says which.
+    """
+
+    pid: int
+    gpu_index: int
+    used_mib: int | None
+    kind: str = "compute"  # "compute" or "graphics"
+    host: HostProcess | None = None
+    hidden_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeSnapshot:
+    """Everything known about the node at ``timestamp``.
+
+    ``ancestors`` maps a PID to its host record for the parents of GPU processes (up to, not
+    including, PID 1), so that grouping can walk process trees without any I/O.
+    ``ray`` and ``ollama`` hold the latest state of those sources (their own types), or None
+    when they are not polled.
+    """
+
+    timestamp: float
+    hostname: str
+    source: str  # "nvml", "demo", "replay"
+    driver_version: str | None = None
+    cuda_version: str | None = None
+    nvml_version: str | None = None
+    gpus: tuple[GpuInfo, ...] = ()
+    gpu_processes: tuple[GpuProcess, ...] = ()
+    ancestors: Mapping[int, HostProcess] = field(default_factory=dict)
+    errors: tuple[SourceError, ...] = ()
+    ray: Any = None
+    ollama: Any = None
+
+    @property
+    def total_mib(self) -> int:
+        return sum(g.total_mib for g in self.gpus if not g.lost)
+
+    @property
+    def used_mib(self) -> int:
+        return sum(g.used_mib for g in self.gpus if not g.lost)
+
+    @property
+    def reserved_mib(self) -> int:
+        return sum(g.reserved_mib for g in self.gpus if not g.lost)
+
+    @property
+    def free_mib(self) -> int:
+        return sum(g.free_mib for g in self.gpus if not g.lost)
+
+    def gpu(self, index: int) -> GpuInfo | None:
+        return next((g for g in self.gpus if g.index == index), None)
+
+    def host_process(self, pid: int) -> HostProcess | None:
+        """The host record of any PID the snapshot knows (GPU process or ancestor)."""
+        for p in self.gpu_processes:
+            if p.pid == pid and p.host is not None:
+                return p.host
+        return self.ancestors.get(pid)
