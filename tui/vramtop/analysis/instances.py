@@ -1,0 +1,157 @@
+"""Group GPU processes into serving instances: the processes that start, serve and stop together.
+
+A vLLM engine with tensor parallelism is several processes (``VLLM::EngineCore`` and its
+``VLLM::Worker_TP0..N``), often under a Ray Serve replica; what an operator frees by stopping it
+is the memory of all of them. The outermost serving process in a GPU process's ancestry is the
+instance; a process with no serving ancestor is an instance of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from vramtop.analysis import roles
+from vramtop.analysis.roles import Role
+from vramtop.snapshot import GpuProcess, HostProcess, NodeSnapshot
+
+# How strongly a role claims to be the instance root; the outermost of the strongest wins.
+_ROOT_RANK = {
+    ("ray", "replica"): 4,
+    ("vllm", "api-server"): 3,
+    ("vllm", "engine"): 2,
+}
+
+
+@dataclass(frozen=True)
+class Member:
+    """One process of an instance, with its memory on each GPU it uses."""
+
+    pid: int
+    role: Role
+    per_gpu_mib: Mapping[int, int]
+    host: HostProcess | None = None
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A serving instance: ``key`` is stable across ticks (engine and root PID)."""
+
+    key: str
+    engine: str
+    name: str
+    root_pid: int
+    members: tuple[Member, ...]
+    per_gpu_mib: Mapping[int, int] = field(default_factory=dict)
+    tp_size: int | None = None
+    unknown_mib: bool = False  # some member's memory is not reported by the driver
+
+    @property
+    def total_mib(self) -> int:
+        return sum(self.per_gpu_mib.values())
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        return tuple(m.pid for m in self.members)
+
+    @property
+    def gpu_indices(self) -> tuple[int, ...]:
+        return tuple(sorted(self.per_gpu_mib))
+
+
+def _chain(snapshot: NodeSnapshot, host: HostProcess | None) -> list[HostProcess]:
+    """``host`` and its known ancestors, innermost first."""
+    out: list[HostProcess] = []
+    seen: set[int] = set()
+    while host is not None and host.pid not in seen:
+        out.append(host)
+        seen.add(host.pid)
+        host = snapshot.ancestors.get(host.ppid) if host.ppid else None
+    return out
+
+
+def _model_arg(host: HostProcess) -> str | None:
+    """The model a vLLM command line serves (``vllm serve M`` or ``--model M``)."""
+    argv = list(host.cmdline)
+    for i, a in enumerate(argv):
+        if a == "--model" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--model="):
+            return a.split("=", 1)[1]
+        if a == "serve" and i > 0 and argv[i - 1].endswith("vllm") and i + 1 < len(argv):
+            if not argv[i + 1].startswith("-"):
+                return argv[i + 1]
+    return None
+
+
+def _root(snapshot: NodeSnapshot, proc: GpuProcess) -> tuple[HostProcess | None, Role]:
+    chain = _chain(snapshot, proc.host)
+    best: tuple[int, HostProcess | None, Role] = (0, proc.host, roles.classify(proc.host))
+    for host in chain:
+        role = roles.classify(host)
+        rank = _ROOT_RANK.get((role.engine, role.kind), 0)
+        if rank and rank >= best[0]:
+            best = (rank, host, role)
+    return best[1], best[2]
+
+
+def _name(root: HostProcess | None, role: Role, members: list[Member], pid: int) -> str:
+    if role.engine == roles.RAY and role.kind == "replica":
+        return f"{role.app}/{role.deployment}"
+    if role.engine == roles.VLLM:
+        for m in members:
+            if m.host and (model := _model_arg(m.host)):
+                return f"vLLM {model}"
+        if root and (model := _model_arg(root)):
+            return f"vLLM {model}"
+        return f"vLLM pid {pid}"
+    if root is None:
+        return f"pid {pid} (not visible)"
+    return f"{role.label or root.name} pid {pid}"
+
+
+def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
+    """Every GPU process in exactly one instance, largest instance first."""
+    groups: dict[int, tuple[HostProcess | None, Role, dict[int, dict[int, int]], bool]] = {}
+    member_hosts: dict[int, HostProcess | None] = {}
+    for proc in snapshot.gpu_processes:
+        root, root_role = _root(snapshot, proc)
+        root_pid = root.pid if root is not None else proc.pid
+        _, _, per_member, unknown = groups.setdefault(root_pid, (root, root_role, {}, False))
+        per_gpu = per_member.setdefault(proc.pid, {})
+        per_gpu[proc.gpu_index] = per_gpu.get(proc.gpu_index, 0) + (proc.used_mib or 0)
+        member_hosts[proc.pid] = proc.host
+        if proc.used_mib is None and not unknown:
+            groups[root_pid] = (root, root_role, per_member, True)
+
+    out: list[Instance] = []
+    for root_pid, (root, role, per_member, unknown) in groups.items():
+        members = [
+            Member(pid, roles.classify(member_hosts[pid]), per_gpu, member_hosts[pid])
+            for pid, per_gpu in sorted(per_member.items())
+        ]
+        per_gpu_total: dict[int, int] = {}
+        for m in members:
+            for gpu, mib in m.per_gpu_mib.items():
+                per_gpu_total[gpu] = per_gpu_total.get(gpu, 0) + mib
+        tp_ranks = {m.role.tp_rank for m in members if m.role.tp_rank is not None}
+        engine = roles.VLLM if any(m.role.engine == roles.VLLM for m in members) else role.engine
+        out.append(
+            Instance(
+                key=f"{role.engine}:{root_pid}",
+                engine=engine,
+                name=_name(root, role, members, root_pid),
+                root_pid=root_pid,
+                members=tuple(members),
+                per_gpu_mib=dict(sorted(per_gpu_total.items())),
+                tp_size=len(tp_ranks) if tp_ranks else None,
+                unknown_mib=unknown,
+            )
+        )
+    out.sort(key=lambda i: (-i.total_mib, i.key))
+    return tuple(out)
+
+
+def instance_of(instances: tuple[Instance, ...]) -> dict[int, Instance]:
+    """PID -> its instance, for the process table's instance column."""
+    return {m.pid: inst for inst in instances for m in inst.members}

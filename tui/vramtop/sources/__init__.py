@@ -1,0 +1,1 @@
+"""Where snapshots come from: NVML and the OS, Ray, Ollama, the demo node, recordings."""
