@@ -1,0 +1,45 @@
+"""Config: defaults, file, command line, and one clear line for a bad file."""
+
+import pytest
+
+from vramtop import config
+from vramtop.config import ConfigError
+
+
+def test_file_then_command_line_and_where_each_came_from(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("interval: 2.5\ncritical_free_mib: 2048\ntheme: vramtop-light\n")
+    cfg = config.load(path, {"theme": "vramtop-high-contrast", "interval": None})
+    assert cfg.interval == 2.5 and cfg.critical_free_mib == 2048
+    assert cfg.theme == "vramtop-high-contrast"
+    assert cfg.sources["interval"] == f"{path}:1"
+    assert cfg.sources["theme"] == "command line"
+    assert cfg.sources["low_free_pct"] == "default"
+    assert cfg.thresholds.critical_free_mib == 2048
+
+
+@pytest.mark.parametrize(
+    "text, expect",
+    [
+        ("interval: [1, 2\n", "line 2"),
+        ("interval: fast\n", "line 1: 'interval' must be a positive number"),
+        ("interval: -1\n", "'interval' must be a positive number"),
+        ("critical_free_mib: 1.5\n", "'critical_free_mib' must be a whole number"),
+        ("colour: red\n", "unknown setting 'colour'"),
+        ("- just\n- a list\n", "not a list"),
+    ],
+)
+def test_malformed_file_is_one_line_naming_file_line_and_problem(tmp_path, text, expect):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    message = str(err.value)
+    assert str(path) in message and expect in message and "\n" not in message
+
+
+def test_missing_explicit_file_is_an_error_but_missing_default_is_not(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert config.load().interval == 1.0
+    with pytest.raises(ConfigError, match="cannot read"):
+        config.load(tmp_path / "nope.yaml")

@@ -1,0 +1,7 @@
+"""``python -m vramtop``."""
+
+import sys
+
+from vramtop.cli import main
+
+sys.exit(main())
