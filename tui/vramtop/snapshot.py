@@ -92,8 +92,8 @@ class NodeSnapshot:
 
     ``ancestors`` maps a PID to its host record for the parents of GPU processes (up to, not
     including, PID 1), so that grouping can walk process trees without any I/O.
-    ``ray`` and ``ollama`` hold the latest state of those sources (their own types), or None
-    when they are not polled.
+    ``ray`` and ``telemetry`` hold the latest state of those slower sources (their own types,
+    polled on their own schedule and attached to each tick), or None when they are not polled.
     """
 
     timestamp: float
@@ -107,7 +107,7 @@ class NodeSnapshot:
     ancestors: Mapping[int, HostProcess] = field(default_factory=dict)
     errors: tuple[SourceError, ...] = ()
     ray: Any = None
-    ollama: Any = None
+    telemetry: Any = None
 
     @property
     def total_mib(self) -> int:
