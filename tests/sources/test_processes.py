@@ -1,0 +1,105 @@
+"""The process reader on real processes that carry the titles serving engines set."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from vramtop.analysis.instances import group_instances
+from vramtop.snapshot import GpuProcess, NodeSnapshot
+from vramtop.sources.processes import NOT_VISIBLE, ProcessReader
+
+# A parent that renames itself and starts titled children, then waits: the tree of a vLLM
+# engine (EngineCore -> Worker_TP0, Worker_TP1) as ps shows it.
+TREE = r"""
+import setproctitle, subprocess, sys, time
+setproctitle.setproctitle("VLLM::EngineCore")
+kids = [subprocess.Popen([sys.executable, "-c",
+        "import setproctitle, time; setproctitle.setproctitle('VLLM::Worker_TP%d'); time.sleep(120)" % r])
+        for r in range(2)]
+print(" ".join(str(k.pid) for k in kids), flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.fixture
+def engine_tree():
+    parent = subprocess.Popen([sys.executable, "-c", TREE], stdout=subprocess.PIPE, text=True)
+    workers = [int(p) for p in parent.stdout.readline().split()]
+    deadline = time.time() + 10
+    while time.time() < deadline:  # wait until the children have renamed themselves
+        titles = [open(f"/proc/{p}/cmdline", "rb").read() for p in workers]
+        if all(t.startswith(b"VLLM::Worker") for t in titles):
+            break
+        time.sleep(0.05)
+    yield parent.pid, workers
+    for pid in workers:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    parent.kill()
+    parent.wait()
+
+
+def test_titles_ancestors_and_grouping_from_real_processes(engine_tree):
+    engine_pid, workers = engine_tree
+    reader = ProcessReader()
+    hosts, hidden, ancestors, errors = reader.read(set(workers))
+    assert not hidden and not errors
+    assert [hosts[p].title for p in workers] == ["VLLM::Worker_TP0", "VLLM::Worker_TP1"]
+    assert ancestors[engine_pid].title == "VLLM::EngineCore"
+    assert os.getpid() in ancestors  # the chain goes up to, not including, PID 1
+    assert 1 not in ancestors
+    snap = NodeSnapshot(
+        timestamp=0, hostname="h", source="test",
+        gpu_processes=tuple(GpuProcess(p, i, 1000, host=hosts[p]) for i, p in enumerate(workers)),
+        ancestors=ancestors,
+    )
+    (inst,) = group_instances(snap)
+    assert inst.root_pid == engine_pid and inst.tp_size == 2 and inst.total_mib == 2000
+
+
+def test_cpu_percent_is_measured_from_the_second_read(engine_tree):
+    _, workers = engine_tree
+    reader = ProcessReader()
+    reader.read({workers[0]})
+    hosts, *_ = reader.read({workers[0]})
+    assert hosts[workers[0]].cpu_pct is not None and hosts[workers[0]].rss_mib > 0
+
+
+def test_a_pid_that_is_gone_keeps_a_reason():
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    hosts, hidden, ancestors, errors = ProcessReader().read({gone.pid})
+    assert hosts == {} and hidden == {gone.pid: NOT_VISIBLE}
+
+
+def test_all_hidden_says_how_to_fix_a_container():
+    pids = set()
+    for _ in range(2):
+        p = subprocess.Popen([sys.executable, "-c", "pass"])
+        p.wait()
+        pids.add(p.pid)
+    *_, errors = ProcessReader().read(pids)
+    assert len(errors) == 1 and "--pid=host" in errors[0].message
+
+
+def test_a_process_that_renames_itself_is_seen_under_its_new_title():
+    late = subprocess.Popen([sys.executable, "-c", "import setproctitle, sys, time; sys.stdin.readline(); "
+                             "setproctitle.setproctitle('VLLM::Worker_TP3'); print(flush=True); time.sleep(60)"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        reader = ProcessReader()
+        before, *_ = reader.read({late.pid})
+        late.stdin.write("\n")
+        late.stdin.flush()
+        late.stdout.readline()
+        after, *_ = reader.read({late.pid})
+        assert before[late.pid].title.startswith(sys.executable)
+        assert after[late.pid].title == "VLLM::Worker_TP3"
+    finally:
+        late.kill()
+        late.wait()
