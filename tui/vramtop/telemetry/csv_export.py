@@ -1,0 +1,50 @@
+"""The process table as CSV (``vramtop --once --csv``): one row per process per GPU.
+
+Same figures and names as the JSON snapshot and the live table, for spreadsheets and shell
+pipelines; a figure nobody reported is an empty cell, never 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from vramtop.analysis import roles
+from vramtop.analysis.instances import Instance, group_instances, instance_of
+from vramtop.snapshot import NodeSnapshot
+
+COLUMNS = ("gpu", "pid", "user", "engine", "role", "label", "instance", "used_mib", "cpu_pct", "rss_mib", "command")
+
+
+def rows(snapshot: NodeSnapshot, instances: tuple[Instance, ...] | None = None) -> list[dict[str, object]]:
+    """The table's rows as dicts keyed by ``COLUMNS`` (None where unknown), GPU then PID order."""
+    instances = group_instances(snapshot) if instances is None else instances
+    owner = instance_of(instances)
+    out: list[dict[str, object]] = []
+    for p in sorted(snapshot.gpu_processes, key=lambda p: (p.gpu_index, p.pid)):
+        role = roles.classify(p.host)
+        host = p.host
+        out.append({
+            "gpu": p.gpu_index,
+            "pid": p.pid,
+            "user": host.user if host else None,
+            "engine": role.engine,
+            "role": role.kind,
+            "label": role.label or None,
+            "instance": owner[p.pid].key if p.pid in owner else None,
+            "used_mib": p.used_mib,
+            "cpu_pct": round(host.cpu_pct, 1) if host and host.cpu_pct is not None else None,
+            "rss_mib": host.rss_mib if host else None,
+            "command": host.title if host else None,
+        })
+    return out
+
+
+def to_csv(snapshot: NodeSnapshot, instances: tuple[Instance, ...] | None = None) -> str:
+    """CSV text with a header line; quoting follows the csv module (commands may hold commas)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows(snapshot, instances):
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buf.getvalue()

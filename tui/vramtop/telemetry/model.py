@@ -1,0 +1,158 @@
+"""What the serving engines say about themselves, one immutable picture per poll.
+
+NVML tells how much memory a process holds; only the engine tells what it does with it (how full
+the KV cache is, how many requests wait). These records carry that, keyed the way the rest of
+vramtop keys things: ``Instance.key`` for serving instances, PIDs for processes. A figure the
+engine did not report is ``None``; an endpoint that did not answer is a quiet ``status`` on its
+instance, never an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+# InstanceTelemetry.status values
+OK = "ok"
+NOT_REACHABLE = "not reachable"
+NO_ENDPOINT = "no endpoint"
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """vLLM's ``vllm:cache_config_info`` labels that explain the instance's fixed memory."""
+
+    gpu_memory_utilization: float | None = None
+    num_gpu_blocks: int | None = None
+    block_size: int | None = None
+    cache_dtype: str | None = None
+
+    @property
+    def kv_tokens(self) -> int | None:
+        """Tokens the KV cache holds (blocks x block size), when both are known."""
+        if self.num_gpu_blocks is None or self.block_size is None:
+            return None
+        return self.num_gpu_blocks * self.block_size
+
+
+@dataclass(frozen=True)
+class VllmMetrics:
+    """One scrape of a vLLM API server's ``/metrics``, with rates against the previous scrape.
+
+    ``kv_cache_usage`` is a fraction (0..1) as vLLM reports it, the fullest engine's when there
+    are several (data parallel); counts are summed over engines. Rates are ``None`` on the first
+    scrape and after a counter reset (the server restarted).
+    """
+
+    url: str
+    model_names: tuple[str, ...] = ()
+    kv_cache_usage: float | None = None
+    kv_metric: str | None = None  # which name carried it: newer kv_cache_usage_perc or older gpu_cache_usage_perc
+    requests_running: int | None = None
+    requests_waiting: int | None = None
+    preemptions_total: int | None = None
+    prompt_tokens_total: float | None = None
+    generation_tokens_total: float | None = None
+    prompt_tokens_per_s: float | None = None
+    generation_tokens_per_s: float | None = None
+    cache: CacheConfig | None = None
+
+
+@dataclass(frozen=True)
+class InstanceTelemetry:
+    """What the engine behind one serving instance reported.
+
+    ``summary`` is the one line a view shows ("VRAM fixed at 20.2 GiB/GPU by
+    gpu_memory_utilization=0.9 · KV 37 % · 12 running · 3 waiting · 1,830 tok/s", or
+    "metrics: not reachable (http://127.0.0.1:8000/metrics)"). ``generation_history`` (generated
+    tokens per second, oldest first) feeds a sparkline.
+    """
+
+    instance: str
+    engine: str
+    status: str
+    summary: str
+    endpoint: str | None = None
+    vllm: VllmMetrics | None = None
+    generation_history: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class OllamaModel:
+    """One model Ollama has loaded (``/api/ps``). Sizes in MiB like the rest of vramtop."""
+
+    name: str
+    size_mib: int
+    vram_mib: int
+    context_length: int | None = None
+    expires_at: str | None = None  # as Ollama sent it (RFC 3339); None when it never unloads
+    parameter_size: str | None = None
+    quantization: str | None = None
+
+    @property
+    def gpu_share(self) -> float:
+        """The part of the model in VRAM (1.0 = "100% GPU" in ``ollama ps``)."""
+        return self.vram_mib / self.size_mib if self.size_mib else 0.0
+
+
+@dataclass(frozen=True)
+class OllamaStatus:
+    """The Ollama server's loaded models, or why they could not be read."""
+
+    address: str
+    status: str
+    models: tuple[OllamaModel, ...] = ()
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """The container a process runs in, as its cgroup path shows it.
+
+    ``runtime`` is "docker", "containerd", "cri-o" or "podman"; ``pod_uid`` is set for a
+    Kubernetes pod, ``pod`` (its name) only when the process's environment could be read.
+    """
+
+    runtime: str
+    container_id: str
+    pod_uid: str | None = None
+    pod: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Short text for a table cell: ``pod web-0``, ``docker 3f2a9c1b7d4e``."""
+        if self.pod:
+            return f"pod {self.pod}"
+        if self.pod_uid:
+            return f"pod {self.pod_uid[:8]}"
+        return f"{self.runtime} {self.container_id[:12]}"
+
+
+@dataclass(frozen=True)
+class TrendWarning:
+    """A process whose memory keeps growing, and when its GPU fills at that rate."""
+
+    pid: int
+    gpu_index: int
+    mib_per_s: float
+    seconds_to_full: float | None  # None when the GPU's free memory is unknown
+    message: str
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """Everything the telemetry poller learnt in one poll; ``NodeSnapshot.telemetry`` holds it.
+
+    ``notices`` are node-wide one-line facts worth saying once (e.g. vramtop runs in its own PID
+    namespace and cannot see the GPU processes).
+    """
+
+    timestamp: float
+    instances: Mapping[str, InstanceTelemetry] = field(default_factory=dict)
+    ollama: OllamaStatus | None = None
+    containers: Mapping[int, ContainerInfo] = field(default_factory=dict)
+    trends: tuple[TrendWarning, ...] = ()
+    notices: tuple[str, ...] = ()
+
+    def for_instance(self, key: str) -> InstanceTelemetry | None:
+        return self.instances.get(key)

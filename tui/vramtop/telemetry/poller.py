@@ -1,0 +1,180 @@
+"""One telemetry poll: engines' metrics, Ollama's models, containers, trends and notices.
+
+Meant for a background thread on its own interval (HTTP reads can take up to the timeout); the
+result is attached to the next snapshots as ``NodeSnapshot.telemetry``. ``poll`` never raises:
+an endpoint that does not answer becomes a quiet status on its instance and is retried after
+``retry_s``, and an unexpected failure becomes one notice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Mapping
+
+from vramtop.analysis import roles
+from vramtop.analysis.instances import Instance, group_instances
+from vramtop.snapshot import NodeSnapshot
+from vramtop.telemetry import containers, ollama, vllm_metrics
+from vramtop.telemetry.model import NO_ENDPOINT, NOT_REACHABLE, OK, InstanceTelemetry, OllamaStatus, Telemetry
+from vramtop.telemetry.trend import MemoryTrend
+
+
+@dataclass
+class _Watched:
+    """What we know about one instance's endpoint between polls."""
+
+    server_pid: int | None
+    endpoint: vllm_metrics.Endpoint | None
+    last: InstanceTelemetry | None = None
+    retry_at: float = 0.0
+    history: deque | None = None
+
+
+class TelemetryPoller:
+    """Reuse one poller across polls: it keeps endpoints, previous counters and history."""
+
+    def __init__(
+        self,
+        timeout_s: float = 0.5,
+        retry_s: float = 10.0,
+        history: int = 60,
+        clock: Callable[[], float] = time.monotonic,
+        environ: Mapping[str, str] | None = None,
+        fetch: Callable[[str, float], str] = vllm_metrics.fetch,
+        listening: Callable[[int], list[tuple[str, int]] | None] = vllm_metrics.listening_addresses,
+    ) -> None:
+        self._timeout_s = timeout_s
+        self._retry_s = retry_s
+        self._history = history
+        self._clock = clock
+        self._environ = environ
+        self._fetch = fetch
+        self._listening = listening
+        self._scraper = vllm_metrics.VllmScraper(timeout_s, fetch)
+        self._watched: dict[str, _Watched] = {}
+        self._containers = containers.ContainerLookup()
+        self._trend = MemoryTrend()
+        self._own_pid_ns = containers.in_own_pid_namespace()
+        self._ollama_retry_at = 0.0
+        self._ollama_last: OllamaStatus | None = None
+
+    @property
+    def trend(self) -> MemoryTrend:
+        """The memory history (per GPU and process) for sparklines."""
+        return self._trend
+
+    def poll(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...] | None = None) -> Telemetry:
+        """Telemetry for ``snapshot``; never raises."""
+        try:
+            instances = group_instances(snapshot) if instances is None else instances
+            return self._poll(snapshot, instances)
+        except Exception as exc:  # the view must keep running whatever a source does
+            line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return Telemetry(snapshot.timestamp, notices=(f"telemetry: {line}",))
+
+    def _poll(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...]) -> Telemetry:
+        now = self._clock()
+        per_instance: dict[str, InstanceTelemetry] = {}
+        live_keys = set()
+        for inst in instances:
+            if inst.engine == roles.VLLM:
+                live_keys.add(inst.key)
+                per_instance[inst.key] = self._vllm(snapshot, inst, now)
+        for key in [k for k in self._watched if k not in live_keys]:
+            del self._watched[key]
+        self._scraper.forget({w.endpoint.url for w in self._watched.values() if w.endpoint})
+
+        ollama_status = self._ollama(snapshot, now)
+        if ollama_status is not None:
+            for inst in instances:
+                if inst.engine == roles.OLLAMA:
+                    per_instance[inst.key] = InstanceTelemetry(
+                        inst.key, inst.engine, ollama_status.status, ollama_status.summary, ollama_status.address
+                    )
+
+        notices = []
+        if notice := containers.hidden_pid_notice(snapshot, self._own_pid_ns):
+            notices.append(notice)
+        return Telemetry(
+            timestamp=snapshot.timestamp,
+            instances=per_instance,
+            ollama=ollama_status,
+            containers=self._containers.lookup(snapshot),
+            trends=self._trend.update(snapshot, instances),
+            notices=tuple(notices),
+        )
+
+    # -- vLLM ---------------------------------------------------------------------------------
+
+    def _probe(self, url: str) -> bool:
+        try:
+            vllm_metrics.parse(self._fetch(url, self._timeout_s), url)
+            return True
+        except vllm_metrics.MetricsUnavailable:
+            return False
+
+    def _vllm(self, snapshot: NodeSnapshot, inst: Instance, now: float) -> InstanceTelemetry:
+        server = vllm_metrics.api_server(snapshot, inst)
+        watched = self._watched.get(inst.key)
+        if watched is None or watched.server_pid != (server.pid if server else None):
+            watched = _Watched(server.pid if server else None, None, history=deque(maxlen=self._history))
+            self._watched[inst.key] = watched
+        if server is None:
+            root_role = roles.classify(snapshot.host_process(inst.root_pid))
+            why = ("the engine runs inside a Ray Serve replica; its figures go to Ray's metrics"
+                   if root_role.engine == roles.RAY else "no vLLM API server among its processes")
+            watched.last = InstanceTelemetry(inst.key, inst.engine, NO_ENDPOINT, f"metrics: none ({why})")
+            return watched.last
+        if watched.last is not None and watched.last.status == NOT_REACHABLE and now < watched.retry_at:
+            return watched.last
+        if watched.endpoint is None or (watched.last is not None and watched.last.status == NOT_REACHABLE):
+            watched.endpoint = vllm_metrics.find_endpoint(snapshot, inst, self._probe, self._listening)
+        endpoint = watched.endpoint
+        assert endpoint is not None  # find_endpoint returns one whenever there is an API server
+        try:
+            metrics = self._scraper.scrape(endpoint.url, now)
+        except vllm_metrics.MetricsUnavailable as exc:
+            hint = " (the API server is in another network namespace; publish its port)" if endpoint.other_netns else ""
+            watched.last = InstanceTelemetry(inst.key, inst.engine, NOT_REACHABLE,
+                                             f"metrics: not reachable{hint}: {exc}", endpoint.url)
+            watched.retry_at = now + self._retry_s
+            return watched.last
+        if metrics.generation_tokens_per_s is not None:
+            watched.history.append(metrics.generation_tokens_per_s)
+        totals = {g: gpu.total_mib for g in inst.gpu_indices if (gpu := snapshot.gpu(g)) is not None}
+        watched.last = InstanceTelemetry(
+            inst.key, inst.engine, OK, vllm_metrics.summary(metrics, totals), endpoint.url, metrics,
+            tuple(watched.history),
+        )
+        return watched.last
+
+    # -- Ollama -------------------------------------------------------------------------------
+
+    def _ollama_server_pid(self, snapshot: NodeSnapshot) -> int | None:
+        hosts = [p.host for p in snapshot.gpu_processes if p.host is not None] + list(snapshot.ancestors.values())
+        for host in hosts:
+            role = roles.classify(host)
+            if role.engine == roles.OLLAMA and role.kind == "server":
+                return host.pid
+        return None
+
+    def _ollama(self, snapshot: NodeSnapshot, now: float) -> OllamaStatus | None:
+        """Read Ollama when one of its processes is on the node (or OLLAMA_HOST names one)."""
+        own_env = self._environ if self._environ is not None else ollama.own_environ()
+        seen = any(roles.classify(p.host).engine == roles.OLLAMA for p in snapshot.gpu_processes)
+        server_pid = self._ollama_server_pid(snapshot)
+        if not seen and server_pid is None and not own_env.get("OLLAMA_HOST"):
+            self._ollama_last = None
+            return None
+        if self._ollama_last is not None and self._ollama_last.status == NOT_REACHABLE and now < self._ollama_retry_at:
+            return self._ollama_last
+        server_env = ollama.process_environ(server_pid) if server_pid is not None else None
+        base = ollama.server_address(server_env, own_env)
+        status = ollama.read(base, self._timeout_s, self._fetch, lambda: datetime.now(timezone.utc))
+        if status.status != OK:
+            self._ollama_retry_at = now + self._retry_s
+        self._ollama_last = status
+        return status

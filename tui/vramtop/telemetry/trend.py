@@ -1,0 +1,130 @@
+"""Memory history per GPU and per process, and a warning for a process that keeps growing.
+
+A serving engine holds a fixed amount (vLLM reserves ``gpu_memory_utilization`` x total at start),
+so growth is the signature of something else: a leak, a notebook caching tensors, a trainer
+ramping up. A process whose memory rose steadily over the window gets "GPU 0 full in about 4 min
+at this rate". vLLM processes never do: their memory is fixed once loaded, and their start-up
+climb is not a leak. No I/O and no clock here: the tracker is fed snapshots and their timestamps.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from vramtop.analysis import roles
+from vramtop.analysis.instances import Instance
+from vramtop.snapshot import NodeSnapshot
+from vramtop.telemetry.model import TrendWarning
+
+
+@dataclass(frozen=True)
+class TrendRule:
+    """When growth counts: over at least ``min_span_s`` with ``min_samples``, up by at least
+    ``min_growth_mib``, with at most ``max_drop_mib`` given back along the way."""
+
+    window_s: float = 120.0
+    min_span_s: float = 20.0
+    min_samples: int = 5
+    min_growth_mib: int = 256
+    max_drop_mib: int = 64
+
+
+def slope(samples: list[tuple[float, int]]) -> float:
+    """Least-squares growth in MiB per second of (time, MiB) samples."""
+    n = len(samples)
+    if n < 2:
+        return 0.0
+    mean_t = sum(t for t, _ in samples) / n
+    mean_v = sum(v for _, v in samples) / n
+    var = sum((t - mean_t) ** 2 for t, _ in samples)
+    if var == 0:
+        return 0.0
+    return sum((t - mean_t) * (v - mean_v) for t, v in samples) / var
+
+
+def keeps_growing(samples: list[tuple[float, int]], rule: TrendRule) -> float | None:
+    """The growth rate (MiB/s) when ``samples`` show steady growth under ``rule``, else None."""
+    if len(samples) < rule.min_samples or samples[-1][0] - samples[0][0] < rule.min_span_s:
+        return None
+    if samples[-1][1] - samples[0][1] < rule.min_growth_mib:
+        return None
+    peak = samples[0][1]
+    for _, v in samples:
+        if peak - v > rule.max_drop_mib:
+            return None
+        peak = max(peak, v)
+    rate = slope(samples)
+    return rate if rate > 0 else None
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3 * 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.0f} h"
+
+
+class MemoryTrend:
+    """Keeps the recent used memory of each GPU and each (GPU, process), and judges growth."""
+
+    def __init__(self, rule: TrendRule = TrendRule(), max_samples: int = 600) -> None:
+        self.rule = rule
+        self._max = max_samples
+        self._gpus: dict[int, deque[tuple[float, int]]] = {}
+        self._procs: dict[tuple[int, int], deque[tuple[float, int]]] = {}
+
+    def _push(self, store: dict, key, t: float, mib: int) -> None:
+        series = store.setdefault(key, deque(maxlen=self._max))
+        if series and t <= series[-1][0]:
+            return  # the same snapshot twice, or a clock that went back
+        series.append((t, mib))
+        while series and t - series[0][0] > self.rule.window_s:
+            series.popleft()
+
+    def update(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...] = ()) -> tuple[TrendWarning, ...]:
+        """Record ``snapshot`` and return the warnings it raises, fastest-filling first."""
+        t = snapshot.timestamp
+        for g in snapshot.gpus:
+            if not g.lost:
+                self._push(self._gpus, g.index, t, g.used_mib)
+        seen: set[tuple[int, int]] = set()
+        per_proc: dict[tuple[int, int], int] = {}
+        for p in snapshot.gpu_processes:
+            if p.used_mib is not None:
+                key = (p.gpu_index, p.pid)
+                per_proc[key] = per_proc.get(key, 0) + p.used_mib
+        for key, mib in per_proc.items():
+            self._push(self._procs, key, t, mib)
+            seen.add(key)
+        for key in [k for k in self._procs if k not in seen]:
+            del self._procs[key]
+        for key in [k for k in self._gpus if snapshot.gpu(k) is None]:
+            del self._gpus[key]
+        return self.warnings(snapshot, instances)
+
+    def gpu_history(self, gpu_index: int) -> tuple[int, ...]:
+        """Used MiB of one GPU over the window, oldest first (for a sparkline)."""
+        return tuple(v for _, v in self._gpus.get(gpu_index, ()))
+
+    def process_history(self, gpu_index: int, pid: int) -> tuple[int, ...]:
+        return tuple(v for _, v in self._procs.get((gpu_index, pid), ()))
+
+    def warnings(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...] = ()) -> tuple[TrendWarning, ...]:
+        fixed = {pid for inst in instances if inst.engine == roles.VLLM for pid in inst.pids}
+        out: list[TrendWarning] = []
+        for (gpu_index, pid), series in self._procs.items():
+            proc = next((p for p in snapshot.gpu_processes if p.pid == pid and p.gpu_index == gpu_index), None)
+            if pid in fixed or (proc is not None and roles.classify(proc.host).engine == roles.VLLM):
+                continue
+            rate = keeps_growing(list(series), self.rule)
+            if rate is None:
+                continue
+            gpu = snapshot.gpu(gpu_index)
+            left = gpu.free_mib / rate if gpu is not None and not gpu.lost else None
+            what = proc.host.title if proc is not None and proc.host is not None else "not visible"
+            when = f"GPU {gpu_index} full in about {_duration(left)} at this rate" if left is not None else f"GPU {gpu_index}"
+            out.append(TrendWarning(pid, gpu_index, rate, left, f"pid {pid} ({what[:40]}) grows {rate:,.0f} MiB/s: {when}"))
+        out.sort(key=lambda w: (w.seconds_to_full is None, w.seconds_to_full or 0.0))
+        return tuple(out)

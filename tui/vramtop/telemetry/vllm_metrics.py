@@ -1,0 +1,360 @@
+"""vLLM's own view of an instance: find its API server, read ``/metrics``, explain its memory.
+
+A vLLM instance holds ``gpu_memory_utilization`` x the GPU's total memory from start to stop, so
+its VRAM never says how busy it is; the KV cache usage and the request queue do. The API server
+(``vllm serve``) exports them in Prometheus text; we read only the families we show, through
+prometheus_client's parser, and turn the token counters into rates between two scrapes.
+
+Metric names changed across vLLM releases: ``vllm:kv_cache_usage_perc`` (V1) replaced
+``vllm:gpu_cache_usage_perc``; both are read. Every sample carries ``model_name`` (and, in V1,
+``engine`` for each data-parallel engine).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable, Mapping
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from vramtop.analysis import roles
+from vramtop.analysis.instances import Instance
+from vramtop.snapshot import HostProcess, NodeSnapshot
+from vramtop.telemetry.model import CacheConfig, VllmMetrics
+
+DEFAULT_PORT = 8000
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+KV_USAGE = "vllm:kv_cache_usage_perc"
+KV_USAGE_OLD = "vllm:gpu_cache_usage_perc"
+RUNNING = "vllm:num_requests_running"
+WAITING = "vllm:num_requests_waiting"
+PREEMPTIONS = "vllm:num_preemptions_total"
+PROMPT_TOKENS = "vllm:prompt_tokens_total"
+GENERATION_TOKENS = "vllm:generation_tokens_total"
+CACHE_CONFIG = "vllm:cache_config_info"
+
+_WANTED = (KV_USAGE, KV_USAGE_OLD, RUNNING, WAITING, PREEMPTIONS, PROMPT_TOKENS, GENERATION_TOKENS, CACHE_CONFIG)
+# Sample lines start with the metric name; HELP/TYPE lines with "# HELP name" / "# TYPE name".
+_KEEP_PREFIXES = _WANTED + tuple(f"# {kind} {name}" for kind in ("HELP", "TYPE") for name in _WANTED)
+
+
+class MetricsUnavailable(Exception):
+    """The endpoint did not answer with Prometheus text; the message is one line."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the API server
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where an instance's metrics are served; ``other_netns`` when the API server sits in
+    another network namespace than vramtop (a container without a published port)."""
+
+    url: str
+    pid: int
+    other_netns: bool = False
+
+
+def _is_api_server(host: HostProcess) -> bool:
+    role = roles.classify(host)
+    if role.engine != roles.VLLM:
+        return False
+    return role.kind == "api-server" or role.label.startswith("APIServer")
+
+
+def api_server(snapshot: NodeSnapshot, instance: Instance) -> HostProcess | None:
+    """The outermost vLLM API server among the instance's processes and their ancestors."""
+    starts = [m.host for m in instance.members if m.host is not None]
+    if (root := snapshot.host_process(instance.root_pid)) is not None:
+        starts.append(root)
+    found: HostProcess | None = None
+    found_height = -1  # how far out from its starting process the API server sits
+    for host in starts:
+        seen: set[int] = set()
+        cur: HostProcess | None = host
+        height = 0
+        while cur is not None and cur.pid not in seen:
+            if _is_api_server(cur) and height > found_height:
+                found, found_height = cur, height
+            seen.add(cur.pid)
+            cur = snapshot.ancestors.get(cur.ppid) if cur.ppid else None
+            height += 1
+    return found
+
+
+def _arg(argv: Iterable[str], name: str) -> str | None:
+    args = list(argv)
+    for i, a in enumerate(args):
+        if a == name and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def _connect_host(bound: str | None) -> str:
+    """The address to connect to for a server bound to ``bound`` (wildcards mean loopback)."""
+    if not bound or bound in ("0.0.0.0", "*"):
+        return "127.0.0.1"
+    if bound == "::":
+        return "[::1]"
+    try:
+        if ipaddress.ip_address(bound).version == 6:
+            return f"[{bound}]"
+    except ValueError:
+        pass
+    return bound
+
+
+def listening_addresses(pid: int) -> list[tuple[str, int]] | None:
+    """The TCP (address, port) pairs ``pid`` listens on; None when the OS will not say."""
+    import psutil
+
+    try:
+        conns = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.Error:
+        return None
+    return sorted({(c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN and c.laddr})
+
+
+def _other_netns(pid: int) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino != os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return False
+
+
+def candidate_urls(server: HostProcess, listening: list[tuple[str, int]] | None) -> list[str]:
+    """Metrics URLs to try, best first: the ``--port`` of the command line when the process
+    listens on it (or when its sockets cannot be read), then the other ports it listens on."""
+    scheme = "https" if _arg(server.cmdline, "--ssl-keyfile") else "http"
+    port_text = _arg(server.cmdline, "--port")
+    try:
+        cmd_port = int(port_text) if port_text is not None else None
+    except ValueError:
+        cmd_port = None
+    cmd_host = _arg(server.cmdline, "--host")
+    urls: list[str] = []
+    if listening is None or not listening:
+        urls.append(f"{scheme}://{_connect_host(cmd_host)}:{cmd_port or DEFAULT_PORT}/metrics")
+        return urls
+    ordered = sorted(listening, key=lambda a: (a[1] != (cmd_port or DEFAULT_PORT), a[1]))
+    for addr, port in ordered:
+        url = f"{scheme}://{_connect_host(addr)}:{port}/metrics"
+        if url not in urls:
+            urls.append(url)
+    return urls
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and parsing
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never send loopback to a proxy
+
+
+def fetch(url: str, timeout_s: float) -> str:
+    """The body of ``url``; raises ``MetricsUnavailable`` with one line on any failure."""
+    context = None
+    if url.startswith("https:"):
+        import ssl
+
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # a local server's own certificate; we only read counters
+    try:
+        opener = _OPENER if context is None else urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+        )
+        with opener.open(url, timeout=timeout_s) as resp:
+            body = resp.read(MAX_BODY_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        raise MetricsUnavailable(f"HTTP {exc.code} from {url}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise MetricsUnavailable(f"{url}: {reason}") from None
+    if len(body) > MAX_BODY_BYTES:
+        raise MetricsUnavailable(f"{url}: answer larger than {MAX_BODY_BYTES // 2**20} MiB")
+    return body.decode("utf-8", errors="replace")
+
+
+def _relevant(text: str) -> str:
+    """Only the lines of the families we read: the parser's cost follows what we keep."""
+    return "\n".join(line for line in text.splitlines() if line.startswith(_KEEP_PREFIXES)) + "\n"
+
+
+def _to_int(value: str | None) -> int | None:
+    try:
+        return int(float(value)) if value not in (None, "", "None") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _to_float(value: str | None) -> float | None:
+    try:
+        return float(value) if value not in (None, "", "None") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def parse(text: str, url: str) -> VllmMetrics:
+    """The figures of one ``/metrics`` answer (no rates: those need the previous scrape).
+
+    Raises ``MetricsUnavailable`` when the text is not Prometheus exposition or holds no vLLM
+    figure at all (another server answered on that port)."""
+    sums: dict[str, float] = {}
+    kv: dict[str, float] = {}
+    models: list[str] = []
+    cache: CacheConfig | None = None
+    try:
+        for family in text_string_to_metric_families(_relevant(text)):
+            for sample in family.samples:
+                model = sample.labels.get("model_name")
+                if model and model not in models:
+                    models.append(model)
+                if sample.name in (KV_USAGE, KV_USAGE_OLD):
+                    kv.setdefault(sample.name, 0.0)
+                    kv[sample.name] = max(kv[sample.name], float(sample.value))
+                elif sample.name == CACHE_CONFIG:
+                    if cache is None:
+                        labels = sample.labels
+                        cache = CacheConfig(
+                            gpu_memory_utilization=_to_float(labels.get("gpu_memory_utilization")),
+                            num_gpu_blocks=_to_int(labels.get("num_gpu_blocks")),
+                            block_size=_to_int(labels.get("block_size")),
+                            cache_dtype=labels.get("cache_dtype") or None,
+                        )
+                elif sample.name in _WANTED:
+                    sums[sample.name] = sums.get(sample.name, 0.0) + float(sample.value)
+    except ValueError as exc:
+        raise MetricsUnavailable(f"{url}: not Prometheus text ({str(exc).splitlines()[0][:80]})") from None
+    if not sums and not kv and cache is None:
+        raise MetricsUnavailable(f"{url}: answers, but exports no vLLM metrics")
+    kv_name = KV_USAGE if KV_USAGE in kv else (KV_USAGE_OLD if KV_USAGE_OLD in kv else None)
+
+    def count(name: str) -> int | None:
+        return int(sums[name]) if name in sums else None
+
+    return VllmMetrics(
+        url=url,
+        model_names=tuple(models),
+        kv_cache_usage=kv[kv_name] if kv_name else None,
+        kv_metric=kv_name,
+        requests_running=count(RUNNING),
+        requests_waiting=count(WAITING),
+        preemptions_total=count(PREEMPTIONS),
+        prompt_tokens_total=sums.get(PROMPT_TOKENS),
+        generation_tokens_total=sums.get(GENERATION_TOKENS),
+        cache=cache,
+    )
+
+
+def _rate(now: float | None, before: float | None, seconds: float) -> float | None:
+    if now is None or before is None or seconds <= 0 or now < before:
+        return None  # first scrape, or the counter went back: the server restarted
+    return (now - before) / seconds
+
+
+def with_rates(current: VllmMetrics, previous: VllmMetrics | None, seconds: float) -> VllmMetrics:
+    """``current`` with token rates against ``previous``, read ``seconds`` earlier."""
+    if previous is None:
+        return current
+    return replace(
+        current,
+        prompt_tokens_per_s=_rate(current.prompt_tokens_total, previous.prompt_tokens_total, seconds),
+        generation_tokens_per_s=_rate(current.generation_tokens_total, previous.generation_tokens_total, seconds),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The line a view shows
+
+
+def _gib(mib: float) -> str:
+    return f"{mib / 1024:.1f} GiB"
+
+
+def fixed_memory_text(metrics: VllmMetrics, gpu_totals_mib: Mapping[int, int]) -> str | None:
+    """"VRAM fixed at 20.2 GiB/GPU by gpu_memory_utilization=0.9" from the cache config and
+    the totals of the instance's GPUs (vLLM reserves util x total on each of them)."""
+    util = metrics.cache.gpu_memory_utilization if metrics.cache else None
+    if util is None or not gpu_totals_mib:
+        return None
+    budgets = sorted({round(util * t) for t in gpu_totals_mib.values()})
+    per_gpu = _gib(budgets[0]) if len(budgets) == 1 else f"{_gib(budgets[0])}–{_gib(budgets[-1])}"
+    return f"VRAM fixed at {per_gpu}/GPU by gpu_memory_utilization={util:g}"
+
+
+def summary(metrics: VllmMetrics, gpu_totals_mib: Mapping[int, int]) -> str:
+    """One line: fixed memory · KV usage · running · waiting · preemptions · generated tok/s."""
+    parts: list[str] = []
+    if fixed := fixed_memory_text(metrics, gpu_totals_mib):
+        parts.append(fixed)
+    if metrics.kv_cache_usage is not None:
+        parts.append(f"KV {metrics.kv_cache_usage * 100:.0f} %")
+    if metrics.requests_running is not None:
+        parts.append(f"{metrics.requests_running:,} running")
+    if metrics.requests_waiting is not None:
+        parts.append(f"{metrics.requests_waiting:,} waiting")
+    if metrics.preemptions_total:
+        parts.append(f"{metrics.preemptions_total:,} preempted")
+    if metrics.generation_tokens_per_s is not None:
+        parts.append(f"{metrics.generation_tokens_per_s:,.0f} tok/s")
+    return " · ".join(parts) if parts else f"metrics: no figures yet ({metrics.url})"
+
+
+@dataclass
+class _Scraped:
+    metrics: VllmMetrics
+    at: float
+
+
+class VllmScraper:
+    """Scrapes vLLM endpoints and remembers the previous reading of each URL for rates.
+
+    ``fetch`` is injectable only so the benchmark can compare against a bare GET; it defaults
+    to the real HTTP read.
+    """
+
+    def __init__(self, timeout_s: float = 0.5, fetcher: Callable[[str, float], str] = fetch) -> None:
+        self._timeout_s = timeout_s
+        self._fetch = fetcher
+        self._previous: dict[str, _Scraped] = {}
+
+    def scrape(self, url: str, now: float) -> VllmMetrics:
+        """One reading of ``url`` with rates; raises ``MetricsUnavailable`` (one line)."""
+        metrics = parse(self._fetch(url, self._timeout_s), url)
+        prev = self._previous.get(url)
+        out = with_rates(metrics, prev.metrics if prev else None, now - prev.at if prev else 0.0)
+        self._previous[url] = _Scraped(metrics, now)
+        return out
+
+    def forget(self, keep: set[str]) -> None:
+        """Drop the readings of URLs no longer scraped."""
+        for url in [u for u in self._previous if u not in keep]:
+            del self._previous[url]
+
+
+def find_endpoint(
+    snapshot: NodeSnapshot,
+    instance: Instance,
+    probe: Callable[[str], bool],
+    listening: Callable[[int], list[tuple[str, int]] | None] = listening_addresses,
+) -> Endpoint | None:
+    """The instance's metrics endpoint: the first candidate URL ``probe`` accepts; when none
+    does, the best guess (so the view can name what it tried). None without an API server."""
+    server = api_server(snapshot, instance)
+    if server is None:
+        return None
+    urls = candidate_urls(server, listening(server.pid))
+    other = _other_netns(server.pid)
+    for url in urls:
+        if probe(url):
+            return Endpoint(url, server.pid, other)
+    return Endpoint(urls[0], server.pid, other)
