@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +38,13 @@ class StandIn:
         self.body.write_bytes(text.encode() if isinstance(text, str) else text)
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _wait_title(pid: int, word: str) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -64,7 +72,7 @@ def start_stand_in(tmp_path):
         if content_type:
             argv += ["--content-type", content_type]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True,
-                                env={**os.environ, **(env or {})})
+                                env={**os.environ, "SPT_NOENV": "1", **(env or {})})  # keep /proc/PID/environ readable
         started.append(proc)
         line = proc.stdout.readline().split()
         assert line, "stand-in did not start"

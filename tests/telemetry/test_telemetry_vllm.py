@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
-from telemetry_support import A10_TOTAL_MIB, snapshot_of, vllm_exposition
+from telemetry_support import A10_TOTAL_MIB, free_port, snapshot_of, vllm_exposition
 from vramtop.analysis.instances import group_instances
 from vramtop.snapshot import GpuProcess, HostProcess, NodeSnapshot
 from vramtop.telemetry import vllm_metrics
@@ -26,12 +24,6 @@ class Clock:
         return self.t
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _engines(kv0, kv1, gen0, gen1):
     return [
         dict(kv=kv0, running=7, waiting=2, prompt=10_000, generation=gen0, preemptions=1),
@@ -40,7 +32,7 @@ def _engines(kv0, kv1, gen0, gen1):
 
 
 def test_new_names_two_engines_read_from_the_port_on_the_command_line(start_stand_in):
-    port = _free_port()
+    port = free_port()
     server = start_stand_in(f"/usr/bin/python3 /usr/local/bin/vllm serve {MODEL} --port {port} --host 0.0.0.0",
                             port=port, child_title="VLLM::EngineCore")
     server.serve(vllm_exposition(new=True, model=MODEL, engines=_engines(0.37, 0.21, 50_000, 20_000), cache=CACHE))
@@ -117,7 +109,7 @@ def _fake_api_snapshot(argv: str) -> NodeSnapshot:
 
 
 def test_unreachable_endpoint_is_a_quiet_status_and_is_not_hammered():
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     snap = _fake_api_snapshot(f"/usr/local/bin/vllm serve m --port {port}")
     calls = []
 

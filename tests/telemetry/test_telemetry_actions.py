@@ -1,0 +1,134 @@
+"""Stopping real processes: SIGTERM honoured, SIGKILL only after a second confirmation,
+read-only refuses, a reused PID is never signalled."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from telemetry_support import snapshot_of
+from vramtop.analysis.instances import group_instances
+from vramtop.telemetry import actions
+from vramtop.telemetry.actions import Stopper, plan_for_instance, plan_for_process
+
+IGNORES_TERM = ("import signal, setproctitle, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                "setproctitle.setproctitle('python3 stubborn.py'); print('ready', flush=True); time.sleep(120)")
+HONOURS_TERM = "import time; print('ready', flush=True); time.sleep(120)"
+
+
+@pytest.fixture
+def spawn():
+    procs: list[subprocess.Popen] = []
+
+    def start(code: str) -> subprocess.Popen:
+        p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline().strip() == "ready"
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
+def _gone(stopper, plan, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while stopper.remaining(plan) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return stopper.remaining(plan)
+
+
+def test_sigterm_stops_a_process_that_honours_it(spawn):
+    p = spawn(HONOURS_TERM)
+    snap = snapshot_of({p.pid: (0, 2_000)})
+    plan = plan_for_process(snap, p.pid)
+    assert plan.per_gpu_mib == {0: 2_000}
+    stopper = Stopper()
+    result = stopper.terminate(plan)
+    assert result.ok and result.message == f"sent SIGTERM to pid {p.pid}"
+    assert _gone(stopper, plan) == ()
+    assert p.wait(timeout=5) == -15
+
+
+def test_sigkill_needs_the_second_confirmation(start_stand_in, spawn):
+    p = spawn(IGNORES_TERM)
+    snap = snapshot_of({p.pid: (1, 700)})
+    plan = plan_for_process(snap, p.pid)
+    stopper = Stopper()
+    assert stopper.terminate(plan).ok
+    assert _gone(stopper, plan, seconds=1.0) == (p.pid,)  # SIGTERM ignored
+    refused = stopper.kill(plan, confirmed=False)
+    assert not refused.ok and refused.remaining == (p.pid,) and p.poll() is None
+    killed = stopper.kill(plan, confirmed=True)
+    assert killed.ok and "SIGKILL" in killed.message
+    assert p.wait(timeout=5) == -9
+
+
+def test_a_whole_instance_stops_through_its_root(start_stand_in):
+    server = start_stand_in("/usr/local/bin/vllm serve m --port 0", child_title="VLLM::EngineCore")
+    snap = snapshot_of({server.child_pid: (0, 20_730)})
+    (inst,) = group_instances(snap)
+    plan = plan_for_instance(snap, inst)
+    assert [t.pid for t in plan.term] == [server.pid]
+    assert {t.pid for t in plan.watch} == {server.pid, server.child_pid}
+    assert plan.per_gpu_mib == {0: 20_730} and plan.refusal is None
+    stopper = Stopper()
+    assert stopper.terminate(plan).ok
+    # the stand-in's engine child outlives its parent (a real engine would exit with it): kill it
+    assert _gone(stopper, plan, seconds=2.0) == (server.child_pid,)
+    assert stopper.kill(plan, confirmed=True).ok
+    assert _gone(stopper, plan) == ()
+
+
+def test_readonly_refuses_everything(spawn):
+    p = spawn(HONOURS_TERM)
+    plan = plan_for_process(snapshot_of({p.pid: (0, 1)}), p.pid)
+    stopper = Stopper(readonly=True)
+    for result in (stopper.terminate(plan), stopper.kill(plan, confirmed=True)):
+        assert not result.ok and result.message == actions.READONLY_MESSAGE
+    time.sleep(0.2)
+    assert p.poll() is None
+
+
+def test_permission_refused_is_one_clear_line(spawn):
+    p = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", sys.executable, "-c",
+                          "import os, sys; os.kill(int(sys.argv[1]), 0)", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=30)
+    if "Operation not permitted" not in err and "PermissionError" not in err:
+        pytest.skip("cannot run a process without the right to signal others here")
+    # Run the stopper itself as an unprivileged user against a root-owned process.
+    victim = spawn(HONOURS_TERM)
+    code = ("import sys; from vramtop.telemetry.actions import Stopper, Target, StopPlan; "
+            "import psutil; pid = int(sys.argv[1]); ct = psutil.Process(pid).create_time(); "
+            "t = Target(pid, ct, 'victim', 'root'); "
+            "print(Stopper().terminate(StopPlan('victim', (t,), (t,))).message)")
+    run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", sys.executable, "-c",
+                          code, str(victim.pid)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == (f"permission denied signalling pid {victim.pid} (owned by root): "
+                                  "run vramtop as that user or as root")
+    assert victim.poll() is None
+
+
+def test_a_pid_reused_since_the_snapshot_is_not_signalled(spawn):
+    p = spawn(HONOURS_TERM)
+    plan = plan_for_process(snapshot_of({p.pid: (0, 1)}), p.pid)
+    t = plan.term[0]
+    stale = actions.StopPlan(plan.label, (actions.Target(t.pid, t.create_time - 100, t.title),),
+                             (actions.Target(t.pid, t.create_time - 100, t.title),))
+    result = Stopper().terminate(stale)
+    assert result.ok and "already ended" in result.message
+    assert p.poll() is None
+
+
+def test_hidden_process_cannot_be_stopped():
+    snap = snapshot_of({2**22 + 11: (0, 100)})
+    plan = plan_for_process(snap, 2**22 + 11)
+    result = Stopper().terminate(plan)
+    assert not result.ok and "not visible from here" in result.message
