@@ -39,8 +39,6 @@ GENERATION_TOKENS = "vllm:generation_tokens_total"
 CACHE_CONFIG = "vllm:cache_config_info"
 
 _WANTED = (KV_USAGE, KV_USAGE_OLD, RUNNING, WAITING, PREEMPTIONS, PROMPT_TOKENS, GENERATION_TOKENS, CACHE_CONFIG)
-# Sample lines start with the metric name; HELP/TYPE lines with "# HELP name" / "# TYPE name".
-_KEEP_PREFIXES = _WANTED + tuple(f"# {kind} {name}" for kind in ("HELP", "TYPE") for name in _WANTED)
 
 
 class MetricsUnavailable(Exception):
@@ -185,8 +183,9 @@ def fetch(url: str, timeout_s: float) -> str:
 
 
 def _relevant(text: str) -> str:
-    """Only the lines of the families we read: the parser's cost follows what we keep."""
-    return "\n".join(line for line in text.splitlines() if line.startswith(_KEEP_PREFIXES)) + "\n"
+    """Only the sample lines of the metrics we read: the parser's cost follows what we keep.
+    HELP and TYPE lines go too; samples are matched by their own names, typed or not."""
+    return "\n".join(line for line in text.splitlines() if line.startswith(_WANTED)) + "\n"
 
 
 def _to_int(value: str | None) -> int | None:
