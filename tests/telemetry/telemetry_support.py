@@ -45,16 +45,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_title(pid: int, word: str) -> None:
+def _wait_title(pid: int, title: str) -> None:
+    """Until ``pid`` shows ``title`` (the stand-in's own argv holds the text before it is set)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            if word in " ".join(psutil.Process(pid).cmdline()):
+            if " ".join(a for a in psutil.Process(pid).cmdline() if a).startswith(title):
                 return
         except psutil.Error:
             pass
         time.sleep(0.02)
-    raise AssertionError(f"pid {pid} never showed title {word!r}")
+    raise AssertionError(f"pid {pid} never showed title {title!r}")
 
 
 @pytest.fixture
@@ -77,9 +78,9 @@ def start_stand_in(tmp_path):
         line = proc.stdout.readline().split()
         assert line, "stand-in did not start"
         stand_in = StandIn(proc, int(line[0]), int(line[1]), path)
-        _wait_title(proc.pid, title.split()[-1])
+        _wait_title(proc.pid, title)
         if child_title:
-            _wait_title(stand_in.child_pid, child_title.split()[-1])
+            _wait_title(stand_in.child_pid, child_title)
         return stand_in
 
     yield start

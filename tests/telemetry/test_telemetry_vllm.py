@@ -41,7 +41,8 @@ def test_new_names_two_engines_read_from_the_port_on_the_command_line(start_stan
     assert inst.root_pid == server.pid  # the API server is the instance's root
 
     clock = Clock()
-    poller = TelemetryPoller(clock=clock, environ={})
+    # the sockets stay unread (as for a user who may not read them): the command line must do
+    poller = TelemetryPoller(clock=clock, environ={}, listening=lambda pid: None)
     first = poller.poll(snap).for_instance(inst.key)
     assert first.status == OK and first.endpoint == f"http://127.0.0.1:{port}/metrics"
     m = first.vllm

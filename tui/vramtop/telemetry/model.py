@@ -10,7 +10,10 @@ instance, never an error.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from vramtop.telemetry.ray_serve import ServeAutoscaling
 
 # InstanceTelemetry.status values
 OK = "ok"
@@ -153,6 +156,7 @@ class Telemetry:
     containers: Mapping[int, ContainerInfo] = field(default_factory=dict)
     trends: tuple[TrendWarning, ...] = ()
     notices: tuple[str, ...] = ()
+    serve: tuple[ServeAutoscaling, ...] = ()  # Ray Serve deployments that autoscale (Ray's metrics)
 
     def for_instance(self, key: str) -> InstanceTelemetry | None:
         return self.instances.get(key)

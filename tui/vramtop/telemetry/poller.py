@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, group_instances
 from vramtop.snapshot import NodeSnapshot
-from vramtop.telemetry import containers, ollama, vllm_metrics
+from vramtop.telemetry import containers, ollama, ray_serve, vllm_metrics
 from vramtop.telemetry.model import NO_ENDPOINT, NOT_REACHABLE, OK, InstanceTelemetry, OllamaStatus, Telemetry
 from vramtop.telemetry.trend import MemoryTrend
 
@@ -60,6 +60,9 @@ class TelemetryPoller:
         self._own_pid_ns = containers.in_own_pid_namespace()
         self._ollama_retry_at = 0.0
         self._ollama_last: OllamaStatus | None = None
+        self._ray_retry_at = 0.0
+        self._ray_url: str | None = None
+        self._ray_last: tuple[ray_serve.ServeAutoscaling, ...] = ()
 
     @property
     def trend(self) -> MemoryTrend:
@@ -87,6 +90,20 @@ class TelemetryPoller:
             del self._watched[key]
         self._scraper.forget({w.endpoint.url for w in self._watched.values() if w.endpoint})
 
+        serve = self._serve(snapshot, instances, now)
+        by_deployment = {(a.application, a.deployment): a for a in serve}
+        for inst in instances:
+            role = roles.classify(snapshot.host_process(inst.root_pid))
+            if role.kind != "replica" or (a := by_deployment.get((role.app, role.deployment))) is None:
+                continue
+            line = "serve: " + ray_serve.summary(a)
+            engine_tel = per_instance.get(inst.key)
+            if engine_tel is not None and engine_tel.status == OK:
+                line = f"{engine_tel.summary} · {line}"
+            per_instance[inst.key] = InstanceTelemetry(inst.key, inst.engine, OK, line, self._ray_url,
+                                                       engine_tel.vllm if engine_tel else None,
+                                                       engine_tel.generation_history if engine_tel else ())
+
         ollama_status = self._ollama(snapshot, now)
         if ollama_status is not None:
             for inst in instances:
@@ -105,6 +122,7 @@ class TelemetryPoller:
             containers=self._containers.lookup(snapshot),
             trends=self._trend.update(snapshot, instances),
             notices=tuple(notices),
+            serve=serve,
         )
 
     # -- vLLM ---------------------------------------------------------------------------------
@@ -150,6 +168,24 @@ class TelemetryPoller:
             tuple(watched.history),
         )
         return watched.last
+
+    # -- Ray Serve ----------------------------------------------------------------------------
+
+    def _serve(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...], now: float) -> tuple[ray_serve.ServeAutoscaling, ...]:
+        """Ray's autoscaling figures, read when a Serve replica is on the node."""
+        has_replica = any(roles.classify(snapshot.host_process(i.root_pid)).kind == "replica" for i in instances)
+        self._ray_url = ray_serve.metrics_url(snapshot) if has_replica else None
+        if self._ray_url is None:
+            self._ray_last = ()
+            return ()
+        if now < self._ray_retry_at:
+            return self._ray_last
+        try:
+            self._ray_last = ray_serve.parse(self._fetch(self._ray_url, self._timeout_s), self._ray_url)
+        except vllm_metrics.MetricsUnavailable:
+            self._ray_last = ()
+            self._ray_retry_at = now + self._retry_s
+        return self._ray_last
 
     # -- Ollama -------------------------------------------------------------------------------
 

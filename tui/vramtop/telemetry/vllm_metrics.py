@@ -17,7 +17,7 @@ import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Mapping
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -86,8 +86,16 @@ def api_server(snapshot: NodeSnapshot, instance: Instance) -> HostProcess | None
     return found
 
 
-def _arg(argv: Iterable[str], name: str) -> str | None:
-    args = list(argv)
+def argv_of(host: HostProcess) -> list[str]:
+    """The process's arguments. A title rewritten by setproctitle reads back as one string
+    padded with empty ones; split it on spaces as ``ps`` would show it."""
+    args = list(host.cmdline)
+    if len(args) == 1 or "" in args:
+        return " ".join(a for a in args if a).split()
+    return args
+
+
+def _arg(args: list[str], name: str) -> str | None:
     for i, a in enumerate(args):
         if a == name and i + 1 < len(args):
             return args[i + 1]
@@ -131,13 +139,14 @@ def _other_netns(pid: int) -> bool:
 def candidate_urls(server: HostProcess, listening: list[tuple[str, int]] | None) -> list[str]:
     """Metrics URLs to try, best first: the ``--port`` of the command line when the process
     listens on it (or when its sockets cannot be read), then the other ports it listens on."""
-    scheme = "https" if _arg(server.cmdline, "--ssl-keyfile") else "http"
-    port_text = _arg(server.cmdline, "--port")
+    args = argv_of(server)
+    scheme = "https" if _arg(args, "--ssl-keyfile") else "http"
+    port_text = _arg(args, "--port")
     try:
         cmd_port = int(port_text) if port_text is not None else None
     except ValueError:
         cmd_port = None
-    cmd_host = _arg(server.cmdline, "--host")
+    cmd_host = _arg(args, "--host")
     urls: list[str] = []
     if listening is None or not listening:
         urls.append(f"{scheme}://{_connect_host(cmd_host)}:{cmd_port or DEFAULT_PORT}/metrics")
