@@ -32,7 +32,7 @@ def ray_exposition(total: float, target: float, desired: int | None, per_replica
 
 def test_replica_instance_gets_the_autoscalers_view_from_the_raylets_metrics_port(start_stand_in):
     port = free_port()
-    raylet = start_stand_in(f"/opt/ray/core/src/ray/raylet/raylet --node_ip_address=127.0.0.1 --metrics_export_port={port}",
+    raylet = start_stand_in(f"/opt/ray/core/src/ray/raylet/raylet --node_ip_address=192.0.2.2 --metrics_export_port={port}",
                             port=port, child_title=f"ray::ServeReplica:{APP}:{DEP}")
     raylet.serve(ray_exposition(7, 5, 2, {"r1": 4, "r2": 3}))
     snap = snapshot_of({raylet.child_pid: (0, 9_000)})

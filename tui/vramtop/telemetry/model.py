@@ -9,11 +9,9 @@ instance, never an error.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Mapping
-
-if TYPE_CHECKING:
-    from vramtop.telemetry.ray_serve import ServeAutoscaling
+from typing import Mapping
 
 # InstanceTelemetry.status values
 OK = "ok"
@@ -140,6 +138,28 @@ class TrendWarning:
     mib_per_s: float
     seconds_to_full: float | None  # None when the GPU's free memory is unknown
     message: str
+
+
+@dataclass(frozen=True)
+class ServeAutoscaling:
+    """One deployment's demand as its autoscaler sees it. Figures absent from the metrics are None."""
+
+    application: str
+    deployment: str
+    total_requests: float | None = None
+    target_ongoing_requests: float | None = None
+    desired_replicas: int | None = None  # the policy's raw decision, before min/max
+    target_replicas: int | None = None  # what the controller is trying to reach (within min/max)
+    ongoing_per_replica: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def wanted_replicas(self) -> int | None:
+        """The raw decision, or total / target rounded up when Ray did not export it."""
+        if self.desired_replicas is not None:
+            return self.desired_replicas
+        if self.total_requests is None or not self.target_ongoing_requests:
+            return None
+        return math.ceil(self.total_requests / self.target_ongoing_requests)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,9 @@ from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, group_instances
 from vramtop.snapshot import NodeSnapshot
 from vramtop.telemetry import containers, ollama, ray_serve, vllm_metrics
-from vramtop.telemetry.model import NO_ENDPOINT, NOT_REACHABLE, OK, InstanceTelemetry, OllamaStatus, Telemetry
+from vramtop.telemetry.model import (
+    NO_ENDPOINT, NOT_REACHABLE, OK, InstanceTelemetry, OllamaStatus, ServeAutoscaling, Telemetry,
+)
 from vramtop.telemetry.trend import MemoryTrend
 
 
@@ -62,7 +64,7 @@ class TelemetryPoller:
         self._ollama_last: OllamaStatus | None = None
         self._ray_retry_at = 0.0
         self._ray_url: str | None = None
-        self._ray_last: tuple[ray_serve.ServeAutoscaling, ...] = ()
+        self._ray_last: tuple[ServeAutoscaling, ...] = ()
 
     @property
     def trend(self) -> MemoryTrend:
@@ -171,7 +173,7 @@ class TelemetryPoller:
 
     # -- Ray Serve ----------------------------------------------------------------------------
 
-    def _serve(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...], now: float) -> tuple[ray_serve.ServeAutoscaling, ...]:
+    def _serve(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...], now: float) -> tuple[ServeAutoscaling, ...]:
         """Ray's autoscaling figures, read when a Serve replica is on the node."""
         has_replica = any(roles.classify(snapshot.host_process(i.root_pid)).kind == "replica" for i in instances)
         self._ray_url = ray_serve.metrics_url(snapshot) if has_replica else None

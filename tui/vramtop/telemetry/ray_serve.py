@@ -7,18 +7,16 @@ The REST API tells the replica count and its bounds; only the metrics tell the d
 min/max) and ``serve_replica_processing_queries`` per replica. Ray exports them with a ``ray_``
 prefix on each node's metrics port, which the raylet's command line names
 (``--metrics_export_port``); the metrics are there only for deployments that autoscale.
+Names and labels (``application``, ``deployment``) checked against a live Ray 2.60 Serve app.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from typing import Mapping
-
 from prometheus_client.parser import text_string_to_metric_families
 
 from vramtop.snapshot import HostProcess, NodeSnapshot
-from vramtop.telemetry.vllm_metrics import MetricsUnavailable, _connect_host, argv_of
+from vramtop.telemetry.model import ServeAutoscaling
+from vramtop.telemetry.vllm_metrics import MetricsUnavailable, argv_of
 
 TOTAL = "ray_serve_autoscaling_total_requests"
 TARGET_ONGOING = "ray_serve_autoscaling_target_ongoing_requests"
@@ -28,44 +26,21 @@ PROCESSING = "ray_serve_replica_processing_queries"
 _WANTED = (TOTAL, TARGET_ONGOING, DESIRED, TARGET_REPLICAS, PROCESSING)
 
 
-@dataclass(frozen=True)
-class ServeAutoscaling:
-    """One deployment's demand as its autoscaler sees it. Figures absent from the metrics are None."""
-
-    application: str
-    deployment: str
-    total_requests: float | None = None
-    target_ongoing_requests: float | None = None
-    desired_replicas: int | None = None  # the policy's raw decision, before min/max
-    target_replicas: int | None = None  # what the controller is trying to reach (within min/max)
-    ongoing_per_replica: Mapping[str, float] = field(default_factory=dict)
-
-    @property
-    def wanted_replicas(self) -> int | None:
-        """The raw decision, or total / target rounded up when Ray did not export it."""
-        if self.desired_replicas is not None:
-            return self.desired_replicas
-        if self.total_requests is None or not self.target_ongoing_requests:
-            return None
-        return math.ceil(self.total_requests / self.target_ongoing_requests)
-
-
 def metrics_url(snapshot: NodeSnapshot) -> str | None:
-    """The Ray metrics URL of this node, from the raylet's command line among the known processes."""
+    """This node's Ray metrics URL, from the raylet's ``--metrics_export_port`` among the known
+    processes. The raylet runs here (we see it), and Ray's metrics agent listens on every
+    interface (or on loopback for a local-only node), so loopback reaches it."""
     hosts: list[HostProcess] = list(snapshot.ancestors.values())
     hosts += [p.host for p in snapshot.gpu_processes if p.host is not None]
     for host in hosts:
         args = argv_of(host)
         if not (host.name == "raylet" or (args and args[0].endswith("/raylet"))):
             continue
-        port = ip = None
         for arg in args:
             if arg.startswith(("--metrics_export_port=", "--metrics-export-port=")):
                 port = arg.split("=", 1)[1]
-            elif arg.startswith(("--node_ip_address=", "--node-ip-address=")):
-                ip = arg.split("=", 1)[1]
-        if port and port.isdigit() and int(port) > 0:
-            return f"http://{_connect_host(ip)}:{port}/metrics"
+                if port.isdigit() and int(port) > 0:
+                    return f"http://127.0.0.1:{port}/metrics"
     return None
 
 

@@ -104,7 +104,7 @@ def _arg(args: list[str], name: str) -> str | None:
     return None
 
 
-def _connect_host(bound: str | None) -> str:
+def connect_host(bound: str | None) -> str:
     """The address to connect to for a server bound to ``bound`` (wildcards mean loopback)."""
     if not bound or bound in ("0.0.0.0", "*"):
         return "127.0.0.1"
@@ -149,11 +149,11 @@ def candidate_urls(server: HostProcess, listening: list[tuple[str, int]] | None)
     cmd_host = _arg(args, "--host")
     urls: list[str] = []
     if listening is None or not listening:
-        urls.append(f"{scheme}://{_connect_host(cmd_host)}:{cmd_port or DEFAULT_PORT}/metrics")
+        urls.append(f"{scheme}://{connect_host(cmd_host)}:{cmd_port or DEFAULT_PORT}/metrics")
         return urls
     ordered = sorted(listening, key=lambda a: (a[1] != (cmd_port or DEFAULT_PORT), a[1]))
     for addr, port in ordered:
-        url = f"{scheme}://{_connect_host(addr)}:{port}/metrics"
+        url = f"{scheme}://{connect_host(addr)}:{port}/metrics"
         if url not in urls:
             urls.append(url)
     return urls
