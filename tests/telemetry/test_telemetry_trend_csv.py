@@ -86,3 +86,19 @@ def test_csv_quotes_commands_and_leaves_unknowns_empty():
     rows = list(csv.DictReader(io.StringIO(csv_export.to_csv(snap))))
     assert rows[0]["command"] == 'python3 -c "a, b = 1, 2"' and rows[0]["used_mib"] == ""
     assert rows[1]["engine"] == "unknown" and rows[1]["user"] == "" and rows[1]["command"] == ""
+
+
+def test_demo_node_telemetry_explains_the_replica_that_cannot_scale():
+    from vramtop.telemetry.demo import DemoTelemetry
+
+    clock = iter(range(0, 1000, 2))
+    source, tel_source = DemoSource(clock=lambda: 0.0), DemoTelemetry(clock=lambda: float(next(clock)))
+    snap = source.sample()
+    (inst,) = group_instances(snap)
+    for _ in range(3):
+        tel = tel_source.poll(snap)
+    line = tel.for_instance(inst.key)
+    budget = 0.9 * snap.gpus[0].total_mib / 1024
+    assert line.summary.startswith(f"VRAM fixed at {budget:.1f} GiB/GPU by gpu_memory_utilization=0.9 · KV ")
+    assert line.summary.endswith("serve: 7 ongoing / target 5 → wants 2 replicas; 1 fits → requests queue")
+    assert len(line.generation_history) == 3 and tel.trends == ()
