@@ -1,0 +1,30 @@
+# ---- fake NVML (stand-in libnvidia-ml.so.1): see tests/fakenvml.py ------------------------------
+import pytest
+
+import fakenvml
+
+
+def pytest_configure(config):
+    # Before any test can load a library: pynvml in this process must find the stand-in.
+    fakenvml.load_in_process()
+
+
+@pytest.fixture
+def fake_nvml(tmp_path, monkeypatch):
+    """The seed's 4x A10 node served by the stand-in NVML, no processes yet.
+
+    Yields a written ``fakenvml.Scenario`` whose file ``VRAMTOP_FAKE_NVML_SCENARIO`` names; change
+    it and call ``write()`` again, even while something polls it.
+    """
+    scenario = fakenvml.seed_a10(tmp_path / "nvml-scenario.txt")
+    scenario.write()
+    monkeypatch.setenv(fakenvml.SCENARIO_ENV, str(scenario.path))
+    yield scenario
+    # A test that left NVML initialised must not leak that state into the next one.
+    import pynvml
+
+    while fakenvml.stub().vramtopFakeNvmlInitCount() > 0:
+        pynvml.nvmlShutdown()
+
+
+# ---- end of fake NVML ---------------------------------------------------------------------------

@@ -1,0 +1,119 @@
+"""The stand-in NVML, through the real nvidia-ml-py: what the other tests rely on it to do."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pynvml
+import pytest
+
+import fakenvml
+
+MIB = 2**20
+
+
+@pytest.fixture
+def nvml(fake_nvml):
+    pynvml.nvmlInit()
+    yield fake_nvml
+    pynvml.nvmlShutdown()
+
+
+def test_pynvml_talks_to_the_stand_in_and_reads_the_seed_node(nvml):
+    assert pynvml.nvmlLib.vramtopFakeNvml() == 1
+    assert pynvml.nvmlDeviceGetCount() == 4
+    handle = pynvml.nvmlDeviceGetHandleByIndex(3)
+    mem = pynvml.nvmlDeviceGetMemoryInfo(handle, version=pynvml.nvmlMemory_v2)
+    assert [v // MIB for v in (mem.total, mem.reserved, mem.used, mem.free)] == [23_028, 513, 21_151, 1_364]
+    assert mem.total == mem.reserved + mem.used + mem.free
+    assert mem.total % MIB != 0  # odd byte tails, as a real driver reports
+    v1 = pynvml.nvmlDeviceGetMemoryInfo(handle)
+    assert (v1.total, v1.free, v1.used) == (mem.total, mem.free, mem.used + mem.reserved)
+
+
+def test_process_lists_follow_the_size_protocol_and_the_file_is_reread(nvml):
+    handle = pynvml.nvmlDeviceGetHandleByIndex(1)
+    assert pynvml.nvmlDeviceGetComputeRunningProcesses(handle) == []
+    for pid in range(100, 140):
+        nvml.add_process(1, pid, pid)
+    nvml.add_process(1, 7, None, "graphics")
+    nvml.write()
+    procs = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+    assert [(p.pid, p.usedGpuMemory) for p in procs] == [(pid, pid * MIB) for pid in range(100, 140)]
+    graphics = pynvml.nvmlDeviceGetGraphicsRunningProcesses(handle)
+    assert [(p.pid, p.usedGpuMemory) for p in graphics] == [(7, None)]
+    count = pynvml.c_uint(0)
+    fn = pynvml.nvmlLib.nvmlDeviceGetComputeRunningProcesses_v3
+    assert fn(handle, pynvml.byref(count), None) == pynvml.NVML_ERROR_INSUFFICIENT_SIZE
+    assert count.value == 40
+
+
+def test_faults_hit_the_named_function_and_gpu_only(nvml):
+    nvml.fault("nvmlDeviceGetPowerUsage", 1, "NOT_SUPPORTED")
+    nvml.fault("nvmlDeviceGetComputeRunningProcesses", 2, "NO_PERMISSION")
+    nvml.lose(3)
+    nvml.write()
+    h = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(3)] + [pynvml.nvmlDeviceGetHandleByIndex(0)]
+    with pytest.raises(pynvml.NVMLError_NotSupported):
+        pynvml.nvmlDeviceGetPowerUsage(h[1])
+    assert pynvml.nvmlDeviceGetPowerUsage(h[0]) == 140_000
+    with pytest.raises(pynvml.NVMLError_NoPermission):
+        pynvml.nvmlDeviceGetComputeRunningProcesses_v2(h[2])  # the unversioned name covers _v2 too
+    with pytest.raises(pynvml.NVMLError_GpuIsLost):
+        pynvml.nvmlDeviceGetHandleByIndex(3)
+    assert pynvml.nvmlSystemGetDriverVersion() == "550.54.15"  # GPU faults leave system calls alone
+    nvml.clear_faults()
+    nvml.write()
+    assert pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(3)) == "NVIDIA A10"
+
+
+def test_init_faults_and_calls_before_init(fake_nvml):
+    with pytest.raises(pynvml.NVMLError_Uninitialized):
+        pynvml.nvmlDeviceGetCount()
+    fake_nvml.fault("nvmlInit", None, "DRIVER_NOT_LOADED")
+    fake_nvml.write()
+    with pytest.raises(pynvml.NVMLError_DriverNotLoaded):
+        pynvml.nvmlInit()
+
+
+def test_an_unreadable_line_fails_every_call_and_names_the_line(fake_nvml):
+    fake_nvml.path.write_text("gpu 0\nname X\nmemroy 1 2 3 4\n")
+    with pytest.raises(pynvml.NVMLError_Unknown):
+        pynvml.nvmlInit()
+
+
+PROBE = """
+import json, pynvml
+try:
+    pynvml.nvmlInit()
+except pynvml.NVMLError as e:
+    print(json.dumps({"init": str(e)})); raise SystemExit
+print(json.dumps({name: hasattr(pynvml.nvmlLib, name) for name in
+    ("vramtopFakeNvml", "nvmlDeviceGetMemoryInfo_v2", "nvmlDeviceGetComputeRunningProcesses_v3")}))
+"""
+
+
+@pytest.mark.parametrize(
+    "variant, memory_v2, processes_v3",
+    [("full", True, True), ("no_memory_v2", False, True), ("no_processes_v3", True, False)],
+)
+def test_variants_lack_the_symbols_older_drivers_lack(fake_nvml, variant, memory_v2, processes_v3):
+    out = subprocess.run([sys.executable, "-c", PROBE], env=fake_nvml.env(variant),
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == {"vramtopFakeNvml": True, "nvmlDeviceGetMemoryInfo_v2": memory_v2,
+                               "nvmlDeviceGetComputeRunningProcesses_v3": processes_v3}
+
+
+def test_a_child_without_the_scenario_variable_sees_no_driver(fake_nvml):
+    env = fake_nvml.env()
+    del env[fakenvml.SCENARIO_ENV]
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True).stdout
+    assert json.loads(out) == {"init": "Driver Not Loaded"}
+
+
+def test_spawned_processes_carry_their_titles():
+    with fakenvml.spawn_processes("VLLM::Worker_TP0", "VLLM::Worker_TP1") as pids:
+        titles = [open(f"/proc/{p}/cmdline", "rb").read().rstrip(b"\0") for p in pids]
+        assert titles == [b"VLLM::Worker_TP0", b"VLLM::Worker_TP1"]
+    assert not any(os.path.exists(f"/proc/{p}") for p in pids)  # killed and reaped
