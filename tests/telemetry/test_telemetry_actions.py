@@ -132,3 +132,16 @@ def test_hidden_process_cannot_be_stopped():
     plan = plan_for_process(snap, 2**22 + 11)
     result = Stopper().terminate(plan)
     assert not result.ok and "not visible from here" in result.message
+
+
+def test_demo_and_replayed_nodes_are_never_signalled():
+    from dataclasses import replace
+
+    from vramtop.sources.demo import DemoSource
+
+    snap = DemoSource(clock=lambda: 0.0).sample()
+    (inst,) = group_instances(snap)
+    for plan in (plan_for_instance(snap, inst), plan_for_process(replace(snap, source="replay"), 4101)):
+        result = Stopper().terminate(plan)
+        assert not result.ok and "nothing to stop" in result.message
+    assert plan_for_instance(snap, inst).per_gpu_mib == inst.per_gpu_mib  # the dialog still shows the cost

@@ -60,6 +60,13 @@ class StopResult:
     remaining: tuple[int, ...] = ()
 
 
+def _not_live(snapshot: NodeSnapshot) -> str | None:
+    """Why processes of this snapshot must not be signalled: its PIDs are not this machine's."""
+    if snapshot.source in ("demo", "replay"):
+        return f"this is a {snapshot.source} node, not this machine: there is nothing to stop"
+    return None
+
+
 def _target(host: HostProcess) -> Target:
     return Target(host.pid, host.create_time, host.title, host.user)
 
@@ -71,8 +78,8 @@ def plan_for_instance(snapshot: NodeSnapshot, instance: Instance) -> StopPlan:
     watch = tuple(_target(m.host) for m in instance.members if m.host is not None)
     if root is not None and all(t.pid != root.pid for t in watch):
         watch = (_target(root),) + watch
-    refusal = None
-    if root is None or hidden:
+    refusal = _not_live(snapshot)
+    if refusal is None and (root is None or hidden):
         refusal = (f"pid {(hidden or [instance.root_pid])[0]} is not visible from here, so it cannot be stopped safely "
                    "(another PID namespace?)")
     note = None
@@ -97,6 +104,8 @@ def plan_for_process(snapshot: NodeSnapshot, pid: int) -> StopPlan:
         if p.pid == pid and p.used_mib is not None:
             per_gpu[p.gpu_index] = per_gpu.get(p.gpu_index, 0) + p.used_mib
     host = snapshot.host_process(pid)
+    if (refusal := _not_live(snapshot)) is not None:
+        return StopPlan(f"pid {pid}", (), (), per_gpu, refusal=refusal)
     if host is None:
         return StopPlan(f"pid {pid}", (), (), per_gpu,
                         refusal=f"pid {pid} is not visible from here, so it cannot be stopped safely (another PID namespace?)")
