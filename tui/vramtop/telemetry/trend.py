@@ -125,6 +125,7 @@ class MemoryTrend:
             left = gpu.free_mib / rate if gpu is not None and not gpu.lost else None
             what = proc.host.title if proc is not None and proc.host is not None else "not visible"
             when = f"GPU {gpu_index} full in about {_duration(left)} at this rate" if left is not None else f"GPU {gpu_index}"
-            out.append(TrendWarning(pid, gpu_index, rate, left, f"pid {pid} ({what[:40]}) grows {rate:,.0f} MiB/s: {when}"))
+            speed = f"{rate:,.0f}" if rate >= 10 else f"{rate:.1f}"
+            out.append(TrendWarning(pid, gpu_index, rate, left, f"pid {pid} ({what[:40]}) grows {speed} MiB/s: {when}"))
         out.sort(key=lambda w: (w.seconds_to_full is None, w.seconds_to_full or 0.0))
         return tuple(out)
