@@ -1,0 +1,48 @@
+"""End to end: the stand-in NVML lists a real vLLM-titled process, the live source reads it,
+and the poller reads that instance's metrics from its real API server."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from telemetry_support import free_port, vllm_exposition
+from vramtop.analysis.instances import group_instances
+from vramtop.telemetry import csv_export
+from vramtop.telemetry.model import OK
+from vramtop.telemetry.poller import TelemetryPoller
+
+CACHE = {"block_size": "16", "cache_dtype": "fp8", "gpu_memory_utilization": "0.85", "num_gpu_blocks": "9000"}
+
+
+def test_live_snapshot_to_serving_line_and_csv(fake_nvml, start_stand_in):
+    pytest.importorskip("vramtop.sources.nvml", reason="the NVML source is not in this tree yet")
+    from vramtop.sampler import LiveSource
+
+    port = free_port()
+    server = start_stand_in(f"/usr/local/bin/vllm serve Qwen/Qwen3-8B --port {port}", port=port,
+                            child_title="VLLM::EngineCore")
+    engines = [dict(kv=0.62, running=9, waiting=4, prompt=100, generation=200, preemptions=2)]
+    server.serve(vllm_exposition(new=True, model="Qwen/Qwen3-8B", engines=engines, cache=CACHE))
+    fake_nvml.add_process(2, server.child_pid, 19_500)
+    fake_nvml.write()
+
+    source = LiveSource()
+    try:
+        snap = source.sample()
+    finally:
+        source.close()
+    (inst,) = [i for i in group_instances(snap) if server.child_pid in i.pids]
+    assert inst.root_pid == server.pid and inst.per_gpu_mib == {2: 19_500}
+
+    tel = TelemetryPoller(environ={}).poll(snap).for_instance(inst.key)
+    assert tel.status == OK
+    total = snap.gpu(2).total_mib
+    assert tel.summary == (f"VRAM fixed at {0.85 * total / 1024:.1f} GiB/GPU by gpu_memory_utilization=0.85 · "
+                           "KV 62 % · 9 running · 4 waiting · 2 preempted")
+
+    (row,) = [r for r in csv.DictReader(io.StringIO(csv_export.to_csv(snap))) if r["pid"] == str(server.child_pid)]
+    assert (row["gpu"], row["engine"], row["role"], row["label"], row["instance"], row["used_mib"], row["command"]) == (
+        "2", "vllm", "engine", "EngineCore", inst.key, "19500", "VLLM::EngineCore")
