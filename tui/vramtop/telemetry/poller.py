@@ -159,7 +159,7 @@ class TelemetryPoller:
         except vllm_metrics.MetricsUnavailable as exc:
             hint = " (the API server is in another network namespace; publish its port)" if endpoint.other_netns else ""
             watched.last = InstanceTelemetry(inst.key, inst.engine, NOT_REACHABLE,
-                                             f"metrics: not reachable{hint}: {exc}", endpoint.url)
+                                             f"metrics: not reachable{hint} ({exc})", endpoint.url)
             watched.retry_at = now + self._retry_s
             return watched.last
         if metrics.generation_tokens_per_s is not None:

@@ -185,7 +185,8 @@ def fetch(url: str, timeout_s: float) -> str:
         raise MetricsUnavailable(f"HTTP {exc.code} from {url}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise MetricsUnavailable(f"{url}: {reason}") from None
+        text = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
+        raise MetricsUnavailable(f"{url}: {text.lower() if text[:1].isupper() else text}") from None
     if len(body) > MAX_BODY_BYTES:
         raise MetricsUnavailable(f"{url}: answer larger than {MAX_BODY_BYTES // 2**20} MiB")
     return body.decode("utf-8", errors="replace")
