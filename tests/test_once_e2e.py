@@ -1,0 +1,122 @@
+"""End to end: ``vramtop --once`` in a child process, real nvidia-ml-py on the stand-in driver,
+real processes with vLLM titles, nothing mocked."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import fakenvml
+
+# An engine core that starts its tensor-parallel workers, as vLLM's multiproc executor does.
+ENGINE = r"""
+import setproctitle, subprocess, sys, time
+setproctitle.setproctitle("VLLM::EngineCore")
+kids = [subprocess.Popen([sys.executable, "-c",
+        "import setproctitle, time; setproctitle.setproctitle('VLLM::Worker_TP%d'); print(flush=True); time.sleep(600)" % r],
+        stdout=subprocess.PIPE) for r in range(int(sys.argv[1]))]
+for k in kids:
+    k.stdout.readline()
+print(" ".join(str(k.pid) for k in kids), flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def vllm_tp4():
+    """A real EngineCore with Worker_TP0..3 children: yields (engine pid, worker pids)."""
+    engine = subprocess.Popen([sys.executable, "-c", ENGINE, "4"], stdout=subprocess.PIPE, text=True)
+    workers = [int(p) for p in engine.stdout.readline().split()]
+    yield engine.pid, workers
+    for pid in workers:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    engine.kill()
+    engine.wait()
+
+
+def run_vramtop(scenario: fakenvml.Scenario, *args: str, variant: str = "full") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "vramtop", *args],
+        env=scenario.env(variant), capture_output=True, text=True, timeout=60,
+    )
+
+
+def seed_with_workers(tmp_path: Path, workers: list[int]) -> fakenvml.Scenario:
+    scenario = fakenvml.seed_a10(tmp_path / "scenario.txt")
+    for gpu, pid in enumerate(workers):
+        scenario.add_process(gpu, pid, 20_730)
+    scenario.write()
+    return scenario
+
+
+def test_seed_node_as_json(tmp_path, vllm_tp4):
+    engine, workers = vllm_tp4
+    result = run_vramtop(seed_with_workers(tmp_path, workers), "--once", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    gpus = doc["gpus"]
+    assert [g["free_mib"] for g in gpus] == [32, 1_256, 1_254, 1_364]
+    assert all(g["total_mib"] == 23_028 and g["reserved_mib"] == 513 for g in gpus)
+    assert [g["state"] for g in gpus] == ["critical", "low", "low", "low"]
+    assert doc["node"]["free_mib"] == 3_906
+    assert [(p["pid"], p["gpu"], p["label"]) for p in doc["processes"]] == [
+        (pid, i, f"Worker_TP{i}") for i, pid in enumerate(workers)
+    ]
+    (inst,) = doc["instances"]
+    assert inst["root_pid"] == engine and inst["tp_size"] == 4
+    assert inst["total_mib"] == 82_920 and inst["per_gpu_mib"] == {str(i): 20_730 for i in range(4)}
+    assert {p["instance"] for p in doc["processes"]} == {inst["key"]}
+    assert doc["errors"] == [] and doc["source"] == "nvml"
+
+
+def test_text_picture_names_states_and_instance(tmp_path, vllm_tp4):
+    _, workers = vllm_tp4
+    result = run_vramtop(seed_with_workers(tmp_path, workers), "--once")
+    assert result.returncode == 0, result.stderr
+    assert "free 3,906 MiB" in result.stdout
+    assert "GPU 0 NVIDIA A10: used 22,483 + reserved 513 + free 32 = 23,028 MiB" in result.stdout
+    assert "critical" in result.stdout and "Worker_TP3" in result.stdout
+    assert "82,920 MiB" in result.stdout
+
+
+def test_lost_gpu_and_hidden_pid_are_reported_not_dropped(tmp_path, vllm_tp4):
+    _, workers = vllm_tp4
+    scenario = seed_with_workers(tmp_path, workers)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    scenario.add_process(3, gone.pid, 421)
+    scenario.lose(2)
+    scenario.write()
+    doc = json.loads(run_vramtop(scenario, "--once", "--json").stdout)
+    assert doc["gpus"][2]["lost"] and doc["gpus"][2]["state"] == "lost"
+    assert [g["free_mib"] for g in doc["gpus"] if not g["lost"]] == [32, 1_256, 1_364]
+    hidden = [p for p in doc["processes"] if p["pid"] == gone.pid]
+    assert hidden and hidden[0]["used_mib"] == 421 and not hidden[0]["visible"]
+    assert "PID namespace" in hidden[0]["hidden_reason"]
+    assert any(e["source"].startswith("nvml") and "lost" in e["message"].lower() for e in doc["errors"])
+
+
+def test_no_driver_exits_2_with_one_line(tmp_path):
+    scenario = fakenvml.seed_a10(tmp_path / "scenario.txt")
+    scenario.write()
+    env = dict(os.environ, LD_LIBRARY_PATH=str(tmp_path))  # an empty folder: no libnvidia-ml.so.1
+    result = subprocess.run([sys.executable, "-m", "vramtop", "--once"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "NVML library" in lines[0] and "not found" in lines[0] and "--demo" in lines[0]
+
+
+def test_demo_once_needs_no_driver(tmp_path):
+    env = dict(os.environ, LD_LIBRARY_PATH=str(tmp_path))
+    result = subprocess.run([sys.executable, "-m", "vramtop", "--demo", "--once", "--json"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    doc = json.loads(result.stdout)
+    assert doc["source"] == "demo" and doc["node"]["free_mib"] == 3_906

@@ -1,0 +1,123 @@
+"""The ``vramtop`` command: the live view, ``--once`` pictures, and the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from vramtop import __version__, config as config_mod
+from vramtop.config import Config, ConfigError
+
+DESCRIPTION = """\
+vramtop shows, live, what uses the VRAM of a GPU node that serves LLMs: a bar per GPU
+(used / driver-reserved / free, as nvidia-smi counts them), the processes on each GPU, and
+which of them form one serving instance (vLLM engine and TP workers, Ray Serve replicas,
+Ollama and llama.cpp runners), with the cost of each.
+"""
+
+EPILOG = """\
+examples:
+  vramtop                      live view of this node
+  vramtop --demo               the built-in demo node (4x A10 serving one vLLM replica)
+  vramtop --once               print the current picture and exit
+  vramtop --once --json        the same as a stable JSON document (see README)
+  vramtop fit medgemma-4b-it --engine vllm --tp 2 --util 0.85 --demo
+                               would this model fit on the node now? (see: vramtop fit --help)
+
+keys in the live view: q quit, ? help, p pause, tab next panel, / filter, s/S sort.
+
+exit status: 0 ok, 2 no NVIDIA driver / bad configuration.
+"""
+
+
+# Each module adds its subparser with ``add_parser(subparsers)`` and sets ``run(args) -> int``.
+SUBCOMMANDS: tuple[str, ...] = ()
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vramtop",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"vramtop {__version__}")
+    parser.add_argument("--demo", action="store_true", help="show the built-in demo node instead of this machine's GPUs")
+    parser.add_argument("--once", action="store_true", help="print the current picture and exit")
+    parser.add_argument("--json", action="store_true", help="with --once: print the JSON snapshot")
+    parser.add_argument("--interval", type=_positive_float, metavar="SECONDS", help="seconds between samples (default 1)")
+    parser.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ~/.config/vramtop/config.yaml)")
+    parser.add_argument("--theme", metavar="NAME", help="colour theme (see README)")
+    parser.add_argument("--print-config", action="store_true", help="print the effective configuration and where each value came from")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        importlib.import_module(module).add_parser(sub)
+    return parser
+
+
+def _print_config(cfg: Config) -> None:
+    for key, source in cfg.sources.items():
+        print(f"{key}: {getattr(cfg, key)!r}  # {source}")
+
+
+def _open_source(demo: bool):
+    """The snapshot source: the demo node, or this machine's NVML and processes."""
+    if demo:
+        from vramtop.sources.demo import DemoSource
+
+        return DemoSource()
+    from vramtop.sampler import LiveSource
+
+    return LiveSource()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command:
+        return args.run(args)
+    try:
+        cfg = config_mod.load(args.config, {"interval": args.interval, "theme": args.theme})
+    except ConfigError as exc:
+        print(f"vramtop: {exc}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        _print_config(cfg)
+        return 0
+    if args.json and not args.once:
+        parser.error("--json needs --once")
+
+    from vramtop.sources.nvml import NvmlUnavailable
+
+    try:
+        source = _open_source(args.demo)
+    except NvmlUnavailable as exc:
+        print(f"vramtop: {exc}; run 'vramtop --demo' to see a simulated node", file=sys.stderr)
+        return 2
+    if args.once:
+        from vramtop import once
+
+        snapshot = source.sample()
+        print(once.to_json(snapshot, cfg.thresholds) if args.json else once.to_text(snapshot, cfg.thresholds))
+        return 0
+
+    from vramtop.app import VramtopApp
+
+    VramtopApp(source, cfg).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""``vramtop --once``: the current picture as text or as the documented JSON snapshot.
+
+The JSON is a stable interface (``schema`` is bumped on any incompatible change); the README
+documents every field. Both forms are built from the same snapshot and analysis as the TUI.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from vramtop import __version__
+from vramtop.analysis import roles
+from vramtop.analysis.instances import Instance, group_instances, instance_of
+from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
+from vramtop.snapshot import NodeSnapshot
+
+SCHEMA = 1
+
+
+def _gib(mib: int) -> str:
+    return f"{mib / 1024:.1f} GiB"
+
+
+def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Instance, ...] | None = None) -> dict[str, Any]:
+    """The JSON document of one snapshot."""
+    instances = group_instances(snapshot) if instances is None else instances
+    owner = instance_of(instances)
+    processes = []
+    for p in snapshot.gpu_processes:
+        role = roles.classify(p.host)
+        processes.append({
+            "pid": p.pid,
+            "gpu": p.gpu_index,
+            "used_mib": p.used_mib,
+            "kind": p.kind,
+            "engine": role.engine,
+            "role": role.kind,
+            "label": role.label or None,
+            "instance": owner[p.pid].key if p.pid in owner else None,
+            "user": p.host.user if p.host else None,
+            "cpu_pct": p.host.cpu_pct if p.host else None,
+            "rss_mib": p.host.rss_mib if p.host else None,
+            "command": p.host.title if p.host else None,
+            "visible": p.host is not None,
+            "hidden_reason": p.hidden_reason,
+        })
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "vramtop_version": __version__,
+        "timestamp": snapshot.timestamp,
+        "hostname": snapshot.hostname,
+        "source": snapshot.source,
+        "driver_version": snapshot.driver_version,
+        "cuda_version": snapshot.cuda_version,
+        "node": {
+            "total_mib": snapshot.total_mib,
+            "reserved_mib": snapshot.reserved_mib,
+            "used_mib": snapshot.used_mib,
+            "free_mib": snapshot.free_mib,
+        },
+        "gpus": [
+            {
+                "index": g.index,
+                "name": g.name,
+                "uuid": g.uuid,
+                "total_mib": g.total_mib,
+                "reserved_mib": g.reserved_mib,
+                "used_mib": g.used_mib,
+                "free_mib": g.free_mib,
+                "state": gpu_state(g, thresholds),
+                "utilization_pct": g.utilization_pct,
+                "temperature_c": g.temperature_c,
+                "power_w": g.power_w,
+                "power_limit_w": g.power_limit_w,
+                "memory_api": g.memory_api,
+                "lost": g.lost,
+                "error": g.error,
+            }
+            for g in snapshot.gpus
+        ],
+        "processes": processes,
+        "instances": [
+            {
+                "key": i.key,
+                "name": i.name,
+                "engine": i.engine,
+                "tp_size": i.tp_size,
+                "root_pid": i.root_pid,
+                "pids": list(i.pids),
+                "per_gpu_mib": {str(g): mib for g, mib in i.per_gpu_mib.items()},
+                "total_mib": i.total_mib,
+                "memory_incomplete": i.unknown_mib,
+            }
+            for i in instances
+        ],
+        "errors": [{"source": e.source, "message": e.message} for e in snapshot.errors],
+    }
+    return doc
+
+
+def to_json(snapshot: NodeSnapshot, thresholds: Thresholds) -> str:
+    return json.dumps(to_dict(snapshot, thresholds), indent=2)
+
+
+def to_text(snapshot: NodeSnapshot, thresholds: Thresholds) -> str:
+    """A plain, pipe-friendly picture: node, GPUs, instances, processes, errors."""
+    out = []
+    head = f"{snapshot.hostname}  driver {snapshot.driver_version or 'n/a'}  CUDA {snapshot.cuda_version or 'n/a'}"
+    if snapshot.source != "nvml":
+        head += f"  [{snapshot.source.upper()}]"
+    out.append(head)
+    out.append(
+        f"node: used {snapshot.used_mib:,} / {snapshot.total_mib:,} MiB ({_gib(snapshot.used_mib)} / "
+        f"{_gib(snapshot.total_mib)}), reserved {snapshot.reserved_mib:,} MiB, free {snapshot.free_mib:,} MiB "
+        f"({_gib(snapshot.free_mib)})"
+    )
+    for g in snapshot.gpus:
+        state = gpu_state(g, thresholds)
+        if g.lost:
+            out.append(f"GPU {g.index} {g.name}: {SYMBOLS[state]} {state}: {g.error or 'GPU is lost'}")
+            continue
+        util = f"{g.utilization_pct}%" if g.utilization_pct is not None else "n/a"
+        out.append(
+            f"GPU {g.index} {g.name}: used {g.used_mib:,} + reserved {g.reserved_mib:,} + free {g.free_mib:,} "
+            f"= {g.total_mib:,} MiB  util {util}  {SYMBOLS[state]} {state}"
+            + (f"  ({g.error})" if g.error else "")
+        )
+    instances = group_instances(snapshot)
+    owner = instance_of(instances)
+    if instances:
+        out.append("instances:")
+        for i in instances:
+            per_gpu = ", ".join(f"GPU {g}: {mib:,}" for g, mib in i.per_gpu_mib.items())
+            tp = f" TP={i.tp_size}" if i.tp_size else ""
+            out.append(f"  {i.name} [{i.engine}{tp}] {i.total_mib:,} MiB ({per_gpu})")
+    if snapshot.gpu_processes:
+        out.append("processes:")
+        for p in snapshot.gpu_processes:
+            role = roles.classify(p.host)
+            mib = f"{p.used_mib:,} MiB" if p.used_mib is not None else "n/a"
+            what = p.host.title if p.host else (p.hidden_reason or "not visible from here")
+            inst = owner[p.pid].name if p.pid in owner else "-"
+            out.append(f"  GPU {p.gpu_index} pid {p.pid} {mib:>10}  {role.text:<22} {inst}  {what}")
+    for e in snapshot.errors:
+        out.append(f"error: {e.source}: {e.message}")
+    return "\n".join(out)

@@ -1,0 +1,62 @@
+"""The live source: NVML for the GPUs and their processes, psutil for what those processes are.
+
+One ``sample()`` call is one tick: it reads NVML, then the OS, and returns one immutable
+snapshot. It blocks (driver calls can), so the app calls it from a worker thread.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from vramtop.snapshot import GpuProcess, NodeSnapshot
+from vramtop.sources.nvml import NvmlSource
+from vramtop.sources.processes import ProcessReader
+
+
+class LiveSource:
+    """This machine's GPUs. Opening raises ``NvmlUnavailable`` (one line) when there is no driver."""
+
+    name = "nvml"
+
+    def __init__(self) -> None:
+        self._nvml = NvmlSource()
+        self._processes = ProcessReader()
+        self._hostname = socket.gethostname()
+
+    def sample(self) -> NodeSnapshot:
+        reading = self._nvml.read()
+        pids = {p.pid for p in reading.processes}
+        hosts, hidden, ancestors, errors = self._processes.read(pids)
+        procs = tuple(
+            GpuProcess(p.pid, p.gpu_index, p.used_mib, p.kind, hosts.get(p.pid), hidden.get(p.pid))
+            for p in reading.processes
+        )
+        return NodeSnapshot(
+            timestamp=time.time(),
+            hostname=self._hostname,
+            source="nvml",
+            driver_version=reading.driver_version,
+            cuda_version=reading.cuda_version,
+            nvml_version=reading.nvml_version,
+            gpus=reading.gpus,
+            gpu_processes=procs,
+            ancestors=ancestors,
+            errors=tuple(reading.errors) + tuple(errors),
+        )
+
+    def close(self) -> None:
+        self._nvml.close()
+
+
+def one_snapshot(demo: bool = False) -> NodeSnapshot:
+    """One picture of the node (or of the demo node), for commands that do not stay live."""
+    if demo:
+        from vramtop.sources.demo import DemoSource
+
+        return DemoSource().sample()
+    source = LiveSource()
+    try:
+        return source.sample()
+    finally:
+        source.close()
