@@ -62,8 +62,14 @@ def busy_vllm_body(engines: int = 2) -> bytes:
     hists += [Histogram(n, n, lab, buckets=TOKEN_BUCKETS, registry=reg) for n in (
         "vllm:request_prompt_tokens", "vllm:request_generation_tokens", "vllm:iteration_tokens_total",
         "vllm:request_max_num_generation_tokens", "vllm:request_params_max_tokens")]
-    info = Gauge("vllm:cache_config_info", "cache", ["block_size", "cache_dtype", "gpu_memory_utilization",
-                                                      "num_gpu_blocks", "engine"], registry=reg)
+    # vLLM writes every CacheConfig field as a label (the label set of a 2025 V1 release)
+    cache = {"block_size": "16", "cache_dtype": "auto", "calculate_kv_scales": "False", "cpu_offload_gb": "0",
+             "enable_prefix_caching": "True", "gpu_memory_utilization": "0.9", "is_attention_free": "False",
+             "kv_cache_memory_bytes": "None", "kv_sharing_fast_prefill": "False", "mamba_cache_dtype": "auto",
+             "mamba_page_size_padded": "None", "num_cpu_blocks": "None", "num_gpu_blocks": "27962",
+             "num_gpu_blocks_override": "None", "prefix_caching_hash_algo": "sha256", "sliding_window": "None",
+             "swap_space": "4", "engine": ""}
+    info = Gauge("vllm:cache_config_info", "cache", list(cache), registry=reg)
     for e in range(engines):
         lv = (model, str(e))
         gauges["vllm:num_requests_running"].labels(*lv).set(7)
@@ -76,7 +82,7 @@ def busy_vllm_body(engines: int = 2) -> bytes:
         for h in hists:
             for v in (0.003, 0.07, 0.9, 12.0, 300.0, 4000.0):
                 h.labels(*lv).observe(v)
-        info.labels("16", "auto", "0.9", "27962", str(e)).set(1)
+        info.labels(*list(cache.values())[:-1], str(e)).set(1)
     from prometheus_client import PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR
 
     for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):

@@ -86,7 +86,7 @@ def test_old_names_and_a_port_found_only_through_the_listening_socket(start_stan
     assert "KV 50 %" in tel.summary and "4 running" in tel.summary
 
 
-def test_counter_reset_gives_no_rate(start_stand_in):
+def test_restarted_server_gives_no_rate_and_its_new_cache_config(start_stand_in):
     server = start_stand_in("/usr/local/bin/vllm serve m --port 0", child_title="VLLM::EngineCore")
     one = [dict(kv=0.1, running=1, waiting=0, prompt=500, generation=9_000, preemptions=0)]
     server.serve(vllm_exposition(new=True, model="m", engines=one, cache=CACHE))
@@ -96,10 +96,13 @@ def test_counter_reset_gives_no_rate(start_stand_in):
     key = group_instances(snap)[0].key
     poller.poll(snap)
     restarted = [dict(kv=0.0, running=0, waiting=0, prompt=10, generation=20, preemptions=0)]
-    server.serve(vllm_exposition(new=True, model="m", engines=restarted, cache=CACHE))
+    server.serve(vllm_exposition(new=True, model="m", engines=restarted,
+                                 cache={**CACHE, "gpu_memory_utilization": "0.8", "num_gpu_blocks": "20000"}))
     clock.t += 1
     tel = poller.poll(snap).for_instance(key)
     assert tel.status == OK and tel.vllm.generation_tokens_per_s is None
+    # a restarted server may run another configuration: it is read again
+    assert (tel.vllm.cache.gpu_memory_utilization, tel.vllm.cache.num_gpu_blocks) == (0.8, 20_000)
 
 
 def _fake_api_snapshot(argv: str) -> NodeSnapshot:

@@ -38,7 +38,8 @@ PROMPT_TOKENS = "vllm:prompt_tokens_total"
 GENERATION_TOKENS = "vllm:generation_tokens_total"
 CACHE_CONFIG = "vllm:cache_config_info"
 
-_WANTED = (KV_USAGE, KV_USAGE_OLD, RUNNING, WAITING, PREEMPTIONS, PROMPT_TOKENS, GENERATION_TOKENS, CACHE_CONFIG)
+_LIVE = (KV_USAGE, KV_USAGE_OLD, RUNNING, WAITING, PREEMPTIONS, PROMPT_TOKENS, GENERATION_TOKENS)
+_WANTED = _LIVE + (CACHE_CONFIG,)
 
 
 class MetricsUnavailable(Exception):
@@ -192,10 +193,10 @@ def fetch(url: str, timeout_s: float) -> str:
     return body.decode("utf-8", errors="replace")
 
 
-def _relevant(text: str) -> str:
+def _relevant(text: str, names: tuple[str, ...]) -> str:
     """Only the sample lines of the metrics we read: the parser's cost follows what we keep.
     HELP and TYPE lines go too; samples are matched by their own names, typed or not."""
-    return "\n".join(line for line in text.splitlines() if line.startswith(_WANTED)) + "\n"
+    return "\n".join(line for line in text.splitlines() if line.startswith(names)) + "\n"
 
 
 def _to_int(value: str | None) -> int | None:
@@ -212,17 +213,19 @@ def _to_float(value: str | None) -> float | None:
         return None
 
 
-def parse(text: str, url: str) -> VllmMetrics:
+def parse(text: str, url: str, known_cache: CacheConfig | None = None) -> VllmMetrics:
     """The figures of one ``/metrics`` answer (no rates: those need the previous scrape).
 
+    ``known_cache``: the cache config read earlier from the same server, which a server never
+    changes while it runs; its long label line is then not parsed again.
     Raises ``MetricsUnavailable`` when the text is not Prometheus exposition or holds no vLLM
     figure at all (another server answered on that port)."""
     sums: dict[str, float] = {}
     kv: dict[str, float] = {}
     models: list[str] = []
-    cache: CacheConfig | None = None
+    cache: CacheConfig | None = known_cache
     try:
-        for family in text_string_to_metric_families(_relevant(text)):
+        for family in text_string_to_metric_families(_relevant(text, _LIVE if known_cache else _WANTED)):
             for sample in family.samples:
                 model = sample.labels.get("model_name")
                 if model and model not in models:
@@ -318,6 +321,15 @@ def summary(metrics: VllmMetrics, gpu_totals_mib: Mapping[int, int]) -> str:
     return " · ".join(parts) if parts else f"metrics: no figures yet ({metrics.url})"
 
 
+def _restarted(now: VllmMetrics, before: VllmMetrics) -> bool:
+    """Counters that went back, or a different model: the server behind the URL changed."""
+    for a, b in ((now.generation_tokens_total, before.generation_tokens_total),
+                 (now.prompt_tokens_total, before.prompt_tokens_total)):
+        if a is not None and b is not None and a < b:
+            return True
+    return now.model_names != before.model_names
+
+
 @dataclass
 class _Scraped:
     metrics: VllmMetrics
@@ -337,9 +349,15 @@ class VllmScraper:
         self._previous: dict[str, _Scraped] = {}
 
     def scrape(self, url: str, now: float) -> VllmMetrics:
-        """One reading of ``url`` with rates; raises ``MetricsUnavailable`` (one line)."""
-        metrics = parse(self._fetch(url, self._timeout_s), url)
+        """One reading of ``url`` with rates; raises ``MetricsUnavailable`` (one line).
+
+        The cache config is taken from the previous reading while the server's counters show
+        it is the same server (they never go back unless it restarted)."""
+        text = self._fetch(url, self._timeout_s)
         prev = self._previous.get(url)
+        metrics = parse(text, url, prev.metrics.cache if prev else None)
+        if prev and prev.metrics.cache and _restarted(metrics, prev.metrics):
+            metrics = parse(text, url)
         out = with_rates(metrics, prev.metrics if prev else None, now - prev.at if prev else 0.0)
         self._previous[url] = _Scraped(metrics, now)
         return out
