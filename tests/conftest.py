@@ -6,7 +6,10 @@ import fakenvml
 
 def pytest_configure(config):
     # Before any test can load a library: pynvml in this process must find the stand-in.
-    fakenvml.load_in_process()
+    try:
+        fakenvml.load_in_process()
+    except RuntimeError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,9 +67,12 @@ def build(variant: str = "full") -> Path:
     ]
     try:
         subprocess.run(cmd, check=True, capture_output=True, text=True)
+    except FileNotFoundError:
+        os.unlink(tmp)
+        raise RuntimeError(f"a C compiler ({cmd[0]!r}; set CC to choose one) is needed to build the stand-in NVML driver") from None
     except subprocess.CalledProcessError as exc:
         os.unlink(tmp)
-        raise RuntimeError(f"building the fake NVML failed: {' '.join(cmd)}\n{exc.stderr}") from exc
+        raise RuntimeError(f"building the stand-in NVML driver failed: {' '.join(cmd)}\n{exc.stderr}") from None
     os.replace(tmp, lib)
     return out_dir
 
@@ -193,6 +197,14 @@ class Scenario:
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".scenario-")
         with os.fdopen(fd, "w") as f:
             f.write(self.text())
+        # The stub notices a change by (inode, size, mtime). Inodes get reused and the kernel's
+        # file clock ticks only every few ms, so make each write's mtime strictly later.
+        try:
+            previous = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            previous = 0
+        mtime = max(time.time_ns(), previous + 1)
+        os.utime(tmp, ns=(mtime, mtime))
         os.replace(tmp, self.path)
         return self.path
 

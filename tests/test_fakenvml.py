@@ -117,3 +117,11 @@ def test_spawned_processes_carry_their_titles():
         titles = [open(f"/proc/{p}/cmdline", "rb").read().rstrip(b"\0") for p in pids]
         assert titles == [b"VLLM::Worker_TP0", b"VLLM::Worker_TP1"]
     assert not any(os.path.exists(f"/proc/{p}") for p in pids)  # killed and reaped
+
+
+def test_quick_same_size_rewrites_are_all_seen(nvml):
+    handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+    for step in range(50):  # same size each time, faster than the file clock ticks
+        nvml.gpus[0].temperature = 10 + step
+        nvml.write()
+        assert pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU) == 10 + step
