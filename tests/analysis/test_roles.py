@@ -38,6 +38,8 @@ def test_ray_serve_replica_names_app_and_deployment():
     "title, engine, kind",
     [
         ("ray::RayWorkerWrapper.execute_method", "ray", "worker"),
+        ("VLLM::APIServer", "vllm", "api-server"),
+        ("VLLM::APIServer_1", "vllm", "api-server"),
         ("ray::ProxyActor", "ray", "actor"),
         ("/usr/bin/python3 /usr/local/bin/vllm serve Qwen/Qwen2.5-7B --tensor-parallel-size 2", "vllm", "api-server"),
         ("python -m vllm.entrypoints.openai.api_server --model m", "vllm", "api-server"),

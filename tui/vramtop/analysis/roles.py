@@ -68,6 +68,8 @@ def classify(host: HostProcess | None) -> Role:
     if m := _VLLM_ENGINE.match(title):
         r = _ranks(m.group(1))
         return Role(VLLM, "engine", m.group(1), dp_rank=r.get("DP"))
+    if title.startswith("VLLM::APIServer"):
+        return Role(VLLM, "api-server", "APIServer")
     if title.startswith("VLLM::"):
         if m := _VLLM_WORKER.match(title):
             r = _ranks(m.group(1))
