@@ -120,3 +120,16 @@ def test_demo_once_needs_no_driver(tmp_path):
                             capture_output=True, text=True, timeout=60)
     doc = json.loads(result.stdout)
     assert doc["source"] == "demo" and doc["node"]["free_mib"] == 3_906
+
+
+def test_process_table_as_csv(tmp_path, vllm_tp4):
+    import csv
+    import io
+
+    engine, workers = vllm_tp4
+    result = run_vramtop(seed_with_workers(tmp_path, workers), "--once", "--csv")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(int(r["gpu"]), int(r["pid"]), r["label"], int(r["used_mib"])) for r in rows] == [
+        (i, pid, f"Worker_TP{i}", 20_730) for i, pid in enumerate(workers)
+    ]
+    assert {r["instance"] for r in rows} == {f"vllm:{engine}"}

@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo", action="store_true", help="show the built-in demo node instead of this machine's GPUs")
     parser.add_argument("--once", action="store_true", help="print the current picture and exit")
     parser.add_argument("--json", action="store_true", help="with --once: print the JSON snapshot")
+    parser.add_argument("--csv", action="store_true", help="with --once: print the process table as CSV")
+    parser.add_argument("--readonly", action="store_true", help="no actions: the live view cannot stop processes")
     parser.add_argument("--interval", type=_positive_float, metavar="SECONDS", help="seconds between samples (default 1)")
     parser.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ~/.config/vramtop/config.yaml)")
     parser.add_argument("--theme", metavar="NAME", help="colour theme (see README)")
@@ -96,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         _print_config(cfg)
         return 0
-    if args.json and not args.once:
-        parser.error("--json needs --once")
+    if (args.json or args.csv) and not args.once:
+        parser.error("--json and --csv need --once")
+    if args.json and args.csv:
+        parser.error("choose one of --json and --csv")
 
     from vramtop.sources.nvml import NvmlUnavailable
 
@@ -110,7 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         from vramtop import once
 
         snapshot = source.sample()
-        print(once.to_json(snapshot, cfg.thresholds) if args.json else once.to_text(snapshot, cfg.thresholds))
+        if args.csv:
+            from vramtop.telemetry import csv_export
+
+            print(csv_export.to_csv(snapshot), end="")
+        else:
+            print(once.to_json(snapshot, cfg.thresholds) if args.json else once.to_text(snapshot, cfg.thresholds))
         return 0
 
     from vramtop.app import VramtopApp
