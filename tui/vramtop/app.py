@@ -1,0 +1,343 @@
+"""The live view: header, GPU bars, the process table grouped by serving instance, side panels.
+
+Sampling never runs on the UI thread. A thread worker calls ``source.sample()``; when it ends,
+the next one is armed with ``set_timer`` (so polls never overlap, even if a driver call hangs),
+and the snapshot comes back as a message that a newer one replaces if the UI is behind. A
+failing sample leaves the last picture in place with one line saying why.
+
+Panels that need the node (Ray, what-if) read ``app.snapshot`` / ``app.instances`` and
+subscribe to ``app.snapshot_signal``, published after every new snapshot is shown.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.signal import Signal
+from textual.timer import Timer
+from textual.widget import Widget
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState
+
+from vramtop import themes
+from vramtop.analysis.instances import Instance, group_instances
+from vramtop.config import Config
+from vramtop.snapshot import NodeSnapshot
+from vramtop.widgets.gpu_bars import GpuPanel
+from vramtop.widgets.help_screen import HelpScreen
+from vramtop.widgets.node_header import NodeHeader
+from vramtop.widgets.process_rows import Row
+from vramtop.widgets.process_table import ProcessTable
+from vramtop.widgets.status_line import StatusLine
+
+DEFAULT_THEME = "vramtop-dark"
+
+
+class Source(Protocol):
+    """Anything that returns one picture of the node per call (may block, may raise)."""
+
+    def sample(self) -> NodeSnapshot: ...
+
+
+class SnapshotReady(Message):
+    """A sample finished. While the UI is behind, a newer snapshot queued after it wins
+    (Textual drops a message whose ``can_replace`` accepts the next one in the queue)."""
+
+    def __init__(self, snapshot: NodeSnapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SnapshotReady)
+
+
+class SampleFailed(Message):
+    """``source.sample()`` raised; ``reason`` is one line. Any newer outcome supersedes it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, (SnapshotReady, SampleFailed))
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class VramtopApp(App[None]):
+    """``VramtopApp(source, config, ray_poller=None).run()``."""
+
+    CSS_PATH = Path(__file__).parent / "app.tcss"
+    TITLE = "vramtop"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (60, "-medium"), (150, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
+
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("p", "pause", "Pause"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse_sort", "Reverse sort", show=False),
+        Binding("t", "toggle_grouping", "Instances / flat list", show=False),
+        Binding("1", "toggle_panel('gpus')", "Show/hide the GPU bars", show=False),
+        Binding("2", "toggle_panel('procs')", "Show/hide the process table", show=False),
+        Binding("3", "toggle_panel('side')", "Show/hide the side panels", show=False),
+        Binding("r", "show_side('ray')", "Ray panel", show=False),
+    ]
+
+    def __init__(self, source: Source, config: Config | None = None, ray_poller: Any = None) -> None:
+        super().__init__()
+        self.source = source
+        self.config = config or Config()
+        self.ray_poller = ray_poller
+        self.snapshot: NodeSnapshot | None = None
+        self.instances: tuple[Instance, ...] = ()
+        self.paused = False
+        self.sample_error: str | None = None
+        self.snapshot_signal: Signal[NodeSnapshot] = Signal(self, "snapshot")
+        self._timer: Timer | None = None
+        self._notes: list[str] = []  # lasting one-line problems (a theme file, an unknown theme)
+        self._side_forced: bool | None = None  # the user's choice; None: the layout decides
+        self._hidden: set[str] = set()
+        loaded, errors = themes.load_themes()
+        for theme in loaded.values():
+            self.register_theme(theme)
+        self._notes += [str(e) for e in errors]
+        wanted = self.config.theme
+        if wanted not in self.available_themes:
+            self._notes.append(f"theme '{wanted}' not found; using {DEFAULT_THEME}")
+            wanted = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
+        self.theme = wanted
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield NodeHeader(id="header")
+        yield StatusLine(id="status")
+        with Horizontal(id="body"):
+            with Vertical(id="main"):
+                yield GpuPanel(id="gpus")
+                with Vertical(id="procs-pane"):
+                    yield Input(placeholder="filter: pid, user, role, instance, command",
+                                id="filter", compact=True)
+                    yield ProcessTable(id="procs")
+                    yield Static("", id="detail", markup=False)
+            with TabbedContent(id="side"):
+                for pane_id, title, make in self.side_panels():
+                    with TabPane(title, id=pane_id):
+                        yield make()
+        yield Footer(compact=True)
+
+    def side_panels(self) -> Iterable[tuple[str, str, Callable[[], Widget]]]:
+        """The side panels as (pane id, tab title, widget factory); a new panel is one more
+        line here (and a key in BINDINGS: ``show_side('<pane id>')``)."""
+        yield "ray", "Ray", self._ray_panel
+
+    def _ray_panel(self) -> Widget:
+        if self.ray_poller is None:
+            return Static("Ray: not polled", id="ray-placeholder", classes="placeholder")
+        from vramtop.widgets.ray_panel import RayPanel
+
+        return RayPanel(self.ray_poller)
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return themes.variable_defaults(self.current_theme)
+
+    def on_mount(self) -> None:
+        self.query_one("#filter").display = False
+        self.query_one("#detail").display = False
+        self.query_one(ProcessTable).focus()
+        self._show_status()
+        self.sample_now()
+
+    def _screen_classes(self) -> None:
+        screen = self.screen
+        for panel in ("gpus", "procs"):
+            screen.set_class(panel in self._hidden, f"-no-{panel}")
+        screen.set_class(self._side_forced is False, "-no-side")
+        screen.set_class(self._side_forced is True, "-side")
+
+    # -- sampling --------------------------------------------------------------------------
+
+    def sample_now(self) -> None:
+        """Start a sample unless one is running; the next is armed when it ends."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        if not any(w.group == "poll" and not w.is_finished for w in self.workers):
+            self._sample()
+
+    @work(thread=True, group="poll", exit_on_error=False, description="sample the node")
+    def _sample(self) -> None:
+        try:
+            snapshot = self.source.sample()
+        except Exception as exc:  # any source failure is one line in place, never a crash
+            self.post_message(SampleFailed(one_line(exc)))
+            return
+        self.post_message(SnapshotReady(snapshot))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "poll" or not event.worker.is_finished:
+            return
+        if event.state == WorkerState.ERROR:
+            self.post_message(SampleFailed(one_line(event.worker.error)))
+        if not self.paused and self.is_running:
+            self._timer = self.set_timer(self.config.interval, self.sample_now, name="next sample")
+
+    async def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        if self.paused:
+            return
+        self.sample_error = None
+        await self.show_snapshot(message.snapshot)
+
+    def on_sample_failed(self, message: SampleFailed) -> None:
+        if self.paused:
+            return
+        when = ""
+        if self.snapshot is not None:
+            when = time.strftime("; showing the picture of %H:%M:%S", time.localtime(self.snapshot.timestamp))
+        self.sample_error = f"sample failed: {message.reason}{when}"
+        self._show_status()
+
+    async def show_snapshot(self, snapshot: NodeSnapshot) -> None:
+        """Show ``snapshot`` everywhere, then tell the subscribed panels."""
+        self.snapshot = snapshot
+        self.instances = group_instances(snapshot)
+        with self.batch_update():
+            self.query_one(NodeHeader).show(snapshot, self.paused)
+            self._show_status()
+            await self.query_one(GpuPanel).show(snapshot, self.config.thresholds)
+            self.query_one(ProcessTable).show(snapshot, self.instances)
+        self.snapshot_signal.publish(snapshot)
+
+    def _show_status(self) -> None:
+        lines = [self.sample_error] if self.sample_error else []
+        if self.snapshot is not None:
+            lines += [f"{e.source}: {e.message}" for e in self.snapshot.errors]
+        self.query_one(StatusLine).show(tuple(lines + self._notes))
+
+    # -- the detail line and the filter -----------------------------------------------------
+
+    def on_process_table_highlighted(self, message: ProcessTable.Highlighted) -> None:
+        detail = self.query_one("#detail", Static)
+        detail.display = message.row is not None
+        if message.row is not None:
+            detail.update(self._detail(message.row))
+
+    def _detail(self, row: Row) -> str:
+        text = row.detail
+        telemetry = self.snapshot.telemetry if self.snapshot else None
+        if row.kind == "instance" and telemetry is not None and row.instance_key:
+            found = telemetry.for_instance(row.instance_key)
+            if found is not None and found.summary:
+                text += f" · {found.summary}"
+        return text
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        table = self.query_one(ProcessTable)
+        table.set_view(filter_text=event.value)
+        self._title_table()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.query_one(ProcessTable).focus()
+
+    def _title_table(self) -> None:
+        table = self.query_one(ProcessTable)
+        shown = table.view.filter_text.strip()
+        table.border_title = f"Processes · filter: {shown}" if shown else "Processes"
+
+    def on_key(self, event) -> None:
+        if event.key == "escape" and self.focused is self.query_one("#filter"):
+            self._clear_filter()
+            event.stop()
+
+    def _clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        self.query_one(ProcessTable).focus()
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen([
+            ("Everywhere", self.BINDINGS + [Binding("tab", "", "Next panel"), Binding("ctrl+p", "", "Command palette")]),
+            ("Process table", ProcessTable.BINDINGS + [Binding("up,down,home,end", "", "Move the cursor")]),
+            ("Filter box", [Binding("enter", "", "Keep the filter, back to the table"),
+                            Binding("escape", "", "Clear the filter")]),
+        ]))
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        if self.paused and self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self.query_one(NodeHeader).show(self.snapshot, self.paused)
+        if not self.paused:
+            self.sample_now()
+
+    def action_filter(self) -> None:
+        if "procs" in self._hidden:
+            self.action_toggle_panel("procs")
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_sort(self) -> None:
+        self.query_one(ProcessTable).cycle_sort()
+
+    def action_reverse_sort(self) -> None:
+        self.query_one(ProcessTable).reverse_sort()
+
+    def action_toggle_grouping(self) -> None:
+        self.query_one(ProcessTable).toggle_grouping()
+
+    def action_toggle_panel(self, panel: str) -> None:
+        if panel == "side":
+            self._side_forced = not self.query_one("#side").display
+        else:
+            self._hidden.symmetric_difference_update({panel})
+        self._screen_classes()
+
+    def action_show_side(self, pane: str) -> None:
+        self._side_forced = True
+        self._screen_classes()
+        tabs = self.query_one("#side", TabbedContent)
+        tabs.active = pane
+        tabs.focus()
+
+    def on_resize(self) -> None:
+        self._screen_classes()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Pause / resume sampling", "Freeze the picture (p)", self.action_pause)
+        yield SystemCommand("Filter processes", "Type to keep matching rows (/)", self.action_filter)
+        yield SystemCommand("Sort by the next column", "Cycle the sort column (s)", self.action_sort)
+        yield SystemCommand("Reverse the sort", "Flip the sort order (S)", self.action_reverse_sort)
+        yield SystemCommand("Group by instance / flat list", "Toggle the instance tree (t)",
+                            self.action_toggle_grouping)
+        yield SystemCommand("Show / hide the GPU bars", "Panel 1", lambda: self.action_toggle_panel("gpus"))
+        yield SystemCommand("Show / hide the process table", "Panel 2", lambda: self.action_toggle_panel("procs"))
+        yield SystemCommand("Show / hide the side panels", "Panel 3", lambda: self.action_toggle_panel("side"))
+        for pane_id, title, _ in self.side_panels():
+            yield SystemCommand(f"Open the {title} panel", f"Show the {title} tab",
+                                lambda pane=pane_id: self.action_show_side(pane))
+        yield SystemCommand("Keys", "Every key, by panel (?)", self.action_help)
+

@@ -1,0 +1,159 @@
+"""One line per GPU: a memory bar in three segments (used, driver-reserved, free), its numbers,
+utilization, temperature, power and the state word with its symbol.
+
+The bar is drawn by ``render()`` (no ProgressBar: no timers, no child widgets). Segments differ
+by glyph as well as colour, so they read under NO_COLOR and for colour-blind users. Fields drop
+by priority as the line gets narrower; the index, the state and the bar always stay.
+"""
+
+from __future__ import annotations
+
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.widget import Widget
+
+from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
+from vramtop.snapshot import GpuInfo, NodeSnapshot
+
+USED, RESERVED, FREE = "█", "▒", "░"
+MIN_BAR = 8
+STATE_WIDTH = len("critical")
+
+
+def split_cells(width: int, parts: list[int]) -> list[int]:
+    """Share ``width`` cells among ``parts`` in proportion (largest remainder); a part above
+    zero gets at least one cell when there is room, so a small reserve never vanishes."""
+    total = sum(parts)
+    if width <= 0 or total <= 0:
+        return [0] * len(parts)
+    exact = [width * p / total for p in parts]
+    cells = [int(x) for x in exact]
+    for i in sorted(range(len(parts)), key=lambda i: exact[i] - cells[i], reverse=True)[: width - sum(cells)]:
+        cells[i] += 1
+    for i, p in enumerate(parts):
+        if p > 0 and cells[i] == 0:
+            donor = max(range(len(parts)), key=lambda j: cells[j])
+            if cells[donor] > 1:
+                cells[donor] -= 1
+                cells[i] = 1
+    return cells
+
+
+def field_widths(gpus: tuple[GpuInfo, ...]) -> dict[str, int]:
+    """Widths that every GPU's fields fit in, from totals and limits (not from the current
+    values), so the bars of a node line up and do not jitter from one tick to the next."""
+    mib = max((len(f"{g.total_mib:,}") for g in gpus), default=6)
+    watts = max((len(f"{g.power_limit_w or g.power_w or 0:.0f}") for g in gpus), default=3)
+    return {
+        "used": 2 * mib + 5, "reserved": mib + 4, "free": mib + 5, "util": 9, "temp": 5,
+        "power": 2 * watts + 3, "name": max((len(g.name) for g in gpus), default=0),
+    }
+
+
+# Display order after the bar, with the priority at which a field drops (highest first).
+FIELDS = (("used", 3), ("reserved", 4), ("free", 1), ("util", 2), ("temp", 5), ("power", 5), ("name", 6))
+
+
+def fields_that_fit(widths: dict[str, int], width: int) -> tuple[str, ...]:
+    """The fields that leave the bar a sixth of the line (at least ``MIN_BAR`` cells)."""
+    keep = [key for key, _ in FIELDS]
+    priority = dict(FIELDS)
+    min_bar = max(MIN_BAR, width // 6)
+    while keep and width - HEAD_WIDTH - sum(widths[k] + 1 for k in keep) < min_bar:
+        keep.remove(max(reversed(keep), key=lambda k: priority[k]))
+    return tuple(keep)
+
+
+def _field(gpu: GpuInfo, key: str, width: int) -> Content:
+    if key == "used":
+        text = Content(f"{gpu.used_mib:,}/{gpu.total_mib:,} MiB")
+    elif key == "reserved":
+        text = Content(f"{gpu.reserved_mib:,} rsv").stylize("$vram-reserved")
+    elif key == "free":
+        text = Content.assemble((f"{gpu.free_mib:,}", "bold"), " free")
+    elif key == "util":
+        text = Content("" if gpu.utilization_pct is None else f"util {gpu.utilization_pct}%")
+    elif key == "temp":
+        text = Content("" if gpu.temperature_c is None else f"{gpu.temperature_c}°C")
+    elif key == "power":
+        limit = f"/{gpu.power_limit_w:.0f}" if gpu.power_limit_w else ""
+        text = Content("" if gpu.power_w is None else f"{gpu.power_w:.0f}{limit} W")
+    else:
+        text = Content(gpu.name).stylize("dim")
+    pad = " " * max(0, width - text.cell_length)
+    return Content.assemble(text, pad) if key == "name" else Content.assemble(pad, text)
+
+
+HEAD_WIDTH = 3 + 2 + STATE_WIDTH + 1
+
+
+def gpu_line(gpu: GpuInfo, state: str, width: int, widths: dict[str, int] | None = None) -> Content:
+    """The GPU's line at ``width`` cells; ``widths`` (shared by a node's GPUs) align the bars."""
+    widths = widths or field_widths((gpu,))
+    head = Content.assemble(
+        (f"{gpu.index:>2} ", "bold"),
+        Content.from_markup(f"[$state-{state}]$sym {state:<{STATE_WIDTH}}[/]", sym=SYMBOLS[state]),
+        " ",
+    )
+    keys = fields_that_fit(widths, width)
+    bar_width = max(MIN_BAR, width - HEAD_WIDTH - sum(widths[k] + 1 for k in keys))
+    if gpu.lost:
+        room = bar_width + sum(widths[k] + 1 for k in keys if k != "name")
+        label = " no figures: GPU lost "
+        lost = Content(label.center(room, "╌")[:room]).stylize("$state-lost")
+        name = (" ", _field(gpu, "name", widths["name"])) if "name" in keys else ()
+        return Content.assemble(head, lost, *name)
+    used, reserved, free = split_cells(bar_width, [max(gpu.used_mib, 0), max(gpu.reserved_mib, 0), max(gpu.free_mib, 0)])
+    bar = Content.assemble(
+        (USED * used, "$vram-used"), (RESERVED * reserved, "$vram-reserved"), (FREE * free, "$vram-free")
+    )
+    return Content.assemble(head, bar, *(part for k in keys for part in (" ", _field(gpu, k, widths[k]))))
+
+
+class GpuBar(Widget):
+    """One GPU; a second line says why figures are missing when NVML reported an error."""
+
+    DEFAULT_CSS = "GpuBar { height: auto; }"
+
+    def __init__(self, gpu: GpuInfo, state: str, widths: dict[str, int], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.gpu = gpu
+        self.state = state
+        self.widths = widths
+
+    def update_gpu(self, gpu: GpuInfo, state: str, widths: dict[str, int]) -> None:
+        if gpu == self.gpu and state == self.state and widths == self.widths:
+            return
+        relayout = bool(gpu.error) != bool(self.gpu.error)
+        self.gpu, self.state, self.widths = gpu, state, widths
+        self.refresh(layout=relayout)
+
+    def render(self) -> Content:
+        line = gpu_line(self.gpu, self.state, self.size.width or 80, self.widths)
+        if self.gpu.error:
+            note = Content.from_markup("   [$warning]⚠ $error[/]", error=self.gpu.error)
+            return Content("\n").join([line, note])
+        return line
+
+
+class GpuPanel(VerticalScroll):
+    """The GPU bars; scrolls when a node has more GPUs than lines to show them."""
+
+    DEFAULT_CSS = "GpuPanel { height: auto; }"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.border_title = "GPUs"
+
+    async def show(self, snapshot: NodeSnapshot, thresholds: Thresholds) -> None:
+        bars = list(self.query_children(GpuBar))
+        widths = field_widths(snapshot.gpus)
+        if [b.gpu.index for b in bars] != [g.index for g in snapshot.gpus]:
+            await self.remove_children()
+            await self.mount_all(
+                [GpuBar(g, gpu_state(g, thresholds), widths, id=f"gpu-{g.index}") for g in snapshot.gpus]
+            )
+            return
+        for bar, gpu in zip(bars, snapshot.gpus):
+            bar.update_gpu(gpu, gpu_state(gpu, thresholds), widths)
+

@@ -1,0 +1,64 @@
+"""The top line: DEMO / REPLAY / PAUSED badges first (always visible), then the host, driver
+and CUDA versions and the node's memory totals in MiB and GiB."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.widget import Widget
+
+from vramtop.snapshot import NodeSnapshot
+from vramtop.widgets.flow import flow
+
+BADGES = {"demo": "DEMO", "replay": "REPLAY"}
+
+
+def gib(mib: int) -> str:
+    return f"{mib / 1024:.1f}"
+
+
+def header_pieces(snapshot: NodeSnapshot | None, paused: bool) -> list[Content]:
+    badges: list[Content] = []
+    if snapshot is not None and snapshot.source in BADGES:
+        badges.append(Content(f" {BADGES[snapshot.source]} ").stylize("bold reverse $accent"))
+    if paused:
+        badges.append(Content(" PAUSED ").stylize("bold reverse $warning"))
+    title = Content.assemble(*(p for b in badges for p in (b, " ")), ("vramtop", "bold"))
+    if snapshot is None:
+        return [title, Content("waiting for the first sample…").stylize("dim")]
+    pieces = [title, Content(snapshot.hostname).stylize("bold")]
+    pieces.append(Content(f"driver {snapshot.driver_version or 'n/a'}"))
+    pieces.append(Content(f"CUDA {snapshot.cuda_version or 'n/a'}"))
+    lost = sum(g.lost for g in snapshot.gpus)
+    gpus = f"{len(snapshot.gpus)} GPU" + ("s" if len(snapshot.gpus) != 1 else "")
+    pieces.append(Content(gpus + (f" ({lost} lost)" if lost else "")))
+    used, total, free = snapshot.used_mib, snapshot.total_mib, snapshot.free_mib
+    pieces.append(Content.assemble(
+        "used ", (f"{used:,}", "bold"), f"/{total:,} MiB ({gib(used)}/{gib(total)} GiB)"
+    ))
+    pieces.append(Content.assemble("free ", (f"{free:,}", "bold"), f" MiB ({gib(free)} GiB)"))
+    return pieces
+
+
+class NodeHeader(Widget):
+    """Wraps between figures, never inside one, so nothing is cut at 40 columns."""
+
+    DEFAULT_CSS = "NodeHeader { height: auto; }"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.snapshot: NodeSnapshot | None = None
+        self.paused = False
+
+    def show(self, snapshot: NodeSnapshot | None, paused: bool) -> None:
+        before = self._lines(self.size.width)
+        self.snapshot, self.paused = snapshot, paused
+        self.refresh(layout=len(self._lines(self.size.width)) != len(before))
+
+    def _lines(self, width: int) -> list[Content]:
+        return flow(header_pieces(self.snapshot, self.paused), max(width, 1))
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(self._lines(width))
+
+    def render(self) -> Content:
+        return Content("\n").join(self._lines(self.size.width))

@@ -1,0 +1,248 @@
+"""The process table's rows from one snapshot: grouping, sorting and filtering, without Textual.
+
+One row per process per GPU (as NVML lists them). In grouped mode a serving instance with more
+than one row gets a header row (its name, engine, TP and cost per GPU) and its member rows
+follow it, indented; the widget only applies the difference between two lists of rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from vramtop.analysis import roles
+from vramtop.analysis.instances import Instance, instance_of
+from vramtop.snapshot import GpuProcess, NodeSnapshot
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    numeric: bool = False  # right-aligned, sorted largest first by default
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("gpu", "GPU", numeric=True),
+    Column("pid", "PID", numeric=True),
+    Column("user", "USER"),
+    Column("role", "ROLE"),
+    Column("instance", "INSTANCE"),
+    Column("vram", "VRAM MiB", numeric=True),
+    Column("cpu", "CPU%", numeric=True),
+    Column("rss", "RSS MiB", numeric=True),
+    Column("command", "COMMAND"),
+)
+COLUMN = {c.key: c for c in COLUMNS}
+
+# Which columns fit, by table width: the narrow set still answers "who holds the memory".
+NARROW = ("gpu", "pid", "role", "vram")
+MEDIUM = ("gpu", "pid", "user", "role", "vram", "cpu", "rss")
+MEDIUM_COMMAND = MEDIUM + ("command",)
+WIDE = tuple(c.key for c in COLUMNS)
+
+EXPANDED, COLLAPSED = "▾", "▸"
+NOT_VISIBLE = "not visible"
+
+
+# Fixed widths; the one flexible column per set (role when narrow, command otherwise) takes
+# what is left, so nothing that matters is pushed off the right edge.
+WIDTHS = {"gpu": 3, "pid": 7, "user": 10, "role": 26, "instance": 28, "vram": 9, "cpu": 6, "rss": 8}
+MIN_FLEX = 10
+PADDING = 2  # DataTable's cell padding, both sides
+
+
+def columns_for_width(width: int) -> tuple[tuple[str, int], ...]:
+    """(column, width) pairs that fit a table ``width`` cells wide (scrollbar included)."""
+    keys = NARROW if width < 60 else MEDIUM if width < 100 else MEDIUM_COMMAND if width < 140 else WIDE
+    flex = "command" if "command" in keys else "role"
+    widths = dict(WIDTHS, vram=7 if keys is NARROW else WIDTHS["vram"], pid=6 if keys is NARROW else 7)
+    fixed = sum(widths[k] + PADDING for k in keys if k != flex)
+    widths[flex] = max(MIN_FLEX, width - 1 - fixed - PADDING)
+    return tuple((k, widths[k]) for k in keys)
+
+
+def short_label(key: str, narrow: bool) -> str:
+    return "MiB" if narrow and key == "vram" else COLUMN[key].label
+
+
+@dataclass(frozen=True)
+class Row:
+    """``cells`` is the text shown per column (``role_short``: the role column when narrow);
+    ``kind`` is "instance" (a header) or "process"."""
+
+    key: str
+    kind: str
+    cells: dict[str, str]
+    detail: str  # everything about the row on one line, for the line under the table
+    instance_key: str | None = None
+    hidden: bool = False  # the OS does not show this process to us
+
+
+def gpu_ranges(indices: Iterable[int]) -> str:
+    """``[0, 1, 2, 3, 6]`` -> ``"0-3,6"``."""
+    out: list[str] = []
+    run: list[int] = []
+    for i in sorted(set(indices)):
+        if run and i == run[-1] + 1:
+            run.append(i)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 2 else ",".join(map(str, run)))
+        run = [i]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 2 else ",".join(map(str, run)))
+    return ",".join(out)
+
+
+def _mib(value: int | None) -> str:
+    return "n/a" if value is None else f"{value:,}"
+
+
+def process_key(proc: GpuProcess) -> str:
+    return f"p:{proc.pid}:{proc.gpu_index}" + (":g" if proc.kind == "graphics" else "")
+
+
+def _process_row(proc: GpuProcess, inst: Instance | None, prefix: str) -> tuple[Row, dict[str, Any]]:
+    host = proc.host
+    role = roles.classify(host)
+    hidden = host is None
+    reason = proc.hidden_reason or "the OS does not show this PID here"
+    cells = {
+        "gpu": str(proc.gpu_index),
+        "pid": str(proc.pid),
+        "user": "?" if hidden or host.user is None else host.user,
+        "role": prefix + (NOT_VISIBLE if hidden else role.text),
+        "role_short": prefix + (NOT_VISIBLE if hidden else role.label or role.engine),
+        "instance": inst.name if inst else "",
+        "vram": _mib(proc.used_mib),
+        "cpu": "" if hidden or host.cpu_pct is None else f"{host.cpu_pct:.1f}",
+        "rss": "" if hidden or host.rss_mib is None else f"{host.rss_mib:,}",
+        "command": reason if hidden else host.title,
+    }
+    sort = {
+        "gpu": proc.gpu_index,
+        "pid": proc.pid,
+        "vram": -1 if proc.used_mib is None else proc.used_mib,
+        "cpu": -1.0 if hidden or host.cpu_pct is None else host.cpu_pct,
+        "rss": -1 if hidden or host.rss_mib is None else host.rss_mib,
+    }
+    detail = (
+        f"pid {proc.pid} not visible here ({reason}) · GPU {proc.gpu_index} · {_mib(proc.used_mib)} MiB"
+        if hidden
+        else f"pid {proc.pid} · {cells['user']} · {role.text} · GPU {proc.gpu_index} · "
+        f"{_mib(proc.used_mib)} MiB · {' '.join(host.cmdline) or host.title}"
+    )
+    if inst is not None:
+        detail += f" · instance {inst.name}"
+    row = Row(process_key(proc), "process", cells, detail, inst.key if inst else None, hidden)
+    return row, sort
+
+
+def instance_summary(inst: Instance) -> str:
+    """Engine, TP and memory per GPU: what stopping the instance would give back."""
+    tp = f" TP{inst.tp_size}" if inst.tp_size else ""
+    per_gpu = " · ".join(f"GPU{g} {mib:,}" for g, mib in inst.per_gpu_mib.items())
+    unknown = " + unreported" if inst.unknown_mib else ""
+    return f"{inst.engine}{tp} · {per_gpu}{unknown}"
+
+
+def _instance_row(snapshot: NodeSnapshot, inst: Instance, collapsed: bool) -> tuple[Row, dict[str, Any]]:
+    root = snapshot.host_process(inst.root_pid)
+    members = {m.pid: m.host for m in inst.members}
+    cpu = [h.cpu_pct for h in members.values() if h is not None and h.cpu_pct is not None]
+    rss = [h.rss_mib for h in members.values() if h is not None and h.rss_mib is not None]
+    total = f"{inst.total_mib:,}" + ("+?" if inst.unknown_mib else "")
+    cells = {
+        "gpu": gpu_ranges(inst.gpu_indices),
+        "pid": str(inst.root_pid),
+        "user": (root.user if root and root.user else "?"),
+        "role": f"{COLLAPSED if collapsed else EXPANDED} {inst.name}",
+        "role_short": f"{COLLAPSED if collapsed else EXPANDED} {inst.name}",
+        "instance": inst.name,
+        "vram": total,
+        "cpu": f"{sum(cpu):.1f}" if cpu else "",
+        "rss": f"{sum(rss):,}" if rss else "",
+        "command": instance_summary(inst),
+    }
+    sort = {
+        "gpu": min(inst.gpu_indices, default=-1),
+        "pid": inst.root_pid,
+        "vram": inst.total_mib,
+        "cpu": sum(cpu) if cpu else -1.0,
+        "rss": sum(rss) if rss else -1,
+    }
+    detail = (
+        f"{inst.name} · {total} MiB in all · {instance_summary(inst)} · "
+        f"pids {' '.join(str(m.pid) for m in inst.members)}"
+    )
+    return Row(f"i:{inst.key}", "instance", cells, detail, inst.key), sort
+
+
+def _sort_value(row: Row, sort: dict[str, Any], column: str) -> Any:
+    if column in sort:
+        return sort[column]
+    return row.cells[column].lstrip(f"{EXPANDED}{COLLAPSED}├└ ").casefold()
+
+
+def _ordered(items: list, value, reverse: bool) -> list:
+    """Sorted by ``value``; ties keep ascending key order whichever the direction."""
+    items = sorted(items, key=lambda item: item[0].key if isinstance(item[0], Row) else item[1][0].key)
+    return sorted(items, key=value, reverse=reverse)
+
+
+def _matches(row: Row, needle: str) -> bool:
+    return any(needle in text.casefold() for text in row.cells.values())
+
+
+def build_rows(
+    snapshot: NodeSnapshot,
+    instances: tuple[Instance, ...],
+    *,
+    grouped: bool = True,
+    collapsed: frozenset[str] = frozenset(),
+    sort_column: str = "vram",
+    reverse: bool = True,
+    filter_text: str = "",
+) -> list[Row]:
+    """The table's rows in display order.
+
+    Groups sort by the instance's total (or its header's text) and members sort inside their
+    group, so an instance never splits. A filter keeps an instance whole when its header
+    matches, else only the members that match.
+    """
+    needle = filter_text.strip().casefold()
+    by_pid = instance_of(instances)
+    groups: dict[str | None, list[GpuProcess]] = {}
+    for proc in snapshot.gpu_processes:
+        inst = by_pid.get(proc.pid)
+        groups.setdefault(inst.key if inst and grouped else f"solo:{process_key(proc)}", []).append(proc)
+    inst_by_key = {i.key: i for i in instances}
+
+    ordered: list[tuple[Any, list[Row]]] = []
+    for key, procs in groups.items():
+        inst = inst_by_key.get(key) if grouped else None
+        if inst is not None and len(procs) > 1:
+            header, header_sort = _instance_row(snapshot, inst, inst.key in collapsed)
+            members = _ordered([_process_row(p, inst, "") for p in procs],
+                               lambda rs: _sort_value(rs[0], rs[1], sort_column), reverse)
+            if needle and not _matches(header, needle):
+                members = [rs for rs in members if _matches(rs[0], needle)]
+                if not members:
+                    continue
+            rows = [header]
+            if inst.key not in collapsed:
+                for n, (row, _) in enumerate(members):
+                    branch = "└ " if n == len(members) - 1 else "├ "
+                    cells = {**row.cells, "role": branch + row.cells["role"],
+                             "role_short": branch + row.cells["role_short"]}
+                    rows.append(Row(row.key, row.kind, cells, row.detail, row.instance_key, row.hidden))
+            ordered.append((_sort_value(header, header_sort, sort_column), rows))
+        else:
+            for proc in procs:
+                row, sort = _process_row(proc, by_pid.get(proc.pid), "")
+                if needle and not _matches(row, needle):
+                    continue
+                ordered.append((_sort_value(row, sort, sort_column), [row]))
+    ordered = _ordered(ordered, lambda item: item[0], reverse)
+    return [row for _, rows in ordered for row in rows]
