@@ -113,7 +113,7 @@ def gpu_line(gpu: GpuInfo, state: str, width: int, widths: dict[str, int] | None
 class GpuBar(Widget):
     """One GPU; a second line says why figures are missing when NVML reported an error."""
 
-    DEFAULT_CSS = "GpuBar { height: auto; }"
+    DEFAULT_CSS = "GpuBar { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }"
 
     def __init__(self, gpu: GpuInfo, state: str, widths: dict[str, int], **kwargs) -> None:
         super().__init__(**kwargs)
@@ -127,6 +127,9 @@ class GpuBar(Widget):
         relayout = bool(gpu.error) != bool(self.gpu.error)
         self.gpu, self.state, self.widths = gpu, state, widths
         self.refresh(layout=relayout)
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return 2 if self.gpu.error else 1
 
     def render(self) -> Content:
         line = gpu_line(self.gpu, self.state, self.size.width or 80, self.widths)
