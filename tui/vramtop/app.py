@@ -111,6 +111,7 @@ class VramtopApp(App[None]):
         self._notes: list[str] = []  # lasting one-line problems (a theme file, an unknown theme)
         self._side_forced: bool | None = None  # the user's choice; None: the layout decides
         self._hidden: set[str] = set()
+        self._detail_text = ""
         loaded, errors = themes.load_themes()
         for theme in loaded.values():
             self.register_theme(theme)
@@ -233,8 +234,10 @@ class VramtopApp(App[None]):
     def on_process_table_highlighted(self, message: ProcessTable.Highlighted) -> None:
         detail = self.query_one("#detail", Static)
         detail.display = message.row is not None
-        if message.row is not None:
-            detail.update(self._detail(message.row))
+        text = self._detail(message.row) if message.row is not None else ""
+        if message.row is not None and text != self._detail_text:
+            self._detail_text = text
+            detail.update(text, layout=False)  # fixed height: a new text never moves the layout
 
     def _detail(self, row: Row) -> str:
         text = row.detail
