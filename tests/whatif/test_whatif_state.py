@@ -12,10 +12,12 @@ from vramtop.whatif_state import (
     RECENT_LIMIT,
     VLLM,
     FormState,
+    ModelChoice,
     WhatIfMemory,
     default_state_path,
     describe,
     load_memory,
+    match_models,
     parse_form,
     save_memory,
 )
@@ -191,3 +193,20 @@ def test_state_path_follows_xdg_state_home(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_STATE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_state_path() == tmp_path / "home" / ".local" / "state" / "vramtop" / "whatif.yaml"
+
+
+def test_model_search_finds_by_words_and_by_letters_in_order():
+    choices = (
+        ModelChoice("google/gemma-3-27b-it"),
+        ModelChoice("google/medgemma-4b-it"),
+        ModelChoice("medgemma-27b-it:q8", "ollama"),
+        ModelChoice("meta-llama/Llama-3.1-8B-Instruct"),
+    )
+    names = lambda q: [c.name for c in match_models(q, choices)]  # noqa: E731
+    assert names("medgemma") == ["medgemma-27b-it:q8", "google/medgemma-4b-it"]  # starts-with first
+    assert names("gem 4b") == ["google/medgemma-4b-it"]
+    assert names("GEM4B") == ["google/medgemma-4b-it"]  # letters in order, any case
+    assert names("llama 8b") == ["meta-llama/Llama-3.1-8B-Instruct"]
+    assert names("qwen") == []
+    assert names("") == [c.name for c in choices]
+    assert len(match_models("", choices, limit=2)) == 2

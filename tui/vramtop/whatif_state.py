@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -245,6 +245,129 @@ def describe(form: FormState) -> str:
     return " · ".join(parts)
 
 
+# ---- what the panel shows -------------------------------------------------------------------------
+
+GREEN, YELLOW, RED, INVALID = "green", "yellow", "red", "invalid"
+VERDICT_WORDS = {GREEN: "GREEN", YELLOW: "YELLOW", RED: "RED", INVALID: "INVALID"}
+# A symbol as well as a colour, so the verdict reads the same without colour (NO_COLOR, mono tmux).
+VERDICT_SYMBOLS = {GREEN: "✓", YELLOW: "!", RED: "✗", INVALID: "?"}
+
+
+@dataclass(frozen=True)
+class GpuNeed:
+    """One GPU the candidate would use: what it needs there against what is free (as if stopped)."""
+
+    gpu_index: int
+    needed_mib: int
+    free_mib: int
+    total_mib: int
+
+    @property
+    def fits(self) -> bool:
+        return self.needed_mib <= self.free_mib
+
+
+@dataclass(frozen=True)
+class BudgetLine:
+    """One line of the budget: "KV cache  5,120 MiB  (21,504 tokens)"."""
+
+    label: str
+    mib: int | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class SuggestionChoice:
+    """A fit-engine suggestion and the form it leads to (applied with one key)."""
+
+    text: str
+    form: FormState
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The fit engine's answer for one form, as the panel shows it.
+
+    ``errors`` maps a form field to why its value cannot be used (the form's own checks and the
+    engine's); with any, ``verdict`` is INVALID and ``why`` names the first.
+    """
+
+    verdict: str
+    why: str
+    reasons: tuple[str, ...] = ()
+    gpus: tuple[GpuNeed, ...] = ()
+    budget: tuple[BudgetLine, ...] = ()
+    suggestions: tuple[SuggestionChoice, ...] = ()
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model the fit engine can size: ``name`` goes into the form, ``source`` says from where."""
+
+    name: str
+    source: str = "catalog"
+    detail: str = ""
+
+
+def _subsequence(word: str, name: str) -> bool:
+    rest = iter(name)
+    return all(ch in rest for ch in word)
+
+
+def match_models(query: str, choices: tuple[ModelChoice, ...], limit: int = 8) -> tuple[ModelChoice, ...]:
+    """The choices whose name holds every word of ``query``, best first.
+
+    Case-insensitive. Names holding each word as typed come first (those starting with the first
+    word before the rest); then names holding the letters in order ("gem4b" finds
+    "google/medgemma-4b-it"). An empty query lists the first ones.
+    """
+    words = query.lower().split()
+    if not words:
+        return choices[:limit]
+    scored = []
+    for order, choice in enumerate(choices):
+        name = choice.name.lower()
+        tail = name.rsplit("/", 1)[-1]
+        if all(w in name for w in words):
+            first = words[0]
+            rank = 0 if tail.startswith(first) or name.startswith(first) else 1
+            scored.append((rank, name.find(first), order, choice))
+        elif all(_subsequence(w, name) for w in words):
+            scored.append((2, 0, order, choice))
+    scored.sort(key=lambda t: t[:3])
+    return tuple(t[3] for t in scored[:limit])
+
+
+def headline(outcome: Outcome) -> str:
+    """"✓ GREEN  fits with 1.2 GiB to spare on the tightest GPU": word, symbol and one line of why."""
+    return f"{VERDICT_SYMBOLS[outcome.verdict]} {VERDICT_WORDS[outcome.verdict]}  {outcome.why}"
+
+
+def budget_text(budget: tuple[BudgetLine, ...]) -> str:
+    """The budget as aligned lines: label, MiB, and a note such as the KV tokens."""
+    if not budget:
+        return ""
+    width = max(len(b.label) for b in budget)
+    lines = []
+    for b in budget:
+        figure = f"{b.mib:>8,} MiB" if b.mib is not None else " " * 12
+        lines.append(f"{b.label:<{width}} {figure}{'  ' + b.note if b.note else ''}".rstrip())
+    return "\n".join(lines)
+
+
+def pin_line(form: FormState, outcome: Outcome) -> str:
+    """A pinned candidate with its live verdict: "✗ RED     medgemma-27b-it:q8 · Ollama"."""
+    return f"{VERDICT_SYMBOLS[outcome.verdict]} {VERDICT_WORDS[outcome.verdict]:<7} {describe(form)}"
+
+
+def instance_label(instance: Any) -> str:
+    """An "as if stopped" choice: "vLLM medgemma (GPU 0-3, 85,204 MiB)"."""
+    gpus = instance.gpu_indices
+    where = f"GPU {gpus[0]}" if len(gpus) == 1 else f"GPUs {','.join(map(str, gpus))}"
+    return f"{instance.name} ({where}, {instance.total_mib:,} MiB)"
+
+
 # ---- remembered between runs ---------------------------------------------------------------------
 
 
@@ -341,3 +464,4 @@ def save_memory(memory: WhatIfMemory, path: Path | None = None) -> str | None:
     except OSError as exc:
         return f"{path}: cannot save the what-if state ({exc.strerror or exc})"
     return None
+
