@@ -164,7 +164,7 @@ class VramtopApp(App[None]):
         self.sample_now()
 
     def _screen_classes(self) -> None:
-        screen = self.screen
+        screen = self.screen_stack[0]  # the main view, even under the help screen
         for panel in ("gpus", "procs"):
             screen.set_class(panel in self._hidden, f"-no-{panel}")
         screen.set_class(self._side_forced is False, "-no-side")
@@ -324,9 +324,6 @@ class VramtopApp(App[None]):
         tabs = self.query_one("#side", TabbedContent)
         tabs.active = pane
         tabs.focus()
-
-    def on_resize(self) -> None:
-        self._screen_classes()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

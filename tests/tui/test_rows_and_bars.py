@@ -1,0 +1,71 @@
+"""The pure parts of the view: row building, column widths, bar segments."""
+
+from __future__ import annotations
+
+from hypothesis import given, strategies as st
+
+from tui_support import demo_snapshot, hidden_process, visible_process
+from vramtop.analysis.instances import group_instances
+from vramtop.widgets.gpu_bars import field_widths, gpu_line, split_cells
+from vramtop.widgets.process_rows import PADDING, build_rows, columns_for_width, gpu_ranges
+
+
+def test_gpu_ranges():
+    assert gpu_ranges([3, 0, 1, 2, 6]) == "0-3,6"
+    assert gpu_ranges([0, 1]) == "0,1"
+    assert gpu_ranges([5]) == "5"
+    assert gpu_ranges([]) == ""
+
+
+@given(st.integers(0, 200), st.lists(st.integers(0, 100_000), min_size=3, max_size=3))
+def test_split_cells_fills_the_bar_and_keeps_small_parts_visible(width, parts):
+    cells = split_cells(width, parts)
+    if sum(parts) == 0 or width == 0:
+        assert cells == [0, 0, 0]
+        return
+    assert sum(cells) == width
+    if width >= 3:
+        assert all(c >= 1 for c, p in zip(cells, parts) if p > 0)
+
+
+@given(st.integers(40, 400))
+def test_columns_always_fit_the_table(width):
+    layout = columns_for_width(width)
+    used = sum(w + PADDING for _, w in layout)
+    assert used <= width - 1  # one cell for the scrollbar
+    assert {"gpu", "pid", "vram"} <= {k for k, _ in layout}
+
+
+def test_bars_of_one_node_line_up_at_every_width():
+    snap = demo_snapshot()
+    widths = field_widths(snap.gpus)
+    for width in (38, 60, 78, 98, 158):
+        lines = [gpu_line(g, "ok", width, widths).plain for g in snap.gpus]
+        assert all(len(line) <= width for line in lines)
+        assert len({line.index(" free") for line in lines}) == 1  # bars end in the same column
+
+
+def test_every_process_appears_once_and_instances_stay_whole():
+    base = demo_snapshot()
+    snap = demo_snapshot(gpu_processes=base.gpu_processes + (
+        hidden_process(70_000, 1, 100), visible_process(70_001, 2, 300, "python train.py"),
+    ))
+    instances = group_instances(snap)
+    rows = build_rows(snap, instances, sort_column="pid", reverse=False)
+    process_keys = [r.key for r in rows if r.kind == "process"]
+    assert len(process_keys) == len(set(process_keys)) == len(snap.gpu_processes)
+    header = next(i for i, r in enumerate(rows) if r.kind == "instance")
+    members = [r for r in rows[header + 1:] if r.instance_key == rows[header].instance_key]
+    assert len(members) == 9 and rows[header + 1: header + 10] == members
+
+
+def test_filter_on_the_instance_name_keeps_all_its_members_and_folding_hides_them():
+    snap = demo_snapshot()
+    instances = group_instances(snap)
+    rows = build_rows(snap, instances, filter_text="MEDGEMMA")
+    assert len(rows) == 10
+    key = instances[0].key
+    folded = build_rows(snap, instances, collapsed=frozenset({key}))
+    assert [r.kind for r in folded] == ["instance"] and folded[0].cells["role"].startswith("▸")
+    flat = build_rows(snap, instances, grouped=False)
+    assert all(r.kind == "process" for r in flat) and len(flat) == 9
