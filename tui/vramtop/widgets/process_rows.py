@@ -45,21 +45,30 @@ EXPANDED, COLLAPSED = "▾", "▸"
 NOT_VISIBLE = "not visible"
 
 
-# Fixed widths; the one flexible column per set (role when narrow, command otherwise) takes
-# what is left, so nothing that matters is pushed off the right edge.
+# Fixed widths; the one flexible column per set (role, or command when shown) takes what is
+# left, so nothing that matters is pushed off the right edge.
 WIDTHS = {"gpu": 3, "pid": 7, "user": 10, "role": 26, "instance": 28, "vram": 9, "cpu": 6, "rss": 8}
+# The widest set whose flexible column keeps at least this many cells wins; NARROW always fits.
+SETS = ((WIDE, 20), (MEDIUM_COMMAND, 14), (MEDIUM, 20))
 MIN_FLEX = 10
 PADDING = 2  # DataTable's cell padding, both sides
 
 
-def columns_for_width(width: int) -> tuple[tuple[str, int], ...]:
-    """(column, width) pairs that fit a table ``width`` cells wide (scrollbar included)."""
-    keys = NARROW if width < 60 else MEDIUM if width < 100 else MEDIUM_COMMAND if width < 140 else WIDE
+def _layout(keys: tuple[str, ...], width: int) -> tuple[int, tuple[tuple[str, int], ...]]:
     flex = "command" if "command" in keys else "role"
     widths = dict(WIDTHS, vram=7 if keys is NARROW else WIDTHS["vram"], pid=6 if keys is NARROW else 7)
-    fixed = sum(widths[k] + PADDING for k in keys if k != flex)
-    widths[flex] = max(MIN_FLEX, width - 1 - fixed - PADDING)
-    return tuple((k, widths[k]) for k in keys)
+    room = width - 1 - sum(widths[k] + PADDING for k in keys if k != flex) - PADDING
+    widths[flex] = max(MIN_FLEX, room)
+    return room, tuple((k, widths[k]) for k in keys)
+
+
+def columns_for_width(width: int) -> tuple[tuple[str, int], ...]:
+    """(column, width) pairs that fit a table ``width`` cells wide (scrollbar included)."""
+    for keys, min_flex in SETS:
+        room, layout = _layout(keys, width)
+        if room >= min_flex:
+            return layout
+    return _layout(NARROW, width)[1]
 
 
 def short_label(key: str, narrow: bool) -> str:
