@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import importlib
 import sys
 from pathlib import Path
@@ -125,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     from vramtop.app import VramtopApp
 
     VramtopApp(source, cfg).run()
-    return 0
+    # A driver call that hangs keeps its sampling thread alive; the user asked to quit, so quit.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
