@@ -34,7 +34,7 @@ exit status: 0 ok, 2 no NVIDIA driver / bad configuration.
 
 
 # Each module adds its subparser with ``add_parser(subparsers)`` and sets ``run(args) -> int``.
-SUBCOMMANDS: tuple[str, ...] = ()
+SUBCOMMANDS: tuple[str, ...] = ("vramtop.fit.cli",)
 
 
 def _positive_float(text: str) -> float:
