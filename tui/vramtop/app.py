@@ -12,6 +12,7 @@ subscribe to ``app.snapshot_signal``, published after every new snapshot is show
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
@@ -31,12 +32,15 @@ from vramtop import themes
 from vramtop.analysis.instances import Instance, group_instances
 from vramtop.config import Config
 from vramtop.snapshot import NodeSnapshot
+from vramtop.telemetry import actions
+from vramtop.telemetry.actions import Stopper
 from vramtop.widgets.gpu_bars import GpuPanel
 from vramtop.widgets.help_screen import HelpScreen
 from vramtop.widgets.node_header import NodeHeader
 from vramtop.widgets.process_rows import Row
 from vramtop.widgets.process_table import ProcessTable
 from vramtop.widgets.status_line import StatusLine
+from vramtop.widgets.stop_dialog import StopDialog, StopOutcome
 
 DEFAULT_THEME = "vramtop-dark"
 
@@ -95,13 +99,18 @@ class VramtopApp(App[None]):
         Binding("2", "toggle_panel('procs')", "Show/hide the process table", show=False),
         Binding("3", "toggle_panel('side')", "Show/hide the side panels", show=False),
         Binding("r", "show_side('ray')", "Ray panel", show=False),
+        Binding("k", "stop", "Stop", show=False),
     ]
 
-    def __init__(self, source: Source, config: Config | None = None, ray_poller: Any = None) -> None:
+    def __init__(self, source: Source, config: Config | None = None, ray_poller: Any = None,
+                 telemetry_poller: Any = None, readonly: bool = False) -> None:
         super().__init__()
         self.source = source
         self.config = config or Config()
         self.ray_poller = ray_poller
+        self.telemetry_poller = telemetry_poller  # ``.poll(snapshot, instances) -> Telemetry``
+        self.stopper = Stopper(readonly=readonly)
+        self._telemetry: Any = None  # the latest serving telemetry, attached to each snapshot
         self.snapshot: NodeSnapshot | None = None
         self.instances: tuple[Instance, ...] = ()
         self.paused = False
@@ -201,7 +210,20 @@ class VramtopApp(App[None]):
         if self.paused:
             return
         self.sample_error = None
-        await self.show_snapshot(message.snapshot)
+        snapshot = message.snapshot
+        if self._telemetry is not None and snapshot.telemetry is None:
+            snapshot = replace(snapshot, telemetry=self._telemetry)
+        await self.show_snapshot(snapshot)
+        if self.telemetry_poller is not None and not any(
+            w.group == "telemetry" and not w.is_finished for w in self.workers
+        ):
+            self._poll_telemetry(snapshot, self.instances)
+
+    @work(thread=True, group="telemetry", exit_on_error=False, description="read serving telemetry")
+    def _poll_telemetry(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...]) -> None:
+        """Metrics endpoints are slower than NVML: they are read beside the sampling, never in
+        its way, and the result rides on the next snapshots."""
+        self._telemetry = self.telemetry_poller.poll(snapshot, instances)
 
     def on_sample_failed(self, message: SampleFailed) -> None:
         if self.paused:
@@ -220,7 +242,9 @@ class VramtopApp(App[None]):
             self.query_one(NodeHeader).show(snapshot, self.paused)
             self._show_status()
             await self.query_one(GpuPanel).show(snapshot, self.config.thresholds)
-            self.query_one(ProcessTable).show(snapshot, self.instances)
+            table = self.query_one(ProcessTable)
+            table.show(snapshot, self.instances)
+            self._show_detail(table.highlighted_row)  # telemetry changes it without a row change
         self.snapshot_signal.publish(snapshot)
 
     def _show_status(self) -> None:
@@ -232,10 +256,13 @@ class VramtopApp(App[None]):
     # -- the detail line and the filter -----------------------------------------------------
 
     def on_process_table_highlighted(self, message: ProcessTable.Highlighted) -> None:
+        self._show_detail(message.row)
+
+    def _show_detail(self, row: Row | None) -> None:
         detail = self.query_one("#detail", Static)
-        detail.display = message.row is not None
-        text = self._detail(message.row) if message.row is not None else ""
-        if message.row is not None and text != self._detail_text:
+        detail.display = row is not None
+        text = self._detail(row) if row is not None else ""
+        if row is not None and text != self._detail_text:
             self._detail_text = text
             detail.update(text, layout=False)  # fixed height: a new text never moves the layout
 
@@ -295,6 +322,27 @@ class VramtopApp(App[None]):
         if not self.paused:
             self.sample_now()
 
+    def action_stop(self) -> None:
+        """Stop the highlighted process, or the whole instance on an instance row."""
+        row = self.query_one(ProcessTable).highlighted_row
+        if self.snapshot is None or row is None:
+            return
+        if row.kind == "instance":
+            inst = next((i for i in self.instances if i.key == row.instance_key), None)
+            if inst is None:
+                return
+            plan = actions.plan_for_instance(self.snapshot, inst)
+        elif row.pid is not None:
+            plan = actions.plan_for_process(self.snapshot, row.pid)
+        else:
+            return
+        self.push_screen(StopDialog(plan, self.stopper), self._stopped)
+
+    def _stopped(self, outcome: StopOutcome | None) -> None:
+        if outcome is not None:
+            self.notify(outcome.message, severity="error" if outcome.action == "failed" else "information")
+            self.sample_now()
+
     def action_filter(self) -> None:
         if "procs" in self._hidden:
             self.action_toggle_panel("procs")
@@ -339,5 +387,7 @@ class VramtopApp(App[None]):
         for pane_id, title, _ in self.side_panels():
             yield SystemCommand(f"Open the {title} panel", f"Show the {title} tab",
                                 lambda pane=pane_id: self.action_show_side(pane))
+        yield SystemCommand("Stop the highlighted process or instance", "SIGTERM after a confirmation (k)",
+                            self.action_stop)
         yield SystemCommand("Keys", "Every key, by panel (?)", self.action_help)
 

@@ -125,7 +125,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from vramtop.app import VramtopApp
 
-    VramtopApp(source, cfg).run()
+    if args.demo:
+        from vramtop.telemetry.demo import DemoTelemetry
+
+        telemetry = DemoTelemetry()
+    else:
+        from vramtop.telemetry.poller import TelemetryPoller
+
+        telemetry = TelemetryPoller()
+    VramtopApp(source, cfg, telemetry_poller=telemetry, readonly=args.readonly).run()
     # A driver call that hangs keeps its sampling thread alive; the user asked to quit, so quit.
     sys.stdout.flush()
     os._exit(0)

@@ -86,6 +86,7 @@ class Row:
     detail: str  # everything about the row on one line, for the line under the table
     instance_key: str | None = None
     hidden: bool = False  # the OS does not show this process to us
+    pid: int | None = None  # process rows: the process the row shows
 
 
 def gpu_ranges(indices: Iterable[int]) -> str:
@@ -144,7 +145,7 @@ def _process_row(proc: GpuProcess, inst: Instance | None, prefix: str) -> tuple[
     )
     if inst is not None:
         detail += f" · instance {inst.name}"
-    row = Row(process_key(proc), "process", cells, detail, inst.key if inst else None, hidden)
+    row = Row(process_key(proc), "process", cells, detail, inst.key if inst else None, hidden, proc.pid)
     return row, sort
 
 
@@ -245,7 +246,7 @@ def build_rows(
                     branch = "└ " if n == len(members) - 1 else "├ "
                     cells = {**row.cells, "role": branch + row.cells["role"],
                              "role_short": branch + row.cells["role_short"]}
-                    rows.append(Row(row.key, row.kind, cells, row.detail, row.instance_key, row.hidden))
+                    rows.append(Row(row.key, row.kind, cells, row.detail, row.instance_key, row.hidden, row.pid))
             ordered.append((_sort_value(header, header_sort, sort_column), rows))
         else:
             for proc in procs:

@@ -152,6 +152,11 @@ class ProcessTable(DataTable):
                 self.move_cursor(row=order.index(keep), scroll=False)
         self._announce()
 
+    @property
+    def highlighted_row(self) -> Row | None:
+        key = self._highlighted_key()
+        return self._shown.get(key) if key else None
+
     def _announce(self) -> None:
         key = self._highlighted_key()
         self.post_message(self.Highlighted(self._shown.get(key) if key else None))

@@ -1,0 +1,39 @@
+"""The live app with its telemetry poller and the stop key, on the demo node."""
+
+from vramtop.app import VramtopApp
+from vramtop.config import Config
+from vramtop.sources.demo import DemoSource
+from vramtop.telemetry.demo import DemoTelemetry
+from vramtop.widgets.process_table import ProcessTable
+from vramtop.widgets.stop_dialog import StopDialog
+
+
+async def test_telemetry_rides_on_the_next_snapshot_and_reaches_the_detail_line():
+    app = VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=0.05), telemetry_poller=DemoTelemetry(clock=lambda: 0.0))
+    async with app.run_test(size=(160, 45)) as pilot:
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if app.snapshot is not None and app.snapshot.telemetry is not None:
+                break
+        assert app.snapshot.telemetry is not None
+        table = app.query_one(ProcessTable)
+        table.move_cursor(row=0)
+        await pilot.pause(0.1)
+        assert table.highlighted_row.kind == "instance"
+        detail = str(app.query_one("#detail").render())
+        summary = app.snapshot.telemetry.for_instance(table.highlighted_row.instance_key).summary
+        assert summary and summary[:30] in detail
+
+
+async def test_k_on_the_demo_node_asks_and_refuses_to_signal_a_simulated_process():
+    app = VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=0.05))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.3)
+        app.query_one(ProcessTable).move_cursor(row=1)
+        await pilot.press("k")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, StopDialog)
+        assert app.screen.plan.refusal  # demo PIDs are never signalled
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, StopDialog)
