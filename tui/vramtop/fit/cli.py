@@ -1,4 +1,7 @@
-"""``vramtop fit``: the verdict for one candidate, as text or JSON, with an exit status."""
+"""``vramtop fit``: the verdict for one candidate, as text or JSON, with an exit status.
+
+Exit status: 0 green, 1 yellow, 2 red, 3 bad input (one line on stderr saying why).
+"""
 
 from __future__ import annotations
 
@@ -7,155 +10,218 @@ import json
 import sys
 
 from vramtop.fit import specs
-from vramtop.fit.engine import Candidate, FitResult, NodeView, evaluate, node_from_snapshot, paper_node
+from vramtop.fit.fields import candidate_from_fields, list_models
+from vramtop.fit.placement import NodeView, node_from_snapshot, paper_node
 from vramtop.fit.specs import SpecError
-from vramtop.sources.nvml import NvmlUnavailable
+from vramtop.fit.verdict import GREEN, INVALID, RED, YELLOW, FitResult, evaluate
 
-EXIT = {"green": 0, "yellow": 1, "red": 2}
+EXIT = {GREEN: 0, YELLOW: 1, RED: 2, INVALID: 3}
 BAD_INPUT = 3
 
 DESCRIPTION = """\
 Would MODEL, served with this config, fit on this node's GPUs right now?
 
-vLLM is modelled as vLLM V1 computes its budget per GPU rank: it asks for
-gpu_memory_utilization x the GPU's TOTAL memory and refuses to start when less than that is
-free; the KV cache gets what is left after weights, activations, CUDA graphs and overhead.
-Ollama is modelled as its scheduler places layers: weights and KV cache per layer, a compute
-graph per GPU, 457 MiB kept free per GPU, the rest offloaded to the CPU.
+The verdict is a word, a symbol and its reasons, never a colour alone:
+  ✓ GREEN   fits with margin on every GPU it uses and serves a few max_model_len requests
+  ! YELLOW  fits only thinly, holds fewer than 4 max_model_len requests, runs partly on the
+            CPU (Ollama), or fits only because --assume-stopped frees an instance
+  ✗ RED     would not start, cannot hold one request of max_model_len, or gets no GPU
+Every verdict lists, per GPU, what the candidate needs against what is free, and the smallest
+single changes that would do better (a gpu_memory_utilization, a max_model_len, another
+tensor parallel size or GPU set, which instance to stop, a smaller quantization).
 
-MODEL is a catalog name (medgemma-27b, google/medgemma-27b-it, an Ollama tag such as
-gemma3:12b), a Hugging Face model directory, or a .gguf file; --params guesses from a size.
+vLLM is modelled as vLLM V1 (v0.21 and later) computes it on each GPU rank: it requests
+gpu_memory_utilization x the GPU's TOTAL memory (not a share of the model, not of the free
+memory) and refuses to start when less than that is free ("Free memory on device ... is less
+than desired GPU memory utilization"). The KV cache gets the request minus the weights (split
+by tensor parallelism), the profile run's activation peak, non-torch memory and the CUDA-graph
+estimate (none with --enforce-eager). Older releases did not subtract CUDA graphs.
+
+Ollama is modelled as its scheduler places layers: weights plus KV cache per layer (num_ctx x
+num_parallel tokens; f16, or q8_0 / q4_0 with flash attention), a compute graph and 457 MiB
+kept free on each GPU it uses; what does not fit runs on the CPU. num_ctx defaults as
+Ollama 0.15.5+ does: 262144 on nodes with 47 GiB of VRAM or more, 32768 from 23 GiB, else 4096,
+capped at the model's context.
+
+MODEL is a catalog name or alias (medgemma-27b, google/medgemma-27b-it, an Ollama tag such
+as gemma3:12b or amsaravi/medgemma-4b-it:q8), a Hugging Face model directory, a repository in
+the local Hugging Face cache, a .gguf file, or a tag pulled into the local Ollama store.
+Without MODEL, --params guesses a Llama-shaped model of that size. --list shows the catalog.
 """
 
 EPILOG = """\
-verdicts:
-  GREEN  (exit 0)  fits with margin and serves a few max_model_len requests at once
-  YELLOW (exit 1)  fits thinly, or only with a named change (stopping an instance, CPU offload)
-  RED    (exit 2)  would not start, or cannot hold one request of max_model_len
-  exit 3           bad input (unknown model, impossible value), with one line saying why
+exit status:
+  0 green, 1 yellow, 2 red, 3 bad input (unknown model, util outside (0, 1], a tensor parallel
+  size that does not divide the attention heads, a malformed config.json or GGUF)
 
 examples:
-  vramtop fit medgemma-4b-it --engine vllm --tp 2 --util 0.85 --demo
-  vramtop fit medgemma-27b --engine ollama --quant q8_0 --demo
+  vramtop fit medgemma-4b-it --tp 2 --util 0.85 --max-model-len 8192 --demo
+      the seed's question on the demo node: vLLM would not start (GPUs hold ~1.3 GiB free)
+  vramtop fit medgemma-4b-it --tp 2 --util 0.85 --assume-stopped ray:4000 --demo
+      the same, as if the running replica were stopped
+  vramtop fit amsaravi/medgemma-27b-it:q8 --engine ollama --demo
   vramtop fit Qwen/Qwen2.5-7B-Instruct --on 1x24GiB --max-model-len 16384
-  vramtop fit gemma3:12b --engine ollama --assume-stopped 'medgemma/VLLMDeployment' --demo
-  vramtop fit ./my-model-dir --tp 2 --json
+  vramtop fit llama3.1:70b --tp 4 --quant awq --on 4x23028MiB --json
+  vramtop fit --params 27B --quant q8_0 --engine ollama --on 1x48GiB
+  vramtop fit ./my-model-dir --tp 2 --gpus 2,3
+  vramtop fit Qwen/Qwen3-8B --replicas 2 --tp 2 --demo      (Ray Serve: 2 replicas x 2 GPUs)
 """
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``fit`` to the ``vramtop`` command line."""
     p = subparsers.add_parser(
-        "fit", help="would a model fit on this node now?", description=DESCRIPTION, epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "fit", help="would a model fit on this node now? (see: vramtop fit --help)",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", nargs="?", help="catalog name, HF directory or .gguf file")
-    p.add_argument("--engine", choices=("vllm", "ollama"), default="vllm")
-    p.add_argument("--tp", type=int, default=1, metavar="N", help="tensor_parallel_size (vLLM)")
-    p.add_argument("--util", type=float, default=0.9, metavar="F", help="gpu_memory_utilization (vLLM, default 0.9)")
-    p.add_argument("--max-model-len", type=int, metavar="N", help="default: the model's own context length")
-    p.add_argument("--dtype", "--quant", dest="quant", metavar="Q", help="weights: bf16, fp8, awq, q8_0, q4_k_m, ...")
-    p.add_argument("--kv-cache-dtype", default="auto", metavar="D", help="vLLM: auto | fp8; Ollama: f16 | q8_0 | q4_0")
-    p.add_argument("--max-num-seqs", type=int, metavar="N")
-    p.add_argument("--max-num-batched-tokens", type=int, metavar="N")
-    p.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (vLLM)")
-    p.add_argument("--num-ctx", type=int, metavar="N", help="Ollama context (default: Ollama's, by node VRAM)")
-    p.add_argument("--num-parallel", type=int, default=1, metavar="N", help="Ollama parallel requests")
-    p.add_argument("--replicas", type=int, default=1, metavar="N")
-    p.add_argument("--gpus", metavar="LIST", help="GPU indices to use, e.g. 2,3 (default: most free)")
-    p.add_argument("--assume-stopped", action="append", default=[], metavar="INSTANCE",
-                   help="count an instance's memory as free (its name, key or PID); repeatable")
-    p.add_argument("--on", metavar="NxSIZE", help="plan on paper for N empty GPUs, e.g. 4x23028MiB or 1x24GiB")
-    p.add_argument("--params", metavar="SIZE", help="no spec at hand: guess from a size such as 27B")
-    p.add_argument("--demo", action="store_true", help="the built-in demo node")
-    p.add_argument("--json", action="store_true")
+    _options(p)
     p.set_defaults(run=run)
+    return p
 
 
-def _node(args) -> NodeView:
+def _options(p: argparse.ArgumentParser) -> None:
+    # Values stay text here so that a bad one gets one clear line and exit status 3.
+    p.add_argument("model", nargs="?", metavar="MODEL", help="catalog name, HF directory or repo, .gguf, Ollama tag")
+    p.add_argument("--engine", default="vllm", metavar="E", help="vllm (default) or ollama")
+    p.add_argument("--tp", metavar="N", help="tensor_parallel_size (vLLM, default 1)")
+    p.add_argument("--util", metavar="F", help="gpu_memory_utilization in (0, 1] (vLLM, default 0.9)")
+    p.add_argument("--max-model-len", metavar="N", help="vLLM, default: the model's context length")
+    p.add_argument("--dtype", metavar="D", help="vLLM activation dtype: auto, bfloat16, float16, float32")
+    p.add_argument("--quant", metavar="Q", help="weights: bfloat16, fp8, awq, gptq, q8_0, q4_K_M, ... (default: as released; Ollama q4_K_M)")
+    p.add_argument("--kv-cache-dtype", metavar="D", help="vLLM: auto or fp8; Ollama: f16, q8_0 or q4_0")
+    p.add_argument("--max-num-seqs", metavar="N", help="vLLM (default 256; 1024 on GPUs of 70 GiB+)")
+    p.add_argument("--max-num-batched-tokens", metavar="N", help="vLLM (default 2048; 8192 on GPUs of 70 GiB+)")
+    p.add_argument("--enforce-eager", action="store_true", help="vLLM without CUDA graphs")
+    p.add_argument("--num-ctx", metavar="N", help="Ollama context length per request")
+    p.add_argument("--num-parallel", metavar="N", help="Ollama parallel requests (default 1)")
+    p.add_argument("--replicas", metavar="N", help="Ray Serve replicas, each on its own --tp GPUs (default 1)")
+    p.add_argument("--gpus", metavar="LIST", help="GPU indices to use, e.g. 0,1 (default: most free)")
+    p.add_argument("--assume-stopped", action="append", default=[], metavar="INSTANCE",
+                   help="count an instance's memory as free (key like ray:4000, name or PID); repeatable")
+    p.add_argument("--on", metavar="NxSIZE", help="plan on N empty GPUs instead of this node: 1x24GiB, 4x23028MiB")
+    p.add_argument("--params", metavar="SIZE", help="no MODEL: guess a model of this many parameters (27B)")
+    p.add_argument("--demo", dest="fit_demo", action="store_true", help="use the built-in demo node (4x A10)")
+    p.add_argument("--json", dest="fit_json", action="store_true", help="print the verdict as JSON")
+    p.add_argument("--list", dest="fit_list", action="store_true", help="list the built-in catalog and exit")
+
+
+def _fields(args: argparse.Namespace) -> dict[str, str]:
+    pairs = {
+        "engine": args.engine, "tensor_parallel_size": args.tp, "gpu_memory_utilization": args.util,
+        "max_model_len": args.max_model_len, "dtype": args.dtype, "quantization": args.quant,
+        "kv_cache_dtype": args.kv_cache_dtype, "max_num_seqs": args.max_num_seqs,
+        "max_num_batched_tokens": args.max_num_batched_tokens, "num_ctx": args.num_ctx,
+        "num_parallel": args.num_parallel, "replicas": args.replicas, "gpus": args.gpus,
+        "stopped": ",".join(args.assume_stopped), "enforce_eager": "yes" if args.enforce_eager else "",
+    }
+    return {k: v for k, v in pairs.items() if v}
+
+
+_FLAGS = {"tensor_parallel_size": "--tp", "gpu_memory_utilization": "--util", "quantization": "--quant",
+          "stopped": "--assume-stopped", "model": "MODEL"}
+
+
+def _flag(field: str) -> str:
+    return _FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def _bad(message: str) -> int:
+    print(f"vramtop fit: {message}", file=sys.stderr)
+    return BAD_INPUT
+
+
+def _node(args: argparse.Namespace) -> NodeView:
     if args.on:
         return paper_node(args.on)
     from vramtop.sampler import one_snapshot
 
-    return node_from_snapshot(one_snapshot(demo=args.demo))
+    return node_from_snapshot(one_snapshot(demo=args.fit_demo or bool(getattr(args, "demo", False))))
 
 
-def _gpus(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        return tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise SpecError(f"--gpus must be GPU indices like 0,1 — got '{text}'") from None
+def _print_list() -> None:
+    for m in list_models():
+        aliases = f"  (also: {', '.join(m.aliases)})" if m.aliases else ""
+        print(f"{m.name:<44} {m.detail}{aliases}")
 
 
-def to_dict(r: FitResult) -> dict:
-    doc = {
-        "verdict": r.verdict,
-        "summary": r.summary,
-        "reasons": list(r.reasons),
-        "suggestions": [{"text": s.text, "changes": {k: list(v) if isinstance(v, tuple) else v for k, v in s.changes.items()},
-                         "verdict": s.verdict} for s in r.suggestions],
-        "per_gpu": [{"gpu": n.index, "total_mib": n.total_mib, "free_mib": round(n.free_mib),
-                     "needed_mib": round(n.needed_mib)} for n in r.per_gpu],
-        "field_errors": dict(r.field_errors),
-        "replicas_placed": r.replicas_placed,
-    }
-    if r.ranks:
-        doc["ranks"] = [{
-            "weights_gib": round(k.weights_mib / 1024, 2),
-            "requested_gib": round(k.requested_mib / 1024, 2),
-            "activation_gib": round(k.activation_mib / 1024, 2),
-            "cudagraph_gib": round(k.cudagraph_mib / 1024, 2),
-            "non_torch_gib": round(k.non_torch_mib / 1024, 2),
-            "kv_cache_gib": round(k.kv_cache_mib / 1024, 2),
-            "kv_cache_tokens": k.kv_cache_tokens,
-            "max_concurrency": round(k.max_concurrency, 2),
-            "max_model_len_that_fits": k.max_model_len_that_fits,
-        } for k in r.ranks]
-        first = doc["ranks"][0]
-        doc.update({k: first[k] for k in ("weights_gib", "kv_cache_gib", "kv_cache_tokens", "max_concurrency",
-                                          "max_model_len_that_fits")})
-    if r.ollama_plan:
-        p = r.ollama_plan
-        doc["ollama"] = {"layers_on_gpu": p.layers_on_gpu, "total_layers": p.total_layers,
-                         "size_gib": round(p.total_mib / 1024, 2), "kv_cache_gib": round(p.kv_cache_mib / 1024, 2),
-                         "num_ctx": p.num_ctx, "num_parallel": p.num_parallel, "kv_type": p.kv_type}
-    return doc
-
-
-def to_text(r: FitResult, model: str) -> str:
-    lines = [f"{r.symbol} {r.word}  {model}: {r.summary}"]
-    lines += [f"  · {reason}" for reason in r.reasons if reason != r.summary]
-    for n in r.per_gpu:
-        lines.append(f"  GPU {n.index}: needs {n.needed_mib:,.0f} MiB, free {n.free_mib:,.0f} MiB of {n.total_mib:,}")
-    if r.suggestions:
-        lines.append("  would help:")
-        lines += [f"    {s.verdict.upper():6} {s.text}" for s in r.suggestions]
+def _text(result: FitResult, node: NodeView, source: str) -> str:
+    lines = [result.line, f"model  {result.model}  ({source})", f"node   {node.label}, {len(node.gpus)} GPU(s)"]
+    if result.per_gpu:
+        lines.append("per GPU (needed vs free):")
+        for g in result.per_gpu:
+            state = "ok" if g.fits else f"SHORT by {g.needed_mib - g.free_mib:,} MiB"
+            lines.append(f"  GPU {g.gpu_index}  {g.note:<18} needs {g.needed_mib:>7,} MiB   "
+                         f"free {g.free_mib:>7,} MiB   {state}")
+    if result.ranks:
+        lines.append(f"as vLLM would log it (tightest rank): Model loading took {result.weights_gib:.2f} GiB; "
+                     f"Available KV cache memory: {result.kv_cache_gib:.2f} GiB; "
+                     f"GPU KV cache size: {result.kv_cache_tokens:,} tokens; Maximum concurrency for "
+                     f"{result.max_model_len:,} tokens per request: {result.max_concurrency:.2f}x; "
+                     f"largest max_model_len that fits: {result.max_model_len_that_fits:,}")
+    if result.engine_error:
+        lines.append(f"vLLM would say: {result.engine_error}")
+    lines.append("why:")
+    lines += [f"  - {r}" for r in result.reasons]
+    if result.suggestions:
+        lines.append("smallest changes that would do better:")
+        for s in result.suggestions:
+            lines.append(f"  {s.verdict.upper():<6} {s.text}")
+    elif result.verdict in (YELLOW, RED):
+        lines.append("no single change found that would do better")
     return "\n".join(lines)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run ``vramtop fit`` with parsed ``args``; returns the exit status."""
+    if args.fit_list:
+        _print_list()
+        return 0
+    model = None
+    if not args.model:
+        if not args.params:
+            return _bad("give a MODEL (see --list) or --params SIZE")
+        try:
+            model = specs.guess_spec(specs.parse_params(args.params), args.quant)
+        except SpecError as exc:
+            return _bad(str(exc))
+    from vramtop.sources.nvml import NvmlUnavailable
+
     try:
-        if args.model is None and args.params is None:
-            raise SpecError("name a MODEL (or give --params SIZE)")
-        spec = specs.guess(args.params, args.quant or "bf16") if args.params else specs.load(args.model)
         node = _node(args)
-        cand = Candidate(
-            spec, args.engine, tp=args.tp, util=args.util, max_model_len=args.max_model_len, quant=args.quant,
-            kv_cache_dtype=args.kv_cache_dtype, max_num_seqs=args.max_num_seqs,
-            max_num_batched_tokens=args.max_num_batched_tokens, enforce_eager=args.enforce_eager,
-            num_ctx=args.num_ctx, num_parallel=args.num_parallel, replicas=args.replicas,
-            gpus=_gpus(args.gpus), assume_stopped=tuple(args.assume_stopped),
-        )
-    except SpecError as exc:
-        print(f"vramtop fit: {exc}", file=sys.stderr)
-        return BAD_INPUT
+    except ValueError as exc:
+        return _bad(str(exc))
     except NvmlUnavailable as exc:
-        print(f"vramtop fit: {exc}; use --demo or --on NxSIZE", file=sys.stderr)
-        return BAD_INPUT
-    result = evaluate(cand, node)
-    if result.field_errors:
-        print(f"vramtop fit: {'; '.join(result.field_errors.values())}", file=sys.stderr)
-        return BAD_INPUT
-    print(json.dumps(to_dict(result), indent=2) if args.json else to_text(result, spec.id))
+        return _bad(f"{exc} (use --demo or --on NxSIZE to plan without a GPU)")
+    fields = _fields(args)
+    if args.model:
+        fields["model"] = args.model
+    candidate, errors = candidate_from_fields(fields, model)
+    if candidate is None:
+        name, why = next(iter(errors.items()))
+        return _bad(why if name == "model" else f"{_flag(name)}: {why}")
+    result = evaluate(candidate, node)
+    if result.verdict == INVALID:
+        name, why = next(iter(result.errors.items()))
+        return _bad(f"{_flag(name)}: {why}")
+    source = candidate.model.source
+    if args.fit_json:
+        out = result.to_json()
+        out["model_source"] = source
+        out["node"] = {"label": node.label, "paper": node.paper,
+                       "gpus": [{"gpu_index": g.index, "name": g.name, "total_mib": g.total_mib,
+                                 "free_mib": g.free_mib} for g in node.gpus]}
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        print(_text(result, node, source))
     return EXIT[result.verdict]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vramtop fit", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _options(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,115 +1,155 @@
-"""Ollama / llama.cpp: how many layers of a model its scheduler puts on the GPUs.
+"""Ollama / llama.cpp: how many of a model's layers Ollama's scheduler puts on the GPUs.
 
-Follows Ollama's estimate (``llm/memory.go`` up to v0.12, the layout its engine still uses):
-weights per layer plus that layer's KV cache for num_ctx × num_parallel tokens, the compute
-graph on each GPU that gets layers, and the 457 MiB Ollama keeps free on every CUDA GPU. Layers
-that do not fit go to the CPU (partial offload); none at all means no GPU can help.
+Follows Ollama's estimate (``llm/memory.go`` up to v0.12; its engine's measured layouts since
+keep the same parts): each repeating layer is its weights plus its KV cache for
+``num_ctx × num_parallel`` tokens (sliding-window layers keep ``num_parallel × window + batch``),
+the output layer comes last, every GPU that gets layers also holds the compute graph and the
+457 MiB Ollama keeps free on a CUDA GPU, and a vision projector sits on the first GPU. The
+scheduler first looks for one GPU that holds everything, then spreads over all GPUs; layers
+that still do not fit run on the CPU. Defaults are current Ollama's (≥ 0.15.5).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vramtop.fit.specs import ModelSpec
+from vramtop.fit.specs import BITS_PER_WEIGHT, ModelSpec, normalize_format, weight_bytes_as
 
-MIB = 1024 * 1024
-GIB = 1024 * MIB
-MINIMUM_MIB = 457
+MIB = 1024**2
+GIB = 1024**3
+MINIMUM_MIB = 457  # per CUDA GPU (ml/device.go)
 NUM_BATCH = 512
-KV_ELEMENT_BYTES = {"f16": 2.0, "q8_0": 1.0, "q4_0": 0.5}
+DEFAULT_QUANT = "q4_k_m"  # what `ollama pull NAME` gets for most library models
+KV_ELEMENT_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
 
 
-def default_num_ctx(node_total_mib: int, spec: ModelSpec) -> int:
-    """Ollama ≥ 0.15.5: the context grows with the VRAM of the machine, capped by the model."""
+def default_num_ctx(node_total_mib: float, spec: ModelSpec) -> int:
+    """Ollama ≥ 0.15.5 picks the context from the node's total VRAM, capped by the model."""
     gib = node_total_mib / 1024
     ctx = 262_144 if gib >= 47 else 32_768 if gib >= 23 else 4_096
     return min(ctx, spec.max_position)
 
 
+def kv_type_used(spec: ModelSpec, kv_cache_type: str) -> str:
+    """Ollama quantizes the KV cache only with flash attention (on by default per family)."""
+    return kv_cache_type if spec.flash_attention else "f16"
+
+
 @dataclass(frozen=True)
 class OllamaPlan:
-    """Where the layers go. ``gpu_layers[i]`` and ``gpu_mib[i]`` follow ``gpu_indices``."""
+    """Where the layers go. ``gpu_layers`` and ``gpu_bytes`` map GPU index to its share."""
 
-    gpu_indices: tuple[int, ...]
-    gpu_layers: tuple[int, ...]
-    gpu_mib: tuple[float, ...]
+    gpu_layers: dict[int, int]
+    gpu_bytes: dict[int, float]
     total_layers: int  # repeating layers + the output layer
-    weights_mib: float
-    kv_cache_mib: float
-    graph_mib: float
+    weights_bytes: float
+    kv_cache_bytes: float
+    graph_bytes: float
     kv_type: str
     num_ctx: int
     num_parallel: int
+    quant: str
 
     @property
     def layers_on_gpu(self) -> int:
-        return sum(self.gpu_layers)
+        return sum(self.gpu_layers.values())
 
     @property
     def full(self) -> bool:
         return self.layers_on_gpu >= self.total_layers
 
     @property
-    def total_mib(self) -> float:
-        """What ``ollama ps`` shows as SIZE: weights, KV cache and graph."""
-        return self.weights_mib + self.kv_cache_mib + self.graph_mib
+    def total_bytes(self) -> float:
+        """What ``ollama ps`` shows as SIZE (weights, KV cache and graph on all devices)."""
+        return self.weights_bytes + self.kv_cache_bytes + self.graph_bytes
+
+    @property
+    def gpu_share(self) -> float:
+        return sum(self.gpu_bytes.values()) / self.total_bytes if self.total_bytes else 0.0
 
 
-def _kv_per_layer(spec: ModelSpec, num_ctx: int, num_parallel: int, kv_type: str) -> tuple[float, float]:
-    """KV bytes of one full-attention layer and of one sliding-window layer."""
+@dataclass(frozen=True)
+class _Parts:
+    layers: tuple[float, ...]  # bytes of each repeating layer incl. its KV cache
+    output: float
+    projector: float
+    graph: float
+    weights: float
+    kv: float
+
+
+def _parts(spec: ModelSpec, quant: str, num_ctx: int, num_parallel: int, kv_type: str) -> _Parts:
+    weights = float(weight_bytes_as(spec, quant) if quant != spec.dtype else spec.weight_bytes)
+    bits = BITS_PER_WEIGHT.get(normalize_format(quant), 16.0)
+    embedding = spec.vocab * spec.hidden * bits / 8
+    projector = spec.vision_params * 2.0
+    # token_embd stays on the CPU; the output layer (token_embd again when tied) goes last
+    repeating = max(0.0, weights - projector - embedding * (1 if spec.tied else 2)) / spec.layers
+    element = KV_ELEMENT_BYTES[kv_type]
+    if spec.is_mla:
+        per_token = (spec.kv_lora_rank + (spec.qk_rope_head_dim or 0)) * element
+    else:
+        per_token = 2 * spec.head_dim * spec.kv_heads * element
     context = num_ctx * num_parallel
-    per_token = 2 * spec.head_dim * spec.kv_heads * KV_ELEMENT_BYTES[kv_type]
-    window_ctx = min(context, num_parallel * (spec.sliding_window or 0) + NUM_BATCH)
-    return context * per_token, window_ctx * per_token
-
-
-def _graph_bytes(spec: ModelSpec, context: int, flash: bool) -> float:
+    window_tokens = min(context, num_parallel * (spec.sliding_window or 0) + NUM_BATCH)
+    sliding = spec.sliding_layers if spec.sliding_window else 0
+    kv_layers = [per_token * (window_tokens if i < sliding else context) for i in range(spec.layers)]
     batch = min(context, NUM_BATCH)
-    logits = 4 * batch * (spec.hidden + spec.vocab)
-    if flash:
-        return logits
-    return max(4 * batch * (1 + 4 * spec.hidden + context * (1 + spec.heads)), logits)
+    logits = 4.0 * batch * (spec.hidden + spec.vocab)
+    if spec.flash_attention:
+        graph = logits
+    else:  # attention scores of one batch against the whole context, in f32
+        graph = max(4.0 * batch * (1 + 4 * spec.hidden + context * (1 + spec.heads)), logits)
+    return _Parts(tuple(repeating + kv for kv in kv_layers), embedding, projector, graph,
+                  weights, sum(kv_layers))
 
 
-def plan(
-    spec: ModelSpec, free_mib: dict[int, float], *, num_ctx: int, num_parallel: int, kv_type: str,
-    overhead_mib: float = 0.0,
-) -> OllamaPlan:
-    """Place the layers on the GPUs (most free first), as Ollama's scheduler does."""
-    flash = spec.flash_attention
-    if not flash:
-        kv_type = "f16"  # Ollama quantizes the KV cache only with flash attention
-    full_kv, sliding_kv = _kv_per_layer(spec, num_ctx, num_parallel, kv_type)
-    output_bytes = spec.vocab * spec.hidden * (spec.weight_bytes / max(spec.params, 1))
-    repeating = max(0.0, spec.weight_bytes - output_bytes) / spec.layers
-    layers = [repeating + (sliding_kv if i < spec.sliding_layers else full_kv) for i in range(spec.layers)]
-    graph = _graph_bytes(spec, num_ctx * num_parallel, flash)
-    kv_total = spec.sliding_layers * sliding_kv + (spec.layers - spec.sliding_layers) * full_kv
+def _place(parts: _Parts, free: dict[int, float], overhead: float) -> tuple[dict[int, int], dict[int, float]]:
+    """Ollama's round-robin placement over ``free`` (bytes), the last block first."""
+    order = list(free)
+    minimum = MINIMUM_MIB * MIB + overhead
+    first = order[0] if order else None
+    biggest = max(parts.layers, default=0.0)
+    room = [g for g in order if free[g] > minimum + parts.graph + 2 * biggest
+            + (parts.projector if g == first else 0.0)]
+    used = {g: (parts.projector if g == first else 0.0) for g in order}
+    count = {g: 0 for g in order}
+    placed = 0
+    for size in (*reversed(parts.layers), parts.output):
+        j = len(room)
+        while j > 0:
+            g = room[placed % j]
+            if free[g] > minimum + parts.graph + used[g] + size:
+                used[g] += size
+                count[g] += 1
+                placed += 1
+                break
+            room.remove(g)
+            j -= 1
+        if not room:
+            break
+    layers = {g: n for g, n in count.items() if n}
+    return layers, {g: used[g] + parts.graph + MINIMUM_MIB * MIB for g in layers}
 
-    order = sorted(free_mib, key=lambda g: (-free_mib[g], g))
-    pending = list(reversed(layers)) + [output_bytes]  # Ollama places from the last block down
-    placed: dict[int, int] = {g: 0 for g in order}
-    used: dict[int, float] = {g: 0.0 for g in order}
-    for g in order:
-        room = (free_mib[g] - MINIMUM_MIB - overhead_mib) * MIB - graph
-        if not pending or room < 2 * pending[0]:
-            continue
-        while pending and pending[0] <= room:
-            room -= pending[0]
-            used[g] += pending.pop(0)
-            placed[g] += 1
-        if placed[g]:
-            used[g] += graph
-    gpus = tuple(g for g in order if placed[g])
+
+def plan(spec: ModelSpec, free_bytes: dict[int, float], *, quant: str, num_ctx: int,
+         num_parallel: int, kv_cache_type: str, overhead_bytes: float = 0.0) -> OllamaPlan:
+    """Place ``spec`` on the GPUs of ``free_bytes``: one GPU if one holds it all (most free
+    first), else spread over all, else as many layers as fit with the rest on the CPU."""
+    kv_type = kv_type_used(spec, kv_cache_type)
+    parts = _parts(spec, quant, num_ctx, num_parallel, kv_type)
+    total_layers = spec.layers + 1
+    by_free = sorted(free_bytes, key=lambda g: (-free_bytes[g], g))
+    layers: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for g in by_free:
+        layers, used = _place(parts, {g: free_bytes[g]}, overhead_bytes)
+        if sum(layers.values()) >= total_layers:
+            break
+    else:
+        layers, used = _place(parts, {g: free_bytes[g] for g in by_free}, overhead_bytes)
     return OllamaPlan(
-        gpu_indices=gpus,
-        gpu_layers=tuple(placed[g] for g in gpus),
-        gpu_mib=tuple(used[g] / MIB + MINIMUM_MIB for g in gpus),
-        total_layers=spec.layers + 1,
-        weights_mib=spec.weight_bytes / MIB,
-        kv_cache_mib=kv_total / MIB,
-        graph_mib=graph / MIB,
-        kv_type=kv_type,
-        num_ctx=num_ctx,
-        num_parallel=num_parallel,
+        gpu_layers=layers, gpu_bytes=used, total_layers=total_layers,
+        weights_bytes=parts.weights, kv_cache_bytes=parts.kv, graph_bytes=parts.graph,
+        kv_type=kv_type, num_ctx=num_ctx, num_parallel=num_parallel, quant=quant,
     )

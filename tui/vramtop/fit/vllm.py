@@ -1,131 +1,292 @@
-"""vLLM's memory budget per GPU rank, as vLLM V1 computes it at start-up.
+"""vLLM V1's memory budget on one GPU rank, as vLLM computes it at start-up.
 
-requested = gpu_memory_utilization × the GPU's *total* memory (not the model's size); vLLM
-refuses to start when the free memory it sees is below that. The KV cache gets what is left of
-``requested`` after the weights (sharded by TP), the activation peak of the profile run, non-torch
-memory (CUDA context buffers, NCCL with TP > 1) and, since v0.21, the CUDA-graph estimate.
-Formulas follow vLLM V1 (v0.21+); the overhead constants are typical figures from public logs.
+vLLM asks each rank for ``gpu_memory_utilization × the GPU's total memory`` (not a share of the
+model, not of free memory) and refuses to start when less than that is free after its CUDA
+context (and, since late 2025, NCCL) exist. The KV cache gets what is left of the request after
+the weights (sharded by TP), the activation peak of the profile run, non-torch memory and, from
+v0.21.0 on, the CUDA-graph estimate. Block counts, token counts, concurrency and the "cannot
+hold one request" check follow ``vllm/v1/core/kv_cache_utils.py`` (hybrid KV cache manager:
+sliding-window layers only keep their window). The overhead constants are typical figures from
+public start-up logs; ``bench/accuracy_vllm.py`` measures how close this gets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import ceil
 
-from vramtop.fit.specs import ModelSpec
+from vramtop.fit.specs import BITS_PER_WEIGHT, ModelSpec, normalize_format, weight_bytes_as
 
-MIB = 1024 * 1024
-GIB = 1024 * MIB
+MIB = 1024**2
+GIB = 1024**3
 BLOCK_SIZE = 16
-CUDA_CONTEXT_MIB = 450  # taken from free memory before vLLM's start-up check
-NON_TORCH_MIB = 250
-NCCL_MIB = 400  # extra non-torch memory with tensor parallelism
 DEFAULT_UTIL = 0.9
-DEFAULT_MAX_NUM_SEQS = 256
-DEFAULT_MAX_BATCHED_TOKENS = 2048  # `vllm serve` on GPUs under 70 GiB
-LARGE_GPU_MAX_BATCHED_TOKENS = 8192  # 70 GiB and up (not A100)
-DEFAULT_MAX_NUM_SEQS_LARGE = 1024
+CUDA_CONTEXT_MIB = 400  # the worker's CUDA context, used before the start-up check
+NCCL_MIB = 600  # NCCL communicators with TP > 1, created before the check in current vLLM
+NON_TORCH_MIB = 250  # cuBLAS / attention workspaces counted in the budget
+NON_TORCH_TP_MIB = 250  # custom all-reduce buffers with TP > 1
+SAMPLER_BYTES_PER_LOGIT = 12  # fp32 logits and the sampler's sort of them, per request × vocab
+LARGE_GPU_MIB = 70 * 1024  # `vllm serve` raises its batch defaults on GPUs this large
 
 
-def default_batched_tokens(total_mib: int) -> int:
-    return LARGE_GPU_MAX_BATCHED_TOKENS if total_mib >= 70 * 1024 else DEFAULT_MAX_BATCHED_TOKENS
+def default_max_num_batched_tokens(total_mib: int) -> int:
+    """`vllm serve` (OpenAI server) defaults: 8192 on GPUs of 70 GiB and more, else 2048."""
+    return 8192 if total_mib >= LARGE_GPU_MIB else 2048
 
 
 def default_max_num_seqs(total_mib: int) -> int:
-    return DEFAULT_MAX_NUM_SEQS_LARGE if total_mib >= 70 * 1024 else DEFAULT_MAX_NUM_SEQS
+    return 1024 if total_mib >= LARGE_GPU_MIB else 256
 
 
-def kv_element_bytes(spec: ModelSpec, kv_cache_dtype: str) -> int:
-    """``auto`` keeps the model's activation dtype (16-bit even for fp8 / 4-bit weights)."""
-    return 1 if kv_cache_dtype.startswith("fp8") else 2
+def kv_element_bytes(kv_cache_dtype: str, dtype: str) -> int:
+    """``auto`` is the activation dtype (16-bit even for fp8 or 4-bit weights)."""
+    if kv_cache_dtype.startswith("fp8"):
+        return 1
+    return 4 if dtype == "float32" else 2
 
 
-def kv_bytes_per_token_layer(spec: ModelSpec, tp: int, kv_cache_dtype: str) -> int:
-    """One token of one layer on one rank. MLA caches the latent (not split by TP); otherwise
-    K and V of this rank's KV heads, replicated when there are fewer KV heads than ranks."""
-    element = kv_element_bytes(spec, kv_cache_dtype)
-    if spec.mla:
-        return (spec.kv_lora_rank + (spec.qk_rope_head_dim or 0)) * element
-    return 2 * max(1, spec.kv_heads // tp) * spec.head_dim * element
+@dataclass(frozen=True)
+class KvLayout:
+    """How vLLM lays out the KV cache of one rank.
+
+    ``page_bytes``: one block of one layer. Hybrid models (sliding + full layers) get groups of
+    ``group_size`` layers sharing one block pool; ``num_groups`` counts them with padding.
+    """
+
+    page_bytes: int
+    full_layers: int
+    sliding_layers: int
+    window: int
+    group_size: int
+    full_groups: int
+    sliding_groups: int
+
+    @property
+    def num_groups(self) -> int:
+        return self.full_groups + self.sliding_groups
+
+    @property
+    def bytes_per_token(self) -> int:
+        """Per token over all layers, as if every layer kept every token."""
+        return (self.full_layers + self.sliding_layers) * self.page_bytes // BLOCK_SIZE
 
 
-def activation_mib(spec: ModelSpec, tp: int, max_batched_tokens: int, max_num_seqs: int) -> float:
-    """The torch peak of the profile run: hidden states and the MLP of ``max_batched_tokens``
-    tokens, plus the sampler's fp32 logits of ``max_num_seqs`` requests."""
-    intermediate = spec.intermediate or 4 * spec.hidden
-    per_token = (4 * spec.hidden + 2 * intermediate // tp) * 2
-    logits = min(max_num_seqs, max_batched_tokens) * spec.vocab * 4
-    return (max_batched_tokens * per_token + logits) / MIB
+def kv_layout(spec: ModelSpec, tp: int, element_bytes: int) -> KvLayout:
+    """Standard attention: K and V of this rank's KV heads (replicated when there are fewer KV
+    heads than ranks). MLA: one latent of kv_lora_rank + qk_rope_head_dim, not split by TP."""
+    if spec.is_mla:
+        page = BLOCK_SIZE * (spec.kv_lora_rank + (spec.qk_rope_head_dim or 0)) * element_bytes
+    else:
+        page = 2 * BLOCK_SIZE * max(1, spec.kv_heads // tp) * spec.head_dim * element_bytes
+    sliding = spec.sliding_layers if spec.sliding_window else 0
+    full = spec.layers - sliding
+    if full and sliding:
+        small, big = min(full, sliding), max(full, sliding)
+        group = big if big < 1.5 * small else small
+        return KvLayout(page, full, sliding, spec.sliding_window or 0, group,
+                        ceil(full / group), ceil(sliding / group))
+    # one kind of layer: one group holding every layer
+    return KvLayout(page, full, sliding, spec.sliding_window or 0, spec.layers,
+                    1 if full else 0, 1 if sliding else 0)
 
 
-def cudagraph_mib(spec: ModelSpec, enforce_eager: bool) -> float:
-    return 0.0 if enforce_eager else 150.0 + 4.0 * spec.layers
+def _sliding_blocks(layout: KvLayout, tokens: int, batched: int) -> int:
+    return ceil(min(layout.window - 1 + batched, tokens) / BLOCK_SIZE) + 1
+
+
+def request_bytes(layout: KvLayout, tokens: int, batched: int) -> int:
+    """KV bytes one request of ``tokens`` needs (vLLM's ``max_memory_usage_bytes``, all layers)."""
+    full = layout.full_layers * ceil(tokens / BLOCK_SIZE)
+    sliding = layout.sliding_layers * _sliding_blocks(layout, tokens, batched) if layout.sliding_layers else 0
+    return (full + sliding) * layout.page_bytes
+
+
+def num_blocks(layout: KvLayout, available_bytes: float) -> int:
+    if available_bytes <= 0:
+        return 0
+    return int(available_bytes // layout.page_bytes // layout.group_size)
+
+
+def kv_cache_tokens(layout: KvLayout, blocks: int) -> int:
+    """"GPU KV cache size: N tokens" (conservative for hybrid models: blocks per group)."""
+    return blocks // max(1, layout.num_groups) * BLOCK_SIZE
+
+
+def max_concurrency(layout: KvLayout, blocks: int, tokens: int, batched: int) -> float:
+    """"Maximum concurrency for N tokens per request": blocks over blocks one request takes."""
+    per_request = layout.full_groups * ceil(tokens / BLOCK_SIZE)
+    if layout.sliding_groups:
+        per_request += layout.sliding_groups * _sliding_blocks(layout, tokens, batched)
+    return blocks / per_request if per_request else 0.0
+
+
+def longest_len(layout: KvLayout, available_bytes: float, batched: int, cap: int) -> int:
+    """The largest max_model_len whose one request fits (vLLM's estimate), 0 if none."""
+    if available_bytes <= 0 or request_bytes(layout, 1, batched) > available_bytes:
+        return 0
+    lo, hi = 1, cap
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if request_bytes(layout, mid, batched) <= available_bytes:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def weights_per_rank(spec: ModelSpec, fmt: str | None, tp: int) -> float:
+    """Bytes one rank loads: everything sharded by TP, except K/V projections replicated
+    when there are fewer KV heads than ranks."""
+    total = weight_bytes_as(spec, fmt)
+    if tp == 1:
+        return float(total)
+    bits = BITS_PER_WEIGHT.get(normalize_format(fmt), 16.0) if fmt else 16.0
+    if spec.is_mla or spec.kv_heads >= tp:
+        return total / tp
+    kv_proj = 2 * spec.layers * spec.hidden * spec.head_dim * spec.kv_heads * bits / 8
+    return (total - kv_proj) / tp + kv_proj / spec.kv_heads
+
+
+def activation_bytes(spec: ModelSpec, tp: int, batched: int, max_num_seqs: int, dtype: str) -> float:
+    """Torch peak of the profile run: one layer's live tensors for ``batched`` tokens (hidden
+    and residual, the MLP's gate/up and activation, or the fused-MoE buffers), then the
+    sampler's fp32 logits of ``max_num_seqs`` requests (full vocabulary on every rank)."""
+    element = 4 if dtype == "float32" else 2
+    if spec.experts and spec.experts_per_token:
+        mlp = spec.experts_per_token * (3 * spec.moe_intermediate / tp + spec.hidden)
+    else:
+        mlp = 3 * spec.intermediate / tp
+    per_token = (3 * spec.hidden + mlp) * element
+    sampler = min(max_num_seqs, batched) * spec.vocab * SAMPLER_BYTES_PER_LOGIT
+    return batched * per_token + sampler
+
+
+def cudagraph_bytes(spec: ModelSpec, enforce_eager: bool) -> float:
+    """vLLM ≥ 0.21 subtracts its CUDA-graph estimate (0.1–0.6 GiB in public logs)."""
+    return 0.0 if enforce_eager else (0.1 + 0.008 * spec.layers) * GIB
+
+
+@dataclass(frozen=True)
+class VllmConfig:
+    """Every engine argument the budget depends on, defaults already applied."""
+
+    tp: int
+    util: float
+    max_model_len: int
+    kv_cache_dtype: str
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    enforce_eager: bool
+    weights_format: str | None  # None: as released
+    dtype: str  # activation dtype
 
 
 @dataclass(frozen=True)
 class RankBudget:
-    """One GPU rank, in MiB, named as vLLM's start-up log names them."""
+    """One GPU rank, in bytes, named as vLLM's start-up log names the figures."""
 
-    total_mib: int
-    free_mib: float  # free before the engine starts (what nvidia-smi shows)
-    requested_mib: float  # gpu_memory_utilization × total
-    weights_mib: float  # "Model loading took"
-    activation_mib: float
-    non_torch_mib: float
-    cudagraph_mib: float
-    kv_cache_mib: float  # "Available KV cache memory"
-    bytes_per_token: int  # all layers of this rank
-    per_request_mib: float  # KV one request of max_model_len needs
+    gpu_index: int
+    total_bytes: float  # what CUDA reports as total
+    free_bytes: float  # free before the engine starts
+    requested_bytes: float  # gpu_memory_utilization × total
+    overhead_bytes: float  # CUDA context (+ NCCL) taken before the start-up check
+    weights_bytes: float  # "Model loading took"
+    activation_bytes: float
+    non_torch_bytes: float
+    cudagraph_bytes: float
+    kv_cache_bytes: float  # "Available KV cache memory" (negative: no room)
+    request_bytes: int  # KV one request of max_model_len needs
+    num_blocks: int
     kv_cache_tokens: int  # "GPU KV cache size: N tokens"
     max_concurrency: float  # "Maximum concurrency for N tokens per request"
     max_model_len_that_fits: int
 
     @property
-    def free_at_start_mib(self) -> float:
-        return self.free_mib - CUDA_CONTEXT_MIB
+    def free_at_check_bytes(self) -> float:
+        return self.free_bytes - self.overhead_bytes
 
     @property
     def starts(self) -> bool:
-        return self.free_at_start_mib >= self.requested_mib
+        return self.free_at_check_bytes >= self.requested_bytes
 
     @property
-    def needed_mib(self) -> float:
-        """What the engine takes on this GPU once running: the requested share and its context."""
-        return self.requested_mib + CUDA_CONTEXT_MIB
+    def needed_bytes(self) -> float:
+        """What the running engine holds on this GPU: its request plus context (and NCCL)."""
+        return self.requested_bytes + self.overhead_bytes
+
+    @property
+    def max_util(self) -> float:
+        """The highest gpu_memory_utilization that passes the start-up check here."""
+        return max(0.0, self.free_at_check_bytes / self.total_bytes)
+
+    @property
+    def min_util(self) -> float:
+        """The lowest gpu_memory_utilization whose KV cache holds one max_model_len request."""
+        fixed = self.weights_bytes + self.activation_bytes + self.non_torch_bytes + self.cudagraph_bytes
+        return (fixed + self.request_bytes) / self.total_bytes
 
 
-def _per_request_bytes(spec: ModelSpec, plb: int, tokens: int, max_batched_tokens: int) -> int:
-    full = spec.layers - spec.sliding_layers
-    sliding_tokens = min(tokens, (spec.sliding_window or 0) + max_batched_tokens)
-    return full * plb * tokens + spec.sliding_layers * plb * sliding_tokens
-
-
-def rank_budget(
-    spec: ModelSpec, total_mib: int, free_mib: float, *, tp: int, util: float, max_model_len: int,
-    kv_cache_dtype: str, max_num_seqs: int, max_batched_tokens: int, enforce_eager: bool,
-) -> RankBudget:
-    requested = util * total_mib
-    weights = spec.weight_bytes / tp / MIB
-    activation = activation_mib(spec, tp, max_batched_tokens, max_num_seqs)
-    non_torch = NON_TORCH_MIB + (NCCL_MIB if tp > 1 else 0)
-    graphs = cudagraph_mib(spec, enforce_eager)
-    kv = requested - weights - activation - non_torch - graphs
-    plb = kv_bytes_per_token_layer(spec, tp, kv_cache_dtype)
-    per_token = plb * spec.layers
-    kv_bytes = max(0.0, kv) * MIB
-    tokens = int(kv_bytes // per_token) // BLOCK_SIZE * BLOCK_SIZE
-    per_request = _per_request_bytes(spec, plb, max_model_len, max_batched_tokens)
-    full = spec.layers - spec.sliding_layers
-    if full:
-        fixed = spec.sliding_layers * plb * ((spec.sliding_window or 0) + max_batched_tokens)
-        longest = int((kv_bytes - fixed) // (full * plb))
-        if longest < (spec.sliding_window or 0) + max_batched_tokens:
-            longest = int(kv_bytes // per_token)
-    else:
-        longest = spec.max_position
-    longest = max(0, min(spec.max_position, longest // BLOCK_SIZE * BLOCK_SIZE))
+def rank_budget(spec: ModelSpec, cfg: VllmConfig, gpu_index: int, total_bytes: float,
+                free_bytes: float, layout: KvLayout | None = None) -> RankBudget:
+    """The budget of one rank on a GPU of ``total_bytes`` (as CUDA counts it) with
+    ``free_bytes`` free before the engine starts."""
+    layout = layout or kv_layout(spec, cfg.tp, kv_element_bytes(cfg.kv_cache_dtype, cfg.dtype))
+    requested = cfg.util * total_bytes
+    weights = weights_per_rank(spec, cfg.weights_format, cfg.tp)
+    if cfg.dtype == "float32" and cfg.weights_format is None:
+        weights *= 2
+    act = activation_bytes(spec, cfg.tp, cfg.max_num_batched_tokens, cfg.max_num_seqs, cfg.dtype)
+    non_torch = (NON_TORCH_MIB + (NON_TORCH_TP_MIB if cfg.tp > 1 else 0)) * MIB
+    graphs = cudagraph_bytes(spec, cfg.enforce_eager)
+    kv = requested - weights - act - non_torch - graphs
+    blocks = num_blocks(layout, kv)
+    batched = cfg.max_num_batched_tokens
     return RankBudget(
-        total_mib=total_mib, free_mib=free_mib, requested_mib=requested, weights_mib=weights,
-        activation_mib=activation, non_torch_mib=non_torch, cudagraph_mib=graphs, kv_cache_mib=kv,
-        bytes_per_token=per_token, per_request_mib=per_request / MIB, kv_cache_tokens=tokens,
-        max_concurrency=kv_bytes / per_request if per_request else 0.0, max_model_len_that_fits=longest,
+        gpu_index=gpu_index, total_bytes=total_bytes, free_bytes=free_bytes,
+        requested_bytes=requested,
+        overhead_bytes=(CUDA_CONTEXT_MIB + (NCCL_MIB if cfg.tp > 1 else 0)) * MIB,
+        weights_bytes=weights, activation_bytes=act, non_torch_bytes=non_torch,
+        cudagraph_bytes=graphs, kv_cache_bytes=kv,
+        request_bytes=request_bytes(layout, cfg.max_model_len, batched), num_blocks=blocks,
+        kv_cache_tokens=kv_cache_tokens(layout, blocks),
+        max_concurrency=max_concurrency(layout, blocks, cfg.max_model_len, batched),
+        max_model_len_that_fits=longest_len(layout, kv, batched, spec.max_position),
     )
+
+
+def _gib(nbytes: float) -> str:
+    return f"{round(nbytes / GIB, 2)}"
+
+
+def startup_error(rank: RankBudget, util: float) -> str:
+    """vLLM's own words when the start-up check fails."""
+    return (f"Free memory on device ({_gib(max(0.0, rank.free_at_check_bytes))}/"
+            f"{_gib(rank.total_bytes)} GiB) on startup is less than desired GPU memory "
+            f"utilization ({util}, {_gib(rank.requested_bytes)} GiB). Decrease GPU memory "
+            "utilization or reduce GPU memory used by other processes.")
+
+
+def no_cache_error() -> str:
+    return ("No available memory for the cache blocks. Try increasing `gpu_memory_utilization` "
+            "when initializing the engine.")
+
+
+def too_long_error(rank: RankBudget, max_model_len: int) -> str:
+    estimated = (f"Based on the available memory, the estimated maximum model length is "
+                 f"{rank.max_model_len_that_fits}. " if rank.max_model_len_that_fits else "")
+    return (f"To serve at least one request with the model's max seq len ({max_model_len}), "
+            f"({_gib(rank.request_bytes)} GiB KV cache is needed, which is larger than the "
+            f"available KV cache memory ({_gib(rank.kv_cache_bytes)} GiB). {estimated}Try "
+            "increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing "
+            "the engine.")
+
+
+def failure(rank: RankBudget, cfg: VllmConfig) -> str | None:
+    """The error vLLM would raise on this rank, in start-up order, or None."""
+    if not rank.starts:
+        return startup_error(rank, cfg.util)
+    if rank.kv_cache_bytes <= 0 or rank.num_blocks == 0:
+        return no_cache_error()
+    if rank.request_bytes > rank.kv_cache_bytes:
+        return too_long_error(rank, cfg.max_model_len)
+    return None

@@ -1,0 +1,124 @@
+"""A Candidate from text as typed (the what-if form, the CLI), with one message per bad field.
+
+Blank or "auto" means the engine's default. Field names are the Candidate's (and the form's);
+``candidate_from_fields`` never raises: the caller shows each message beside its field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+from vramtop.fit import specs
+from vramtop.fit.specs import ModelSpec, SpecError
+from vramtop.fit.verdict import OLLAMA, VLLM, Candidate
+
+_TOKENS = re.compile(r"^(\d+(?:\.\d+)?)\s*([kK]?)$")
+INT_FIELDS = ("tensor_parallel_size", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
+              "num_ctx", "num_parallel", "replicas")
+WORD_FIELDS = ("dtype", "quantization", "kv_cache_dtype")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model a search field can offer: ``name`` resolves with ``specs.resolve``."""
+
+    name: str
+    source: str  # "catalog"
+    detail: str  # "27.4B, bfloat16, 131,072 ctx"
+    aliases: tuple[str, ...] = ()
+
+
+def list_models() -> tuple[ModelChoice, ...]:
+    """Every catalog model, for a search field (ids and the aliases that also resolve)."""
+    return tuple(
+        ModelChoice(s.name, "catalog", f"{s.params / 1e9:.1f}B, {s.dtype}, {s.max_position:,} ctx",
+                    s.aliases)
+        for s in specs.catalog()
+    )
+
+
+def _whole(text: str) -> int:
+    m = _TOKENS.match(text.replace(",", "").replace("_", ""))
+    if not m:
+        raise ValueError(f"must be a whole number, got '{text}'")
+    value = float(m.group(1)) * (1024 if m.group(2) else 1)
+    if not value.is_integer() or value < 1:
+        raise ValueError(f"must be a whole number ≥ 1, got '{text}'")
+    return int(value)
+
+
+def _util(text: str) -> float:
+    raw = text.strip()
+    try:
+        value = float(raw.rstrip("%")) / (100 if raw.endswith("%") else 1)
+    except ValueError:
+        raise ValueError(f"must be a number in (0, 1] like 0.9, got '{text}'") from None
+    if not 0 < value <= 1:
+        raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {raw}")
+    return value
+
+
+def parse_gpus(text: str) -> tuple[int, ...]:
+    """"0,2" or "0 2" -> (0, 2)."""
+    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
+    if not parts or not all(p.isdigit() for p in parts):
+        raise ValueError(f"must list GPU indices like 0,1, got '{text}'")
+    return tuple(int(p) for p in parts)
+
+
+def candidate_from_fields(fields: Mapping[str, str], model: ModelSpec | None = None,
+                          ) -> tuple[Candidate | None, dict[str, str]]:
+    """A Candidate from field texts, and field -> message for each text that cannot be used.
+
+    ``fields`` may hold: model, engine, tensor_parallel_size, gpu_memory_utilization,
+    max_model_len, dtype, quantization, kv_cache_dtype, max_num_seqs, max_num_batched_tokens,
+    enforce_eager ("yes"/"no"), num_ctx, num_parallel, replicas, gpus ("0,1"), stopped
+    (instance keys, comma-separated). ``model``: an already resolved spec (skips the lookup,
+    which may read files). Values the engine itself refuses (TP that does not divide the
+    heads, a GPU the node lacks) come back from ``evaluate`` as ``FitResult.errors``.
+    """
+    errors: dict[str, str] = {}
+    values: dict[str, object] = {}
+    engine = (fields.get("engine") or VLLM).strip().lower()
+    if engine not in (VLLM, OLLAMA):
+        errors["engine"] = f"unknown engine '{engine}' (vllm or ollama)"
+    values["engine"] = engine
+    if model is None:
+        name = (fields.get("model") or "").strip()
+        if not name:
+            errors["model"] = "pick a model"
+        else:
+            try:
+                model = specs.resolve(name)
+            except SpecError as exc:
+                errors["model"] = str(exc)
+            except OSError as exc:
+                errors["model"] = f"{name}: {exc.strerror or exc}"
+    for key, text in fields.items():
+        text = (text or "").strip()
+        if key in ("model", "engine") or not text or (text.lower() == "auto" and key != "gpus"):
+            continue
+        try:
+            if key in INT_FIELDS:
+                values[key] = _whole(text)
+            elif key == "gpu_memory_utilization":
+                values[key] = _util(text)
+            elif key in WORD_FIELDS:
+                if not re.fullmatch(r"[A-Za-z0-9_.\-]+", text):
+                    raise ValueError(f"must be one word like bfloat16, fp8 or q4_K_M, got '{text}'")
+                values[key] = text
+            elif key == "gpus":
+                values[key] = None if text.lower() == "auto" else parse_gpus(text)
+            elif key == "stopped":
+                values[key] = tuple(p for p in re.split(r"[,\s]+", text) if p)
+            elif key == "enforce_eager":
+                values[key] = text.lower() in ("1", "yes", "true", "on")
+            else:
+                errors[key] = f"unknown field '{key}'"
+        except ValueError as exc:
+            errors[key] = str(exc)
+    if errors or model is None:
+        return None, errors
+    return Candidate(model=model, **values), errors
