@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from vramtop.snapshot import HostProcess
 
@@ -62,8 +63,12 @@ def classify(host: HostProcess | None) -> Role:
     """The role of one process; ``UNKNOWN`` when the OS does not show it."""
     if host is None:
         return Role(UNKNOWN, "hidden", "")
-    title = host.title.strip()
-    argv = _argv_text(host)
+    return _classify(host.title.strip(), _argv_text(host), host.name)
+
+
+@lru_cache(maxsize=4096)
+def _classify(title: str, argv: str, name: str) -> Role:
+    """Pure in its text: cached, since every tick asks again about the same processes."""
 
     if m := _VLLM_ENGINE.match(title):
         r = _ranks(m.group(1))
@@ -96,4 +101,4 @@ def classify(host: HostProcess | None) -> Role:
         return Role(SGLANG, "server", title.split()[0] if title.startswith("sglang::") else "server")
     if re.search(r"text-generation-launcher|text-generation-server", argv):
         return Role(TGI, "server", "server")
-    return Role(OTHER, "process", host.name)
+    return Role(OTHER, "process", name)

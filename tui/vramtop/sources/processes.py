@@ -36,14 +36,11 @@ class ProcessReader:
         self._known: dict[int, _Known] = {}
 
     def _lookup(self, pid: int) -> _Known:
+        """The kept record of ``pid``, read the first time it is seen. Whether it is still the
+        same process is checked by ``read`` on each tick (cheaply, from the parent PID)."""
         known = self._known.get(pid)
         if known is not None:
-            try:
-                if known.proc.is_running():
-                    return known
-            except psutil.Error:
-                pass
-            del self._known[pid]
+            return known
         proc = psutil.Process(pid)
         with proc.oneshot():
             name = proc.name()
@@ -90,6 +87,9 @@ class ProcessReader:
         for pid in sorted(gpu_pids):
             try:
                 known = self._lookup(pid)
+                if known.proc.ppid() != known.static.ppid:  # the PID was reused by another process
+                    del self._known[pid]
+                    known = self._lookup(pid)
                 with known.proc.oneshot():
                     cpu = known.proc.cpu_percent(None)
                     rss = to_mib(known.proc.memory_info().rss)
