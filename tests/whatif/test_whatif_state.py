@@ -7,94 +7,118 @@ import os
 import pytest
 import yaml
 
+from vramtop.fit.fields import ModelChoice
+from vramtop.fit.verdict import INVALID, OLLAMA, RED, VLLM
+from vramtop.sources.demo import DemoSource
 from vramtop.whatif_state import (
-    OLLAMA,
+    FIELD_LABELS,
     RECENT_LIMIT,
-    VLLM,
     FormState,
-    ModelChoice,
     WhatIfMemory,
+    assess,
     default_state_path,
     describe,
+    field_defaults,
     load_memory,
     match_models,
-    parse_form,
     save_memory,
+    with_changes,
 )
 
 
-def test_blank_fields_mean_default_and_a_model_is_required():
-    parsed = parse_form(FormState())
-    assert parsed.errors == {"model": "pick a model"}
-    assert parsed.values["tensor_parallel_size"] is None
-    assert parsed.values["gpus"] is None
-    parsed = parse_form(FormState(model="google/gemma-3-4b-it", gpus="auto", max_model_len="auto"))
-    assert parsed.ok
-    assert parsed.values["max_model_len"] is None
+DEMO = DemoSource(clock=lambda: 1_700_000_000.0).sample()
+SEED_TP2 = FormState(model="google/medgemma-4b-it", tensor_parallel_size="2",
+                     gpu_memory_utilization="0.85", max_model_len="8192")
+
+
+def test_a_form_without_a_model_or_without_a_node_is_invalid_and_says_so():
+    result = assess(FormState(), DEMO)
+    assert result.verdict == INVALID and result.headline == "pick a model"
+    result = assess(SEED_TP2, None)
+    assert result.verdict == INVALID and "no picture of the node" in result.headline
+
+
+def test_blank_and_auto_fields_take_the_engines_defaults():
+    blank = assess(FormState(model="google/medgemma-4b-it"), DEMO)
+    spelled = assess(FormState(model="google/medgemma-4b-it", gpus="auto", max_model_len="auto",
+                               gpu_memory_utilization="0.9", tensor_parallel_size="1"), DEMO)
+    assert blank.verdict != INVALID
+    assert (blank.verdict, blank.headline) == (spelled.verdict, spelled.headline)
 
 
 @pytest.mark.parametrize(
-    ("field", "text", "value"),
+    ("field", "text"),
     [
-        ("gpu_memory_utilization", "0.85", 0.85),
-        ("gpu_memory_utilization", "90%", 0.9),
-        ("gpu_memory_utilization", "1", 1.0),
-        ("max_model_len", "8192", 8192),
-        ("max_model_len", "8k", 8192),
-        ("max_model_len", "32K", 32768),
-        ("max_model_len", "16,384", 16384),
-        ("tensor_parallel_size", " 2 ", 2),
-        ("gpus", "0,1", (0, 1)),
-        ("gpus", "2 3", (2, 3)),
-        ("replicas", "2", 2),
-        ("quantization", "q4_K_M", "q4_K_M"),
+        ("gpu_memory_utilization", "1.5"),
+        ("gpu_memory_utilization", "0."),  # half-typed: marked, no crash
+        ("gpu_memory_utilization", "abc"),
+        ("tensor_parallel_size", "2.5"),
+        ("tensor_parallel_size", "0"),
+        ("max_model_len", "-1"),
+        ("gpus", "zero"),
+        ("replicas", "0"),
+        ("kv_cache_dtype", "fp8 e4m3"),
     ],
 )
-def test_good_values_parse(field, text, value):
-    parsed = parse_form(FormState(model="m", **{field: text}))
-    assert parsed.ok, parsed.errors
-    assert parsed.values[field] == value
+def test_a_bad_text_is_invalid_and_the_headline_names_the_field(field, text):
+    result = assess(SEED_TP2.with_(**{field: text}), DEMO)
+    assert result.verdict == INVALID
+    assert set(result.errors) == {field}
+    assert FIELD_LABELS[field] in result.headline
 
 
 @pytest.mark.parametrize(
-    ("field", "text", "says"),
+    ("changes", "field", "says"),
     [
-        ("gpu_memory_utilization", "1.5", "at most 1"),
-        ("gpu_memory_utilization", "0", "above 0"),
-        ("gpu_memory_utilization", "0.", "above 0"),  # half-typed: marked, no crash
-        ("gpu_memory_utilization", "abc", "between 0 and 1"),
-        ("tensor_parallel_size", "0", "at least 1"),
-        ("tensor_parallel_size", "2.5", "whole number"),
-        ("tensor_parallel_size", "2k", "whole number"),
-        ("max_model_len", "-1", "whole number"),
-        ("gpus", "0,0", "twice"),
-        ("gpus", "zero", "GPU indices"),
-        ("replicas", "0", "at least 1"),
-        ("kv_cache_dtype", "fp8 e4m3", "one word"),
+        ({"tensor_parallel_size": "3"}, "tensor_parallel_size", "divisible"),  # 8 heads
+        ({"gpus": "0,7"}, "gpus", "7"),  # the demo node has GPUs 0-3
+        ({"stopped": ("vllm:99999",)}, "stopped", "vllm:99999"),
+        ({"model": "no-such-model-xyz"}, "model", "no-such-model-xyz"),
     ],
 )
-def test_bad_values_are_marked_with_the_reason(field, text, says):
-    parsed = parse_form(FormState(model="m", **{field: text}))
-    assert field in parsed.errors
-    assert text.strip() in parsed.errors[field] or text in parsed.errors[field]
-    assert says in parsed.errors[field]
-
-
-def test_gpus_are_checked_against_the_node_and_the_tensor_parallel_size():
-    on_four = (0, 1, 2, 3)
-    assert "no GPU 7" in parse_form(FormState(model="m", gpus="0,7"), on_four).errors["gpus"]
-    parsed = parse_form(FormState(model="m", gpus="0", tensor_parallel_size="2"), on_four)
-    assert "tensor parallel is 2" in parsed.errors["gpus"]
-    assert parse_form(FormState(model="m", gpus="2,3", tensor_parallel_size="2"), on_four).ok
+def test_values_the_engine_refuses_are_marked_on_their_field(changes, field, says):
+    result = assess(SEED_TP2.with_(**changes), DEMO)
+    assert result.verdict == INVALID
+    assert field in result.errors and says in result.errors[field]
 
 
 def test_fields_of_the_other_engine_are_neither_judged_nor_sent():
-    form = FormState(model="m", engine=OLLAMA, max_num_seqs="bad", tensor_parallel_size="x", num_ctx="8k")
-    parsed = parse_form(form)
-    assert parsed.ok
-    assert "max_num_seqs" not in parsed.values and "tensor_parallel_size" not in parsed.values
-    assert parsed.values["num_ctx"] == 8192
-    assert "num_ctx" not in parse_form(form.with_(engine=VLLM, max_num_seqs="", tensor_parallel_size="")).values
+    ollama = FormState(model="amsaravi/medgemma-4b-it:q8", engine=OLLAMA, max_num_seqs="bad",
+                       tensor_parallel_size="x", num_ctx="8k")
+    result = assess(ollama, DEMO)
+    assert result.verdict != INVALID, result.errors
+    assert result.ollama_plan.num_ctx == 8192
+    # Back on vLLM, the Ollama fields are ignored and the vLLM ones judged.
+    assert set(assess(ollama.with_(engine=VLLM, tensor_parallel_size=""), DEMO).errors) == {"max_num_seqs"}
+
+
+def test_a_suggestion_applied_to_the_form_gives_the_verdict_it_promised():
+    result = assess(SEED_TP2, DEMO)
+    assert result.verdict == RED and result.suggestions
+    for suggestion in result.suggestions:
+        applied = with_changes(SEED_TP2, suggestion.changes)
+        assert applied != SEED_TP2
+        assert assess(applied, DEMO).verdict == suggestion.verdict
+
+
+def test_with_changes_writes_values_as_the_form_holds_them():
+    form = with_changes(FormState(model="m", gpus="0,1"),
+                        {"gpu_memory_utilization": 0.85, "gpus": None, "stopped": ("ray:4000",), "num_ctx": 8192})
+    assert form.gpu_memory_utilization == "0.85" and form.gpus == "" and form.num_ctx == "8192"
+    assert form.stopped == ("ray:4000",)
+    assert with_changes(form, {"gpus": (2, 3)}).gpus == "2,3"
+
+
+def test_placeholders_show_what_a_blank_field_stands_for():
+    ollama = FormState(model="medgemma-27b-it:q8", engine=OLLAMA)
+    result = assess(ollama, DEMO)
+    shown = field_defaults(ollama, result, DEMO)
+    assert shown["quantization"].startswith("q8_0")  # from the ":q8" tag
+    assert shown["num_ctx"].startswith(str(result.ollama_plan.num_ctx))
+    vllm = FormState(model="google/medgemma-4b-it")
+    shown = field_defaults(vllm, assess(vllm, DEMO), DEMO)
+    assert shown["gpu_memory_utilization"].startswith("0.9")
+    assert shown["max_model_len"].startswith("131072")
 
 
 def test_describe_names_what_differs():
@@ -197,13 +221,14 @@ def test_state_path_follows_xdg_state_home(tmp_path, monkeypatch):
 
 def test_model_search_finds_by_words_and_by_letters_in_order():
     choices = (
-        ModelChoice("google/gemma-3-27b-it"),
-        ModelChoice("google/medgemma-4b-it"),
-        ModelChoice("medgemma-27b-it:q8", "ollama"),
-        ModelChoice("meta-llama/Llama-3.1-8B-Instruct"),
+        ModelChoice("google/gemma-3-27b-it", "catalog", ""),
+        ModelChoice("google/medgemma-4b-it", "catalog", ""),
+        ModelChoice("medgemma-27b-it:q8", "ollama", ""),
+        ModelChoice("meta-llama/Llama-3.1-8B-Instruct", "catalog", "", aliases=("llama3.1:8b",)),
     )
     names = lambda q: [c.name for c in match_models(q, choices)]  # noqa: E731
     assert names("medgemma") == ["medgemma-27b-it:q8", "google/medgemma-4b-it"]  # starts-with first
+    assert names("llama3.1:8b") == ["meta-llama/Llama-3.1-8B-Instruct"]  # by an alias
     assert names("gem 4b") == ["google/medgemma-4b-it"]
     assert names("GEM4B") == ["google/medgemma-4b-it"]  # letters in order, any case
     assert names("llama 8b") == ["meta-llama/Llama-3.1-8B-Instruct"]

@@ -1,9 +1,10 @@
 """The what-if form as plain data: what the user typed, what it means, and what is remembered.
 
-Textual-free, so the panel stays a thin view over it and the form's rules are tested without a
-screen. Every field keeps the text as typed (a half-typed "0." must survive a redraw); a blank
-field means "the engine's and the model's default". ``parse_form`` turns the text into values
-and one message per bad field; the fit engine does all memory arithmetic.
+Textual-free, so the panel stays a thin view over it and is tested without a screen. Every
+field keeps the text as typed (a half-typed "0." must survive a redraw); a blank field means
+"the engine's and the model's default". The fit engine reads the texts
+(``fields.candidate_from_fields``), names each bad one, and does all memory arithmetic;
+``assess`` is the one call the panel makes per keystroke and per tick.
 
 The last candidates and the pins persist in ``$XDG_STATE_HOME/vramtop/whatif.yaml``
 (``~/.local/state`` when unset). A file that cannot be read starts fresh with one line saying why.
@@ -12,16 +13,21 @@ The last candidates and the pins persist in ``$XDG_STATE_HOME/vramtop/whatif.yam
 from __future__ import annotations
 
 import os
-import re
 import tempfile
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from functools import lru_cache
+from typing import Any, Mapping
 
 import yaml
 
-VLLM = "vllm"
-OLLAMA = "ollama"
+from vramtop.fit import specs, vllm
+from vramtop.fit.fields import ModelChoice, candidate_from_fields
+from vramtop.fit.placement import NodeView, node_from_snapshot
+from vramtop.fit.specs import ModelSpec
+from vramtop.fit.verdict import INVALID, OLLAMA, VLLM, BudgetLine, FitResult, evaluate
+from vramtop.snapshot import NodeSnapshot
+
 ENGINES = (VLLM, OLLAMA)
 ENGINE_LABELS = {VLLM: "vLLM", OLLAMA: "Ollama"}
 
@@ -40,7 +46,8 @@ class FormState:
     gpus: str = ""  # blank or "auto": the fit engine picks; else "0,1"
     gpu_memory_utilization: str = ""
     max_model_len: str = ""
-    quantization: str = ""  # dtype / quantization: "bfloat16", "fp8", "awq", "q4_K_M"...
+    dtype: str = ""  # vLLM activation dtype: auto, bfloat16, float16
+    quantization: str = ""  # weights: "bfloat16", "fp8", "awq", "q8_0", "q4_K_M"...
     kv_cache_dtype: str = ""
     max_num_seqs: str = ""  # vLLM
     num_ctx: str = ""  # Ollama
@@ -87,9 +94,9 @@ class FormState:
 
 # Fields each engine shows; the rest of the form keeps its text but is neither shown nor sent.
 ENGINE_FIELDS = {
-    VLLM: ("tensor_parallel_size", "gpus", "gpu_memory_utilization", "max_model_len",
+    VLLM: ("tensor_parallel_size", "gpus", "gpu_memory_utilization", "max_model_len", "dtype",
            "quantization", "kv_cache_dtype", "max_num_seqs", "replicas"),
-    OLLAMA: ("gpus", "num_ctx", "num_parallel", "quantization", "kv_cache_dtype", "replicas"),
+    OLLAMA: ("gpus", "num_ctx", "num_parallel", "quantization", "kv_cache_dtype"),
 }
 
 FIELD_LABELS = {
@@ -99,7 +106,8 @@ FIELD_LABELS = {
     "gpus": "GPUs",
     "gpu_memory_utilization": "gpu mem util",
     "max_model_len": "max_model_len",
-    "quantization": "dtype / quant",
+    "dtype": "dtype",
+    "quantization": "quantization",
     "kv_cache_dtype": "KV cache dtype",
     "max_num_seqs": "max_num_seqs",
     "num_ctx": "num_ctx",
@@ -109,114 +117,15 @@ FIELD_LABELS = {
 }
 
 
-@dataclass(frozen=True)
-class ParsedForm:
-    """The form's values (None: default) and one message per field that cannot be used."""
-
-    values: dict[str, Any]
-    errors: dict[str, str]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-
-_TOKENS = re.compile(r"^(\d+(?:\.\d+)?)\s*([kKmM]?)$")
-
-
-def _whole(text: str, *, minimum: int, allow_k: bool = False) -> int:
-    """A whole number; "8k" and "32K" mean 8192 and 32768 where ``allow_k``."""
-    m = _TOKENS.match(text.replace(",", "").replace("_", ""))
-    if not m or (m.group(2) and not allow_k):
-        raise ValueError(f"must be a whole number{' (8192 or 8k)' if allow_k else ''}, got '{text}'")
-    number, unit = m.groups()
-    scale = {"": 1, "k": 1024, "m": 1024 * 1024}[unit.lower()]
-    value = float(number) * scale
-    if not value.is_integer():
-        raise ValueError(f"must be a whole number, got '{text}'")
-    if value < minimum:
-        raise ValueError(f"must be at least {minimum}, got '{text}'")
-    return int(value)
-
-
-def _utilization(text: str) -> float:
-    """A share of each GPU in (0, 1]; "90%" means 0.9."""
-    raw = text.strip()
-    pct = raw.endswith("%")
-    try:
-        value = float(raw.rstrip("%")) / (100 if pct else 1)
-    except ValueError:
-        raise ValueError(f"must be a number between 0 and 1 (like 0.9), got '{text}'") from None
-    if not 0 < value <= 1:
-        raise ValueError(f"must be above 0 and at most 1 (like 0.9), got '{text}'")
-    return round(value, 4)
-
-
-def _gpus(text: str) -> tuple[int, ...] | None:
-    if text.strip().lower() in ("", AUTO):
-        return None
-    out: list[int] = []
-    for part in re.split(r"[,\s]+", text.strip()):
-        if not part.isdigit():
-            raise ValueError(f"must be 'auto' or GPU indices like 0,1, got '{text}'")
-        index = int(part)
-        if index in out:
-            raise ValueError(f"lists GPU {index} twice in '{text}'")
-        out.append(index)
-    return tuple(out)
-
-
-def _word(text: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", text):
-        raise ValueError(f"must be one word like bfloat16, fp8 or q4_K_M, got '{text}'")
-    return text
-
-
-_PARSERS = {
-    "tensor_parallel_size": lambda t: _whole(t, minimum=1),
-    "gpus": _gpus,
-    "gpu_memory_utilization": _utilization,
-    "max_model_len": lambda t: _whole(t, minimum=1, allow_k=True),
-    "quantization": _word,
-    "kv_cache_dtype": _word,
-    "max_num_seqs": lambda t: _whole(t, minimum=1),
-    "num_ctx": lambda t: _whole(t, minimum=1, allow_k=True),
-    "num_parallel": lambda t: _whole(t, minimum=1),
-    "replicas": lambda t: _whole(t, minimum=1),
-}
-
-
-def parse_form(form: FormState, gpu_indices: tuple[int, ...] | None = None) -> ParsedForm:
-    """Values for the fields ``form.engine`` uses; other fields are left out, never judged.
-
-    ``gpu_indices``: the node's GPUs, so "GPUs 0,7" on a 4-GPU node is marked where it is typed.
-    """
-    values: dict[str, Any] = {"model": form.model.strip() or None, "engine": form.engine,
-                              "stopped": form.stopped}
-    errors: dict[str, str] = {}
-    if form.engine not in ENGINES:
-        errors["engine"] = f"unknown engine '{form.engine}' (vllm or ollama)"
-    if not form.model.strip():
-        errors["model"] = "pick a model"
+def form_fields(form: FormState) -> dict[str, str]:
+    """The texts the fit engine reads (``fields.candidate_from_fields``): the model, the engine,
+    the fields that engine uses (the others keep their text but are neither judged nor sent)."""
+    out = {"model": form.model, "engine": form.engine}
     for name in ENGINE_FIELDS.get(form.engine, ()):
-        text = getattr(form, name).strip()
-        if not text or (name != "gpus" and text.lower() == AUTO):
-            values[name] = None
-            continue
-        try:
-            values[name] = _PARSERS[name](text)
-        except ValueError as exc:
-            errors[name] = str(exc)
-    gpus = values.get("gpus")
-    if gpus and gpu_indices is not None:
-        missing = [g for g in gpus if g not in gpu_indices]
-        if missing:
-            have = ",".join(map(str, gpu_indices)) or "none"
-            errors["gpus"] = f"no GPU {missing[0]} on this node (it has {have})"
-    tp = values.get("tensor_parallel_size")
-    if gpus and tp and len(gpus) < tp:
-        errors.setdefault("gpus", f"lists {len(gpus)} GPU(s) but tensor parallel is {tp}")
-    return ParsedForm(values, errors)
+        out[name] = getattr(form, name)
+    if form.stopped:
+        out["stopped"] = ",".join(form.stopped)
+    return out
 
 
 def describe(form: FormState) -> str:
@@ -245,69 +154,107 @@ def describe(form: FormState) -> str:
     return " · ".join(parts)
 
 
-# ---- what the panel shows -------------------------------------------------------------------------
-
-GREEN, YELLOW, RED, INVALID = "green", "yellow", "red", "invalid"
-VERDICT_WORDS = {GREEN: "GREEN", YELLOW: "YELLOW", RED: "RED", INVALID: "INVALID"}
-# A symbol as well as a colour, so the verdict reads the same without colour (NO_COLOR, mono tmux).
-VERDICT_SYMBOLS = {GREEN: "✓", YELLOW: "!", RED: "✗", INVALID: "?"}
+# ---- the fit engine's view of the form ---------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GpuNeed:
-    """One GPU the candidate would use: what it needs there against what is free (as if stopped)."""
-
-    gpu_index: int
-    needed_mib: int
-    free_mib: int
-    total_mib: int
-
-    @property
-    def fits(self) -> bool:
-        return self.needed_mib <= self.free_mib
+_NO_PICTURE = "no picture of the node yet"
+_SPEC_CACHE = 128  # model names resolved per session (each keystroke of a name is one)
 
 
-@dataclass(frozen=True)
-class BudgetLine:
-    """One line of the budget: "KV cache  5,120 MiB  (21,504 tokens)"."""
+@lru_cache(maxsize=_SPEC_CACHE)
+def _spec(name: str) -> tuple[ModelSpec | None, str | None]:
+    """The fit engine's spec for a model name or path, or why there is none (one line).
 
-    label: str
-    mib: int | None
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class SuggestionChoice:
-    """A fit-engine suggestion and the form it leads to (applied with one key)."""
-
-    text: str
-    form: FormState
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The fit engine's answer for one form, as the panel shows it.
-
-    ``errors`` maps a form field to why its value cannot be used (the form's own checks and the
-    engine's); with any, ``verdict`` is INVALID and ``why`` names the first.
+    Cached: typing a name resolves every prefix, and a path or an unknown name costs file
+    system look-ups and a fuzzy search.
     """
-
-    verdict: str
-    why: str
-    reasons: tuple[str, ...] = ()
-    gpus: tuple[GpuNeed, ...] = ()
-    budget: tuple[BudgetLine, ...] = ()
-    suggestions: tuple[SuggestionChoice, ...] = ()
-    errors: dict[str, str] = field(default_factory=dict)
+    try:
+        return specs.resolve(name), None
+    except specs.SpecError as exc:
+        return None, str(exc)
 
 
-@dataclass(frozen=True)
-class ModelChoice:
-    """A model the fit engine can size: ``name`` goes into the form, ``source`` says from where."""
+_node_cache: tuple[NodeSnapshot | None, NodeView | None] = (None, None)
 
-    name: str
-    source: str = "catalog"
-    detail: str = ""
+
+def _node(snapshot: NodeSnapshot) -> NodeView:
+    """The fit engine's view of ``snapshot``, built once per tick (not once per keystroke)."""
+    global _node_cache
+    if _node_cache[0] is not snapshot:
+        _node_cache = (snapshot, node_from_snapshot(snapshot))
+    return _node_cache[1]
+
+
+def invalid(form: FormState, errors: dict[str, str]) -> FitResult:
+    """The result for a form the fit engine cannot judge yet: which field, and why."""
+    name, why = next(iter(errors.items()))
+    headline = why if name in ("model", "snapshot") else f"{FIELD_LABELS.get(name, name)}: {why}"
+    return FitResult(INVALID, headline, tuple(errors.values()), errors=errors, engine=form.engine,
+                     model=form.model)
+
+
+def assess(form: FormState, snapshot: NodeSnapshot | None) -> FitResult:
+    """The fit engine's verdict for ``form`` on ``snapshot`` (INVALID, naming the field, when the
+    form cannot be judged). Never raises."""
+    name = form.model.strip()
+    spec, why = _spec(name) if name else (None, None)
+    cand, errors = candidate_from_fields(form_fields(form), model=spec)
+    if why:
+        errors = {"model": why, **errors}
+    if errors or cand is None:
+        return invalid(form, errors or {"model": "pick a model"})
+    if snapshot is None:
+        return invalid(form, {"snapshot": _NO_PICTURE})
+    return evaluate(cand, _node(snapshot))
+
+
+def field_defaults(form: FormState, result: FitResult | None, snapshot: NodeSnapshot | None) -> dict[str, str]:
+    """What each blank field stands for, as placeholders: the engine's defaults and, where the
+    fit engine used one, the value it used ("131072 (model)", "q8_0 (from the tag)")."""
+    spec = _spec(form.model.strip())[0] if form.model.strip() else None
+    out = {"gpus": "auto (most free)", "tensor_parallel_size": "1 (default)", "replicas": "1 (default)"}
+    if form.engine == VLLM:
+        out["gpu_memory_utilization"] = f"{vllm.DEFAULT_UTIL} (vLLM default)"
+        out["kv_cache_dtype"] = "auto (as the model)"
+        out["dtype"] = "auto"
+        if snapshot is not None and snapshot.gpus:
+            out["max_num_seqs"] = f"{vllm.default_max_num_seqs(snapshot.gpus[0].total_mib)} (vLLM default)"
+        if result is not None and result.max_model_len:
+            out["max_model_len"] = f"{result.max_model_len} (model)"
+        elif spec is not None:
+            out["max_model_len"] = f"{spec.max_position} (model)"
+        if spec is not None:
+            hint = spec.quant_hint
+            out["quantization"] = f"{hint} (from the tag)" if hint else f"{spec.dtype} (as released)"
+    else:
+        plan = result.ollama_plan if result is not None else None
+        out["num_parallel"] = "1 (Ollama default)"
+        out["kv_cache_dtype"] = "f16 (Ollama default)"
+        if plan is not None:
+            out["num_ctx"] = f"{plan.num_ctx} (Ollama default)"
+            out["kv_cache_dtype"] = f"{plan.kv_type} (Ollama default)"
+            out["quantization"] = f"{plan.quant} ({'from the tag' if spec and spec.quant_hint else 'Ollama default'})"
+    return out
+
+
+def with_changes(form: FormState, changes: Mapping[str, Any]) -> FormState:
+    """``form`` with a fit-engine suggestion's changes (candidate fields) written as text."""
+    out: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name == "stopped":
+            out[name] = tuple(value)
+        elif name == "gpus":
+            out[name] = "" if value is None else ",".join(map(str, value))
+        elif isinstance(value, float):
+            out[name] = f"{value:g}"
+        else:
+            out[name] = "" if value is None else str(value)
+    return form.with_(**out)
+
+
+def with_model(form: FormState, name: str) -> FormState:
+    """``form`` with the model ``name`` taken from the search (the other fields stay)."""
+    return form.with_(model=name)
 
 
 def _subsequence(word: str, name: str) -> bool:
@@ -316,7 +263,8 @@ def _subsequence(word: str, name: str) -> bool:
 
 
 def match_models(query: str, choices: tuple[ModelChoice, ...], limit: int = 8) -> tuple[ModelChoice, ...]:
-    """The choices whose name holds every word of ``query``, best first.
+    """The choices whose name (or an alias, such as an Ollama tag) holds every word of
+    ``query``, best first.
 
     Case-insensitive. Names holding each word as typed come first (those starting with the first
     word before the rest); then names holding the letters in order ("gem4b" finds
@@ -327,8 +275,8 @@ def match_models(query: str, choices: tuple[ModelChoice, ...], limit: int = 8) -
         return choices[:limit]
     scored = []
     for order, choice in enumerate(choices):
-        name = choice.name.lower()
-        tail = name.rsplit("/", 1)[-1]
+        name = " ".join((choice.name, *choice.aliases)).lower()
+        tail = choice.name.lower().rsplit("/", 1)[-1]
         if all(w in name for w in words):
             first = words[0]
             rank = 0 if tail.startswith(first) or name.startswith(first) else 1
@@ -337,11 +285,6 @@ def match_models(query: str, choices: tuple[ModelChoice, ...], limit: int = 8) -
             scored.append((2, 0, order, choice))
     scored.sort(key=lambda t: t[:3])
     return tuple(t[3] for t in scored[:limit])
-
-
-def headline(outcome: Outcome) -> str:
-    """"✓ GREEN  fits with 1.2 GiB to spare on the tightest GPU": word, symbol and one line of why."""
-    return f"{VERDICT_SYMBOLS[outcome.verdict]} {VERDICT_WORDS[outcome.verdict]}  {outcome.why}"
 
 
 def budget_text(budget: tuple[BudgetLine, ...]) -> str:
@@ -356,9 +299,9 @@ def budget_text(budget: tuple[BudgetLine, ...]) -> str:
     return "\n".join(lines)
 
 
-def pin_line(form: FormState, outcome: Outcome) -> str:
+def pin_line(form: FormState, result: FitResult) -> str:
     """A pinned candidate with its live verdict: "✗ RED     medgemma-27b-it:q8 · Ollama"."""
-    return f"{VERDICT_SYMBOLS[outcome.verdict]} {VERDICT_WORDS[outcome.verdict]:<7} {describe(form)}"
+    return f"{result.symbol} {result.word:<7} {describe(form)}"
 
 
 def instance_label(instance: Any) -> str:

@@ -1,0 +1,529 @@
+"""The what-if panel: pick a model and a config, and watch the fit engine's verdict on the live node.
+
+A view only: ``whatif_state`` turns the form into a fit-engine candidate and gets its
+``FitResult``; this module shows the form, marks bad values in place, and redraws the verdict on
+every keystroke and every new snapshot (``show_snapshot``). It holds no memory arithmetic.
+
+Mounting (the app owns the ``w`` binding and the tick)::
+
+    from vramtop.widgets.whatif_panel import toggle_whatif, feed_whatif
+    Binding("w", "whatif", "What if")
+    def action_whatif(self): toggle_whatif(self, self.snapshot)        # opens / closes
+    # after each new snapshot:
+    feed_whatif(self, snapshot)
+
+Wide terminals (100 columns or more) get the panel docked at the right of the current screen;
+narrow panes get it as a screen of its own. ``escape`` (or ``w`` outside a text field) closes it.
+
+Keys inside: tab / shift+tab between fields, up/down/enter in the model list, ``+`` pins the
+candidate, ``=`` applies the first suggestion and ``1``–``9`` the n-th (outside text fields, or
+from the suggestion list), ``delete`` unpins the highlighted pin, ``enter`` on a pin loads it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.content import Content
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Input, Label, OptionList, Select, SelectionList, Static
+from textual.widgets.option_list import Option
+
+from vramtop.analysis.instances import Instance, group_instances
+from vramtop.snapshot import NodeSnapshot
+from vramtop import whatif_state as ws
+from vramtop.fit.verdict import GREEN, INVALID, RED, YELLOW, FitResult
+from vramtop.fit.fields import ModelChoice, list_models
+from vramtop.whatif_state import FormState, WhatIfMemory
+from vramtop.widgets.whatif_bars import NeedBars
+
+NARROW_COLUMNS = 100  # below this the panel is a screen of its own
+_RECENT = "recent:"  # option ids of the last candidates in the model list
+_COMMAND_CHARS = "+="  # never typed into a field: the panel's pin and apply keys
+_TEXT_FIELDS = ("tensor_parallel_size", "gpus", "gpu_memory_utilization", "max_model_len", "dtype",
+                "quantization", "kv_cache_dtype", "max_num_seqs", "num_ctx", "num_parallel", "replicas")
+
+
+def _show(widget: Widget, visible: bool) -> None:
+    if widget.display != visible:
+        widget.display = visible
+
+
+class FieldInput(Input):
+    """A form field that leaves ``+`` and ``=`` to the panel, so pinning works while typing."""
+
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        if character is not None and character in _COMMAND_CHARS:
+            return False
+        return super().check_consume_key(key, character)
+
+
+class WhatIfPanel(VerticalScroll):
+    """The form, the live verdict of the current candidate, and the pinned candidates' verdicts."""
+
+    DEFAULT_CSS = """
+    WhatIfPanel { width: 1fr; height: 1fr; background: $surface; padding: 0 1; scrollbar-size-vertical: 1; }
+    WhatIfPanel.-docked { dock: right; width: 50%; min-width: 50; max-width: 84; border-left: tall $primary; }
+    WhatIfPanel .wi-title { text-style: bold; color: $primary; }
+    WhatIfPanel .wi-section { text-style: bold; margin-top: 1; color: $text-muted; }
+    WhatIfPanel .wi-row { height: 1; }
+    WhatIfPanel .wi-label { width: 16; color: $text-muted; }
+    WhatIfPanel .wi-row > Input, WhatIfPanel .wi-row > Select { width: 1fr; }
+    WhatIfPanel Input.-invalid { color: $error; text-style: bold; }
+    WhatIfPanel .wi-error { color: $error; padding-left: 16; height: auto; }
+    WhatIfPanel #wi-matches { height: auto; max-height: 8; margin-left: 16; }
+    WhatIfPanel #f-stopped { height: auto; max-height: 6; }
+    WhatIfPanel #wi-headline { text-style: bold; padding: 0 1; }
+    WhatIfPanel #wi-headline.-green { background: $success 30%; }
+    WhatIfPanel #wi-headline.-yellow { background: $warning 30%; }
+    WhatIfPanel #wi-headline.-red { background: $error 30%; }
+    WhatIfPanel #wi-headline.-invalid { background: $panel; }
+    WhatIfPanel #wi-reasons { height: auto; }
+    WhatIfPanel #wi-budget { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }
+    WhatIfPanel #wi-suggestions, WhatIfPanel #wi-pins { height: auto; max-height: 10; }
+    WhatIfPanel #wi-note { color: $warning; height: auto; }
+    WhatIfPanel .wi-hint { color: $text-muted; }
+    """
+
+    BINDINGS = [
+        Binding("plus,+", "pin", "Pin", priority=True),
+        Binding("equals_sign,=", "apply_suggestion(0)", "Apply suggestion", priority=True),
+        Binding("escape", "close", "Close"),
+        Binding("w", "close", "Close", show=False),
+        *[Binding(str(n), f"apply_suggestion({n - 1})", show=False) for n in range(1, 10)],
+    ]
+
+    class Closed(Message):
+        """Posted after the panel closed itself (escape, ``w``)."""
+
+    def __init__(
+        self,
+        snapshot: NodeSnapshot | None = None,
+        *,
+        state_path: Path | None = None,
+        models: Callable[[], tuple[ModelChoice, ...]] | None = None,
+        docked: bool = False,
+        id: str | None = "whatif-panel",
+    ) -> None:
+        super().__init__(id=id, classes="-docked" if docked else "")
+        self._snapshot = snapshot
+        self._state_path = state_path
+        self._list_models = models or list_models
+        memory, warning = ws.load_memory(state_path)
+        self._memory: WhatIfMemory = memory
+        self._notes: list[str] = [warning] if warning else []
+        self.form: FormState = memory.current or FormState()
+        self._models: tuple[ModelChoice, ...] | None = None
+        self._instances: tuple[Instance, ...] = ()
+        self._instance_options: tuple[tuple[str, str], ...] = ()
+        self.result: FitResult | None = None  # the current form's verdict
+        self.pin_results: tuple[FitResult, ...] = ()
+        self._syncing = False  # set while the panel writes into its own fields
+        self._ready = False  # the fields exist (set in on_mount)
+        self._fields: dict[str, Input] = {}
+        self._boxes: dict[str, Static] = {}
+        self._shown: dict[str | None, tuple[str, int, int]] = {}  # box id -> (text, width, lines)
+        self._suggestion_texts: list[str] = []
+
+    # ---- building -----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static("What if…", classes="wi-title")
+        with Horizontal(classes="wi-row"):
+            yield Label("model", classes="wi-label")
+            yield FieldInput(self.form.model, placeholder="type to search", id="f-model", compact=True)
+        yield OptionList(id="wi-matches", compact=True)
+        yield Static("", id="e-model", classes="wi-error")
+        with Horizontal(classes="wi-row"):
+            yield Label("engine", classes="wi-label")
+            yield Select(
+                [(label, key) for key, label in ws.ENGINE_LABELS.items()],
+                value=self.form.engine, allow_blank=False, type_to_search=False, compact=True,
+                id="f-engine",
+            )
+        for name in _TEXT_FIELDS:
+            with Horizontal(classes="wi-row", id=f"r-{name}"):
+                yield Label(ws.FIELD_LABELS[name], classes="wi-label")
+                yield FieldInput(getattr(self.form, name), id=f"f-{name}", compact=True,
+                                 select_on_focus=False)
+            yield Static("", id=f"e-{name}", classes="wi-error")
+        yield Static(ws.FIELD_LABELS["stopped"], classes="wi-section")
+        yield SelectionList[str](id="f-stopped", compact=True)
+        yield Static("", id="e-stopped", classes="wi-error")
+        yield Static("verdict", classes="wi-section")
+        yield Static("", id="wi-headline")
+        yield Static("", id="wi-reasons")
+        yield NeedBars(id="wi-bars")
+        yield Static("", id="wi-budget")
+        yield Static("suggestions", classes="wi-section", id="wi-suggestions-title")
+        yield OptionList(id="wi-suggestions", compact=True)
+        yield Static("pinned  (+ pins the current candidate)", classes="wi-section")
+        yield OptionList(id="wi-pins", compact=True)
+        yield Static("", id="wi-note")
+        yield Static("esc close · + pin · = apply 1st suggestion · tab next field", classes="wi-hint")
+
+    def on_mount(self) -> None:
+        # The app publishes each new snapshot on ``snapshot_signal``; without one, the app (or a
+        # test) calls ``show_snapshot`` itself.
+        signal = getattr(self.app, "snapshot_signal", None)
+        if signal is not None:
+            signal.subscribe(self, self.show_snapshot, immediate=True)
+        if self._snapshot is None:
+            self._snapshot = getattr(self.app, "snapshot", None)
+        self._ready = True
+        self._fields = {name: self.query_one(f"#f-{name}", Input) for name in ("model", *_TEXT_FIELDS)}
+        self._boxes = {box.id: box for box in self.query(Static) if box.id}
+        self.query_one("#wi-matches", OptionList).display = False
+        self._show_engine_fields()
+        self._refresh_instances()
+        self._refresh_pins_list()
+        self._put(self._boxes["wi-note"], "\n".join(self._notes))
+        self.recompute()
+        self.query_one("#f-model", Input).focus()
+        if not self.form.model:
+            self._show_matches("")
+
+    def on_unmount(self) -> None:
+        self._save()
+
+    # ---- inputs -------------------------------------------------------------------------------
+
+    def show_snapshot(self, snapshot: NodeSnapshot) -> None:
+        """A new tick: re-judge the candidate and every pin against it."""
+        self._snapshot = snapshot
+        self._refresh_instances()
+        self.recompute()
+
+    @on(Input.Changed)
+    def _field_changed(self, event: Input.Changed) -> None:
+        if self._syncing or not event.input.id or not event.input.id.startswith("f-"):
+            return
+        name = event.input.id[2:]
+        self.form = self.form.with_(**{name: event.value})
+        if name == "model":
+            self._show_matches(event.value)
+        self.recompute(pins=False)
+
+    @on(Select.Changed, "#f-engine")
+    def _engine_changed(self, event: Select.Changed) -> None:
+        if self._syncing or event.value == self.form.engine:
+            return
+        self.form = self.form.with_(engine=str(event.value))
+        self._show_engine_fields()
+        self.recompute(pins=False)
+
+    @on(SelectionList.SelectedChanged, "#f-stopped")
+    def _stopped_changed(self, event: SelectionList.SelectedChanged) -> None:
+        if self._syncing:
+            return
+        self.form = self.form.with_(stopped=tuple(sorted(event.selection_list.selected)))
+        self.recompute(pins=False)
+
+    # ---- model search -------------------------------------------------------------------------
+
+    def _choices(self) -> tuple[ModelChoice, ...]:
+        if self._models is None:
+            try:
+                self._models = tuple(self._list_models())
+            except Exception as exc:  # a broken model source must not take the panel down
+                self._models = ()
+                self._note(f"model list: {exc}")
+        return self._models
+
+    def _show_matches(self, query: str) -> None:
+        """The models matching ``query``; with the field empty, the last candidates instead."""
+        matches = self.query_one("#wi-matches", OptionList)
+        matches.clear_options()
+        if not query.strip():
+            recent = self._memory.recent
+            matches.add_options([
+                Option(Content.assemble(ws.describe(form), ("  recent", "dim")), id=f"{_RECENT}{i}")
+                for i, form in enumerate(recent)
+            ])
+        else:
+            found = ws.match_models(query, self._choices())
+            if not (len(found) == 1 and found[0].name == query.strip()):
+                matches.add_options([
+                    Option(Content.assemble(c.name, (f"  {c.source}" + (f" · {c.detail}" if c.detail else ""), "dim")),
+                           id=c.name)
+                    for c in found
+                ])
+        _show(matches, matches.option_count > 0)
+        if matches.option_count:
+            matches.highlighted = 0
+
+    def on_key(self, event) -> None:
+        """Up/down in the model field move through the matches; escape hides them first."""
+        matches = self.query_one("#wi-matches", OptionList)
+        if not matches.display or not self._fields["model"].has_focus:
+            return
+        if event.key in ("down", "up"):
+            if event.key == "down":
+                matches.action_cursor_down()
+            else:
+                matches.action_cursor_up()
+        elif event.key == "escape":
+            matches.display = False
+        else:
+            return
+        event.stop()
+        event.prevent_default()
+
+    @on(Input.Submitted, "#f-model")
+    def _take_highlighted(self, event: Input.Submitted) -> None:
+        matches = self.query_one("#wi-matches", OptionList)
+        if matches.display and matches.highlighted is not None:
+            self._take_model(matches.get_option_at_index(matches.highlighted).id or "")
+        self.query_one("#f-engine", Select).focus()
+
+    @on(OptionList.OptionSelected, "#wi-matches")
+    def _clicked_match(self, event: OptionList.OptionSelected) -> None:
+        self._take_model(event.option.id or "")
+
+    def _take_model(self, name: str) -> None:
+        """A model from the matches (the form keeps its other fields), or a whole recent form."""
+        self.query_one("#wi-matches", OptionList).display = False
+        if name.startswith(_RECENT):
+            self._load_form(self._memory.recent[int(name[len(_RECENT):])])
+        else:
+            self._load_form(ws.with_model(self.form, name))
+
+    # ---- the form's fields --------------------------------------------------------------------
+
+    def _load_form(self, form: FormState) -> None:
+        """Write ``form`` into the fields (a pin, a suggestion, a chosen model), then re-judge."""
+        self.form = form
+        self._syncing = True
+        try:
+            for name in ("model", *_TEXT_FIELDS):
+                field = self.query_one(f"#f-{name}", Input)
+                if field.value != getattr(form, name):
+                    field.value = getattr(form, name)
+            self.query_one("#f-engine", Select).value = form.engine
+            self._sync_stopped()
+        finally:
+            self._syncing = False
+        self._show_engine_fields()
+        self.recompute(pins=False)
+
+    def _show_engine_fields(self) -> None:
+        shown = ws.ENGINE_FIELDS.get(self.form.engine, ())
+        for name in _TEXT_FIELDS:
+            visible = name in shown
+            self.query_one(f"#r-{name}").display = visible
+            if not visible:
+                self.query_one(f"#e-{name}").display = False
+
+    def _refresh_instances(self) -> None:
+        """The "as if stopped" choices: the instances running now (rebuilt only when they change)."""
+        self._instances = group_instances(self._snapshot) if self._snapshot else ()
+        options = tuple((inst.key, ws.instance_label(inst)) for inst in self._instances)
+        if options != self._instance_options:
+            self._instance_options = options
+            self._sync_stopped()
+
+    def _sync_stopped(self) -> None:
+        stopped = self.query_one("#f-stopped", SelectionList)
+        was = self._syncing
+        self._syncing = True
+        try:
+            stopped.clear_options()
+            keys = {k for k, _ in self._instance_options}
+            gone = [k for k in self.form.stopped if k not in keys]
+            stopped.add_options(
+                [(label, key, key in self.form.stopped) for key, label in self._instance_options]
+                + [(f"{key} (not running now)", key, True) for key in gone]
+            )
+            if not self._instance_options and not gone:
+                stopped.add_option(("no serving instance runs now", "", False))
+                stopped.disable_option_at_index(0)
+        finally:
+            self._syncing = was
+
+    # ---- the verdict --------------------------------------------------------------------------
+
+    def recompute(self, *, pins: bool = True) -> None:
+        """Judge the form (and, unless only the form changed, every pin) and redraw the verdict."""
+        if not self._ready:
+            return
+        self.result = ws.assess(self.form, self._snapshot)
+        self._show_errors(self.result.errors)
+        self._show_placeholders()
+        self._show_result(self.result)
+        if pins:
+            self.pin_results = tuple(ws.assess(pin, self._snapshot) for pin in self._memory.pins)
+            self._show_pin_verdicts()
+
+    def _show_errors(self, errors: dict[str, str]) -> None:
+        shown = ws.ENGINE_FIELDS.get(self.form.engine, ())
+        for name in ("model", *_TEXT_FIELDS):
+            message = errors.get(name, "")
+            if name == "model" and not self.form.model.strip():
+                message = ""  # an empty model is said once, in the verdict line
+            box = self._boxes[f"e-{name}"]
+            self._put(box, f"↳ {message}" if message else "")
+            _show(box, bool(message) and (name == "model" or name in shown))
+            self._fields[name].set_class(bool(message), "-invalid")
+        stopped = self._boxes["e-stopped"]
+        self._put(stopped, f"↳ {errors['stopped']}" if "stopped" in errors else "")
+        _show(stopped, "stopped" in errors)
+
+    def _show_placeholders(self) -> None:
+        for name, text in ws.field_defaults(self.form, self.result, self._snapshot).items():
+            field = self._fields.get(name)
+            if field is None:
+                continue
+            if field.placeholder != text:
+                field.placeholder = text
+
+    def _show_result(self, result: FitResult) -> None:
+        headline = self._boxes["wi-headline"]
+        for v in (GREEN, YELLOW, RED, INVALID):
+            headline.set_class(result.verdict == v, f"-{v}")
+        self._put(headline, result.line)
+        reasons = self._boxes["wi-reasons"]
+        why = [r for r in result.reasons if r != result.headline]  # the headline says it once
+        self._put(reasons, "\n".join(f"· {r}" for r in why))
+        _show(reasons, bool(why))
+        bars = self.query_one("#wi-bars", NeedBars)
+        bars.show(result.per_gpu)
+        _show(bars, bool(result.per_gpu))
+        budget = self._boxes["wi-budget"]
+        self._put(budget, ws.budget_text(result.budget), wrap=False)
+        _show(budget, bool(result.budget))
+        suggestions = self.query_one("#wi-suggestions", OptionList)
+        texts = [f"{i + 1}  {s.text}" for i, s in enumerate(result.suggestions[:9])]
+        if texts != self._suggestion_texts:
+            self._suggestion_texts = texts
+            suggestions.clear_options()
+            suggestions.add_options([Option(Content(t)) for t in texts])
+        _show(suggestions, bool(texts))
+        _show(self.query_one("#wi-suggestions-title"), bool(texts))
+
+    def _put(self, box: Static, text: str, *, wrap: bool = True) -> None:
+        """Show ``text`` in ``box``; lay the screen out again only when its height changes.
+
+        A keystroke usually changes a few figures, not the number of lines; skipping the layout
+        then keeps the redraw to the changed lines (the budget of one frame is 16 ms).
+        """
+        width = box.content_size.width
+        if not wrap:
+            lines = text.count("\n") + 1 if text else 0
+        else:
+            lines = len(Content(text).wrap(width)) if width and text else 0
+        if self._shown.get(box.id) == (text, width, lines):
+            return
+        previous = self._shown.get(box.id)
+        self._shown[box.id] = (text, width, lines)
+        box.update(Content(text), layout=previous is None or previous[1:] != (width, lines) or not width)
+
+    def _show_pin_verdicts(self) -> None:
+        pins = self.query_one("#wi-pins", OptionList)
+        for i, result in enumerate(self.pin_results):
+            prompt = ws.pin_line(self._memory.pins[i], result)
+            if i < pins.option_count and str(pins.get_option_at_index(i).prompt) != prompt:
+                pins.replace_option_prompt_at_index(i, Content(prompt))
+
+    def _refresh_pins_list(self) -> None:
+        pins = self.query_one("#wi-pins", OptionList)
+        highlighted = pins.highlighted
+        pins.clear_options()
+        pins.add_options([Option(Content(ws.describe(p))) for p in self._memory.pins])
+        pins.display = bool(self._memory.pins)
+        if self._memory.pins and highlighted is not None:
+            pins.highlighted = min(highlighted, len(self._memory.pins) - 1)
+
+    # ---- actions ------------------------------------------------------------------------------
+
+    def action_pin(self) -> None:
+        if not self.form.model.strip():
+            self._note("pick a model before pinning")
+            return
+        self._memory = self._memory.remember(self.form).pin(self.form)
+        self._refresh_pins_list()
+        self.recompute()
+        self._save()
+
+    def action_apply_suggestion(self, index: int) -> None:
+        suggestions = self.result.suggestions if self.result else ()
+        if index >= len(suggestions):
+            return
+        self._load_form(ws.with_changes(self.form, suggestions[index].changes))
+
+    @on(OptionList.OptionSelected, "#wi-suggestions")
+    def _suggestion_chosen(self, event: OptionList.OptionSelected) -> None:
+        self.action_apply_suggestion(event.option_index)
+
+    @on(OptionList.OptionSelected, "#wi-pins")
+    def _pin_chosen(self, event: OptionList.OptionSelected) -> None:
+        self._load_form(self._memory.pins[event.option_index])
+
+    def key_delete(self) -> None:
+        pins = self.query_one("#wi-pins", OptionList)
+        if pins.has_focus and pins.highlighted is not None:
+            self._memory = self._memory.unpin(pins.highlighted)
+            self._refresh_pins_list()
+            self.recompute()
+            self._save()
+
+    def action_close(self) -> None:
+        self._save()
+        if isinstance(self.screen, WhatIfScreen):
+            self.app.pop_screen()
+        else:
+            self.remove()
+        self.post_message(self.Closed())
+
+    # ---- memory -------------------------------------------------------------------------------
+
+    def _note(self, line: str) -> None:
+        self._notes = (self._notes + [line])[-3:]
+        self._put(self._boxes["wi-note"], "\n".join(self._notes))
+
+    def _save(self) -> None:
+        self._memory = self._memory.remember(self.form)
+        warning = ws.save_memory(self._memory, self._state_path)
+        if warning and self._ready:
+            self._note(warning)
+
+
+class WhatIfScreen(Screen):
+    """The panel alone, for panes too narrow to show it beside the live view."""
+
+    def __init__(self, panel: WhatIfPanel) -> None:
+        super().__init__()
+        self.panel = panel
+
+    def compose(self) -> ComposeResult:
+        yield self.panel
+
+
+def open_panels(app: App) -> list[WhatIfPanel]:
+    """Every mounted what-if panel, on any screen of the stack."""
+    return [p for screen in app.screen_stack for p in screen.query(WhatIfPanel)]
+
+
+def toggle_whatif(app: App, snapshot: NodeSnapshot | None, *, state_path: Path | None = None) -> None:
+    """Open the panel (docked when wide, its own screen when narrow), or close the open one."""
+    panels = open_panels(app)
+    if panels:
+        for panel in panels:
+            panel.action_close()
+        return
+    if app.size.width >= NARROW_COLUMNS:
+        app.screen.mount(WhatIfPanel(snapshot, state_path=state_path, docked=True))
+    else:
+        app.push_screen(WhatIfScreen(WhatIfPanel(snapshot, state_path=state_path)))
+
+
+def feed_whatif(app: App, snapshot: NodeSnapshot) -> None:
+    """Hand a new snapshot to the open panel (call once per tick; nothing happens when closed)."""
+    for panel in open_panels(app):
+        panel.show_snapshot(snapshot)
