@@ -99,3 +99,17 @@ def test_any_typed_text_gives_a_verdict_or_field_errors_never_an_exception(field
         assert r.errors and all(isinstance(v, str) and "\n" not in v for v in r.errors.values())
     else:
         assert r.reasons and r.headline
+
+
+@settings(max_examples=300, deadline=None)
+@given(models, st.integers(1, 64), st.sampled_from([1, 2]), st.integers(0, 400_000),
+       st.sampled_from([512, 2048, 8192]))
+def test_longest_len_is_exactly_the_last_length_that_fits(spec, tp, element, kv_kib, batched):
+    layout = vllm.kv_layout(spec, tp, element)
+    avail = kv_kib * 1024
+    n = vllm.longest_len(layout, avail, batched, spec.max_position)
+    if n == 0:
+        assert avail <= 0 or vllm.request_bytes(layout, 1, batched) > avail
+    else:
+        assert vllm.request_bytes(layout, n, batched) <= avail
+        assert n == spec.max_position or vllm.request_bytes(layout, n + 1, batched) > avail

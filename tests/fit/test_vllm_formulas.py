@@ -98,6 +98,9 @@ def test_defaults_follow_vllm_serve_by_gpu_size():
     assert vllm.default_max_num_seqs(22_515) == 256
     assert vllm.default_max_num_batched_tokens(81_559) == 8192
     assert vllm.default_max_num_seqs(81_559) == 1024
+    # vLLM keeps the small defaults on A100s whatever their size
+    assert vllm.default_max_num_batched_tokens(81_152, "NVIDIA A100-SXM4-80GB") == 2048
+    assert vllm.default_max_num_seqs(81_152, "NVIDIA A100-SXM4-80GB") == 256
 
 
 def _cfg(**kw):

@@ -287,7 +287,7 @@ def _gib(nbytes: float) -> str:
     return f"{nbytes / GIB:.2f} GiB"
 
 
-def _vllm_config(c: Candidate, total_mib: int) -> vllm.VllmConfig:
+def _vllm_config(c: Candidate, total_mib: int, gpu_name: str = "") -> vllm.VllmConfig:
     dtype = normalize_format(c.dtype) if c.dtype else "auto"
     if dtype == "auto":
         dtype = c.model.dtype if c.model.dtype in ("float16", "float32") else "bfloat16"
@@ -298,8 +298,8 @@ def _vllm_config(c: Candidate, total_mib: int) -> vllm.VllmConfig:
         util=vllm.DEFAULT_UTIL if c.gpu_memory_utilization is None else float(c.gpu_memory_utilization),
         max_model_len=c.max_model_len or c.model.max_position,
         kv_cache_dtype=(c.kv_cache_dtype or "auto").lower(),
-        max_num_seqs=c.max_num_seqs or vllm.default_max_num_seqs(total_mib),
-        max_num_batched_tokens=c.max_num_batched_tokens or vllm.default_max_num_batched_tokens(total_mib),
+        max_num_seqs=c.max_num_seqs or vllm.default_max_num_seqs(total_mib, gpu_name),
+        max_num_batched_tokens=c.max_num_batched_tokens or vllm.default_max_num_batched_tokens(total_mib, gpu_name),
         enforce_eager=c.enforce_eager, weights_format=fmt, dtype=dtype,
     )
 
@@ -318,7 +318,7 @@ class _Outcome:
     placed: int = 0
 
 
-def _vllm(c: Candidate, node: NodeView, free: dict[int, int]) -> _Outcome:
+def _vllm(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = False) -> _Outcome:
     tp, replicas = c.tensor_parallel_size, c.replicas
     sets = pick_replica_sets(free, replicas, tp, c.gpus)
     if not sets:
@@ -331,24 +331,78 @@ def _vllm(c: Candidate, node: NodeView, free: dict[int, int]) -> _Outcome:
     cfg0: vllm.VllmConfig | None = None
     failure: tuple[vllm.RankBudget, str] | None = None
     layout = None
+    slots = {s.index: s for s in node.gpus}
+    configs: dict[int, vllm.VllmConfig] = {}
+    seen: dict[tuple[int, int], vllm.RankBudget] = {}  # GPUs alike in size and free memory
     for n, gpus in enumerate(sets):
         ranks = []
         for rank_no, g in enumerate(gpus):
-            slot = node.gpu(g)
-            cfg = _vllm_config(c, slot.cuda_total_mib)
+            slot = slots[g]
+            cfg = configs.get(slot.cuda_total_mib) or configs.setdefault(
+                slot.cuda_total_mib, _vllm_config(c, slot.cuda_total_mib, slot.name))
             if layout is None:
                 layout = vllm.kv_layout(c.model, tp, vllm.kv_element_bytes(cfg.kv_cache_dtype, cfg.dtype))
-            r = vllm.rank_budget(c.model, cfg, g, slot.cuda_total_mib * MIB, free[g] * MIB, layout)
+            key = (slot.cuda_total_mib, free[g])
+            r = seen.get(key)
+            if r is None:
+                r = seen[key] = vllm.rank_budget(c.model, cfg, g, slot.cuda_total_mib * MIB, free[g] * MIB, layout)
+            elif r.gpu_index != g:
+                r = replace(r, gpu_index=g)
             ranks.append(r)
-            tag = f"replica {n + 1} " if replicas > 1 else ""
             per_gpu.append(GpuNeed(g, math.ceil(r.needed_bytes / MIB), free[g], slot.total_mib,
-                                   f"{tag}TP rank {rank_no}"))
-            if failure is None and (msg := vllm.failure(r, cfg)):
-                failure = (r, msg)
+                                   f"replica {n + 1} TP rank {rank_no}" if replicas > 1 else f"TP rank {rank_no}"))
+            if failure is None and not (r.starts and 0 < r.kv_cache_bytes and r.request_bytes <= r.kv_cache_bytes
+                                        and r.num_blocks):
+                failure = (r, "" if brief else vllm.failure(r, cfg))
         if n == 0:
             first, cfg0 = tuple(ranks), cfg
     assert cfg0 is not None
     tight = min(first, key=lambda r: r.kv_cache_bytes)
+    reasons: list[str] = []
+    budget: list[BudgetLine] = []
+    if not brief:
+        reasons, budget = _vllm_details(c, cfg0, tight, per_gpu)
+    common = dict(ranks=first, max_model_len=cfg0.max_model_len, placed=len(sets))
+    if len(sets) < replicas:
+        why = (f"only {len(sets)} of {replicas} replicas get {tp} free GPU(s) each "
+               f"({len(free)} GPU(s) on {node.label})")
+        return _Outcome(RED, why, [why, *reasons], per_gpu, budget, **common)
+    if failure is not None:
+        r, msg = failure
+        if not r.starts:
+            why = (f"vLLM would not start on GPU {r.gpu_index}: it needs "
+                   f"{math.ceil(r.needed_bytes / MIB):,} MiB free, {int(r.free_bytes / MIB):,} MiB is")
+        elif r.kv_cache_bytes <= 0:
+            why = (f"no room for a KV cache: weights, activations and overhead take more than "
+                   f"the {_gib(r.requested_bytes)} gpu_memory_utilization={cfg0.util} gives")
+        else:
+            why = (f"KV cache {_gib(r.kv_cache_bytes)} cannot hold one request of "
+                   f"{cfg0.max_model_len:,} tokens ({_gib(r.request_bytes)})")
+        hi = min(k.max_util for k in first)
+        lo = max(k.min_util for k in first)
+        if lo > hi and not brief:
+            reasons.append(
+                f"no gpu_memory_utilization helps here: starting needs ≤ {hi:.2f}, a KV cache for one "
+                f"request of {cfg0.max_model_len:,} tokens needs ≥ {lo:.2f} (it is a share of each GPU's "
+                "total memory, not of the model)")
+        return _Outcome(RED, why, [why, *reasons], per_gpu, budget, engine_error=msg or None, **common)
+    left = min(per_gpu, key=lambda g: g.left_mib)
+    if tight.max_concurrency < MIN_CONCURRENCY:
+        why = (f"starts, but holds only {tight.max_concurrency:.2f} requests of "
+               f"{cfg0.max_model_len:,} tokens at once")
+        return _Outcome(YELLOW, why, [why, *reasons], per_gpu, budget, **common)
+    if left.left_mib < THIN_MIB:
+        why = f"starts with only {left.left_mib:,} MiB left free on GPU {left.gpu_index}"
+        return _Outcome(YELLOW, why, [why, *reasons], per_gpu, budget, **common)
+    why = (f"fits: {tight.kv_cache_tokens:,} KV tokens, {tight.max_concurrency:.1f}× requests of "
+           f"{cfg0.max_model_len:,}; {left.left_mib:,} MiB left on the tightest GPU")
+    return _Outcome(GREEN, why, reasons, per_gpu, budget, **common)
+
+
+def _vllm_details(c: Candidate, cfg0: vllm.VllmConfig, tight: vllm.RankBudget,
+                  per_gpu: list[GpuNeed]) -> tuple[list[str], list[BudgetLine]]:
+    """The budget lines and the reasons, for the tightest rank."""
+    tp = cfg0.tp
     budget = [
         BudgetLine("requested", int(tight.requested_bytes / MIB),
                    f"{cfg0.util} × {tight.total_bytes / GIB:.2f} GiB total"),
@@ -375,41 +429,7 @@ def _vllm(c: Candidate, node: NodeView, free: dict[int, int]) -> _Outcome:
         f"non-torch {_gib(tight.non_torch_bytes)} + CUDA graphs {_gib(tight.cudagraph_bytes)} → "
         f"KV cache {_gib(tight.kv_cache_bytes)} = {tight.kv_cache_tokens:,} tokens, "
         f"{tight.max_concurrency:.2f}× requests of {cfg0.max_model_len:,}")
-    common = dict(ranks=first, max_model_len=cfg0.max_model_len, placed=len(sets))
-    if len(sets) < replicas:
-        why = (f"only {len(sets)} of {replicas} replicas get {tp} free GPU(s) each "
-               f"({len(free)} GPU(s) on {node.label})")
-        return _Outcome(RED, why, [why, *reasons], per_gpu, budget, **common)
-    if failure is not None:
-        r, msg = failure
-        if not r.starts:
-            why = (f"vLLM would not start on GPU {r.gpu_index}: it needs "
-                   f"{math.ceil(r.needed_bytes / MIB):,} MiB free, {int(r.free_bytes / MIB):,} MiB is")
-        elif r.kv_cache_bytes <= 0:
-            why = (f"no room for a KV cache: weights, activations and overhead take more than "
-                   f"the {_gib(r.requested_bytes)} gpu_memory_utilization={cfg0.util} gives")
-        else:
-            why = (f"KV cache {_gib(r.kv_cache_bytes)} cannot hold one request of "
-                   f"{cfg0.max_model_len:,} tokens ({_gib(r.request_bytes)})")
-        hi = min(k.max_util for k in first)
-        lo = max(k.min_util for k in first)
-        if lo > hi:
-            reasons.append(
-                f"no gpu_memory_utilization helps here: starting needs ≤ {hi:.2f}, a KV cache for one "
-                f"request of {cfg0.max_model_len:,} tokens needs ≥ {lo:.2f} (it is a share of each GPU's "
-                "total memory, not of the model)")
-        return _Outcome(RED, why, [why, *reasons], per_gpu, budget, engine_error=msg, **common)
-    left = min(per_gpu, key=lambda g: g.left_mib)
-    if tight.max_concurrency < MIN_CONCURRENCY:
-        why = (f"starts, but holds only {tight.max_concurrency:.2f} requests of "
-               f"{cfg0.max_model_len:,} tokens at once")
-        return _Outcome(YELLOW, why, [why, *reasons], per_gpu, budget, **common)
-    if left.left_mib < THIN_MIB:
-        why = f"starts with only {left.left_mib:,} MiB left free on GPU {left.gpu_index}"
-        return _Outcome(YELLOW, why, [why, *reasons], per_gpu, budget, **common)
-    why = (f"fits: {tight.kv_cache_tokens:,} KV tokens, {tight.max_concurrency:.1f}× requests of "
-           f"{cfg0.max_model_len:,}; {left.left_mib:,} MiB left on the tightest GPU")
-    return _Outcome(GREEN, why, reasons, per_gpu, budget, **common)
+    return reasons, budget
 
 
 def _ollama_quant(c: Candidate) -> str:
@@ -421,7 +441,7 @@ def _ollama_quant(c: Candidate) -> str:
     return ollama.DEFAULT_QUANT
 
 
-def _ollama(c: Candidate, node: NodeView, free: dict[int, int]) -> _Outcome:
+def _ollama(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = False) -> _Outcome:
     pool = {g: free[g] * MIB for g in (c.gpus if c.gpus is not None else free)}
     spec = c.model
     num_ctx = c.num_ctx or ollama.default_num_ctx(node.total_mib, spec)
@@ -430,16 +450,10 @@ def _ollama(c: Candidate, node: NodeView, free: dict[int, int]) -> _Outcome:
     per_gpu = [GpuNeed(g, math.ceil(p.gpu_bytes.get(g, 0) / MIB), free[g], node.gpu(g).total_mib,
                        f"{p.gpu_layers.get(g, 0)} layers")
                for g in sorted(pool, key=lambda g: (-pool[g], g)) if g in p.gpu_layers]
-    budget = [BudgetLine("weights", int(p.weights_bytes / MIB), p.quant),
-              BudgetLine("KV cache", int(p.kv_cache_bytes / MIB),
-                         f"num_ctx {p.num_ctx:,} × {p.num_parallel}, {p.kv_type}"),
-              BudgetLine("compute graph", int(p.graph_bytes / MIB), "per GPU used"),
-              BudgetLine("kept free", ollama.MINIMUM_MIB, "per GPU used")]
-    reasons = [f"weights {_gib(p.weights_bytes)} ({p.quant}) + KV cache {_gib(p.kv_cache_bytes)} "
-               f"(num_ctx {p.num_ctx:,} × {p.num_parallel} parallel, {p.kv_type}) + compute graph "
-               f"{_gib(p.graph_bytes)}; Ollama keeps {ollama.MINIMUM_MIB} MiB free on each GPU it uses"]
-    for g in per_gpu:
-        reasons.append(f"GPU {g.gpu_index}: {g.note}, needs {g.needed_mib:,} MiB of {g.free_mib:,} MiB free")
+    budget: list[BudgetLine] = []
+    reasons: list[str] = []
+    if not brief:
+        budget, reasons = _ollama_details(p, per_gpu)
     common = dict(plan=p, placed=1 if p.full else 0)
     if p.layers_on_gpu == 0:
         most = max(free[g] for g in pool) if pool else 0
@@ -459,7 +473,21 @@ def _ollama(c: Candidate, node: NodeView, free: dict[int, int]) -> _Outcome:
     return _Outcome(GREEN, why, reasons, per_gpu, budget, **common)
 
 
-def _judge(c: Candidate, node: NodeView) -> FitResult:
+def _ollama_details(p: ollama.OllamaPlan, per_gpu: list[GpuNeed]) -> tuple[list[BudgetLine], list[str]]:
+    budget = [BudgetLine("weights", int(p.weights_bytes / MIB), p.quant),
+              BudgetLine("KV cache", int(p.kv_cache_bytes / MIB),
+                         f"num_ctx {p.num_ctx:,} × {p.num_parallel}, {p.kv_type}"),
+              BudgetLine("compute graph", int(p.graph_bytes / MIB), "per GPU used"),
+              BudgetLine("kept free", ollama.MINIMUM_MIB, "per GPU used")]
+    reasons = [f"weights {_gib(p.weights_bytes)} ({p.quant}) + KV cache {_gib(p.kv_cache_bytes)} "
+               f"(num_ctx {p.num_ctx:,} × {p.num_parallel} parallel, {p.kv_type}) + compute graph "
+               f"{_gib(p.graph_bytes)}; Ollama keeps {ollama.MINIMUM_MIB} MiB free on each GPU it uses"]
+    for g in per_gpu:
+        reasons.append(f"GPU {g.gpu_index}: {g.note}, needs {g.needed_mib:,} MiB of {g.free_mib:,} MiB free")
+    return budget, reasons
+
+
+def _judge(c: Candidate, node: NodeView, brief: bool = False) -> FitResult:
     errors = validate(c, node)
     name = c.model.name
     if errors:
@@ -469,9 +497,10 @@ def _judge(c: Candidate, node: NodeView) -> FitResult:
                          engine_error=why if fieldname in ("tensor_parallel_size", "max_model_len") else None)
     stopped = tuple(find_instance(node, ref) for ref in c.stopped)
     free = free_after_stops(node, stopped)
-    out = (_vllm if c.engine == VLLM else _ollama)(c, node, free)
+    engine = _vllm if c.engine == VLLM else _ollama
+    out = engine(c, node, free, brief)
     if stopped and out.verdict in (GREEN, YELLOW):
-        without = (_vllm if c.engine == VLLM else _ollama)(c, node, free_after_stops(node, ()))
+        without = engine(c, node, free_after_stops(node, ()), True)
         if _RANK[without.verdict] > _RANK[out.verdict]:
             names = " and ".join(i.name for i in stopped)
             out.reasons.insert(0, f"as things run now: {without.headline}")
@@ -565,7 +594,7 @@ def evaluate(candidate: Candidate, node: NodeSnapshot | NodeView, *, suggest: bo
     for fieldname, value, text, changes in _variants(candidate, result, view):
         if seen_fields.get(fieldname, 0) >= 2:
             continue
-        other = _judge(replace(candidate, **changes), view)
+        other = _judge(replace(candidate, **changes), view, brief=True)
         if _RANK[other.verdict] < _RANK[result.verdict]:
             found.append(Suggestion(fieldname, value, text, other.verdict, changes))
             seen_fields[fieldname] = seen_fields.get(fieldname, 0) + 1

@@ -29,13 +29,18 @@ SAMPLER_BYTES_PER_LOGIT = 12  # fp32 logits and the sampler's sort of them, per 
 LARGE_GPU_MIB = 70 * 1024  # `vllm serve` raises its batch defaults on GPUs this large
 
 
-def default_max_num_batched_tokens(total_mib: int) -> int:
-    """`vllm serve` (OpenAI server) defaults: 8192 on GPUs of 70 GiB and more, else 2048."""
-    return 8192 if total_mib >= LARGE_GPU_MIB else 2048
+def _large(total_mib: int, gpu_name: str) -> bool:
+    return total_mib >= LARGE_GPU_MIB and "a100" not in gpu_name.lower()
 
 
-def default_max_num_seqs(total_mib: int) -> int:
-    return 1024 if total_mib >= LARGE_GPU_MIB else 256
+def default_max_num_batched_tokens(total_mib: int, gpu_name: str = "") -> int:
+    """`vllm serve` (OpenAI server) defaults: 8192 on GPUs of 70 GiB and more (A100 excepted),
+    else 2048."""
+    return 8192 if _large(total_mib, gpu_name) else 2048
+
+
+def default_max_num_seqs(total_mib: int, gpu_name: str = "") -> int:
+    return 1024 if _large(total_mib, gpu_name) else 256
 
 
 def kv_element_bytes(kv_cache_dtype: str, dtype: str) -> int:
@@ -121,10 +126,23 @@ def max_concurrency(layout: KvLayout, blocks: int, tokens: int, batched: int) ->
 
 
 def longest_len(layout: KvLayout, available_bytes: float, batched: int, cap: int) -> int:
-    """The largest max_model_len whose one request fits (vLLM's estimate), 0 if none."""
+    """The largest max_model_len whose one request fits (vLLM's estimate), 0 if none.
+
+    Past the sliding window's knee only the full-attention layers grow, so the answer is a
+    division there; below it (or with no full layers) a bisection over the short range.
+    """
     if available_bytes <= 0 or request_bytes(layout, 1, batched) > available_bytes:
         return 0
-    lo, hi = 1, cap
+    if request_bytes(layout, cap, batched) <= available_bytes:
+        return cap
+    knee = layout.window - 1 + batched if layout.sliding_layers else 1
+    if layout.full_layers:
+        fixed = layout.sliding_layers * (ceil(knee / BLOCK_SIZE) + 1) if layout.sliding_layers else 0
+        blocks = (int(available_bytes // layout.page_bytes) - fixed) // layout.full_layers
+        tokens = min(cap, blocks * BLOCK_SIZE)
+        if tokens >= knee:
+            return tokens
+    lo, hi = 1, min(cap, knee)
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if request_bytes(layout, mid, batched) <= available_bytes:
