@@ -31,17 +31,20 @@ def cases():
         ("vLLM 4B TP4 util 0.95, demo (red, suggestions)", Candidate(m4, tensor_parallel_size=4, gpu_memory_utilization=0.95, max_model_len=8192)),
         ("vLLM 4B TP2, replica stopped (yellow)", Candidate(m4, tensor_parallel_size=2, max_model_len=8192, stopped=("ray:4000",))),
         ("Ollama 27B q8, demo (red, suggestions)", Candidate(m27, engine="ollama")),
+        ("vLLM Qwen3-8B on GPU 0, demo (red, pair suggestions)", Candidate(resolve("qwen3-8b"), gpus=(0,))),
         ("vLLM Llama-70B TP4 awq, paper 4xA10", Candidate(resolve("llama3.1:70b"), tensor_parallel_size=4, quantization="awq")),
     ]
 
 
-def cpu_ms(fn, repeat: int) -> float:
+def cpu_ms(fn, repeat: int) -> tuple[float, float]:
+    """(median, fastest) CPU milliseconds of ``fn``; the fastest shows the cost without the
+    noise of other work on the machine."""
     times = []
     for _ in range(repeat):
         t0 = time.process_time_ns()
         fn()
         times.append((time.process_time_ns() - t0) / 1e6)
-    return statistics.median(times)
+    return statistics.median(times), min(times)
 
 
 def main() -> None:
@@ -52,15 +55,15 @@ def main() -> None:
     base = source.sample()
     paper = paper_node("4x22515MiB")
     fresh = lambda: replace(base)  # a new snapshot object with the same content, as each tick brings
-    baseline = cpu_ms(lambda: group_instances(fresh()), args.repeat)
-    print(f"baseline: group_instances(demo snapshot)  {baseline:.3f} ms")
-    print(f"{'case':<52} {'ms':>7} {'x baseline':>11}  under {BUDGET_MS} ms")
+    baseline, _ = cpu_ms(lambda: group_instances(fresh()), args.repeat)
+    print(f"baseline: group_instances(demo snapshot)  {baseline:.3f} ms (median)")
+    print(f"{'case':<56} {'median ms':>9} {'best ms':>8} {'x baseline':>11}  under {BUDGET_MS} ms")
     worst = 0.0
     for label, cand in cases():
         node_for = (lambda: paper) if "paper" in label else fresh
-        ms = cpu_ms(lambda: evaluate(cand, node_for()), args.repeat)
+        ms, best = cpu_ms(lambda: evaluate(cand, node_for()), args.repeat)
         worst = max(worst, ms)
-        print(f"{label:<52} {ms:7.3f} {ms / baseline:11.1f}  {'yes' if ms < BUDGET_MS else 'NO'}")
+        print(f"{label:<56} {ms:9.3f} {best:8.3f} {ms / baseline:11.1f}  {'yes' if ms < BUDGET_MS else 'NO'}")
     print(f"slowest verdict {worst:.3f} ms ({'within' if worst < BUDGET_MS else 'OVER'} the {BUDGET_MS} ms budget)")
 
 

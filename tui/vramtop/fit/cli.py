@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from vramtop.fit import specs
@@ -173,6 +174,14 @@ def _text(result: FitResult, node: NodeView, source: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``vramtop fit`` with parsed ``args``; returns the exit status."""
+    try:
+        return _run(args)
+    except BrokenPipeError:  # `vramtop fit ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.fit_list:
         _print_list()
         return 0
@@ -213,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
         print(_text(result, node, source))
+    sys.stdout.flush()
     return EXIT[result.verdict]
 
 

@@ -98,8 +98,9 @@ class BudgetLine:
 
 @dataclass(frozen=True)
 class Suggestion:
-    """One change that would do better: ``field`` and ``value`` as the form spells them,
-    ``changes`` to apply to the Candidate, and the verdict it would get."""
+    """A change that would do better: ``field`` and ``value`` (the main change, as the form
+    spells them), ``changes`` (every Candidate field it sets, two for a pair), and the verdict
+    it would get."""
 
     field: str
     value: str
@@ -580,24 +581,61 @@ def _variants(c: Candidate, r: FitResult, node: NodeView) -> list[tuple[str, str
 
 
 MAX_SUGGESTIONS = 6
+_STRUCTURAL = ("stopped", "tensor_parallel_size", "gpus", "quantization")
+
+
+def _pairs(candidate: Candidate, tried: list[tuple[str, str, str, dict[str, Any], FitResult]],
+           view: NodeView, verdict: str) -> list[Suggestion]:
+    """Two changes together, when no single one does better: a structural change (stop an
+    instance, another TP, GPU set or quantization) plus the max_model_len its own KV cache holds,
+    or another TP with a smaller quantization."""
+    found: list[Suggestion] = []
+    for fieldname, value, text, changes, result in tried:
+        if fieldname not in _STRUCTURAL or result.verdict == INVALID:
+            continue
+        extra: list[tuple[str, dict[str, Any]]] = []
+        if result.ranks and all(k.starts for k in result.ranks):
+            fits = min(k.max_model_len_that_fits for k in result.ranks)
+            n = fits // 1024 * 1024 if fits >= 2048 else fits // 16 * 16
+            if 16 <= n < (result.max_model_len or candidate.model.max_position):
+                extra.append((f"--max-model-len {n}", {"max_model_len": n}))
+        if fieldname == "tensor_parallel_size" and candidate.engine == VLLM:
+            extra += [("fp8 weights", {"quantization": "fp8"}), ("a 4-bit AWQ build", {"quantization": "awq"})]
+        if fieldname == "stopped" and candidate.engine == OLLAMA and result.ollama_plan is not None \
+                and not result.ollama_plan.full:
+            extra += [("num_ctx 8192", {"num_ctx": 8192})]
+        for more_text, more in extra:
+            both = {**changes, **more}
+            other = _judge(replace(candidate, **both), view, brief=True)
+            if _RANK[other.verdict] < _RANK[verdict]:
+                found.append(Suggestion(fieldname, value, f"{text} and {more_text}", other.verdict, both))
+                break
+        if len(found) >= 3:
+            break
+    return found
 
 
 def evaluate(candidate: Candidate, node: NodeSnapshot | NodeView, *, suggest: bool = True) -> FitResult:
     """The verdict for ``candidate`` on ``node`` (a snapshot, or a NodeView such as
-    ``paper_node("1x24GiB")``), with the single changes that would do better."""
+    ``paper_node("1x24GiB")``), with the smallest changes that would do better: single ones
+    first, pairs only when no single change helps."""
     view = node_from_snapshot(node) if isinstance(node, NodeSnapshot) else node
     result = _judge(candidate, view)
     if not suggest or result.verdict in (GREEN, INVALID):
         return result
     found: list[Suggestion] = []
+    tried: list[tuple[str, str, str, dict[str, Any], FitResult]] = []
     seen_fields: dict[str, int] = {}
     for fieldname, value, text, changes in _variants(candidate, result, view):
         if seen_fields.get(fieldname, 0) >= 2:
             continue
         other = _judge(replace(candidate, **changes), view, brief=True)
+        tried.append((fieldname, value, text, changes, other))
         if _RANK[other.verdict] < _RANK[result.verdict]:
             found.append(Suggestion(fieldname, value, text, other.verdict, changes))
             seen_fields[fieldname] = seen_fields.get(fieldname, 0) + 1
+    if not found and result.verdict == RED:
+        found = _pairs(candidate, tried, view, result.verdict)
     found.sort(key=lambda s: _RANK[s.verdict])  # stable: smaller changes first within a verdict
     return replace(result, suggestions=tuple(found[:MAX_SUGGESTIONS]))
 
