@@ -166,3 +166,50 @@ def test_size_guess():
         specs.parse_params("big")
     with pytest.raises(SpecError):
         specs.guess_spec(27_000_000_000, "q9_weird")
+
+
+def _serve(routes):
+    """A local HTTP server answering ``routes`` (path -> JSON), in a thread."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            body = routes.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.end_headers()
+            if body is not None:
+                self.wfile.write(json.dumps(body).encode())
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_running_ollama_server_describes_its_models():
+    server = _serve({
+        "/api/tags": {"models": [{"name": "medgemma-4b-it:q8", "model": "medgemma-4b-it:q8", "size": 4_968_000_000,
+                                  "details": {"quantization_level": "Q8_0"}}]},
+        "/api/show": {"details": {"quantization_level": "Q8_0", "family": "gemma3"}, "model_info": {
+            "general.architecture": "gemma3", "general.parameter_count": 4_300_079_472,
+            "gemma3.block_count": 34, "gemma3.embedding_length": 2560, "gemma3.attention.head_count": 8,
+            "gemma3.attention.head_count_kv": 4, "gemma3.attention.key_length": 256,
+            "gemma3.context_length": 131072, "gemma3.attention.sliding_window": 1024}},
+    })
+    try:
+        host = f"http://127.0.0.1:{server.server_port}"
+        s = specs.from_ollama_api("medgemma-4b-it:q8", host)
+        assert (s.layers, s.kv_heads, s.head_dim, s.sliding_layers, s.dtype) == (34, 4, 256, 29, "q8_0")
+        assert s.weight_bytes == 4_968_000_000 and s.origin == "ollama"
+        assert specs.from_ollama_api("absent:7b", host) is None
+    finally:
+        server.shutdown()
+
+
+def test_no_ollama_server_is_no_spec():
+    assert specs.from_ollama_api("gemma3:4b", "http://127.0.0.1:9", timeout=0.2) is None

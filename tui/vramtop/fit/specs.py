@@ -473,6 +473,79 @@ def from_ollama_store(name: str, models_dir: Path | None = None) -> ModelSpec | 
     raise SpecError(f"{manifest}: Ollama manifest names no model layer")
 
 
+def ollama_host() -> str:
+    """Where the Ollama server listens (``OLLAMA_HOST``, else 127.0.0.1:11434), as a URL."""
+    host = os.environ.get("OLLAMA_HOST") or "127.0.0.1:11434"
+    if "://" not in host:
+        host = "http://" + host
+    return host.rstrip("/").replace("://0.0.0.0", "://127.0.0.1")
+
+
+def _ollama_call(url: str, payload: dict[str, Any] | None, timeout: float) -> Any:
+    import urllib.request
+
+    data = json.dumps(payload).encode() if payload is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (a local server)
+        return json.loads(resp.read().decode("utf-8"))
+
+
+def from_ollama_api(name: str, host: str | None = None, timeout: float = 0.5) -> ModelSpec | None:
+    """A spec from a running Ollama server: ``/api/tags`` for the file size, ``/api/show`` for
+    the GGUF metadata. None when no server answers or it does not have ``name``."""
+    base = host or ollama_host()
+    try:
+        tags = _ollama_call(f"{base}/api/tags", None, timeout)
+    except (OSError, ValueError):
+        return None
+    wanted = name if ":" in name else f"{name}:latest"
+    entry = next((m for m in tags.get("models", []) if m.get("name") in (name, wanted)
+                  or m.get("model") in (name, wanted)), None)
+    if entry is None:
+        return None
+    try:
+        show = _ollama_call(f"{base}/api/show", {"model": entry.get("model") or entry["name"]}, timeout)
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"Ollama at {base} could not show '{name}' ({exc})") from None
+    info = show.get("model_info") or {}
+    arch = info.get("general.architecture")
+    if not isinstance(arch, str):
+        raise SpecError(f"Ollama at {base}: '{name}' has no general.architecture in /api/show")
+
+    def num(key: str, default: int | None = None) -> int | None:
+        v = info.get(f"{arch}.{key}")
+        if isinstance(v, list):
+            v = max(v) if v else None
+        return int(v) if isinstance(v, (int, float)) else default
+
+    layers, hidden, heads = num("block_count"), num("embedding_length"), num("attention.head_count")
+    if not (layers and hidden and heads):
+        raise SpecError(f"Ollama at {base}: '{name}' lacks {arch}.block_count/embedding_length")
+    details = show.get("details") or entry.get("details") or {}
+    dtype = normalize_format(str(details.get("quantization_level") or "q4_k_m"))
+    window = num("attention.sliding_window")
+    sliding = 0
+    if window and arch == "gemma3":
+        sliding = sum(1 for i in range(layers) if (i + 1) % 6 != 0)
+    elif window and arch in ("gpt-oss", "gptoss"):
+        sliding = layers // 2
+    size = int(entry.get("size") or 0)
+    params = int(info.get("general.parameter_count") or size * 2)
+    return ModelSpec(
+        name=entry.get("name", name), source=f"{base}/api/show {name}", params=params,
+        weight_bytes=size or params * 2, layers=layers, hidden=hidden,
+        intermediate=num("feed_forward_length", 4 * hidden), heads=heads,
+        kv_heads=num("attention.head_count_kv", heads), head_dim=num("attention.key_length", hidden // heads),
+        vocab=num("vocab_size", 128256), max_position=num("context_length", 4096), dtype=dtype,
+        sliding_window=window if sliding else None, sliding_layers=sliding,
+        kv_lora_rank=num("attention.kv_lora_rank"),
+        qk_rope_head_dim=num("rope.dimension_count") if num("attention.kv_lora_rank") else None,
+        experts=num("expert_count", 0), experts_per_token=num("expert_used_count", 0),
+        flash_attention=arch in ("gemma3", "gpt-oss", "gptoss", "qwen3", "qwen3moe", "mistral3"),
+        origin="ollama", quant_hint=dtype,
+    )
+
+
 # ---- quick guess ------------------------------------------------------------------------------
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bBmM]?)\s*$")
@@ -516,8 +589,8 @@ def guess_spec(params: int, quant: str | None = None) -> ModelSpec:
 
 def resolve(name: str) -> ModelSpec:
     """A spec for what the user typed: a path, a catalog name or alias, an Ollama tag in the
-    local store, or a repo in the local HF cache. Unknown names raise ``SpecError`` listing the
-    closest catalog names."""
+    local store, a repo in the local HF cache, or a model a running Ollama server has. Unknown
+    names raise ``SpecError`` listing the closest catalog names."""
     text = name.strip()
     if not text:
         raise SpecError("no model given")
@@ -537,6 +610,9 @@ def resolve(name: str) -> ModelSpec:
     if spec is not None:
         return spec
     spec = from_hf_cache(text)
+    if spec is not None:
+        return spec
+    spec = from_ollama_api(text)
     if spec is not None:
         return spec
     near = closest_names(text)
