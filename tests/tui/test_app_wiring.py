@@ -37,3 +37,19 @@ async def test_k_on_the_demo_node_asks_and_refuses_to_signal_a_simulated_process
         await pilot.press("escape")
         await pilot.pause(0.1)
         assert not isinstance(app.screen, StopDialog)
+
+
+async def test_w_opens_the_what_if_panel_beside_the_live_view_and_closes_it():
+    from vramtop.widgets.whatif_panel import WhatIfPanel
+
+    app = VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=0.05))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("w")
+        await pilot.pause(0.2)
+        panels = app.query(WhatIfPanel)
+        assert len(panels) == 1 and panels.first().display
+        assert app.query_one(ProcessTable).display  # beside the live view, not instead of it
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert not any(p.display for p in app.query(WhatIfPanel))

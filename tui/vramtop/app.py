@@ -41,6 +41,7 @@ from vramtop.widgets.process_rows import Row
 from vramtop.widgets.process_table import ProcessTable
 from vramtop.widgets.status_line import StatusLine
 from vramtop.widgets.stop_dialog import StopDialog, StopOutcome
+from vramtop.widgets.whatif_panel import feed_whatif, toggle_whatif
 
 DEFAULT_THEME = "vramtop-dark"
 
@@ -100,6 +101,7 @@ class VramtopApp(App[None]):
         Binding("3", "toggle_panel('side')", "Show/hide the side panels", show=False),
         Binding("r", "show_side('ray')", "Ray panel", show=False),
         Binding("k", "stop", "Stop", show=False),
+        Binding("w", "whatif", "What if"),
     ]
 
     def __init__(self, source: Source, config: Config | None = None, ray_poller: Any = None,
@@ -246,6 +248,7 @@ class VramtopApp(App[None]):
             table.show(snapshot, self.instances)
             self._show_detail(table.highlighted_row)  # telemetry changes it without a row change
         self.snapshot_signal.publish(snapshot)
+        feed_whatif(self, snapshot)
 
     def _show_status(self) -> None:
         lines = [self.sample_error] if self.sample_error else []
@@ -322,6 +325,10 @@ class VramtopApp(App[None]):
         if not self.paused:
             self.sample_now()
 
+    def action_whatif(self) -> None:
+        """Open or close the what-if panel: would a candidate model fit on this node now?"""
+        toggle_whatif(self, self.snapshot)
+
     def action_stop(self) -> None:
         """Stop the highlighted process, or the whole instance on an instance row."""
         row = self.query_one(ProcessTable).highlighted_row
@@ -389,5 +396,6 @@ class VramtopApp(App[None]):
                                 lambda pane=pane_id: self.action_show_side(pane))
         yield SystemCommand("Stop the highlighted process or instance", "SIGTERM after a confirmation (k)",
                             self.action_stop)
+        yield SystemCommand("What if…", "Would a candidate model fit on this node now? (w)", self.action_whatif)
         yield SystemCommand("Keys", "Every key, by panel (?)", self.action_help)
 
