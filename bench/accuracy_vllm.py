@@ -96,7 +96,8 @@ def main() -> None:
                 out.append(("KV tokens from reported KV GiB", tokens, rep["kv_cache_tokens"]))
                 kv_errs.append(("layout", err(tokens, rep["kv_cache_tokens"])))
             if "estimated_max_len" in rep:
-                n = vllm.longest_len(layout, avail, cfg.max_num_batched_tokens, spec.max_position)
+                cap = max(spec.max_position, cfg.max_model_len)  # a log may extend the context (rope scaling)
+                n = vllm.longest_len(layout, avail, cfg.max_num_batched_tokens, cap)
                 out.append(("estimated max model len", n, rep["estimated_max_len"]))
                 kv_errs.append(("layout", err(n, rep["estimated_max_len"])))
             if "request_gib" in rep:
