@@ -24,7 +24,8 @@ KV_ELEMENT_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
 
 
 def default_num_ctx(node_total_mib: float, spec: ModelSpec) -> int:
-    """Ollama ≥ 0.15.5 picks the context from the node's total VRAM, capped by the model."""
+    """Ollama ≥ 0.15.5 picks the context from the total memory of all GPUs (server/routes.go:
+    ≥ 47 GiB 262144, ≥ 23 GiB 32768, else 4096), capped by the model's trained context."""
     gib = node_total_mib / 1024
     ctx = 262_144 if gib >= 47 else 32_768 if gib >= 23 else 4_096
     return min(ctx, spec.max_position)

@@ -445,7 +445,7 @@ def _ollama_quant(c: Candidate) -> str:
 def _ollama(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = False) -> _Outcome:
     pool = {g: free[g] * MIB for g in (c.gpus if c.gpus is not None else free)}
     spec = c.model
-    num_ctx = c.num_ctx or ollama.default_num_ctx(node.total_mib, spec)
+    num_ctx = c.num_ctx or ollama.default_num_ctx(sum(g.total_mib for g in node.gpus), spec)
     p = ollama.plan(spec, pool, quant=_ollama_quant(c), num_ctx=num_ctx,
                     num_parallel=c.num_parallel or 1, kv_cache_type=(c.kv_cache_dtype or "f16").lower())
     per_gpu = [GpuNeed(g, math.ceil(p.gpu_bytes.get(g, 0) / MIB), free[g], node.gpu(g).total_mib,
