@@ -21,6 +21,10 @@ def test_medgemma_27b_q8_on_ollama_does_not_fit_but_would_once_the_replica_stops
     assert r.verdict == RED
     assert "no GPU has room for even one layer" in r.headline
     assert "most free: 1,364 MiB" in r.headline
+    # the reasons are numbers per GPU: what it would take to get the first layers, against what is free
+    assert [g.gpu_index for g in r.per_gpu] == [3, 1, 2, 0]
+    assert [g.free_mib for g in r.per_gpu] == [1_364, 1_256, 1_254, 32]
+    assert all(not g.fits for g in r.per_gpu)
     p = r.ollama_plan
     assert 29.0e9 < p.weights_bytes < 30.0e9  # the seed's "29 GB", now counted
     stop = [s for s in r.suggestions if s.field == "stopped"]

@@ -50,6 +50,8 @@ class OllamaPlan:
     num_ctx: int
     num_parallel: int
     quant: str
+    first_layers_bytes: float = 0.0  # what a GPU needs free to get any layer at all
+
 
     @property
     def layers_on_gpu(self) -> int:
@@ -153,4 +155,6 @@ def plan(spec: ModelSpec, free_bytes: dict[int, float], *, quant: str, num_ctx: 
         gpu_layers=layers, gpu_bytes=used, total_layers=total_layers,
         weights_bytes=parts.weights, kv_cache_bytes=parts.kv, graph_bytes=parts.graph,
         kv_type=kv_type, num_ctx=num_ctx, num_parallel=num_parallel, quant=quant,
+        first_layers_bytes=MINIMUM_MIB * MIB + overhead_bytes + parts.graph + 2 * max(parts.layers, default=0.0)
+        + parts.projector,
     )

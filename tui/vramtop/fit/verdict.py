@@ -448,9 +448,13 @@ def _ollama(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = Fa
     num_ctx = c.num_ctx or ollama.default_num_ctx(sum(g.total_mib for g in node.gpus), spec)
     p = ollama.plan(spec, pool, quant=_ollama_quant(c), num_ctx=num_ctx,
                     num_parallel=c.num_parallel or 1, kv_cache_type=(c.kv_cache_dtype or "f16").lower())
-    per_gpu = [GpuNeed(g, math.ceil(p.gpu_bytes.get(g, 0) / MIB), free[g], node.gpu(g).total_mib,
-                       f"{p.gpu_layers.get(g, 0)} layers")
-               for g in sorted(pool, key=lambda g: (-pool[g], g)) if g in p.gpu_layers]
+    order = sorted(pool, key=lambda g: (-pool[g], g))
+    if p.layers_on_gpu:
+        per_gpu = [GpuNeed(g, math.ceil(p.gpu_bytes[g] / MIB), free[g], node.gpu(g).total_mib,
+                           f"{p.gpu_layers[g]} layers") for g in order if g in p.gpu_layers]
+    else:  # what each GPU would need free to take its first layers
+        per_gpu = [GpuNeed(g, math.ceil(p.first_layers_bytes / MIB), free[g], node.gpu(g).total_mib,
+                           "first layers") for g in order]
     budget: list[BudgetLine] = []
     reasons: list[str] = []
     if not brief:
@@ -500,6 +504,10 @@ def _judge(c: Candidate, node: NodeView, brief: bool = False) -> FitResult:
     free = free_after_stops(node, stopped)
     engine = _vllm if c.engine == VLLM else _ollama
     out = engine(c, node, free, brief)
+    for inst in stopped:
+        if inst.unknown_mib and not brief:
+            out.reasons.append(f"the driver does not report all of {inst.name}'s memory: stopping it may "
+                               "free more than counted here")
     if stopped and out.verdict in (GREEN, YELLOW):
         without = engine(c, node, free_after_stops(node, ()), True)
         if _RANK[without.verdict] > _RANK[out.verdict]:
