@@ -28,8 +28,9 @@ The verdict is a word, a symbol and its reasons, never a colour alone:
             CPU (Ollama), or fits only because --assume-stopped frees an instance
   ✗ RED     would not start, cannot hold one request of max_model_len, or gets no GPU
 Every verdict lists, per GPU, what the candidate needs against what is free, and the smallest
-single changes that would do better (a gpu_memory_utilization, a max_model_len, another
-tensor parallel size or GPU set, which instance to stop, a smaller quantization).
+changes that would do better (a gpu_memory_utilization, a max_model_len, another tensor
+parallel size or GPU set, which instance to stop, a smaller quantization); single changes
+first, a pair (e.g. stop an instance and shorten max_model_len) when no single one helps.
 
 vLLM is modelled as vLLM V1 (v0.21 and later) computes it on each GPU rank: it requests
 gpu_memory_utilization x the GPU's TOTAL memory (not a share of the model, not of the free
@@ -48,6 +49,9 @@ MODEL is a catalog name or alias (medgemma-27b, google/medgemma-27b-it, an Ollam
 as gemma3:12b or amsaravi/medgemma-4b-it:q8), a Hugging Face model directory, a repository in
 the local Hugging Face cache, a .gguf file, or a tag pulled into the local Ollama store.
 Without MODEL, --params guesses a Llama-shaped model of that size. --list shows the catalog.
+
+--on NxSIZE plans for N empty GPUs of SIZE each, taken as the total that CUDA reports (a live
+GPU's nvidia-smi total less the driver's reserve, e.g. 22515MiB for an A10's 23028MiB).
 """
 
 EPILOG = """\

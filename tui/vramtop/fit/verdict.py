@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
-from vramtop.analysis.instances import Instance
 from vramtop.fit import ollama, vllm
 from vramtop.fit.placement import (
     NodeView, find_instance, free_after_stops, node_from_snapshot, pick_replica_sets,
@@ -646,9 +645,3 @@ def evaluate(candidate: Candidate, node: NodeSnapshot | NodeView, *, suggest: bo
         found = _pairs(candidate, tried, view, result.verdict)
     found.sort(key=lambda s: _RANK[s.verdict])  # stable: smaller changes first within a verdict
     return replace(result, suggestions=tuple(found[:MAX_SUGGESTIONS]))
-
-
-def instances_of(node: NodeSnapshot | NodeView) -> tuple[Instance, ...]:
-    """The instances a form can offer to stop."""
-    view = node_from_snapshot(node) if isinstance(node, NodeSnapshot) else node
-    return view.instances
