@@ -1,0 +1,81 @@
+"""Which Serve replica a GPU process belongs to: pure, from a ``RayState`` and a ``NodeSnapshot``.
+
+A replica that asks for GPUs itself holds them in its own process or its children (a vLLM
+engine started inside the replica). A Ray Serve LLM replica asks for none: vLLM's Ray executor
+starts one worker actor per GPU bundle of the replica's placement group, and those workers are
+children of the raylet, not of the replica. They are found through the placement group, which
+Serve names after the replica actor, and the actors the state API lists in it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vramtop.ray.model import RayState
+from vramtop.snapshot import NodeSnapshot
+
+
+@dataclass(frozen=True)
+class ReplicaLink:
+    """``via``: "replica" (the replica process or a descendant) or "placement group" (a worker
+    actor of the replica's placement group, or its descendant); ``bundle_index`` for workers."""
+
+    app: str
+    deployment: str
+    replica_id: str
+    via: str
+    bundle_index: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.app}/{self.deployment}#{self.replica_id}"
+
+
+def _local_node_ids(state: RayState, snapshot: NodeSnapshot) -> set[str] | None:
+    """The Ray nodes that are this host (PIDs only mean something on their own node); None
+    when no node's hostname matches, and then every node's PIDs are taken."""
+    ids = {n.node_id for n in state.nodes if n.hostname and n.hostname == snapshot.hostname}
+    return ids or None
+
+
+def owners(state: RayState, snapshot: NodeSnapshot | None = None,
+           node_ids: set[str] | None = None) -> dict[int, ReplicaLink]:
+    """PID -> replica for the replica processes and their placement groups' worker actors."""
+    local = node_ids if node_ids is not None else (_local_node_ids(state, snapshot) if snapshot else None)
+
+    def here(node_id: str | None) -> bool:
+        return local is None or node_id in local
+
+    found: dict[int, ReplicaLink] = {}
+    for dep in state.deployments:
+        for r in dep.replicas:
+            if r.pid and here(r.node_id):
+                found[r.pid] = ReplicaLink(dep.app, dep.name, r.replica_id, "replica")
+            pg = state.placement_group_named(r.actor_name)
+            if pg is None:
+                continue
+            for a in state.actors:
+                if (a.placement_group_id == pg.placement_group_id and a.pid and a.pid != r.pid
+                        and a.state == "ALIVE" and here(a.node_id)):
+                    found.setdefault(a.pid, ReplicaLink(dep.app, dep.name, r.replica_id, "placement group",
+                                                        a.bundle_index))
+    return found
+
+
+def link_gpu_processes(state: RayState, snapshot: NodeSnapshot,
+                       node_ids: set[str] | None = None) -> dict[int, ReplicaLink]:
+    """GPU PID -> the replica it serves, walking each GPU process's parent chain (the process
+    itself first) to the nearest replica process or placement-group worker."""
+    known = owners(state, snapshot, node_ids)
+    links: dict[int, ReplicaLink] = {}
+    for proc in snapshot.gpu_processes:
+        pid: int | None = proc.pid
+        seen: set[int] = set()
+        while pid is not None and pid not in seen:
+            if pid in known:
+                links[proc.pid] = known[pid]
+                break
+            seen.add(pid)
+            host = snapshot.host_process(pid)
+            pid = host.ppid if host is not None else None
+    return links
