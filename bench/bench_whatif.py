@@ -3,8 +3,9 @@
 On the demo node (fixed clock), the panel open beside the live view (160x50) with three pinned
 candidates (the seed's two Ollama models and a vLLM TP=2 variant). Measured in the same run:
 
-  parse, assess   whatif_state.parse_form alone (the floor any form pays per key), and assess:
-                  parse + the fit engine on the current form, no Textual
+  fields, assess  fit.fields.candidate_from_fields on the form's texts (the floor any form
+                  pays per key), and assess: the same plus the fit engine's verdict and its
+                  suggestions on the current form, no Textual
   frame           CPU ms of the screen's frame after a key: layout when needed, paint of what
                   changed (Screen._on_timer_update), for
                     bare input     a plain Input beside the live view, panel closed (baseline)
@@ -36,6 +37,8 @@ from textual.widgets import Input
 
 from vramtop.app import VramtopApp
 from vramtop.config import Config
+from vramtop.fit import specs
+from vramtop.fit.fields import candidate_from_fields
 from vramtop.sources.demo import DemoSource
 from vramtop import whatif_state as ws
 from vramtop.widgets.whatif_panel import WhatIfPanel, toggle_whatif
@@ -162,7 +165,8 @@ def main() -> None:
     snapshot = DemoSource(clock=lambda: FIXED).sample()
     form = SEED_PINS[2]
     ws.assess(form, snapshot)  # warm any caches (catalog) as the open panel would have
-    parse = per_call_ms(lambda: ws.parse_form(form, (0, 1, 2, 3)), n * 5)
+    spec = specs.resolve(form.model)
+    parse = per_call_ms(lambda: candidate_from_fields(ws.form_fields(form), model=spec), n * 5)
     assess = per_call_ms(lambda: ws.assess(form, snapshot), n * 5)
     runs = {
         "bare input": asyncio.run(keystrokes_ms(n, panel=False)),
@@ -172,7 +176,7 @@ def main() -> None:
     }
 
     print(f"what-if keystroke on the demo node, {n} keys (CPU: {os.cpu_count()} cores)")
-    print(line("parse", parse))
+    print(line("fields", parse))
     print(line("assess", assess, parse))
     print("per key, frame = layout + paint of the screen; handler = recompute + verdict redraw")
     base_frame = runs["bare input"][1]

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from textual.widgets import Input, OptionList, Static
 
-from host_app import demo_app, first_picture, screen_text
+from host_app import demo_app, first_picture, next_tick, screen_text
 from vramtop.whatif_state import OLLAMA, FormState, WhatIfMemory, save_memory
 from vramtop.widgets.whatif_panel import NARROW_COLUMNS, WhatIfPanel, WhatIfScreen
 
@@ -210,3 +210,57 @@ async def test_an_empty_model_field_offers_the_last_candidates_whole(state_path)
         assert panel.form == older
         assert panel.query_one("#f-tensor_parallel_size", Input).value == "2"
         assert panel.query_one("#r-max_model_len").display  # vLLM fields shown again
+
+
+async def test_a_suggestion_is_applied_with_one_key(state_path):
+    start = FormState(model="amsaravi/medgemma-4b-it:q8", engine=OLLAMA)
+    save_memory(WhatIfMemory(current=start), state_path)
+    app = demo_app()
+    async with app.run_test(size=(140, 50)) as pilot:
+        panel = await open_panel(pilot)
+        assert "RED" in headline(app)
+        first = panel.result.suggestions[0]
+        assert isinstance(app.focused, Input)  # "=" works while typing, it is never typed
+        await pilot.press("=")
+        await pilot.pause()
+        assert panel.form != start
+        assert panel.result.verdict == first.verdict
+        assert first.verdict.upper() in headline(app)
+        changed = [name for name in first.changes if name != "stopped"]
+        for name in changed:
+            assert panel.query_one(f"#f-{name}", Input).value == getattr(panel.form, name) != ""
+        # From the suggestion list, a digit applies the n-th one.
+        second = panel.result.suggestions[1] if len(panel.result.suggestions) > 1 else None
+        if second is not None:
+            before = panel.form
+            panel.query_one("#wi-suggestions", OptionList).focus()
+            await pilot.press("2")
+            await pilot.pause()
+            assert panel.form != before and panel.result.verdict == second.verdict
+
+
+async def test_pinned_candidates_keep_live_verdicts_as_the_node_changes(state_path):
+    """The seed's two Ollama models and the vLLM TP=2 variant, pinned side by side."""
+    pins = (
+        FormState(model="medgemma-27b-it:q8", engine=OLLAMA, num_ctx="8192"),
+        FormState(model="amsaravi/medgemma-4b-it:q8", engine=OLLAMA, num_ctx="8192"),
+        FormState(model="google/medgemma-4b-it", tensor_parallel_size="2", gpu_memory_utilization="0.85",
+                  max_model_len="8192"),
+    )
+    memory = WhatIfMemory()
+    for pin in pins:
+        memory = memory.pin(pin)
+    save_memory(memory, state_path)
+    app = demo_app()
+    async with app.run_test(size=(160, 60)) as pilot:
+        panel = await open_panel(pilot)
+        listed = panel.query_one("#wi-pins", OptionList)
+        words = lambda: [str(listed.get_option_at_index(i).prompt).split()[1] for i in range(3)]  # noqa: E731
+        assert "GREEN" not in words()  # 3.8 GiB free in all: none fits well
+        # The node changes: the vLLM replica is gone (the demo node as if it stopped).
+        from host_app import StoppedDemoSource
+
+        app.source = StoppedDemoSource()
+        await next_tick(pilot)
+        assert words() == ["GREEN", "GREEN", "GREEN"]
+        assert [r.verdict for r in panel.pin_results] == ["green"] * 3

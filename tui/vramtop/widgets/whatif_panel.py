@@ -29,7 +29,7 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.content import Content
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
@@ -65,11 +65,12 @@ class FieldInput(Input):
         return super().check_consume_key(key, character)
 
 
-class WhatIfPanel(VerticalScroll):
+class WhatIfPanel(Vertical):
     """The form, the live verdict of the current candidate, and the pinned candidates' verdicts."""
 
     DEFAULT_CSS = """
-    WhatIfPanel { width: 1fr; height: 1fr; background: $surface; padding: 0 1; scrollbar-size-vertical: 1; }
+    WhatIfPanel { width: 1fr; height: 1fr; background: $surface; padding: 0 1; }
+    WhatIfPanel #wi-body { height: 1fr; scrollbar-size-vertical: 1; }
     WhatIfPanel.-docked { dock: right; width: 50%; min-width: 50; max-width: 84; border-left: tall $primary; }
     WhatIfPanel .wi-title { text-style: bold; color: $primary; }
     WhatIfPanel .wi-section { text-style: bold; margin-top: 1; color: $text-muted; }
@@ -80,7 +81,7 @@ class WhatIfPanel(VerticalScroll):
     WhatIfPanel .wi-error { color: $error; padding-left: 16; height: auto; }
     WhatIfPanel #wi-matches { height: auto; max-height: 8; margin-left: 16; }
     WhatIfPanel #f-stopped { height: auto; max-height: 6; }
-    WhatIfPanel #wi-headline { text-style: bold; padding: 0 1; }
+    WhatIfPanel #wi-headline { text-style: bold; padding: 0 1; height: 2; margin-bottom: 1; }
     WhatIfPanel #wi-headline.-green { background: $success 30%; }
     WhatIfPanel #wi-headline.-yellow { background: $warning 30%; }
     WhatIfPanel #wi-headline.-red { background: $error 30%; }
@@ -89,7 +90,6 @@ class WhatIfPanel(VerticalScroll):
     WhatIfPanel #wi-budget { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }
     WhatIfPanel #wi-suggestions, WhatIfPanel #wi-pins { height: auto; max-height: 10; }
     WhatIfPanel #wi-note { color: $warning; height: auto; }
-    WhatIfPanel .wi-hint { color: $text-muted; }
     """
 
     BINDINGS = [
@@ -135,39 +135,40 @@ class WhatIfPanel(VerticalScroll):
     # ---- building -----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static("What if…", classes="wi-title")
-        with Horizontal(classes="wi-row"):
-            yield Label("model", classes="wi-label")
-            yield FieldInput(self.form.model, placeholder="type to search", id="f-model", compact=True)
-        yield OptionList(id="wi-matches", compact=True)
-        yield Static("", id="e-model", classes="wi-error")
-        with Horizontal(classes="wi-row"):
-            yield Label("engine", classes="wi-label")
-            yield Select(
-                [(label, key) for key, label in ws.ENGINE_LABELS.items()],
-                value=self.form.engine, allow_blank=False, type_to_search=False, compact=True,
-                id="f-engine",
-            )
-        for name in _TEXT_FIELDS:
-            with Horizontal(classes="wi-row", id=f"r-{name}"):
-                yield Label(ws.FIELD_LABELS[name], classes="wi-label")
-                yield FieldInput(getattr(self.form, name), id=f"f-{name}", compact=True,
-                                 select_on_focus=False)
-            yield Static("", id=f"e-{name}", classes="wi-error")
-        yield Static(ws.FIELD_LABELS["stopped"], classes="wi-section")
-        yield SelectionList[str](id="f-stopped", compact=True)
-        yield Static("", id="e-stopped", classes="wi-error")
-        yield Static("verdict", classes="wi-section")
+        yield Static("What if…  + pin · = apply · esc close", classes="wi-title")
         yield Static("", id="wi-headline")
-        yield Static("", id="wi-reasons")
-        yield NeedBars(id="wi-bars")
-        yield Static("", id="wi-budget")
-        yield Static("suggestions", classes="wi-section", id="wi-suggestions-title")
-        yield OptionList(id="wi-suggestions", compact=True)
-        yield Static("pinned  (+ pins the current candidate)", classes="wi-section")
-        yield OptionList(id="wi-pins", compact=True)
-        yield Static("", id="wi-note")
-        yield Static("esc close · + pin · = apply 1st suggestion · tab next field", classes="wi-hint")
+        with VerticalScroll(id="wi-body"):
+            with Horizontal(classes="wi-row"):
+                yield Label("model", classes="wi-label")
+                yield FieldInput(self.form.model, placeholder="type to search", id="f-model", compact=True)
+            yield OptionList(id="wi-matches", compact=True)
+            yield Static("", id="e-model", classes="wi-error")
+            with Horizontal(classes="wi-row"):
+                yield Label("engine", classes="wi-label")
+                yield Select(
+                    [(label, key) for key, label in ws.ENGINE_LABELS.items()],
+                    value=self.form.engine, allow_blank=False, type_to_search=False, compact=True,
+                    id="f-engine",
+                )
+            for name in _TEXT_FIELDS:
+                with Horizontal(classes="wi-row", id=f"r-{name}"):
+                    yield Label(ws.FIELD_LABELS[name], classes="wi-label")
+                    yield FieldInput(getattr(self.form, name), id=f"f-{name}", compact=True,
+                                     select_on_focus=False)
+                yield Static("", id=f"e-{name}", classes="wi-error")
+            yield Static(ws.FIELD_LABELS["stopped"], classes="wi-section")
+            yield SelectionList[str](id="f-stopped", compact=True)
+            yield Static("", id="e-stopped", classes="wi-error")
+            # Parts whose height rarely changes come first, so a keystroke seldom moves the rest.
+            yield NeedBars(id="wi-bars")
+            yield Static("", id="wi-budget")
+            yield Static("suggestions  (= or 1-9 applies)", classes="wi-section", id="wi-suggestions-title")
+            yield OptionList(id="wi-suggestions", compact=True)
+            yield Static("pinned  (+ pins the current candidate)", classes="wi-section")
+            yield OptionList(id="wi-pins", compact=True)
+            yield Static("why", classes="wi-section", id="wi-reasons-title")
+            yield Static("", id="wi-reasons")
+            yield Static("", id="wi-note")
 
     def on_mount(self) -> None:
         # The app publishes each new snapshot on ``snapshot_signal``; without one, the app (or a
@@ -389,11 +390,15 @@ class WhatIfPanel(VerticalScroll):
             headline.set_class(result.verdict == v, f"-{v}")
         self._put(headline, result.line)
         reasons = self._boxes["wi-reasons"]
-        why = [r for r in result.reasons if r != result.headline]  # the headline says it once
+        # The headline has two lines; a longer one is said in full under "why".
+        width = headline.content_size.width
+        whole = bool(width) and len(Content(result.line).wrap(width)) <= 2
+        why = [r for r in result.reasons if not (whole and r == result.headline)]
         self._put(reasons, "\n".join(f"· {r}" for r in why))
         _show(reasons, bool(why))
+        _show(self.query_one("#wi-reasons-title"), bool(why))
         bars = self.query_one("#wi-bars", NeedBars)
-        bars.show(result.per_gpu)
+        bars.show(tuple(sorted(result.per_gpu, key=lambda need: need.gpu_index)))
         _show(bars, bool(result.per_gpu))
         budget = self._boxes["wi-budget"]
         self._put(budget, ws.budget_text(result.budget), wrap=False)
