@@ -4,7 +4,6 @@ store, and a size guess; names resolve forgivingly; bad files give one line."""
 import json
 import struct
 
-import numpy as np
 import pytest
 
 from vramtop.fit import specs
@@ -108,7 +107,7 @@ def test_malformed_safetensors_header(tmp_path):
 
 
 def _write_gguf(path):
-    import gguf
+    gguf = pytest.importorskip("gguf")  # GGUF support is optional (pip install gguf)
 
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_block_count(2)
@@ -119,6 +118,7 @@ def _write_gguf(path):
     w.add_feed_forward_length(128)
     w.add_file_type(1)
     w.add_token_list([f"t{i}" for i in range(100)])
+    np = pytest.importorskip("numpy")
     w.add_tensor("token_embd.weight", np.zeros((100, 64), dtype=np.float16))
     w.add_tensor("blk.0.attn_q.weight", np.zeros((64, 64), dtype=np.float16))
     w.write_header_to_file()
@@ -137,6 +137,7 @@ def test_gguf_metadata_and_tensor_bytes(tmp_path):
 
 
 def test_malformed_gguf_is_one_line(tmp_path):
+    pytest.importorskip("gguf")
     path = tmp_path / "broken.gguf"
     path.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 20)
     with pytest.raises(SpecError) as e:
