@@ -31,7 +31,6 @@ import sys
 import tempfile
 import time
 
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Input
 
@@ -41,7 +40,7 @@ from vramtop.fit import specs
 from vramtop.fit.fields import candidate_from_fields
 from vramtop.sources.demo import DemoSource
 from vramtop import whatif_state as ws
-from vramtop.widgets.whatif_panel import WhatIfPanel, toggle_whatif
+from vramtop.widgets.whatif_panel import WhatIfPanel
 
 FIXED = 1_700_000_000.0
 SEED_PINS = (
@@ -60,13 +59,6 @@ TYPING = {
     "flips": ("gpu_memory_utilization", ["0", ".", "8", "5", "backspace", "backspace", "backspace",
                                          "backspace"]),
 }
-
-
-class BenchApp(VramtopApp):
-    BINDINGS = VramtopApp.BINDINGS + [Binding("w", "whatif", "What if")]
-
-    def action_whatif(self) -> None:
-        toggle_whatif(self, self.snapshot)
 
 
 def per_call_ms(fn, n: int) -> list[float]:
@@ -113,7 +105,7 @@ FRAME.wrap(Screen, "_on_timer_update")
 async def keystrokes_ms(n: int, *, panel: bool, typing: str = "steady",
                         judge: bool = True) -> tuple[list[float], list[float]]:
     """Per key: (handler ms, frame ms)."""
-    app = BenchApp(DemoSource(clock=lambda: FIXED), Config(interval=3600.0))
+    app = VramtopApp(DemoSource(clock=lambda: FIXED), Config(interval=3600.0))
     handler, frame = [], []
     field, keys = TYPING[typing]
     async with app.run_test(size=(160, 50)) as pilot:

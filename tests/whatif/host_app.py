@@ -1,5 +1,7 @@
-"""The real app plus exactly the lines the what-if panel asks of it (a ``w`` binding and an
-action calling ``toggle_whatif``), so these tests prove the mounting API as well as the panel.
+"""The real app on the demo node (or a live source), and helpers to read what it shows.
+
+The app mounts the panel with ``toggle_whatif`` on ``w`` and feeds it with ``feed_whatif`` after
+each snapshot, so these tests prove that wiring as well as the panel.
 """
 
 from __future__ import annotations
@@ -10,22 +12,13 @@ import io
 
 from rich.console import Console
 from textual.app import App
-from textual.binding import Binding
 
 from vramtop.app import VramtopApp
 from vramtop.config import Config
 from vramtop.snapshot import NodeSnapshot
 from vramtop.sources.demo import DemoSource
-from vramtop.widgets.whatif_panel import toggle_whatif
 
 FIXED = 1_700_000_000.0
-
-
-class HostApp(VramtopApp):
-    BINDINGS = VramtopApp.BINDINGS + [Binding("w", "whatif", "What if")]
-
-    def action_whatif(self) -> None:
-        toggle_whatif(self, self.snapshot)
 
 
 class StoppedDemoSource:
@@ -39,11 +32,11 @@ class StoppedDemoSource:
         return dataclasses.replace(snapshot, gpus=gpus, gpu_processes=(), ancestors={})
 
 
-def demo_app(interval: float = 3600.0, *, stopped: bool = False) -> HostApp:
+def demo_app(interval: float = 3600.0, *, stopped: bool = False) -> VramtopApp:
     """The demo node at a fixed clock (``stopped``: with its replica gone); it samples once at
     start, tests ask for more."""
     source = StoppedDemoSource() if stopped else DemoSource(clock=lambda: FIXED)
-    return HostApp(source, Config(interval=interval))
+    return VramtopApp(source, Config(interval=interval))
 
 
 async def first_picture(pilot) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import fakenvml
 from textual.widgets import Static
 
-from host_app import HostApp, first_picture, next_tick
+from host_app import first_picture, next_tick
+from vramtop.app import VramtopApp
 from vramtop.config import Config
 from vramtop.sampler import LiveSource
 from vramtop.whatif_state import OLLAMA, FormState, WhatIfMemory, save_memory
@@ -29,7 +30,7 @@ async def test_a_red_candidate_turns_green_within_one_tick_when_the_vllm_workers
         for gpu, pid in enumerate(pids):
             fake_nvml.add_process(gpu, pid, WORKER_MIB)
         fake_nvml.write()
-        app = HostApp(LiveSource(), Config(interval=3600.0))
+        app = VramtopApp(LiveSource(), Config(interval=3600.0))
         async with app.run_test(size=(140, 50)) as pilot:
             await first_picture(pilot)
             await pilot.press("w")

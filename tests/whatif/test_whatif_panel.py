@@ -264,3 +264,22 @@ async def test_pinned_candidates_keep_live_verdicts_as_the_node_changes(state_pa
         await next_tick(pilot)
         assert words() == ["GREEN", "GREEN", "GREEN"]
         assert [r.verdict for r in panel.pin_results] == ["green"] * 3
+
+
+async def test_the_panel_moves_when_the_terminal_is_resized_and_keeps_the_form(state_path):
+    save_memory(WhatIfMemory(current=FormState(model="google/medgemma-4b-it", tensor_parallel_size="2")), state_path)
+    app = demo_app()
+    async with app.run_test(size=(140, 50)) as pilot:
+        panel = await open_panel(pilot)
+        assert not isinstance(app.screen, WhatIfScreen)
+        await pilot.press("+")  # a pin, to see that it moves along
+        await pilot.resize_terminal(80, 40)
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, WhatIfScreen)
+        moved = panel_of(app)
+        assert moved is not panel and moved.form == panel.form
+        assert moved.query_one("#wi-pins", OptionList).option_count == 1
+        await pilot.resize_terminal(160, 50)
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, WhatIfScreen)
+        assert panel_of(app).has_class("-docked") and panel_of(app).form == panel.form

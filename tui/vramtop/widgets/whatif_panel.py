@@ -6,14 +6,17 @@ every keystroke and every new snapshot (``show_snapshot``). It holds no memory a
 
 Mounting (the app owns the ``w`` binding and the tick)::
 
-    from vramtop.widgets.whatif_panel import toggle_whatif, feed_whatif
+    from vramtop.widgets.whatif_panel import toggle_whatif
     Binding("w", "whatif", "What if")
-    def action_whatif(self): toggle_whatif(self, self.snapshot)        # opens / closes
-    # after each new snapshot:
+    def action_whatif(self) -> None:
+        toggle_whatif(self, self.snapshot)        # opens / closes
+
+    # after each new snapshot is shown:
     feed_whatif(self, snapshot)
 
-Wide terminals (100 columns or more) get the panel docked at the right of the current screen;
-narrow panes get it as a screen of its own. ``escape`` (or ``w`` outside a text field) closes it.
+Wide terminals (100 columns or more) get it docked at the right of the current screen, narrow
+panes as a screen of its own, and it moves when the terminal is resized.
+``escape`` (or ``w`` outside a text field) closes it.
 
 Keys inside: tab / shift+tab between fields, up/down/enter in the model list, ``+`` pins the
 candidate, ``=`` applies the first suggestion and ``1``–``9`` the n-th (outside text fields, or
@@ -90,6 +93,7 @@ class WhatIfPanel(Vertical):
     WhatIfPanel #wi-budget { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }
     WhatIfPanel #wi-suggestions, WhatIfPanel #wi-pins { height: auto; max-height: 10; }
     WhatIfPanel #wi-note { color: $warning; height: auto; }
+    WhatIfPanel .wi-quiet { color: $text-muted; }
     """
 
     BINDINGS = [
@@ -122,7 +126,7 @@ class WhatIfPanel(Vertical):
         self.form: FormState = memory.current or FormState()
         self._models: tuple[ModelChoice, ...] | None = None
         self._instances: tuple[Instance, ...] = ()
-        self._instance_options: tuple[tuple[str, str], ...] = ()
+        self._instance_options: tuple[tuple[str, str], ...] | None = None  # None: not shown yet
         self.result: FitResult | None = None  # the current form's verdict
         self.pin_results: tuple[FitResult, ...] = ()
         self._syncing = False  # set while the panel writes into its own fields
@@ -158,6 +162,7 @@ class WhatIfPanel(Vertical):
                 yield Static("", id=f"e-{name}", classes="wi-error")
             yield Static(ws.FIELD_LABELS["stopped"], classes="wi-section")
             yield SelectionList[str](id="f-stopped", compact=True)
+            yield Static("no serving instance runs now", id="wi-no-instances", classes="wi-quiet")
             yield Static("", id="e-stopped", classes="wi-error")
             # Parts whose height rarely changes come first, so a keystroke seldom moves the rest.
             yield NeedBars(id="wi-bars")
@@ -171,11 +176,6 @@ class WhatIfPanel(Vertical):
             yield Static("", id="wi-note")
 
     def on_mount(self) -> None:
-        # The app publishes each new snapshot on ``snapshot_signal``; without one, the app (or a
-        # test) calls ``show_snapshot`` itself.
-        signal = getattr(self.app, "snapshot_signal", None)
-        if signal is not None:
-            signal.subscribe(self, self.show_snapshot, immediate=True)
         if self._snapshot is None:
             self._snapshot = getattr(self.app, "snapshot", None)
         self._ready = True
@@ -187,9 +187,31 @@ class WhatIfPanel(Vertical):
         self._refresh_pins_list()
         self._put(self._boxes["wi-note"], "\n".join(self._notes))
         self.recompute()
+        self.call_after_refresh(self.recompute)  # once laid out: the headline's width is known
         self.query_one("#f-model", Input).focus()
         if not self.form.model:
             self._show_matches("")
+
+    def on_resize(self) -> None:
+        """Keep to the layout rule as the terminal is resized: beside the live view when wide,
+        a screen of its own when narrow."""
+        if (self.app.size.width < NARROW_COLUMNS) != isinstance(self.screen, WhatIfScreen):
+            self.call_after_refresh(self._move)
+
+    def _move(self) -> None:
+        if not self.is_attached or (self.app.size.width < NARROW_COLUMNS) == isinstance(self.screen, WhatIfScreen):
+            return
+        self._save()
+        app = self.app
+        moved = WhatIfPanel(self._snapshot, state_path=self._state_path,
+                            docked=isinstance(self.screen, WhatIfScreen), models=self._list_models)
+        moved._memory, moved.form, moved._models = self._memory, self.form, self._models
+        if isinstance(self.screen, WhatIfScreen):
+            app.pop_screen()
+            app.screen.mount(moved)
+        else:
+            self.remove()
+            app.push_screen(WhatIfScreen(moved))
 
     def on_unmount(self) -> None:
         self._save()
@@ -336,17 +358,17 @@ class WhatIfPanel(Vertical):
         self._syncing = True
         try:
             stopped.clear_options()
-            keys = {k for k, _ in self._instance_options}
+            running = self._instance_options or ()
+            keys = {k for k, _ in running}
             gone = [k for k in self.form.stopped if k not in keys]
             stopped.add_options(
-                [(label, key, key in self.form.stopped) for key, label in self._instance_options]
+                [(label, key, key in self.form.stopped) for key, label in running]
                 + [(f"{key} (not running now)", key, True) for key in gone]
             )
-            if not self._instance_options and not gone:
-                stopped.add_option(("no serving instance runs now", "", False))
-                stopped.disable_option_at_index(0)
         finally:
             self._syncing = was
+        _show(stopped, stopped.option_count > 0)
+        _show(self.query_one("#wi-no-instances"), stopped.option_count == 0)
 
     # ---- the verdict --------------------------------------------------------------------------
 
