@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from conftest import GPUS, session_pids
+from ray_cluster import GPUS, session_pids
 from gpu_user import GPU_USER
 from vramtop.ray import report
 from vramtop.ray.feasibility import PLACEMENT_GROUP, analyze, place_candidate
