@@ -53,3 +53,29 @@ async def test_w_opens_the_what_if_panel_beside_the_live_view_and_closes_it():
         await pilot.press("escape")
         await pilot.pause(0.2)
         assert not any(p.display for p in app.query(WhatIfPanel))
+
+
+async def test_a_missing_ray_dashboard_is_a_quiet_line_in_the_ray_tab_and_the_gpus_stay_live():
+    import socket
+
+    from vramtop.ray.poller import RayPoller
+    from vramtop.widgets.ray_panel import RayPanel
+
+    with socket.socket() as s:  # a loopback port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    clock = iter(range(10**6))
+    app = VramtopApp(DemoSource(clock=lambda: float(next(clock))), Config(interval=0.05),
+                     ray_poller=RayPoller(f"http://127.0.0.1:{port}", timeout=0.5))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("r")
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if app.snapshot is not None and app.snapshot.ray is not None:
+                break
+        first = app.snapshot.timestamp
+        assert not app.snapshot.ray.found
+        await pilot.pause(0.3)
+        assert app.snapshot.timestamp > first  # sampling goes on
+        text = " ".join(str(w.render()) for w in app.query_one(RayPanel).query("*")) + str(app.query_one(RayPanel).render())
+        assert "not found" in text.lower() or "unreachable" in text.lower()

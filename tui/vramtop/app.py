@@ -31,6 +31,8 @@ from textual.worker import Worker, WorkerState
 from vramtop import themes
 from vramtop.analysis.instances import Instance, group_instances
 from vramtop.config import Config
+from vramtop.ray.feasibility import analyze
+from vramtop.ray.model import RayState
 from vramtop.snapshot import NodeSnapshot
 from vramtop.telemetry import actions
 from vramtop.telemetry.actions import Stopper
@@ -39,6 +41,7 @@ from vramtop.widgets.help_screen import HelpScreen
 from vramtop.widgets.node_header import NodeHeader
 from vramtop.widgets.process_rows import Row
 from vramtop.widgets.process_table import ProcessTable
+from vramtop.widgets.ray_panel import RayPanel
 from vramtop.widgets.status_line import StatusLine
 from vramtop.widgets.stop_dialog import StopDialog, StopOutcome
 from vramtop.widgets.whatif_panel import feed_whatif, toggle_whatif
@@ -113,6 +116,7 @@ class VramtopApp(App[None]):
         self.telemetry_poller = telemetry_poller  # ``.poll(snapshot, instances) -> Telemetry``
         self.stopper = Stopper(readonly=readonly)
         self._telemetry: Any = None  # the latest serving telemetry, attached to each snapshot
+        self._ray: RayState | None = None  # the latest Ray poll, likewise
         self.snapshot: NodeSnapshot | None = None
         self.instances: tuple[Instance, ...] = ()
         self.paused = False
@@ -160,14 +164,14 @@ class VramtopApp(App[None]):
     def _ray_panel(self) -> Widget:
         if self.ray_poller is None:
             return Static("Ray: not polled", id="ray-placeholder", classes="placeholder")
-        from vramtop.widgets.ray_panel import RayPanel
-
-        return RayPanel(self.ray_poller)
+        return RayPanel(id="ray-panel")
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return themes.variable_defaults(self.current_theme)
 
     def on_mount(self) -> None:
+        if self.ray_poller is not None:
+            self._poll_ray()
         self.query_one("#filter").display = False
         self.query_one("#detail").display = False
         self.query_one(ProcessTable).focus()
@@ -215,11 +219,22 @@ class VramtopApp(App[None]):
         snapshot = message.snapshot
         if self._telemetry is not None and snapshot.telemetry is None:
             snapshot = replace(snapshot, telemetry=self._telemetry)
+        if self._ray is not None and snapshot.ray is None:
+            snapshot = replace(snapshot, ray=self._ray)
         await self.show_snapshot(snapshot)
+        if self.ray_poller is not None:
+            self.query_one(RayPanel).show(snapshot.ray, analyze(snapshot.ray, snapshot) if snapshot.ray else None)
         if self.telemetry_poller is not None and not any(
             w.group == "telemetry" and not w.is_finished for w in self.workers
         ):
             self._poll_telemetry(snapshot, self.instances)
+
+    @work(thread=True, group="ray", exit_on_error=False, description="poll the Ray dashboard")
+    def _poll_ray(self) -> None:
+        """The dashboard can be slow or down: its own worker, its own interval; the GPU view
+        never waits for it. The state rides on the next snapshots."""
+        self._ray = self.ray_poller.poll()
+        self.call_from_thread(self.set_timer, self.config.ray_interval, self._poll_ray)
 
     @work(thread=True, group="telemetry", exit_on_error=False, description="read serving telemetry")
     def _poll_telemetry(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...]) -> None:

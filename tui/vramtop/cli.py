@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--once", action="store_true", help="print the current picture and exit")
     parser.add_argument("--json", action="store_true", help="with --once: print the JSON snapshot")
     parser.add_argument("--csv", action="store_true", help="with --once: print the process table as CSV")
+    parser.add_argument("--ray-address", metavar="URL",
+                        help="Ray dashboard (default: RAY_DASHBOARD_ADDRESS, RAY_ADDRESS, then http://127.0.0.1:8265)")
+    parser.add_argument("--no-ray", action="store_true", help="do not poll a Ray dashboard")
     parser.add_argument("--readonly", action="store_true", help="no actions: the live view cannot stop processes")
     parser.add_argument("--interval", type=_positive_float, metavar="SECONDS", help="seconds between samples (default 1)")
     parser.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ~/.config/vramtop/config.yaml)")
@@ -92,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command:
         return args.run(args)
     try:
-        cfg = config_mod.load(args.config, {"interval": args.interval, "theme": args.theme})
+        cfg = config_mod.load(args.config, {"interval": args.interval, "theme": args.theme,
+                                             "ray_address": args.ray_address})
     except ConfigError as exc:
         print(f"vramtop: {exc}", file=sys.stderr)
         return 2
@@ -111,10 +115,19 @@ def main(argv: list[str] | None = None) -> int:
     except NvmlUnavailable as exc:
         print(f"vramtop: {exc}; run 'vramtop --demo' to see a simulated node", file=sys.stderr)
         return 2
+    ray_poller = None
+    if not (args.no_ray or args.demo):
+        from vramtop.ray.poller import RayPoller
+
+        ray_poller = RayPoller(cfg.ray_address, timeout=cfg.ray_timeout)
     if args.once:
         from vramtop import once
 
         snapshot = source.sample()
+        if ray_poller is not None:
+            from dataclasses import replace
+
+            snapshot = replace(snapshot, ray=ray_poller.poll())
         if args.csv:
             from vramtop.telemetry import csv_export
 
@@ -133,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         from vramtop.telemetry.poller import TelemetryPoller
 
         telemetry = TelemetryPoller()
-    VramtopApp(source, cfg, telemetry_poller=telemetry, readonly=args.readonly).run()
+    VramtopApp(source, cfg, ray_poller=ray_poller, telemetry_poller=telemetry, readonly=args.readonly).run()
     # A driver call that hangs keeps its sampling thread alive; the user asked to quit, so quit.
     sys.stdout.flush()
     os._exit(0)

@@ -13,6 +13,8 @@ from vramtop import __version__
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, group_instances, instance_of
 from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
+from vramtop.ray import report as ray_report
+from vramtop.ray.feasibility import analyze
 from vramtop.snapshot import NodeSnapshot
 
 SCHEMA = 1
@@ -96,6 +98,8 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
         ],
         "errors": [{"source": e.source, "message": e.message} for e in snapshot.errors],
     }
+    if snapshot.ray is not None:
+        doc["ray"] = ray_report.to_dict(snapshot.ray, analyze(snapshot.ray, snapshot))
     return doc
 
 
@@ -142,6 +146,8 @@ def to_text(snapshot: NodeSnapshot, thresholds: Thresholds) -> str:
             what = p.host.title if p.host else (p.hidden_reason or "not visible from here")
             inst = owner[p.pid].name if p.pid in owner else "-"
             out.append(f"  GPU {p.gpu_index} pid {p.pid} {mib:>10}  {role.text:<22} {inst}  {what}")
+    if snapshot.ray is not None:
+        out += ray_report.text_lines(snapshot.ray, analyze(snapshot.ray, snapshot))
     for e in snapshot.errors:
         out.append(f"error: {e.source}: {e.message}")
     return "\n".join(out)
