@@ -60,7 +60,17 @@ def _show(widget: Widget, visible: bool) -> None:
 
 
 class FieldInput(Input):
-    """A form field that leaves ``+`` and ``=`` to the panel, so pinning works while typing."""
+    """A form field that leaves ``+`` and ``=`` to the panel, so pinning works while typing, and
+    tells the panel of a new value at once (``on_value``), not through a message: the verdict
+    is then redrawn in the same frame as the typed character, not in a second one."""
+
+    def __init__(self, value: str, *, on_value: Callable[[str, str], None], field: str, **kwargs) -> None:
+        self._on_value = on_value  # before Input's own __init__, which already sets the value
+        self._field = field
+        super().__init__(value, **kwargs)
+
+    def watch_value(self, value: str) -> None:
+        self._on_value(self._field, value)
 
     def check_consume_key(self, key: str, character: str | None) -> bool:
         if character is not None and character in _COMMAND_CHARS:
@@ -144,7 +154,8 @@ class WhatIfPanel(Vertical):
         with VerticalScroll(id="wi-body"):
             with Horizontal(classes="wi-row"):
                 yield Label("model", classes="wi-label")
-                yield FieldInput(self.form.model, placeholder="type to search", id="f-model", compact=True)
+                yield FieldInput(self.form.model, on_value=self._field_changed, field="model",
+                                 placeholder="type to search", id="f-model", compact=True)
             yield OptionList(id="wi-matches", compact=True)
             yield Static("", id="e-model", classes="wi-error")
             with Horizontal(classes="wi-row"):
@@ -157,8 +168,8 @@ class WhatIfPanel(Vertical):
             for name in _TEXT_FIELDS:
                 with Horizontal(classes="wi-row", id=f"r-{name}"):
                     yield Label(ws.FIELD_LABELS[name], classes="wi-label")
-                    yield FieldInput(getattr(self.form, name), id=f"f-{name}", compact=True,
-                                     select_on_focus=False)
+                    yield FieldInput(getattr(self.form, name), on_value=self._field_changed, field=name,
+                                     id=f"f-{name}", compact=True, select_on_focus=False)
                 yield Static("", id=f"e-{name}", classes="wi-error")
             yield Static(ws.FIELD_LABELS["stopped"], classes="wi-section")
             yield SelectionList[str](id="f-stopped", compact=True)
@@ -224,14 +235,13 @@ class WhatIfPanel(Vertical):
         self._refresh_instances()
         self.recompute()
 
-    @on(Input.Changed)
-    def _field_changed(self, event: Input.Changed) -> None:
-        if self._syncing or not event.input.id or not event.input.id.startswith("f-"):
+    def _field_changed(self, name: str, value: str) -> None:
+        """A field's text changed (typed, or written by the panel itself while ``_syncing``)."""
+        if self._syncing or not self._ready or getattr(self.form, name) == value:
             return
-        name = event.input.id[2:]
-        self.form = self.form.with_(**{name: event.value})
+        self.form = self.form.with_(**{name: value})
         if name == "model":
-            self._show_matches(event.value)
+            self._show_matches(value)
         self.recompute(pins=False)
 
     @on(Select.Changed, "#f-engine")
