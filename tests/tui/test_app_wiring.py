@@ -79,3 +79,35 @@ async def test_a_missing_ray_dashboard_is_a_quiet_line_in_the_ray_tab_and_the_gp
         assert app.snapshot.timestamp > first  # sampling goes on
         text = " ".join(str(w.render()) for w in app.query_one(RayPanel).query("*")) + str(app.query_one(RayPanel).render())
         assert "not found" in text.lower() or "unreachable" in text.lower()
+
+
+async def test_ctrl_s_saves_an_svg_of_the_screen(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=0.05))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+    (svg,) = tmp_path.glob("*.svg")
+    assert "Worker_TP0" in svg.read_text() and "DEMO" in svg.read_text()
+
+
+async def test_trend_warnings_and_notices_reach_the_status_line():
+    from vramtop.telemetry.model import Telemetry, TrendWarning
+    from vramtop.widgets.status_line import StatusLine
+
+    class Growing:
+        def poll(self, snapshot, instances):
+            return Telemetry(0.0, notices=("vramtop runs in its own PID namespace",),
+                             trends=(TrendWarning(10, 0, 50.0, 240.0, "pid 10 grows: GPU 0 full in about 4 min"),))
+
+    app = VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=0.05), telemetry_poller=Growing())
+    async with app.run_test(size=(160, 45)) as pilot:
+        for _ in range(40):
+            await pilot.pause(0.05)
+            if app.snapshot is not None and app.snapshot.telemetry is not None:
+                break
+        await pilot.pause(0.1)
+        text = " ".join(app.query_one(StatusLine).messages)
+        assert "GPU 0 full in about 4 min" in text and "PID namespace" in text
+

@@ -105,6 +105,7 @@ class VramtopApp(App[None]):
         Binding("r", "show_side('ray')", "Ray panel", show=False),
         Binding("k", "stop", "Stop", show=False),
         Binding("w", "whatif", "What if"),
+        Binding("ctrl+s", "screenshot", "Save an SVG screenshot", show=False),
     ]
 
     def __init__(self, source: Source, config: Config | None = None, ray_poller: Any = None,
@@ -269,6 +270,8 @@ class VramtopApp(App[None]):
         lines = [self.sample_error] if self.sample_error else []
         if self.snapshot is not None:
             lines += [f"{e.source}: {e.message}" for e in self.snapshot.errors]
+            if (tel := self.snapshot.telemetry) is not None:
+                lines += list(tel.notices) + [t.message for t in tel.trends]
         self.query_one(StatusLine).show(tuple(lines + self._notes))
 
     # -- the detail line and the filter -----------------------------------------------------
@@ -339,6 +342,15 @@ class VramtopApp(App[None]):
         self.query_one(NodeHeader).show(self.snapshot, self.paused)
         if not self.paused:
             self.sample_now()
+
+    def action_screenshot(self) -> None:
+        """An SVG of the screen as it is, in the current folder: for a ticket or a chat."""
+        try:
+            path = self.save_screenshot()
+        except OSError as exc:
+            self.notify(f"screenshot not saved: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"screenshot saved: {path}")
 
     def action_whatif(self) -> None:
         """Open or close the what-if panel: would a candidate model fit on this node now?"""
