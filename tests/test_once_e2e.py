@@ -5,40 +5,18 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import fakenvml
-
-# An engine core that starts its tensor-parallel workers, as vLLM's multiproc executor does.
-ENGINE = r"""
-import setproctitle, subprocess, sys, time
-setproctitle.setproctitle("VLLM::EngineCore")
-kids = [subprocess.Popen([sys.executable, "-c",
-        "import setproctitle, time; setproctitle.setproctitle('VLLM::Worker_TP%d'); print(flush=True); time.sleep(600)" % r],
-        stdout=subprocess.PIPE) for r in range(int(sys.argv[1]))]
-for k in kids:
-    k.stdout.readline()
-print(" ".join(str(k.pid) for k in kids), flush=True)
-time.sleep(600)
-"""
-
+from engine_tree import engine_tree
 
 @pytest.fixture
 def vllm_tp4():
     """A real EngineCore with Worker_TP0..3 children: yields (engine pid, worker pids)."""
-    engine = subprocess.Popen([sys.executable, "-c", ENGINE, "4"], stdout=subprocess.PIPE, text=True)
-    workers = [int(p) for p in engine.stdout.readline().split()]
-    yield engine.pid, workers
-    for pid in workers:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
-    engine.kill()
-    engine.wait()
+    with engine_tree(4) as tree:
+        yield tree
 
 
 def run_vramtop(scenario: fakenvml.Scenario, *args: str, variant: str = "full") -> subprocess.CompletedProcess:

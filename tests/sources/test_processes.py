@@ -3,45 +3,18 @@
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
+from engine_tree import engine_tree as spawn_engine
 from vramtop.analysis.instances import group_instances
 from vramtop.snapshot import GpuProcess, NodeSnapshot
 from vramtop.sources.processes import NOT_VISIBLE, ProcessReader
 
-# A parent that renames itself and starts titled children, then waits: the tree of a vLLM
-# engine (EngineCore -> Worker_TP0, Worker_TP1) as ps shows it.
-TREE = r"""
-import setproctitle, subprocess, sys, time
-setproctitle.setproctitle("VLLM::EngineCore")
-kids = [subprocess.Popen([sys.executable, "-c",
-        "import setproctitle, time; setproctitle.setproctitle('VLLM::Worker_TP%d'); time.sleep(120)" % r])
-        for r in range(2)]
-print(" ".join(str(k.pid) for k in kids), flush=True)
-time.sleep(120)
-"""
-
-
 @pytest.fixture
 def engine_tree():
-    parent = subprocess.Popen([sys.executable, "-c", TREE], stdout=subprocess.PIPE, text=True)
-    workers = [int(p) for p in parent.stdout.readline().split()]
-    deadline = time.time() + 10
-    while time.time() < deadline:  # wait until the children have renamed themselves
-        titles = [open(f"/proc/{p}/cmdline", "rb").read() for p in workers]
-        if all(t.startswith(b"VLLM::Worker") for t in titles):
-            break
-        time.sleep(0.05)
-    yield parent.pid, workers
-    for pid in workers:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
-    parent.kill()
-    parent.wait()
+    with spawn_engine(2) as tree:
+        yield tree
 
 
 def test_titles_ancestors_and_grouping_from_real_processes(engine_tree):
