@@ -6,7 +6,7 @@ every keystroke and every new snapshot (``show_snapshot``). It holds no memory a
 
 Mounting (the app owns the ``w`` binding and the tick)::
 
-    from vramtop.widgets.whatif_panel import toggle_whatif
+    from vramtop.widgets.whatif_panel import feed_whatif, toggle_whatif
     Binding("w", "whatif", "What if")
     def action_whatif(self) -> None:
         toggle_whatif(self, self.snapshot)        # opens / closes
@@ -33,13 +33,12 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.content import Content
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input, Label, OptionList, Select, SelectionList, Static
 from textual.widgets.option_list import Option
 
-from vramtop.analysis.instances import Instance, group_instances
+from vramtop.analysis.instances import group_instances
 from vramtop.snapshot import NodeSnapshot
 from vramtop import whatif_state as ws
 from vramtop.fit.verdict import GREEN, INVALID, RED, YELLOW, FitResult
@@ -114,9 +113,6 @@ class WhatIfPanel(Vertical):
         *[Binding(str(n), f"apply_suggestion({n - 1})", show=False) for n in range(1, 10)],
     ]
 
-    class Closed(Message):
-        """Posted after the panel closed itself (escape, ``w``)."""
-
     def __init__(
         self,
         snapshot: NodeSnapshot | None = None,
@@ -135,7 +131,6 @@ class WhatIfPanel(Vertical):
         self._notes: list[str] = [warning] if warning else []
         self.form: FormState = memory.current or FormState()
         self._models: tuple[ModelChoice, ...] | None = None
-        self._instances: tuple[Instance, ...] = ()
         self._instance_options: tuple[tuple[str, str], ...] | None = None  # None: not shown yet
         self.result: FitResult | None = None  # the current form's verdict
         self.pin_results: tuple[FitResult, ...] = ()
@@ -335,8 +330,7 @@ class WhatIfPanel(Vertical):
         self.form = form
         self._syncing = True
         try:
-            for name in ("model", *_TEXT_FIELDS):
-                field = self.query_one(f"#f-{name}", Input)
+            for name, field in self._fields.items():
                 if field.value != getattr(form, name):
                     field.value = getattr(form, name)
             self.query_one("#f-engine", Select).value = form.engine
@@ -356,8 +350,8 @@ class WhatIfPanel(Vertical):
 
     def _refresh_instances(self) -> None:
         """The "as if stopped" choices: the instances running now (rebuilt only when they change)."""
-        self._instances = group_instances(self._snapshot) if self._snapshot else ()
-        options = tuple((inst.key, ws.instance_label(inst)) for inst in self._instances)
+        instances = group_instances(self._snapshot) if self._snapshot else ()
+        options = tuple((inst.key, ws.instance_label(inst)) for inst in instances)
         if options != self._instance_options:
             self._instance_options = options
             self._sync_stopped()
@@ -516,7 +510,6 @@ class WhatIfPanel(Vertical):
             self.app.pop_screen()
         else:
             self.remove()
-        self.post_message(self.Closed())
 
     # ---- memory -------------------------------------------------------------------------------
 
@@ -547,7 +540,7 @@ def open_panels(app: App) -> list[WhatIfPanel]:
     return [p for screen in app.screen_stack for p in screen.query(WhatIfPanel)]
 
 
-def toggle_whatif(app: App, snapshot: NodeSnapshot | None, *, state_path: Path | None = None) -> None:
+def toggle_whatif(app: App, snapshot: NodeSnapshot | None) -> None:
     """Open the panel (docked when wide, its own screen when narrow), or close the open one."""
     panels = open_panels(app)
     if panels:
@@ -555,9 +548,9 @@ def toggle_whatif(app: App, snapshot: NodeSnapshot | None, *, state_path: Path |
             panel.action_close()
         return
     if app.size.width >= NARROW_COLUMNS:
-        app.screen.mount(WhatIfPanel(snapshot, state_path=state_path, docked=True))
+        app.screen.mount(WhatIfPanel(snapshot, docked=True))
     else:
-        app.push_screen(WhatIfScreen(WhatIfPanel(snapshot, state_path=state_path)))
+        app.push_screen(WhatIfScreen(WhatIfPanel(snapshot)))
 
 
 def feed_whatif(app: App, snapshot: NodeSnapshot) -> None:
