@@ -235,3 +235,20 @@ def test_model_search_finds_by_words_and_by_letters_in_order():
     assert names("qwen") == []
     assert names("") == [c.name for c in choices]
     assert len(match_models("", choices, limit=2)) == 2
+
+
+@pytest.mark.parametrize("kind", ["empty directory", "not a gguf", "garbage config"])
+def test_a_model_path_that_cannot_be_read_is_one_line_on_the_model_field(tmp_path, kind):
+    if kind == "empty directory":
+        path = tmp_path / "model"
+        path.mkdir()
+    elif kind == "not a gguf":
+        path = tmp_path / "model.gguf"
+        path.write_bytes(b"GGUF\x00\x01broken")
+    else:
+        path = tmp_path / "model"
+        path.mkdir()
+        (path / "config.json").write_text("{not json")
+    result = assess(FormState(model=str(path)), DEMO)
+    assert result.verdict == INVALID
+    assert "\n" not in result.errors["model"] and str(path) in result.errors["model"]

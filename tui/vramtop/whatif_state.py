@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from vramtop.analysis.instances import Instance
 from vramtop.fit import specs, vllm
 from vramtop.fit.fields import ModelChoice, candidate_from_fields
 from vramtop.fit.placement import NodeView, node_from_snapshot
@@ -172,6 +173,8 @@ def _spec(name: str) -> tuple[ModelSpec | None, str | None]:
         return specs.resolve(name), None
     except specs.SpecError as exc:
         return None, str(exc)
+    except OSError as exc:  # a path that exists but cannot be read
+        return None, f"{name}: {exc.strerror or exc}"
 
 
 _node_cache: tuple[NodeSnapshot | None, NodeView | None] = (None, None)
@@ -304,7 +307,7 @@ def pin_line(form: FormState, result: FitResult) -> str:
     return f"{result.symbol} {result.word:<7} {describe(form)}"
 
 
-def instance_label(instance: Any) -> str:
+def instance_label(instance: Instance) -> str:
     """An "as if stopped" choice: "vLLM medgemma (GPU 0-3, 85,204 MiB)"."""
     gpus = instance.gpu_indices
     where = f"GPU {gpus[0]}" if len(gpus) == 1 else f"GPUs {','.join(map(str, gpus))}"
