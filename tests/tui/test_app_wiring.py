@@ -28,8 +28,12 @@ async def test_telemetry_rides_on_the_next_snapshot_and_reaches_the_detail_line(
 async def test_k_on_the_demo_node_asks_and_refuses_to_signal_a_simulated_process():
     app = VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=0.05))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.3)
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.query_one(ProcessTable).row_count > 1:
+                break
         app.query_one(ProcessTable).move_cursor(row=1)
+        await pilot.pause(0.05)
         await pilot.press("k")
         await pilot.pause(0.1)
         assert isinstance(app.screen, StopDialog)

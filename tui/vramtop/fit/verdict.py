@@ -371,7 +371,7 @@ def _vllm(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = Fals
         r, msg = failure
         if not r.starts:
             why = (f"vLLM would not start on GPU {r.gpu_index}: it needs "
-                   f"{math.ceil(r.needed_bytes / MIB):,} MiB free, {int(r.free_bytes / MIB):,} MiB is")
+                   f"{math.ceil(r.needed_bytes / MIB):,} MiB free, {int(r.free_bytes / MIB):,} MiB is free")
         elif r.kv_cache_bytes <= 0:
             why = (f"no room for a KV cache: weights, activations and overhead take more than "
                    f"the {_gib(r.requested_bytes)} gpu_memory_utilization={cfg0.util} gives")
