@@ -61,10 +61,11 @@ def test_all_hidden_says_how_to_fix_a_container():
 
 
 def test_a_process_that_renames_itself_is_seen_under_its_new_title():
-    late = subprocess.Popen([sys.executable, "-c", "import setproctitle, sys, time; sys.stdin.readline(); "
+    late = subprocess.Popen([sys.executable, "-c", "import setproctitle, sys, time; print(flush=True); sys.stdin.readline(); "
                              "setproctitle.setproctitle('VLLM::Worker_TP3'); print(flush=True); time.sleep(60)"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
+        late.stdout.readline()  # started: its command line is the interpreter's
         reader = ProcessReader()
         before, *_ = reader.read({late.pid})
         late.stdin.write("\n")
