@@ -15,6 +15,7 @@ from pathlib import Path
 
 from vramtop.app import VramtopApp
 from vramtop.config import Config
+from vramtop.ray.demo import DemoRayPoller
 from vramtop.sources.demo import DemoSource
 from vramtop.themes import bundled_dir, load_themes
 
@@ -26,11 +27,14 @@ VIEWS = {"main": (), "folded": ("enter",), "filter": ("slash", "t", "p"), "help"
 
 
 async def shoot(out: Path, name: str, size: tuple[int, int], theme: str, keys: tuple[str, ...]) -> Path:
-    app = VramtopApp(DemoSource(clock=lambda: CLOCK), Config(interval=3600.0, theme=theme))
+    app = VramtopApp(DemoSource(clock=lambda: CLOCK), Config(interval=3600.0, theme=theme),
+                     ray_poller=DemoRayPoller(clock=lambda: CLOCK))
     async with app.run_test(size=size) as pilot:
         for _ in range(250):
-            if app.snapshot is not None:
+            if app.snapshot is not None and app.snapshot.ray is not None:
                 break
+            if app.snapshot is not None and app._ray is not None:
+                app.sample_now()  # the Ray poll landed after the first sample: take one with it
             await pilot.pause(0.02)
         await pilot.press(*keys)
         await pilot.pause()

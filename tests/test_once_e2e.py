@@ -98,6 +98,13 @@ def test_demo_once_needs_no_driver(tmp_path):
                             capture_output=True, text=True, timeout=60)
     doc = json.loads(result.stdout)
     assert doc["source"] == "demo" and doc["node"]["free_mib"] == 3_906
+    # the seed's autoscaling conclusion, reached by the Ray analysis on the demo's Serve state
+    (dep,) = doc["ray"]["deployments"]
+    assert dep["gpus_per_replica"] == 4 and dep["max_feasible_replicas"] == 1
+    assert dep["replicas"]["running"] == 1 and dep["replicas"]["pending"] == 1
+    assert dep["autoscaling"]["min_replicas"] == 2 and dep["autoscaling"]["max_replicas"] == 16
+    assert any("min_replicas=2 cannot be met" in w for w in dep["warnings"])
+    assert any("can never add replicas" in w for w in dep["warnings"])
 
 
 def test_process_table_as_csv(tmp_path, vllm_tp4):

@@ -116,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vramtop: {exc}; run 'vramtop --demo' to see a simulated node", file=sys.stderr)
         return 2
     ray_poller = None
-    if not (args.no_ray or args.demo):
+    if args.demo and not args.no_ray:
+        from vramtop.ray.demo import DemoRayPoller
+
+        ray_poller = DemoRayPoller()
+    elif not args.no_ray:
         from vramtop.ray.poller import RayPoller
 
         ray_poller = RayPoller(cfg.ray_address, timeout=cfg.ray_timeout)
