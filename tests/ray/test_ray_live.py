@@ -221,7 +221,7 @@ def test_dashboard_killed_state_says_unreachable_and_keeps_the_last_success(ray_
     good = poller.poll()
     assert good.status == OK
     (dashboard,) = [p for p in session_pids(ray_cluster.sid)
-                    if any(a.endswith("dashboard/dashboard.py") for a in psutil.Process(p).cmdline())]
+                    if any(a.endswith("dashboard/dashboard.py") for a in _cmdline(p))]
     psutil.Process(dashboard).kill()
     psutil.Process(dashboard).wait(10)
     deadline = time.time() + 30
@@ -232,3 +232,12 @@ def test_dashboard_killed_state_says_unreachable_and_keeps_the_last_success(ray_
     assert bad.last_success == good.last_success and bad.checked_at > good.checked_at
     assert bad.deployments == good.deployments  # the last good picture stays, marked stale
     assert "last success" in bad.summary()
+
+
+def _cmdline(pid: int) -> list[str]:
+    """A session process's command line; none for one that has ended or is a zombie (Ray
+    reaps its workers on its own schedule)."""
+    try:
+        return psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return []
