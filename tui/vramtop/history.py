@@ -1,0 +1,67 @@
+"""The recent past the app keeps: a bounded ring of snapshots, and each GPU's used memory over it.
+
+Fed once per tick; pure and Textual-free. The per-GPU series (for sparklines) are kept beside
+the ring as it fills, so reading them costs nothing per tick. ``save`` writes the ring as a
+recording, which is how the app dumps "what just happened" with one key.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import Iterator
+
+from vramtop.snapshot import NodeSnapshot
+
+DEFAULT_LENGTH = 900  # 15 minutes at 1 Hz: a few tens of MB of a live node's snapshots
+
+
+class History:
+    """The last ``length`` snapshots, oldest first."""
+
+    def __init__(self, length: int = DEFAULT_LENGTH) -> None:
+        if length < 1:
+            raise ValueError(f"history length must be at least 1, got {length}")
+        self.length = length
+        self._snapshots: deque[NodeSnapshot] = deque(maxlen=length)
+        self._used: dict[int, deque[int | None]] = {}
+
+    def add(self, snapshot: NodeSnapshot) -> None:
+        full = len(self._snapshots) == self.length
+        self._snapshots.append(snapshot)
+        used = {g.index: (None if g.lost else g.used_mib) for g in snapshot.gpus}
+        for index in used.keys() - self._used.keys():  # a GPU seen for the first time
+            self._used[index] = deque([None] * (len(self._snapshots) - 1), maxlen=self.length)
+        for index, series in self._used.items():
+            series.append(used.get(index))
+        if full:
+            for index in [i for i, s in self._used.items() if not any(v is not None for v in s)]:
+                del self._used[index]  # a GPU gone for the whole window
+
+    def __len__(self) -> int:
+        return len(self._snapshots)
+
+    def __iter__(self) -> Iterator[NodeSnapshot]:
+        return iter(self._snapshots)
+
+    @property
+    def latest(self) -> NodeSnapshot | None:
+        return self._snapshots[-1] if self._snapshots else None
+
+    def snapshots(self) -> tuple[NodeSnapshot, ...]:
+        return tuple(self._snapshots)
+
+    def used_series(self, gpu_index: int) -> tuple[int | None, ...]:
+        """Used MiB of one GPU per snapshot, oldest first; None where it was absent or lost."""
+        series = self._used.get(gpu_index)
+        return tuple(series) if series is not None else (None,) * len(self._snapshots)
+
+    def gpu_indices(self) -> tuple[int, ...]:
+        return tuple(sorted(self._used))
+
+    def save(self, path: str | Path, interval: float | None = None) -> int:
+        """Write the ring as a recording (``vramtop --replay`` plays it); returns the snapshot count.
+        Raises RecordingError when there is nothing yet, OSError when the file cannot be written."""
+        from vramtop.recording import write_recording
+
+        return write_recording(path, list(self._snapshots), interval)

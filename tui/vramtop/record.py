@@ -1,0 +1,180 @@
+"""``vramtop record``: snapshots to a recording, without a UI, until stopped or for a duration.
+
+Each snapshot reaches the file as it is taken, so stopping in any way (Ctrl-C, SIGTERM, a kill,
+a full disk) leaves a recording that replays up to its last complete snapshot. Ray state is
+polled on its own slower interval and, like serving telemetry, rides on every snapshot, as in
+the live view.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+from vramtop.recording import Recorder, RecordingError
+from vramtop.snapshot import NodeSnapshot
+
+DESCRIPTION = """\
+Record this node's snapshots (GPUs, processes and their ancestors, errors, Ray Serve state,
+serving telemetry) to FILE until Ctrl-C, SIGTERM or --duration. Replay it with
+'vramtop --replay FILE', or write a report from it with 'vramtop report --replay FILE'.
+The file is written as it goes: a recording that is cut short still replays up to its last
+complete snapshot. A day at 1 Hz on an 8-GPU node takes a few tens of MB (see bench/bench_record.py).
+"""
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``record`` to the ``vramtop`` command line."""
+    p = subparsers.add_parser("record", help="record snapshots to a file without a UI",
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="the recording to write")
+    p.add_argument("--interval", dest="record_interval", type=float, metavar="SECONDS",
+                   help="seconds between snapshots (default 1)")
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    p.add_argument("--demo", dest="record_demo", action="store_true", help="record the built-in demo node")
+    p.add_argument("--no-ray", dest="record_no_ray", action="store_true", help="do not poll a Ray dashboard")
+    p.add_argument("--ray-address", dest="record_ray_address", metavar="URL", help="Ray dashboard address")
+    p.set_defaults(run=run)
+    return p
+
+
+def default_path(snapshot: NodeSnapshot, directory: str | Path = ".") -> Path:
+    """Where a dump of the app's history goes: ``vramtop-<host>-<YYYYmmdd-HHMMSS>.vtrec``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(snapshot.timestamp))
+    host = "".join(c if c.isalnum() or c in "-_." else "_" for c in snapshot.hostname) or "node"
+    return Path(directory) / f"vramtop-{host}-{stamp}.vtrec"
+
+
+def save_history(history: Any, path: str | Path | None = None, interval: float | None = None) -> str:
+    """Dump the app's ``History`` to a recording; returns one line for the status bar (the path
+    written, or why not). Never raises: a key press must not crash the app."""
+    latest = history.latest
+    if latest is None:
+        return "nothing to save yet: no snapshot taken"
+    target = Path(path) if path is not None else default_path(latest)
+    try:
+        count = history.save(target, interval)
+    except (OSError, RecordingError) as exc:
+        return f"could not save the history to {target}: {getattr(exc, 'strerror', None) or exc}"
+    return f"saved {count} snapshot{'s' if count != 1 else ''} to {target}"
+
+
+class Sources:
+    """What one tick reads: the node, and optionally Ray (every ``ray_interval`` s) and telemetry."""
+
+    def __init__(self, node: Any, ray_poller: Any = None, telemetry: Any = None, ray_interval: float = 5.0) -> None:
+        self.node = node
+        self.ray_poller = ray_poller
+        self.telemetry = telemetry
+        self.ray_interval = ray_interval
+        self._ray: Any = None
+        self._ray_at: float | None = None
+
+    def sample(self, now: float) -> NodeSnapshot:
+        snapshot = self.node.sample()
+        if self.ray_poller is not None:
+            if self._ray_at is None or now - self._ray_at >= self.ray_interval:
+                self._ray, self._ray_at = self.ray_poller.poll(), now
+            snapshot = replace(snapshot, ray=self._ray)
+        if self.telemetry is not None:
+            snapshot = replace(snapshot, telemetry=self.telemetry.poll(snapshot))
+        return snapshot
+
+
+def record_loop(sources: Sources, recorder: Recorder, interval: float, duration: float | None = None,
+                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                stop: Callable[[], bool] = lambda: False, first: NodeSnapshot | None = None) -> int:
+    """Sample every ``interval`` s (on a fixed schedule: a slow tick delays only itself) and
+    write each snapshot, starting with ``first`` when given; returns how many were written."""
+    start = clock()
+    tick = 0
+    while not stop():
+        now = clock()
+        if duration is not None and now - start >= duration:
+            break
+        snapshot, first = (first, None) if first is not None else (sources.sample(now), None)
+        recorder.write(snapshot)
+        tick += 1
+        next_at = start + tick * interval
+        now = clock()
+        if next_at < now:  # fell behind: skip the missed ticks rather than burst
+            tick = int((now - start) // interval) + 1
+            next_at = start + tick * interval
+        if duration is not None and next_at - start >= duration:
+            break
+        sleep(next_at - now)
+    return recorder.count
+
+
+def _open(args: argparse.Namespace) -> Sources:
+    demo = args.record_demo or bool(getattr(args, "demo", False))
+    no_ray = args.record_no_ray or bool(getattr(args, "no_ray", False))
+    if demo:
+        from vramtop.ray.demo import DemoRayPoller
+        from vramtop.sources.demo import DemoSource
+        from vramtop.telemetry.demo import DemoTelemetry
+
+        return Sources(DemoSource(), None if no_ray else DemoRayPoller(), DemoTelemetry())
+    from vramtop import config as config_mod
+    from vramtop.sampler import LiveSource
+    from vramtop.telemetry.poller import TelemetryPoller
+
+    cfg = config_mod.load(getattr(args, "config", None),
+                          {"ray_address": args.record_ray_address or getattr(args, "ray_address", None)})
+    ray_poller = None
+    if not no_ray:
+        from vramtop.ray.poller import RayPoller
+
+        ray_poller = RayPoller(cfg.ray_address, timeout=cfg.ray_timeout)
+    return Sources(LiveSource(), ray_poller, TelemetryPoller(), cfg.ray_interval)
+
+
+def _bad(message: str) -> int:
+    print(f"vramtop record: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``vramtop record``; 0 when at least one snapshot was written, 2 otherwise."""
+    from vramtop.config import ConfigError
+    from vramtop.sources.nvml import NvmlUnavailable
+
+    interval = args.record_interval or getattr(args, "interval", None) or 1.0
+    if interval <= 0 or (args.duration is not None and args.duration <= 0):
+        return _bad("--interval and --duration must be above 0")
+    try:
+        sources = _open(args)
+    except NvmlUnavailable as exc:
+        return _bad(f"{exc}; 'vramtop record --demo' records the simulated node")
+    except ConfigError as exc:
+        return _bad(str(exc))
+    first = sources.sample(time.monotonic())
+    try:
+        recorder = Recorder(args.output, first.hostname, interval)
+    except OSError as exc:
+        return _bad(f"cannot write {args.output}: {exc.strerror or exc}")
+    stopping = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    print(f"recording {first.hostname} to {args.output} every {interval:g} s"
+          + (f" for {args.duration:g} s" if args.duration else " (Ctrl-C stops)"), file=sys.stderr)
+    try:
+        record_loop(sources, recorder, interval, args.duration, stop=lambda: bool(stopping), first=first)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"vramtop record: stopped: {exc.strerror or exc}", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        recorder.close()
+        close = getattr(sources.node, "close", None)
+        if close is not None:
+            close()
+    size = args.output.stat().st_size if args.output.exists() else 0
+    print(f"{recorder.count} snapshot{'s' if recorder.count != 1 else ''}, {size / 1024:,.1f} KiB in {args.output}",
+          file=sys.stderr)
+    return 0 if recorder.count else 2
