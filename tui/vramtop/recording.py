@@ -189,52 +189,68 @@ def _build(cls: type, names: list[str], row: list[Any]) -> Any:
         raise RecordingError(f"{cls.__name__} record: {exc}") from None
 
 
-def _section(items: dict[str, Any], prefix: str) -> Any:
-    tag = items.get(prefix, dataclasses.MISSING)
-    if tag is dataclasses.MISSING:
-        return None
-    if tag is None:
-        return decode_value(items.get(f"{prefix}."))
-    cls = _resolve(tag)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
-    start = len(prefix) + 1
-    kwargs = {k[start:]: decode_value(v) for k, v in items.items()
-              if k.startswith(prefix + ".") and k[start:] in names}
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise RecordingError(f"{cls.__name__} record: {exc}") from None
+class ItemDecoder:
+    """Snapshots from item maps read with the header's field names. Consecutive maps of one
+    segment share the items that did not change, so each decoded record is kept by the identity
+    of its item and only what changed is decoded again."""
 
+    def __init__(self, schema: dict[str, list[str]]) -> None:
+        self._gpu = schema["GpuInfo"]
+        self._host = schema["HostProcess"]
+        self._proc = [n for n in schema["GpuProcess"] if n != "host"]
+        self._cache: dict[str, tuple[Any, Any, Any]] = {}
 
-def snapshot_from_items(items: dict[str, Any], schema: dict[str, list[str]]) -> NodeSnapshot:
-    """The snapshot a flat item map describes, read with the header's field names."""
-    hostname, source, driver, cuda, nvml = (list(items["m"]) + [None] * 5)[:5]
-    hosts = {k: _build(HostProcess, schema["HostProcess"], v) for k, v in items.items() if k[0] == "h"}
-    gpus = tuple(_build(GpuInfo, schema["GpuInfo"], items[f"g{i}"])
-                 for i in range(sum(1 for k in items if k[0] == "g")))
-    proc_names = [n for n in schema["GpuProcess"] if n != "host"]
-    procs = []
-    for i in range(sum(1 for k in items if k[0] == "p")):
-        row = items[f"p{i}"]
-        proc = _build(GpuProcess, proc_names, row[:-1])
-        if row[-1] is not None:
-            proc = dataclasses.replace(proc, host=hosts[row[-1]])
-        procs.append(proc)
-    errors = []
-    extra = {}
-    for prefix, attr in _SECTIONS.items():
+    def _cached(self, key: str, raw: Any, build: Any, extra: Any = None) -> Any:
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is raw and hit[1] is extra:
+            return hit[2]
+        value = build()
+        self._cache[key] = (raw, extra, value)
+        return value
+
+    def _section(self, items: dict[str, Any], prefix: str) -> Any:
+        tag = items.get(prefix, dataclasses.MISSING)
+        if tag is dataclasses.MISSING:
+            return None
+        if tag is None:
+            return decode_value(items.get(f"{prefix}."))
+        cls = _resolve(tag)
+        names = {f.name for f in dataclasses.fields(cls) if f.init}
+        start = len(prefix) + 1
+        kwargs = {k[start:]: self._cached(k, v, lambda v=v: decode_value(v)) for k, v in items.items()
+                  if k.startswith(prefix + ".") and k[start:] in names}
         try:
-            extra[attr] = _section(items, prefix)
-        except RecordingError as exc:
-            extra[attr] = None
-            errors.append(SourceError("replay", f"{attr} state not replayed: {exc}"))
-    return NodeSnapshot(
-        timestamp=0.0, hostname=hostname, source=source, driver_version=driver, cuda_version=cuda,
-        nvml_version=nvml, gpus=gpus, gpu_processes=tuple(procs),
-        ancestors={pid: hosts[f"h{pid}"] for pid in items["a"]},
-        errors=tuple(SourceError(s, m) for s, m in items["e"]) + tuple(errors),
-        **extra,
-    )
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise RecordingError(f"{cls.__name__} record: {exc}") from None
+
+    def decode(self, items: dict[str, Any], timestamp: float) -> NodeSnapshot:
+        hostname, source, driver, cuda, nvml = (list(items["m"]) + [None] * 5)[:5]
+        hosts = {k: self._cached(k, v, lambda v=v: _build(HostProcess, self._host, v))
+                 for k, v in items.items() if k[0] == "h"}
+        gpus = tuple(self._cached(f"g{i}", items[f"g{i}"], lambda i=i: _build(GpuInfo, self._gpu, items[f"g{i}"]))
+                     for i in range(sum(1 for k in items if k[0] == "g")))
+        procs = []
+        for i in range(sum(1 for k in items if k[0] == "p")):
+            row = items[f"p{i}"]
+            host = hosts[row[-1]] if row[-1] is not None else None
+            procs.append(self._cached(f"p{i}", row, lambda row=row, host=host: dataclasses.replace(
+                _build(GpuProcess, self._proc, row[:-1]), host=host), host))
+        errors = []
+        extra = {}
+        for prefix, attr in _SECTIONS.items():
+            try:
+                extra[attr] = self._section(items, prefix)
+            except RecordingError as exc:
+                extra[attr] = None
+                errors.append(SourceError("replay", f"{attr} state not replayed: {exc}"))
+        return NodeSnapshot(
+            timestamp=timestamp, hostname=hostname, source=source, driver_version=driver, cuda_version=cuda,
+            nvml_version=nvml, gpus=gpus, gpu_processes=tuple(procs),
+            ancestors={pid: hosts[f"h{pid}"] for pid in items["a"]},
+            errors=tuple(SourceError(s, m) for s, m in items["e"]) + tuple(errors),
+            **extra,
+        )
 
 
 def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -400,14 +416,20 @@ def _records(chunks: Iterator[bytes], offset: int) -> Iterator[tuple[str, Any, A
             stream = zlib.decompressobj()
             buf.clear()
             yield ("segment", pos, None, None)
+        saved = stream.copy()
+        damaged = False
         try:
             out = stream.decompress(pending)
-        except zlib.error:
-            yield ("end", f"damaged data at byte {pos}", None, None)
-            return
-        used = len(pending) - len(stream.unused_data)
-        pos += used
-        pending = stream.unused_data
+            pos += len(pending) - len(stream.unused_data)
+            pending = stream.unused_data
+        except zlib.error:  # keep what decodes before the damage: feed it again a little at a time
+            stream, out, damaged = saved, b"", True
+            for i in range(0, len(pending), 64):
+                try:
+                    out += stream.decompress(pending[i:i + 64])
+                except zlib.error:
+                    break
+                pos += min(64, len(pending) - i)
         buf += out
         start = 0
         while len(buf) - start >= _REC.size:
@@ -422,6 +444,9 @@ def _records(chunks: Iterator[bytes], offset: int) -> Iterator[tuple[str, Any, A
             yield ("record", ts, kind, payload)
             start = end
         del buf[:start]
+        if damaged:
+            yield ("end", f"damaged data at byte {pos}", None, None)
+            return
         if stream.eof:
             if buf:
                 yield ("end", f"damaged data before byte {pos}", None, None)
@@ -496,6 +521,7 @@ class Recording:
         last = self._segments[seg + 1][1] if seg + 1 < len(self._segments) else len(self.timestamps)
         out: list[NodeSnapshot] = []
         items: dict[str, Any] = {}
+        decoder = ItemDecoder(self.header.fields)
         with open(self.path, "rb") as f:
             f.seek(offset)
             for what, ts, kind, payload in _records(_chunks(f, 1 << 16), offset):
@@ -508,8 +534,7 @@ class Recording:
                 except ValueError:
                     raise RecordingError(f"{self.path}: damaged snapshot {first + len(out)}") from None
                 items = data if kind == _KEY else apply(items, data)
-                snap = snapshot_from_items(items, self.header.fields)
-                out.append(dataclasses.replace(snap, timestamp=ts))
+                out.append(decoder.decode(items, ts))
                 if first + len(out) >= last:
                     break
         return out
