@@ -1,0 +1,228 @@
+"""The replay source's controls, the app's history ring, and ``vramtop record`` — against the demo
+node, a recorder killed mid-run, and the NVML stand-in driver with real processes."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import fakenvml
+from recording_support import changing_node
+from vramtop import record
+from vramtop.history import History
+from vramtop.recording import Recorder, Recording, write_recording
+from vramtop.sources.demo import DemoSource
+from vramtop.sources.replay import ReplaySource
+
+SNAPSHOTS = changing_node(120, step=2.0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def replay(tmp_path):
+    path = tmp_path / "r.vtrec"
+    write_recording(path, SNAPSHOTS, 2.0)
+    clock = Clock()
+    return ReplaySource(path, clock=clock), clock
+
+
+def truth_at(t):
+    """The last recorded snapshot at or before recorded time ``t``."""
+    return max((s for s in SNAPSHOTS if s.timestamp <= t), key=lambda s: s.timestamp)
+
+
+def test_replay_follows_the_clock_as_a_source_of_replay_snapshots(replay):
+    src, clock = replay
+    first = src.sample()
+    assert first.source == "replay" and first == dataclasses.replace(SNAPSHOTS[0], source="replay")
+    clock.now += 30  # 30 s of wall time at 1x: 30 s of recorded time
+    assert src.sample().timestamp == truth_at(SNAPSHOTS[0].timestamp + 30).timestamp
+    src.set_speed(10)
+    clock.now += 20
+    assert src.sample().timestamp == truth_at(SNAPSHOTS[0].timestamp + 30 + 200).timestamp
+    clock.now += 10_000  # past the end: it stays on the last snapshot
+    assert src.sample() == dataclasses.replace(SNAPSHOTS[-1], source="replay")
+    assert src.at_end and src.paused and "end" in src.status()
+
+
+def test_pause_step_and_jump(replay):
+    src, clock = replay
+    clock.now += 11
+    at = src.index
+    assert src.toggle_pause() is True
+    clock.now += 500
+    assert src.index == at  # paused: the clock no longer moves it
+    assert src.step(5) == at + 5 and src.sample().timestamp == SNAPSHOTS[at + 5].timestamp
+    assert src.step(-100) == 0
+    assert src.step(10_000) == len(SNAPSHOTS) - 1
+    middle = SNAPSHOTS[60].timestamp + 0.5
+    assert src.jump_to(middle) == 60
+    assert src.jump_to(0) == 0  # before the start: the first snapshot
+    src.play()
+    clock.now += 4
+    assert src.sample().timestamp == truth_at(SNAPSHOTS[0].timestamp + 4).timestamp
+    assert src.seek(-100) == 0
+
+
+def test_speed_stays_between_1_and_60(replay):
+    src, _ = replay
+    assert src.set_speed(0.1) == 1 and src.set_speed(500) == 60
+    assert src.slower() == 30 and src.faster() == 60 and src.faster() == 60
+    src.set_speed(1)
+    assert [src.faster() for _ in range(5)] == [2, 5, 10, 30, 60]
+    assert "60×" in src.status() and "#1/120" in src.status()
+
+
+def test_history_is_bounded_and_keeps_each_gpus_series():
+    h = History(length=50)
+    for s in SNAPSHOTS[:80]:
+        h.add(s)
+    assert len(h) == 50 and h.snapshots() == tuple(SNAPSHOTS[30:80]) and h.latest is SNAPSHOTS[79]
+    assert h.gpu_indices() == (0, 1, 2, 3)
+    for gpu in range(4):
+        expected = tuple(None if s.gpu(gpu).lost else s.gpu(gpu).used_mib for s in SNAPSHOTS[30:80])
+        assert h.used_series(gpu) == expected
+    assert None in h.used_series(1)  # GPU 1 was lost for a while
+    assert h.used_series(7) == (None,) * 50
+
+
+def test_a_gpu_that_appears_late_has_a_series_as_long_as_the_others():
+    h = History(length=10)
+    base = SNAPSHOTS[0]
+    for i in range(4):
+        h.add(dataclasses.replace(base, gpus=base.gpus[:2]))
+    h.add(base)
+    assert h.used_series(3) == (None,) * 4 + (base.gpu(3).used_mib,)
+
+
+def test_saving_the_history_gives_a_recording_of_it(tmp_path):
+    h = History(length=40)
+    assert "nothing to save" in record.save_history(h, tmp_path / "x.vtrec")
+    for s in SNAPSHOTS[:60]:
+        h.add(s)
+    line = record.save_history(h, tmp_path / "h.vtrec", 2.0)
+    assert line == f"saved 40 snapshots to {tmp_path / 'h.vtrec'}"
+    assert list(Recording(tmp_path / "h.vtrec")) == SNAPSHOTS[20:60]
+    bad = record.save_history(h, tmp_path / "no-such-dir" / "h.vtrec")
+    assert bad.startswith("could not save the history to") and "No such file" in bad
+    assert record.default_path(SNAPSHOTS[0]).name.startswith("vramtop-demo-a10-node-")
+
+
+def test_the_record_loop_keeps_its_schedule_and_duration(tmp_path):
+    clock = Clock()
+    node_time = [SNAPSHOTS[0].timestamp]
+    sources = record.Sources(DemoSource(clock=lambda: node_time[0]))
+
+    def sleep(seconds):
+        assert seconds >= 0
+        clock.now += seconds
+        node_time[0] += seconds
+
+    with Recorder(tmp_path / "l.vtrec", "demo-a10-node", 0.5) as rec:
+        count = record.record_loop(sources, rec, 0.5, duration=10, clock=clock, sleep=sleep)
+    assert count == 20
+    times = Recording(tmp_path / "l.vtrec").timestamps
+    assert [round(b - a, 6) for a, b in zip(times, times[1:])] == [0.5] * 19
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="vramtop")
+    record.add_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+def test_record_command_on_the_demo_node(tmp_path, capsys):
+    out = tmp_path / "demo.vtrec"
+    args = _parse(["record", "-o", str(out), "--demo", "--interval", "0.05", "--duration", "0.3"])
+    assert args.run(args) == 0
+    rec = Recording(out)
+    assert 4 <= len(rec) <= 7 and rec.problem is None
+    s = rec.snapshot(len(rec) - 1)
+    assert s.source == "demo" and s.ray.deployments[0].autoscaling.min_replicas == 2 and s.telemetry is not None
+    err = capsys.readouterr().err
+    assert f"{len(rec)} snapshots" in err and str(out) in err
+
+
+def test_record_command_says_in_one_line_when_it_cannot_write(tmp_path, capsys):
+    args = _parse(["record", "-o", str(tmp_path / "missing" / "x.vtrec"), "--demo", "--duration", "1"])
+    assert args.run(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vramtop record: cannot write") and "\n" not in err
+
+
+CHILD = """
+import argparse, sys
+from vramtop import record
+p = argparse.ArgumentParser(); record.add_parser(p.add_subparsers())
+a = p.parse_args(sys.argv[1:]); sys.exit(a.run(a))
+"""
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_a_recorder_stopped_by_a_signal_leaves_a_replayable_file(tmp_path, how):
+    out = tmp_path / "killed.vtrec"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, "record", "-o", str(out), "--demo", "--interval", "0.02"],
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 3000):
+        time.sleep(0.05)
+    os.kill(child.pid, how)
+    child.wait(timeout=30)
+    child.stderr.close()
+    rec = Recording(out)
+    assert len(rec) >= 3
+    last = rec.snapshot(len(rec) - 1)
+    assert last.hostname == "demo-a10-node" and len(last.gpus) == 4
+    if how == signal.SIGTERM:
+        assert child.returncode == 0 and rec.problem is None  # stopped cleanly
+    else:
+        assert rec.problem is not None
+
+
+def test_recording_the_nvml_stand_in_with_real_processes(fake_nvml, tmp_path):
+    from vramtop.sampler import LiveSource
+
+    with fakenvml.spawn_processes("VLLM::EngineCore", *(f"VLLM::Worker_TP{r}" for r in range(2))) as pids:
+        engine, *workers = pids
+        for gpu, pid in enumerate(workers):
+            fake_nvml.add_process(gpu, pid, 20_730 * 1024 * 1024)
+        fake_nvml.add_process(0, engine, 1_234 * 1024 * 1024)
+        fake_nvml.write()
+        source = LiveSource()
+        truth = []
+        path = tmp_path / "live.vtrec"
+        try:
+            with Recorder(path, "live", 1.0, keyframe_every=4) as rec:
+                for tick in range(10):
+                    if tick == 3:  # a worker grows, a GPU gets hot
+                        fake_nvml.processes[1].used += 512 * 1024 * 1024
+                        fake_nvml.gpus[1].temperature = 83
+                    if tick == 6:  # a process leaves GPU 0
+                        fake_nvml.processes.pop()
+                    if tick == 8:
+                        fake_nvml.lose(2)
+                    fake_nvml.write()
+                    snap = source.sample()
+                    truth.append(snap)
+                    rec.write(snap)
+        finally:
+            source.close()
+    replayed = list(Recording(path))
+    assert replayed == truth
+    assert {p.pid for p in replayed[0].gpu_processes} == set(pids)
+    assert any(p.host is not None and p.host.title == "VLLM::Worker_TP1" for p in replayed[0].gpu_processes)
+    assert replayed[-1].gpu(2).lost and replayed[-1].errors
