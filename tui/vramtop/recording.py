@@ -34,7 +34,7 @@ MAGIC = b"vramtop-recording "
 FORMAT = "vramtop-recording"
 FORMAT_VERSION = 1
 OLDEST_READABLE = 1
-KEYFRAME_EVERY = 300
+KEYFRAME_EVERY = 120
 
 _REC = struct.Struct(">IIdB")  # payload length, CRC-32 of the payload, timestamp, kind
 _KEY, _DELTA = 1, 2
@@ -172,21 +172,22 @@ def snapshot_items(snapshot: NodeSnapshot) -> dict[str, Any]:
     return items
 
 
-def _build(cls: type, names: list[str], row: list[Any]) -> Any:
-    """A record from a positional row written with ``names``; new fields default, gone ones drop."""
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for name, value in zip(names, row):
-        f = known.get(name)
-        if f is None:
-            continue
-        if isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise RecordingError(f"{cls.__name__} record: {exc}") from None
+class _RowReader:
+    """Builds records of ``cls`` from positional rows written with ``names``: fields this vramtop
+    lacks are skipped, fields the file lacks take their defaults."""
+
+    def __init__(self, cls: type, names: list[str]) -> None:
+        known = {f.name for f in dataclasses.fields(cls)}
+        self._cls = cls
+        self._plan = [(pos, name) for pos, name in enumerate(names) if name in known]
+
+    def __call__(self, row: list[Any], **extra: Any) -> Any:
+        kwargs = {name: tuple(row[pos]) if isinstance(row[pos], list) else row[pos]
+                  for pos, name in self._plan if pos < len(row)}
+        try:
+            return self._cls(**kwargs, **extra)
+        except TypeError as exc:
+            raise RecordingError(f"{self._cls.__name__} record: {exc}") from None
 
 
 class ItemDecoder:
@@ -195,9 +196,9 @@ class ItemDecoder:
     of its item and only what changed is decoded again."""
 
     def __init__(self, schema: dict[str, list[str]]) -> None:
-        self._gpu = schema["GpuInfo"]
-        self._host = schema["HostProcess"]
-        self._proc = [n for n in schema["GpuProcess"] if n != "host"]
+        self._gpu = _RowReader(GpuInfo, schema["GpuInfo"])
+        self._host = _RowReader(HostProcess, schema["HostProcess"])
+        self._proc = _RowReader(GpuProcess, [n for n in schema["GpuProcess"] if n != "host"])
         self._cache: dict[str, tuple[Any, Any, Any]] = {}
 
     def _cached(self, key: str, raw: Any, build: Any, extra: Any = None) -> Any:
@@ -226,16 +227,15 @@ class ItemDecoder:
 
     def decode(self, items: dict[str, Any], timestamp: float) -> NodeSnapshot:
         hostname, source, driver, cuda, nvml = (list(items["m"]) + [None] * 5)[:5]
-        hosts = {k: self._cached(k, v, lambda v=v: _build(HostProcess, self._host, v))
+        hosts = {k: self._cached(k, v, lambda v=v: self._host(v))
                  for k, v in items.items() if k[0] == "h"}
-        gpus = tuple(self._cached(f"g{i}", items[f"g{i}"], lambda i=i: _build(GpuInfo, self._gpu, items[f"g{i}"]))
+        gpus = tuple(self._cached(f"g{i}", items[f"g{i}"], lambda i=i: self._gpu(items[f"g{i}"]))
                      for i in range(sum(1 for k in items if k[0] == "g")))
         procs = []
         for i in range(sum(1 for k in items if k[0] == "p")):
             row = items[f"p{i}"]
             host = hosts[row[-1]] if row[-1] is not None else None
-            procs.append(self._cached(f"p{i}", row, lambda row=row, host=host: dataclasses.replace(
-                _build(GpuProcess, self._proc, row[:-1]), host=host), host))
+            procs.append(self._cached(f"p{i}", row, lambda row=row, host=host: self._proc(row[:-1], host=host), host))
         errors = []
         extra = {}
         for prefix, attr in _SECTIONS.items():
