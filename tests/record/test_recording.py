@@ -150,7 +150,7 @@ def _write_raw(path, header_fields, item_maps, timestamps):
 def test_a_newer_vramtops_extra_fields_are_ignored_and_missing_ones_default(tmp_path):
     snap = SNAPSHOTS[0]
     items = snapshot_items(snap)
-    fields = recording.Recorder.__init__.__globals__["_RECORD_CLASSES"]
+    fields = recording._RECORD_CLASSES
     names = {n: [f.name for f in dataclasses.fields(c)] for n, c in fields.items()}
     # newer: every GPU row carries a field this vramtop lacks; older: no power_limit_w at all
     newer = {**names, "GpuInfo": names["GpuInfo"] + ["fan_pct"]}
@@ -173,7 +173,7 @@ def test_ray_state_of_a_type_this_vramtop_lacks_is_left_out_with_one_line(tmp_pa
     items = snapshot_items(snap)
     items["r"] = "vramtop.ray.model:RayStateV9"
     fields = {n: [f.name for f in dataclasses.fields(c)]
-              for n, c in recording.Recorder.__init__.__globals__["_RECORD_CLASSES"].items()}
+              for n, c in recording._RECORD_CLASSES.items()}
     _write_raw(tmp_path / "ray.vtrec", fields, [items], [snap.timestamp])
     replayed = Recording(tmp_path / "ray.vtrec").snapshot(0)
     assert replayed.ray is None
