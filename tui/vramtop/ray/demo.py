@@ -14,20 +14,21 @@ from vramtop.ray.model import OK, Application, Autoscaling, Deployment, Node, Ra
 
 ADDRESS = "http://127.0.0.1:8265 (demo)"
 NODE_ID = "d3m0a10n0de"
-_STARTED = 1_700_000_000.0
-_WAITING_SINCE = _STARTED + 95.0
+_UP_FOR_S = 400.0  # the replica started this long before the demo's clock
+_WAITING_FOR_S = 305.0  # and the second replica has waited this long for resources
 _REPLICA_PID = 4000  # the demo node's ray::ServeReplica:medgemma:VLLMDeployment
 
 
 class DemoRayPoller:
-    """Same ``poll()`` as ``RayPoller``; the pending replica's wait grows with the clock."""
+    """Same ``poll()`` as ``RayPoller``; times are relative to the clock, so a fixed clock gives
+    the same picture every time."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
 
     def poll(self) -> RayState:
         now = self._clock()
-        waiting_since = min(now, _WAITING_SINCE) if now > _STARTED else now
+        started, waiting_since = now - _UP_FOR_S, now - _WAITING_FOR_S
         deployment = Deployment(
             app="medgemma", name="VLLMDeployment", status="UPSCALING", status_trigger="AUTOSCALING",
             message="Deployment 'VLLMDeployment' in application 'medgemma' has 1 replicas that have taken more "
@@ -39,7 +40,7 @@ class DemoRayPoller:
             num_gpus=4.0, num_cpus=1.0, required_resources={"CPU": 1.0, "GPU": 4.0},
             replicas=(
                 Replica("r1medgemma", "RUNNING", "SERVE_REPLICA::medgemma#VLLMDeployment#r1medgemma", "a1",
-                        _REPLICA_PID, NODE_ID, "10.0.0.10", _STARTED),
+                        _REPLICA_PID, NODE_ID, "10.0.0.10", started),
                 Replica("r2medgemma", "STARTING", "SERVE_REPLICA::medgemma#VLLMDeployment#r2medgemma", "a2",
                         None, None, None, waiting_since),
             ),
@@ -49,6 +50,6 @@ class DemoRayPoller:
         return RayState(
             address=ADDRESS, status=OK, checked_at=now, last_success=now, ray_version="2.60.0",
             applications=(Application("medgemma", "RUNNING", route_prefix="/", import_path="serve_medgemma:app",
-                                      last_deployed_time_s=_STARTED),),
+                                      last_deployed_time_s=started),),
             deployments=(deployment,), nodes=(node,),
         )
