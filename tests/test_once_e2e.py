@@ -118,3 +118,25 @@ def test_process_table_as_csv(tmp_path, vllm_tp4):
         (i, pid, f"Worker_TP{i}", 20_730) for i, pid in enumerate(workers)
     ]
     assert {r["instance"] for r in rows} == {f"vllm:{engine}"}
+
+
+def test_record_then_replay_once_and_report_through_the_cli(tmp_path):
+    rec = tmp_path / "demo.vtrec"
+    made = subprocess.run([sys.executable, "-m", "vramtop", "record", "-o", str(rec), "--demo", "--duration", "2",
+                           "--interval", "1"], capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    doc = json.loads(subprocess.run([sys.executable, "-m", "vramtop", "--replay", str(rec), "--once", "--json"],
+                                    capture_output=True, text=True, timeout=60).stdout)
+    assert doc["source"] == "replay" and doc["node"]["free_mib"] == 3_906
+    assert doc["ray"]["deployments"][0]["max_feasible_replicas"] == 1  # recorded with the snapshot
+    report = subprocess.run([sys.executable, "-m", "vramtop", "report", "--replay", str(rec), "--lang", "es"],
+                            capture_output=True, text=True, timeout=60)
+    assert report.returncode == 0 and "# Informe de VRAM" in report.stdout and "82.920" in report.stdout.replace(",", ".")
+
+
+def test_a_damaged_recording_is_one_line_and_status_2(tmp_path):
+    bad = tmp_path / "bad.vtrec"
+    bad.write_bytes(b"not a recording\n\x00\x01")
+    result = subprocess.run([sys.executable, "-m", "vramtop", "--replay", str(bad), "--once"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and str(bad) in result.stderr

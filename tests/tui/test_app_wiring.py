@@ -115,3 +115,49 @@ async def test_trend_warnings_and_notices_reach_the_status_line():
         text = " ".join(app.query_one(StatusLine).messages)
         assert "GPU 0 full in about 4 min" in text and "PID namespace" in text
 
+
+
+async def test_a_recording_replays_through_the_same_views_with_its_controls(tmp_path):
+    from vramtop.history import History
+    from vramtop.record import save_history
+    from vramtop.sources.replay import ReplaySource
+    from vramtop.widgets.status_line import StatusLine
+
+    history = History()
+    demo = DemoSource(clock=lambda: 0.0)
+    for t in range(5):
+        history.add(DemoSource(clock=lambda t=t: 1.7e9 + t).sample())
+    path = tmp_path / "node.vtrec"
+    save_history(history, path, interval=1.0)
+
+    app = VramtopApp(ReplaySource(path), Config(interval=0.05))
+    async with app.run_test(size=(160, 45)) as pilot:
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if app.snapshot is not None:
+                break
+        assert app.snapshot.source == "replay" and app.snapshot.free_mib == demo.sample().free_mib
+        await pilot.press("p")  # pauses the recording, not the sampling
+        await pilot.press("greater_than_sign")
+        await pilot.pause(0.2)
+        at = app.snapshot.timestamp
+        await pilot.press("less_than_sign")
+        await pilot.pause(0.2)
+        assert app.snapshot.timestamp == at - 1
+        assert any("paused" in m.lower() for m in app.query_one(StatusLine).messages)
+
+
+async def test_ctrl_r_dumps_the_last_minutes_to_a_recording(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=0.05))
+    async with app.run_test(size=(100, 30)) as pilot:
+        for _ in range(40):
+            await pilot.pause(0.05)
+            if len(app.history.snapshots()) >= 3:
+                break
+        await pilot.press("ctrl+r")
+        await pilot.pause(0.1)
+    (rec,) = tmp_path.glob("*.vtrec")
+    from vramtop.sources.replay import ReplaySource
+
+    assert ReplaySource(rec).count >= 3

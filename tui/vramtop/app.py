@@ -33,7 +33,10 @@ from vramtop.analysis.instances import Instance, group_instances
 from vramtop.config import Config
 from vramtop.ray.feasibility import analyze
 from vramtop.ray.model import RayState
+from vramtop.history import History
+from vramtop.record import save_history
 from vramtop.snapshot import NodeSnapshot
+from vramtop.sources.replay import ReplaySource
 from vramtop.telemetry import actions
 from vramtop.telemetry.actions import Stopper
 from vramtop.widgets.gpu_bars import GpuPanel
@@ -106,6 +109,11 @@ class VramtopApp(App[None]):
         Binding("k", "stop", "Stop", show=False),
         Binding("w", "whatif", "What if"),
         Binding("ctrl+s", "screenshot", "Save an SVG screenshot", show=False),
+        Binding("ctrl+r", "dump_history", "Save the last minutes as a recording", show=False),
+        Binding("less_than_sign", "replay('back')", "Replay: step back", show=False, key_display="<"),
+        Binding("greater_than_sign", "replay('forward')", "Replay: step forward", show=False, key_display=">"),
+        Binding("left_square_bracket", "replay('slower')", "Replay: slower", show=False, key_display="["),
+        Binding("right_square_bracket", "replay('faster')", "Replay: faster", show=False, key_display="]"),
     ]
 
     def __init__(self, source: Source, config: Config | None = None, ray_poller: Any = None,
@@ -118,6 +126,7 @@ class VramtopApp(App[None]):
         self.stopper = Stopper(readonly=readonly)
         self._telemetry: Any = None  # the latest serving telemetry, attached to each snapshot
         self._ray: RayState | None = None  # the latest Ray poll, likewise
+        self.history = History()  # the last minutes, for ctrl+r (dump to a recording)
         self.snapshot: NodeSnapshot | None = None
         self.instances: tuple[Instance, ...] = ()
         self.paused = False
@@ -162,8 +171,12 @@ class VramtopApp(App[None]):
         line here (and a key in BINDINGS: ``show_side('<pane id>')``)."""
         yield "ray", "Ray", self._ray_panel
 
+    @property
+    def replaying(self) -> bool:
+        return isinstance(self.source, ReplaySource)
+
     def _ray_panel(self) -> Widget:
-        if self.ray_poller is None:
+        if self.ray_poller is None and not self.replaying:
             return Static("Ray: not polled", id="ray-placeholder", classes="placeholder")
         return RayPanel(id="ray-panel")
 
@@ -223,7 +236,8 @@ class VramtopApp(App[None]):
         if self._ray is not None and snapshot.ray is None:
             snapshot = replace(snapshot, ray=self._ray)
         await self.show_snapshot(snapshot)
-        if self.ray_poller is not None:
+        self.history.add(snapshot)
+        if self.ray_poller is not None or self.replaying:
             self.query_one(RayPanel).show(snapshot.ray, analyze(snapshot.ray, snapshot) if snapshot.ray else None)
         if self.telemetry_poller is not None and not any(
             w.group == "telemetry" and not w.is_finished for w in self.workers
@@ -268,6 +282,8 @@ class VramtopApp(App[None]):
 
     def _show_status(self) -> None:
         lines = [self.sample_error] if self.sample_error else []
+        if self.replaying:
+            lines.append(self.source.status())
         if self.snapshot is not None:
             lines += [f"{e.source}: {e.message}" for e in self.snapshot.errors]
             if (tel := self.snapshot.telemetry) is not None:
@@ -335,6 +351,11 @@ class VramtopApp(App[None]):
         ]))
 
     def action_pause(self) -> None:
+        if self.replaying:  # the recording's own clock stops, so play resumes where it paused
+            self.source.toggle_pause()
+            self.sample_now()
+            self._show_status()
+            return
         self.paused = not self.paused
         if self.paused and self._timer is not None:
             self._timer.stop()
@@ -342,6 +363,18 @@ class VramtopApp(App[None]):
         self.query_one(NodeHeader).show(self.snapshot, self.paused)
         if not self.paused:
             self.sample_now()
+
+    def action_dump_history(self) -> None:
+        self.notify(save_history(self.history, interval=self.config.interval))
+
+    def action_replay(self, control: str) -> None:
+        """Replay controls; in a live view these keys do nothing."""
+        if not self.replaying:
+            return
+        source: ReplaySource = self.source
+        {"back": lambda: source.step(-1), "forward": lambda: source.step(1),
+         "slower": source.slower, "faster": source.faster}[control]()
+        self.sample_now()  # the screen moves at once
 
     def action_screenshot(self) -> None:
         """An SVG of the screen as it is, in the current folder: for a ticket or a chat."""

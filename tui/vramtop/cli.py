@@ -34,7 +34,7 @@ exit status: 0 ok, 2 no NVIDIA driver / bad configuration.
 
 
 # Each module adds its subparser with ``add_parser(subparsers)`` and sets ``run(args) -> int``.
-SUBCOMMANDS: tuple[str, ...] = ("vramtop.fit.cli",)
+SUBCOMMANDS: tuple[str, ...] = ("vramtop.fit.cli", "vramtop.record", "vramtop.report.cli")
 
 
 def _positive_float(text: str) -> float:
@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"vramtop {__version__}")
     parser.add_argument("--demo", action="store_true", help="show the built-in demo node instead of this machine's GPUs")
+    parser.add_argument("--replay", type=Path, metavar="FILE",
+                        help="play a recording (from 'vramtop record' or the live view's ctrl+r) through the same views")
     parser.add_argument("--once", action="store_true", help="print the current picture and exit")
     parser.add_argument("--json", action="store_true", help="with --once: print the JSON snapshot")
     parser.add_argument("--csv", action="store_true", help="with --once: print the process table as CSV")
@@ -78,8 +80,12 @@ def _print_config(cfg: Config) -> None:
         print(f"{key}: {getattr(cfg, key)!r}  # {source}")
 
 
-def _open_source(demo: bool):
-    """The snapshot source: the demo node, or this machine's NVML and processes."""
+def _open_source(demo: bool, replay: Path | None = None):
+    """The snapshot source: a recording, the demo node, or this machine's NVML and processes."""
+    if replay is not None:
+        from vramtop.sources.replay import ReplaySource
+
+        return ReplaySource(replay)
     if demo:
         from vramtop.sources.demo import DemoSource
 
@@ -108,15 +114,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.json and args.csv:
         parser.error("choose one of --json and --csv")
 
+    from vramtop.recording import RecordingError
     from vramtop.sources.nvml import NvmlUnavailable
 
     try:
-        source = _open_source(args.demo)
+        source = _open_source(args.demo, args.replay)
     except NvmlUnavailable as exc:
         print(f"vramtop: {exc}; run 'vramtop --demo' to see a simulated node", file=sys.stderr)
         return 2
+    except RecordingError as exc:
+        print(f"vramtop: {exc}", file=sys.stderr)
+        return 2
     ray_poller = None
-    if args.demo and not args.no_ray:
+    if args.replay:
+        pass  # the recorded Ray state rides on each replayed snapshot
+    elif args.demo and not args.no_ray:
         from vramtop.ray.demo import DemoRayPoller
 
         ray_poller = DemoRayPoller()
@@ -142,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from vramtop.app import VramtopApp
 
-    if args.demo:
+    if args.replay:
+        telemetry = None  # recorded with each snapshot
+    elif args.demo:
         from vramtop.telemetry.demo import DemoTelemetry
 
         telemetry = DemoTelemetry()
