@@ -1,0 +1,133 @@
+"""Cluster mode's conversion of a Ray state into one snapshot, on hand-built states (no I/O)."""
+
+import os
+import socket
+
+import pytest
+
+from vramtop.ray.model import NOT_FOUND, OK, UNREACHABLE, Node, RayGpu, RayState
+from vramtop.snapshot import SourceError
+from vramtop.sources.cluster import NO_MEMORY, ClusterSource, cluster_gpus, is_this_machine, node_label
+
+H100 = 81_559
+
+
+def gpu(index, used=None, total=H100, util=50, procs=None, name="NVIDIA H100 80GB HBM3"):
+    return RayGpu(index=index, name=name, uuid=f"GPU-{index}", memory_used_mib=used, memory_total_mib=total,
+                  utilization_pct=util, process_mib=procs or {})
+
+
+def node(node_id, hostname=None, ip=None, head=False, state="ALIVE", gpus=()):
+    return Node(node_id=node_id, node_ip=ip, hostname=hostname, is_head=head, state=state, gpus=tuple(gpus))
+
+
+def ray_state(*nodes, status=OK, error=None):
+    return RayState(address="http://ray-head:8265", status=status, checked_at=100.0, error=error,
+                    last_success=None if error else 100.0, ray_version="2.60.0", nodes=nodes)
+
+
+CLUSTER = ray_state(
+    node("c" * 32, "gpu-10", "10.0.0.10", gpus=[gpu(1, 10, procs={77: 8}), gpu(0, 20, procs={77: 4, 78: 6})]),
+    node("d" * 32, None, "10.0.0.9", gpus=[gpu(0, 30)]),
+    node("a" * 32, "gpu-2", "10.0.0.2", gpus=[gpu(0, 40, total=None)]),
+    node("e" * 32, "gpu-1", "10.0.0.1", state="DEAD", gpus=[gpu(0, 50)]),
+    node("b" * 32, "head", "10.0.0.3", head=True),  # the head has no GPU
+    node("f" * 32, "gpu-3", "10.0.0.33", gpus=[gpu(0, None, total=None, util=-1)]),
+)
+
+
+def test_head_first_then_by_label_with_indices_unique_over_the_cluster():
+    gpus, _ = cluster_gpus(CLUSTER)
+    # the head has no GPUs; 10.0.0.9 < gpu-2 < gpu-3 < gpu-10 (numbers compare as numbers); the dead node is gone
+    assert [(g.node, g.uuid) for g in gpus] == [
+        ("10.0.0.9", "GPU-0"), ("gpu-2", "GPU-0"), ("gpu-3", "GPU-0"), ("gpu-10", "GPU-0"), ("gpu-10", "GPU-1")]
+    assert [g.index for g in gpus] == [0, 1, 2, 3, 4]
+    assert all(g.node != "gpu-1" for g in gpus)
+
+
+def test_memory_is_ray_v1_used_with_nothing_reserved_and_free_the_rest():
+    gpus, _ = cluster_gpus(CLUSTER)
+    g = gpus[3]
+    assert (g.total_mib, g.used_mib, g.reserved_mib, g.free_mib) == (H100, 20, 0, H100 - 20)
+    assert g.memory_api == "ray" and g.utilization_pct == 50 and not g.lost and g.error is None
+    assert g.name == "NVIDIA H100 80GB HBM3"
+
+
+def test_a_gpu_without_memory_figures_says_so_and_is_not_lost():
+    gpus, _ = cluster_gpus(CLUSTER)
+    for g in gpus[1:3]:
+        assert not g.lost and g.error == NO_MEMORY
+        assert (g.total_mib, g.used_mib, g.free_mib) == (0, 0, 0)
+    assert gpus[2].utilization_pct is None  # the reporter's -1: NVML gave none
+
+
+def test_processes_carry_the_cluster_index_and_the_node_they_run_on():
+    _, procs = cluster_gpus(CLUSTER)
+    assert [(p.pid, p.gpu_index, p.used_mib, p.hidden_reason) for p in procs] == [
+        (77, 3, 4, "on Ray node gpu-10"), (78, 3, 6, "on Ray node gpu-10"), (77, 4, 8, "on Ray node gpu-10")]
+    assert all(p.host is None for p in procs)
+
+
+def test_labels_hostname_then_ip_then_id_and_shared_hostnames_made_distinct():
+    assert node_label(node("0123456789abcdef", "gpu-a", "10.0.0.1")) == "gpu-a"
+    assert node_label(node("0123456789abcdef", None, "10.0.0.1")) == "10.0.0.1"
+    assert node_label(node("0123456789abcdef")) == "01234567"
+    two_on_one_machine = ray_state(node("11111111aaaa", "box", "10.0.0.5", head=True, gpus=[gpu(0, 1)]),
+                                   node("22222222bbbb", "box", "10.0.0.5", gpus=[gpu(0, 2)]))
+    gpus, _ = cluster_gpus(two_on_one_machine)
+    assert [g.node for g in gpus] == ["box (11111111)", "box (22222222)"]
+
+
+def test_this_machine_by_ip_or_hostname():
+    n = node("x", "GPU-Node-1", "10.0.0.7")
+    assert is_this_machine(n, "other", {"10.0.0.7", "127.0.0.1"})
+    assert is_this_machine(n, "gpu-node-1", {"192.168.1.4"})
+    assert not is_this_machine(n, "laptop", {"192.168.1.4", "127.0.0.1"})
+    assert not is_this_machine(node("y"), None, set())
+
+
+def test_processes_of_this_machine_are_left_to_look_up():
+    _, procs = cluster_gpus(CLUSTER, hostname="gpu-10", addresses={"127.0.0.1"})
+    assert {p.hidden_reason for p in procs} == {None}
+
+
+class FakePoller:
+    def __init__(self, state):
+        self.state = state
+        self.polls = 0
+
+    def poll(self):
+        self.polls += 1
+        return self.state
+
+
+def test_ray_down_is_no_gpus_and_one_ray_error():
+    for state in (ray_state(status=NOT_FOUND, error="connection refused"),
+                  # an outage keeps the last good nodes in the state; their figures are not shown as live
+                  ray_state(*CLUSTER.nodes, status=UNREACHABLE, error="connection refused")):
+        snap = ClusterSource(FakePoller(state)).sample()
+        assert snap.gpus == () and snap.gpu_processes == ()
+        assert snap.errors == (SourceError("ray", state.summary()),)
+        assert snap.ray is state and snap.source == "cluster" and snap.hostname == "http://ray-head:8265"
+
+
+def test_one_poll_per_sample_and_a_local_pid_is_looked_up():
+    here = ray_state(node("h" * 32, socket.gethostname(), "203.0.113.250", head=True,
+                          gpus=[gpu(0, 1_000, procs={os.getpid(): 900})]),
+                     node("r" * 32, "remote-gpu", "203.0.113.251", gpus=[gpu(0, 2_000, procs={os.getpid(): 1_900})]))
+    poller = FakePoller(here)
+    source = ClusterSource(poller)
+    snap = source.sample()
+    assert poller.polls == 1 and snap.ray is here and snap.errors == ()
+    mine, theirs = snap.gpu_processes
+    assert mine.host is not None and mine.host.pid == os.getpid() and mine.hidden_reason is None
+    assert theirs.host is None and theirs.hidden_reason == "on Ray node remote-gpu"  # same PID, another machine
+    assert snap.total_mib == 2 * H100 and snap.used_mib == 3_000 and snap.free_mib == 2 * H100 - 3_000
+    assert ClusterSource.carries_ray is True
+    source.close()
+
+
+@pytest.mark.parametrize("nodes", [(), (node("h" * 32, "head", "10.0.0.1", head=True),)])
+def test_a_cluster_without_gpus_is_an_empty_picture_without_error(nodes):
+    snap = ClusterSource(FakePoller(ray_state(*nodes))).sample()
+    assert snap.gpus == () and snap.errors == ()

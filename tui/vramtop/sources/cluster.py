@@ -1,0 +1,126 @@
+"""Cluster mode: every Ray node's GPUs, as each node's Ray reporter reads them.
+
+For a machine away from the GPU nodes (no NVIDIA driver here) or ``vramtop --cluster``. The
+dashboard's node summary carries, per node, what that node's reporter agent read from NVML, so
+one dashboard poll is one picture of the whole cluster, with no vramtop on the GPU nodes.
+
+The reporter reads NVML's v1 memory info, which folds the memory the driver reserves into
+"used": a GPU here has ``reserved_mib`` 0, ``memory_api`` "ray" and free = total - used, its
+"used" being nvidia-smi's used plus the reserved part (a few hundred MiB per GPU).
+A PID the reporter lists belongs to its node's machine: only on this machine can the OS say what
+it is; elsewhere it stays a PID with its memory and the node it runs on.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections import Counter
+from dataclasses import replace
+from typing import Collection
+
+import psutil
+
+from vramtop.ray.model import Node, RayGpu, RayState
+from vramtop.snapshot import GpuInfo, GpuProcess, NodeSnapshot, SourceError
+from vramtop.sources.processes import ProcessReader
+
+NO_MEMORY = "Ray reported no memory for this GPU"
+
+
+def node_label(node: Node) -> str:
+    """A short name for a node: its hostname, else its IP, else the start of its id."""
+    return node.hostname or node.node_ip or node.node_id[:8]
+
+
+def is_this_machine(node: Node, hostname: str | None, addresses: Collection[str]) -> bool:
+    """Whether ``node`` runs here (its IP is one of ``addresses`` or its hostname is ours), so
+    that its PIDs are ours too."""
+    if node.node_ip and node.node_ip in addresses:
+        return True
+    return bool(hostname and node.hostname and node.hostname.lower() == hostname.lower())
+
+
+def local_addresses() -> frozenset[str]:
+    """This machine's IP addresses, on every interface."""
+    found = set()
+    for addrs in psutil.net_if_addrs().values():
+        for a in addrs:
+            if a.family in (socket.AF_INET, socket.AF_INET6):
+                found.add(a.address.split("%")[0])  # an IPv6 link-local address carries its zone
+    return frozenset(found)
+
+
+def _natural(text: str) -> list:
+    """Sort key that puts gpu-2 before gpu-10 and 10.0.0.9 before 10.0.0.10."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def _labels(nodes: list[Node]) -> dict[str, str]:
+    """Node id -> label; nodes sharing a hostname (several Ray nodes on one machine) get the
+    start of their id added, so that no two nodes read as one."""
+    base = {n.node_id: node_label(n) for n in nodes}
+    count = Counter(base.values())
+    return {i: f"{b} ({i[:8]})" if count[b] > 1 else b for i, b in base.items()}
+
+
+def _gpu(index: int, g: RayGpu, label: str) -> GpuInfo:
+    # The reporter sends -1 when NVML would not give the utilization.
+    util = g.utilization_pct if g.utilization_pct is not None and g.utilization_pct >= 0 else None
+    name, uuid = g.name or "GPU", g.uuid or ""
+    if g.memory_total_mib is None or g.memory_used_mib is None:
+        return GpuInfo(index, name, uuid, 0, 0, 0, 0, util, memory_api="ray", error=NO_MEMORY, node=label)
+    total, used = g.memory_total_mib, g.memory_used_mib
+    return GpuInfo(index, name, uuid, total, 0, used, max(0, total - used), util, memory_api="ray", node=label)
+
+
+def cluster_gpus(state: RayState, hostname: str | None = None,
+                 addresses: Collection[str] = ()) -> tuple[tuple[GpuInfo, ...], tuple[GpuProcess, ...]]:
+    """The GPUs of every node that is not DEAD (head first, then by label) with indices unique
+    over the cluster, and their processes. A process on another machine carries the node it runs
+    on as its ``hidden_reason``; one on this machine has none, for the caller to look it up."""
+    nodes = sorted((n for n in state.nodes if n.state != "DEAD"),
+                   key=lambda n: (not n.is_head, _natural(node_label(n)), n.node_id))
+    labels = _labels(nodes)
+    gpus: list[GpuInfo] = []
+    procs: list[GpuProcess] = []
+    for node in nodes:
+        label = labels[node.node_id]
+        here = is_this_machine(node, hostname, addresses)
+        for g in sorted(node.gpus, key=lambda g: g.index):
+            index = len(gpus)
+            gpus.append(_gpu(index, g, label))
+            procs += [GpuProcess(pid, index, mib, hidden_reason=None if here else f"on Ray node {label}")
+                      for pid, mib in sorted(g.process_mib.items())]
+    return tuple(gpus), tuple(procs)
+
+
+class ClusterSource:
+    """The Ray cluster as one node: a source like ``LiveSource`` whose GPUs come from ``poller``
+    (a ``RayPoller``), which ``sample()`` polls once per call."""
+
+    name = "cluster"
+    carries_ray = True  # each snapshot holds the Ray state it was built from: no second poll
+
+    def __init__(self, poller) -> None:
+        self._poller = poller
+        self._processes = ProcessReader()
+        self._hostname = socket.gethostname()
+        self._addresses = local_addresses()
+
+    def sample(self) -> NodeSnapshot:
+        state = self._poller.poll()
+        snapshot = NodeSnapshot(timestamp=time.time(), hostname=state.address, source="cluster", ray=state)
+        if state.error is not None:  # old GPU figures would pass for live ones: show none
+            return replace(snapshot, errors=(SourceError("ray", state.summary()),))
+        gpus, procs = cluster_gpus(state, self._hostname, self._addresses)
+        local = {p.pid for p in procs if p.hidden_reason is None}
+        hosts, hidden, ancestors, errors = self._processes.read(local)
+        # The same PID may run on another machine too: only the local rows (no reason yet) are ours.
+        procs = tuple(p if p.hidden_reason else replace(p, host=hosts.get(p.pid), hidden_reason=hidden.get(p.pid))
+                      for p in procs)
+        return replace(snapshot, gpus=gpus, gpu_processes=procs, ancestors=ancestors, errors=tuple(errors))
+
+    def close(self) -> None:
+        """Nothing to release: each poll is its own HTTP requests."""
