@@ -101,4 +101,5 @@ def test_demo_node_telemetry_explains_the_replica_that_cannot_scale():
     budget = 0.9 * snap.gpus[0].total_mib / 1024
     assert line.summary.startswith(f"VRAM fixed at {budget:.1f} GiB/GPU by gpu_memory_utilization=0.9 · KV ")
     assert line.summary.endswith("serve: 7 ongoing / target 5 → wants 2 replicas; 1 fits → requests queue")
-    assert len(line.generation_history) == 3 and tel.trends == ()
+    assert len(line.history.generation_tokens_per_s) == 3 and len(line.history.requests_waiting) == 3
+    assert tel.trends == ()

@@ -62,7 +62,10 @@ def test_new_names_two_engines_read_from_the_port_on_the_command_line(start_stan
     second = poller.poll(snap).for_instance(inst.key)
     assert second.vllm.generation_tokens_per_s == pytest.approx(3_660 / 2)
     assert second.vllm.prompt_tokens_per_s == 0.0
-    assert second.generation_history == (pytest.approx(1_830.0),)
+    # rates start with the second scrape; levels are kept from the first
+    assert second.history.generation_tokens_per_s == (pytest.approx(1_830.0),)
+    assert len(second.history.kv_cache_usage) == 2 and second.history.kv_cache_usage[-1] == pytest.approx(0.37)
+    assert second.history.requests_waiting[-1] == 3
     budget_gib = 0.9 * A10_TOTAL_MIB / 1024
     assert second.summary == (f"VRAM fixed at {budget_gib:.1f} GiB/GPU by gpu_memory_utilization=0.9 · KV 37 % · "
                               "12 running · 3 waiting · 1 preempted · 1,830 tok/s")

@@ -1,4 +1,4 @@
-"""Pilot tests of the stop dialog (on real processes) and the telemetry line."""
+"""Pilot tests of the stop dialog (on real processes)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from textual.app import App
 
 from telemetry_support import snapshot_of
 from vramtop.telemetry.actions import READONLY_MESSAGE, Stopper, plan_for_process
-from vramtop.telemetry.model import NOT_REACHABLE, OK, InstanceTelemetry
 from vramtop.widgets.stop_dialog import StopDialog, freed_text
-from vramtop.widgets.telemetry_line import TelemetryLine
 
 STUBBORN = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); "
             "time.sleep(120)")
@@ -104,22 +102,3 @@ def test_freed_text_sums_gpus():
     from vramtop.telemetry.actions import StopPlan
 
     assert freed_text(StopPlan("x", (), (), {1: 2_000, 0: 1_000})) == "Frees GPU 0: 1,000 MiB · GPU 1: 2,000 MiB (3,000 MiB in all)"
-
-
-class LineApp(App):
-    def compose(self):
-        yield TelemetryLine(id="line")
-
-
-async def test_telemetry_line_shows_summary_sparkline_and_quiet_state():
-    app = LineApp()
-    async with app.run_test() as pilot:
-        line = app.query_one(TelemetryLine)
-        line.show(InstanceTelemetry("vllm:1", "vllm", OK, "KV 37 % · 12 running", "u", None, (10.0, 30.0, 20.0)))
-        await pilot.pause()
-        assert str(line.query_one("#tel-summary").render()) == "KV 37 % · 12 running"
-        assert line.query_one("#tel-spark").display and list(line.query_one("#tel-spark").data) == [10.0, 30.0, 20.0]
-        assert not line.has_class("-quiet")
-        line.show(InstanceTelemetry("vllm:1", "vllm", NOT_REACHABLE, "metrics: not reachable"))
-        await pilot.pause()
-        assert line.has_class("-quiet") and not line.query_one("#tel-spark").display

@@ -17,7 +17,9 @@ from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, group_instances
 from vramtop.snapshot import NodeSnapshot
 from vramtop.telemetry import ray_serve, vllm_metrics
-from vramtop.telemetry.model import OK, CacheConfig, InstanceTelemetry, ServeAutoscaling, Telemetry, VllmMetrics
+from vramtop.telemetry.model import (
+    OK, CacheConfig, InstanceTelemetry, ServeAutoscaling, ServingHistory, Telemetry, VllmMetrics,
+)
 from vramtop.telemetry.trend import MemoryTrend
 
 MODEL = "google/medgemma-4b-it"
@@ -31,9 +33,9 @@ def _wave(t: float, period: float, phase: float = 0.0) -> float:
 class DemoTelemetry:
     """What the demo replica's engine and Ray's autoscaler would report at ``clock()``."""
 
-    def __init__(self, clock: Callable[[], float] = time.time, history: int = 60) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, history: int = 300) -> None:
         self._clock = clock
-        self._history: deque[float] = deque(maxlen=history)
+        self._history: deque[VllmMetrics] = deque(maxlen=history)
         self._trend = MemoryTrend()
 
     @property
@@ -45,7 +47,6 @@ class DemoTelemetry:
         t = self._clock()
         busy = _wave(t, 41.0)
         gen_rate = round(900 + 1_100 * busy)
-        self._history.append(float(gen_rate))
         metrics = VllmMetrics(
             url="http://127.0.0.1:8000/metrics (demo)",
             model_names=(MODEL,),
@@ -58,6 +59,7 @@ class DemoTelemetry:
             generation_tokens_per_s=float(gen_rate),
             cache=CACHE,
         )
+        self._history.append(metrics)
         per_instance: dict[str, InstanceTelemetry] = {}
         serve: list[ServeAutoscaling] = []
         for inst in instances:
@@ -70,6 +72,6 @@ class DemoTelemetry:
             totals = {g: gpu.total_mib for g in inst.gpu_indices if (gpu := snapshot.gpu(g)) is not None}
             line = f"{vllm_metrics.summary(metrics, totals)} · serve: {ray_serve.summary(demand, fits=1)}"
             per_instance[inst.key] = InstanceTelemetry(inst.key, inst.engine, OK, line, metrics.url, metrics,
-                                                       tuple(self._history))
+                                                       ServingHistory.of(self._history))
         return Telemetry(timestamp=snapshot.timestamp, instances=per_instance,
                          trends=self._trend.update(snapshot, instances), serve=tuple(serve))

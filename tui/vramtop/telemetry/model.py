@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Iterable, Mapping
 
 # InstanceTelemetry.status values
 OK = "ok"
@@ -60,13 +60,31 @@ class VllmMetrics:
 
 
 @dataclass(frozen=True)
+class ServingHistory:
+    """An engine's recent figures, oldest first, one per scrape, for sparklines. Names follow
+    ``VllmMetrics``; a scrape that lacked a figure is left out of that series."""
+
+    generation_tokens_per_s: tuple[float, ...] = ()
+    kv_cache_usage: tuple[float, ...] = ()
+    requests_waiting: tuple[float, ...] = ()
+
+    @classmethod
+    def of(cls, scrapes: "Iterable[VllmMetrics]") -> "ServingHistory":
+        scrapes = tuple(scrapes)
+
+        def series(name: str) -> tuple[float, ...]:
+            return tuple(float(v) for m in scrapes if (v := getattr(m, name)) is not None)
+
+        return cls(series("generation_tokens_per_s"), series("kv_cache_usage"), series("requests_waiting"))
+
+
+@dataclass(frozen=True)
 class InstanceTelemetry:
     """What the engine behind one serving instance reported.
 
     ``summary`` is the one line a view shows ("VRAM fixed at 20.2 GiB/GPU by
     gpu_memory_utilization=0.9 · KV 37 % · 12 running · 3 waiting · 1,830 tok/s", or
-    "metrics: not reachable (http://127.0.0.1:8000/metrics)"). ``generation_history`` (generated
-    tokens per second, oldest first) feeds a sparkline.
+    "metrics: not reachable (http://127.0.0.1:8000/metrics)"). ``history`` feeds the sparklines.
     """
 
     instance: str
@@ -75,7 +93,7 @@ class InstanceTelemetry:
     summary: str
     endpoint: str | None = None
     vllm: VllmMetrics | None = None
-    generation_history: tuple[float, ...] = ()
+    history: ServingHistory = ServingHistory()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from vramtop.analysis.instances import Instance, group_instances
 from vramtop.snapshot import NodeSnapshot
 from vramtop.telemetry import containers, ollama, ray_serve, vllm_metrics
 from vramtop.telemetry.model import (
-    NO_ENDPOINT, NOT_REACHABLE, OK, InstanceTelemetry, OllamaStatus, ServeAutoscaling, Telemetry,
+    NO_ENDPOINT, NOT_REACHABLE, OK, InstanceTelemetry, OllamaStatus, ServeAutoscaling, ServingHistory, Telemetry,
 )
 from vramtop.telemetry.trend import MemoryTrend
 
@@ -42,7 +42,7 @@ class TelemetryPoller:
         self,
         timeout_s: float = 0.5,
         retry_s: float = 10.0,
-        history: int = 60,
+        history: int = 300,
         clock: Callable[[], float] = time.monotonic,
         environ: Mapping[str, str] | None = None,
         fetch: Callable[[str, float], str] = vllm_metrics.fetch,
@@ -104,7 +104,7 @@ class TelemetryPoller:
                 line = f"{engine_tel.summary} · {line}"
             per_instance[inst.key] = InstanceTelemetry(inst.key, inst.engine, OK, line, self._ray_url,
                                                        engine_tel.vllm if engine_tel else None,
-                                                       engine_tel.generation_history if engine_tel else ())
+                                                       engine_tel.history if engine_tel else ServingHistory())
 
         ollama_status = self._ollama(snapshot, now)
         if ollama_status is not None:
@@ -162,12 +162,11 @@ class TelemetryPoller:
                                              f"metrics: not reachable{hint} ({exc})", endpoint.url)
             watched.retry_at = now + self._retry_s
             return watched.last
-        if metrics.generation_tokens_per_s is not None:
-            watched.history.append(metrics.generation_tokens_per_s)
+        watched.history.append(metrics)
         totals = {g: gpu.total_mib for g in inst.gpu_indices if (gpu := snapshot.gpu(g)) is not None}
         watched.last = InstanceTelemetry(
             inst.key, inst.engine, OK, vllm_metrics.summary(metrics, totals), endpoint.url, metrics,
-            tuple(watched.history),
+            ServingHistory.of(watched.history),
         )
         return watched.last
 
