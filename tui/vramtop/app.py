@@ -40,6 +40,7 @@ from vramtop.sources.replay import ReplaySource
 from vramtop.telemetry import actions
 from vramtop.telemetry.actions import Stopper
 from vramtop.widgets.gpu_bars import GpuPanel
+from vramtop.widgets.spark import serving_sparks
 from vramtop.widgets.help_screen import HelpScreen
 from vramtop.widgets.node_header import NodeHeader
 from vramtop.widgets.process_rows import Row
@@ -235,8 +236,10 @@ class VramtopApp(App[None]):
             snapshot = replace(snapshot, telemetry=self._telemetry)
         if self._ray is not None and snapshot.ray is None:
             snapshot = replace(snapshot, ray=self._ray)
+        latest = self.history.latest
+        if not self.replaying or latest is None or snapshot.timestamp > latest.timestamp:
+            self.history.add(snapshot)  # (a paused or rewound replay shows snapshots it already has)
         await self.show_snapshot(snapshot)
-        self.history.add(snapshot)
         if self.ray_poller is not None or self.replaying:
             self.query_one(RayPanel).show(snapshot.ray, analyze(snapshot.ray, snapshot) if snapshot.ray else None)
         if self.telemetry_poller is not None and not any(
@@ -273,7 +276,8 @@ class VramtopApp(App[None]):
         with self.batch_update():
             self.query_one(NodeHeader).show(snapshot, self.paused)
             self._show_status()
-            await self.query_one(GpuPanel).show(snapshot, self.config.thresholds)
+            await self.query_one(GpuPanel).show(snapshot, self.config.thresholds, self.history,
+                                                self.config.interval)
             table = self.query_one(ProcessTable)
             table.show(snapshot, self.instances)
             self._show_detail(table.highlighted_row)  # telemetry changes it without a row change
@@ -310,6 +314,8 @@ class VramtopApp(App[None]):
             found = telemetry.for_instance(row.instance_key)
             if found is not None and found.summary:
                 text += f" · {found.summary}"
+            if found is not None and (sparks := serving_sparks(found.history)):
+                text += f" · {sparks}"
         return text
 
     @on(Input.Changed, "#filter")

@@ -25,9 +25,11 @@ class History:
         self.length = length
         self._snapshots: deque[NodeSnapshot] = deque(maxlen=length)
         self._used: dict[int, deque[int | None]] = {}
+        self.added = 0  # snapshots ever added: the number of the oldest kept is added - len(self)
 
     def add(self, snapshot: NodeSnapshot) -> None:
         full = len(self._snapshots) == self.length
+        self.added += 1
         self._snapshots.append(snapshot)
         used = {g.index: (None if g.lost else g.used_mib) for g in snapshot.gpus}
         for index in used.keys() - self._used.keys():  # a GPU seen for the first time

@@ -48,6 +48,7 @@ class GpuInfo:
     memory_api: str = "v2"  # "v2" or "v1" (v1 folds the reserved memory into used)
     lost: bool = False
     error: str | None = None  # one line: why some of this GPU's figures are missing
+    node: str | None = None  # cluster mode: the Ray node it sits on (None: this machine's GPU)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """One line per GPU: a memory bar in three segments (used, driver-reserved, free), its numbers,
-utilization, temperature, power and the state word with its symbol.
+a sparkline of its used memory over the app's history, utilization, temperature, power and the
+state word with its symbol. In cluster mode the GPUs come grouped under their Ray node.
 
 The bar is drawn by ``render()`` (no ProgressBar: no timers, no child widgets). Segments differ
 by glyph as well as colour, so they read under NO_COLOR and for colour-blind users. Fields drop
@@ -11,13 +12,17 @@ from __future__ import annotations
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widget import Widget
+from textual.widgets import Static
 
 from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
+from vramtop.history import History
 from vramtop.snapshot import GpuInfo, NodeSnapshot
+from vramtop.widgets.spark import spark
 
 USED, RESERVED, FREE = "█", "▒", "░"
 MIN_BAR = 8
 STATE_WIDTH = len("critical")
+TREND_CELLS = 12
 
 
 def split_cells(width: int, parts: list[int]) -> list[int]:
@@ -39,24 +44,29 @@ def split_cells(width: int, parts: list[int]) -> list[int]:
     return cells
 
 
-def field_widths(gpus: tuple[GpuInfo, ...]) -> dict[str, int]:
+def field_widths(gpus: tuple[GpuInfo, ...], trend: bool = False) -> dict[str, int]:
     """Widths that every GPU's fields fit in, from totals and limits (not from the current
-    values), so the bars of a node line up and do not jitter from one tick to the next."""
+    values), so the bars of a node line up and do not jitter from one tick to the next;
+    ``trend`` adds the sparkline's."""
     mib = max((len(f"{g.total_mib:,}") for g in gpus), default=6)
     watts = max((len(f"{g.power_limit_w or g.power_w or 0:.0f}") for g in gpus), default=3)
-    return {
+    widths = {
         "used": 2 * mib + 5, "reserved": mib + 4, "free": mib + 5, "util": 9, "temp": 5,
         "power": 2 * watts + 3, "name": max((len(g.name) for g in gpus), default=0),
     }
+    if trend:
+        widths["trend"] = TREND_CELLS
+    return widths
 
 
 # Display order after the bar, with the priority at which a field drops (highest first).
-FIELDS = (("used", 3), ("reserved", 4), ("free", 1), ("util", 2), ("temp", 5), ("power", 5), ("name", 6))
+FIELDS = (("used", 3), ("reserved", 4), ("free", 1), ("trend", 5), ("util", 2), ("temp", 5), ("power", 5),
+          ("name", 6))
 
 
 def fields_that_fit(widths: dict[str, int], width: int) -> tuple[str, ...]:
     """The fields that leave the bar a sixth of the line (at least ``MIN_BAR`` cells)."""
-    keep = [key for key, _ in FIELDS]
+    keep = [key for key, _ in FIELDS if key in widths]
     priority = dict(FIELDS)
     min_bar = max(MIN_BAR, width // 6)
     while keep and width - HEAD_WIDTH - sum(widths[k] + 1 for k in keep) < min_bar:
@@ -64,13 +74,15 @@ def fields_that_fit(widths: dict[str, int], width: int) -> tuple[str, ...]:
     return tuple(keep)
 
 
-def _field(gpu: GpuInfo, key: str, width: int) -> Content:
+def _field(gpu: GpuInfo, key: str, width: int, trend: str = "") -> Content:
     if key == "used":
         text = Content(f"{gpu.used_mib:,}/{gpu.total_mib:,} MiB")
     elif key == "reserved":
         text = Content(f"{gpu.reserved_mib:,} rsv").stylize("$vram-reserved")
     elif key == "free":
         text = Content.assemble((f"{gpu.free_mib:,}", "bold"), " free")
+    elif key == "trend":
+        text = Content(trend[-width:]).stylize("$vram-used")
     elif key == "util":
         text = Content("" if gpu.utilization_pct is None else f"util {gpu.utilization_pct}%")
     elif key == "temp":
@@ -87,8 +99,10 @@ def _field(gpu: GpuInfo, key: str, width: int) -> Content:
 HEAD_WIDTH = 3 + 2 + STATE_WIDTH + 1
 
 
-def gpu_line(gpu: GpuInfo, state: str, width: int, widths: dict[str, int] | None = None) -> Content:
-    """The GPU's line at ``width`` cells; ``widths`` (shared by a node's GPUs) align the bars."""
+def gpu_line(gpu: GpuInfo, state: str, width: int, widths: dict[str, int] | None = None,
+             trend: str = "") -> Content:
+    """The GPU's line at ``width`` cells; ``widths`` (shared by a node's GPUs) align the bars;
+    ``trend`` is its used-memory sparkline."""
     widths = widths or field_widths((gpu,))
     head = Content.assemble(
         (f"{gpu.index:>2} ", "bold"),
@@ -107,7 +121,7 @@ def gpu_line(gpu: GpuInfo, state: str, width: int, widths: dict[str, int] | None
     bar = Content.assemble(
         (USED * used, "$vram-used"), (RESERVED * reserved, "$vram-reserved"), (FREE * free, "$vram-free")
     )
-    return Content.assemble(head, bar, *(part for k in keys for part in (" ", _field(gpu, k, widths[k]))))
+    return Content.assemble(head, bar, *(part for k in keys for part in (" ", _field(gpu, k, widths[k], trend))))
 
 
 class GpuBar(Widget):
@@ -115,48 +129,86 @@ class GpuBar(Widget):
 
     DEFAULT_CSS = "GpuBar { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }"
 
-    def __init__(self, gpu: GpuInfo, state: str, widths: dict[str, int], **kwargs) -> None:
+    def __init__(self, gpu: GpuInfo, state: str, widths: dict[str, int], trend: str = "", **kwargs) -> None:
         super().__init__(**kwargs)
         self.gpu = gpu
         self.state = state
         self.widths = widths
+        self.trend = trend
 
-    def update_gpu(self, gpu: GpuInfo, state: str, widths: dict[str, int]) -> None:
-        if gpu == self.gpu and state == self.state and widths == self.widths:
+    def update_gpu(self, gpu: GpuInfo, state: str, widths: dict[str, int], trend: str = "") -> None:
+        if gpu == self.gpu and state == self.state and widths == self.widths and trend == self.trend:
             return
         relayout = bool(gpu.error) != bool(self.gpu.error)
-        self.gpu, self.state, self.widths = gpu, state, widths
+        self.gpu, self.state, self.widths, self.trend = gpu, state, widths, trend
         self.refresh(layout=relayout)
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return 2 if self.gpu.error else 1
 
     def render(self) -> Content:
-        line = gpu_line(self.gpu, self.state, self.size.width or 80, self.widths)
+        line = gpu_line(self.gpu, self.state, self.size.width or 80, self.widths, self.trend)
         if self.gpu.error:
             note = Content.from_markup("   [$warning]⚠ $error[/]", error=self.gpu.error)
             return Content("\n").join([line, note])
         return line
 
 
-class GpuPanel(VerticalScroll):
-    """The GPU bars; scrolls when a node has more GPUs than lines to show them."""
+def used_trend(history: History | None, gpu: GpuInfo) -> str:
+    """The GPU's used memory over the whole history, scaled to its total memory."""
+    if history is None or not len(history):
+        return ""
+    return spark(history.used_series(gpu.index), TREND_CELLS, top=gpu.total_mib,
+                 per_cell=-(-history.length // TREND_CELLS), first=history.added - len(history))
 
-    DEFAULT_CSS = "GpuPanel { height: auto; }"
+
+def span_text(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def node_title(node: str, gpus: list[GpuInfo]) -> str:
+    count = len(gpus)
+    return f"{node} · {count} GPU{'s' if count != 1 else ''}"
+
+
+class GpuPanel(VerticalScroll):
+    """The GPU bars; scrolls when a node has more GPUs than lines to show them. GPUs that carry
+    a Ray node (cluster mode) come under a title line per node."""
+
+    DEFAULT_CSS = """
+    GpuPanel { height: auto; }
+    GpuPanel > .node-title { height: 1; text-style: bold; color: $text-muted; }
+    """
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.border_title = "GPUs"
+        self._layout: list[tuple[str | None, int]] = []
 
-    async def show(self, snapshot: NodeSnapshot, thresholds: Thresholds) -> None:
-        bars = list(self.query_children(GpuBar))
-        widths = field_widths(snapshot.gpus)
-        if [b.gpu.index for b in bars] != [g.index for g in snapshot.gpus]:
+    async def show(self, snapshot: NodeSnapshot, thresholds: Thresholds, history: History | None = None,
+                   interval: float = 1.0) -> None:
+        """Show the snapshot's GPUs; with ``history``, each bar also draws its used memory over
+        the history's span (``interval`` seconds a snapshot)."""
+        widths = field_widths(snapshot.gpus, trend=history is not None)
+        shows_trend = history is not None and "trend" in fields_that_fit(widths, self.content_size.width)
+        self.border_subtitle = f"trend: used, last {span_text(history.length * interval)}" if shows_trend else ""
+        layout = [(g.node, g.index) for g in snapshot.gpus]
+        if layout != self._layout:
+            self._layout = layout
             await self.remove_children()
-            await self.mount_all(
-                [GpuBar(g, gpu_state(g, thresholds), widths, id=f"gpu-{g.index}") for g in snapshot.gpus]
-            )
+            await self.mount_all(self._children_for(snapshot.gpus, thresholds, widths, history))
             return
-        for bar, gpu in zip(bars, snapshot.gpus):
-            bar.update_gpu(gpu, gpu_state(gpu, thresholds), widths)
+        for bar, gpu in zip(self.query_children(GpuBar), snapshot.gpus):
+            bar.update_gpu(gpu, gpu_state(gpu, thresholds), widths, used_trend(history, gpu))
 
+    @staticmethod
+    def _children_for(gpus: tuple[GpuInfo, ...], thresholds: Thresholds, widths: dict[str, int],
+                      history: History | None) -> list[Widget]:
+        children: list[Widget] = []
+        for i, gpu in enumerate(gpus):
+            if gpu.node is not None and (i == 0 or gpus[i - 1].node != gpu.node):
+                on_node = [g for g in gpus if g.node == gpu.node]
+                children.append(Static(node_title(gpu.node, on_node), classes="node-title", markup=False))
+            children.append(GpuBar(gpu, gpu_state(gpu, thresholds), widths, used_trend(history, gpu),
+                                   id=f"gpu-{gpu.index}"))
+        return children

@@ -1,0 +1,93 @@
+"""Sparklines: the text function, the GPU bars' used-memory trend, and an engine's history on the
+detail line."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+from hypothesis import given, strategies as st
+
+from tui_support import FIXED, demo_snapshot
+from vramtop.app import VramtopApp
+from vramtop.config import Config
+from vramtop.history import History
+from vramtop.sources.demo import DemoSource
+from vramtop.telemetry.demo import DemoTelemetry
+from vramtop.telemetry.model import ServingHistory, VllmMetrics
+from vramtop.widgets.gpu_bars import TREND_CELLS, GpuBar, GpuPanel, field_widths, gpu_line, used_trend
+from vramtop.widgets.process_table import ProcessTable
+from vramtop.widgets.spark import BARS, serving_sparks, spark
+
+
+def test_spark_scales_to_top_and_leaves_gaps_blank():
+    assert spark([0, 50, 100], 3, top=100) == "▁▅█"
+    assert spark([1, None, 3], 3) == "▃ █"
+    assert spark([5, 5], 4, top=10) == "  ▅▅"  # fewer samples than cells: right-aligned
+    assert spark([], 3) == "   " and spark([7], 0) == ""
+
+
+def test_spark_buckets_show_their_peak_and_keep_their_place_as_samples_arrive():
+    # samples numbered 2..11 in buckets of 4: [2,3] [4..7] [8..11] -> peaks 1, 5, 9
+    assert spark(list(range(10)), 3, per_cell=4, first=2) == "▂▅█"
+    assert spark(list(range(10)), 3, top=10, per_cell=4, first=2) == "▂▅▇"
+    # one more sample (number 12, value 10) opens a new bucket; the completed ones keep their height
+    assert spark(list(range(11)), 3, top=10, per_cell=4, first=2) == "▅▇█"
+
+
+@given(st.lists(st.one_of(st.none(), st.floats(0, 1e6)), max_size=200), st.integers(0, 40), st.integers(1, 30))
+def test_spark_is_always_as_wide_as_asked(values, cells, per_cell):
+    line = spark(values, cells, per_cell=per_cell, first=3)
+    assert len(line) == cells and set(line) <= set(BARS) | {" "}
+
+
+def test_history_counts_every_snapshot_it_was_given():
+    history = History(length=3)
+    snap = demo_snapshot()
+    for i in range(5):
+        history.add(dataclasses.replace(snap, timestamp=FIXED + i))
+    assert history.added == 5 and len(history) == 3
+
+
+def test_a_gpu_filling_up_draws_a_rising_trend_in_its_bar():
+    history = History(length=TREND_CELLS)  # one sample a cell
+    base = demo_snapshot()
+    gpu = base.gpus[1]
+    for i in range(TREND_CELLS):
+        used = gpu.total_mib * i // (TREND_CELLS - 1)
+        g = dataclasses.replace(gpu, used_mib=used, free_mib=gpu.total_mib - used, reserved_mib=0)
+        history.add(dataclasses.replace(base, timestamp=FIXED + i, gpus=(base.gpus[0], g) + base.gpus[2:]))
+    trend = used_trend(history, gpu)
+    assert trend[0] == BARS[0] and trend[-1] == BARS[-1] and list(trend) == sorted(trend)
+    line = gpu_line(gpu, "ok", 200, field_widths(base.gpus, trend=True), trend).plain
+    assert trend in line
+    narrow = gpu_line(gpu, "ok", 60, field_widths(base.gpus, trend=True), trend).plain
+    assert trend not in narrow and " free" in narrow  # the trend gives way before the free figure
+
+
+def test_serving_sparks_need_two_scrapes_and_scale_kv_to_full():
+    one = ServingHistory.of([VllmMetrics("u", kv_cache_usage=0.5, requests_waiting=1)])
+    assert serving_sparks(one) == ""
+    scrapes = [VllmMetrics("u", kv_cache_usage=k, requests_waiting=w, generation_tokens_per_s=g)
+               for k, w, g in ((0.0, 0, None), (0.5, 2, 100.0), (1.0, 4, 300.0))]
+    assert serving_sparks(ServingHistory.of(scrapes)) == "tok/s ▃█ · KV ▁▅█ · waiting ▁▅█"
+
+
+async def test_the_live_view_draws_each_gpu_trend_and_the_engine_history_on_the_detail_line():
+    clock = itertools.count(FIXED)
+    source = DemoSource(clock=lambda: float(next(clock)))
+    app = VramtopApp(source, Config(interval=0.05), telemetry_poller=DemoTelemetry(clock=lambda: float(next(clock))))
+    async with app.run_test(size=(200, 45)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            tel = app.snapshot.telemetry if app.snapshot else None
+            if tel and all(len(t.history.kv_cache_usage) >= 3 for t in tel.instances.values()):
+                break
+        bars = list(app.query_one(GpuPanel).query(GpuBar))
+        assert bars and all(bar.trend.strip() for bar in bars)
+        assert app.query_one(GpuPanel).border_subtitle == f"trend: used, last {app.history.length * 0.05:.0f} s"
+        table = app.query_one(ProcessTable)
+        table.move_cursor(row=0)
+        await pilot.pause(0.1)
+        assert table.highlighted_row.kind == "instance"
+        assert " · KV " in str(app.query_one("#detail").render())
