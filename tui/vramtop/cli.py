@@ -22,6 +22,8 @@ EPILOG = """\
 examples:
   vramtop                      live view of this node
   vramtop --demo               the built-in demo node (4x A10 serving one vLLM replica)
+  vramtop --cluster            every Ray node's GPUs, from the Ray dashboard (also the view
+                               where there is no NVIDIA driver and a Ray cluster answers)
   vramtop --once               print the current picture and exit
   vramtop --once --json        the same as a stable JSON document (see README)
   vramtop fit medgemma-4b-it --engine vllm --tp 2 --util 0.85 --demo
@@ -29,7 +31,7 @@ examples:
 
 keys in the live view: q quit, ? help, p pause, tab next panel, / filter, s/S sort.
 
-exit status: 0 ok, 2 no NVIDIA driver / bad configuration.
+exit status: 0 ok, 2 no NVIDIA driver (and no Ray cluster) / bad configuration.
 """
 
 
@@ -58,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo", action="store_true", help="show the built-in demo node instead of this machine's GPUs")
     parser.add_argument("--replay", type=Path, metavar="FILE",
                         help="play a recording (from 'vramtop record' or the live view's ctrl+r) through the same views")
+    parser.add_argument("--cluster", action="store_true",
+                        help="show every Ray node's GPUs, as Ray's reporter reports them, instead of this machine's")
     parser.add_argument("--once", action="store_true", help="print the current picture and exit")
     parser.add_argument("--json", action="store_true", help="with --once: print the JSON snapshot")
     parser.add_argument("--csv", action="store_true", help="with --once: print the process table as CSV")
@@ -80,8 +84,19 @@ def _print_config(cfg: Config) -> None:
         print(f"{key}: {getattr(cfg, key)!r}  # {source}")
 
 
-def _open_source(demo: bool, replay: Path | None = None):
-    """The snapshot source: a recording, the demo node, or this machine's NVML and processes."""
+def _ray_poller(cfg: Config):
+    from vramtop.ray.poller import RayPoller
+
+    return RayPoller(cfg.ray_address, timeout=cfg.ray_timeout)
+
+
+def _open_source(demo: bool, replay: Path | None = None, cluster=None):
+    """The snapshot source: a recording, the demo node, the Ray cluster that ``cluster`` (a Ray
+    poller) reads, or this machine's NVML and processes."""
+    if cluster is not None:
+        from vramtop.sources.cluster import ClusterSource
+
+        return ClusterSource(cluster)
     if replay is not None:
         from vramtop.sources.replay import ReplaySource
 
@@ -93,6 +108,13 @@ def _open_source(demo: bool, replay: Path | None = None):
     from vramtop.sampler import LiveSource
 
     return LiveSource()
+
+
+def _answers_with_nodes(poller) -> bool:
+    """Whether a Ray dashboard answers at the poller's address and lists nodes: where there is no
+    driver (a laptop, a login node), that cluster is what to show."""
+    state = poller.poll()
+    return state.error is None and bool(state.nodes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,29 +135,37 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--json and --csv need --once")
     if args.json and args.csv:
         parser.error("choose one of --json and --csv")
+    if args.cluster and (args.demo or args.replay):
+        parser.error("--cluster shows a live Ray cluster: it cannot go with --demo or --replay")
+    if args.cluster and args.no_ray:
+        parser.error("--cluster reads the Ray dashboard: it cannot go with --no-ray")
 
     from vramtop.recording import RecordingError
     from vramtop.sources.nvml import NvmlUnavailable
 
     try:
-        source = _open_source(args.demo, args.replay)
+        source = _open_source(args.demo, args.replay, _ray_poller(cfg) if args.cluster else None)
     except NvmlUnavailable as exc:
-        print(f"vramtop: {exc}; run 'vramtop --demo' to see a simulated node", file=sys.stderr)
-        return 2
+        poller = None if args.no_ray else _ray_poller(cfg)
+        if poller is None or not _answers_with_nodes(poller):
+            print(f"vramtop: {exc}; run 'vramtop --demo' to see a simulated node", file=sys.stderr)
+            return 2
+        source = _open_source(False, cluster=poller)
+        if args.once:
+            print(f"vramtop: no NVIDIA driver here ({exc}); showing the Ray cluster at {poller.address}",
+                  file=sys.stderr)
     except RecordingError as exc:
         print(f"vramtop: {exc}", file=sys.stderr)
         return 2
     ray_poller = None
-    if args.replay:
-        pass  # the recorded Ray state rides on each replayed snapshot
+    if args.replay or getattr(source, "carries_ray", False):
+        pass  # the Ray state rides on each snapshot (recorded, or the one the cluster was read from)
     elif args.demo and not args.no_ray:
         from vramtop.ray.demo import DemoRayPoller
 
         ray_poller = DemoRayPoller()
     elif not args.no_ray:
-        from vramtop.ray.poller import RayPoller
-
-        ray_poller = RayPoller(cfg.ray_address, timeout=cfg.ray_timeout)
+        ray_poller = _ray_poller(cfg)
     if args.once:
         from vramtop import once
 

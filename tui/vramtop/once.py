@@ -78,6 +78,7 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
                 "memory_api": g.memory_api,
                 "lost": g.lost,
                 "error": g.error,
+                **({"node": g.node} if g.node is not None else {}),  # cluster mode: the Ray node
             }
             for g in snapshot.gpus
         ],
@@ -121,12 +122,13 @@ def to_text(snapshot: NodeSnapshot, thresholds: Thresholds) -> str:
     )
     for g in snapshot.gpus:
         state = gpu_state(g, thresholds)
+        gpu = f"GPU {g.index} {g.name}" + (f" on {g.node}" if g.node is not None else "")
         if g.lost:
-            out.append(f"GPU {g.index} {g.name}: {SYMBOLS[state]} {state}: {g.error or 'GPU is lost'}")
+            out.append(f"{gpu}: {SYMBOLS[state]} {state}: {g.error or 'GPU is lost'}")
             continue
         util = f"{g.utilization_pct}%" if g.utilization_pct is not None else "n/a"
         out.append(
-            f"GPU {g.index} {g.name}: used {g.used_mib:,} + reserved {g.reserved_mib:,} + free {g.free_mib:,} "
+            f"{gpu}: used {g.used_mib:,} + reserved {g.reserved_mib:,} + free {g.free_mib:,} "
             f"= {g.total_mib:,} MiB  util {util}  {SYMBOLS[state]} {state}"
             + (f"  ({g.error})" if g.error else "")
         )
