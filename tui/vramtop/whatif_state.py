@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import yaml
 
@@ -26,7 +26,7 @@ from vramtop.fit import specs, vllm
 from vramtop.fit.fields import ModelChoice, candidate_from_fields
 from vramtop.fit.placement import NodeView, node_from_snapshot
 from vramtop.fit.specs import ModelSpec
-from vramtop.fit.verdict import INVALID, OLLAMA, VLLM, BudgetLine, FitResult, evaluate
+from vramtop.fit.verdict import INVALID, OLLAMA, VLLM, BudgetLine, Candidate, FitResult, evaluate
 from vramtop.snapshot import NodeSnapshot
 
 ENGINES = (VLLM, OLLAMA)
@@ -196,14 +196,31 @@ def invalid(form: FormState, errors: dict[str, str]) -> FitResult:
                      model=form.model)
 
 
-def assess(form: FormState, snapshot: NodeSnapshot | None) -> FitResult:
-    """The fit engine's verdict for ``form`` on ``snapshot`` (INVALID, naming the field, when the
-    form cannot be judged). Never raises."""
+def candidate_of(form: FormState) -> tuple[Candidate | None, dict[str, str]]:
+    """The fit engine's candidate for ``form``, or the fields it cannot read and why."""
     name = form.model.strip()
     spec, why = _spec(name) if name else (None, None)
     cand, errors = candidate_from_fields(form_fields(form), model=spec)
     if why:
         errors = {"model": why, **errors}
+    return cand, errors
+
+
+def report_candidates(forms: Iterable[FormState]) -> list[tuple[str, Candidate]]:
+    """The forms a report can judge, labelled as the panel labels them; unreadable ones are left
+    out (the panel already says what is wrong with them)."""
+    out = []
+    for form in forms:
+        cand, errors = candidate_of(form)
+        if cand is not None and not errors and (label := describe(form)) not in (t for t, _ in out):
+            out.append((label, cand))
+    return out
+
+
+def assess(form: FormState, snapshot: NodeSnapshot | None) -> FitResult:
+    """The fit engine's verdict for ``form`` on ``snapshot`` (INVALID, naming the field, when the
+    form cannot be judged). Never raises."""
+    cand, errors = candidate_of(form)
     if errors or cand is None:
         return invalid(form, errors or {"model": "pick a model"})
     if snapshot is None:

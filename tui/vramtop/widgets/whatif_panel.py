@@ -41,7 +41,7 @@ from textual.widgets.option_list import Option
 from vramtop.analysis.instances import group_instances
 from vramtop.snapshot import NodeSnapshot
 from vramtop import whatif_state as ws
-from vramtop.fit.verdict import GREEN, INVALID, RED, YELLOW, FitResult
+from vramtop.fit.verdict import GREEN, INVALID, RED, YELLOW, Candidate, FitResult
 from vramtop.fit.fields import ModelChoice, list_models
 from vramtop.whatif_state import FormState, WhatIfMemory
 from vramtop.widgets.whatif_bars import NeedBars
@@ -140,6 +140,11 @@ class WhatIfPanel(Vertical):
         self._boxes: dict[str, Static] = {}
         self._shown: dict[str | None, tuple[str, int, int]] = {}  # box id -> (text, width, lines)
         self._suggestion_texts: list[str] = []
+
+    @property
+    def memory(self) -> WhatIfMemory:
+        """What the panel remembers (pins, recent candidates), as of now."""
+        return self._memory
 
     # ---- building -----------------------------------------------------------------------------
 
@@ -557,3 +562,15 @@ def feed_whatif(app: App, snapshot: NodeSnapshot) -> None:
     """Hand a new snapshot to the open panel (call once per tick; nothing happens when closed)."""
     for panel in open_panels(app):
         panel.show_snapshot(snapshot)
+
+
+def report_candidates(app: App) -> list[tuple[str, Candidate]]:
+    """The candidates a report of the current state judges: the open panel's form and pins, or,
+    with the panel closed, those it remembers from its last use."""
+    panels = open_panels(app)
+    if panels:
+        forms = [panels[0].form, *panels[0].memory.pins]
+    else:
+        memory, _ = ws.load_memory()
+        forms = ([memory.current] if memory.current else []) + list(memory.pins)
+    return ws.report_candidates(forms)
