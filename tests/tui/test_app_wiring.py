@@ -161,3 +161,57 @@ async def test_ctrl_r_dumps_the_last_minutes_to_a_recording(tmp_path, monkeypatc
     from vramtop.sources.replay import ReplaySource
 
     assert ReplaySource(rec).count >= 3
+
+
+def _recording(tmp_path, count: int = 10):
+    from vramtop.history import History
+    from vramtop.record import save_history
+
+    history = History()
+    for t in range(count):
+        history.add(DemoSource(clock=lambda t=t: 1.7e9 + t).sample())
+    path = tmp_path / "node.vtrec"
+    save_history(history, path, interval=1.0)
+    return path
+
+
+async def test_g_in_a_replay_jumps_to_the_typed_time_and_says_what_it_cannot_read(tmp_path):
+    from vramtop.sources.replay import ReplaySource
+    from vramtop.widgets.jump_dialog import JumpDialog
+
+    app = VramtopApp(ReplaySource(_recording(tmp_path)), Config(interval=0.05))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("p")
+        await pilot.press("g")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, JumpDialog)
+        await pilot.press(*"+7s", "enter")
+        await pilot.pause(0.2)
+        assert app.snapshot.timestamp == 1.7e9 + 7
+        await pilot.press("g")
+        await pilot.press(*"now-5s", "enter")
+        await pilot.pause(0.2)
+        assert app.snapshot.timestamp == 1.7e9 + 2
+        await pilot.press("g")
+        await pilot.press(*"soon", "enter")
+        await pilot.pause(0.2)
+        assert app.snapshot.timestamp == 1.7e9 + 2
+        assert any("cannot read 'soon'" in n.message for n in app._notifications)
+
+
+async def test_capital_r_writes_the_report_of_the_screen_with_the_remembered_what_if_candidates(tmp_path, monkeypatch):
+    from vramtop import whatif_state as ws
+
+    monkeypatch.chdir(tmp_path)
+    form = ws.FormState(model="amsaravi/medgemma-27b-it:q8", engine="ollama")
+    assert ws.save_memory(ws.WhatIfMemory(current=form)) is None
+    app = VramtopApp(DemoSource(clock=lambda: 1.7e9), Config(interval=3600.0))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press("R")
+        await pilot.pause(0.2)
+    (report,) = tmp_path.glob("vramtop-report-*.md")
+    text = report.read_text()
+    assert text.startswith("# VRAM report: demo-a10-node")
+    assert f"### {ws.describe(form)}" in text and "RED" in text  # the seed's 27B does not fit beside vLLM
+    assert "| 0 | NVIDIA A10 | 23,028 MiB | 513 MiB | 22,483 MiB | **32 MiB** | ✖ critical |" in text  # as on screen

@@ -36,10 +36,11 @@ from vramtop.ray.model import RayState
 from vramtop.history import History
 from vramtop.record import save_history
 from vramtop.snapshot import NodeSnapshot
-from vramtop.sources.replay import ReplaySource
+from vramtop.sources.replay import JumpError, ReplaySource, jump_target
 from vramtop.telemetry import actions
 from vramtop.telemetry.actions import Stopper
 from vramtop.widgets.gpu_bars import GpuPanel
+from vramtop.widgets.jump_dialog import JumpDialog
 from vramtop.widgets.spark import serving_sparks
 from vramtop.widgets.help_screen import HelpScreen
 from vramtop.widgets.node_header import NodeHeader
@@ -48,7 +49,7 @@ from vramtop.widgets.process_table import ProcessTable
 from vramtop.widgets.ray_panel import RayPanel
 from vramtop.widgets.status_line import StatusLine
 from vramtop.widgets.stop_dialog import StopDialog, StopOutcome
-from vramtop.widgets.whatif_panel import feed_whatif, toggle_whatif
+from vramtop.widgets.whatif_panel import feed_whatif, report_candidates, toggle_whatif
 
 DEFAULT_THEME = "vramtop-dark"
 
@@ -111,10 +112,12 @@ class VramtopApp(App[None]):
         Binding("w", "whatif", "What if"),
         Binding("ctrl+s", "screenshot", "Save an SVG screenshot", show=False),
         Binding("ctrl+r", "dump_history", "Save the last minutes as a recording", show=False),
+        Binding("R", "report", "Write a report of what is shown (Markdown)", show=False),
         Binding("less_than_sign", "replay('back')", "Replay: step back", show=False, key_display="<"),
         Binding("greater_than_sign", "replay('forward')", "Replay: step forward", show=False, key_display=">"),
         Binding("left_square_bracket", "replay('slower')", "Replay: slower", show=False, key_display="["),
         Binding("right_square_bracket", "replay('faster')", "Replay: faster", show=False, key_display="]"),
+        Binding("g", "jump", "Replay: jump to a time", show=False),
     ]
 
     def __init__(self, source: Source, config: Config | None = None, ray_poller: Any = None,
@@ -373,6 +376,17 @@ class VramtopApp(App[None]):
     def action_dump_history(self) -> None:
         self.notify(save_history(self.history, interval=self.config.interval))
 
+    def action_report(self) -> None:
+        """The report ``vramtop report`` writes, of the picture on screen, judging the what-if
+        panel's candidate and pins."""
+        if self.snapshot is None:
+            self.notify("nothing to report yet: no snapshot taken")
+            return
+        from vramtop.report.cli import save_report
+
+        label = self.source.label if self.replaying else None
+        self.notify(save_report(self.snapshot, report_candidates(self), label=label))
+
     def action_replay(self, control: str) -> None:
         """Replay controls; in a live view these keys do nothing."""
         if not self.replaying:
@@ -381,6 +395,25 @@ class VramtopApp(App[None]):
         {"back": lambda: source.step(-1), "forward": lambda: source.step(1),
          "slower": source.slower, "faster": source.faster}[control]()
         self.sample_now()  # the screen moves at once
+
+    def action_jump(self) -> None:
+        """Ask where to go in the recording ("would it have fitted at 14:02?")."""
+        if not self.replaying:
+            return
+        source: ReplaySource = self.source
+        where = time.strftime("%H:%M:%S", time.localtime(source.position))
+
+        def go(text: str | None) -> None:
+            if not text:
+                return
+            try:
+                source.jump_to(jump_target(text, source.start, source.position))
+            except JumpError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.sample_now()
+
+        self.push_screen(JumpDialog(where), go)
 
     def action_screenshot(self) -> None:
         """An SVG of the screen as it is, in the current folder: for a ticket or a chat."""

@@ -24,6 +24,51 @@ def _clock_text(seconds: float) -> str:
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+class JumpError(ValueError):
+    """A jump target that cannot be read; the message says what is accepted."""
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+_JUMP_FORMS = "HH:MM[:SS] (clock time), +MM:SS or +5m (from the start), now-30s or now+2m"
+
+
+def _duration(text: str) -> float:
+    """"90", "1:30", "01:02:03", "5m", "30s", "2h" as seconds."""
+    if text and text[-1] in _UNITS:
+        return float(text[:-1]) * _UNITS[text[-1]]
+    seconds = 0.0
+    for part in text.split(":"):
+        seconds = seconds * 60 + float(part)
+    return seconds
+
+
+def jump_target(text: str, start: float, now: float) -> float:
+    """The recorded time a typed jump means: a clock time ("14:02", "14:02:30", on the
+    recording's first day or the next one it reaches), an offset from the start ("+5:00",
+    "+90s"), or from the current time ("now-30s", "now+2m"). Raises JumpError."""
+    t = text.strip().lower().replace(" ", "")
+    try:
+        if t.startswith("now"):
+            rest = t[3:]
+            if not rest:
+                return now
+            sign = -1 if rest[0] == "-" else 1 if rest[0] == "+" else None
+            if sign is None:
+                raise ValueError
+            return now + sign * _duration(rest[1:])
+        if t.startswith("+"):
+            return start + _duration(t[1:])
+        parts = [int(p) for p in t.split(":")]
+        if not 2 <= len(parts) <= 3 or not (0 <= parts[0] < 24 and all(0 <= p < 60 for p in parts[1:])):
+            raise ValueError
+    except ValueError:
+        raise JumpError(f"cannot read '{text}': use {_JUMP_FORMS}") from None
+    day = time.localtime(start)
+    clock = time.mktime((day.tm_year, day.tm_mon, day.tm_mday, parts[0], parts[1],
+                         parts[2] if len(parts) == 3 else 0, 0, 0, -1))
+    return clock if clock >= start else clock + 86_400  # before the start: the next day's
+
+
 class ReplaySource:
     """Plays ``path`` (a recording). Opening raises ``RecordingError`` (one line) when it cannot."""
 
@@ -83,6 +128,12 @@ class ReplaySource:
         self._follow_clock()
         return dataclasses.replace(self.recording.snapshot(self._index), source="replay")
 
+    @property
+    def label(self) -> str:
+        """Where the picture on screen comes from, for a report: "replay of FILE, snapshot 3 of 9"."""
+        note = f" ({self.problem})" if self.problem else ""
+        return f"replay of {self.recording.path}, snapshot {self._index + 1} of {self.count}{note}"
+
     def status(self) -> str:
         """One line for a status bar: "replay 14:02:11  +00:05:12 / 01:00:00  #313/3601  10×  paused"."""
         self._follow_clock()
@@ -124,6 +175,11 @@ class ReplaySource:
         self._anchor_wall = self._clock()
         self._index = max(0, bisect.bisect_right(self._times, self._anchor_time) - 1)
         return self._index
+
+    @property
+    def position(self) -> float:
+        """The recorded time the replay stands at."""
+        return self._time()
 
     def seek(self, seconds: float) -> int:
         """Move by ``seconds`` of recorded time (negative: back)."""
