@@ -131,3 +131,13 @@ def test_one_poll_per_sample_and_a_local_pid_is_looked_up():
 def test_a_cluster_without_gpus_is_an_empty_picture_without_error(nodes):
     snap = ClusterSource(FakePoller(ray_state(*nodes))).sample()
     assert snap.gpus == () and snap.errors == ()
+
+
+def test_the_dashboard_is_polled_at_most_every_min_poll_s():
+    poller, now = FakePoller(CLUSTER), [0.0]
+    source = ClusterSource(poller, min_poll_s=2.0, clock=lambda: now[0])
+    for t in (0.0, 0.5, 1.9, 2.0, 3.0, 4.1):
+        now[0] = t
+        snap = source.sample()
+        assert snap.gpus  # every sample is a full picture, polled or not
+    assert poller.polls == 3  # at 0.0, 2.0 and 4.1

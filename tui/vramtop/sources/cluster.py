@@ -98,19 +98,30 @@ def cluster_gpus(state: RayState, hostname: str | None = None,
 
 class ClusterSource:
     """The Ray cluster as one node: a source like ``LiveSource`` whose GPUs come from ``poller``
-    (a ``RayPoller``), which ``sample()`` polls once per call."""
+    (a ``RayPoller``). The dashboard is polled at most every ``min_poll_s`` (Ray's reporters
+    refresh their figures every few seconds; a large cluster's dashboard should not answer five
+    requests a second for nothing); samples in between rebuild the picture from the last poll."""
 
     name = "cluster"
     carries_ray = True  # each snapshot holds the Ray state it was built from: no second poll
 
-    def __init__(self, poller) -> None:
+    def __init__(self, poller, min_poll_s: float = 2.0, clock=time.monotonic) -> None:
         self._poller = poller
+        self._min_poll_s = min_poll_s
+        self._clock = clock
+        self._last: tuple[float, RayState] | None = None
         self._processes = ProcessReader()
         self._hostname = socket.gethostname()
         self._addresses = local_addresses()
 
+    def _state(self) -> RayState:
+        now = self._clock()
+        if self._last is None or now - self._last[0] >= self._min_poll_s:
+            self._last = (now, self._poller.poll())
+        return self._last[1]
+
     def sample(self) -> NodeSnapshot:
-        state = self._poller.poll()
+        state = self._state()
         snapshot = NodeSnapshot(timestamp=time.time(), hostname=state.address, source="cluster", ray=state)
         if state.error is not None:  # old GPU figures would pass for live ones: show none
             return replace(snapshot, errors=(SourceError("ray", state.summary()),))
