@@ -8,6 +8,7 @@ from textual.widgets import Static
 
 from tui_support import ScriptedSource, demo_snapshot, make_app
 from vramtop.widgets.gpu_bars import GpuBar, GpuPanel
+from vramtop.widgets.node_header import NodeHeader
 
 
 def _on_nodes(*nodes: str):
@@ -39,3 +40,35 @@ async def test_this_machines_gpus_have_no_node_titles():
         panel = app.query_one(GpuPanel)
         assert not [c for c in panel.children if isinstance(c, Static)]
         assert len(panel.query(GpuBar)) == 4
+
+
+class _Dashboard:
+    """Answers like RayPoller.poll(): two nodes, their reporters' GPUs."""
+
+    def poll(self):
+        from vramtop.ray.model import OK, Node, RayGpu, RayState
+
+        def gpus(*used):
+            return tuple(RayGpu(i, "NVIDIA A10", f"GPU-{i}", u, 23_028, 50) for i, u in enumerate(used))
+
+        nodes = (Node("a" * 32, "10.0.0.10", "gpu-a", True, "ALIVE", {"GPU": 2.0}, {"GPU": 2.0}, gpus(22_996, 1_000)),
+                 Node("b" * 32, "10.0.0.11", "gpu-b", False, "ALIVE", {"GPU": 1.0}, {}, gpus(500)))
+        return RayState("http://10.0.0.10:8265", OK, 0.0, last_success=0.0, nodes=nodes)
+
+
+async def test_cluster_mode_shows_each_nodes_gpus_and_the_ray_panel_without_a_poller_of_its_own():
+    from vramtop.sources.cluster import ClusterSource
+    from vramtop.widgets.ray_panel import RayPanel
+
+    app = make_app(ClusterSource(_Dashboard()))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause(0.3)
+        panel = app.query_one(GpuPanel)
+        titles = [c.render().plain for c in panel.children if isinstance(c, Static)]
+        assert titles == ["gpu-a · 2 GPUs", "gpu-b · 1 GPU"]
+        assert [b.gpu.free_mib for b in panel.query(GpuBar)] == [32, 22_028, 22_528]
+        assert app.ray_poller is None and app.query_one(RayPanel)  # the state rides on the snapshots
+        header = app.query_one(NodeHeader).render().plain
+        assert "CLUSTER" in header and "2 nodes with GPUs · reserved memory counted as used" in header
+        bar = next(iter(panel.query(GpuBar))).render().plain
+        assert "– rsv" in bar and "22,996/23,028 MiB" in bar  # Ray's reporter folds the reserve into used

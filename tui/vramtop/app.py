@@ -179,8 +179,14 @@ class VramtopApp(App[None]):
     def replaying(self) -> bool:
         return isinstance(self.source, ReplaySource)
 
+    @property
+    def ray_in_snapshots(self) -> bool:
+        """The source attaches a Ray state to each snapshot (a recording, cluster mode), so the
+        Ray panel shows it without a poller of its own."""
+        return bool(getattr(self.source, "carries_ray", False))
+
     def _ray_panel(self) -> Widget:
-        if self.ray_poller is None and not self.replaying:
+        if self.ray_poller is None and not self.ray_in_snapshots:
             return Static("Ray: not polled", id="ray-placeholder", classes="placeholder")
         return RayPanel(id="ray-panel")
 
@@ -243,7 +249,7 @@ class VramtopApp(App[None]):
         if not self.replaying or latest is None or snapshot.timestamp > latest.timestamp:
             self.history.add(snapshot)  # (a paused or rewound replay shows snapshots it already has)
         await self.show_snapshot(snapshot)
-        if self.ray_poller is not None or self.replaying:
+        if self.ray_poller is not None or self.ray_in_snapshots:
             self.query_one(RayPanel).show(snapshot.ray, analyze(snapshot.ray, snapshot) if snapshot.ray else None)
         if self.telemetry_poller is not None and not any(
             w.group == "telemetry" and not w.is_finished for w in self.workers

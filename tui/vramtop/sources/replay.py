@@ -73,6 +73,7 @@ class ReplaySource:
     """Plays ``path`` (a recording). Opening raises ``RecordingError`` (one line) when it cannot."""
 
     name = "replay"
+    carries_ray = True  # the recorded Ray state rides on each snapshot
 
     def __init__(self, path: str | Path, speed: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.recording = Recording(path)

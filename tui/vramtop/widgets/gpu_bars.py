@@ -77,8 +77,8 @@ def fields_that_fit(widths: dict[str, int], width: int) -> tuple[str, ...]:
 def _field(gpu: GpuInfo, key: str, width: int, trend: str = "") -> Content:
     if key == "used":
         text = Content(f"{gpu.used_mib:,}/{gpu.total_mib:,} MiB")
-    elif key == "reserved":
-        text = Content(f"{gpu.reserved_mib:,} rsv").stylize("$vram-reserved")
+    elif key == "reserved":  # NVML's v1 memory (and Ray's reporter) folds the reserve into used
+        text = Content(f"{gpu.reserved_mib:,} rsv" if gpu.memory_api == "v2" else "– rsv").stylize("$vram-reserved")
     elif key == "free":
         text = Content.assemble((f"{gpu.free_mib:,}", "bold"), " free")
     elif key == "trend":

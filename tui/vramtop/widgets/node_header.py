@@ -1,5 +1,6 @@
-"""The top line: DEMO / REPLAY / PAUSED badges first (always visible), then the host, driver
-and CUDA versions and the node's memory totals in MiB and GiB."""
+"""The top line: DEMO / REPLAY / CLUSTER / PAUSED badges first (always visible), then the host
+(in cluster mode the Ray dashboard), driver and CUDA versions (the node count in cluster mode) and
+the memory totals in MiB and GiB."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from textual.widget import Widget
 from vramtop.snapshot import NodeSnapshot
 from vramtop.widgets.flow import flow
 
-BADGES = {"demo": "DEMO", "replay": "REPLAY"}
+BADGES = {"demo": "DEMO", "replay": "REPLAY", "cluster": "CLUSTER"}
 
 
 def gib(mib: int) -> str:
@@ -26,8 +27,12 @@ def header_pieces(snapshot: NodeSnapshot | None, paused: bool) -> list[Content]:
     if snapshot is None:
         return [title, Content("waiting for the first sample…").stylize("dim")]
     pieces = [title, Content(snapshot.hostname).stylize("bold")]
-    pieces.append(Content(f"driver {snapshot.driver_version or 'n/a'}"))
-    pieces.append(Content(f"CUDA {snapshot.cuda_version or 'n/a'}"))
+    if snapshot.source == "cluster":  # the GPUs of every Ray node, as Ray's reporters read them
+        nodes = len({g.node for g in snapshot.gpus})
+        pieces.append(Content(f"{nodes} node{'s' if nodes != 1 else ''} with GPUs · reserved memory counted as used"))
+    else:
+        pieces.append(Content(f"driver {snapshot.driver_version or 'n/a'}"))
+        pieces.append(Content(f"CUDA {snapshot.cuda_version or 'n/a'}"))
     lost = sum(g.lost for g in snapshot.gpus)
     gpus = f"{len(snapshot.gpus)} GPU" + ("s" if len(snapshot.gpus) != 1 else "")
     pieces.append(Content(gpus + (f" ({lost} lost)" if lost else "")))
