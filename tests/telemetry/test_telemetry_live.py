@@ -46,3 +46,32 @@ def test_live_snapshot_to_serving_line_and_csv(fake_nvml, start_stand_in):
     (row,) = [r for r in csv.DictReader(io.StringIO(csv_export.to_csv(snap))) if r["pid"] == str(server.child_pid)]
     assert (row["gpu"], row["engine"], row["role"], row["label"], row["instance"], row["used_mib"], row["command"]) == (
         "2", "vllm", "engine", "EngineCore", inst.key, "19500", "VLLM::EngineCore")
+
+
+def test_once_json_carries_what_the_engine_reported(fake_nvml, start_stand_in):
+    """``vramtop --once --json`` in a child process on the stand-in driver reads the engine's real
+    /metrics: the same figures the live view shows (levels; rates need a second read)."""
+    import json
+    import subprocess
+    import sys
+
+    port = free_port()
+    server = start_stand_in(f"/usr/local/bin/vllm serve Qwen/Qwen3-8B --port {port}", port=port,
+                            child_title="VLLM::EngineCore")
+    engines = [dict(kv=0.41, running=7, waiting=2, prompt=100, generation=200, preemptions=1)]
+    server.serve(vllm_exposition(new=False, model="Qwen/Qwen3-8B", engines=engines, cache=CACHE))
+    fake_nvml.add_process(1, server.child_pid, 19_500)
+    fake_nvml.write()
+    result = subprocess.run([sys.executable, "-m", "vramtop", "--once", "--json", "--no-ray"],
+                            env=fake_nvml.env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    (inst,) = [i for i in doc["instances"] if server.child_pid in i["pids"]]
+    tel = inst["telemetry"]
+    assert tel["status"] == OK and tel["endpoint"] == f"http://127.0.0.1:{port}/metrics"
+    assert (tel["kv_cache_usage"], tel["requests_running"], tel["requests_waiting"], tel["preemptions_total"]) == (
+        0.41, 7, 2, 1)
+    assert tel["generation_tokens_per_s"] is None  # one read: no rate yet
+    assert tel["model_names"] == ["Qwen/Qwen3-8B"]
+    assert tel["cache"] == {"gpu_memory_utilization": 0.85, "num_gpu_blocks": 9000, "block_size": 16, "cache_dtype": "fp8"}
+    assert doc["telemetry"]["serve"] == [] and doc["telemetry"]["trends"] == []

@@ -117,6 +117,19 @@ def _answers_with_nodes(poller) -> bool:
     return state.error is None and bool(state.nodes)
 
 
+def _telemetry_poller(args: argparse.Namespace):
+    """What reads the serving engines: none for a recording (its telemetry was recorded)."""
+    if args.replay:
+        return None
+    if args.demo:
+        from vramtop.telemetry.demo import DemoTelemetry
+
+        return DemoTelemetry()
+    from vramtop.telemetry.poller import TelemetryPoller
+
+    return TelemetryPoller()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -166,14 +179,17 @@ def main(argv: list[str] | None = None) -> int:
         ray_poller = DemoRayPoller()
     elif not args.no_ray:
         ray_poller = _ray_poller(cfg)
+    telemetry = _telemetry_poller(args)
     if args.once:
+        from dataclasses import replace
+
         from vramtop import once
 
         snapshot = source.sample()
         if ray_poller is not None:
-            from dataclasses import replace
-
             snapshot = replace(snapshot, ray=ray_poller.poll())
+        if telemetry is not None:  # levels (KV use, queue) from one read; rates need two
+            snapshot = replace(snapshot, telemetry=telemetry.poll(snapshot))
         if args.csv:
             from vramtop.telemetry import csv_export
 
@@ -184,16 +200,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from vramtop.app import VramtopApp
 
-    if args.replay:
-        telemetry = None  # recorded with each snapshot
-    elif args.demo:
-        from vramtop.telemetry.demo import DemoTelemetry
-
-        telemetry = DemoTelemetry()
-    else:
-        from vramtop.telemetry.poller import TelemetryPoller
-
-        telemetry = TelemetryPoller()
     VramtopApp(source, cfg, ray_poller=ray_poller, telemetry_poller=telemetry, readonly=args.readonly).run()
     # A driver call that hangs keeps its sampling thread alive; the user asked to quit, so quit.
     sys.stdout.flush()

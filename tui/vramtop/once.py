@@ -6,6 +6,7 @@ documents every field. Both forms are built from the same snapshot and analysis 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -16,6 +17,7 @@ from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
 from vramtop.ray import report as ray_report
 from vramtop.ray.feasibility import analyze
 from vramtop.snapshot import NodeSnapshot
+from vramtop.telemetry.model import InstanceTelemetry, Telemetry
 
 SCHEMA = 1
 
@@ -94,6 +96,8 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
                 "per_gpu_mib": {str(g): mib for g, mib in i.per_gpu_mib.items()},
                 "total_mib": i.total_mib,
                 "memory_incomplete": i.unknown_mib,
+                **({"telemetry": _instance_telemetry(t)}
+                   if snapshot.telemetry is not None and (t := snapshot.telemetry.for_instance(i.key)) else {}),
             }
             for i in instances
         ],
@@ -101,7 +105,35 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
     }
     if snapshot.ray is not None:
         doc["ray"] = ray_report.to_dict(snapshot.ray, analyze(snapshot.ray, snapshot))
+    if snapshot.telemetry is not None:
+        doc["telemetry"] = _node_telemetry(snapshot.telemetry)
     return doc
+
+
+def _instance_telemetry(t: InstanceTelemetry) -> dict[str, Any]:
+    """What the instance's engine reported (its figures as ``VllmMetrics`` names them)."""
+    out: dict[str, Any] = {"status": t.status, "summary": t.summary, "endpoint": t.endpoint}
+    if t.vllm is not None:
+        m = t.vllm
+        out.update({name: getattr(m, name) for name in (
+            "kv_cache_usage", "requests_running", "requests_waiting", "preemptions_total",
+            "prompt_tokens_per_s", "generation_tokens_per_s")})
+        out["model_names"] = list(m.model_names)
+        if m.cache is not None:
+            out["cache"] = dataclasses.asdict(m.cache)
+    return out
+
+
+def _node_telemetry(tel: Telemetry) -> dict[str, Any]:
+    """Ollama's loaded models, Ray Serve's autoscaling demand, memory trends, notices."""
+    return {
+        "ollama": None if tel.ollama is None else {
+            "address": tel.ollama.address, "status": tel.ollama.status,
+            "models": [dataclasses.asdict(m) for m in tel.ollama.models]},
+        "serve": [{**dataclasses.asdict(a), "wanted_replicas": a.wanted_replicas} for a in tel.serve],
+        "trends": [dataclasses.asdict(w) for w in tel.trends],
+        "notices": list(tel.notices),
+    }
 
 
 def to_json(snapshot: NodeSnapshot, thresholds: Thresholds) -> str:
