@@ -300,7 +300,7 @@ def _candidates(w: _Writer, f: Facts) -> Section | None:
     for c in f.candidates:
         r = c.result
         lines += [f"### {c.text}", "", f"**{r.symbol} {w.verdict(r.word)}** — {r.headline}", ""]
-        lines.append(w.t("Why (fit engine):", "Por qué (motor de ajuste):"))
+        lines.append(w.t("Why (fit engine):", "Por qué (motor de ajuste, que escribe en inglés):"))
         lines += [f"- {x}" for x in r.reasons] + [""]
         if r.engine_error:
             lines += [w.t(f"vLLM would say: `{r.engine_error}`", f"vLLM diría: `{r.engine_error}`"), ""]
@@ -331,7 +331,7 @@ def _candidates(w: _Writer, f: Facts) -> Section | None:
             lines += _table(head, [[str(g.gpu_index), _mib(g.needed_mib), _mib(g.free_mib),
                                     g.note + ("" if g.fits else w.t(" — SHORT", " — NO CABE"))] for g in r.per_gpu]) + [""]
         if r.suggestions:
-            lines.append(w.t("What would make it fit (fit engine):", "Qué lo haría caber (motor de ajuste):"))
+            lines.append(w.t("What would make it fit (fit engine):", "Qué lo haría caber (motor de ajuste, en inglés):"))
             lines += [f"- {w.verdict(s.verdict.upper())}: {s.text}" for s in r.suggestions] + [""]
         if c.best is not None:
             lines += [w.t(f"After the best of these ({c.best_text}): **{c.best.symbol} {w.verdict(c.best.word)}** — {c.best.headline}",
