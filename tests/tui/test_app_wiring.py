@@ -85,13 +85,17 @@ async def test_a_missing_ray_dashboard_is_a_quiet_line_in_the_ray_tab_and_the_gp
         assert "not found" in text.lower() or "unreachable" in text.lower()
 
 
+async def _press_once_shown(app: VramtopApp, key: str) -> None:
+    """Run ``app`` until its first picture is on screen, press ``key``, let it act, and quit."""
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press(key)
+        await pilot.pause(0.2)
+
+
 async def test_ctrl_s_saves_an_svg_of_the_screen(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    app = VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=0.05))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause(0.3)
-        await pilot.press("ctrl+s")
-        await pilot.pause(0.1)
+    await _press_once_shown(VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=0.05)), "ctrl+s")
     (svg,) = tmp_path.glob("*.svg")
     assert "Worker_TP0" in svg.read_text() and "DEMO" in svg.read_text()
 
@@ -205,11 +209,7 @@ async def test_capital_r_writes_the_report_of_the_screen_with_the_remembered_wha
     monkeypatch.chdir(tmp_path)
     form = ws.FormState(model="amsaravi/medgemma-27b-it:q8", engine="ollama")
     assert ws.save_memory(ws.WhatIfMemory(current=form)) is None
-    app = VramtopApp(DemoSource(clock=lambda: 1.7e9), Config(interval=3600.0))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.2)
-        await pilot.press("R")
-        await pilot.pause(0.2)
+    await _press_once_shown(VramtopApp(DemoSource(clock=lambda: 1.7e9), Config(interval=3600.0)), "R")
     (report,) = tmp_path.glob("vramtop-report-*.md")
     text = report.read_text()
     assert text.startswith("# VRAM report: demo-a10-node")
