@@ -75,3 +75,11 @@ def test_once_json_carries_what_the_engine_reported(fake_nvml, start_stand_in):
     assert tel["model_names"] == ["Qwen/Qwen3-8B"]
     assert tel["cache"] == {"gpu_memory_utilization": 0.85, "num_gpu_blocks": 9000, "block_size": 16, "cache_dtype": "fp8"}
     assert doc["telemetry"]["serve"] == [] and doc["telemetry"]["trends"] == []
+    # the fit engine's KV blocks for the model on its command line and the config vLLM reports
+    from vramtop.fit import specs
+    from vramtop.fit.verdict import Candidate, predicted_kv_blocks
+
+    cand = Candidate(specs.resolve("Qwen/Qwen3-8B"), gpu_memory_utilization=0.85, kv_cache_dtype="fp8")
+    predicted = predicted_kv_blocks(cand, 23_028 - 513, "NVIDIA A10")
+    assert tel["kv_check"] == {"model": "Qwen/Qwen3-8B", "predicted_blocks": predicted, "actual_blocks": 9000,
+                               "error_pct": round((predicted - 9000) / 9000 * 100, 2)}

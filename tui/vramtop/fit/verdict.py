@@ -304,6 +304,15 @@ def _vllm_config(c: Candidate, total_mib: int, gpu_name: str = "") -> vllm.VllmC
     )
 
 
+def predicted_kv_blocks(c: Candidate, cuda_total_mib: int, gpu_name: str = "", block_size: int = vllm.BLOCK_SIZE) -> int:
+    """The ``num_gpu_blocks`` vLLM would report for ``c`` on a GPU of ``cuda_total_mib`` (what
+    CUDA calls total), in blocks of ``block_size`` tokens: the check of the engine against a
+    running instance's ``vllm:cache_config_info``."""
+    cfg = _vllm_config(c, cuda_total_mib, gpu_name)
+    rank = vllm.rank_budget(c.model, cfg, 0, cuda_total_mib * vllm.MIB, cuda_total_mib * vllm.MIB)
+    return rank.num_blocks * vllm.BLOCK_SIZE // block_size
+
+
 @dataclass
 class _Outcome:
     verdict: str

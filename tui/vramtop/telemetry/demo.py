@@ -16,14 +16,15 @@ from typing import Callable
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, group_instances
 from vramtop.snapshot import NodeSnapshot
-from vramtop.telemetry import ray_serve, vllm_metrics
+from vramtop.telemetry import kv_check, ray_serve, vllm_metrics
 from vramtop.telemetry.model import (
     OK, CacheConfig, InstanceTelemetry, ServeAutoscaling, ServingHistory, Telemetry, VllmMetrics,
 )
 from vramtop.telemetry.trend import MemoryTrend
 
-MODEL = "google/medgemma-4b-it"
-CACHE = CacheConfig(gpu_memory_utilization=0.9, num_gpu_blocks=4_921, block_size=16, cache_dtype="auto")
+MODEL = "google/medgemma-27b-it"
+# What vLLM would report for it at TP=4 and 0.9 on the demo's A10s: a plausible figure, not a measured one.
+CACHE = CacheConfig(gpu_memory_utilization=0.9, num_gpu_blocks=16_912, block_size=16, cache_dtype="auto")
 
 
 def _wave(t: float, period: float, phase: float = 0.0) -> float:
@@ -71,7 +72,9 @@ class DemoTelemetry:
             serve.append(demand)
             totals = {g: gpu.total_mib for g in inst.gpu_indices if (gpu := snapshot.gpu(g)) is not None}
             line = f"{vllm_metrics.summary(metrics, totals)} · serve: {ray_serve.summary(demand, fits=1)}"
+            first_gpu = snapshot.gpu(inst.gpu_indices[0]) if inst.gpu_indices else None
             per_instance[inst.key] = InstanceTelemetry(inst.key, inst.engine, OK, line, metrics.url, metrics,
-                                                       ServingHistory.of(self._history))
+                                                       ServingHistory.of(self._history),
+                                                       kv_check.kv_check(metrics, inst.tp_size or 1, first_gpu))
         return Telemetry(timestamp=snapshot.timestamp, instances=per_instance,
                          trends=self._trend.update(snapshot, instances), serve=tuple(serve))

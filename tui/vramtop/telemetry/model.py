@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 # InstanceTelemetry.status values
 OK = "ok"
@@ -94,6 +94,7 @@ class InstanceTelemetry:
     endpoint: str | None = None
     vllm: VllmMetrics | None = None
     history: ServingHistory = ServingHistory()
+    kv_check: Any = None  # a kv_check.KvCheck: the fit engine's KV blocks beside vLLM's own
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, group_instances
 from vramtop.snapshot import NodeSnapshot
-from vramtop.telemetry import containers, ollama, ray_serve, vllm_metrics
+from vramtop.telemetry import containers, kv_check, ollama, ray_serve, vllm_metrics
 from vramtop.telemetry.model import (
     NO_ENDPOINT, NOT_REACHABLE, OK, InstanceTelemetry, OllamaStatus, ServeAutoscaling, ServingHistory, Telemetry,
 )
@@ -104,7 +104,8 @@ class TelemetryPoller:
                 line = f"{engine_tel.summary} · {line}"
             per_instance[inst.key] = InstanceTelemetry(inst.key, inst.engine, OK, line, self._ray_url,
                                                        engine_tel.vllm if engine_tel else None,
-                                                       engine_tel.history if engine_tel else ServingHistory())
+                                                       engine_tel.history if engine_tel else ServingHistory(),
+                                                       engine_tel.kv_check if engine_tel else None)
 
         ollama_status = self._ollama(snapshot, now)
         if ollama_status is not None:
@@ -164,9 +165,11 @@ class TelemetryPoller:
             return watched.last
         watched.history.append(metrics)
         totals = {g: gpu.total_mib for g in inst.gpu_indices if (gpu := snapshot.gpu(g)) is not None}
+        first_gpu = snapshot.gpu(inst.gpu_indices[0]) if inst.gpu_indices else None
         watched.last = InstanceTelemetry(
             inst.key, inst.engine, OK, vllm_metrics.summary(metrics, totals), endpoint.url, metrics,
             ServingHistory.of(watched.history),
+            kv_check.kv_check(metrics, inst.tp_size or 1, first_gpu, vllm_metrics.argv_of(server)),
         )
         return watched.last
 

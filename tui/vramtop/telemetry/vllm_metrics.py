@@ -96,7 +96,8 @@ def argv_of(host: HostProcess) -> list[str]:
     return args
 
 
-def _arg(args: list[str], name: str) -> str | None:
+def flag_value(args: list[str], name: str) -> str | None:
+    """The value of ``--name value`` or ``--name=value`` on a command line."""
     for i, a in enumerate(args):
         if a == name and i + 1 < len(args):
             return args[i + 1]
@@ -141,13 +142,13 @@ def candidate_urls(server: HostProcess, listening: list[tuple[str, int]] | None)
     """Metrics URLs to try, best first: the ``--port`` of the command line when the process
     listens on it (or when its sockets cannot be read), then the other ports it listens on."""
     args = argv_of(server)
-    scheme = "https" if _arg(args, "--ssl-keyfile") else "http"
-    port_text = _arg(args, "--port")
+    scheme = "https" if flag_value(args, "--ssl-keyfile") else "http"
+    port_text = flag_value(args, "--port")
     try:
         cmd_port = int(port_text) if port_text is not None else None
     except ValueError:
         cmd_port = None
-    cmd_host = _arg(args, "--host")
+    cmd_host = flag_value(args, "--host")
     urls: list[str] = []
     if listening is None or not listening:
         urls.append(f"{scheme}://{connect_host(cmd_host)}:{cmd_port or DEFAULT_PORT}/metrics")

@@ -1,0 +1,81 @@
+"""The fit engine checked against a running vLLM instance: the KV cache blocks it predicts for
+that model and config beside the ``num_gpu_blocks`` vLLM itself reports, with the error.
+
+The config comes from what the instance says about itself: ``vllm:cache_config_info``
+(gpu_memory_utilization, block size, cache dtype), the tensor parallel size its workers show, and
+the engine flags on its API server's command line. Model names resolve as ``vramtop fit`` resolves
+them (catalog, local model files, a local Ollama server), once per name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from vramtop.fit import specs
+from vramtop.fit.specs import ModelSpec
+from vramtop.fit.verdict import Candidate, predicted_kv_blocks
+from vramtop.snapshot import GpuInfo
+from vramtop.telemetry.model import VllmMetrics
+from vramtop.telemetry.vllm_metrics import flag_value
+
+# `vllm serve` flags that change the budget's activation and weight figures, as Candidate fields.
+_FLAGS = {"--max-num-seqs": ("max_num_seqs", int), "--max-num-batched-tokens": ("max_num_batched_tokens", int),
+          "--dtype": ("dtype", str), "--quantization": ("quantization", str)}
+
+
+@dataclass(frozen=True)
+class KvCheck:
+    model: str
+    predicted_blocks: int
+    actual_blocks: int
+
+    @property
+    def error_pct(self) -> float:
+        return (self.predicted_blocks - self.actual_blocks) / self.actual_blocks * 100
+
+    @property
+    def text(self) -> str:
+        return (f"KV blocks: fit engine {self.predicted_blocks:,} · vLLM {self.actual_blocks:,} "
+                f"({self.error_pct:+.1f} %)")
+
+
+@lru_cache(maxsize=64)
+def _spec(name: str) -> ModelSpec | None:
+    try:
+        return specs.resolve(name)
+    except (specs.SpecError, OSError):
+        return None
+
+
+def served_model(argv: list[str]) -> str | None:
+    """The model of ``vllm serve MODEL ...`` (``--model`` in older forms)."""
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "serve" and not argv[i + 1].startswith("-"):
+            return argv[i + 1]
+    return flag_value(argv, "--model")
+
+
+def kv_check(metrics: VllmMetrics, tp: int, gpu: GpuInfo | None, argv: list[str] = ()) -> KvCheck | None:
+    """The check, or None where vLLM did not report its blocks or the model is not known here."""
+    cache = metrics.cache
+    if cache is None or not cache.num_gpu_blocks or gpu is None or gpu.lost or gpu.total_mib <= 0:
+        return None
+    argv = list(argv)
+    for name in (served_model(argv), *metrics.model_names):
+        spec = _spec(name) if name else None
+        if spec is not None:
+            break
+    else:
+        return None
+    options = {}
+    for option, (field, kind) in _FLAGS.items():
+        if (value := flag_value(argv, option)) is not None:
+            try:
+                options[field] = kind(value)
+            except ValueError:
+                continue
+    candidate = Candidate(spec, tensor_parallel_size=max(1, tp), gpu_memory_utilization=cache.gpu_memory_utilization,
+                          kv_cache_dtype=cache.cache_dtype, enforce_eager="--enforce-eager" in argv, **options)
+    predicted = predicted_kv_blocks(candidate, gpu.total_mib - gpu.reserved_mib, gpu.name, cache.block_size or 16)
+    return KvCheck(spec.name, predicted, cache.num_gpu_blocks)
