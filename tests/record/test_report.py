@@ -91,6 +91,15 @@ def test_memory_does_not_grow_with_requests(report):
     assert ("do not grow" in f.text) if report.lang == "en" else ("no aumentan" in f.text)
 
 
+def test_the_running_instance_checks_the_fit_engine(report, node):
+    (tel,) = node.telemetry.instances.values()
+    check = tel.kv_check
+    f = finding(report, "kv_check")
+    assert f"{check.predicted_blocks:,}" in f.text and f"{check.actual_blocks:,}" in f.text
+    assert f"{check.error_pct:+.1f} %" in f.text
+    assert ("holds on this node" in f.text) if report.lang == "en" else ("se cumple en este nodo" in f.text)
+
+
 def test_autoscaling_min_2_max_16_on_4_gpus(report):
     dep = report.data["ray"]["deployments"][0]
     assert (dep["autoscaling"]["min_replicas"], dep["autoscaling"]["max_replicas"],

@@ -23,6 +23,8 @@ async def test_telemetry_rides_on_the_next_snapshot_and_reaches_the_detail_line(
         detail = str(app.query_one("#detail").render())
         summary = app.snapshot.telemetry.for_instance(table.highlighted_row.instance_key).summary
         assert summary and summary[:30] in detail
+        check = app.snapshot.telemetry.for_instance(table.highlighted_row.instance_key).kv_check
+        assert check.actual_blocks == 16_912 and check.text in detail  # the fit engine checked live
 
 
 async def test_k_on_the_demo_node_asks_and_refuses_to_signal_a_simulated_process():

@@ -323,6 +323,8 @@ class VramtopApp(App[None]):
             found = telemetry.for_instance(row.instance_key)
             if found is not None and found.summary:
                 text += f" · {found.summary}"
+            if found is not None and found.kv_check is not None:
+                text += f" · {found.kv_check.text}"
             if found is not None and (sparks := serving_sparks(found.history)):
                 text += f" · {sparks}"
         return text

@@ -121,6 +121,8 @@ def _instance_telemetry(t: InstanceTelemetry) -> dict[str, Any]:
         out["model_names"] = list(m.model_names)
         if m.cache is not None:
             out["cache"] = dataclasses.asdict(m.cache)
+    if t.kv_check is not None:
+        out["kv_check"] = {**dataclasses.asdict(t.kv_check), "error_pct": round(t.kv_check.error_pct, 2)}
     return out
 
 

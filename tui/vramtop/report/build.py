@@ -234,6 +234,17 @@ def _vllm_findings(w: _Writer, lines: list[str], inst: InstanceCost, cuda: int, 
            f"{_gib(cuda)} libres y, si no, no arranca (\"Free memory on device ... is less than desired GPU memory "
            f"utilization\"). Con como mucho {_mib(most_free)} libres en una GPU, ninguna podría arrancar junto a "
            f"{inst.name} salvo con gpu_memory_utilization de {startable:.2f} o menos.")
+    if (check := inst.kv_check) is not None:
+        close = abs(check.error_pct) <= 10
+        w.find(lines, f"kv_check:{inst.key}", FACT,
+               f"For {check.model} with this configuration the fit engine predicts {check.predicted_blocks:,} KV cache "
+               f"blocks per rank; vLLM reports {check.actual_blocks:,} ({check.error_pct:+.1f} %): "
+               + ("its model of vLLM's budget holds on this node." if close else
+                  "its vLLM verdicts on this node may be off by about that much."),
+               f"Para {check.model} con esta configuración el motor de ajuste predice {check.predicted_blocks:,} bloques "
+               f"de caché KV por rank; vLLM indica {check.actual_blocks:,} ({check.error_pct:+.1f} %): "
+               + ("su modelo del presupuesto de vLLM se cumple en este nodo." if close else
+                  "sus veredictos de vLLM en este nodo pueden desviarse más o menos eso."))
     kv = (w.t(f" (its KV cache is {inst.kv_cache_usage:.0%} full now, inside that reserve)",
               f" (su caché KV está ahora al {inst.kv_cache_usage:.0%}, dentro de esa reserva)")
           if inst.kv_cache_usage is not None else "")

@@ -50,6 +50,7 @@ class InstanceCost:
     gpu_memory_utilization: float | None  # vLLM: as its metrics say it, when they were read
     util_from_memory: float | None  # vLLM: the largest worker's memory / the GPU's CUDA total
     kv_cache_usage: float | None  # vLLM: 0..1 of the reserved KV cache, when read
+    kv_check: Any = None  # vLLM: telemetry's KvCheck, the fit engine's KV blocks beside vLLM's
 
     def part(self, role: str) -> Part | None:
         return next((p for p in self.parts if p.role == role), None)
@@ -132,6 +133,7 @@ def _cost(inst: Instance, snapshot: NodeSnapshot, cuda_total: int | None) -> Ins
     parts = _parts(inst)
     util = kv = None
     tel = snapshot.telemetry.for_instance(inst.key) if snapshot.telemetry is not None else None
+    check = tel.kv_check if tel is not None else None
     if tel is not None and tel.vllm is not None:
         kv = tel.vllm.kv_cache_usage
         if tel.vllm.cache is not None:
@@ -143,7 +145,7 @@ def _cost(inst: Instance, snapshot: NodeSnapshot, cuda_total: int | None) -> Ins
     if inst.engine == roles.VLLM and workers is not None and cuda_total:
         from_memory = round(max(workers.per_gpu_mib.values()) / cuda_total, 3)
     return InstanceCost(inst.key, inst.name, inst.engine, inst.tp_size, inst.gpu_indices,
-                        dict(inst.per_gpu_mib), inst.total_mib, parts, util, from_memory, kv)
+                        dict(inst.per_gpu_mib), inst.total_mib, parts, util, from_memory, kv, check)
 
 
 def best_suggestion(candidate: Candidate, result: FitResult, snapshot: NodeSnapshot) -> tuple[str, FitResult] | None:
