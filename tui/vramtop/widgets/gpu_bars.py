@@ -191,7 +191,9 @@ class GpuPanel(VerticalScroll):
         the history's span (``interval`` seconds a snapshot)."""
         widths = field_widths(snapshot.gpus, trend=history is not None)
         shows_trend = history is not None and "trend" in fields_that_fit(widths, self.content_size.width)
-        self.border_subtitle = f"trend: used, last {span_text(history.length * interval)}" if shows_trend else ""
+        subtitle = f"trend: used, last {span_text(history.length * interval)}" if shows_trend else ""
+        if subtitle != self.border_subtitle:  # setting it repaints the panel, even to the same text
+            self.border_subtitle = subtitle
         layout = [(g.node, g.index) for g in snapshot.gpus]
         if layout != self._layout:
             self._layout = layout

@@ -53,14 +53,20 @@ class NodeHeader(Widget):
         super().__init__(**kwargs)
         self.snapshot: NodeSnapshot | None = None
         self.paused = False
+        self._pieces = header_pieces(None, False)
 
     def show(self, snapshot: NodeSnapshot | None, paused: bool) -> None:
-        before = self._lines(self.size.width)
+        """Repaint only when the words change: a node at rest costs no repaint a tick."""
+        pieces = header_pieces(snapshot, paused)
         self.snapshot, self.paused = snapshot, paused
+        if pieces == self._pieces:
+            return
+        before = self._lines(self.size.width)
+        self._pieces = pieces
         self.refresh(layout=len(self._lines(self.size.width)) != len(before))
 
     def _lines(self, width: int) -> list[Content]:
-        return flow(header_pieces(self.snapshot, self.paused), max(width, 1))
+        return flow(self._pieces, max(width, 1))
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return len(self._lines(width))
