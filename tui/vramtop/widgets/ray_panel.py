@@ -128,6 +128,7 @@ class RayPanel(Widget):
         self._shown: dict[str, dict[str, str]] = {}
         self._state: RayState | None = None
         self._analysis = RayAnalysis()
+        self._texts: dict[str | None, str] = {}  # box id -> the text it shows
 
     def compose(self) -> ComposeResult:
         yield Static("Ray: not polled", id="ray-summary", markup=False)
@@ -144,14 +145,28 @@ class RayPanel(Widget):
         self._analysis = analysis or RayAnalysis()
         summary = self.query_one("#ray-summary", Static)
         if state is None:
-            summary.update("Ray: not polled")
+            self._put(summary, "Ray: not polled")
             self.set_class(True, "-quiet")
             self._apply()
             return
-        summary.update(state.summary())
+        self._put(summary, state.summary())
         self.set_class(state.status == NOT_FOUND, "-quiet")
         self.set_class(state.error is not None and state.last_success is not None, "-stale")
         self._apply()
+
+    def _put(self, box: Static, text: str) -> None:
+        """Update ``box`` only when its text changes, and lay the screen out again only when its
+        line count does: a pending replica's wait ticks every second, the layout need not."""
+        before = self._texts.get(box.id)
+        if text == before:
+            return
+        self._texts[box.id] = text
+        width = box.content_size.width
+
+        def rows(t: str) -> int:  # lines once wrapped at the box's width
+            return sum(max(1, -(-len(line) // width)) for line in t.split("\n")) if width else -1
+
+        box.update(text, layout=before is None or rows(before) != rows(text))
 
     def on_resize(self) -> None:
         wanted = columns_for_width(self.size.width)
@@ -192,4 +207,4 @@ class RayPanel(Widget):
                             table.update_cell(key, c, row[c])
                 self._shown[key] = texts
             details = detail_lines(state, analysis) if state is not None and state.found else []
-            self.query_one("#ray-details", Static).update("\n".join(details))
+            self._put(self.query_one("#ray-details", Static), "\n".join(details))
