@@ -20,15 +20,17 @@ _REPLICA_PID = 4000  # the demo node's ray::ServeReplica:medgemma:VLLMDeployment
 
 
 class DemoRayPoller:
-    """Same ``poll()`` as ``RayPoller``; times are relative to the clock, so a fixed clock gives
-    the same picture every time."""
+    """Same ``poll()`` as ``RayPoller``; times are relative to the clock when the poller opened,
+    so a fixed clock gives the same picture every time."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
+        self._opened = clock()
 
     def poll(self) -> RayState:
         now = self._clock()
-        started, waiting_since = now - _UP_FOR_S, now - _WAITING_FOR_S
+        # as of opening; the pending replica's wait then grows as a live one's does
+        started, waiting_since = self._opened - _UP_FOR_S, self._opened - _WAITING_FOR_S
         deployment = Deployment(
             app="medgemma", name="VLLMDeployment", status="UPSCALING", status_trigger="AUTOSCALING",
             message="Deployment 'VLLMDeployment' in application 'medgemma' has 1 replicas that have taken more "
