@@ -87,10 +87,10 @@ class ProcessReader:
         for pid in sorted(gpu_pids):
             try:
                 known = self._lookup(pid)
-                if known.proc.ppid() != known.static.ppid:  # the PID was reused by another process
-                    del self._known[pid]
-                    known = self._lookup(pid)
-                with known.proc.oneshot():
+                with known.proc.oneshot():  # one read of /proc/PID/stat for the parent and the CPU
+                    if known.proc.ppid() != known.static.ppid:  # the PID was reused by another process
+                        del self._known[pid]
+                        known = self._lookup(pid)
                     cpu = known.proc.cpu_percent(None)
                     rss = to_mib(known.proc.memory_info().rss)
                     s = self._retitled(known)
