@@ -25,6 +25,7 @@ from the suggestion list), ``delete`` unpins the highlighted pin, ``enter`` on a
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -187,6 +188,7 @@ class WhatIfPanel(Vertical):
             yield Static("", id="wi-note")
 
     def on_mount(self) -> None:
+        _MOUNTED.add(self)
         if self._snapshot is None:
             self._snapshot = getattr(self.app, "snapshot", None)
         self._ready = True
@@ -225,6 +227,7 @@ class WhatIfPanel(Vertical):
             app.push_screen(WhatIfScreen(moved))
 
     def on_unmount(self) -> None:
+        _MOUNTED.discard(self)
         self._save()
 
     # ---- inputs -------------------------------------------------------------------------------
@@ -540,9 +543,14 @@ class WhatIfScreen(Screen):
         yield self.panel
 
 
+# The mounted panels: the app asks on every tick, and a query of every screen's DOM for a panel
+# that is usually closed cost more than the rest of the tick's bookkeeping.
+_MOUNTED: weakref.WeakSet[WhatIfPanel] = weakref.WeakSet()
+
+
 def open_panels(app: App) -> list[WhatIfPanel]:
-    """Every mounted what-if panel, on any screen of the stack."""
-    return [p for screen in app.screen_stack for p in screen.query(WhatIfPanel)]
+    """Every mounted what-if panel of ``app``, on any screen of the stack."""
+    return [p for p in _MOUNTED if p.is_attached and p.app is app]
 
 
 def toggle_whatif(app: App, snapshot: NodeSnapshot | None) -> None:
