@@ -75,6 +75,17 @@ def test_exit_status_and_text(capsys):
     assert code == 0 and out.startswith("✓ GREEN  fits")
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["medgemma-4b-it", "--demo", "--bogus"], "unrecognized arguments: --bogus"),
+    (["medgemma-4b-it", "--tp"], "argument --tp: expected one argument"),
+])
+def test_a_misused_command_line_is_bad_input_not_red(argv, says, capsys):
+    with pytest.raises(SystemExit) as ended:
+        vramtop_main(["fit", *argv])
+    assert ended.value.code == 3  # 2 means RED
+    assert capsys.readouterr().err.splitlines()[-1] == f"vramtop fit: error: {says}"
+
+
 def test_json_names_the_figures_as_vllm_logs_them(capsys):
     code, out, _ = run_fit(["qwen3-14b", "--on", "1x80GiB", "--max-model-len", "32768", "--json"], capsys)
     data = json.loads(out)

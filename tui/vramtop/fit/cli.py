@@ -80,7 +80,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _options(p)
-    p.set_defaults(run=run)
+
+    def bad_usage(message: str) -> None:  # exit 2 means RED here: a misuse is bad input, 3
+        p.print_usage(sys.stderr)
+        p.exit(3, f"{p.prog}: error: {message}\n")
+
+    p.error = bad_usage  # type: ignore[method-assign]
+    p.set_defaults(run=run, parser=p)
     return p
 
 
