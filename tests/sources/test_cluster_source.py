@@ -2,11 +2,13 @@
 
 import os
 import socket
+from dataclasses import replace
 
 import pytest
 
-from vramtop.ray.model import NOT_FOUND, OK, UNREACHABLE, Node, RayGpu, RayState
-from vramtop.snapshot import SourceError
+from vramtop.ray.link import link_gpu_processes
+from vramtop.ray.model import NOT_FOUND, OK, UNREACHABLE, Deployment, Node, RayGpu, RayState, Replica
+from vramtop.snapshot import NodeSnapshot, SourceError
 from vramtop.sources.cluster import NO_MEMORY, ClusterSource, cluster_gpus, is_this_machine, node_label
 
 H100 = 81_559
@@ -141,3 +143,21 @@ def test_the_dashboard_is_polled_at_most_every_min_poll_s():
         snap = source.sample()
         assert snap.gpus  # every sample is a full picture, polled or not
     assert poller.polls == 3  # at 0.0, 2.0 and 4.1
+
+
+def test_in_cluster_mode_a_pid_links_only_to_a_replica_of_its_own_node():
+    def on(node_id, host, pid):
+        return node(node_id, host, None, gpus=[RayGpu(0, "NVIDIA H100", f"GPU-{node_id[:4]}", 1_000, H100, 0, {pid: 900})])
+
+    replica = Replica("r1", "RUNNING", "SERVE_REPLICA::app#D#r1", "a1", 4242, "a" * 32)
+    state = RayState(address="http://ray-head:8265", status=OK, checked_at=1.0, last_success=1.0,
+                     nodes=(on("a" * 32, "gpu-a", 4242), on("b" * 32, "gpu-b", 5151)),
+                     deployments=(Deployment("app", "D", replicas=(replica,)),))
+    gpus, procs = cluster_gpus(state)
+    snap = NodeSnapshot(timestamp=1.0, hostname="http://ray-head:8265", source="cluster", gpus=gpus, gpu_processes=procs)
+    assert set(link_gpu_processes(state, snap)) == {4242}
+    # the same PID on the other node is another process: no link
+    other = replace(state, nodes=(on("a" * 32, "gpu-a", 7), on("b" * 32, "gpu-b", 4242)))
+    gpus, procs = cluster_gpus(other)
+    snap = replace(snap, gpus=gpus, gpu_processes=procs)
+    assert link_gpu_processes(other, snap) == {}

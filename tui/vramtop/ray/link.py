@@ -9,6 +9,7 @@ Serve names after the replica actor, and the actors the state API lists in it.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from vramtop.ray.model import RayState
@@ -62,13 +63,38 @@ def owners(state: RayState, snapshot: NodeSnapshot | None = None,
     return found
 
 
+def _node_of_gpu(state: RayState, snapshot: NodeSnapshot) -> dict[int, str | None] | None:
+    """Cluster mode (GPUs of several nodes in one snapshot): each GPU's Ray node id, found by its
+    UUID in the reporters' lists, since a PID only names a process on its own node. None for a
+    snapshot of one machine."""
+    if not any(g.node is not None for g in snapshot.gpus):
+        return None
+    pairs = [(g.uuid, n.node_id) for n in state.nodes for g in n.gpus if g.uuid]
+    seen = Counter(uuid for uuid, _ in pairs)
+    by_uuid = {uuid: node for uuid, node in pairs if seen[uuid] == 1}  # a UUID twice names no node
+    return {g.index: by_uuid.get(g.uuid) for g in snapshot.gpus}
+
+
 def link_gpu_processes(state: RayState, snapshot: NodeSnapshot,
                        node_ids: set[str] | None = None) -> dict[int, ReplicaLink]:
     """GPU PID -> the replica it serves, walking each GPU process's parent chain (the process
-    itself first) to the nearest replica process or placement-group worker."""
-    known = owners(state, snapshot, node_ids)
+    itself first) to the nearest replica process or placement-group worker. In cluster mode a
+    process is matched only with replicas of its own node (one with no known node, with none)."""
+    node_of_gpu = _node_of_gpu(state, snapshot)
+    per_node: dict[str | None, dict[int, ReplicaLink]] = {}
+
+    def known_for(gpu_index: int) -> dict[int, ReplicaLink]:
+        if node_of_gpu is None:
+            node = None
+        elif (node := node_of_gpu.get(gpu_index)) is None:
+            return {}
+        if node not in per_node:
+            per_node[node] = owners(state, snapshot, node_ids if node is None else {node})
+        return per_node[node]
+
     links: dict[int, ReplicaLink] = {}
     for proc in snapshot.gpu_processes:
+        known = known_for(proc.gpu_index)
         pid: int | None = proc.pid
         seen: set[int] = set()
         while pid is not None and pid not in seen:
