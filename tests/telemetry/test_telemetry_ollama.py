@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +82,49 @@ def test_not_json_is_one_line():
         ollama.parse_ps("<html>")
     with pytest.raises(ValueError, match="no 'models' list"):
         ollama.parse_ps('{"error": "x"}')
+
+
+def _store(root, models: dict[str, str]):
+    """An Ollama model store: a manifest per tag naming its model blob (only what vramtop reads)."""
+    for tag, digest in models.items():
+        name, _, version = tag.partition(":")
+        manifest = root / "manifests" / "registry.ollama.ai" / "library" / name / version
+        manifest.parent.mkdir(parents=True)
+        manifest.write_text(json.dumps({"layers": [
+            {"mediaType": "application/vnd.ollama.image.license", "digest": "sha256:0000"},
+            {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}"}]}))
+    return root
+
+
+def test_each_runner_shows_the_model_it_serves_found_through_the_servers_store(start_stand_in, tmp_path):
+    store = _store(tmp_path / "models", {"llama3.1:8b": "6a0746a1ec1a", "qwen3:30b": "58574f2e94b9"})
+    port = free_port()
+    server = start_stand_in("/usr/local/bin/ollama serve", body=_ps("2318-11-26T06:00:00Z"), port=port,
+                            child_title=f"/usr/local/bin/ollama runner --model {store}/blobs/sha256-58574f2e94b9 --port 40001",
+                            env={"OLLAMA_HOST": f"127.0.0.1:{port}", "OLLAMA_MODELS": str(store)},
+                            content_type="application/json")
+    other = start_stand_in(f"/usr/local/bin/ollama runner --model {store}/blobs/sha256-6a0746a1ec1a --port 40002")
+    snap = snapshot_of({server.child_pid: (0, 15_000), other.pid: (1, 6_400)})
+    lines = {i.root_pid: TelemetryPoller(environ={}).poll(snap).for_instance(i.key).summary
+             for i in group_instances(snap)}
+    assert lines[server.child_pid] == "ollama: qwen3:30b 14.0 GiB (75 % GPU, stays loaded)"
+    assert lines[other.pid].startswith("ollama: llama3.1:8b 6.2 GiB (100 % GPU, ctx 4,096")
+
+
+def test_match_runners_by_blob_and_the_lone_runner_fallback():
+    llama, qwen = ollama.parse_ps(_ps("2318-11-26T06:00:00Z"))
+    blobs = {"llama3.1:8b": "sha256-aaa", "qwen3:30b": "sha256-bbb"}
+
+    def blob_of(name):
+        return Path("/m/blobs") / blobs[name]
+
+    assert ollama.match_runners((llama, qwen), {"r1": "sha256-bbb", "r2": "sha256-ccc"}, blob_of) == {"r1": qwen}
+    assert ollama.runner_blob(["ollama", "runner", "--model", "/m/blobs/sha256-bbb", "--port", "1"]) == "sha256-bbb"
+    # no store to read: one runner and one model are each other's; two models stay unmatched
+    assert ollama.match_runners((llama,), {"r1": "sha256-x"}, lambda name: None) == {"r1": llama}
+    assert ollama.match_runners((llama, qwen), {"r1": "sha256-x"}, lambda name: None) == {}
+
+    def broken(name):
+        raise ValueError("malformed manifest")
+
+    assert ollama.match_runners((llama, qwen), {"r1": "sha256-bbb"}, broken) == {}

@@ -448,8 +448,9 @@ def ollama_models_dir() -> Path:
     return Path(os.environ.get("OLLAMA_MODELS") or Path.home() / ".ollama" / "models")
 
 
-def from_ollama_store(name: str, models_dir: Path | None = None) -> ModelSpec | None:
-    """The GGUF blob an Ollama tag points at in the local store, or None if not pulled here."""
+def ollama_model_blob(name: str, models_dir: Path | None = None) -> Path | None:
+    """The GGUF blob an Ollama tag points at in the local store (what its runner loads), or None
+    if not pulled here. Raises SpecError on a malformed manifest."""
     root = models_dir or ollama_models_dir()
     base, _, tag = name.partition(":")
     tag = tag or "latest"
@@ -465,12 +466,18 @@ def from_ollama_store(name: str, models_dir: Path | None = None) -> ModelSpec | 
         return None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SpecError(f"{manifest}: malformed Ollama manifest ({exc})") from None
-    for layer in data.get("layers", []):
-        if layer.get("mediaType") == "application/vnd.ollama.image.model":
-            blob = root / "blobs" / str(layer.get("digest", "")).replace(":", "-")
-            spec = from_gguf(blob, name)
-            return replace(spec, origin="ollama", source=f"ollama store {name}")
+    for layer in data.get("layers", []) if isinstance(data, dict) else ():
+        if isinstance(layer, dict) and layer.get("mediaType") == "application/vnd.ollama.image.model":
+            return root / "blobs" / str(layer.get("digest", "")).replace(":", "-")
     raise SpecError(f"{manifest}: Ollama manifest names no model layer")
+
+
+def from_ollama_store(name: str, models_dir: Path | None = None) -> ModelSpec | None:
+    """The GGUF blob an Ollama tag points at in the local store, or None if not pulled here."""
+    blob = ollama_model_blob(name, models_dir)
+    if blob is None:
+        return None
+    return replace(from_gguf(blob, name), origin="ollama", source=f"ollama store {name}")
 
 
 def ollama_host() -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime, timezone
+from pathlib import Path, PurePath
 from typing import Callable, Mapping
 
 from vramtop.snapshot import to_mib
@@ -125,6 +126,45 @@ def summary(models: tuple[OllamaModel, ...], now: datetime) -> str:
     if not models:
         return "ollama: no model loaded"
     return "ollama: " + " · ".join(model_text(m, now) for m in models)
+
+
+def models_dir(server_environ: Mapping[str, str] | None, own_environ: Mapping[str, str]) -> Path | None:
+    """The server's model store: its ``OLLAMA_MODELS``, else ``.ollama/models`` in its home;
+    ours when its environment cannot be read; None for Ollama's own default for our user."""
+    env = server_environ if server_environ is not None else own_environ
+    if env.get("OLLAMA_MODELS"):
+        return Path(env["OLLAMA_MODELS"])
+    if server_environ is not None and server_environ.get("HOME"):
+        return Path(server_environ["HOME"]) / ".ollama" / "models"
+    return None
+
+
+def runner_blob(argv: list[str]) -> str | None:
+    """The file name of the model blob an ``ollama runner --model PATH`` loads (``sha256-…``)."""
+    path = vllm_metrics.flag_value(argv, "--model")
+    return PurePath(path).name if path else None
+
+
+def match_runners(models: tuple[OllamaModel, ...], runners: Mapping[str, str | None],
+                  blob_of: Callable[[str], Path | None]) -> dict[str, OllamaModel]:
+    """Which loaded model each runner (instance key -> its blob name) serves: the model whose
+    store manifest points at the runner's blob; with one runner and one model and no store to
+    read, that model."""
+    found: dict[str, OllamaModel] = {}
+    by_blob = {}
+    for m in models:
+        try:
+            blob = blob_of(m.name)
+        except (OSError, ValueError):  # a malformed manifest: that model stays unmatched
+            blob = None
+        if blob is not None:
+            by_blob[blob.name] = m
+    for key, blob_name in runners.items():
+        if blob_name is not None and blob_name in by_blob:
+            found[key] = by_blob[blob_name]
+    if not found and not by_blob and len(runners) == 1 and len(models) == 1:
+        found[next(iter(runners))] = models[0]
+    return found
 
 
 def read(base_url: str, timeout_s: float, fetch: Callable[[str, float], str] = vllm_metrics.fetch,

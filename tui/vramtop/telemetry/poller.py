@@ -16,10 +16,12 @@ from typing import Callable, Mapping
 
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, group_instances
+from vramtop.fit import specs
 from vramtop.snapshot import NodeSnapshot
 from vramtop.telemetry import containers, kv_check, ollama, ray_serve, vllm_metrics
 from vramtop.telemetry.model import (
-    NO_ENDPOINT, NOT_REACHABLE, OK, InstanceTelemetry, OllamaStatus, ServeAutoscaling, ServingHistory, Telemetry,
+    NO_ENDPOINT, NOT_REACHABLE, OK, InstanceTelemetry, OllamaModel, OllamaStatus, ServeAutoscaling, ServingHistory,
+    Telemetry,
 )
 from vramtop.telemetry.trend import MemoryTrend
 
@@ -62,6 +64,7 @@ class TelemetryPoller:
         self._own_pid_ns = containers.in_own_pid_namespace()
         self._ollama_retry_at = 0.0
         self._ollama_last: OllamaStatus | None = None
+        self._ollama_store = None  # the server's model store, where runners' blobs are named
         self._ray_retry_at = 0.0
         self._ray_url: str | None = None
         self._ray_last: tuple[ServeAutoscaling, ...] = ()
@@ -109,11 +112,14 @@ class TelemetryPoller:
 
         ollama_status = self._ollama(snapshot, now)
         if ollama_status is not None:
-            for inst in instances:
-                if inst.engine == roles.OLLAMA:
-                    per_instance[inst.key] = InstanceTelemetry(
-                        inst.key, inst.engine, ollama_status.status, ollama_status.summary, ollama_status.address
-                    )
+            runners = [i for i in instances if i.engine == roles.OLLAMA]
+            served = self._ollama_models(snapshot, runners, ollama_status)
+            for inst in runners:
+                model = served.get(inst.key)
+                line = (f"ollama: {ollama.model_text(model, datetime.now(timezone.utc))}" if model is not None
+                        else ollama_status.summary)
+                per_instance[inst.key] = InstanceTelemetry(inst.key, inst.engine, ollama_status.status, line,
+                                                           ollama_status.address)
 
         notices = []
         if notice := containers.hidden_pid_notice(snapshot, self._own_pid_ns):
@@ -201,6 +207,18 @@ class TelemetryPoller:
                 return host.pid
         return None
 
+    def _ollama_models(self, snapshot: NodeSnapshot, runners: list[Instance],
+                       status: OllamaStatus) -> dict[str, OllamaModel]:
+        """Which loaded model each runner instance serves, through the server's model store."""
+        if status.status != OK or not runners:
+            return {}
+        blobs = {}
+        for inst in runners:
+            host = snapshot.host_process(inst.root_pid)
+            blobs[inst.key] = ollama.runner_blob(vllm_metrics.argv_of(host)) if host is not None else None
+        store = self._ollama_store
+        return ollama.match_runners(status.models, blobs, lambda name: specs.ollama_model_blob(name, store))
+
     def _ollama(self, snapshot: NodeSnapshot, now: float) -> OllamaStatus | None:
         """Read Ollama when one of its processes is on the node (or OLLAMA_HOST names one)."""
         own_env = self._environ if self._environ is not None else ollama.own_environ()
@@ -213,6 +231,7 @@ class TelemetryPoller:
             return self._ollama_last
         server_env = ollama.process_environ(server_pid) if server_pid is not None else None
         base = ollama.server_address(server_env, own_env)
+        self._ollama_store = ollama.models_dir(server_env, own_env)
         status = ollama.read(base, self._timeout_s, self._fetch, lambda: datetime.now(timezone.utc))
         if status.status != OK:
             self._ollama_retry_at = now + self._retry_s
