@@ -161,3 +161,10 @@ def test_in_cluster_mode_a_pid_links_only_to_a_replica_of_its_own_node():
     gpus, procs = cluster_gpus(other)
     snap = replace(snap, gpus=gpus, gpu_processes=procs)
     assert link_gpu_processes(other, snap) == {}
+
+
+def test_a_gpu_without_memory_figures_reads_unknown_not_critical():
+    from vramtop.analysis.states import UNKNOWN, gpu_state
+
+    gpus, _ = cluster_gpus(CLUSTER)
+    assert [gpu_state(g) for g in gpus if g.error == NO_MEMORY] == [UNKNOWN, UNKNOWN]

@@ -31,6 +31,7 @@ APP_VARIABLES = {
     "state-low": "warning",
     "state-ok": "success",
     "state-lost": "secondary",
+    "state-unknown": "secondary",
 }
 
 _COLOUR_FIELDS = ("primary", "secondary", "warning", "error", "success", "accent",

@@ -1,4 +1,4 @@
-"""The state word of a GPU (critical / low / ok / lost) from its free memory.
+"""The state word of a GPU (critical / low / ok / lost / unknown) from its free memory.
 
 The word and symbol always travel together so that no view relies on colour alone.
 """
@@ -13,8 +13,9 @@ CRITICAL = "critical"
 LOW = "low"
 OK = "ok"
 LOST = "lost"
+UNKNOWN = "unknown"  # present, but no memory figures (e.g. a Ray reporter that sent none)
 
-SYMBOLS = {CRITICAL: "✖", LOW: "▲", OK: "●", LOST: "?"}
+SYMBOLS = {CRITICAL: "✖", LOW: "▲", OK: "●", LOST: "?", UNKNOWN: "?"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class Thresholds:
 def gpu_state(gpu: GpuInfo, thresholds: Thresholds = Thresholds()) -> str:
     if gpu.lost:
         return LOST
+    if gpu.total_mib <= 0:
+        return UNKNOWN
     if gpu.free_mib < thresholds.critical_free_mib:
         return CRITICAL
     if gpu.total_mib and gpu.free_mib < gpu.total_mib * thresholds.low_free_pct / 100:
