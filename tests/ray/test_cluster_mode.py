@@ -203,11 +203,11 @@ def test_without_a_driver_or_ray_it_is_still_one_line_and_status_2():
     assert "NVML library" in line and "not found" in line and "--demo" in line
 
 
-def test_cluster_with_ray_not_found_is_no_gpus_and_one_ray_error():
-    result = vramtop("--cluster", "--once", "--json", "--ray-address", f"http://127.0.0.1:{free_port()}")
-    doc = json.loads(result.stdout)
-    assert result.returncode == 0 and doc["source"] == "cluster" and doc["gpus"] == []
-    assert doc["errors"] == [{"source": "ray", "message": "Ray: not found"}]
+def test_cluster_once_with_ray_not_found_is_exit_2_and_one_line():
+    address = f"http://127.0.0.1:{free_port()}"
+    result = vramtop("--cluster", "--once", "--json", "--ray-address", address)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [f"vramtop: --cluster needs the Ray dashboard at {address}: connection refused"]
 
 
 @pytest.mark.parametrize("other", [["--demo"], ["--replay", "any.vtrec"], ["--no-ray"]])

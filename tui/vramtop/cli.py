@@ -188,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         from vramtop import once
 
         snapshot = source.sample()
+        if snapshot.source == "cluster" and snapshot.ray is not None and snapshot.ray.error is not None:
+            print(f"vramtop: --cluster needs the Ray dashboard at {snapshot.ray.address}: {snapshot.ray.error}",
+                  file=sys.stderr)
+            return 2
         if ray_poller is not None:
             snapshot = replace(snapshot, ray=ray_poller.poll())
         if telemetry is not None:  # levels (KV use, queue) from one read; rates need two

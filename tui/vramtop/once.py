@@ -145,7 +145,11 @@ def to_json(snapshot: NodeSnapshot, thresholds: Thresholds) -> str:
 def to_text(snapshot: NodeSnapshot, thresholds: Thresholds) -> str:
     """A plain, pipe-friendly picture: node, GPUs, instances, processes, errors."""
     out = []
-    head = f"{snapshot.hostname}  driver {snapshot.driver_version or 'n/a'}  CUDA {snapshot.cuda_version or 'n/a'}"
+    if snapshot.source == "cluster":
+        nodes = len({g.node for g in snapshot.gpus})
+        head = f"{snapshot.hostname}  {nodes} Ray node{'s' if nodes != 1 else ''} with GPUs (reserved memory counted as used)"
+    else:
+        head = f"{snapshot.hostname}  driver {snapshot.driver_version or 'n/a'}  CUDA {snapshot.cuda_version or 'n/a'}"
     if snapshot.source != "nvml":
         head += f"  [{snapshot.source.upper()}]"
     out.append(head)
