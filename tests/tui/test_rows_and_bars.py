@@ -69,3 +69,40 @@ def test_filter_on_the_instance_name_keeps_all_its_members_and_folding_hides_the
     assert [r.kind for r in folded] == ["instance"] and folded[0].cells["role"].startswith("▸")
     flat = build_rows(snap, instances, grouped=False)
     assert all(r.kind == "process" for r in flat) and len(flat) == 9
+
+
+async def test_cpu_and_rss_alone_are_shown_every_few_seconds_and_other_changes_at_once():
+    import dataclasses
+
+    from tui_support import ScriptedSource, make_app
+    from vramtop.widgets.process_table import VOLATILE_EVERY_S, ProcessTable
+
+    base = demo_snapshot()
+
+    def at(t: float, cpu: float, vram: int = 20_730):
+        procs = tuple(dataclasses.replace(p, used_mib=vram if p.pid == 4101 else p.used_mib,
+                                          host=dataclasses.replace(p.host, cpu_pct=cpu) if p.pid == 4101 else p.host)
+                      for p in base.gpu_processes)
+        return dataclasses.replace(base, timestamp=base.timestamp + t, gpu_processes=procs)
+
+    source = ScriptedSource(at(0, 10.0))
+    app = make_app(source)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause(0.2)
+        table = app.query_one(ProcessTable)
+
+        def cpu_shown():
+            return str(table.get_cell("p:4101:0", "cpu"))
+
+        async def tick(snapshot):
+            source.items.append(snapshot)
+            app.sample_now()
+            await pilot.pause(0.2)
+
+        assert cpu_shown() == "10.0"
+        await tick(at(1, 55.0))
+        assert cpu_shown() == "10.0"  # CPU alone moved: held
+        await tick(at(1 + VOLATILE_EVERY_S, 60.0))
+        assert cpu_shown() == "60.0"  # its time came
+        await tick(at(2 + VOLATILE_EVERY_S, 70.0, vram=21_000))
+        assert cpu_shown() == "70.0"  # memory moved too: everything shows at once

@@ -3,6 +3,11 @@
 Rows are never cleared and refilled: each tick adds the new keys, removes the gone ones and
 updates only the cells whose text changed, all inside one ``batch_update``; an unchanged
 snapshot touches nothing. Sorting, filtering and grouping live in ``process_rows``.
+
+Any cell update makes the DataTable render every visible cell again, and on a busy node the CPU %
+and RSS of every process move on every tick while its VRAM stays put. So figures that move alone
+are shown every ``VOLATILE_EVERY_S`` seconds; any other change (memory, a new process, the order)
+shows at once, with them.
 """
 
 from __future__ import annotations
@@ -17,6 +22,16 @@ from textual.widgets import DataTable
 from vramtop.analysis.instances import Instance
 from vramtop.snapshot import NodeSnapshot
 from vramtop.widgets.process_rows import COLUMN, Row, build_rows, columns_for_width, short_label
+
+
+VOLATILE = ("cpu", "rss")  # columns whose figures move on every tick of a busy node
+VOLATILE_EVERY_S = 3.0
+
+
+def _only_volatile(old: Row, new: Row) -> bool:
+    """``new`` differs from ``old`` in volatile figures at most."""
+    return (old.kind == new.kind and old.hidden == new.hidden and old.instance_key == new.instance_key
+            and all(old.cells.get(k) == v for k, v in new.cells.items() if k not in VOLATILE))
 
 
 class _Cell(Text):
@@ -57,6 +72,7 @@ class ProcessTable(DataTable):
         self._layout: tuple[tuple[str, int], ...] = ()
         self._shown: dict[str, Row] = {}
         self._order: list[str] = []
+        self._volatile_at = float("-inf")  # snapshot time of the last CPU / RSS figures shown
         self.border_title = "Processes"
 
     # -- data in ---------------------------------------------------------------------------
@@ -126,8 +142,14 @@ class ProcessTable(DataTable):
             reverse=self.view.reverse,
             filter_text=self.view.filter_text,
         )
-        wanted = {row.key: row for row in rows}
         order = [row.key for row in rows]
+        if (order == self._order and self.view.sort_column not in VOLATILE
+                and self.snapshot.timestamp - self._volatile_at < VOLATILE_EVERY_S):
+            rows = [old if (old := self._shown.get(row.key)) is not None and _only_volatile(old, row) else row
+                    for row in rows]
+        else:
+            self._volatile_at = self.snapshot.timestamp
+        wanted = {row.key: row for row in rows}
         if wanted == self._shown and order == self._order:
             return
         with self.app.batch_update():
