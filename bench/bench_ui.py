@@ -3,7 +3,8 @@
 Each node is synthetic: vLLM instances with tensor parallelism across its GPUs (an engine core
 and one worker per GPU), plus single training processes to reach the process count. A "tick"
 shows a snapshot whose memory, CPU and utilization moved (as a live node's do); the baseline
-shows the very same snapshot again, which must cost next to nothing. Times include the
+shows the very same snapshot again, which must cost next to nothing. "busy" is a node whose
+VRAM stays put while CPU %, RSS and utilization move every second (a serving vLLM node). Times include the
 repaint (``pilot.pause()`` waits until the screen is idle), as process CPU time, headless at 160x45.
 
     python bench/bench_ui.py [--repeat 15]
@@ -23,8 +24,10 @@ from vramtop.snapshot import GpuInfo, GpuProcess, HostProcess, NodeSnapshot
 NODES = [(4, 8), (4, 16), (8, 16), (8, 32), (16, 32), (16, 64)]
 
 
-def synthetic(gpus: int, procs: int, tick: int) -> NodeSnapshot:
-    """A node of ``gpus`` H100s and ``procs`` GPU processes; ``tick`` moves the live figures."""
+def synthetic(gpus: int, procs: int, tick: int, memory: bool = True) -> NodeSnapshot:
+    """A node of ``gpus`` H100s and ``procs`` GPU processes; ``tick`` moves the live figures
+    (without ``memory``, only CPU %, RSS and utilization move, as on a busy vLLM node)."""
+    m = tick if memory else 0
     processes: list[GpuProcess] = []
     ancestors: dict[int, HostProcess] = {}
     pid = 10_000
@@ -34,18 +37,18 @@ def synthetic(gpus: int, procs: int, tick: int) -> NodeSnapshot:
             break
         engine = HostProcess(pid, 1, "VLLM::EngineCor", "VLLM::EngineCore", ("VLLM::EngineCore",), "svc", 9.0, 3_000)
         ancestors[pid] = engine
-        processes.append(GpuProcess(pid, first, 900 + tick % 3, host=engine))
+        processes.append(GpuProcess(pid, first, 900 + m % 3, host=engine))
         for rank in range(tp):
             wpid = pid + 1 + rank
             host = HostProcess(wpid, pid, "VLLM::Worker_TP", f"VLLM::Worker_TP{rank}", (f"VLLM::Worker_TP{rank}",),
                                "svc", 90.0 + (tick + rank) % 7, 5_000 + tick % 5)
-            processes.append(GpuProcess(wpid, first + rank, 60_000 + (tick * 37 + rank) % 500, host=host))
+            processes.append(GpuProcess(wpid, first + rank, 60_000 + (m * 37 + rank) % 500, host=host))
         pid += 100
     while len(processes) < procs:
         n = len(processes)
         host = HostProcess(pid, 1, "python", f"python train.py --run {n}", ("python", "train.py", "--run", str(n)),
                            "alice", float((tick + n) % 100), 1_000 + n)
-        processes.append(GpuProcess(pid, n % gpus, 500 + (tick * 13 + n) % 300, host=host))
+        processes.append(GpuProcess(pid, n % gpus, 500 + (m * 13 + n) % 300, host=host))
         pid += 1
     infos = []
     for g in range(gpus):
@@ -65,9 +68,12 @@ class Fixed:
         return self.snapshot
 
 
-async def measure(gpus: int, procs: int, repeat: int) -> tuple[float, float]:
-    """Median ms per update: (same snapshot again, moved snapshot)."""
+async def measure(gpus: int, procs: int, repeat: int) -> tuple[float, float, float]:
+    """Ms per update: median for the same snapshot again and for a moved one; mean over a busy
+    run where only CPU %, RSS and utilization move, one snapshot a second (the table shows
+    those every few seconds, so its cost comes in some ticks, not all)."""
     snaps = [synthetic(gpus, procs, t) for t in range(repeat + 1)]
+    busy = [synthetic(gpus, procs, t, memory=False) for t in range(repeat + 1, 2 * repeat + 1)]
     app = VramtopApp(Fixed(snaps[0]), Config(interval=3600.0))
     async with app.run_test(size=(160, 45)) as pilot:
         for _ in range(500):
@@ -84,15 +90,16 @@ async def measure(gpus: int, procs: int, repeat: int) -> tuple[float, float]:
 
         same = [await once(app.snapshot) for _ in range(repeat)]
         moved = [await once(s) for s in snaps[1:]]
-    return statistics.median(same), statistics.median(moved)
+        cpu_only = [await once(s) for s in busy]
+    return statistics.median(same), statistics.median(moved), statistics.mean(cpu_only)
 
 
 async def main(repeat: int) -> None:
     print(f"CPU time of one UI update incl. repaint, headless 160x45, median of {repeat} (ms)")
-    print(f"{'GPUs':>4} {'procs':>5} {'unchanged':>10} {'tick':>8} {'tick/unchanged':>15}")
+    print(f"{'GPUs':>4} {'procs':>5} {'unchanged':>10} {'tick':>8} {'tick/unchanged':>15} {'busy':>8} {'busy/tick':>10}")
     for gpus, procs in NODES:
-        same, moved = await measure(gpus, procs, repeat)
-        print(f"{gpus:>4} {procs:>5} {same:>10.2f} {moved:>8.2f} {moved / same:>14.1f}x")
+        same, moved, busy = await measure(gpus, procs, repeat)
+        print(f"{gpus:>4} {procs:>5} {same:>10.2f} {moved:>8.2f} {moved / same:>14.1f}x {busy:>8.2f} {busy / moved:>9.2f}x")
 
 
 if __name__ == "__main__":
