@@ -217,3 +217,21 @@ async def test_capital_r_writes_the_report_of_the_screen_with_the_remembered_wha
     assert text.startswith("# VRAM report: demo-a10-node")
     assert f"### {ws.describe(form)}" in text and "RED" in text  # the seed's 27B does not fit beside vLLM
     assert "| 0 | NVIDIA A10 | 23,028 MiB | 513 MiB | 22,483 MiB | **32 MiB** | ✖ critical |" in text  # as on screen
+
+
+async def test_serving_telemetry_is_read_at_its_own_interval_not_every_tick():
+    from vramtop.telemetry.model import Telemetry
+
+    class Counting:
+        polls = 0
+
+        def poll(self, snapshot, instances):
+            Counting.polls += 1
+            return Telemetry(snapshot.timestamp)
+
+    app = VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=0.02, telemetry_interval=0.5),
+                     telemetry_poller=Counting())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(1.2)
+        ticks = app.history.added
+    assert ticks >= 10 and 2 <= Counting.polls <= 4  # at 0, 0.5 and 1.0 s (give or take a tick)

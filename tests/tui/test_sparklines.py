@@ -76,7 +76,8 @@ def test_serving_sparks_need_two_scrapes_and_scale_kv_to_full():
 async def test_the_live_view_draws_each_gpu_trend_and_the_engine_history_on_the_detail_line():
     clock = itertools.count(FIXED)
     source = DemoSource(clock=lambda: float(next(clock)))
-    app = VramtopApp(source, Config(interval=0.05), telemetry_poller=DemoTelemetry(clock=lambda: float(next(clock))))
+    app = VramtopApp(source, Config(interval=0.05, telemetry_interval=0.05),
+                     telemetry_poller=DemoTelemetry(clock=lambda: float(next(clock))))
     async with app.run_test(size=(200, 45)) as pilot:
         for _ in range(100):
             await pilot.pause(0.05)

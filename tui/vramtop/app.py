@@ -129,6 +129,7 @@ class VramtopApp(App[None]):
         self.telemetry_poller = telemetry_poller  # ``.poll(snapshot, instances) -> Telemetry``
         self.stopper = Stopper(readonly=readonly)
         self._telemetry: Any = None  # the latest serving telemetry, attached to each snapshot
+        self._telemetry_at = float("-inf")  # when the last telemetry poll began (monotonic)
         self._ray: RayState | None = None  # the latest Ray poll, likewise
         self.history = History()  # the last minutes, for ctrl+r (dump to a recording)
         self.snapshot: NodeSnapshot | None = None
@@ -251,9 +252,11 @@ class VramtopApp(App[None]):
         await self.show_snapshot(snapshot)
         if self.ray_poller is not None or self.ray_in_snapshots:
             self.query_one(RayPanel).show(snapshot.ray, analyze(snapshot.ray, snapshot) if snapshot.ray else None)
-        if self.telemetry_poller is not None and not any(
+        due = time.monotonic() - self._telemetry_at >= self.config.telemetry_interval
+        if self.telemetry_poller is not None and due and not any(
             w.group == "telemetry" and not w.is_finished for w in self.workers
         ):
+            self._telemetry_at = time.monotonic()
             self._poll_telemetry(snapshot, self.instances)
 
     @work(thread=True, group="ray", exit_on_error=False, description="poll the Ray dashboard")

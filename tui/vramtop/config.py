@@ -31,6 +31,7 @@ class Config:
     ray_address: str | None = None  # Ray dashboard URL; None: environment, then 127.0.0.1:8265
     ray_timeout: float = 2.0  # seconds before a Ray dashboard request counts as slow
     ray_interval: float = 5.0  # seconds between Ray polls
+    telemetry_interval: float = 2.0  # seconds between reads of the serving engines' metrics
     sources: dict[str, str] = field(default_factory=dict, compare=False)  # key -> where from
 
     @property
@@ -54,7 +55,7 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             if isinstance(value, bool):
                 raise TypeError
             out = float(value)
-            if out <= 0 and key in ("interval", "ray_timeout", "ray_interval"):
+            if out <= 0 and key in ("interval", "ray_timeout", "ray_interval", "telemetry_interval"):
                 raise ValueError
             return out
         if "int" in want:
