@@ -184,6 +184,7 @@ class GpuPanel(VerticalScroll):
         super().__init__(**kwargs)
         self.border_title = "GPUs"
         self._layout: list[tuple[str | None, int]] = []
+        self._trends: dict[int, tuple[tuple, str]] = {}  # GPU index -> (what it was drawn from, sparkline)
 
     async def show(self, snapshot: NodeSnapshot, thresholds: Thresholds, history: History | None = None,
                    interval: float = 1.0) -> None:
@@ -201,16 +202,29 @@ class GpuPanel(VerticalScroll):
             await self.mount_all(self._children_for(snapshot.gpus, thresholds, widths, history))
             return
         for bar, gpu in zip(self.query_children(GpuBar), snapshot.gpus):
-            bar.update_gpu(gpu, gpu_state(gpu, thresholds), widths, used_trend(history, gpu))
+            bar.update_gpu(gpu, gpu_state(gpu, thresholds), widths, self._trend(history, gpu))
 
-    @staticmethod
-    def _children_for(gpus: tuple[GpuInfo, ...], thresholds: Thresholds, widths: dict[str, int],
+    def _trend(self, history: History | None, gpu: GpuInfo) -> str:
+        """``used_trend``, drawn again only when a bucket starts or the GPU's used memory moved
+        since the last tick: a node at rest redraws no sparkline (the oldest cell may show a
+        dropped sample's height until its bucket goes)."""
+        if history is None or not len(history):
+            return ""
+        per_cell = -(-history.length // TREND_CELLS)
+        key = ((history.added - len(history)) // per_cell, (history.added - 1) // per_cell,
+               gpu.used_mib, gpu.total_mib, gpu.lost)
+        cached = self._trends.get(gpu.index)
+        if cached is None or cached[0] != key:
+            cached = self._trends[gpu.index] = (key, used_trend(history, gpu))
+        return cached[1]
+
+    def _children_for(self, gpus: tuple[GpuInfo, ...], thresholds: Thresholds, widths: dict[str, int],
                       history: History | None) -> list[Widget]:
         children: list[Widget] = []
         for i, gpu in enumerate(gpus):
             if gpu.node is not None and (i == 0 or gpus[i - 1].node != gpu.node):
                 on_node = [g for g in gpus if g.node == gpu.node]
                 children.append(Static(node_title(gpu.node, on_node), classes="node-title", markup=False))
-            children.append(GpuBar(gpu, gpu_state(gpu, thresholds), widths, used_trend(history, gpu),
+            children.append(GpuBar(gpu, gpu_state(gpu, thresholds), widths, self._trend(history, gpu),
                                    id=f"gpu-{gpu.index}"))
         return children
