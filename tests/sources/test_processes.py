@@ -77,3 +77,24 @@ def test_a_process_that_renames_itself_is_seen_under_its_new_title():
     finally:
         late.kill()
         late.wait()
+
+
+def test_a_long_known_process_that_renames_itself_is_seen_within_a_few_reads():
+    from vramtop.sources.processes import NEW_READS, RECHECK_EVERY
+
+    late = subprocess.Popen([sys.executable, "-c", "import setproctitle, sys, time; print(flush=True); sys.stdin.readline(); "
+                             "setproctitle.setproctitle('ray::ServeReplica:app:D'); print(flush=True); time.sleep(60)"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        late.stdout.readline()
+        reader = ProcessReader()
+        for _ in range(NEW_READS + 1):  # past the reads that check every time
+            reader.read({late.pid})
+        late.stdin.write("\n")
+        late.stdin.flush()
+        late.stdout.readline()
+        titles = [reader.read({late.pid})[0][late.pid].title for _ in range(RECHECK_EVERY)]
+        assert titles[-1] == "ray::ServeReplica:app:D"  # at most RECHECK_EVERY reads late
+    finally:
+        late.kill()
+        late.wait()

@@ -1,7 +1,9 @@
 """What the OS says about the GPU processes NVML lists, and about their parents.
 
 psutil ``Process`` objects are kept between ticks: CPU % needs the previous reading, and a
-process's name, command line, owner and parent do not change, so they are read once.
+process's name, command line, owner and parent do not change, so they are read once. Whether a
+PID was reused, and whether a process retitled itself, is checked on every read for a process's
+first reads (engines and Ray workers retitle before they use a GPU, so early) and every few after.
 A PID that psutil cannot see keeps its GPU memory; the reason goes with it.
 """
 
@@ -17,10 +19,15 @@ NOT_VISIBLE = "not visible from here: no such PID in this PID namespace (a conta
 NO_PERMISSION = "not visible from here: permission denied reading the process"
 
 
+RECHECK_EVERY = 5  # reads between checks of a known process's identity and title
+NEW_READS = 10  # ... after this many reads of it on every tick (a process retitles early)
+
+
 @dataclass
 class _Known:
     proc: psutil.Process
     static: HostProcess  # the fields that never change for this process
+    reads: int = 0
 
 
 def _title(cmdline: list[str], name: str) -> str:
@@ -87,13 +94,17 @@ class ProcessReader:
         for pid in sorted(gpu_pids):
             try:
                 known = self._lookup(pid)
+                known.reads += 1
+                # Whether the PID still names the same process, and its title: each costs a read
+                # of /proc; a process that has lived a while and kept both is asked less often.
+                check = known.reads <= NEW_READS or known.reads % RECHECK_EVERY == 0
                 with known.proc.oneshot():  # one read of /proc/PID/stat for the parent and the CPU
-                    if known.proc.ppid() != known.static.ppid:  # the PID was reused by another process
+                    if check and known.proc.ppid() != known.static.ppid:  # the PID was reused
                         del self._known[pid]
                         known = self._lookup(pid)
                     cpu = known.proc.cpu_percent(None)
                     rss = to_mib(known.proc.memory_info().rss)
-                    s = self._retitled(known)
+                    s = self._retitled(known) if check else known.static
                 hosts[pid] = HostProcess(s.pid, s.ppid, s.name, s.title, s.cmdline, s.user, cpu, rss, s.create_time)
             except psutil.AccessDenied:
                 hidden[pid] = NO_PERMISSION
