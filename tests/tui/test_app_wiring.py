@@ -127,7 +127,7 @@ async def test_a_recording_replays_through_the_same_views_with_its_controls(tmp_
     from vramtop.history import History
     from vramtop.record import save_history
     from vramtop.sources.replay import ReplaySource
-    from vramtop.widgets.status_line import StatusLine
+    from vramtop.widgets.node_header import NodeHeader
 
     history = History()
     demo = DemoSource(clock=lambda: 0.0)
@@ -150,7 +150,8 @@ async def test_a_recording_replays_through_the_same_views_with_its_controls(tmp_
         await pilot.press("less_than_sign")
         await pilot.pause(0.2)
         assert app.snapshot.timestamp == at - 1
-        assert any("paused" in m.lower() for m in app.query_one(StatusLine).messages)
+        header = app.query_one(NodeHeader).render().plain
+        assert "REPLAY" in header and "paused" in header and f"#{app.source.index + 1}/5" in header  # where it stands
 
 
 async def test_ctrl_r_dumps_the_last_minutes_to_a_recording(tmp_path, monkeypatch):

@@ -88,6 +88,16 @@ def one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+# Keys of a replay (shown in the footer only there: see ``check_action``).
+REPLAY_BINDINGS = [
+    Binding("less_than_sign", "replay('back')", "Back", key_display="<"),
+    Binding("greater_than_sign", "replay('forward')", "Next", key_display=">"),
+    Binding("left_square_bracket", "replay('slower')", "Slower", show=False, key_display="["),
+    Binding("right_square_bracket", "replay('faster')", "Faster (1× to 60×)", show=False, key_display="]"),
+    Binding("g", "jump", "Jump"),
+]
+
+
 class VramtopApp(App[None]):
     """``VramtopApp(source, config, ray_poller=None).run()``."""
 
@@ -113,11 +123,7 @@ class VramtopApp(App[None]):
         Binding("ctrl+s", "screenshot", "Save an SVG screenshot", show=False),
         Binding("ctrl+r", "dump_history", "Save the last minutes as a recording", show=False),
         Binding("R", "report", "Write a report of what is shown (Markdown)", show=False),
-        Binding("less_than_sign", "replay('back')", "Replay: step back", show=False, key_display="<"),
-        Binding("greater_than_sign", "replay('forward')", "Replay: step forward", show=False, key_display=">"),
-        Binding("left_square_bracket", "replay('slower')", "Replay: slower", show=False, key_display="["),
-        Binding("right_square_bracket", "replay('faster')", "Replay: faster", show=False, key_display="]"),
-        Binding("g", "jump", "Replay: jump to a time", show=False),
+        *REPLAY_BINDINGS,
     ]
 
     def __init__(self, source: Source, config: Config | None = None, ray_poller: Any = None,
@@ -185,6 +191,9 @@ class VramtopApp(App[None]):
         """The source attaches a Ray state to each snapshot (a recording, cluster mode), so the
         Ray panel shows it without a poller of its own."""
         return bool(getattr(self.source, "carries_ray", False))
+
+    def _replay_position(self) -> str | None:
+        return self.source.status() if self.replaying else None
 
     def _ray_panel(self) -> Widget:
         if self.ray_poller is None and not self.ray_in_snapshots:
@@ -286,7 +295,7 @@ class VramtopApp(App[None]):
         self.snapshot = snapshot
         self.instances = group_instances(snapshot)
         with self.batch_update():
-            self.query_one(NodeHeader).show(snapshot, self.paused)
+            self.query_one(NodeHeader).show(snapshot, self.paused, self._replay_position())
             self._show_status()
             await self.query_one(GpuPanel).show(snapshot, self.config.thresholds, self.history,
                                                 self.config.interval)
@@ -298,8 +307,6 @@ class VramtopApp(App[None]):
 
     def _show_status(self) -> None:
         lines = [self.sample_error] if self.sample_error else []
-        if self.replaying:
-            lines.append(self.source.status())
         if self.snapshot is not None:
             lines += [f"{e.source}: {e.message}" for e in self.snapshot.errors]
             if (tel := self.snapshot.telemetry) is not None:
@@ -364,7 +371,9 @@ class VramtopApp(App[None]):
         if isinstance(self.screen, HelpScreen):
             return
         self.push_screen(HelpScreen([
-            ("Everywhere", self.BINDINGS + [Binding("tab", "", "Next panel"), Binding("ctrl+p", "", "Command palette")]),
+            ("Everywhere", [b for b in self.BINDINGS if b not in REPLAY_BINDINGS]
+             + [Binding("tab", "", "Next panel"), Binding("ctrl+p", "", "Command palette")]),
+            ("Replay (vramtop --replay FILE)", [Binding("p", "", "Pause / play the recording"), *REPLAY_BINDINGS]),
             ("Process table", ProcessTable.BINDINGS + [Binding("up,down,home,end", "", "Move the cursor")]),
             ("Filter box", [Binding("enter", "", "Keep the filter, back to the table"),
                             Binding("escape", "", "Clear the filter")]),
@@ -374,13 +383,12 @@ class VramtopApp(App[None]):
         if self.replaying:  # the recording's own clock stops, so play resumes where it paused
             self.source.toggle_pause()
             self.sample_now()
-            self._show_status()
             return
         self.paused = not self.paused
         if self.paused and self._timer is not None:
             self._timer.stop()
             self._timer = None
-        self.query_one(NodeHeader).show(self.snapshot, self.paused)
+        self.query_one(NodeHeader).show(self.snapshot, self.paused, self._replay_position())
         if not self.paused:
             self.sample_now()
 
@@ -406,6 +414,12 @@ class VramtopApp(App[None]):
         {"back": lambda: source.step(-1), "forward": lambda: source.step(1),
          "slower": source.slower, "faster": source.faster}[control]()
         self.sample_now()  # the screen moves at once
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The replay keys exist (and show in the footer) only in a replay."""
+        if action in ("replay", "jump") and not self.replaying:
+            return False
+        return True
 
     def action_jump(self) -> None:
         """Ask where to go in the recording ("would it have fitted at 14:02?")."""

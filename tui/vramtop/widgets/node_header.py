@@ -17,7 +17,9 @@ def gib(mib: int) -> str:
     return f"{mib / 1024:.1f}"
 
 
-def header_pieces(snapshot: NodeSnapshot | None, paused: bool) -> list[Content]:
+def header_pieces(snapshot: NodeSnapshot | None, paused: bool, where: str | None = None) -> list[Content]:
+    """``where``: the replay's position ("replay 14:02:11  +00:05:12 / 01:00:00 ..."), shown
+    right after the badges."""
     badges: list[Content] = []
     if snapshot is not None and snapshot.source in BADGES:
         badges.append(Content(f" {BADGES[snapshot.source]} ").stylize("bold reverse $accent"))
@@ -26,7 +28,8 @@ def header_pieces(snapshot: NodeSnapshot | None, paused: bool) -> list[Content]:
     title = Content.assemble(*(p for b in badges for p in (b, " ")), ("vramtop", "bold"))
     if snapshot is None:
         return [title, Content("waiting for the first sample…").stylize("dim")]
-    pieces = [title, Content(snapshot.hostname).stylize("bold")]
+    pieces = [title] + ([Content(where).stylize("bold $accent")] if where else [])
+    pieces.append(Content(snapshot.hostname).stylize("bold"))
     if snapshot.source == "cluster":  # the GPUs of every Ray node, as Ray's reporters read them
         nodes = len({g.node for g in snapshot.gpus})
         pieces.append(Content(f"{nodes} node{'s' if nodes != 1 else ''} with GPUs · reserved memory counted as used"))
@@ -55,9 +58,9 @@ class NodeHeader(Widget):
         self.paused = False
         self._pieces = header_pieces(None, False)
 
-    def show(self, snapshot: NodeSnapshot | None, paused: bool) -> None:
+    def show(self, snapshot: NodeSnapshot | None, paused: bool, where: str | None = None) -> None:
         """Repaint only when the words change: a node at rest costs no repaint a tick."""
-        pieces = header_pieces(snapshot, paused)
+        pieces = header_pieces(snapshot, paused, where)
         self.snapshot, self.paused = snapshot, paused
         if pieces == self._pieces:
             return
