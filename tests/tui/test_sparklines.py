@@ -92,3 +92,9 @@ async def test_the_live_view_draws_each_gpu_trend_and_the_engine_history_on_the_
         await pilot.pause(0.1)
         assert table.highlighted_row.kind == "instance"
         assert " · KV " in str(app.query_one("#detail").render())
+
+
+def test_the_trend_span_reads_in_the_unit_a_person_would_say():
+    from vramtop.widgets.gpu_bars import span_text
+
+    assert [span_text(s) for s in (45, 900, 3 * 3600, 54_000 * 60)] == ["45 s", "15 min", "3 h", "38 days"]

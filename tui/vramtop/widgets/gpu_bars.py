@@ -163,7 +163,11 @@ def used_trend(history: History | None, gpu: GpuInfo) -> str:
 
 
 def span_text(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+    """"45 s", "15 min", "3 h", "2 days": the history's span in the unit a person would say."""
+    for unit, size, above in (("days", 86_400, 2 * 86_400), ("h", 3_600, 3 * 3_600), ("min", 60, 90)):
+        if seconds >= above:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def node_title(node: str, gpus: list[GpuInfo]) -> str:
@@ -185,16 +189,17 @@ class GpuPanel(VerticalScroll):
         self.border_title = "GPUs"
         self._layout: list[tuple[str | None, int]] = []
         self._trends: dict[int, tuple[tuple, str]] = {}  # GPU index -> (what it was drawn from, sparkline)
+        self._span = ""  # "trend: used, last 15 min" (the subtitle, where the trend fits)
+        self._widths: dict[str, int] = {}
 
     async def show(self, snapshot: NodeSnapshot, thresholds: Thresholds, history: History | None = None,
                    interval: float = 1.0) -> None:
         """Show the snapshot's GPUs; with ``history``, each bar also draws its used memory over
         the history's span (``interval`` seconds a snapshot)."""
         widths = field_widths(snapshot.gpus, trend=history is not None)
-        shows_trend = history is not None and "trend" in fields_that_fit(widths, self.content_size.width)
-        subtitle = f"trend: used, last {span_text(history.length * interval)}" if shows_trend else ""
-        if subtitle != self.border_subtitle:  # setting it repaints the panel, even to the same text
-            self.border_subtitle = subtitle
+        self._span = f"trend: used, last {span_text(history.length * interval)}" if history is not None else ""
+        self._widths = widths
+        self._subtitle()
         layout = [(g.node, g.index) for g in snapshot.gpus]
         if layout != self._layout:
             self._layout = layout
@@ -203,6 +208,16 @@ class GpuPanel(VerticalScroll):
             return
         for bar, gpu in zip(self.query_children(GpuBar), snapshot.gpus):
             bar.update_gpu(gpu, gpu_state(gpu, thresholds), widths, self._trend(history, gpu))
+
+    def _subtitle(self) -> None:
+        """Name the sparkline's span where the bars have room to draw it."""
+        width = self.content_size.width
+        subtitle = self._span if self._span and width and "trend" in fields_that_fit(self._widths, width) else ""
+        if subtitle != self.border_subtitle:  # setting it repaints the panel, even to the same text
+            self.border_subtitle = subtitle
+
+    def on_resize(self) -> None:
+        self._subtitle()
 
     def _trend(self, history: History | None, gpu: GpuInfo) -> str:
         """``used_trend``, drawn again only when a bucket starts or the GPU's used memory moved
