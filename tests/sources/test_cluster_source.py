@@ -6,10 +6,14 @@ from dataclasses import replace
 
 import pytest
 
+from vramtop.analysis.instances import group_instances
+from vramtop.analysis.roles import classify
+from vramtop.analysis.states import UNKNOWN, gpu_state
 from vramtop.ray.link import link_gpu_processes
-from vramtop.ray.model import NOT_FOUND, OK, UNREACHABLE, Deployment, Node, RayGpu, RayState, Replica
+from vramtop.ray.model import NOT_FOUND, OK, UNREACHABLE, Actor, Deployment, Node, RayGpu, RayState, Replica
 from vramtop.snapshot import NodeSnapshot, SourceError
 from vramtop.sources.cluster import NO_MEMORY, ClusterSource, cluster_gpus, is_this_machine, node_label
+from vramtop.telemetry.actions import plan_for_instance, plan_for_process
 
 H100 = 81_559
 
@@ -164,7 +168,29 @@ def test_in_cluster_mode_a_pid_links_only_to_a_replica_of_its_own_node():
 
 
 def test_a_gpu_without_memory_figures_reads_unknown_not_critical():
-    from vramtop.analysis.states import UNKNOWN, gpu_state
-
     gpus, _ = cluster_gpus(CLUSTER)
     assert [gpu_state(g) for g in gpus if g.error == NO_MEMORY] == [UNKNOWN, UNKNOWN]
+
+
+def _replica_on_remote_node():
+    remote = node("r" * 32, "gpu-r", "203.0.113.251",
+                  gpus=[RayGpu(0, "NVIDIA H100", "GPU-r0", 30_000, H100, 50, {os.getpid(): 29_000})])
+    actor = Actor("act1", "ServeReplica:medgemma:VLLMDeployment", state="ALIVE", pid=os.getpid(), node_id="r" * 32)
+    return replace(ray_state(remote), actors=(actor,))
+
+
+def test_a_remote_ray_actor_is_titled_as_ray_titles_it_and_stays_remote():
+    state = _replica_on_remote_node()
+    (proc,) = cluster_gpus(state)[1]
+    assert proc.host.title == "ray::ServeReplica:medgemma:VLLMDeployment" and proc.host.user is None
+    assert proc.hidden_reason == "on Ray node gpu-r"
+    assert classify(proc.host).kind == "replica"
+
+
+def test_a_process_on_another_node_is_never_signalled_from_here():
+    """Its PID is this test's own: signalling it here would hit the wrong process."""
+    snap = ClusterSource(FakePoller(_replica_on_remote_node())).sample()
+    plan = plan_for_process(snap, os.getpid())
+    assert plan.term == () and plan.refusal == f"pid {os.getpid()} runs on Ray node gpu-r, not on this machine: stop it there"
+    (inst,) = group_instances(snap)
+    assert plan_for_instance(snap, inst).refusal == plan.refusal

@@ -22,8 +22,8 @@ from typing import Collection
 
 import psutil
 
-from vramtop.ray.model import Node, RayGpu, RayState
-from vramtop.snapshot import GpuInfo, GpuProcess, NodeSnapshot, SourceError
+from vramtop.ray.model import Actor, Node, RayGpu, RayState
+from vramtop.snapshot import GpuInfo, GpuProcess, HostProcess, NodeSnapshot, SourceError
 from vramtop.sources.processes import ProcessReader
 
 NO_MEMORY = "Ray reported no memory for this GPU"
@@ -79,10 +79,12 @@ def cluster_gpus(state: RayState, hostname: str | None = None,
                  addresses: Collection[str] = ()) -> tuple[tuple[GpuInfo, ...], tuple[GpuProcess, ...]]:
     """The GPUs of every node that is not DEAD (head first, then by label) with indices unique
     over the cluster, and their processes. A process on another machine carries the node it runs
-    on as its ``hidden_reason``; one on this machine has none, for the caller to look it up."""
+    on as its ``hidden_reason`` (and, when it is a live Ray actor, the title Ray gives it); one on
+    this machine has none, for the caller to look it up."""
     nodes = sorted((n for n in state.nodes if n.state != "DEAD"),
                    key=lambda n: (not n.is_head, _natural(node_label(n)), n.node_id))
     labels = _labels(nodes)
+    actors = {(a.node_id, a.pid): a for a in state.actors if a.pid and a.state == "ALIVE"}
     gpus: list[GpuInfo] = []
     procs: list[GpuProcess] = []
     for node in nodes:
@@ -91,9 +93,18 @@ def cluster_gpus(state: RayState, hostname: str | None = None,
         for g in sorted(node.gpus, key=lambda g: g.index):
             index = len(gpus)
             gpus.append(_gpu(index, g, label))
-            procs += [GpuProcess(pid, index, mib, hidden_reason=None if here else f"on Ray node {label}")
-                      for pid, mib in sorted(g.process_mib.items())]
+            for pid, mib in sorted(g.process_mib.items()):
+                actor = None if here else actors.get((node.node_id, pid))
+                procs.append(GpuProcess(pid, index, mib, host=_as_ray_names_it(pid, actor) if actor else None,
+                                        hidden_reason=None if here else f"on Ray node {label}"))
     return tuple(gpus), tuple(procs)
+
+
+def _as_ray_names_it(pid: int, actor: Actor) -> HostProcess:
+    """A remote process that is a Ray actor, as the OS would title it (``ray::<class>``): a Serve
+    replica or a vLLM worker is then recognised for what it is. Owner, CPU and RSS stay unknown."""
+    title = f"ray::{actor.class_name}"
+    return HostProcess(pid=pid, ppid=None, name=title, title=title, cmdline=(title,))
 
 
 class ClusterSource:

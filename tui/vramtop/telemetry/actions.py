@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import signal
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import psutil
 
@@ -67,6 +67,18 @@ def _not_live(snapshot: NodeSnapshot) -> str | None:
     return None
 
 
+def _elsewhere(snapshot: NodeSnapshot, pids: Iterable[int]) -> str | None:
+    """Why one of ``pids`` must not be signalled from here: in cluster mode it runs on another
+    machine (its record, if any, is Ray's, and the same PID here is another process)."""
+    if snapshot.source != "cluster":
+        return None
+    wanted = set(pids)
+    for p in snapshot.gpu_processes:
+        if p.pid in wanted and p.hidden_reason:
+            return f"pid {p.pid} runs {p.hidden_reason}, not on this machine: stop it there"
+    return None
+
+
 def _target(host: HostProcess) -> Target:
     return Target(host.pid, host.create_time, host.title, host.user)
 
@@ -78,7 +90,7 @@ def plan_for_instance(snapshot: NodeSnapshot, instance: Instance) -> StopPlan:
     watch = tuple(_target(m.host) for m in instance.members if m.host is not None)
     if root is not None and all(t.pid != root.pid for t in watch):
         watch = (_target(root),) + watch
-    refusal = _not_live(snapshot)
+    refusal = _not_live(snapshot) or _elsewhere(snapshot, [m.pid for m in instance.members])
     if refusal is None and (root is None or hidden):
         refusal = (f"pid {(hidden or [instance.root_pid])[0]} is not visible from here, so it cannot be stopped safely "
                    "(another PID namespace?)")
@@ -104,7 +116,7 @@ def plan_for_process(snapshot: NodeSnapshot, pid: int) -> StopPlan:
         if p.pid == pid and p.used_mib is not None:
             per_gpu[p.gpu_index] = per_gpu.get(p.gpu_index, 0) + p.used_mib
     host = snapshot.host_process(pid)
-    if (refusal := _not_live(snapshot)) is not None:
+    if (refusal := _not_live(snapshot) or _elsewhere(snapshot, [pid])) is not None:
         return StopPlan(f"pid {pid}", (), (), per_gpu, refusal=refusal)
     if host is None:
         return StopPlan(f"pid {pid}", (), (), per_gpu,
