@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import subprocess
+import sys
 
 import pytest
 
@@ -17,17 +20,24 @@ from vramtop.telemetry.poller import TelemetryPoller
 CACHE = {"block_size": "16", "cache_dtype": "fp8", "gpu_memory_utilization": "0.85", "num_gpu_blocks": "9000"}
 
 
+def _serving_qwen(start_stand_in, fake_nvml, *, gpu: int, new: bool, engine: dict):
+    """A real `vllm serve Qwen/Qwen3-8B` stand-in whose engine core the stand-in driver lists on
+    ``gpu`` with 19,500 MiB, serving one engine's figures in the ``new`` or older metric names."""
+    port = free_port()
+    server = start_stand_in(f"/usr/local/bin/vllm serve Qwen/Qwen3-8B --port {port}", port=port,
+                            child_title="VLLM::EngineCore")
+    server.serve(vllm_exposition(new=new, model="Qwen/Qwen3-8B", engines=[engine], cache=CACHE))
+    fake_nvml.add_process(gpu, server.child_pid, 19_500)
+    fake_nvml.write()
+    return server
+
+
 def test_live_snapshot_to_serving_line_and_csv(fake_nvml, start_stand_in):
     pytest.importorskip("vramtop.sources.nvml", reason="the NVML source is not in this tree yet")
     from vramtop.sampler import LiveSource
 
-    port = free_port()
-    server = start_stand_in(f"/usr/local/bin/vllm serve Qwen/Qwen3-8B --port {port}", port=port,
-                            child_title="VLLM::EngineCore")
-    engines = [dict(kv=0.62, running=9, waiting=4, prompt=100, generation=200, preemptions=2)]
-    server.serve(vllm_exposition(new=True, model="Qwen/Qwen3-8B", engines=engines, cache=CACHE))
-    fake_nvml.add_process(2, server.child_pid, 19_500)
-    fake_nvml.write()
+    server = _serving_qwen(start_stand_in, fake_nvml, gpu=2, new=True,
+                           engine=dict(kv=0.62, running=9, waiting=4, prompt=100, generation=200, preemptions=2))
 
     source = LiveSource()
     try:
@@ -51,17 +61,9 @@ def test_live_snapshot_to_serving_line_and_csv(fake_nvml, start_stand_in):
 def test_once_json_carries_what_the_engine_reported(fake_nvml, start_stand_in):
     """``vramtop --once --json`` in a child process on the stand-in driver reads the engine's real
     /metrics: the same figures the live view shows (levels; rates need a second read)."""
-    import json
-    import subprocess
-    import sys
-
-    port = free_port()
-    server = start_stand_in(f"/usr/local/bin/vllm serve Qwen/Qwen3-8B --port {port}", port=port,
-                            child_title="VLLM::EngineCore")
-    engines = [dict(kv=0.41, running=7, waiting=2, prompt=100, generation=200, preemptions=1)]
-    server.serve(vllm_exposition(new=False, model="Qwen/Qwen3-8B", engines=engines, cache=CACHE))
-    fake_nvml.add_process(1, server.child_pid, 19_500)
-    fake_nvml.write()
+    server = _serving_qwen(start_stand_in, fake_nvml, gpu=1, new=False,
+                           engine=dict(kv=0.41, running=7, waiting=2, prompt=100, generation=200, preemptions=1))
+    port = server.port
     result = subprocess.run([sys.executable, "-m", "vramtop", "--once", "--json", "--no-ray"],
                             env=fake_nvml.env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
