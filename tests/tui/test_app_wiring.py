@@ -236,3 +236,13 @@ async def test_serving_telemetry_is_read_at_its_own_interval_not_every_tick():
         await pilot.pause(1.2)
         ticks = app.history.added
     assert ticks >= 10 and 2 <= Counting.polls <= 4  # at 0, 0.5 and 1.0 s (give or take a tick)
+
+
+async def test_replay_keys_do_nothing_in_a_live_view():
+    app = VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=3600.0))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.2)
+        shown = app.snapshot
+        await pilot.press("less_than_sign", "greater_than_sign", "left_square_bracket", "g")
+        await pilot.pause(0.2)
+        assert app.screen is app.screen_stack[0] and app.snapshot is shown  # no dialog, no new sample

@@ -407,9 +407,7 @@ class VramtopApp(App[None]):
         self.notify(save_report(self.snapshot, report_candidates(self), label=label))
 
     def action_replay(self, control: str) -> None:
-        """Replay controls; in a live view these keys do nothing."""
-        if not self.replaying:
-            return
+        """Replay controls (``check_action`` keeps them out of a live view)."""
         source: ReplaySource = self.source
         {"back": lambda: source.step(-1), "forward": lambda: source.step(1),
          "slower": source.slower, "faster": source.faster}[control]()
@@ -423,8 +421,6 @@ class VramtopApp(App[None]):
 
     def action_jump(self) -> None:
         """Ask where to go in the recording ("would it have fitted at 14:02?")."""
-        if not self.replaying:
-            return
         source: ReplaySource = self.source
         where = time.strftime("%H:%M:%S", time.localtime(source.position))
 

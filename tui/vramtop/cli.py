@@ -29,7 +29,8 @@ examples:
   vramtop fit medgemma-4b-it --engine vllm --tp 2 --util 0.85 --demo
                                would this model fit on the node now? (see: vramtop fit --help)
 
-keys in the live view: q quit, ? help, p pause, tab next panel, / filter, s/S sort.
+keys in the live view: q quit, ? help, p pause, tab next panel, / filter, s/S sort, k stop,
+w what-if, R write a report, ctrl+r save the last minutes as a recording (ctrl+p: every action).
 
 exit status: 0 ok, 2 no NVIDIA driver (and no Ray cluster) / bad configuration.
 """
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vramtop: {exc}", file=sys.stderr)
         return 2
     ray_poller = None
-    if args.replay or getattr(source, "carries_ray", False):
+    if getattr(source, "carries_ray", False):
         pass  # the Ray state rides on each snapshot (recorded, or the one the cluster was read from)
     elif args.demo and not args.no_ray:
         from vramtop.ray.demo import DemoRayPoller
