@@ -38,6 +38,14 @@ def test_malformed_file_is_one_line_naming_file_line_and_problem(tmp_path, text,
     assert str(path) in message and expect in message and "\n" not in message
 
 
+def test_a_binary_file_is_one_line_too(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"interval: 1\n\xe8\x00\xff")
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    assert str(err.value) == f"{path}: not a text file (byte 12 is not UTF-8)"
+
+
 def test_missing_explicit_file_is_an_error_but_missing_default_is_not(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     assert config.load().interval == 1.0
