@@ -98,3 +98,9 @@ def test_the_trend_span_reads_in_the_unit_a_person_would_say():
     from vramtop.widgets.gpu_bars import span_text
 
     assert [span_text(s) for s in (45, 900, 3 * 3600, 54_000 * 60)] == ["45 s", "15 min", "3 h", "38 days"]
+
+
+def test_serving_sparks_span_every_scrape_kept_showing_each_stretchs_peak():
+    scrapes = [VllmMetrics("u", kv_cache_usage=1.0 if i == 3 else 0.0) for i in range(40)]
+    line = serving_sparks(ServingHistory.of(scrapes), cells=10)  # 4 scrapes a cell
+    assert line == "KV " + BARS[-1] + BARS[0] * 9  # an early spike still shows

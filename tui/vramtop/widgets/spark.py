@@ -41,9 +41,9 @@ def _share(value: float, top: float) -> float:
 
 
 def serving_sparks(history: ServingHistory, cells: int = 10) -> str:
-    """An engine's recent throughput, KV cache use (scaled to full) and queue, for the detail
-    line; empty until there are two scrapes to draw."""
+    """An engine's throughput, KV cache use (scaled to full) and queue over all the scrapes kept
+    (the peak of each stretch), for the detail line; empty until there are two scrapes to draw."""
     series = (("tok/s", history.generation_tokens_per_s, None), ("KV", history.kv_cache_usage, 1.0),
               ("waiting", history.requests_waiting, None))
-    return " · ".join(f"{label} {spark(values[-cells:], min(cells, len(values)), top)}"
+    return " · ".join(f"{label} {spark(values, min(cells, len(values)), top, per_cell=-(-len(values) // cells))}"
                       for label, values, top in series if len(values) >= 2)
