@@ -26,6 +26,7 @@ def test_file_then_command_line_and_where_each_came_from(tmp_path):
         ("interval: -1\n", "'interval' must be a positive number"),
         ("critical_free_mib: 1.5\n", "'critical_free_mib' must be a whole number"),
         ("colour: red\n", "unknown setting 'colour'"),
+        ("report_lang: fr\n", "line 1: 'report_lang' must be one of en, es, got 'fr'"),
         ("- just\n- a list\n", "not a list"),
     ],
 )

@@ -246,3 +246,11 @@ async def test_replay_keys_do_nothing_in_a_live_view():
         await pilot.press("less_than_sign", "greater_than_sign", "left_square_bracket", "g")
         await pilot.pause(0.2)
         assert app.screen is app.screen_stack[0] and app.snapshot is shown  # no dialog, no new sample
+
+
+async def test_capital_r_writes_in_the_configured_language(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = VramtopApp(DemoSource(clock=lambda: 1.7e9), Config(interval=3600.0, report_lang="es"))
+    await _press_once_shown(app, "R")
+    (report,) = tmp_path.glob("vramtop-report-*.md")
+    assert report.read_text().startswith("# Informe de VRAM: demo-a10-node")

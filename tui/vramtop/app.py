@@ -404,7 +404,7 @@ class VramtopApp(App[None]):
         from vramtop.report.cli import save_report
 
         label = self.source.label if self.replaying else None
-        self.notify(save_report(self.snapshot, report_candidates(self), label=label))
+        self.notify(save_report(self.snapshot, report_candidates(self), lang=self.config.report_lang, label=label))
 
     def action_replay(self, control: str) -> None:
         """Replay controls (``check_action`` keeps them out of a live view)."""

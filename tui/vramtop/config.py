@@ -32,6 +32,7 @@ class Config:
     ray_timeout: float = 2.0  # seconds before a Ray dashboard request counts as slow
     ray_interval: float = 5.0  # seconds between Ray polls
     telemetry_interval: float = 2.0  # seconds between reads of the serving engines' metrics
+    report_lang: str = "en"  # the language of the report the live view writes (R): en or es
     sources: dict[str, str] = field(default_factory=dict, compare=False)  # key -> where from
 
     @property
@@ -40,6 +41,7 @@ class Config:
 
 
 _KEYS = {f.name: f for f in fields(Config) if f.name != "sources"}
+REPORT_LANGS = ("en", "es")  # what vramtop.report writes
 
 
 def default_path() -> Path:
@@ -64,6 +66,8 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             return int(value)
         if value is not None and not isinstance(value, str):
             raise TypeError
+        if key == "report_lang" and value not in REPORT_LANGS:
+            raise ConfigError(f"{where}: 'report_lang' must be one of {', '.join(REPORT_LANGS)}, got {value!r}")
         return value
     except (TypeError, ValueError):
         kind = "a positive number" if "float" in want else "a whole number" if "int" in want else "text"

@@ -14,11 +14,12 @@ from typing import Any
 from vramtop import __version__
 from vramtop.analysis import roles
 from vramtop.analysis.states import SYMBOLS
+from vramtop.config import REPORT_LANGS
 from vramtop.fit import Candidate
 from vramtop.report.facts import Facts, InstanceCost, gather
 from vramtop.snapshot import NodeSnapshot
 
-LANGS = ("en", "es")
+LANGS = REPORT_LANGS
 FACT, CORRECTION, RECOMMENDATION = "fact", "correction", "recommendation"
 _STATE_ES = {"critical": "crítico", "low": "bajo", "ok": "ok", "lost": "perdida"}
 _VERDICT_ES = {"GREEN": "VERDE", "YELLOW": "AMARILLO", "RED": "ROJO", "INVALID": "NO VÁLIDO"}
