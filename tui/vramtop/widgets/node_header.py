@@ -32,7 +32,8 @@ def header_pieces(snapshot: NodeSnapshot | None, paused: bool, where: str | None
     pieces.append(Content(snapshot.hostname).stylize("bold"))
     if snapshot.source == "cluster":  # the GPUs of every Ray node, as Ray's reporters read them
         nodes = len({g.node for g in snapshot.gpus})
-        pieces.append(Content(f"{nodes} node{'s' if nodes != 1 else ''} with GPUs · reserved memory counted as used"))
+        pieces.append(Content(f"{nodes} node{'s' if nodes != 1 else ''} with GPUs"))
+        pieces.append(Content("reserved memory counted as used").stylize("dim"))
     else:
         pieces.append(Content(f"driver {snapshot.driver_version or 'n/a'}"))
         pieces.append(Content(f"CUDA {snapshot.cuda_version or 'n/a'}"))
