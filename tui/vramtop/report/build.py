@@ -16,6 +16,7 @@ from vramtop.analysis import roles
 from vramtop.analysis.states import SYMBOLS
 from vramtop.config import REPORT_LANGS
 from vramtop.fit import Candidate
+from vramtop.report import es_fit
 from vramtop.report.facts import Facts, InstanceCost, gather
 from vramtop.snapshot import NodeSnapshot
 
@@ -100,6 +101,13 @@ class _Writer:
 
     def verdict(self, word: str) -> str:
         return _VERDICT_ES.get(word, word) if self.lang == "es" else word
+
+    def fit(self, text: str) -> str:
+        """One of the fit engine's sentences in the report's language (marked where no Spanish
+        template fits it)."""
+        if self.lang != "es":
+            return text
+        return es_fit.translate(text) or f"{text} _(en inglés)_"
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
@@ -311,9 +319,9 @@ def _candidates(w: _Writer, f: Facts) -> Section | None:
     lines: list[str] = []
     for c in f.candidates:
         r = c.result
-        lines += [f"### {c.text}", "", f"**{r.symbol} {w.verdict(r.word)}** — {r.headline}", ""]
-        lines.append(w.t("Why (fit engine):", "Por qué (motor de ajuste, que escribe en inglés):"))
-        lines += [f"- {x}" for x in r.reasons] + [""]
+        lines += [f"### {c.text}", "", f"**{r.symbol} {w.verdict(r.word)}** — {w.fit(r.headline)}", ""]
+        lines.append(w.t("Why (fit engine):", "Por qué (motor de ajuste):"))
+        lines += [f"- {w.fit(x)}" for x in r.reasons] + [""]
         if r.engine_error:
             lines += [w.t(f"vLLM would say: `{r.engine_error}`", f"vLLM diría: `{r.engine_error}`"), ""]
         plan = r.ollama_plan
@@ -341,13 +349,15 @@ def _candidates(w: _Writer, f: Facts) -> Section | None:
         if r.per_gpu:
             head = w.t("GPU|Needs|Free|Note", "GPU|Necesita|Libre|Nota").split("|")
             lines += _table(head, [[str(g.gpu_index), _mib(g.needed_mib), _mib(g.free_mib),
-                                    g.note + ("" if g.fits else w.t(" — SHORT", " — NO CABE"))] for g in r.per_gpu]) + [""]
+                                    (es_fit.note(g.note) if w.lang == "es" else g.note)
+                                    + ("" if g.fits else w.t(" — SHORT", " — NO CABE"))] for g in r.per_gpu]) + [""]
         if r.suggestions:
-            lines.append(w.t("What would make it fit (fit engine):", "Qué lo haría caber (motor de ajuste, en inglés):"))
-            lines += [f"- {w.verdict(s.verdict.upper())}: {s.text}" for s in r.suggestions] + [""]
+            lines.append(w.t("What would make it fit (fit engine):", "Qué lo haría caber (motor de ajuste):"))
+            lines += [f"- {w.verdict(s.verdict.upper())}: {w.fit(s.text)}" for s in r.suggestions] + [""]
         if c.best is not None:
             lines += [w.t(f"After the best of these ({c.best_text}): **{c.best.symbol} {w.verdict(c.best.word)}** — {c.best.headline}",
-                          f"Tras la mejor de ellas ({c.best_text}): **{c.best.symbol} {w.verdict(c.best.word)}** — {c.best.headline}"), ""]
+                          f"Tras la mejor de ellas ({w.fit(c.best_text)}): **{c.best.symbol} {w.verdict(c.best.word)}** — "
+                          f"{w.fit(c.best.headline)}"), ""]
     return Section("candidates", w.t("Candidates", "Candidatos"), tuple(lines))
 
 
