@@ -29,6 +29,18 @@ def test_kv_per_layer_and_sliding_window():
     assert p.kv_cache_bytes == expected
 
 
+def test_full_attention_layers_are_interleaved_as_gemma_3_lays_them_out():
+    """Every sixth layer keeps the whole context: a partial offload (the last layers first) then
+    takes a mix of small sliding layers and big full ones, not the full ones alone."""
+    s = spec("google/gemma-3-27b-it")
+    kv_of_layer = [size - min(sizes) for sizes in [ollama._parts(s, "q4_k_m", 131_072, 8, "f16").layers]
+                   for size in sizes]
+    big = [i for i, kv in enumerate(kv_of_layer) if kv > 0]
+    assert big == [5, 11, 17, 23, 29, 35, 41, 47, 53, 59]
+    one_gpu = ollama.plan(s, {0: 40 * GIB}, quant="q4_k_m", num_ctx=131_072, num_parallel=8, kv_cache_type="f16")
+    assert not one_gpu.full and one_gpu.layers_on_gpu > 10  # mostly small layers fit beside a few big ones
+
+
 def test_kv_quantization_only_with_flash_attention():
     gemma = spec("google/gemma-3-4b-it")  # flash attention on by default
     llama = spec("meta-llama/Llama-3.1-8B-Instruct")  # not in Ollama's default list

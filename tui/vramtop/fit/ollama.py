@@ -81,6 +81,17 @@ class _Parts:
     kv: float
 
 
+def _full_layers(layers: int, full: int) -> set[int]:
+    """Which layers keep the whole context when sliding-window and full-attention layers mix:
+    interleaved, the last of every ``layers // full`` (Gemma 3: 5 sliding, then 1 full; gpt-oss:
+    alternating), as the models lay them out, so a partial offload puts the right sizes on GPUs."""
+    if full <= 0:
+        return set()
+    period = max(1, layers // full)
+    chosen = [i for i in range(layers) if i % period == period - 1][:full]
+    return set(chosen) | set(range(layers - (full - len(chosen)), layers))
+
+
 def _parts(spec: ModelSpec, quant: str, num_ctx: int, num_parallel: int, kv_type: str) -> _Parts:
     weights = float(weight_bytes_as(spec, quant) if quant != spec.dtype else spec.weight_bytes)
     bits = BITS_PER_WEIGHT.get(normalize_format(quant), 16.0)
@@ -96,7 +107,8 @@ def _parts(spec: ModelSpec, quant: str, num_ctx: int, num_parallel: int, kv_type
     context = num_ctx * num_parallel
     window_tokens = min(context, num_parallel * (spec.sliding_window or 0) + NUM_BATCH)
     sliding = spec.sliding_layers if spec.sliding_window else 0
-    kv_layers = [per_token * (window_tokens if i < sliding else context) for i in range(spec.layers)]
+    full = _full_layers(spec.layers, spec.layers - sliding) if sliding else set(range(spec.layers))
+    kv_layers = [per_token * (context if i in full else window_tokens) for i in range(spec.layers)]
     batch = min(context, NUM_BATCH)
     logits = 4.0 * batch * (spec.hidden + spec.vocab)
     if spec.flash_attention:
