@@ -254,3 +254,29 @@ async def test_capital_r_writes_in_the_configured_language(tmp_path, monkeypatch
     await _press_once_shown(app, "R")
     (report,) = tmp_path.glob("vramtop-report-*.md")
     assert report.read_text().startswith("# Informe de VRAM: demo-a10-node")
+
+
+async def test_a_node_at_rest_moves_only_the_clock_bound_parts():
+    import dataclasses
+
+    from tui_support import ScriptedSource
+
+    first = DemoSource(clock=lambda: 1.7e9).sample()
+    source = ScriptedSource(first)
+    app = VramtopApp(source, Config(interval=3600.0))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.2)
+        grouped = app.instances
+
+        async def tick(snapshot):
+            source.items.append(snapshot)
+            app.sample_now()
+            await pilot.pause(0.2)
+
+        await tick(dataclasses.replace(first, timestamp=first.timestamp + 1))
+        assert app.snapshot.timestamp == first.timestamp + 1 and app.history.added == 2
+        assert app.instances is grouped  # nothing regrouped, nothing redrawn
+        moved = dataclasses.replace(first.gpu_processes[0], used_mib=first.gpu_processes[0].used_mib + 100)
+        await tick(dataclasses.replace(first, timestamp=first.timestamp + 2,
+                                       gpu_processes=(moved,) + first.gpu_processes[1:]))
+        assert app.instances is not grouped and app.instances[0].total_mib == grouped[0].total_mib + 100

@@ -98,6 +98,12 @@ REPLAY_BINDINGS = [
 ]
 
 
+def same_picture(before: NodeSnapshot, now: NodeSnapshot) -> bool:
+    """Nothing a view shows moved between two snapshots but the clock."""
+    return (now.gpus == before.gpus and now.gpu_processes == before.gpu_processes and now.errors == before.errors
+            and now.ancestors == before.ancestors and now.ray is before.ray and now.telemetry is before.telemetry)
+
+
 class VramtopApp(App[None]):
     """``VramtopApp(source, config, ray_poller=None).run()``."""
 
@@ -138,6 +144,7 @@ class VramtopApp(App[None]):
         self._telemetry_at = float("-inf")  # when the last telemetry poll began (monotonic)
         self._ray: RayState | None = None  # the latest Ray poll, likewise
         self.history = History()  # the last minutes, for ctrl+r (dump to a recording)
+        self._at_rest = False  # the last snapshot shown moved nothing but the clock
         self.snapshot: NodeSnapshot | None = None
         self.instances: tuple[Instance, ...] = ()
         self.paused = False
@@ -259,7 +266,7 @@ class VramtopApp(App[None]):
         if not self.replaying or latest is None or snapshot.timestamp > latest.timestamp:
             self.history.add(snapshot)  # (a paused or rewound replay shows snapshots it already has)
         await self.show_snapshot(snapshot)
-        if self.ray_poller is not None or self.ray_in_snapshots:
+        if (self.ray_poller is not None or self.ray_in_snapshots) and not self._at_rest:
             self.query_one(RayPanel).show(snapshot.ray, analyze(snapshot.ray, snapshot) if snapshot.ray else None)
         due = time.monotonic() - self._telemetry_at >= self.config.telemetry_interval
         if self.telemetry_poller is not None and due and not any(
@@ -291,19 +298,25 @@ class VramtopApp(App[None]):
         self._show_status()
 
     async def show_snapshot(self, snapshot: NodeSnapshot) -> None:
-        """Show ``snapshot`` everywhere, then tell the subscribed panels."""
-        self.snapshot = snapshot
-        self.instances = group_instances(snapshot)
+        """Show ``snapshot`` everywhere, then tell the subscribed panels. A node at rest (the
+        same GPUs, processes, errors and slower sources as last time) only moves the clock-bound
+        parts: the header, the status line and the sparklines."""
+        at_rest = self.snapshot is not None and same_picture(self.snapshot, snapshot)
+        self.snapshot, self._at_rest = snapshot, at_rest
+        if not at_rest:
+            self.instances = group_instances(snapshot)
         with self.batch_update():
             self.query_one(NodeHeader).show(snapshot, self.paused, self._replay_position())
             self._show_status()
             await self.query_one(GpuPanel).show(snapshot, self.config.thresholds, self.history,
                                                 self.config.interval)
-            table = self.query_one(ProcessTable)
-            table.show(snapshot, self.instances)
-            self._show_detail(table.highlighted_row)  # telemetry changes it without a row change
+            if not at_rest:
+                table = self.query_one(ProcessTable)
+                table.show(snapshot, self.instances)
+                self._show_detail(table.highlighted_row)  # telemetry changes it without a row change
         self.snapshot_signal.publish(snapshot)
-        feed_whatif(self, snapshot)
+        if not at_rest:
+            feed_whatif(self, snapshot)
 
     def _show_status(self) -> None:
         lines = [self.sample_error] if self.sample_error else []
