@@ -7,10 +7,11 @@ import dataclasses
 
 import pytest
 
+from vramtop.analysis.instances import served_model
 from vramtop.fit import specs
 from vramtop.fit.verdict import Candidate, predicted_kv_blocks
 from vramtop.snapshot import GpuInfo
-from vramtop.telemetry.kv_check import KvCheck, kv_check, served_model
+from vramtop.telemetry.kv_check import KvCheck, kv_check
 from vramtop.telemetry.model import CacheConfig, VllmMetrics
 
 A10 = GpuInfo(0, "NVIDIA A10", "GPU-0", 23_028, 513, 0, 22_515)

@@ -70,9 +70,8 @@ def _chain(snapshot: NodeSnapshot, host: HostProcess | None) -> list[HostProcess
     return out
 
 
-def _model_arg(host: HostProcess) -> str | None:
+def served_model(argv: list[str]) -> str | None:
     """The model a vLLM command line serves (``vllm serve M`` or ``--model M``)."""
-    argv = list(host.cmdline)
     for i, a in enumerate(argv):
         if a == "--model" and i + 1 < len(argv):
             return argv[i + 1]
@@ -100,9 +99,9 @@ def _name(root: HostProcess | None, role: Role, members: list[Member], pid: int)
         return f"{role.app}/{role.deployment}"
     if role.engine == roles.VLLM:
         for m in members:
-            if m.host and (model := _model_arg(m.host)):
+            if m.host and (model := served_model(list(m.host.cmdline))):
                 return f"vLLM {model}"
-        if root and (model := _model_arg(root)):
+        if root and (model := served_model(list(root.cmdline))):
             return f"vLLM {model}"
         return f"vLLM pid {pid}"
     if root is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from vramtop.analysis.instances import served_model
 from vramtop.fit import specs
 from vramtop.fit.specs import ModelSpec
 from vramtop.fit.verdict import Candidate, predicted_kv_blocks
@@ -46,14 +47,6 @@ def _spec(name: str) -> ModelSpec | None:
         return specs.resolve(name)
     except (specs.SpecError, OSError):
         return None
-
-
-def served_model(argv: list[str]) -> str | None:
-    """The model of ``vllm serve MODEL ...`` (``--model`` in older forms)."""
-    for i, arg in enumerate(argv[:-1]):
-        if arg == "serve" and not argv[i + 1].startswith("-"):
-            return argv[i + 1]
-    return flag_value(argv, "--model")
 
 
 def kv_check(metrics: VllmMetrics, tp: int, gpu: GpuInfo | None, argv: list[str] = ()) -> KvCheck | None:
