@@ -610,18 +610,9 @@ def resolve(name: str) -> ModelSpec:
         if path.name == "config.json":
             return from_hf_dir(path.parent)
         raise SpecError(f"{path}: neither a model directory, a config.json nor a GGUF file")
-    spec = from_catalog(text)
-    if spec is not None:
-        return spec
-    spec = from_ollama_store(text)
-    if spec is not None:
-        return spec
-    spec = from_hf_cache(text)
-    if spec is not None:
-        return spec
-    spec = from_ollama_api(text)
-    if spec is not None:
-        return spec
+    for lookup in (from_catalog, from_ollama_store, from_hf_cache, from_ollama_api):  # cheapest first
+        if (spec := lookup(text)) is not None:
+            return spec
     near = closest_names(text)
     hint = f"; closest: {', '.join(near)}" if near else "; see `vramtop fit --list`"
     raise SpecError(f"unknown model '{text}'{hint}")
