@@ -194,3 +194,12 @@ def test_a_process_on_another_node_is_never_signalled_from_here():
     assert plan.term == () and plan.refusal == f"pid {os.getpid()} runs on Ray node gpu-r, not on this machine: stop it there"
     (inst,) = group_instances(snap)
     assert plan_for_instance(snap, inst).refusal == plan.refusal
+
+
+def test_a_poll_just_taken_is_the_first_picture_not_polled_again():
+    poller, now = FakePoller(CLUSTER), [0.0]
+    source = ClusterSource(poller, clock=lambda: now[0], first=CLUSTER)
+    assert source.sample().ray is CLUSTER and poller.polls == 0
+    now[0] = 2.0
+    source.sample()
+    assert poller.polls == 1

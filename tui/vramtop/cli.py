@@ -111,11 +111,15 @@ def _open_source(demo: bool, replay: Path | None = None, cluster=None):
     return LiveSource()
 
 
-def _answers_with_nodes(poller) -> bool:
-    """Whether a Ray dashboard answers at the poller's address and lists nodes: where there is no
-    driver (a laptop, a login node), that cluster is what to show."""
+def _cluster_answering(poller):
+    """The cluster a Ray dashboard reports at the poller's address, when it answers and lists
+    nodes (else None): where there is no driver (a laptop, a login node), that is what to show."""
     state = poller.poll()
-    return state.error is None and bool(state.nodes)
+    if state.error is not None or not state.nodes:
+        return None
+    from vramtop.sources.cluster import ClusterSource
+
+    return ClusterSource(poller, first=state)  # its first picture is this poll, not a second one
 
 
 def _telemetry_poller(args: argparse.Namespace):
@@ -163,10 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         source = _open_source(args.demo, args.replay, _ray_poller(cfg) if args.cluster else None)
     except NvmlUnavailable as exc:
         poller = None if args.no_ray else _ray_poller(cfg)
-        if poller is None or not _answers_with_nodes(poller):
+        source = _cluster_answering(poller) if poller is not None else None
+        if source is None:
             print(f"vramtop: {exc}; run 'vramtop --demo' to see a simulated node", file=sys.stderr)
             return 2
-        source = _open_source(False, cluster=poller)
         if args.once:
             print(f"vramtop: no NVIDIA driver here ({exc}); showing the Ray cluster at {poller.address}",
                   file=sys.stderr)

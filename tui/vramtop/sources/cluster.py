@@ -116,11 +116,12 @@ class ClusterSource:
     name = "cluster"
     carries_ray = True  # each snapshot holds the Ray state it was built from: no second poll
 
-    def __init__(self, poller, min_poll_s: float = 2.0, clock=time.monotonic) -> None:
+    def __init__(self, poller, min_poll_s: float = 2.0, clock=time.monotonic, first: RayState | None = None) -> None:
+        """``first``: a poll just taken (the caller's check that Ray answers), used as the first one."""
         self._poller = poller
         self._min_poll_s = min_poll_s
         self._clock = clock
-        self._last: tuple[float, RayState] | None = None
+        self._last: tuple[float, RayState] | None = (clock(), first) if first is not None else None
         self._processes = ProcessReader()
         self._hostname = socket.gethostname()
         self._addresses = local_addresses()
