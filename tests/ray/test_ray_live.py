@@ -222,8 +222,9 @@ def test_dashboard_killed_state_says_unreachable_and_keeps_the_last_success(ray_
     assert good.status == OK
     (dashboard,) = [p for p in session_pids(ray_cluster.sid)
                     if any(a.endswith("dashboard/dashboard.py") for a in _cmdline(p))]
-    psutil.Process(dashboard).kill()
-    psutil.Process(dashboard).wait(10)
+    victim = psutil.Process(dashboard)
+    victim.kill()
+    victim.wait(10)
     deadline = time.time() + 30
     while (bad := poller.poll()).status == OK:
         assert time.time() < deadline, "the dashboard still answers"
