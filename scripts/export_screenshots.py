@@ -30,7 +30,7 @@ CLOCK = 1_700_000_000.0
 SIZES = {"narrow": (40, 30), "medium": (100, 30), "wide": (160, 45)}
 # name -> keys pressed after the first picture
 VIEWS = {"main": (), "folded": ("enter",), "filter": ("slash", "t", "p"), "help": ("question_mark",),
-         "ray": ("r",), "whatif": ("w", *"medgemma-4b", "enter")}
+         "ray": ("R",), "whatif": ("w", *"medgemma-4b", "enter")}
 
 
 class TwoNodes:

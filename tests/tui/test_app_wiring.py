@@ -74,7 +74,7 @@ async def test_a_missing_ray_dashboard_is_a_quiet_line_in_the_ray_tab_and_the_gp
     app = VramtopApp(DemoSource(clock=lambda: float(next(clock))), Config(interval=0.05),
                      ray_poller=RayPoller(f"http://127.0.0.1:{port}", timeout=0.5))
     async with app.run_test(size=(160, 45)) as pilot:
-        await pilot.press("r")
+        await pilot.press("R")
         for _ in range(60):
             await pilot.pause(0.05)
             if app.snapshot is not None and app.snapshot.ray is not None:
@@ -206,13 +206,13 @@ async def test_g_in_a_replay_jumps_to_the_typed_time_and_says_what_it_cannot_rea
         assert any("cannot read 'soon'" in n.message for n in app._notifications)
 
 
-async def test_capital_r_writes_the_report_of_the_screen_with_the_remembered_what_if_candidates(tmp_path, monkeypatch):
+async def test_r_writes_the_report_of_the_screen_with_the_remembered_what_if_candidates(tmp_path, monkeypatch):
     from vramtop import whatif_state as ws
 
     monkeypatch.chdir(tmp_path)
     form = ws.FormState(model="amsaravi/medgemma-27b-it:q8", engine="ollama")
     assert ws.save_memory(ws.WhatIfMemory(current=form)) is None
-    await _press_once_shown(VramtopApp(DemoSource(clock=lambda: 1.7e9), Config(interval=3600.0)), "R")
+    await _press_once_shown(VramtopApp(DemoSource(clock=lambda: 1.7e9), Config(interval=3600.0)), "r")
     (report,) = tmp_path.glob("vramtop-report-*.md")
     text = report.read_text()
     assert text.startswith("# VRAM report: demo-a10-node")
@@ -248,10 +248,10 @@ async def test_replay_keys_do_nothing_in_a_live_view():
         assert app.screen is app.screen_stack[0] and app.snapshot is shown  # no dialog, no new sample
 
 
-async def test_capital_r_writes_in_the_configured_language(tmp_path, monkeypatch):
+async def test_r_writes_in_the_configured_language(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     app = VramtopApp(DemoSource(clock=lambda: 1.7e9), Config(interval=3600.0, report_lang="es"))
-    await _press_once_shown(app, "R")
+    await _press_once_shown(app, "r")
     (report,) = tmp_path.glob("vramtop-report-*.md")
     assert report.read_text().startswith("# Informe de VRAM: demo-a10-node")
 

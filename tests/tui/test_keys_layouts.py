@@ -154,7 +154,7 @@ async def test_panels_collapse_with_number_keys():
         assert "✖ critical" not in screen_text(app)
         await pilot.press("1")
         assert "✖ critical" in screen_text(app)
-        await pilot.press("r")
+        await pilot.press("R")
         assert app.query_one("#side").region.height > 0
         assert "Ray: not polled" in screen_text(app)
         await pilot.press("3")

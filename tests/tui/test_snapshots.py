@@ -48,6 +48,6 @@ def test_help_screen(snap_compare):
 def test_side_panel_open_when_narrow(snap_compare):
     async def run_before(pilot):
         await _first_picture(pilot)
-        await pilot.press("r")
+        await pilot.press("R")
 
     assert snap_compare(make_app(), terminal_size=(40, 30), run_before=run_before)

@@ -123,12 +123,12 @@ class VramtopApp(App[None]):
         Binding("1", "toggle_panel('gpus')", "Show/hide the GPU bars", show=False),
         Binding("2", "toggle_panel('procs')", "Show/hide the process table", show=False),
         Binding("3", "toggle_panel('side')", "Show/hide the side panels", show=False),
-        Binding("r", "show_side('ray')", "Ray panel", show=False),
         Binding("k", "stop", "Stop", show=False),
         Binding("w", "whatif", "What if"),
         Binding("ctrl+s", "screenshot", "Save an SVG screenshot", show=False),
         Binding("ctrl+r", "dump_history", "Save the last minutes as a recording", show=False),
-        Binding("R", "report", "Write a report of what is shown (Markdown)", show=False),
+        Binding("r", "report", "Write a report of what is shown (Markdown)", show=False),
+        Binding("R", "show_side('ray')", "Ray panel", show=False),
         *REPLAY_BINDINGS,
     ]
 

@@ -30,7 +30,8 @@ examples:
                                would this model fit on the node now? (see: vramtop fit --help)
 
 keys in the live view: q quit, ? help, p pause, tab next panel, / filter, s/S sort, k stop,
-w what-if, R write a report, ctrl+r save the last minutes as a recording (ctrl+p: every action).
+w what-if, R Ray panel, r write a report, ctrl+r save the last minutes as a recording,
+ctrl+p every action.
 
 exit status: 0 ok, 2 no NVIDIA driver (and no Ray cluster) / bad configuration.
 """

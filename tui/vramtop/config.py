@@ -32,7 +32,7 @@ class Config:
     ray_timeout: float = 2.0  # seconds before a Ray dashboard request counts as slow
     ray_interval: float = 5.0  # seconds between Ray polls
     telemetry_interval: float = 2.0  # seconds between reads of the serving engines' metrics
-    report_lang: str = "en"  # the language of the report the live view writes (R): en or es
+    report_lang: str = "en"  # the language of the report the live view writes (r): en or es
     sources: dict[str, str] = field(default_factory=dict, compare=False)  # key -> where from
 
     @property
