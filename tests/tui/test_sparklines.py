@@ -94,10 +94,10 @@ async def test_the_live_view_draws_each_gpu_trend_and_the_engine_history_on_the_
         assert " · KV " in str(app.query_one("#detail").render())
 
 
-def test_the_trend_span_reads_in_the_unit_a_person_would_say():
-    from vramtop.widgets.gpu_bars import span_text
+def test_a_span_reads_in_the_unit_a_person_would_say():
+    from vramtop.units import duration
 
-    assert [span_text(s) for s in (45, 900, 3 * 3600, 54_000 * 60)] == ["45 s", "15 min", "3 h", "38 days"]
+    assert [duration(s) for s in (45, 89.4, 900, 3 * 3600, 54_000 * 60)] == ["45 s", "89 s", "15 min", "3 h", "38 d"]
 
 
 def test_serving_sparks_span_every_scrape_kept_showing_each_stretchs_peak():

@@ -18,12 +18,9 @@ from vramtop.ray import report as ray_report
 from vramtop.ray.feasibility import analyze
 from vramtop.snapshot import NodeSnapshot
 from vramtop.telemetry.model import InstanceTelemetry, Telemetry
+from vramtop.units import gib
 
 SCHEMA = 1
-
-
-def _gib(mib: int) -> str:
-    return f"{mib / 1024:.1f} GiB"
 
 
 def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Instance, ...] | None = None) -> dict[str, Any]:
@@ -154,9 +151,9 @@ def to_text(snapshot: NodeSnapshot, thresholds: Thresholds) -> str:
         head += f"  [{snapshot.source.upper()}]"
     out.append(head)
     out.append(
-        f"node: used {snapshot.used_mib:,} / {snapshot.total_mib:,} MiB ({_gib(snapshot.used_mib)} / "
-        f"{_gib(snapshot.total_mib)}), reserved {snapshot.reserved_mib:,} MiB, free {snapshot.free_mib:,} MiB "
-        f"({_gib(snapshot.free_mib)})"
+        f"node: used {snapshot.used_mib:,} / {snapshot.total_mib:,} MiB ({gib(snapshot.used_mib)} / "
+        f"{gib(snapshot.total_mib)}), reserved {snapshot.reserved_mib:,} MiB, free {snapshot.free_mib:,} MiB "
+        f"({gib(snapshot.free_mib)})"
     )
     for g in snapshot.gpus:
         state = gpu_state(g, thresholds)

@@ -22,7 +22,8 @@ from typing import Any, Iterable
 
 import yaml
 
-GIB = 1024**3
+from vramtop.units import GIB
+
 MIB = 1024**2
 
 

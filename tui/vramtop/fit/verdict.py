@@ -24,9 +24,9 @@ from vramtop.fit.placement import (
 )
 from vramtop.fit.specs import BITS_PER_WEIGHT, ModelSpec, normalize_format
 from vramtop.snapshot import NodeSnapshot
+from vramtop.units import GIB, gib_of_bytes
 
 MIB = 1024**2
-GIB = 1024**3
 GREEN, YELLOW, RED, INVALID = "green", "yellow", "red", "invalid"
 WORDS = {GREEN: "GREEN", YELLOW: "YELLOW", RED: "RED", INVALID: "INVALID"}
 SYMBOLS = {GREEN: "✓", YELLOW: "!", RED: "✗", INVALID: "?"}
@@ -283,10 +283,6 @@ def validate(c: Candidate, node: NodeView) -> dict[str, str]:
 
 # ---- engines ----------------------------------------------------------------------------------
 
-def _gib(nbytes: float) -> str:
-    return f"{nbytes / GIB:.2f} GiB"
-
-
 def _vllm_config(c: Candidate, total_mib: int, gpu_name: str = "") -> vllm.VllmConfig:
     dtype = normalize_format(c.dtype) if c.dtype else "auto"
     if dtype == "auto":
@@ -383,10 +379,10 @@ def _vllm(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = Fals
                    f"{math.ceil(r.needed_bytes / MIB):,} MiB free, {int(r.free_bytes / MIB):,} MiB is free")
         elif r.kv_cache_bytes <= 0:
             why = (f"no room for a KV cache: weights, activations and overhead take more than "
-                   f"the {_gib(r.requested_bytes)} gpu_memory_utilization={cfg0.util} gives")
+                   f"the {gib_of_bytes(r.requested_bytes)} gpu_memory_utilization={cfg0.util} gives")
         else:
-            why = (f"KV cache {_gib(r.kv_cache_bytes)} cannot hold one request of "
-                   f"{cfg0.max_model_len:,} tokens ({_gib(r.request_bytes)})")
+            why = (f"KV cache {gib_of_bytes(r.kv_cache_bytes)} cannot hold one request of "
+                   f"{cfg0.max_model_len:,} tokens ({gib_of_bytes(r.request_bytes)})")
         hi = min(k.max_util for k in first)
         lo = max(k.min_util for k in first)
         if lo > hi and not brief:
@@ -426,7 +422,7 @@ def _vllm_details(c: Candidate, cfg0: vllm.VllmConfig, tight: vllm.RankBudget,
     ]
     reasons = [
         f"per GPU, vLLM asks for {cfg0.util} × {tight.total_bytes / GIB:.2f} GiB total = "
-        f"{_gib(tight.requested_bytes)} and needs {_gib(tight.overhead_bytes)} more for its CUDA "
+        f"{gib_of_bytes(tight.requested_bytes)} and needs {gib_of_bytes(tight.overhead_bytes)} more for its CUDA "
         f"context{' and NCCL' if tp > 1 else ''}",
     ]
     for g in per_gpu:
@@ -434,9 +430,9 @@ def _vllm_details(c: Candidate, cfg0: vllm.VllmConfig, tight: vllm.RankBudget,
         reasons.append(f"GPU {g.gpu_index} ({g.note}): needs {g.needed_mib:,} MiB, "
                        f"free {g.free_mib:,} MiB — {mark}")
     reasons.append(
-        f"weights {_gib(tight.weights_bytes)} + activations {_gib(tight.activation_bytes)} + "
-        f"non-torch {_gib(tight.non_torch_bytes)} + CUDA graphs {_gib(tight.cudagraph_bytes)} → "
-        f"KV cache {_gib(tight.kv_cache_bytes)} = {tight.kv_cache_tokens:,} tokens, "
+        f"weights {gib_of_bytes(tight.weights_bytes)} + activations {gib_of_bytes(tight.activation_bytes)} + "
+        f"non-torch {gib_of_bytes(tight.non_torch_bytes)} + CUDA graphs {gib_of_bytes(tight.cudagraph_bytes)} → "
+        f"KV cache {gib_of_bytes(tight.kv_cache_bytes)} = {tight.kv_cache_tokens:,} tokens, "
         f"{tight.max_concurrency:.2f}× requests of {cfg0.max_model_len:,}")
     return reasons, budget
 
@@ -471,18 +467,18 @@ def _ollama(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = Fa
     if p.layers_on_gpu == 0:
         most = max(free[g] for g in pool) if pool else 0
         why = (f"no GPU has room for even one layer (most free: {most:,} MiB); "
-               f"Ollama would run all {_gib(p.total_bytes)} on the CPU")
+               f"Ollama would run all {gib_of_bytes(p.total_bytes)} on the CPU")
         return _Outcome(RED, why, [why, *reasons], per_gpu, budget, **common)
     if not p.full:
         why = (f"partial CPU offload: {p.layers_on_gpu} of {p.total_layers} layers on the GPU "
-               f"({p.gpu_share:.0%} of {_gib(p.total_bytes)}), the rest on the CPU (slow)")
+               f"({p.gpu_share:.0%} of {gib_of_bytes(p.total_bytes)}), the rest on the CPU (slow)")
         return _Outcome(YELLOW, why, [why, *reasons], per_gpu, budget, **common)
     left = min(per_gpu, key=lambda g: g.left_mib)
     where = ", ".join(f"GPU {g.gpu_index}" for g in per_gpu)
     if left.left_mib < THIN_MIB:
         why = f"fits on {where} with only {left.left_mib:,} MiB left on GPU {left.gpu_index}"
         return _Outcome(YELLOW, why, [why, *reasons], per_gpu, budget, **common)
-    why = f"fits fully on {where} ({_gib(p.total_bytes)}), {left.left_mib:,} MiB left on the tightest GPU"
+    why = f"fits fully on {where} ({gib_of_bytes(p.total_bytes)}), {left.left_mib:,} MiB left on the tightest GPU"
     return _Outcome(GREEN, why, reasons, per_gpu, budget, **common)
 
 
@@ -492,9 +488,9 @@ def _ollama_details(p: ollama.OllamaPlan, per_gpu: list[GpuNeed]) -> tuple[list[
                          f"num_ctx {p.num_ctx:,} × {p.num_parallel}, {p.kv_type}"),
               BudgetLine("compute graph", int(p.graph_bytes / MIB), "per GPU used"),
               BudgetLine("kept free", ollama.MINIMUM_MIB, "per GPU used")]
-    reasons = [f"weights {_gib(p.weights_bytes)} ({p.quant}) + KV cache {_gib(p.kv_cache_bytes)} "
+    reasons = [f"weights {gib_of_bytes(p.weights_bytes)} ({p.quant}) + KV cache {gib_of_bytes(p.kv_cache_bytes)} "
                f"(num_ctx {p.num_ctx:,} × {p.num_parallel} parallel, {p.kv_type}) + compute graph "
-               f"{_gib(p.graph_bytes)}; Ollama keeps {ollama.MINIMUM_MIB} MiB free on each GPU it uses"]
+               f"{gib_of_bytes(p.graph_bytes)}; Ollama keeps {ollama.MINIMUM_MIB} MiB free on each GPU it uses"]
     for g in per_gpu:
         reasons.append(f"GPU {g.gpu_index}: {g.note}, needs {g.needed_mib:,} MiB of {g.free_mib:,} MiB free")
     return budget, reasons

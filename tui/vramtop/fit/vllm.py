@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from math import ceil
 
 from vramtop.fit.specs import BITS_PER_WEIGHT, ModelSpec, normalize_format, weight_bytes_as
+from vramtop.units import GIB
 
 MIB = 1024**2
-GIB = 1024**3
 BLOCK_SIZE = 16
 DEFAULT_UTIL = 0.9
 CUDA_CONTEXT_MIB = 400  # the worker's CUDA context, used before the start-up check

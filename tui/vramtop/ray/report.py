@@ -7,6 +7,7 @@ from typing import Any
 
 from vramtop.ray.feasibility import DeploymentAnalysis, RayAnalysis
 from vramtop.ray.model import Deployment, LLMConfig, RayState
+from vramtop.units import duration
 
 
 def _llm(llm: LLMConfig | None) -> dict[str, Any] | None:
@@ -107,7 +108,7 @@ def deployment_line(a: DeploymentAnalysis) -> str:
     if a.starting:
         counts += f", {a.starting} starting"
     if a.pending:
-        waited = f" ({a.pending_for_s:.0f} s)" if a.pending_for_s is not None else ""
+        waited = f" ({duration(a.pending_for_s)})" if a.pending_for_s is not None else ""
         counts += f", {a.pending} pending{waited}"
     target = f" / target {a.target_replicas}" if a.target_replicas is not None else ""
     bounds = f" (min {_count(a.min_replicas)}, max {_count(a.max_replicas)})" if a.max_replicas is not None else ""

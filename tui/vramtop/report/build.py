@@ -19,6 +19,7 @@ from vramtop.fit import Candidate
 from vramtop.report import es_fit
 from vramtop.report.facts import Facts, InstanceCost, gather
 from vramtop.snapshot import NodeSnapshot
+from vramtop.units import duration, gib
 
 LANGS = REPORT_LANGS
 FACT, CORRECTION, RECOMMENDATION = "fact", "correction", "recommendation"
@@ -63,20 +64,8 @@ class Report:
         }
 
 
-def _span(seconds: float) -> str:
-    """12 s, 5 min, 3.2 h, 41 d: a wait as a person reads it."""
-    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
-        if seconds >= 2 * size:
-            return f"{seconds / size:,.1f} {unit}".replace(".0 ", " ")
-    return f"{seconds:,.0f} s"
-
-
 def _mib(v: int | float | None) -> str:
     return "n/a" if v is None else f"{v:,.0f} MiB"
-
-
-def _gib(mib: int | float) -> str:
-    return f"{mib / 1024:,.2f} GiB"
 
 
 class _Writer:
@@ -120,9 +109,9 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
 def _node(w: _Writer, f: Facts) -> Section:
     s = f.snapshot
     lines = [w.t(f"{len(f.gpus)} GPU(s) on **{s.hostname}**: used {_mib(s.used_mib)} of {_mib(s.total_mib)}, "
-                 f"reserved by the driver {_mib(s.reserved_mib)}, free {_mib(s.free_mib)} ({_gib(s.free_mib)}).",
+                 f"reserved by the driver {_mib(s.reserved_mib)}, free {_mib(s.free_mib)} ({gib(s.free_mib, 2)}).",
                  f"{len(f.gpus)} GPU en **{s.hostname}**: usados {_mib(s.used_mib)} de {_mib(s.total_mib)}, "
-                 f"reservados por el driver {_mib(s.reserved_mib)}, libres {_mib(s.free_mib)} ({_gib(s.free_mib)})."), ""]
+                 f"reservados por el driver {_mib(s.reserved_mib)}, libres {_mib(s.free_mib)} ({gib(s.free_mib, 2)})."), ""]
     head = w.t("GPU|Name|Total|Reserved|Used|Free|State", "GPU|Modelo|Total|Reservada|Usada|Libre|Estado").split("|")
     rows = [[str(g.index), g.name, _mib(g.total_mib), _mib(g.reserved_mib), _mib(g.used_mib), f"**{_mib(g.free_mib)}**",
              w.state(g.state)] for g in f.gpus]
@@ -136,11 +125,11 @@ def _node(w: _Writer, f: Facts) -> Section:
                f"On each GPU used + reserved + free = total (GPU {g.index}: {g.used_mib:,} + {g.reserved_mib:,} + "
                f"{g.free_mib:,} = {g.total_mib:,} MiB). The driver's reserve ({s.reserved_mib:,} MiB in all) is never "
                f"available to processes; CUDA reports {_mib(g.total_mib - g.reserved_mib)} "
-               f"({_gib(g.total_mib - g.reserved_mib)}) per GPU.",
+               f"({gib(g.total_mib - g.reserved_mib, 2)}) per GPU.",
                f"En cada GPU usada + reservada + libre = total (GPU {g.index}: {g.used_mib:,} + {g.reserved_mib:,} + "
                f"{g.free_mib:,} = {g.total_mib:,} MiB). La reserva del driver ({s.reserved_mib:,} MiB en total) nunca "
                f"está disponible para los procesos; CUDA informa de {_mib(g.total_mib - g.reserved_mib)} "
-               f"({_gib(g.total_mib - g.reserved_mib)}) por GPU.")
+               f"({gib(g.total_mib - g.reserved_mib, 2)}) por GPU.")
     best = f.most_free
     low = min(live, key=lambda g: g.free_mib) if live else None
     if best is not None and len(live) > 1:
@@ -190,7 +179,7 @@ def _instances(w: _Writer, f: Facts) -> Section:
     head = w.t("Instance|Engine|TP|GPUs|Per GPU|Total (one replica)",
                "Instancia|Motor|TP|GPU|Por GPU|Total (una réplica)").split("|")
     rows = [[i.name, i.engine, str(i.tp_size or "-"), ",".join(map(str, i.gpus)),
-             " / ".join(f"{m:,}" for m in i.per_gpu_mib.values()), f"**{_mib(i.total_mib)}** ({_gib(i.total_mib)})"]
+             " / ".join(f"{m:,}" for m in i.per_gpu_mib.values()), f"**{_mib(i.total_mib)}** ({gib(i.total_mib, 2)})"]
             for i in f.instances]
     lines += _table(head, rows) + [""]
     cuda = f.cuda_total_mib
@@ -199,17 +188,17 @@ def _instances(w: _Writer, f: Facts) -> Section:
         workers = inst.part("worker")
         if len(inst.parts) > 1:
             w.find(lines, f"replica_cost:{inst.key}", FACT,
-                   f"One replica of {inst.name} holds {_mib(inst.total_mib)} ({_gib(inst.total_mib)}) on "
+                   f"One replica of {inst.name} holds {_mib(inst.total_mib)} ({gib(inst.total_mib, 2)}) on "
                    f"{len(inst.gpus)} GPU(s): {_parts_text(w, inst)}. That is what stopping it frees.",
-                   f"Una réplica de {inst.name} ocupa {_mib(inst.total_mib)} ({_gib(inst.total_mib)}) en "
+                   f"Una réplica de {inst.name} ocupa {_mib(inst.total_mib)} ({gib(inst.total_mib, 2)}) en "
                    f"{len(inst.gpus)} GPU: {_parts_text(w, inst)}. Es lo que se libera al detenerla.")
         if workers is not None and workers.mib < inst.total_mib:
             rest = inst.total_mib - workers.mib
             w.find(lines, f"workers_only:{inst.key}", CORRECTION,
-                   f"Counting only the workers ({workers.mib:,} MiB, {_gib(workers.mib)}) leaves out {rest:,} MiB of the "
+                   f"Counting only the workers ({workers.mib:,} MiB, {gib(workers.mib, 2)}) leaves out {rest:,} MiB of the "
                    f"replica: the other processes of the instance hold CUDA memory too. The cost of a replica is "
                    f"{_mib(inst.total_mib)}.",
-                   f"Contar solo los workers ({workers.mib:,} MiB, {_gib(workers.mib)}) deja fuera {rest:,} MiB de la "
+                   f"Contar solo los workers ({workers.mib:,} MiB, {gib(workers.mib, 2)}) deja fuera {rest:,} MiB de la "
                    f"réplica: los demás procesos de la instancia también ocupan memoria CUDA. El coste de una réplica es "
                    f"{_mib(inst.total_mib)}.")
         if inst.engine == roles.VLLM and cuda:
@@ -224,23 +213,23 @@ def _vllm_findings(w: _Writer, lines: list[str], inst: InstanceCost, cuda: int, 
     budget = round((util or 0.9) * cuda)
     w.find(lines, f"vllm_util:{inst.key}", CORRECTION,
            f"vLLM takes gpu_memory_utilization as a share of each GPU's TOTAL memory as CUDA reports it "
-           f"({_mib(cuda)} = {_gib(cuda)} here), not of the model's size: at {util or 0.9:g} every rank reserves "
-           f"{_mib(budget)} ({_gib(budget)}) whatever the model, and fills what the weights leave with KV cache. "
+           f"({_mib(cuda)} = {gib(cuda, 2)} here), not of the model's size: at {util or 0.9:g} every rank reserves "
+           f"{_mib(budget)} ({gib(budget, 2)}) whatever the model, and fills what the weights leave with KV cache. "
            f"The largest worker of {inst.name} holds {inst.util_from_memory or 0:.3f} of that total with its CUDA "
            f"context; {said}. Each 0.05 less frees {_mib(0.05 * cuda)} per GPU, after a restart.",
            f"vLLM interpreta gpu_memory_utilization como una fracción de la memoria TOTAL de cada GPU según CUDA "
-           f"({_mib(cuda)} = {_gib(cuda)} aquí), no del tamaño del modelo: con {util or 0.9:g} cada rank reserva "
-           f"{_mib(budget)} ({_gib(budget)}) sea cual sea el modelo, y llena con caché KV lo que dejan los pesos. "
+           f"({_mib(cuda)} = {gib(cuda, 2)} aquí), no del tamaño del modelo: con {util or 0.9:g} cada rank reserva "
+           f"{_mib(budget)} ({gib(budget, 2)}) sea cual sea el modelo, y llena con caché KV lo que dejan los pesos. "
            f"El worker más grande de {inst.name} ocupa {inst.util_from_memory or 0:.3f} de ese total con su contexto "
            f"CUDA; {said}. Cada 0.05 menos libera {_mib(0.05 * cuda)} por GPU, tras reiniciar.")
     startable = max(0.0, most_free / cuda)
     w.find(lines, "vllm_startup_check", FACT,
-           f"A new vLLM instance checks at start-up that each of its GPUs has gpu_memory_utilization × {_gib(cuda)} "
+           f"A new vLLM instance checks at start-up that each of its GPUs has gpu_memory_utilization × {gib(cuda, 2)} "
            f"free and refuses to start otherwise (\"Free memory on device ... is less than desired GPU memory "
            f"utilization\"). With at most {_mib(most_free)} free on any GPU, none could start beside {inst.name} "
            f"unless its gpu_memory_utilization were at most {startable:.2f}.",
            f"Una instancia nueva de vLLM comprueba al arrancar que cada una de sus GPU tenga gpu_memory_utilization × "
-           f"{_gib(cuda)} libres y, si no, no arranca (\"Free memory on device ... is less than desired GPU memory "
+           f"{gib(cuda, 2)} libres y, si no, no arranca (\"Free memory on device ... is less than desired GPU memory "
            f"utilization\"). Con como mucho {_mib(most_free)} libres en una GPU, ninguna podría arrancar junto a "
            f"{inst.name} salvo con gpu_memory_utilization de {startable:.2f} o menos.")
     if (check := inst.kv_check) is not None:
@@ -300,9 +289,9 @@ def _ray(w: _Writer, f: Facts) -> Section | None:
                    + f"; el clúster tiene {a.cluster_gpus:g} GPU, así que caben como mucho {fits} réplica(s).")
         if d.min_replicas is not None and d.max_replicas is not None and d.max_replicas > fits:
             waiting = (w.t(f" {d.pending} replica(s) wait for resources now"
-                           + (f" (for {_span(d.pending_for_s)})" if d.pending_for_s else "") + ".",
+                           + (f" (for {duration(d.pending_for_s)})" if d.pending_for_s else "") + ".",
                            f" Ahora hay {d.pending} réplica(s) esperando recursos"
-                           + (f" (desde hace {_span(d.pending_for_s)})" if d.pending_for_s else "") + ".")
+                           + (f" (desde hace {duration(d.pending_for_s)})" if d.pending_for_s else "") + ".")
                        if d.pending else "")
             w.find(lines, f"ray_autoscaling:{d.key}", FACT,
                    f"Autoscaling of {d.key} cannot work as configured: each replica asks {gpus:g} GPUs, so the cluster holds "

@@ -15,8 +15,6 @@ from vramtop.analysis.states import CRITICAL, LOW, Thresholds, gpu_state
 from vramtop.fit import Candidate, FitResult, evaluate
 from vramtop.snapshot import NodeSnapshot
 
-GIB = 1024
-
 
 @dataclass(frozen=True)
 class Part:

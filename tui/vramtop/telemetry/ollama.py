@@ -16,6 +16,7 @@ from typing import Callable, Mapping
 from vramtop.snapshot import to_mib
 from vramtop.telemetry import vllm_metrics
 from vramtop.telemetry.model import NOT_REACHABLE, OK, OllamaModel, OllamaStatus
+from vramtop.units import duration
 
 DEFAULT_PORT = 11434
 _FOREVER_S = 365 * 24 * 3600  # keep_alive < 0 shows as an expiry centuries away
@@ -103,14 +104,6 @@ def parse_ps(body: str) -> tuple[OllamaModel, ...]:
     return tuple(out)
 
 
-def _minutes(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(0, round(seconds))} s"
-    if seconds < 2 * 3600:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.0f} h"
-
-
 def model_text(model: OllamaModel, now: datetime) -> str:
     """"llama3.1:8b 6.2 GiB (100 % GPU, ctx 4,096, unloads in 4 min)"."""
     facts = [f"{model.gpu_share * 100:.0f} % GPU"]
@@ -118,7 +111,7 @@ def model_text(model: OllamaModel, now: datetime) -> str:
         facts.append(f"ctx {model.context_length:,}")
     left = _expires_in(model.expires_at, now)
     if left is not None:
-        facts.append("stays loaded" if left > _FOREVER_S else f"unloads in {_minutes(left)}")
+        facts.append("stays loaded" if left > _FOREVER_S else f"unloads in {duration(left)}")
     return f"{model.name} {model.vram_mib / 1024:.1f} GiB ({', '.join(facts)})"
 
 

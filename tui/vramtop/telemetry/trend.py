@@ -16,6 +16,7 @@ from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance
 from vramtop.snapshot import NodeSnapshot
 from vramtop.telemetry.model import TrendWarning
+from vramtop.units import duration
 
 
 @dataclass(frozen=True)
@@ -56,14 +57,6 @@ def keeps_growing(samples: list[tuple[float, int]], rule: TrendRule) -> float | 
         peak = max(peak, v)
     rate = slope(samples)
     return rate if rate > 0 else None
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 3 * 3600:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.0f} h"
 
 
 class MemoryTrend:
@@ -124,7 +117,7 @@ class MemoryTrend:
             gpu = snapshot.gpu(gpu_index)
             left = gpu.free_mib / rate if gpu is not None and not gpu.lost else None
             what = proc.host.title if proc is not None and proc.host is not None else "not visible"
-            when = f"GPU {gpu_index} full in about {_duration(left)} at this rate" if left is not None else f"GPU {gpu_index}"
+            when = f"GPU {gpu_index} full in about {duration(max(1.0, left))} at this rate" if left is not None else f"GPU {gpu_index}"
             speed = f"{rate:,.0f}" if rate >= 10 else f"{rate:.1f}"
             out.append(TrendWarning(pid, gpu_index, rate, left, f"pid {pid} ({what[:40]}) grows {speed} MiB/s: {when}"))
         out.sort(key=lambda w: (w.seconds_to_full is None, w.seconds_to_full or 0.0))

@@ -25,6 +25,7 @@ from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance
 from vramtop.snapshot import HostProcess, NodeSnapshot
 from vramtop.telemetry.model import CacheConfig, VllmMetrics
+from vramtop.units import gib
 
 DEFAULT_PORT = 8000
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -289,10 +290,6 @@ def with_rates(current: VllmMetrics, previous: VllmMetrics | None, seconds: floa
 # The line a view shows
 
 
-def _gib(mib: float) -> str:
-    return f"{mib / 1024:.1f} GiB"
-
-
 def fixed_memory_text(metrics: VllmMetrics, gpu_totals_mib: Mapping[int, int]) -> str | None:
     """"VRAM fixed at 20.2 GiB/GPU by gpu_memory_utilization=0.9" from the cache config and
     the totals of the instance's GPUs (vLLM reserves util x total on each of them)."""
@@ -300,7 +297,7 @@ def fixed_memory_text(metrics: VllmMetrics, gpu_totals_mib: Mapping[int, int]) -
     if util is None or not gpu_totals_mib:
         return None
     budgets = sorted({round(util * t) for t in gpu_totals_mib.values()})
-    per_gpu = _gib(budgets[0]) if len(budgets) == 1 else f"{_gib(budgets[0])}–{_gib(budgets[-1])}"
+    per_gpu = gib(budgets[0]) if len(budgets) == 1 else f"{gib(budgets[0])}–{gib(budgets[-1])}"
     return f"VRAM fixed at {per_gpu}/GPU by gpu_memory_utilization={util:g}"
 
 

@@ -17,6 +17,7 @@ from textual.widgets import Static
 from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
 from vramtop.history import History
 from vramtop.snapshot import GpuInfo, NodeSnapshot
+from vramtop.units import duration
 from vramtop.widgets.spark import spark
 
 USED, RESERVED, FREE = "█", "▒", "░"
@@ -162,14 +163,6 @@ def used_trend(history: History | None, gpu: GpuInfo) -> str:
                  per_cell=-(-history.length // TREND_CELLS), first=history.added - len(history))
 
 
-def span_text(seconds: float) -> str:
-    """"45 s", "15 min", "3 h", "2 days": the history's span in the unit a person would say."""
-    for unit, size, above in (("days", 86_400, 2 * 86_400), ("h", 3_600, 3 * 3_600), ("min", 60, 90)):
-        if seconds >= above:
-            return f"{seconds / size:.0f} {unit}"
-    return f"{seconds:.0f} s"
-
-
 def node_title(node: str, gpus: list[GpuInfo]) -> str:
     count = len(gpus)
     return f"{node} · {count} GPU{'s' if count != 1 else ''}"
@@ -197,7 +190,7 @@ class GpuPanel(VerticalScroll):
         """Show the snapshot's GPUs; with ``history``, each bar also draws its used memory over
         the history's span (``interval`` seconds a snapshot)."""
         widths = field_widths(snapshot.gpus, trend=history is not None)
-        self._span = f"trend: used, last {span_text(history.length * interval)}" if history is not None else ""
+        self._span = f"trend: used, last {duration(history.length * interval)}" if history is not None else ""
         self._widths = widths
         self._subtitle()
         layout = [(g.node, g.index) for g in snapshot.gpus]

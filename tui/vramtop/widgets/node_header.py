@@ -8,13 +8,10 @@ from textual.content import Content
 from textual.widget import Widget
 
 from vramtop.snapshot import NodeSnapshot
+from vramtop.units import gib
 from vramtop.widgets.flow import flow
 
 BADGES = {"demo": "DEMO", "replay": "REPLAY", "cluster": "CLUSTER"}
-
-
-def gib(mib: int) -> str:
-    return f"{mib / 1024:.1f}"
 
 
 def header_pieces(snapshot: NodeSnapshot | None, paused: bool, where: str | None = None) -> list[Content]:
@@ -42,9 +39,9 @@ def header_pieces(snapshot: NodeSnapshot | None, paused: bool, where: str | None
     pieces.append(Content(gpus + (f" ({lost} lost)" if lost else "")))
     used, total, free = snapshot.used_mib, snapshot.total_mib, snapshot.free_mib
     pieces.append(Content.assemble(
-        "used ", (f"{used:,}", "bold"), f"/{total:,} MiB ({gib(used)}/{gib(total)} GiB)"
+        "used ", (f"{used:,}", "bold"), f"/{total:,} MiB ({gib(used, unit=False)}/{gib(total, unit=False)} GiB)"
     ))
-    pieces.append(Content.assemble("free ", (f"{free:,}", "bold"), f" MiB ({gib(free)} GiB)"))
+    pieces.append(Content.assemble("free ", (f"{free:,}", "bold"), f" MiB ({gib(free, unit=False)} GiB)"))
     return pieces
 
 

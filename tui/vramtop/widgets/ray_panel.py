@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Static
 
 from vramtop.ray.feasibility import DeploymentAnalysis, RayAnalysis
 from vramtop.ray.model import NOT_FOUND, Deployment, RayState
+from vramtop.units import duration, gib
 
 # (key, header, width); widths are minimums, the name column takes what is left.
 _ALL = (
@@ -46,10 +47,6 @@ def columns_for_width(width: int) -> tuple[str, ...]:
 
 def _num(x: float | None) -> str:
     return "n/a" if x is None else f"{x:g}"
-
-
-def _gib(mib: int) -> str:
-    return f"{mib / 1024:,.1f} GiB"
 
 
 def replicas_text(a: DeploymentAnalysis) -> str:
@@ -86,7 +83,7 @@ def detail_lines(state: RayState, analysis: RayAnalysis) -> list[str]:
     for a in analysis.deployments:
         dep = deps.get(a.key)
         if a.pending:
-            waited = f" for {a.pending_for_s:.0f} s" if a.pending_for_s is not None else ""
+            waited = f" for {duration(a.pending_for_s)}" if a.pending_for_s is not None else ""
             lines.append(f"{a.key}: {a.pending} replica{'s' if a.pending != 1 else ''} pending{waited} "
                          f"(no node has the resources)")
         if dep is not None and dep.message:
@@ -98,12 +95,12 @@ def detail_lines(state: RayState, analysis: RayAnalysis) -> list[str]:
                          f" gpu_memory_utilization={_num(llm.gpu_memory_utilization)}"
                          f" max_model_len={_num(llm.max_model_len)}")
         if a.vram_per_replica_mib is not None:
-            parts = [f"{_gib(a.vram_per_replica_mib)} per replica"]
+            parts = [f"{gib(a.vram_per_replica_mib)} per replica"]
             if a.vram_at_min_mib is not None:
-                parts.append(f"x{a.min_replicas if a.min_replicas is not None else dep.num_replicas} = {_gib(a.vram_at_min_mib)}")
+                parts.append(f"x{a.min_replicas if a.min_replicas is not None else dep.num_replicas} = {gib(a.vram_at_min_mib)}")
             if a.vram_at_max_mib is not None:
-                parts.append(f"x{a.max_replicas} = {_gib(a.vram_at_max_mib)}")
-            of = f" (cluster {_gib(analysis.cluster_vram_mib)})" if analysis.cluster_vram_mib else ""
+                parts.append(f"x{a.max_replicas} = {gib(a.vram_at_max_mib)}")
+            of = f" (cluster {gib(analysis.cluster_vram_mib)})" if analysis.cluster_vram_mib else ""
             lines.append(f"  {a.key} VRAM: " + ", ".join(parts) + of)
     lines += [f"note: {n}" for n in state.notes]
     return lines

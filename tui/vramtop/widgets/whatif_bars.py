@@ -13,12 +13,9 @@ from rich.text import Text
 from textual.widget import Widget
 
 from vramtop.fit.verdict import GpuNeed
+from vramtop.units import gib
 
 _FIGURES = 19  # " 20.2/  1.2 GiB ✗" after the bar
-
-
-def gib(mib: int) -> str:
-    return f"{mib / 1024:.1f}"
 
 
 class NeedBars(Widget):
@@ -86,6 +83,6 @@ class NeedBars(Widget):
                 out.append("█" * free_cells, style=short_style)
                 out.append("▶", style=short_style)
             mark = "✓" if need.fits else "✗"
-            out.append(f" {gib(need.needed_mib):>5}/{gib(need.free_mib):>5} GiB {mark}",
+            out.append(f" {gib(need.needed_mib, unit=False):>5}/{gib(need.free_mib, unit=False):>5} GiB {mark}",
                        style=need_style if need.fits else short_style)
         return out
