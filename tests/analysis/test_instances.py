@@ -52,3 +52,40 @@ def test_unknown_memory_is_flagged_not_counted():
     snap = NodeSnapshot(timestamp=0, hostname="h", source="test", gpu_processes=(GpuProcess(5, 0, None, host=w),))
     (inst,) = group_instances(snap)
     assert inst.unknown_mib and inst.total_mib == 0
+
+
+
+def test_a_ray_serve_llm_replica_is_one_instance_with_the_workers_of_its_placement_group():
+    import dataclasses
+
+    from vramtop.ray.model import OK, Actor, Deployment, PlacementGroup, RayState, Replica
+
+    replica = hp(500, 10, "ray::ServeReplica:llm:LLMServer:qwen")
+    core = hp(501, 500, "VLLM::EngineCore")
+    w0, w1 = hp(600, 10, "ray::RayWorkerWrapper"), hp(601, 10, "ray::RayWorkerWrapper")  # children of the raylet
+    stranger = hp(700, 10, "ray::RayWorkerWrapper")  # a worker of no replica's placement group
+    actor = "SERVE_REPLICA::llm#LLMServer:qwen#abcd1234"
+    state = RayState(
+        "http://127.0.0.1:8265", OK, 0.0,
+        deployments=(Deployment("llm", "LLMServer:qwen", replicas=(Replica("abcd1234", "RUNNING", actor, pid=500),)),),
+        placement_groups=(PlacementGroup("pg1", actor),),
+        actors=(Actor("a0", "RayWorkerWrapper", state="ALIVE", pid=600, placement_group_id="pg1", bundle_index=0),
+                Actor("a1", "RayWorkerWrapper", state="ALIVE", pid=601, placement_group_id="pg1", bundle_index=1),
+                Actor("a2", "RayWorkerWrapper", state="ALIVE", pid=700)),
+    )
+    snap = NodeSnapshot(
+        timestamp=0, hostname="h", source="test",
+        gpu_processes=(GpuProcess(600, 0, 20_000, host=w0), GpuProcess(601, 1, 20_000, host=w1),
+                       GpuProcess(501, 0, 500, host=core), GpuProcess(700, 2, 1_000, host=stranger)),
+        ancestors={500: replica},
+    )
+    assert len(group_instances(snap)) == 4  # without Ray, nothing joins the workers
+
+    insts = group_instances(dataclasses.replace(snap, ray=state))
+    by_root = {i.root_pid: i for i in insts}
+    assert set(by_root) == {500, 700}
+    llm = by_root[500]  # the replica process roots it, though it holds no GPU memory itself
+    assert sorted(llm.pids) == [501, 600, 601] and llm.per_gpu_mib == {0: 20_500, 1: 20_000}
+    assert (llm.key, llm.name, llm.label) == ("ray:500", "llm/LLMServer:qwen", "llm/LLMServer:qwen#abcd1234")
+    assert by_root[700].replica is None and by_root[700].label == by_root[700].name
+    assert sum(i.total_mib for i in insts) == 41_500  # nothing dropped, nothing counted twice

@@ -6,6 +6,7 @@ their replica id and rank on their command line), never from the API the code un
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 
@@ -14,6 +15,7 @@ import pytest
 
 from ray_cluster import GPUS, session_pids
 from gpu_user import GPU_USER
+from vramtop.analysis.instances import group_instances
 from vramtop.ray import report
 from vramtop.ray.feasibility import PLACEMENT_GROUP, analyze, place_candidate
 from vramtop.ray.model import OK, UNREACHABLE
@@ -186,6 +188,12 @@ def test_llm_shaped_deployment_gpus_come_from_its_placement_group_and_workers_li
         parent = psutil.Process(pid).ppid()
         assert parent in workers
     assert sorted(link.bundle_index for link in analysis.links.values()) == [0, 1]
+    # No ancestry joins the two workers (each hangs under the raylet); Ray's placement group does:
+    # the process table shows one instance, the replica, that stops as one.
+    assert len(group_instances(snap)) == 2
+    (inst,) = group_instances(dataclasses.replace(snap, ray=state))
+    assert sorted(inst.pids) == sorted(users) and inst.label == label and inst.name == f"llm/{LLM_DEP}"
+    assert inst.total_mib == 2 * 20_730 and inst.key == f"ray:{min(users)}"
 
     # One more replica of this deployment on what is free now: 2 GPUs left, it fits; a third does not.
     state = poll_until(RayPoller(ray_cluster.dashboard, timeout=10), lambda s: s.nodes[0].available("GPU") == 2)

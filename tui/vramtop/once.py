@@ -86,6 +86,7 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
             {
                 "key": i.key,
                 "name": i.name,
+                "replica": i.replica.label if i.replica is not None else None,  # Ray Serve's app/deployment#id
                 "engine": i.engine,
                 "tp_size": i.tp_size,
                 "root_pid": i.root_pid,

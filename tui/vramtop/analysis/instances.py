@@ -3,7 +3,10 @@
 A vLLM engine with tensor parallelism is several processes (``VLLM::EngineCore`` and its
 ``VLLM::Worker_TP0..N``), often under a Ray Serve replica; what an operator frees by stopping it
 is the memory of all of them. The outermost serving process in a GPU process's ancestry is the
-instance; a process with no serving ancestor is an instance of its own.
+instance; a process with no serving ancestor is an instance of its own. Where the snapshot carries
+Ray state, processes that Ray places in one Serve replica join that replica's instance even when
+no ancestry joins them: Ray Serve LLM's vLLM workers are actors of the replica's placement group,
+children of the raylet, and stop when the replica does.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from typing import Mapping
 
 from vramtop.analysis import roles
 from vramtop.analysis.roles import Role
+from vramtop.ray.link import ReplicaLink, link_gpu_processes
+from vramtop.ray.model import RayState
 from vramtop.snapshot import GpuProcess, HostProcess, NodeSnapshot
 
 # How strongly a role claims to be the instance root; the outermost of the strongest wins.
@@ -35,7 +40,8 @@ class Member:
 
 @dataclass(frozen=True)
 class Instance:
-    """A serving instance: ``key`` is stable across ticks (engine and root PID)."""
+    """A serving instance: ``key`` is stable across ticks (engine and root PID); ``replica``,
+    the Ray Serve replica it is, where Ray says so."""
 
     key: str
     engine: str
@@ -45,6 +51,12 @@ class Instance:
     per_gpu_mib: Mapping[int, int] = field(default_factory=dict)
     tp_size: int | None = None
     unknown_mib: bool = False  # some member's memory is not reported by the driver
+    replica: ReplicaLink | None = None
+
+    @property
+    def label(self) -> str:
+        """The name, with the replica's id where Ray knows it ("app/deployment#id")."""
+        return self.replica.label if self.replica is not None else self.name
 
     @property
     def total_mib(self) -> int:
@@ -94,7 +106,10 @@ def _root(snapshot: NodeSnapshot, proc: GpuProcess) -> tuple[HostProcess | None,
     return best[1], best[2]
 
 
-def _name(root: HostProcess | None, role: Role, members: list[Member], pid: int) -> str:
+def _name(root: HostProcess | None, role: Role, members: list[Member], pid: int,
+          replica: ReplicaLink | None) -> str:
+    if replica is not None:
+        return f"{replica.app}/{replica.deployment}"
     if role.engine == roles.RAY and role.kind == "replica":
         return f"{role.app}/{role.deployment}"
     if role.engine == roles.VLLM:
@@ -109,42 +124,69 @@ def _name(root: HostProcess | None, role: Role, members: list[Member], pid: int)
     return f"{role.label or root.name} pid {pid}"
 
 
+def _replica_links(snapshot: NodeSnapshot) -> dict[int, ReplicaLink]:
+    state = snapshot.ray
+    if not isinstance(state, RayState) or not state.deployments:
+        return {}
+    return link_gpu_processes(state, snapshot)
+
+
+@dataclass
+class _Group:
+    root: HostProcess | None
+    role: Role
+    replica: ReplicaLink | None
+    per_member: dict[int, dict[int, int]] = field(default_factory=dict)
+    unknown: bool = False
+
+    @property
+    def rank(self) -> int:
+        return _ROOT_RANK.get((self.role.engine, self.role.kind), 0)
+
+
 def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
     """Every GPU process in exactly one instance, largest instance first."""
-    groups: dict[int, tuple[HostProcess | None, Role, dict[int, dict[int, int]], bool]] = {}
+    links = _replica_links(snapshot)
+    groups: dict[int | str, _Group] = {}
     member_hosts: dict[int, HostProcess | None] = {}
     for proc in snapshot.gpu_processes:
         root, root_role = _root(snapshot, proc)
-        root_pid = root.pid if root is not None else proc.pid
-        _, _, per_member, unknown = groups.setdefault(root_pid, (root, root_role, {}, False))
-        per_gpu = per_member.setdefault(proc.pid, {})
+        replica = links.get(proc.pid)
+        group_id = replica.label if replica is not None else (root.pid if root is not None else proc.pid)
+        group = groups.get(group_id)
+        if group is None:
+            group = groups[group_id] = _Group(root, root_role, replica)
+        elif _ROOT_RANK.get((root_role.engine, root_role.kind), 0) > group.rank:
+            group.root, group.role = root, root_role  # the replica process itself, over its workers
+        per_gpu = group.per_member.setdefault(proc.pid, {})
         per_gpu[proc.gpu_index] = per_gpu.get(proc.gpu_index, 0) + (proc.used_mib or 0)
         member_hosts[proc.pid] = proc.host
-        if proc.used_mib is None and not unknown:
-            groups[root_pid] = (root, root_role, per_member, True)
+        group.unknown = group.unknown or proc.used_mib is None
 
     out: list[Instance] = []
-    for root_pid, (root, role, per_member, unknown) in groups.items():
+    for group_id, g in groups.items():
+        root_pid = g.root.pid if g.root is not None else (group_id if isinstance(group_id, int) else min(g.per_member))
         members = [
             Member(pid, roles.classify(member_hosts[pid]), per_gpu, member_hosts[pid])
-            for pid, per_gpu in sorted(per_member.items())
+            for pid, per_gpu in sorted(g.per_member.items())
         ]
         per_gpu_total: dict[int, int] = {}
         for m in members:
             for gpu, mib in m.per_gpu_mib.items():
                 per_gpu_total[gpu] = per_gpu_total.get(gpu, 0) + mib
         tp_ranks = {m.role.tp_rank for m in members if m.role.tp_rank is not None}
-        engine = roles.VLLM if any(m.role.engine == roles.VLLM for m in members) else role.engine
+        engine = roles.VLLM if any(m.role.engine == roles.VLLM for m in members) else g.role.engine
         out.append(
             Instance(
-                key=f"{role.engine}:{root_pid}",
+                key=f"{roles.RAY if g.replica is not None else g.role.engine}:{root_pid}",
                 engine=engine,
-                name=_name(root, role, members, root_pid),
+                name=_name(g.root, g.role, members, root_pid, g.replica),
                 root_pid=root_pid,
                 members=tuple(members),
                 per_gpu_mib=dict(sorted(per_gpu_total.items())),
                 tp_size=len(tp_ranks) if tp_ranks else None,
-                unknown_mib=unknown,
+                unknown_mib=g.unknown,
+                replica=g.replica,
             )
         )
     out.sort(key=lambda i: (-i.total_mib, i.key))

@@ -124,7 +124,7 @@ def _process_row(proc: GpuProcess, inst: Instance | None, prefix: str) -> tuple[
         "user": "?" if hidden or host.user is None else host.user,
         "role": prefix + (NOT_VISIBLE if hidden else role.text),
         "role_short": prefix + (NOT_VISIBLE if hidden else role.label or role.engine),
-        "instance": inst.name if inst else "",
+        "instance": inst.label if inst else "",
         "vram": _mib(proc.used_mib),
         "cpu": "" if hidden or host.cpu_pct is None else f"{host.cpu_pct:.1f}",
         "rss": "" if hidden or host.rss_mib is None else f"{host.rss_mib:,}",
@@ -144,7 +144,7 @@ def _process_row(proc: GpuProcess, inst: Instance | None, prefix: str) -> tuple[
         f"{_mib(proc.used_mib)} MiB · {' '.join(host.cmdline) or host.title}"
     )
     if inst is not None:
-        detail += f" · instance {inst.name}"
+        detail += f" · instance {inst.label}"
     row = Row(process_key(proc), "process", cells, detail, inst.key if inst else None, hidden, proc.pid)
     return row, sort
 
@@ -169,7 +169,7 @@ def _instance_row(snapshot: NodeSnapshot, inst: Instance, collapsed: bool) -> tu
         "user": (root.user if root and root.user else "?"),
         "role": f"{COLLAPSED if collapsed else EXPANDED} {inst.name}",
         "role_short": f"{COLLAPSED if collapsed else EXPANDED} {inst.name}",
-        "instance": inst.name,
+        "instance": inst.label,
         "vram": total,
         "cpu": f"{sum(cpu):.1f}" if cpu else "",
         "rss": f"{sum(rss):,}" if rss else "",
@@ -183,7 +183,7 @@ def _instance_row(snapshot: NodeSnapshot, inst: Instance, collapsed: bool) -> tu
         "rss": sum(rss) if rss else -1,
     }
     detail = (
-        f"{inst.name} · {total} MiB in all · {instance_summary(inst)} · "
+        f"{inst.label} · {total} MiB in all · {instance_summary(inst)} · "
         f"pids {' '.join(str(m.pid) for m in inst.members)}"
     )
     return Row(f"i:{inst.key}", "instance", cells, detail, inst.key), sort
