@@ -47,7 +47,7 @@ NOT_VISIBLE = "not visible"
 
 # Fixed widths; the one flexible column per set (role, or command when shown) takes what is
 # left, so nothing that matters is pushed off the right edge.
-WIDTHS = {"gpu": 3, "pid": 7, "user": 10, "role": 26, "instance": 28, "vram": 9, "cpu": 6, "rss": 8}
+WIDTHS = {"gpu": 3, "pid": 7, "user": 10, "role": 26, "instance": 34, "vram": 9, "cpu": 6, "rss": 8}
 # The widest set whose flexible column keeps at least this many cells wins; NARROW always fits.
 SETS = ((WIDE, 20), (MEDIUM_COMMAND, 14), (MEDIUM, 20))
 MIN_FLEX = 10
