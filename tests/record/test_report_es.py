@@ -29,6 +29,18 @@ CANDIDATES = [
     "google/medgemma-27b-it,tp=4,util=0.45,stopped=ray:4000",
     "Qwen/Qwen3-8B,tp=4,util=0.05",
     "Qwen/Qwen3-8B,tp=2,replicas=2,stopped=ray:4000",
+    # Configurations vLLM or Ollama would refuse (verdict INVALID), one per reason.
+    "medgemma-4b-it,gpus=7",
+    "medgemma-4b-it,gpus=0+0",
+    "medgemma-4b-it,tp=2,gpus=0",
+    "medgemma-4b-it,max_model_len=200000",
+    "Qwen/Qwen3-8B,tp=3",
+    "medgemma-4b-it,stopped=ray:9",
+    "medgemma-4b-it,kv_cache_dtype=int4",
+    "medgemma-4b-it,quant=zz9",
+    "medgemma-4b-it,engine=ollama,tp=2",
+    "medgemma-4b-it,engine=ollama,kv_cache_dtype=fp8",
+    "medgemma-4b-it,engine=ollama,replicas=2",
 ]
 # ... and on the same node with nothing running: what fits, barely, partly or not at all.
 ON_EMPTY = [

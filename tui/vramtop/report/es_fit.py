@@ -88,6 +88,35 @@ _RULES: list[tuple[str, str | Callable[[re.Match], str]]] = [
     (r"a q4_K_M build", "una versión q4_K_M"),
     (r"let it pick the GPUs with most free memory", "dejar que elija las GPU con más memoria libre"),
     (r"num_ctx (?P<n>\d+) \(OLLAMA_CONTEXT_LENGTH=(?P=n)\)", r"num_ctx \g<n> (OLLAMA_CONTEXT_LENGTH=\g<n>)"),
+    # A field the engine refuses (verdict INVALID), headed by the field's name.
+    (r"engine must be vllm or ollama, not (?P<v>'.*')", r"el motor debe ser vllm u ollama, no \g<v>"),
+    (r"gpu_memory_utilization must be in \(0, 1\], got (?P<v>.+)", r"gpu_memory_utilization debe estar en (0, 1], no \g<v>"),
+    (r"(?P<name>\w+) must be a whole number ≥ 1, got (?P<v>.+)", r"\g<name> debe ser un número entero ≥ 1, no \g<v>"),
+    (r"Total number of attention heads \((?P<h>\d+)\) must be divisible by tensor parallel size \((?P<tp>\d+)\)\.",
+     r"vLLM lo rechaza: el número de cabezas de atención (\g<h>) debe ser divisible por tensor_parallel_size (\g<tp>)."),
+    (r"Ollama has no tensor parallelism; it spreads layers over GPUs",
+     "Ollama no tiene paralelismo tensorial: reparte capas entre las GPU"),
+    (r"User-specified max_model_len \((?P<len>\d+)\) is greater than the derived max_model_len "
+     r"\(max_position_embeddings=(?P<pos>\d+) in the model's config.json\)\.",
+     r"vLLM lo rechaza: max_model_len (\g<len>) es mayor que el que deriva del modelo "
+     r"(max_position_embeddings=\g<pos> en su config.json)."),
+    (r"max_num_batched_tokens \((?P<b>\d+)\) must be greater than or equal to max_num_seqs \((?P<n>\d+)\)\.",
+     r"max_num_batched_tokens (\g<b>) debe ser mayor o igual que max_num_seqs (\g<n>)."),
+    (r"replicas apply to vLLM under Ray Serve; Ollama runs one copy per server",
+     "las réplicas son de vLLM bajo Ray Serve; Ollama ejecuta una copia por servidor"),
+    (r"unknown dtype / quantization (?P<v>'.*') \((?P<known>.+)\)", r"dtype o cuantización desconocida \g<v> (\g<known>)"),
+    (r"dtype must be auto, bfloat16, float16 or float32, not (?P<v>'.*')",
+     r"dtype debe ser auto, bfloat16, float16 o float32, no \g<v>"),
+    (r"vLLM kv_cache_dtype must be auto or fp8, not (?P<v>'.*')", r"kv_cache_dtype de vLLM debe ser auto o fp8, no \g<v>"),
+    (r"Ollama's KV cache type is f16, q8_0 or q4_0, not (?P<v>'.*')",
+     r"la caché KV de Ollama es f16, q8_0 o q4_0, no \g<v>"),
+    (r"no GPU (?P<g>\d+) on (?P<node>.+?) \(it has (?P<has>.+)\)",
+     lambda m: f"no hay GPU {m['g']} en {m['node']} (tiene {'ninguna' if m['has'] == 'none' else m['has']})"),
+    (r"a GPU is listed twice", "una GPU aparece dos veces"),
+    (r"(?P<n>\d+) GPU\(s\) listed; (?P<r>\d+) replica\(s\) × tensor_parallel_size (?P<tp>\d+) need (?P<need>\d+)",
+     r"\g<n> GPU indicadas; \g<r> réplica(s) × tensor_parallel_size \g<tp> necesitan \g<need>"),
+    (r"no running instance (?P<ref>'.*') on (?P<node>.+)", r"no hay ninguna instancia \g<ref> en marcha en \g<node>"),
+    (r"(?P<field>[a-z_]+): (?P<why>.+)", lambda m: (f"{m['field']}: {why}" if (why := translate(m['why'])) else None)),
 ]
 _COMPILED = [(re.compile(pattern), spanish) for pattern, spanish in _RULES]
 
