@@ -145,3 +145,30 @@ def test_demo_and_replayed_nodes_are_never_signalled():
         result = Stopper().terminate(plan)
         assert not result.ok and "nothing to stop" in result.message
     assert plan_for_instance(snap, inst).per_gpu_mib == inst.per_gpu_mib  # the dialog still shows the cost
+
+
+def test_workers_that_only_ray_joins_each_get_the_sigterm(spawn):
+    """Ray Serve LLM's workers are placement-group actors under the raylet: no root stops them all."""
+    import dataclasses
+
+    from vramtop.ray.model import OK, Actor, Deployment, PlacementGroup, RayState, Replica
+
+    w0, w1 = spawn(HONOURS_TERM), spawn(HONOURS_TERM)
+    actor = "SERVE_REPLICA::llm#LLMServer:m#abcd1234"
+    state = RayState(
+        "http://127.0.0.1:8265", OK, 0.0,
+        deployments=(Deployment("llm", "LLMServer:m", replicas=(Replica("abcd1234", "RUNNING", actor),)),),
+        placement_groups=(PlacementGroup("pg1", actor),),
+        actors=tuple(Actor(f"a{i}", "RayWorkerWrapper", state="ALIVE", pid=w.pid, placement_group_id="pg1",
+                           bundle_index=i) for i, w in enumerate((w0, w1))),
+    )
+    snap = dataclasses.replace(snapshot_of({w0.pid: (0, 20_000), w1.pid: (1, 20_000)}), ray=state)
+    (inst,) = group_instances(snap)
+    plan = plan_for_instance(snap, inst)
+    assert plan.label.startswith("llm/LLMServer:m#abcd1234 ") and "Ray Serve starts a new replica" in plan.note
+    assert {t.pid for t in plan.term} == {t.pid for t in plan.watch} == {w0.pid, w1.pid}
+    assert plan.per_gpu_mib == {0: 20_000, 1: 20_000} and plan.refusal is None
+    stopper = Stopper()
+    assert stopper.terminate(plan).ok
+    assert _gone(stopper, plan) == ()
+    assert w0.wait(timeout=5) == w1.wait(timeout=5) == -15

@@ -96,12 +96,16 @@ def plan_for_instance(snapshot: NodeSnapshot, instance: Instance) -> StopPlan:
                    "(another PID namespace?)")
     note = None
     role = roles.classify(root)
-    if role.engine == roles.RAY and role.kind == "replica":
+    is_replica = role.engine == roles.RAY and role.kind == "replica"
+    if is_replica or instance.replica is not None:
         note = ("Ray Serve starts a new replica when one dies; to free the GPUs for good, scale the "
                 "deployment down or delete the application (serve shutdown / serve deploy).")
+    # Workers that only Ray joins (a placement group's actors, under the raylet) share no root
+    # that would stop them all: each gets the SIGTERM.
+    term = (_target(root),) if root is not None and (is_replica or instance.replica is None) else watch
     return StopPlan(
-        label=f"{instance.name} ({instance.key})",
-        term=(_target(root),) if root is not None else (),
+        label=f"{instance.label} ({instance.key})",
+        term=term,
         watch=watch,
         per_gpu_mib=dict(instance.per_gpu_mib),
         note=note,
