@@ -67,7 +67,7 @@ def test_csv_has_one_row_per_process_and_gpu_with_the_documented_columns():
     text = csv_export.to_csv(snap)
     reader = csv.DictReader(io.StringIO(text))
     assert tuple(reader.fieldnames) == ("gpu", "pid", "user", "engine", "role", "label", "instance",
-                                         "used_mib", "cpu_pct", "rss_mib", "command")
+                                         "used_mib", "cpu_pct", "rss_mib", "command", "container", "frameworks")
     rows = list(reader)
     assert len(rows) == len(snap.gpu_processes)
     (inst,) = group_instances(snap)

@@ -27,9 +27,12 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
     """The JSON document of one snapshot."""
     instances = group_instances(snapshot) if instances is None else instances
     owner = instance_of(instances)
+    containers = getattr(snapshot.telemetry, "containers", {})
+    loaded = getattr(snapshot.telemetry, "loaded", {})
     processes = []
     for p in snapshot.gpu_processes:
         role = roles.classify(p.host)
+        box, files = containers.get(p.pid), loaded.get(p.pid)
         processes.append({
             "pid": p.pid,
             "gpu": p.gpu_index,
@@ -45,6 +48,9 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
             "command": p.host.title if p.host else None,
             "visible": p.host is not None,
             "hidden_reason": p.hidden_reason,
+            "container": dataclasses.asdict(box) if box is not None else None,
+            "frameworks": list(files.frameworks) if files is not None else [],
+            "model_files": list(files.model_files) if files is not None else [],
         })
     doc: dict[str, Any] = {
         "schema": SCHEMA,

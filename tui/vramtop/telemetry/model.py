@@ -149,6 +149,25 @@ class ContainerInfo:
 
 
 @dataclass(frozen=True)
+class LoadedFiles:
+    """What a process has mapped into memory that says what it runs: its ML framework's CUDA
+    libraries (``pytorch``, ``jax``, ...) and the model files it serves (GGUF, safetensors, ...)."""
+
+    frameworks: tuple[str, ...] = ()
+    model_files: tuple[str, ...] = ()  # full paths, in the order the process mapped them
+
+    @property
+    def label(self) -> str:
+        """"pytorch · model-00001-of-00004.safetensors (+3 files)"."""
+        parts = list(self.frameworks)
+        if self.model_files:
+            first = self.model_files[0].rsplit("/", 1)[-1]
+            more = len(self.model_files) - 1
+            parts.append(first + (f" (+{more} file{'s' if more > 1 else ''})" if more else ""))
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
 class TrendWarning:
     """A process whose memory keeps growing, and when its GPU fills at that rate."""
 
@@ -193,6 +212,7 @@ class Telemetry:
     instances: Mapping[str, InstanceTelemetry] = field(default_factory=dict)
     ollama: OllamaStatus | None = None
     containers: Mapping[int, ContainerInfo] = field(default_factory=dict)
+    loaded: Mapping[int, LoadedFiles] = field(default_factory=dict)  # PID -> framework and model files
     trends: tuple[TrendWarning, ...] = ()
     notices: tuple[str, ...] = ()
     serve: tuple[ServeAutoscaling, ...] = ()  # Ray Serve deployments that autoscale (Ray's metrics)

@@ -1,4 +1,5 @@
-"""One telemetry poll: engines' metrics, Ollama's models, containers, trends and notices.
+"""One telemetry poll: engines' metrics, Ollama's models, containers, loaded frameworks and model
+files, trends and notices.
 
 Meant for a background thread on its own interval (HTTP reads can take up to the timeout); the
 result is attached to the next snapshots as ``NodeSnapshot.telemetry``. ``poll`` never raises:
@@ -19,6 +20,7 @@ from vramtop.analysis.instances import Instance, group_instances
 from vramtop.fit import specs
 from vramtop.snapshot import NodeSnapshot
 from vramtop.telemetry import containers, kv_check, ollama, ray_serve, vllm_metrics
+from vramtop.telemetry.loaded import LoadedLookup
 from vramtop.telemetry.model import (
     NO_ENDPOINT, NOT_REACHABLE, OK, InstanceTelemetry, OllamaModel, OllamaStatus, ServeAutoscaling, ServingHistory,
     Telemetry,
@@ -60,6 +62,7 @@ class TelemetryPoller:
         self._scraper = vllm_metrics.VllmScraper(timeout_s, fetch)
         self._watched: dict[str, _Watched] = {}
         self._containers = containers.ContainerLookup()
+        self._loaded = LoadedLookup()
         self._trend = MemoryTrend()
         self._own_pid_ns = containers.in_own_pid_namespace()
         self._ollama_retry_at = 0.0
@@ -129,6 +132,7 @@ class TelemetryPoller:
             instances=per_instance,
             ollama=ollama_status,
             containers=self._containers.lookup(snapshot),
+            loaded=self._loaded.lookup(snapshot),
             trends=self._trend.update(snapshot, instances),
             notices=tuple(notices),
             serve=serve,

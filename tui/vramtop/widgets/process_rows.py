@@ -113,9 +113,29 @@ def process_key(proc: GpuProcess) -> str:
     return f"p:{proc.pid}:{proc.gpu_index}" + (":g" if proc.kind == "graphics" else "")
 
 
-def _process_row(proc: GpuProcess, inst: Instance | None, prefix: str) -> tuple[Row, dict[str, Any]]:
+def process_facts(snapshot: NodeSnapshot, pid: int) -> tuple[str, ...]:
+    """What the telemetry poll learnt of a process beyond its title: its container, its
+    framework and the model files it maps ("container docker 3f2a9c1b7d4e", "pytorch · x.gguf")."""
+    t = snapshot.telemetry
+    out = []
+    if (c := getattr(t, "containers", {}).get(pid)) is not None:
+        out.append(f"container {c.label}")
+    if (loaded := getattr(t, "loaded", {}).get(pid)) is not None:
+        out.append(loaded.label)
+    return tuple(out)
+
+
+def _framework(snapshot: NodeSnapshot, pid: int) -> str | None:
+    loaded = getattr(snapshot.telemetry, "loaded", {}).get(pid)
+    return loaded.frameworks[0] if loaded is not None and loaded.frameworks else None
+
+
+def _process_row(snapshot: NodeSnapshot, proc: GpuProcess, inst: Instance | None,
+                 prefix: str) -> tuple[Row, dict[str, Any]]:
     host = proc.host
     role = roles.classify(host)
+    if role.engine == roles.OTHER and (framework := _framework(snapshot, proc.pid)):
+        role = roles.Role(framework, role.kind, role.label)  # "pytorch python3", not "other python3"
     hidden = host is None
     reason = proc.hidden_reason or "the OS does not show this PID here"
     cells = {
@@ -145,6 +165,8 @@ def _process_row(proc: GpuProcess, inst: Instance | None, prefix: str) -> tuple[
     )
     if inst is not None:
         detail += f" · instance {inst.label}"
+    for fact in process_facts(snapshot, proc.pid):
+        detail += f" · {fact}"
     row = Row(process_key(proc), "process", cells, detail, inst.key if inst else None, hidden, proc.pid)
     return row, sort
 
@@ -234,7 +256,7 @@ def build_rows(
         inst = inst_by_key.get(key) if grouped else None
         if inst is not None and len(procs) > 1:
             header, header_sort = _instance_row(snapshot, inst, inst.key in collapsed)
-            members = _ordered([_process_row(p, inst, "") for p in procs],
+            members = _ordered([_process_row(snapshot, p, inst, "") for p in procs],
                                lambda rs: _sort_value(rs[0], rs[1], sort_column), reverse)
             if needle and not _matches(header, needle):
                 members = [rs for rs in members if _matches(rs[0], needle)]
@@ -250,7 +272,7 @@ def build_rows(
             ordered.append((_sort_value(header, header_sort, sort_column), rows))
         else:
             for proc in procs:
-                row, sort = _process_row(proc, by_pid.get(proc.pid), "")
+                row, sort = _process_row(snapshot, proc, by_pid.get(proc.pid), "")
                 if needle and not _matches(row, needle):
                     continue
                 ordered.append((_sort_value(row, sort, sort_column), [row]))

@@ -1,0 +1,158 @@
+"""What a GPU process runs in and has loaded: its container (from its cgroup) and its framework
+and model files (from its memory maps), read off real processes and shown in --once --json, the
+CSV and the live view's detail line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import mmap
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vramtop.snapshot import GpuProcess, HostProcess, NodeSnapshot
+from vramtop.telemetry.loaded import LoadedLookup, parse_maps, read_loaded
+from vramtop.telemetry.model import LoadedFiles
+
+MAPS = """\
+55d0c0a00000-55d0c0a01000 r--p 00000000 08:01 1048600                    /usr/bin/python3.11
+7f10a0000000-7f10a8000000 r--s 00000000 08:01 2097152                    /srv/models/qwen/model-00001-of-00004.safetensors
+7f10b0000000-7f10b8000000 r--s 00000000 08:01 2097153                    /srv/models/qwen/model-00002-of-00004.safetensors
+7f10b8000000-7f10b9000000 r--s 08000000 08:01 2097153                    /srv/models/qwen/model-00002-of-00004.safetensors
+7f10c0000000-7f10c1000000 r-xp 00000000 08:01 3145728                    /venv/lib/python3.11/site-packages/torch/lib/libc10_cuda.so
+7f10c2000000-7f10c9000000 r-xp 00000000 08:01 3145729                    /venv/lib/python3.11/site-packages/torch/lib/libtorch_cuda.so
+7f10d0000000-7f10d0021000 rw-p 00000000 00:00 0                          [heap]
+7f10d1000000-7f10d1001000 rw-s 00000000 00:01 4194304                    /dev/shm/psm_old (deleted)
+7ffd1c000000-7ffd1c021000 rw-p 00000000 00:00 0                          [stack]
+"""
+
+
+def test_maps_name_the_framework_and_each_model_file_once():
+    loaded = parse_maps(MAPS)
+    assert loaded.frameworks == ("pytorch",)
+    assert loaded.model_files == ("/srv/models/qwen/model-00001-of-00004.safetensors",
+                                  "/srv/models/qwen/model-00002-of-00004.safetensors")
+    assert loaded.label == "pytorch · model-00001-of-00004.safetensors (+1 file)"
+    ollama = parse_maps("7f0-7f1 r--p 00000000 08:01 9 /usr/share/ollama/.ollama/models/blobs/sha256-" + "ab" * 32)
+    assert ollama.model_files and not ollama.frameworks
+    assert parse_maps("7f0-7f1 r-xp 00000000 08:01 9 /usr/lib/libc.so.6\n7f2-7f3 rw-p 0 00:00 0\n") == LoadedFiles()
+
+
+HOLDER = """\
+import mmap, sys, time
+maps = []
+for path in sys.argv[1:]:
+    with open(path, "rb") as fh:
+        maps.append(mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ))
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """A real process that maps a CUDA build of PyTorch's library (a file by that name) and a GGUF
+    model, the way llama.cpp maps its weights."""
+    lib = tmp_path / "site-packages" / "torch" / "lib" / "libtorch_cuda.so"
+    model = tmp_path / "models" / "medgemma-4b-it-Q8_0.gguf"
+    for path in (lib, model):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"\0" * mmap.PAGESIZE)
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(lib), str(model)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    yield proc, model
+    proc.kill()
+    proc.wait()
+
+
+def _in_a_docker_cgroup(pid: int) -> str | None:
+    """Put ``pid`` in a cgroup named as Docker names a container's; its id, or None where this
+    machine does not let the test make cgroups (not root, or no cgroup v1 pids hierarchy)."""
+    cid = "3f2a9c1b7d4e" + "0" * 52
+    group = Path("/sys/fs/cgroup/pids/docker") / cid
+    try:
+        group.mkdir(parents=True, exist_ok=True)
+        (group / "cgroup.procs").write_text(str(pid))
+    except OSError:
+        return None
+    return cid
+
+
+def _leave_cgroup(cid: str, pid: int) -> None:
+    group = Path("/sys/fs/cgroup/pids/docker") / cid
+    (Path("/sys/fs/cgroup/pids") / "cgroup.procs").write_text(str(pid))  # back to the root: the group empties
+    for path in (group, group.parent):
+        try:
+            path.rmdir()
+        except OSError:
+            pass
+
+
+def test_a_real_process_shows_its_container_framework_and_model(fake_nvml, holder):
+    proc, model = holder
+    cid = _in_a_docker_cgroup(proc.pid)
+    try:
+        fake_nvml.add_process(3, proc.pid, 4_200)
+        fake_nvml.write()
+        result = subprocess.run([sys.executable, "-m", "vramtop", "--once", "--json", "--no-ray"],
+                                env=fake_nvml.env(), capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        (doc,) = [p for p in json.loads(result.stdout)["processes"] if p["pid"] == proc.pid]
+        assert doc["frameworks"] == ["pytorch"] and doc["model_files"] == [str(model)]
+        if cid is None:
+            assert doc["container"] is None  # the test runs on the host
+        else:
+            assert doc["container"] == {"runtime": "docker", "container_id": cid, "pod_uid": None, "pod": None}
+
+        csv_out = subprocess.run([sys.executable, "-m", "vramtop", "--once", "--csv", "--no-ray"],
+                                 env=fake_nvml.env(), capture_output=True, text=True, timeout=60).stdout
+        (row,) = [r for r in csv.DictReader(io.StringIO(csv_out)) if r["pid"] == str(proc.pid)]
+        assert row["frameworks"] == "pytorch" and row["container"] == ("" if cid is None else f"docker {cid[:12]}")
+    finally:
+        if cid is not None:
+            _leave_cgroup(cid, proc.pid)
+
+
+def test_the_live_view_says_it_on_the_process_row(holder):
+    from vramtop.snapshot import HostProcess
+    from vramtop.telemetry.model import ContainerInfo, Telemetry
+    from vramtop.widgets.process_rows import build_rows
+
+    proc, model = holder
+    loaded = read_loaded(proc.pid)
+    host = HostProcess(proc.pid, os.getpid(), "python3", "python3 serve.py", ("python3", "serve.py"))
+    snap = NodeSnapshot(0.0, "h", "test", gpu_processes=(GpuProcess(proc.pid, 0, 4_200, host=host),),
+                        telemetry=Telemetry(0.0, containers={proc.pid: ContainerInfo("docker", "3f2a9c1b7d4e" + "0" * 52)},
+                                            loaded={proc.pid: loaded}))
+    (row,) = build_rows(snap, ())
+    assert row.cells["role"] == "pytorch python3"  # not "other": the maps say what it runs
+    assert row.detail.endswith(" · container docker 3f2a9c1b7d4e · pytorch · medgemma-4b-it-Q8_0.gguf")
+
+
+def test_maps_are_read_once_per_process_and_again_after_the_refresh():
+    reads: list[int] = []
+
+    def reader(pid):
+        reads.append(pid)
+        return LoadedFiles(("jax",))
+
+    host = HostProcess(7, 1, "python3", "python3 train.py", create_time=100.0)
+    lookup = LoadedLookup(reader, refresh_s=30)
+
+    def at(t, pids=(7,)):
+        procs = tuple(GpuProcess(p, g, 10, host=host) for p in pids for g in (0, 1))  # one process on two GPUs
+        return lookup.lookup(NodeSnapshot(t, "h", "test", gpu_processes=procs))
+
+    assert at(0.0) == {7: LoadedFiles(("jax",))} and reads == [7]
+    at(10.0)
+    assert reads == [7]
+    at(31.0)
+    assert reads == [7, 7]
+    assert at(32.0, pids=()) == {}
+    at(33.0)
+    assert reads == [7, 7, 7]  # forgotten once gone: a new process under that PID is read afresh
