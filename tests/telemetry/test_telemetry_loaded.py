@@ -128,10 +128,10 @@ def test_the_live_view_says_it_on_the_process_row(holder):
     host = HostProcess(proc.pid, os.getpid(), "python3", "python3 serve.py", ("python3", "serve.py"))
     snap = NodeSnapshot(0.0, "h", "test", gpu_processes=(GpuProcess(proc.pid, 0, 4_200, host=host),),
                         telemetry=Telemetry(0.0, containers={proc.pid: ContainerInfo("docker", "3f2a9c1b7d4e" + "0" * 52)},
-                                            loaded={proc.pid: loaded}))
+                                            loaded={proc.pid: loaded}, phases={proc.pid: "memory stable"}))
     (row,) = build_rows(snap, ())
     assert row.cells["role"] == "pytorch python3"  # not "other": the maps say what it runs
-    assert row.detail.endswith(" · container docker 3f2a9c1b7d4e · pytorch · medgemma-4b-it-Q8_0.gguf")
+    assert row.detail.endswith(" · container docker 3f2a9c1b7d4e · pytorch · medgemma-4b-it-Q8_0.gguf · memory stable")
 
 
 def test_maps_are_read_once_per_process_and_again_after_the_refresh():

@@ -1,4 +1,5 @@
-"""Memory trend warnings (a growing process; never a vLLM one) and the CSV process table."""
+"""Memory trend warnings (a growing process; never a vLLM one), each process's memory phase and
+the CSV process table."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from vramtop.analysis.instances import group_instances
 from vramtop.snapshot import GpuInfo, GpuProcess, HostProcess, NodeSnapshot
 from vramtop.sources.demo import DemoSource
 from vramtop.telemetry import csv_export
-from vramtop.telemetry.trend import MemoryTrend, TrendRule, keeps_growing, slope
+from vramtop.telemetry.trend import MemoryTrend, TrendRule, keeps_growing, phase, slope
 
 TOTAL, RESERVED = 23_028, 513
 
@@ -54,6 +55,33 @@ def test_growth_that_gives_memory_back_is_not_kept_growing():
     rule = TrendRule(min_growth_mib=100, max_drop_mib=64)
     samples = [(float(t), v) for t, v in enumerate([1_000, 1_200, 1_400, 1_100, 1_500, 1_600] * 5)]
     assert keeps_growing(samples, rule) is None
+
+
+def test_each_process_reads_stable_growing_shrinking_or_volatile_once_the_window_can_say():
+    trend = MemoryTrend()
+    shapes = {  # pid -> MiB at sample i (every 2 s)
+        10: lambda i: 6_000 + (i % 3) * 20,  # a server: flat but for noise
+        11: lambda i: 2_000 + 100 * i,  # a trainer ramping up: 50 MiB/s
+        12: lambda i: 9_000 - 60 * i,  # a cache being released: 30 MiB/s
+        13: lambda i: 3_000 + (1_500 if i % 4 < 2 else 0),  # a batch job filling and emptying
+    }
+    for i in range(4):  # 6 s: too soon to judge anything
+        trend.update(_node(2.0 * i, {pid: ("python3 job.py", f(i)) for pid, f in shapes.items()}))
+    assert trend.phases() == {}
+    for i in range(4, 30):
+        trend.update(_node(2.0 * i, {pid: ("python3 job.py", f(i)) for pid, f in shapes.items()}))
+    assert trend.phases() == {10: "memory stable", 11: "memory growing 50 MiB/s",
+                              12: "memory shrinking 30 MiB/s", 13: "memory volatile"}
+
+
+def test_a_process_on_several_gpus_reads_as_its_worst_gpu():
+    trend = MemoryTrend()
+    host = HostProcess(7, 1, "python3", "python3 fsdp.py")
+    for i in range(20):
+        trend.update(NodeSnapshot(2.0 * i, "h", "test", gpu_processes=(
+            GpuProcess(7, 0, 5_000, host=host), GpuProcess(7, 1, 5_000 + 80 * i, host=host))))
+    assert trend.phases() == {7: "memory growing 40 MiB/s"}
+    assert phase([(0.0, 1), (1.0, 1)], TrendRule()) is None  # two samples say nothing
 
 
 @given(st.floats(-500, 500), st.floats(0, 50_000), st.integers(3, 40))

@@ -214,6 +214,7 @@ class Telemetry:
     containers: Mapping[int, ContainerInfo] = field(default_factory=dict)
     loaded: Mapping[int, LoadedFiles] = field(default_factory=dict)  # PID -> framework and model files
     trends: tuple[TrendWarning, ...] = ()
+    phases: Mapping[int, str] = field(default_factory=dict)  # PID -> "memory growing 12 MiB/s", ...
     notices: tuple[str, ...] = ()
     serve: tuple[ServeAutoscaling, ...] = ()  # Ray Serve deployments that autoscale (Ray's metrics)
 

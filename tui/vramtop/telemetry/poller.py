@@ -134,6 +134,7 @@ class TelemetryPoller:
             containers=self._containers.lookup(snapshot),
             loaded=self._loaded.lookup(snapshot),
             trends=self._trend.update(snapshot, instances),
+            phases=self._trend.phases(),
             notices=tuple(notices),
             serve=serve,
         )

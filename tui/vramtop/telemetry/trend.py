@@ -1,4 +1,5 @@
-"""Memory history per GPU and per process, and a warning for a process that keeps growing.
+"""Memory history per GPU and per process: each process's phase (stable, growing, shrinking,
+volatile) and a warning for a process that keeps growing.
 
 A serving engine holds a fixed amount (vLLM reserves ``gpu_memory_utilization`` x total at start),
 so growth is the signature of something else: a leak, a notebook caching tensors, a trainer
@@ -58,6 +59,32 @@ def keeps_growing(samples: list[tuple[float, int]], rule: TrendRule) -> float | 
     rate = slope(samples)
     return rate if rate > 0 else None
 
+STABLE, GROWING, SHRINKING, VOLATILE = "stable", "growing", "shrinking", "volatile"
+_PHASE_ORDER = (GROWING, SHRINKING, VOLATILE, STABLE)  # a process on several GPUs reads as its worst
+
+
+def phase(samples: list[tuple[float, int]], rule: TrendRule) -> tuple[str, float] | None:
+    """How a process's memory moved over the window, with its rate (MiB/s): ``stable`` (within
+    ``rule.max_drop_mib``), ``growing`` / ``shrinking`` (steadily, as ``keeps_growing`` judges),
+    else ``volatile``. None until the window holds enough to say."""
+    if len(samples) < rule.min_samples or samples[-1][0] - samples[0][0] < rule.min_span_s:
+        return None
+    values = [v for _, v in samples]
+    if max(values) - min(values) <= rule.max_drop_mib:
+        return STABLE, 0.0
+    if (rate := keeps_growing(samples, rule)) is not None:
+        return GROWING, rate
+    if (rate := keeps_growing([(t, -v) for t, v in samples], rule)) is not None:
+        return SHRINKING, -rate
+    return VOLATILE, slope(samples)
+
+
+def phase_text(name: str, rate: float) -> str:
+    """"memory growing 12 MiB/s", "memory stable"."""
+    if name in (GROWING, SHRINKING):
+        return f"memory {name} {abs(rate):,.1f} MiB/s".replace(".0 MiB", " MiB")
+    return f"memory {name}"
+
 
 class MemoryTrend:
     """Keeps the recent used memory of each GPU and each (GPU, process), and judges growth."""
@@ -103,6 +130,16 @@ class MemoryTrend:
 
     def process_history(self, gpu_index: int, pid: int) -> tuple[int, ...]:
         return tuple(v for _, v in self._procs.get((gpu_index, pid), ()))
+
+    def phases(self) -> dict[int, str]:
+        """PID -> how its memory moved over the window ("memory growing 12 MiB/s"), for the
+        processes the window can judge; a process on several GPUs reads as its worst GPU."""
+        worst: dict[int, tuple[str, float]] = {}
+        for (_, pid), series in self._procs.items():
+            found = phase(list(series), self.rule)
+            if found is not None and (pid not in worst or _PHASE_ORDER.index(found[0]) < _PHASE_ORDER.index(worst[pid][0])):
+                worst[pid] = found
+        return {pid: phase_text(*found) for pid, found in worst.items()}
 
     def warnings(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...] = ()) -> tuple[TrendWarning, ...]:
         fixed = {pid for inst in instances if inst.engine == roles.VLLM for pid in inst.pids}

@@ -115,13 +115,16 @@ def process_key(proc: GpuProcess) -> str:
 
 def process_facts(snapshot: NodeSnapshot, pid: int) -> tuple[str, ...]:
     """What the telemetry poll learnt of a process beyond its title: its container, its
-    framework and the model files it maps ("container docker 3f2a9c1b7d4e", "pytorch · x.gguf")."""
+    framework and the model files it maps, how its memory moved ("container docker 3f2a9c1b7d4e",
+    "pytorch · x.gguf", "memory stable")."""
     t = snapshot.telemetry
     out = []
     if (c := getattr(t, "containers", {}).get(pid)) is not None:
         out.append(f"container {c.label}")
     if (loaded := getattr(t, "loaded", {}).get(pid)) is not None:
         out.append(loaded.label)
+    if (moved := getattr(t, "phases", {}).get(pid)) is not None:
+        out.append(moved)
     return tuple(out)
 
 
