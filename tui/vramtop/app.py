@@ -20,6 +20,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.signal import Signal
@@ -256,8 +257,15 @@ class VramtopApp(App[None]):
     async def on_snapshot_ready(self, message: SnapshotReady) -> None:
         if self.paused:
             return
+        try:
+            await self._take(message.snapshot)
+        except NoMatches:
+            if self.screen.children:
+                raise
+            # a sample that lands while the app shuts down: its screen's widgets are gone
+
+    async def _take(self, snapshot: NodeSnapshot) -> None:
         self.sample_error = None
-        snapshot = message.snapshot
         if self._telemetry is not None and snapshot.telemetry is None:
             snapshot = replace(snapshot, telemetry=self._telemetry)
         if self._ray is not None and snapshot.ray is None:
