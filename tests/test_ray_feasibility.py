@@ -187,7 +187,7 @@ def test_serve_llm_workers_link_through_the_placement_group_not_the_process_tree
     snap = NodeSnapshot(timestamp=NOW, hostname="gpu-node", source="test", gpu_processes=procs,
                         ancestors={50: raylet, 302: hosts[302]})
     links = link_gpu_processes(st, snap)
-    assert {pid: (l.label, l.bundle_index) for pid, l in links.items()} == {
+    assert {pid: (l.label, l.bundle_index) for (_, pid), l in links.items()} == {
         301: ("llm/LLMServer:qwen#a1", 0),
         401: ("llm/LLMServer:qwen#a1", 1),  # a child of the rank-1 worker
         303: ("llm/LLMServer:qwen#b2", 0),

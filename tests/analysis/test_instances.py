@@ -44,7 +44,7 @@ def test_two_engines_and_a_stranger_are_three_instances():
     assert by_root[200].engine == "vllm" and by_root[200].total_mib == 9000
     assert by_root[400].name.endswith("(not visible)") and by_root[400].total_mib == 300
     assert sum(i.total_mib for i in insts) == 23_800  # nothing dropped, nothing counted twice
-    assert instance_of(insts)[103] is by_root[100]
+    assert instance_of(insts)[1, 103] is by_root[100]
 
 
 def test_unknown_memory_is_flagged_not_counted():

@@ -131,7 +131,7 @@ def test_seed_deployment_one_replica_runs_one_waits_and_both_limits_are_warned(r
     assert 1 <= a.pending_for_s <= time.time() - deployed_at + 1
     assert analysis.cluster_gpus == GPUS and analysis.cluster_vram_mib == GPUS * A10_MIB
     label = f"seed/FakeLLM#{running_id}"
-    assert {pid: link.label for pid, link in analysis.links.items()} == {replica_pid: label, child_pid: label}
+    assert {pid: link.label for (_, pid), link in analysis.links.items()} == {replica_pid: label, child_pid: label}
 
     # The dashboard's per-node usage lags the placement by the autoscaler monitor's period.
     state = poll_until(RayPoller(ray_cluster.dashboard, timeout=10), lambda s: s.nodes[0].available("GPU") == 0)
@@ -181,7 +181,7 @@ def test_llm_shaped_deployment_gpus_come_from_its_placement_group_and_workers_li
     assert a.vram_per_replica_mib == 2 * 20_730
     assert a.vram_at_min_mib == 2 * 20_730 and a.vram_at_max_mib == 2 * 2 * 20_730
     label = f"llm/{LLM_DEP}#{replica['replica_id']}"
-    assert {pid: (link.label, link.via) for pid, link in analysis.links.items()} == {
+    assert {pid: (link.label, link.via) for (_, pid), link in analysis.links.items()} == {
         pid: (label, "placement group") for pid in users}
     # Each stand-in engine process hangs under the worker actor holding its rank's bundle.
     for pid, (_, rank) in users.items():

@@ -159,7 +159,7 @@ def test_in_cluster_mode_a_pid_links_only_to_a_replica_of_its_own_node():
                      deployments=(Deployment("app", "D", replicas=(replica,)),))
     gpus, procs = cluster_gpus(state)
     snap = NodeSnapshot(timestamp=1.0, hostname="http://ray-head:8265", source="cluster", gpus=gpus, gpu_processes=procs)
-    assert set(link_gpu_processes(state, snap)) == {4242}
+    assert set(link_gpu_processes(state, snap)) == {(0, 4242)}
     # the same PID on the other node is another process: no link
     other = replace(state, nodes=(on("a" * 32, "gpu-a", 7), on("b" * 32, "gpu-b", 4242)))
     gpus, procs = cluster_gpus(other)
@@ -203,3 +203,25 @@ def test_a_poll_just_taken_is_the_first_picture_not_polled_again():
     now[0] = 2.0
     source.sample()
     assert poller.polls == 1
+
+
+def test_the_same_pid_on_two_nodes_is_two_instances_each_keyed_by_its_node():
+    """PIDs repeat across machines: grouping, the table's instance column and the keys the
+    what-if panel and the stop action use must not merge two nodes' processes."""
+    from vramtop.analysis.instances import group_instances, instance_of
+    from vramtop.widgets.process_rows import build_rows
+
+    def on(node_id, host, pid, mib):
+        return node(node_id, host, None, gpus=[RayGpu(0, "NVIDIA H100", f"GPU-{node_id[:4]}", mib + 500, H100, 0, {pid: mib})])
+
+    state = RayState(address="http://ray-head:8265", status=OK, checked_at=1.0, last_success=1.0,
+                     nodes=(on("a" * 32, "gpu-a", 4242, 30_000), on("b" * 32, "gpu-b", 4242, 50_000)))
+    gpus, procs = cluster_gpus(state)
+    snap = NodeSnapshot(timestamp=1.0, hostname="http://ray-head:8265", source="cluster", gpus=gpus, gpu_processes=procs)
+    insts = group_instances(snap)
+    assert sorted((i.node, i.total_mib) for i in insts) == [("gpu-a", 30_000), ("gpu-b", 50_000)]
+    assert len({i.key for i in insts}) == 2 and all(i.key.endswith(f"@{i.node}") for i in insts)
+    owner = instance_of(insts)
+    assert owner[0, 4242].node == "gpu-a" and owner[1, 4242].node == "gpu-b"
+    rows = [r for r in build_rows(snap, insts) if r.kind == "process"]
+    assert sorted((r.cells["gpu"], r.instance_key) for r in rows) == sorted((str(g), owner[g, 4242].key) for g in (0, 1))

@@ -41,7 +41,7 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
             "engine": role.engine,
             "role": role.kind,
             "label": role.label or None,
-            "instance": owner[p.pid].key if p.pid in owner else None,
+            "instance": inst.key if (inst := owner.get((p.gpu_index, p.pid))) else None,
             "user": p.host.user if p.host else None,
             "cpu_pct": p.host.cpu_pct if p.host else None,
             "rss_mib": p.host.rss_mib if p.host else None,
@@ -188,7 +188,7 @@ def to_text(snapshot: NodeSnapshot, thresholds: Thresholds) -> str:
             role = roles.classify(p.host)
             mib = f"{p.used_mib:,} MiB" if p.used_mib is not None else "n/a"
             what = p.host.title if p.host else (p.hidden_reason or "not visible from here")
-            inst = owner[p.pid].name if p.pid in owner else "-"
+            inst = found.name if (found := owner.get((p.gpu_index, p.pid))) else "-"
             out.append(f"  GPU {p.gpu_index} pid {p.pid} {mib:>10}  {role.text:<22} {inst}  {what}")
     if snapshot.ray is not None:
         out += ray_report.text_lines(snapshot.ray, analyze(snapshot.ray, snapshot))

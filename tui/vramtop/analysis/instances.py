@@ -40,8 +40,9 @@ class Member:
 
 @dataclass(frozen=True)
 class Instance:
-    """A serving instance: ``key`` is stable across ticks (engine and root PID); ``replica``,
-    the Ray Serve replica it is, where Ray says so."""
+    """A serving instance: ``key`` is stable across ticks (engine and root PID, and in cluster
+    mode the Ray node, since PIDs repeat across machines); ``replica``, the Ray Serve replica it
+    is, where Ray says so."""
 
     key: str
     engine: str
@@ -52,6 +53,7 @@ class Instance:
     tp_size: int | None = None
     unknown_mib: bool = False  # some member's memory is not reported by the driver
     replica: ReplicaLink | None = None
+    node: str | None = None  # cluster mode: the Ray node its processes run on
 
     @property
     def label(self) -> str:
@@ -124,7 +126,7 @@ def _name(root: HostProcess | None, role: Role, members: list[Member], pid: int,
     return f"{role.label or root.name} pid {pid}"
 
 
-def _replica_links(snapshot: NodeSnapshot) -> dict[int, ReplicaLink]:
+def _replica_links(snapshot: NodeSnapshot) -> dict[tuple[int, int], ReplicaLink]:
     state = snapshot.ray
     if not isinstance(state, RayState) or not state.deployments:
         return {}
@@ -136,6 +138,7 @@ class _Group:
     root: HostProcess | None
     role: Role
     replica: ReplicaLink | None
+    node: str | None
     per_member: dict[int, dict[int, int]] = field(default_factory=dict)
     unknown: bool = False
 
@@ -147,15 +150,17 @@ class _Group:
 def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
     """Every GPU process in exactly one instance, largest instance first."""
     links = _replica_links(snapshot)
-    groups: dict[int | str, _Group] = {}
+    node_of_gpu = {g.index: g.node for g in snapshot.gpus}
+    groups: dict[tuple[str | None, int] | str, _Group] = {}
     member_hosts: dict[int, HostProcess | None] = {}
     for proc in snapshot.gpu_processes:
         root, root_role = _root(snapshot, proc)
-        replica = links.get(proc.pid)
-        group_id = replica.label if replica is not None else (root.pid if root is not None else proc.pid)
+        replica = links.get((proc.gpu_index, proc.pid))
+        node = node_of_gpu.get(proc.gpu_index)
+        group_id = replica.label if replica is not None else (node, root.pid if root is not None else proc.pid)
         group = groups.get(group_id)
         if group is None:
-            group = groups[group_id] = _Group(root, root_role, replica)
+            group = groups[group_id] = _Group(root, root_role, replica, node)
         elif _ROOT_RANK.get((root_role.engine, root_role.kind), 0) > group.rank:
             group.root, group.role = root, root_role  # the replica process itself, over its workers
         per_gpu = group.per_member.setdefault(proc.pid, {})
@@ -165,7 +170,7 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
 
     out: list[Instance] = []
     for group_id, g in groups.items():
-        root_pid = g.root.pid if g.root is not None else (group_id if isinstance(group_id, int) else min(g.per_member))
+        root_pid = g.root.pid if g.root is not None else (group_id[1] if isinstance(group_id, tuple) else min(g.per_member))
         members = [
             Member(pid, roles.classify(member_hosts[pid]), per_gpu, member_hosts[pid])
             for pid, per_gpu in sorted(g.per_member.items())
@@ -178,7 +183,8 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
         engine = roles.VLLM if any(m.role.engine == roles.VLLM for m in members) else g.role.engine
         out.append(
             Instance(
-                key=f"{roles.RAY if g.replica is not None else g.role.engine}:{root_pid}",
+                key=f"{roles.RAY if g.replica is not None else g.role.engine}:{root_pid}"
+                    + (f"@{g.node}" if g.node is not None else ""),
                 engine=engine,
                 name=_name(g.root, g.role, members, root_pid, g.replica),
                 root_pid=root_pid,
@@ -187,12 +193,14 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
                 tp_size=len(tp_ranks) if tp_ranks else None,
                 unknown_mib=g.unknown,
                 replica=g.replica,
+                node=g.node,
             )
         )
     out.sort(key=lambda i: (-i.total_mib, i.key))
     return tuple(out)
 
 
-def instance_of(instances: tuple[Instance, ...]) -> dict[int, Instance]:
-    """PID -> its instance, for the process table's instance column."""
-    return {m.pid: inst for inst in instances for m in inst.members}
+def instance_of(instances: tuple[Instance, ...]) -> dict[tuple[int, int], Instance]:
+    """(GPU index, PID) -> its instance, for the process table's instance column (keyed by GPU
+    too: in cluster mode two machines may run the same PID)."""
+    return {(gpu, m.pid): inst for inst in instances for m in inst.members for gpu in m.per_gpu_mib}

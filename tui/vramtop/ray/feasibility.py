@@ -93,7 +93,7 @@ class RayAnalysis:
     deployments: tuple[DeploymentAnalysis, ...] = ()
     cluster_gpus: float = 0.0
     cluster_vram_mib: int | None = None
-    links: Mapping[int, ReplicaLink] = field(default_factory=dict)  # GPU PID -> replica
+    links: Mapping[tuple[int, int], ReplicaLink] = field(default_factory=dict)  # (GPU, PID) -> replica
 
     def deployment(self, key: str) -> DeploymentAnalysis | None:
         return next((d for d in self.deployments if d.key == key), None)
@@ -214,12 +214,13 @@ def warnings_for(fits: int, min_replicas: int | None, max_replicas: int | None,
 
 # -- the whole analysis ------------------------------------------------------------------------
 
-def _vram_per_replica(dep: Deployment, links: Mapping[int, ReplicaLink], snapshot: NodeSnapshot | None) -> int | None:
+def _vram_per_replica(dep: Deployment, links: Mapping[tuple[int, int], ReplicaLink],
+                      snapshot: NodeSnapshot | None) -> int | None:
     if snapshot is None:
         return None
     per_replica: dict[str, int] = {}
     for p in snapshot.gpu_processes:
-        link = links.get(p.pid)
+        link = links.get((p.gpu_index, p.pid))
         if link is None or (link.app, link.deployment) != (dep.app, dep.name) or p.used_mib is None:
             continue
         per_replica[link.replica_id] = per_replica.get(link.replica_id, 0) + p.used_mib

@@ -76,10 +76,11 @@ def _node_of_gpu(state: RayState, snapshot: NodeSnapshot) -> dict[int, str | Non
 
 
 def link_gpu_processes(state: RayState, snapshot: NodeSnapshot,
-                       node_ids: set[str] | None = None) -> dict[int, ReplicaLink]:
-    """GPU PID -> the replica it serves, walking each GPU process's parent chain (the process
-    itself first) to the nearest replica process or placement-group worker. In cluster mode a
-    process is matched only with replicas of its own node (one with no known node, with none)."""
+                       node_ids: set[str] | None = None) -> dict[tuple[int, int], ReplicaLink]:
+    """(GPU index, PID) -> the replica it serves, walking each GPU process's parent chain (the
+    process itself first) to the nearest replica process or placement-group worker. In cluster
+    mode a process is matched only with replicas of its own node (one with no known node, with
+    none), and keyed by its GPU too, since two nodes may run the same PID."""
     node_of_gpu = _node_of_gpu(state, snapshot)
     per_node: dict[str | None, dict[int, ReplicaLink]] = {}
 
@@ -92,14 +93,14 @@ def link_gpu_processes(state: RayState, snapshot: NodeSnapshot,
             per_node[node] = owners(state, snapshot, node_ids if node is None else {node})
         return per_node[node]
 
-    links: dict[int, ReplicaLink] = {}
+    links: dict[tuple[int, int], ReplicaLink] = {}
     for proc in snapshot.gpu_processes:
         known = known_for(proc.gpu_index)
         pid: int | None = proc.pid
         seen: set[int] = set()
         while pid is not None and pid not in seen:
             if pid in known:
-                links[proc.pid] = known[pid]
+                links[proc.gpu_index, proc.pid] = known[pid]
                 break
             seen.add(pid)
             host = snapshot.host_process(pid)

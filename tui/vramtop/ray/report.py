@@ -93,7 +93,7 @@ def to_dict(state: RayState, analysis: RayAnalysis) -> dict[str, Any]:
             }
             for n in state.nodes
         ],
-        "replica_of_pid": {str(pid): link.label for pid, link in sorted(analysis.links.items())},
+        "replica_of_pid": {str(pid): link.label for (_, pid), link in sorted(analysis.links.items(), key=lambda kv: kv[0][::-1])},
     }
 
 

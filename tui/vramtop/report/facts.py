@@ -171,7 +171,7 @@ def gather(snapshot: NodeSnapshot, candidates: list[tuple[str, Candidate]] = (),
                          gpu_state(g, thresholds), g.lost) for g in snapshot.gpus)
     procs = tuple(
         ProcessFact(p.gpu_index, p.pid, p.used_mib, roles.classify(p.host).text,
-                    owner[p.pid].name if p.pid in owner else None, p.host.title if p.host else p.hidden_reason)
+                    inst.name if (inst := owner.get((p.gpu_index, p.pid))) else None, p.host.title if p.host else p.hidden_reason)
         for p in snapshot.gpu_processes)
     cuda = {g.total_mib - g.reserved_mib for g in snapshot.gpus if not g.lost}
     cuda_total = cuda.pop() if len(cuda) == 1 else None

@@ -34,7 +34,7 @@ def rows(snapshot: NodeSnapshot, instances: tuple[Instance, ...] | None = None) 
             "engine": role.engine,
             "role": role.kind,
             "label": role.label or None,
-            "instance": owner[p.pid].key if p.pid in owner else None,
+            "instance": inst.key if (inst := owner.get((p.gpu_index, p.pid))) else None,
             "used_mib": p.used_mib,
             "cpu_pct": round(host.cpu_pct, 1) if host and host.cpu_pct is not None else None,
             "rss_mib": host.rss_mib if host else None,

@@ -247,10 +247,10 @@ def build_rows(
     matches, else only the members that match.
     """
     needle = filter_text.strip().casefold()
-    by_pid = instance_of(instances)
+    owner = instance_of(instances)
     groups: dict[str | None, list[GpuProcess]] = {}
     for proc in snapshot.gpu_processes:
-        inst = by_pid.get(proc.pid)
+        inst = owner.get((proc.gpu_index, proc.pid))
         groups.setdefault(inst.key if inst and grouped else f"solo:{process_key(proc)}", []).append(proc)
     inst_by_key = {i.key: i for i in instances}
 
@@ -275,7 +275,7 @@ def build_rows(
             ordered.append((_sort_value(header, header_sort, sort_column), rows))
         else:
             for proc in procs:
-                row, sort = _process_row(snapshot, proc, by_pid.get(proc.pid), "")
+                row, sort = _process_row(snapshot, proc, owner.get((proc.gpu_index, proc.pid)), "")
                 if needle and not _matches(row, needle):
                     continue
                 ordered.append((_sort_value(row, sort, sort_column), [row]))
