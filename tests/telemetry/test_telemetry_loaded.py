@@ -134,25 +134,25 @@ def test_the_live_view_says_it_on_the_process_row(holder):
     assert row.detail.endswith(" · container docker 3f2a9c1b7d4e · pytorch · medgemma-4b-it-Q8_0.gguf · memory stable")
 
 
-def test_maps_are_read_once_per_process_and_again_after_the_refresh():
-    reads: list[int] = []
+def test_maps_are_read_when_a_process_appears_then_less_and_less_often():
+    clock = [0.0]
+    reads: list[float] = []
 
     def reader(pid):
-        reads.append(pid)
+        reads.append(clock[0])
         return LoadedFiles(("jax",))
 
     host = HostProcess(7, 1, "python3", "python3 train.py", create_time=100.0)
-    lookup = LoadedLookup(reader, refresh_s=30)
+    lookup = LoadedLookup(reader, first_refresh_s=10, max_refresh_s=40)
 
     def at(t, pids=(7,)):
+        clock[0] = t
         procs = tuple(GpuProcess(p, g, 10, host=host) for p in pids for g in (0, 1))  # one process on two GPUs
         return lookup.lookup(NodeSnapshot(t, "h", "test", gpu_processes=procs))
 
-    assert at(0.0) == {7: LoadedFiles(("jax",))} and reads == [7]
-    at(10.0)
-    assert reads == [7]
-    at(31.0)
-    assert reads == [7, 7]
-    assert at(32.0, pids=()) == {}
-    at(33.0)
-    assert reads == [7, 7, 7]  # forgotten once gone: a new process under that PID is read afresh
+    for t in range(120):
+        assert at(float(t)) == {7: LoadedFiles(("jax",))}
+    assert reads == [0, 10, 30, 70, 110]  # waits of 10, 20, 40, then 40 (the cap)
+    assert at(120.0, pids=()) == {}
+    at(121.0)
+    assert reads[-1] == 121.0  # forgotten once gone: a new process under that PID is read afresh
