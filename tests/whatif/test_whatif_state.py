@@ -252,3 +252,22 @@ def test_a_model_path_that_cannot_be_read_is_one_line_on_the_model_field(tmp_pat
     result = assess(FormState(model=str(path)), DEMO)
     assert result.verdict == INVALID
     assert "\n" not in result.errors["model"] and str(path) in result.errors["model"]
+
+
+def test_two_replicas_of_one_deployment_are_two_distinct_as_if_stopped_choices():
+    from vramtop.analysis.instances import Instance
+    from vramtop.fit.placement import NodeView, find_instance
+    from vramtop.ray.link import ReplicaLink
+
+    def replica(rid: str, pid: int, gpus: tuple[int, ...]) -> Instance:
+        return Instance(f"ray:{pid}", "vllm", "llm/LLMServer", pid, (), {g: 20_000 for g in gpus},
+                        replica=ReplicaLink("llm", "LLMServer", rid, "placement group"))
+
+    a, b = replica("aaaa1111", 100, (0, 1)), replica("bbbb2222", 200, (2, 3))
+    from vramtop.whatif_state import instance_label
+
+    assert instance_label(a) == "llm/LLMServer#aaaa1111 (GPUs 0,1, 40,000 MiB)"
+    assert instance_label(a) != instance_label(b)
+    node = NodeView("n", (), (a, b))
+    assert find_instance(node, "llm/LLMServer#bbbb2222") is b
+    assert find_instance(node, "llm/LLMServer") is a  # the name alone: the first that has it

@@ -82,9 +82,10 @@ def paper_node(text: str) -> NodeView:
 
 
 def find_instance(node: NodeView, ref: str) -> Instance | None:
-    """An instance by key, name or root PID, or by a part of its name that only it has."""
+    """An instance by key, name, replica label or root PID, or by a part of its name that only
+    it has."""
     for inst in node.instances:
-        if ref in (inst.key, inst.name, str(inst.root_pid)):
+        if ref in (inst.key, inst.name, inst.label, str(inst.root_pid)):
             return inst
     low = ref.lower()
     hits = [i for i in node.instances if low in i.name.lower() or low in i.key.lower()]
