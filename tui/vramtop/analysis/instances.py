@@ -97,12 +97,16 @@ def served_model(argv: list[str]) -> str | None:
     return None
 
 
+def _rank(role: Role) -> int:
+    return _ROOT_RANK.get((role.engine, role.kind), 0)
+
+
 def _root(snapshot: NodeSnapshot, proc: GpuProcess) -> tuple[HostProcess | None, Role]:
     chain = _chain(snapshot, proc.host)
     best: tuple[int, HostProcess | None, Role] = (0, proc.host, roles.classify(proc.host))
     for host in chain:
         role = roles.classify(host)
-        rank = _ROOT_RANK.get((role.engine, role.kind), 0)
+        rank = _rank(role)
         if rank and rank >= best[0]:
             best = (rank, host, role)
     return best[1], best[2]
@@ -140,11 +144,9 @@ class _Group:
     replica: ReplicaLink | None
     node: str | None
     per_member: dict[int, dict[int, int]] = field(default_factory=dict)
+    hosts: dict[int, HostProcess | None] = field(default_factory=dict)  # per group: PIDs repeat across nodes
     unknown: bool = False
 
-    @property
-    def rank(self) -> int:
-        return _ROOT_RANK.get((self.role.engine, self.role.kind), 0)
 
 
 def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
@@ -152,7 +154,6 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
     links = _replica_links(snapshot)
     node_of_gpu = {g.index: g.node for g in snapshot.gpus}
     groups: dict[tuple[str | None, int] | str, _Group] = {}
-    member_hosts: dict[int, HostProcess | None] = {}
     for proc in snapshot.gpu_processes:
         root, root_role = _root(snapshot, proc)
         replica = links.get((proc.gpu_index, proc.pid))
@@ -161,18 +162,18 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
         group = groups.get(group_id)
         if group is None:
             group = groups[group_id] = _Group(root, root_role, replica, node)
-        elif _ROOT_RANK.get((root_role.engine, root_role.kind), 0) > group.rank:
+        elif _rank(root_role) > _rank(group.role):
             group.root, group.role = root, root_role  # the replica process itself, over its workers
         per_gpu = group.per_member.setdefault(proc.pid, {})
         per_gpu[proc.gpu_index] = per_gpu.get(proc.gpu_index, 0) + (proc.used_mib or 0)
-        member_hosts[proc.pid] = proc.host
+        group.hosts[proc.pid] = proc.host
         group.unknown = group.unknown or proc.used_mib is None
 
     out: list[Instance] = []
     for group_id, g in groups.items():
         root_pid = g.root.pid if g.root is not None else (group_id[1] if isinstance(group_id, tuple) else min(g.per_member))
         members = [
-            Member(pid, roles.classify(member_hosts[pid]), per_gpu, member_hosts[pid])
+            Member(pid, roles.classify(g.hosts[pid]), per_gpu, g.hosts[pid])
             for pid, per_gpu in sorted(g.per_member.items())
         ]
         per_gpu_total: dict[int, int] = {}
