@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from vramtop.fit import vllm
-from vramtop.fit.specs import ModelSpec, from_catalog, weight_bytes_as
+from vramtop.fit.specs import ModelSpec, from_catalog
 
 GIB = 1024**3
 ROWS = Path(__file__).with_name("vllm_startup_rows.yaml")

@@ -11,10 +11,9 @@ view is rebuilt every time. Times are process CPU time, the median of ``--repeat
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from dataclasses import replace
 
+from cpu import median_ms
 from vramtop.analysis.instances import group_instances
 from vramtop.fit.placement import paper_node
 from vramtop.fit.specs import resolve
@@ -36,17 +35,6 @@ def cases():
     ]
 
 
-def cpu_ms(fn, repeat: int) -> tuple[float, float]:
-    """(median, fastest) CPU milliseconds of ``fn``; the fastest shows the cost without the
-    noise of other work on the machine."""
-    times = []
-    for _ in range(repeat):
-        t0 = time.process_time_ns()
-        fn()
-        times.append((time.process_time_ns() - t0) / 1e6)
-    return statistics.median(times), min(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=200)
@@ -55,13 +43,13 @@ def main() -> None:
     base = source.sample()
     paper = paper_node("4x22515MiB")
     fresh = lambda: replace(base)  # a new snapshot object with the same content, as each tick brings
-    baseline, _ = cpu_ms(lambda: group_instances(fresh()), args.repeat)
+    baseline, _ = median_ms(lambda: group_instances(fresh()), args.repeat)
     print(f"baseline: group_instances(demo snapshot)  {baseline:.3f} ms (median)")
     print(f"{'case':<56} {'median ms':>9} {'best ms':>8} {'x baseline':>11}  under {BUDGET_MS} ms")
     worst = 0.0
     for label, cand in cases():
         node_for = (lambda: paper) if "paper" in label else fresh
-        ms, best = cpu_ms(lambda: evaluate(cand, node_for()), args.repeat)
+        ms, best = median_ms(lambda: evaluate(cand, node_for()), args.repeat)
         worst = max(worst, ms)
         print(f"{label:<56} {ms:9.3f} {best:8.3f} {ms / baseline:11.1f}  {'yes' if ms < BUDGET_MS else 'NO'}")
     print(f"slowest verdict {worst:.3f} ms ({'within' if worst < BUDGET_MS else 'OVER'} the {BUDGET_MS} ms budget)")

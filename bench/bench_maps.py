@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from cpu import mean_ms
 from vramtop.telemetry import loaded
 
 LIBS = ["torch/lib/libtorch_cuda.so", "torch/lib/libc10_cuda.so", "torch/lib/libtorch_cpu.so",
@@ -41,14 +41,6 @@ def worker_maps(lines: int) -> str:
     return "\n".join(out) + "\n"
 
 
-def cpu_ms(fn, n: int) -> float:
-    fn()
-    start = time.process_time()
-    for _ in range(n):
-        fn()
-    return (time.process_time() - start) * 1000 / n
-
-
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     lines = int(sys.argv[2]) if len(sys.argv) > 2 else 4_000
@@ -58,8 +50,8 @@ def main() -> None:
         maps = proc / "1" / "maps"
         maps.write_text(worker_maps(lines))
         found = loaded.read_loaded(1, str(proc))
-        read = cpu_ms(lambda: maps.read_text(encoding="utf-8", errors="replace"), n)
-        parse = cpu_ms(lambda: loaded.read_loaded(1, str(proc)), n)
+        read = mean_ms(lambda: maps.read_text(encoding="utf-8", errors="replace"), n)
+        parse = mean_ms(lambda: loaded.read_loaded(1, str(proc)), n)
         size = maps.stat().st_size
     print(f"maps: {lines:,} lines, {size / 1024:.0f} KiB; found {found.label!r}; {n} iterations")
     print(f"read          {read:7.3f} ms CPU per process   (baseline)")

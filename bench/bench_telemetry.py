@@ -18,12 +18,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cpu import mean_ms
 from vramtop.telemetry import vllm_metrics
 
 SERVER = """
@@ -90,14 +90,6 @@ def busy_vllm_body(engines: int = 2) -> bytes:
     return generate_latest(reg)
 
 
-def cpu_ms(fn, n: int) -> float:
-    fn()  # warm up (connection setup paths, imports)
-    start = time.process_time()
-    for _ in range(n):
-        fn()
-    return (time.process_time() - start) * 1000 / n
-
-
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     body = busy_vllm_body()
@@ -110,10 +102,10 @@ def main() -> None:
             url = f"http://127.0.0.1:{int(server.stdout.readline())}/metrics"
             scraper = vllm_metrics.VllmScraper(timeout_s=2.0)
             clock = iter(range(10**9))
-            bare = cpu_ms(lambda: vllm_metrics.fetch(url, 2.0), n)
-            scrape = cpu_ms(lambda: scraper.scrape(url, float(next(clock))), n)
-            parse = cpu_ms(lambda: vllm_metrics.parse(text, url), n)
-            parse_all = cpu_ms(lambda: sum(len(f.samples) for f in text_string_to_metric_families(text)), max(20, n // 10))
+            bare = mean_ms(lambda: vllm_metrics.fetch(url, 2.0), n)
+            scrape = mean_ms(lambda: scraper.scrape(url, float(next(clock))), n)
+            parse = mean_ms(lambda: vllm_metrics.parse(text, url), n)
+            parse_all = mean_ms(lambda: sum(len(f.samples) for f in text_string_to_metric_families(text)), max(20, n // 10))
         finally:
             server.kill()
             server.wait()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import fakenvml  # noqa: E402
+from cpu import median_ms  # noqa: E402
 
 fakenvml.load_in_process()
 
@@ -34,17 +34,6 @@ import psutil  # noqa: E402
 from vramtop.analysis.instances import group_instances  # noqa: E402
 from vramtop.sampler import LiveSource  # noqa: E402
 from vramtop.sources.nvml import NvmlSource  # noqa: E402
-
-
-def cpu_ms(fn, repeat: int = 15) -> float:
-    """Median CPU time of one call, in ms (process time: what the tick costs the machine)."""
-    fn()
-    samples = []
-    for _ in range(repeat):
-        t0 = time.process_time()
-        fn()
-        samples.append((time.process_time() - t0) * 1000)
-    return statistics.median(samples)
 
 
 def scenario(path: Path, gpus: int, pids: list[int]) -> fakenvml.Scenario:
@@ -70,12 +59,12 @@ def ticks(tmp: Path) -> None:
                 os.environ[fakenvml.SCENARIO_ENV] = str(path)
                 scenario(path, gpus, [c.pid for c in children[:procs]])
                 nvml = NvmlSource()
-                base = cpu_ms(nvml.read)
+                base, _ = median_ms(nvml.read, 15)
                 nvml.close()
                 live = LiveSource()
                 snap = live.sample()
                 assert len(snap.gpu_processes) == procs and all(p.host for p in snap.gpu_processes)
-                tick = cpu_ms(lambda: group_instances(live.sample()))
+                tick, _ = median_ms(lambda: group_instances(live.sample()), 15)
                 live.close()
                 print(f"{gpus:>4} {procs:>5} {base:>8.2f} {tick:>8.2f} {tick / base:>7.1f}")
     finally:
