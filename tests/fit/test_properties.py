@@ -1,7 +1,5 @@
 """Properties that must hold for any model and node (hypothesis)."""
 
-from dataclasses import replace
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

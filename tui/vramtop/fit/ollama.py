@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vramtop.fit.specs import BITS_PER_WEIGHT, ModelSpec, normalize_format, weight_bytes_as
-from vramtop.units import GIB
 
 MIB = 1024**2
 MINIMUM_MIB = 457  # per CUDA GPU (ml/device.go)

@@ -22,8 +22,6 @@ from typing import Any, Iterable
 
 import yaml
 
-from vramtop.units import GIB
-
 MIB = 1024**2
 
 
