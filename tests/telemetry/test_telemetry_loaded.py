@@ -156,3 +156,20 @@ def test_maps_are_read_when_a_process_appears_then_less_and_less_often():
     assert at(120.0, pids=()) == {}
     at(121.0)
     assert reads[-1] == 121.0  # forgotten once gone: a new process under that PID is read afresh
+
+
+def test_a_process_on_another_machine_never_gets_this_machines_facts_by_pid(holder):
+    """Cluster mode: a remote worker may share a PID with a local process; /proc here is not its."""
+    from vramtop.telemetry.model import Telemetry
+    from vramtop.widgets.process_rows import build_rows
+
+    proc, _ = holder
+    remote = GpuProcess(proc.pid, 1, 9_000, host=HostProcess(proc.pid, None, "ray::RayWorkerWrapper",
+                                                            "ray::RayWorkerWrapper"),
+                        hidden_reason="on Ray node gpu-b")
+    snap = NodeSnapshot(0.0, "h", "cluster", gpu_processes=(remote,))
+    assert LoadedLookup().lookup(snap) == {}
+    snap = NodeSnapshot(0.0, "h", "cluster", gpu_processes=(remote,),
+                        telemetry=Telemetry(0.0, loaded={proc.pid: read_loaded(proc.pid)}, phases={proc.pid: "memory stable"}))
+    (row,) = build_rows(snap, ())
+    assert "pytorch" not in row.cells["role"] and "pytorch" not in row.detail and "memory" not in row.detail

@@ -32,7 +32,8 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
     processes = []
     for p in snapshot.gpu_processes:
         role = roles.classify(p.host)
-        box, files = containers.get(p.pid), loaded.get(p.pid)
+        # by PID, so this machine's: none for a process on another node (cluster mode)
+        box, files = (None, None) if p.hidden_reason else (containers.get(p.pid), loaded.get(p.pid))
         processes.append({
             "pid": p.pid,
             "gpu": p.gpu_index,

@@ -107,8 +107,8 @@ class ContainerLookup:
         out: dict[int, ContainerInfo] = {}
         alive: set[tuple[int, float | None]] = set()
         for p in snapshot.gpu_processes:
-            if p.host is None:
-                continue
+            if p.host is None or p.hidden_reason:
+                continue  # not visible, or (cluster mode) on another machine: /proc here is not its
             key = (p.pid, p.host.create_time)
             alive.add(key)
             if key not in self._known:

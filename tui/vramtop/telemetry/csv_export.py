@@ -39,8 +39,8 @@ def rows(snapshot: NodeSnapshot, instances: tuple[Instance, ...] | None = None) 
             "cpu_pct": round(host.cpu_pct, 1) if host and host.cpu_pct is not None else None,
             "rss_mib": host.rss_mib if host else None,
             "command": host.title if host else None,
-            "container": containers[p.pid].label if p.pid in containers else None,
-            "frameworks": " ".join(loaded[p.pid].frameworks) or None if p.pid in loaded else None,
+            "container": containers[p.pid].label if p.pid in containers and not p.hidden_reason else None,
+            "frameworks": " ".join(loaded[p.pid].frameworks) or None if p.pid in loaded and not p.hidden_reason else None,
         })
     return out
 

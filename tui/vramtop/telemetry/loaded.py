@@ -79,8 +79,8 @@ class LoadedLookup:
         alive: set[tuple[int, float | None]] = set()
         now = snapshot.timestamp
         for p in snapshot.gpu_processes:
-            if p.host is None or p.pid in out:
-                continue
+            if p.host is None or p.hidden_reason or p.pid in out:
+                continue  # not visible, or (cluster mode) on another machine: /proc here is not its
             key = (p.pid, p.host.create_time)
             alive.add(key)
             known = self._known.get(key)

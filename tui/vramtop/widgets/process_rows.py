@@ -113,11 +113,14 @@ def process_key(proc: GpuProcess) -> str:
     return f"p:{proc.pid}:{proc.gpu_index}" + (":g" if proc.kind == "graphics" else "")
 
 
-def process_facts(snapshot: NodeSnapshot, pid: int) -> tuple[str, ...]:
+def _facts(snapshot: NodeSnapshot, proc: GpuProcess) -> tuple[str, ...]:
     """What the telemetry poll learnt of a process beyond its title: its container, its
     framework and the model files it maps, how its memory moved ("container docker 3f2a9c1b7d4e",
-    "pytorch · x.gguf", "memory stable")."""
-    t = snapshot.telemetry
+    "pytorch · x.gguf", "memory stable"). None for a process on another machine (cluster mode):
+    the poll's figures by PID are this machine's."""
+    if proc.hidden_reason:
+        return ()
+    t, pid = snapshot.telemetry, proc.pid
     out = []
     if (c := getattr(t, "containers", {}).get(pid)) is not None:
         out.append(f"container {c.label}")
@@ -128,8 +131,8 @@ def process_facts(snapshot: NodeSnapshot, pid: int) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _framework(snapshot: NodeSnapshot, pid: int) -> str | None:
-    loaded = getattr(snapshot.telemetry, "loaded", {}).get(pid)
+def _framework(snapshot: NodeSnapshot, proc: GpuProcess) -> str | None:
+    loaded = None if proc.hidden_reason else getattr(snapshot.telemetry, "loaded", {}).get(proc.pid)
     return loaded.frameworks[0] if loaded is not None and loaded.frameworks else None
 
 
@@ -137,7 +140,7 @@ def _process_row(snapshot: NodeSnapshot, proc: GpuProcess, inst: Instance | None
                  prefix: str) -> tuple[Row, dict[str, Any]]:
     host = proc.host
     role = roles.classify(host)
-    if role.engine == roles.OTHER and (framework := _framework(snapshot, proc.pid)):
+    if role.engine == roles.OTHER and (framework := _framework(snapshot, proc)):
         role = roles.Role(framework, role.kind, role.label)  # "pytorch python3", not "other python3"
     hidden = host is None
     reason = proc.hidden_reason or "the OS does not show this PID here"
@@ -168,7 +171,7 @@ def _process_row(snapshot: NodeSnapshot, proc: GpuProcess, inst: Instance | None
     )
     if inst is not None:
         detail += f" · instance {inst.label}"
-    for fact in process_facts(snapshot, proc.pid):
+    for fact in _facts(snapshot, proc):
         detail += f" · {fact}"
     row = Row(process_key(proc), "process", cells, detail, inst.key if inst else None, hidden, proc.pid)
     return row, sort
