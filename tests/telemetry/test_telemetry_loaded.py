@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from vramtop.snapshot import GpuProcess, HostProcess, NodeSnapshot
-from vramtop.telemetry.loaded import LoadedLookup, parse_maps, read_loaded
+from vramtop.telemetry.loaded import parse_maps, read_loaded
+from vramtop.telemetry.per_process import PerProcess
 from vramtop.telemetry.model import LoadedFiles
 
 MAPS = """\
@@ -143,7 +144,7 @@ def test_maps_are_read_when_a_process_appears_then_less_and_less_often():
         return LoadedFiles(("jax",))
 
     host = HostProcess(7, 1, "python3", "python3 train.py", create_time=100.0)
-    lookup = LoadedLookup(reader, first_refresh_s=10, max_refresh_s=40)
+    lookup = PerProcess(reader, first_refresh_s=10, max_refresh_s=40)
 
     def at(t, pids=(7,)):
         clock[0] = t
@@ -157,6 +158,12 @@ def test_maps_are_read_when_a_process_appears_then_less_and_less_often():
     at(121.0)
     assert reads[-1] == 121.0  # forgotten once gone: a new process under that PID is read afresh
 
+    reads.clear()
+    lookup = PerProcess(reader)  # as containers are read: a process never moves to another
+    for t in range(0, 10_000, 7):
+        at(float(t))
+    assert reads == [0.0]
+
 
 def test_a_process_on_another_machine_never_gets_this_machines_facts_by_pid(holder):
     """Cluster mode: a remote worker may share a PID with a local process; /proc here is not its."""
@@ -168,8 +175,14 @@ def test_a_process_on_another_machine_never_gets_this_machines_facts_by_pid(hold
                                                             "ray::RayWorkerWrapper"),
                         hidden_reason="on Ray node gpu-b")
     snap = NodeSnapshot(0.0, "h", "cluster", gpu_processes=(remote,))
-    assert LoadedLookup().lookup(snap) == {}
+    assert PerProcess(read_loaded).lookup(snap) == {}
     snap = NodeSnapshot(0.0, "h", "cluster", gpu_processes=(remote,),
                         telemetry=Telemetry(0.0, loaded={proc.pid: read_loaded(proc.pid)}, phases={proc.pid: "memory stable"}))
     (row,) = build_rows(snap, ())
     assert "pytorch" not in row.cells["role"] and "pytorch" not in row.detail and "memory" not in row.detail
+
+
+def test_a_process_mapping_no_framework_or_model_reads_as_nothing(tmp_path):
+    (tmp_path / "9").mkdir()
+    (tmp_path / "9" / "maps").write_text("7f0-7f1 r-xp 00000000 08:01 9 /usr/lib/libc.so.6\n")
+    assert read_loaded(9, str(tmp_path)) is None and read_loaded(10, str(tmp_path)) is None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, Mapping
 
 from vramtop.snapshot import NodeSnapshot
 from vramtop.telemetry.model import ContainerInfo
@@ -93,28 +92,3 @@ def hidden_pid_notice(snapshot: NodeSnapshot, own_namespace: bool | None) -> str
         "Run it in the host's PID namespace: docker run --pid=host, or hostPID: true in the Kubernetes pod spec"
     )
 
-
-class ContainerLookup:
-    """Container of each PID, read once per process (keyed by PID and start time, so a reused
-    PID is read again)."""
-
-    def __init__(self, reader: Callable[[int], ContainerInfo | None] = read_container) -> None:
-        self._reader = reader
-        self._known: dict[tuple[int, float | None], ContainerInfo | None] = {}
-
-    def lookup(self, snapshot: NodeSnapshot) -> Mapping[int, ContainerInfo]:
-        """Containers of the snapshot's visible GPU processes (PIDs on the host are absent)."""
-        out: dict[int, ContainerInfo] = {}
-        alive: set[tuple[int, float | None]] = set()
-        for p in snapshot.gpu_processes:
-            if p.host is None or p.hidden_reason:
-                continue  # not visible, or (cluster mode) on another machine: /proc here is not its
-            key = (p.pid, p.host.create_time)
-            alive.add(key)
-            if key not in self._known:
-                self._known[key] = self._reader(p.pid)
-            if (info := self._known[key]) is not None:
-                out[p.pid] = info
-        for key in [k for k in self._known if k not in alive]:
-            del self._known[key]
-        return out

@@ -3,16 +3,15 @@
 A process title says "python3" for a training job and for a notebook alike; the shared libraries
 it mapped say PyTorch or JAX, and the files it mapped say which model (llama.cpp and Ollama map
 their GGUF, safetensors loaders map the shards while they read them). Read once when a process is
-first seen and again at growing intervals (weights load after the CUDA context that makes NVML
-list the process); a process whose maps cannot be read (another user's, without root) has none.
+first seen, then after ``FIRST_REFRESH_S``, twice that, ... up to ``MAX_REFRESH_S`` (weights load
+after the CUDA context that makes NVML list the process, and a worker's maps cost some milliseconds
+to read); a process whose maps cannot be read (another user's, without root) has none.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Callable, Mapping
 
-from vramtop.snapshot import NodeSnapshot
 from vramtop.telemetry.model import LoadedFiles
 
 FIRST_REFRESH_S = 10.0
@@ -50,47 +49,12 @@ def parse_maps(text: str) -> LoadedFiles:
 
 
 def read_loaded(pid: int, proc: str = "/proc") -> LoadedFiles | None:
-    """What ``pid`` has mapped; None when its maps cannot be read (it ended, or belongs to
-    another user and vramtop is not root)."""
+    """What ``pid`` has mapped; None when it maps no framework or model file, or its maps cannot
+    be read (it ended, or belongs to another user and vramtop is not root)."""
     try:
         with open(f"{proc}/{pid}/maps", encoding="utf-8", errors="replace") as fh:
-            return parse_maps(fh.read())
+            found = parse_maps(fh.read())
     except OSError:
         return None
+    return found if found.frameworks or found.model_files else None
 
-
-class LoadedLookup:
-    """Each GPU process's ``LoadedFiles``, kept per process (PID and start time). Read when the
-    process appears, then again after ``first_refresh_s``, twice that, and so on up to
-    ``max_refresh_s``: weights load in a process's first minute, and a worker's maps cost some
-    milliseconds to read."""
-
-    def __init__(self, reader: Callable[[int], LoadedFiles | None] = read_loaded,
-                 first_refresh_s: float = FIRST_REFRESH_S, max_refresh_s: float = MAX_REFRESH_S) -> None:
-        self._reader = reader
-        self._first = first_refresh_s
-        self._max = max_refresh_s
-        # (PID, start time) -> (when to read again, the wait after that, what was read)
-        self._known: dict[tuple[int, float | None], tuple[float, float, LoadedFiles | None]] = {}
-
-    def lookup(self, snapshot: NodeSnapshot) -> Mapping[int, LoadedFiles]:
-        """The visible GPU processes that map a framework or a model file."""
-        out: dict[int, LoadedFiles] = {}
-        alive: set[tuple[int, float | None]] = set()
-        now = snapshot.timestamp
-        for p in snapshot.gpu_processes:
-            if p.host is None or p.hidden_reason or p.pid in out:
-                continue  # not visible, or (cluster mode) on another machine: /proc here is not its
-            key = (p.pid, p.host.create_time)
-            alive.add(key)
-            known = self._known.get(key)
-            if known is None:
-                known = self._known[key] = (now + self._first, self._first, self._reader(p.pid))
-            elif now >= known[0]:
-                wait = min(2 * known[1], self._max)
-                known = self._known[key] = (now + wait, wait, self._reader(p.pid))
-            if known[2] is not None and (known[2].frameworks or known[2].model_files):
-                out[p.pid] = known[2]
-        for key in [k for k in self._known if k not in alive]:
-            del self._known[key]
-        return out

@@ -19,8 +19,8 @@ from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, group_instances
 from vramtop.fit import specs
 from vramtop.snapshot import NodeSnapshot
-from vramtop.telemetry import containers, kv_check, ollama, ray_serve, vllm_metrics
-from vramtop.telemetry.loaded import LoadedLookup
+from vramtop.telemetry import containers, kv_check, loaded, ollama, ray_serve, vllm_metrics
+from vramtop.telemetry.per_process import PerProcess
 from vramtop.telemetry.model import (
     NO_ENDPOINT, NOT_REACHABLE, OK, InstanceTelemetry, OllamaModel, OllamaStatus, ServeAutoscaling, ServingHistory,
     Telemetry,
@@ -61,8 +61,8 @@ class TelemetryPoller:
         self._listening = listening
         self._scraper = vllm_metrics.VllmScraper(timeout_s, fetch)
         self._watched: dict[str, _Watched] = {}
-        self._containers = containers.ContainerLookup()
-        self._loaded = LoadedLookup()
+        self._containers = PerProcess(containers.read_container)  # a process never changes container
+        self._loaded = PerProcess(loaded.read_loaded, loaded.FIRST_REFRESH_S, loaded.MAX_REFRESH_S)
         self._trend = MemoryTrend()
         self._own_pid_ns = containers.in_own_pid_namespace()
         self._ollama_retry_at = 0.0

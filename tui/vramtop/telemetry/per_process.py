@@ -1,0 +1,51 @@
+"""Facts read from /proc for each GPU process on this machine (its container, what it maps),
+kept per process so that a tick does not read them again.
+
+A process is keyed by PID and start time, so a reused PID is read afresh; one that is gone is
+forgotten. A process NVML lists but the OS does not show, or (cluster mode) one on another
+machine, is never read: /proc here is not its.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Generic, Mapping, TypeVar
+
+from vramtop.snapshot import NodeSnapshot
+
+T = TypeVar("T")
+
+
+class PerProcess(Generic[T]):
+    """``reader(pid)`` for each process, once, or again after ``first_refresh_s``, twice that,
+    and so on up to ``max_refresh_s`` (for facts that change early in a process's life)."""
+
+    def __init__(self, reader: Callable[[int], T | None],
+                 first_refresh_s: float = math.inf, max_refresh_s: float = math.inf) -> None:
+        self._reader = reader
+        self._first = first_refresh_s
+        self._max = max_refresh_s
+        # (PID, start time) -> (when to read again, the wait after that, what was read)
+        self._known: dict[tuple[int, float | None], tuple[float, float, T | None]] = {}
+
+    def lookup(self, snapshot: NodeSnapshot) -> Mapping[int, T]:
+        """PID -> what was read, for the processes where the reader found something."""
+        out: dict[int, T] = {}
+        alive: set[tuple[int, float | None]] = set()
+        now = snapshot.timestamp
+        for p in snapshot.gpu_processes:
+            if p.host is None or p.hidden_reason or p.pid in out:
+                continue
+            key = (p.pid, p.host.create_time)
+            alive.add(key)
+            known = self._known.get(key)
+            if known is None:
+                known = self._known[key] = (now + self._first, self._first, self._reader(p.pid))
+            elif now >= known[0]:
+                wait = min(2 * known[1], self._max)
+                known = self._known[key] = (now + wait, wait, self._reader(p.pid))
+            if known[2] is not None:
+                out[p.pid] = known[2]
+        for key in [k for k in self._known if k not in alive]:
+            del self._known[key]
+        return out
