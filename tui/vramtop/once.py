@@ -17,7 +17,7 @@ from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
 from vramtop.ray import report as ray_report
 from vramtop.ray.feasibility import analyze
 from vramtop.snapshot import NodeSnapshot
-from vramtop.telemetry.model import InstanceTelemetry, Telemetry
+from vramtop.telemetry.model import InstanceTelemetry, Telemetry, process_facts
 from vramtop.units import gib
 
 SCHEMA = 1
@@ -27,13 +27,10 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
     """The JSON document of one snapshot."""
     instances = group_instances(snapshot) if instances is None else instances
     owner = instance_of(instances)
-    containers = getattr(snapshot.telemetry, "containers", {})
-    loaded = getattr(snapshot.telemetry, "loaded", {})
     processes = []
     for p in snapshot.gpu_processes:
         role = roles.classify(p.host)
-        # by PID, so this machine's: none for a process on another node (cluster mode)
-        box, files = (None, None) if p.hidden_reason else (containers.get(p.pid), loaded.get(p.pid))
+        facts = process_facts(snapshot.telemetry, p)
         processes.append({
             "pid": p.pid,
             "gpu": p.gpu_index,
@@ -49,9 +46,9 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
             "command": p.host.title if p.host else None,
             "visible": p.host is not None,
             "hidden_reason": p.hidden_reason,
-            "container": dataclasses.asdict(box) if box is not None else None,
-            "frameworks": list(files.frameworks) if files is not None else [],
-            "model_files": list(files.model_files) if files is not None else [],
+            "container": dataclasses.asdict(facts.container) if facts.container is not None else None,
+            "frameworks": list(facts.loaded.frameworks) if facts.loaded is not None else [],
+            "model_files": list(facts.loaded.model_files) if facts.loaded is not None else [],
         })
     doc: dict[str, Any] = {
         "schema": SCHEMA,

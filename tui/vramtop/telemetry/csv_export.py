@@ -12,6 +12,7 @@ import io
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, group_instances, instance_of
 from vramtop.snapshot import NodeSnapshot
+from vramtop.telemetry.model import process_facts
 
 COLUMNS = ("gpu", "pid", "user", "engine", "role", "label", "instance", "used_mib", "cpu_pct", "rss_mib", "command",
            "container", "frameworks")
@@ -21,12 +22,11 @@ def rows(snapshot: NodeSnapshot, instances: tuple[Instance, ...] | None = None) 
     """The table's rows as dicts keyed by ``COLUMNS`` (None where unknown), GPU then PID order."""
     instances = group_instances(snapshot) if instances is None else instances
     owner = instance_of(instances)
-    containers = getattr(snapshot.telemetry, "containers", {})
-    loaded = getattr(snapshot.telemetry, "loaded", {})
     out: list[dict[str, object]] = []
     for p in sorted(snapshot.gpu_processes, key=lambda p: (p.gpu_index, p.pid)):
         role = roles.classify(p.host)
         host = p.host
+        facts = process_facts(snapshot.telemetry, p)
         out.append({
             "gpu": p.gpu_index,
             "pid": p.pid,
@@ -39,8 +39,8 @@ def rows(snapshot: NodeSnapshot, instances: tuple[Instance, ...] | None = None) 
             "cpu_pct": round(host.cpu_pct, 1) if host and host.cpu_pct is not None else None,
             "rss_mib": host.rss_mib if host else None,
             "command": host.title if host else None,
-            "container": containers[p.pid].label if p.pid in containers and not p.hidden_reason else None,
-            "frameworks": " ".join(loaded[p.pid].frameworks) or None if p.pid in loaded and not p.hidden_reason else None,
+            "container": facts.container.label if facts.container is not None else None,
+            "frameworks": " ".join(facts.loaded.frameworks) or None if facts.loaded is not None else None,
         })
     return out
 

@@ -220,3 +220,21 @@ class Telemetry:
 
     def for_instance(self, key: str) -> InstanceTelemetry | None:
         return self.instances.get(key)
+
+
+@dataclass(frozen=True)
+class ProcessFacts:
+    """What the telemetry poll learnt of one GPU process beyond its title."""
+
+    container: ContainerInfo | None = None
+    loaded: LoadedFiles | None = None
+    phase: str | None = None  # "memory growing 12 MiB/s", ...
+
+
+def process_facts(telemetry: Telemetry | None, proc: Any) -> ProcessFacts:
+    """The facts of ``proc`` (a ``GpuProcess``). The poll keys them by PID, so they are this
+    machine's: none for a process on another node (cluster mode), none when nothing was polled."""
+    if not isinstance(telemetry, Telemetry) or proc.hidden_reason:
+        return ProcessFacts()
+    return ProcessFacts(telemetry.containers.get(proc.pid), telemetry.loaded.get(proc.pid),
+                        telemetry.phases.get(proc.pid))

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, instance_of
 from vramtop.snapshot import GpuProcess, NodeSnapshot
+from vramtop.telemetry.model import ProcessFacts, process_facts
 
 
 @dataclass(frozen=True)
@@ -113,35 +114,25 @@ def process_key(proc: GpuProcess) -> str:
     return f"p:{proc.pid}:{proc.gpu_index}" + (":g" if proc.kind == "graphics" else "")
 
 
-def _facts(snapshot: NodeSnapshot, proc: GpuProcess) -> tuple[str, ...]:
-    """What the telemetry poll learnt of a process beyond its title: its container, its
-    framework and the model files it maps, how its memory moved ("container docker 3f2a9c1b7d4e",
-    "pytorch · x.gguf", "memory stable"). None for a process on another machine (cluster mode):
-    the poll's figures by PID are this machine's."""
-    if proc.hidden_reason:
-        return ()
-    t, pid = snapshot.telemetry, proc.pid
+def _fact_texts(facts: ProcessFacts) -> tuple[str, ...]:
+    """"container docker 3f2a9c1b7d4e", "pytorch · x.gguf", "memory stable": for the detail line."""
     out = []
-    if (c := getattr(t, "containers", {}).get(pid)) is not None:
-        out.append(f"container {c.label}")
-    if (loaded := getattr(t, "loaded", {}).get(pid)) is not None:
-        out.append(loaded.label)
-    if (moved := getattr(t, "phases", {}).get(pid)) is not None:
-        out.append(moved)
+    if facts.container is not None:
+        out.append(f"container {facts.container.label}")
+    if facts.loaded is not None:
+        out.append(facts.loaded.label)
+    if facts.phase is not None:
+        out.append(facts.phase)
     return tuple(out)
-
-
-def _framework(snapshot: NodeSnapshot, proc: GpuProcess) -> str | None:
-    loaded = None if proc.hidden_reason else getattr(snapshot.telemetry, "loaded", {}).get(proc.pid)
-    return loaded.frameworks[0] if loaded is not None and loaded.frameworks else None
 
 
 def _process_row(snapshot: NodeSnapshot, proc: GpuProcess, inst: Instance | None,
                  prefix: str) -> tuple[Row, dict[str, Any]]:
     host = proc.host
     role = roles.classify(host)
-    if role.engine == roles.OTHER and (framework := _framework(snapshot, proc)):
-        role = roles.Role(framework, role.kind, role.label)  # "pytorch python3", not "other python3"
+    facts = process_facts(snapshot.telemetry, proc)
+    if role.engine == roles.OTHER and facts.loaded is not None and facts.loaded.frameworks:
+        role = roles.Role(facts.loaded.frameworks[0], role.kind, role.label)  # "pytorch python3", not "other"
     hidden = host is None
     reason = proc.hidden_reason or "the OS does not show this PID here"
     cells = {
@@ -171,7 +162,7 @@ def _process_row(snapshot: NodeSnapshot, proc: GpuProcess, inst: Instance | None
     )
     if inst is not None:
         detail += f" · instance {inst.label}"
-    for fact in _facts(snapshot, proc):
+    for fact in _fact_texts(facts):
         detail += f" · {fact}"
     row = Row(process_key(proc), "process", cells, detail, inst.key if inst else None, hidden, proc.pid)
     return row, sort
