@@ -1,7 +1,8 @@
-"""``python -m vramtop``."""
+"""``python -m vramtop``. Importing this module runs nothing: only running it does."""
 
 import sys
 
 from vramtop.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())
