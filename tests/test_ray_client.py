@@ -118,7 +118,7 @@ def test_a_slow_optional_endpoint_becomes_a_note_and_skips_the_rest(dash):
     dash.set("/api/v0/nodes", body=NODES, delay=1.0)
     st = poller(dash.address, timeout=0.3).poll()
     assert st.status == OK and st.nodes == ()
-    assert st.notes[0].startswith("nodes: no answer")
+    assert st.notes[0].startswith("nodes: no complete answer")
     assert all("skipped after a timeout" in n for n in st.notes[1:]) and len(st.notes) == 4
 
 
@@ -132,7 +132,7 @@ def test_http_500_names_the_status_and_the_first_line_of_the_body(dash):
 def test_garbage_is_a_bad_response_not_a_traceback(dash):
     dash.set("/api/serve/applications/", 200, b"<html>login</html>")
     st = poller(dash.address).poll()
-    assert st.status == BAD_RESPONSE and "not JSON" in st.error and "<html>" in st.error
+    assert st.status == BAD_RESPONSE and "not JSON" in st.error and "?html?login" in st.error  # a few safe characters
 
 
 def test_json_of_another_shape_says_which_part_is_missing_and_the_release(dash):

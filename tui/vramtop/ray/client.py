@@ -2,20 +2,18 @@
 
 No ``import ray``: the dashboard's REST API is all vramtop needs, it does not tie vramtop to the
 cluster's Ray version, and importing Ray costs seconds. Every failure is a ``RayHttpError``
-with a status word (``model``'s constants) and one line naming the cause.
+with a status word (``model``'s constants) and one line naming the cause; the HTTP itself is
+``peer_http``'s (one deadline, a size cap, the token to the configured host only).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import socket
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Mapping
 
+from vramtop import peer_http
 from vramtop.ray.model import BAD_RESPONSE, HTTP_ERROR, NOT_FOUND, TIMEOUT, UNAUTHORIZED
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
@@ -65,8 +63,12 @@ def resolve_token(environ: Mapping[str, str] | None = None, home: Path | None = 
     return None, None
 
 
+MAX_BODY_BYTES = 16 * 2**20  # the largest answer read: ~10,000 detailed actors fit well under it
+
+
 class DashboardClient:
-    """GETs JSON from one dashboard with a per-request timeout and the bearer token, if any."""
+    """GETs JSON from one dashboard under one deadline per request, with the bearer token, if
+    any, sent to the configured host only (``peer_http``: no proxies, no redirects elsewhere)."""
 
     def __init__(self, address: str, timeout: float = 2.0, token: str | None = None,
                  token_source: str | None = None) -> None:
@@ -76,46 +78,27 @@ class DashboardClient:
         self.token_source = token_source
 
     def get_json(self, path: str) -> Any:
-        url = self.address + path
-        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        headers = {"Accept": "application/json"}
         if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
+            headers["Authorization"] = f"Bearer {self.token}"
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                body = response.read()
-        except urllib.error.HTTPError as exc:
-            if exc.code in (401, 403):
-                how = f"token from {self.token_source} refused" if self.token else "needs a token (set RAY_AUTH_TOKEN)"
-                raise RayHttpError(UNAUTHORIZED, f"HTTP {exc.code} on {path}: {how}") from None
-            if exc.code == 404:
-                raise RayHttpError(NOT_FOUND, f"HTTP 404 on {path}: not a Ray dashboard") from None
-            raise RayHttpError(HTTP_ERROR, f"HTTP {exc.code} on {path}{_reason(exc)}") from None
-        except (TimeoutError, socket.timeout):
-            raise RayHttpError(TIMEOUT, f"no answer on {path} within {self.timeout:g} s") from None
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, (TimeoutError, socket.timeout)):
-                raise RayHttpError(TIMEOUT, f"no answer on {path} within {self.timeout:g} s") from None
-            raise RayHttpError(NOT_FOUND, f"{_words(exc.reason)}") from None
-        except (http.client.HTTPException, ConnectionError, OSError) as exc:
-            raise RayHttpError(BAD_RESPONSE, f"{path}: {_words(exc)}") from None
+            answer = peer_http.get(self.address + path, self.timeout, MAX_BODY_BYTES, headers)
+        except peer_http.PeerError as exc:
+            if exc.kind == peer_http.TIMEOUT:
+                raise RayHttpError(TIMEOUT, f"no complete answer on {path} within {self.timeout:g} s") from None
+            if exc.kind == peer_http.UNREACHABLE:
+                raise RayHttpError(NOT_FOUND, str(exc)) from None
+            raise RayHttpError(BAD_RESPONSE, f"{path}: {exc}") from None
+        code = answer.status
+        if code in (401, 403):
+            how = f"token from {self.token_source} refused" if self.token else "needs a token (set RAY_AUTH_TOKEN)"
+            raise RayHttpError(UNAUTHORIZED, f"HTTP {code} on {path}: {how}")
+        if code == 404:
+            raise RayHttpError(NOT_FOUND, f"HTTP 404 on {path}: not a Ray dashboard")
+        if code != 200:
+            first = answer.body.strip().splitlines()[:1]
+            raise RayHttpError(HTTP_ERROR, f"HTTP {code} on {path}" + (f" ({peer_http.sample(first[0], 40)})" if first else ""))
         try:
-            return json.loads(body)
-        except ValueError:
-            start = body[:40].decode("utf-8", "replace").replace("\n", " ")
-            raise RayHttpError(BAD_RESPONSE, f"{path}: not JSON ({start!r}...)") from None
-
-
-def _reason(exc: urllib.error.HTTPError) -> str:
-    """The first line of the body Ray sent with an error status, when short and readable."""
-    try:
-        text = exc.read(300).decode("utf-8", "replace").strip().splitlines()
-    except Exception:  # the body is only a hint
-        return ""
-    return f" ({text[0][:120]})" if text else ""
-
-
-def _words(reason: object) -> str:
-    """``connection refused`` rather than ``[Errno 111] Connection refused``."""
-    if isinstance(reason, OSError) and reason.strerror:
-        return reason.strerror.lower()
-    return str(reason) or type(reason).__name__
+            return json.loads(answer.body)
+        except (ValueError, RecursionError):
+            raise RayHttpError(BAD_RESPONSE, f"{path}: not JSON ({peer_http.sample(answer.body, 16)})") from None

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Callable, Mapping
 from urllib.parse import quote
 
+from vramtop import peer_http
 from vramtop.ray import parse
 from vramtop.ray.client import DashboardClient, RayHttpError, resolve_address, resolve_token
 from vramtop.ray.model import (
@@ -62,7 +63,7 @@ class RayPoller:
             release = f" (Ray {self._version})" if self._version else ""
             return self._failed(now, BAD_RESPONSE, f"unexpected schema{release}: {exc}")
         except Exception as exc:  # a poll never takes the monitor down; say what broke
-            return self._failed(now, BAD_RESPONSE, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}")
+            return self._failed(now, BAD_RESPONSE, f"{type(exc).__name__}: {peer_http.sample(str(exc), 40)}")
         self._good = state
         return state
 

@@ -19,6 +19,7 @@ from vramtop.telemetry.model import NOT_REACHABLE, OK, OllamaModel, OllamaStatus
 from vramtop.units import duration
 
 DEFAULT_PORT = 11434
+MAX_MODELS = 256  # more than any node loads at once
 _FOREVER_S = 365 * 24 * 3600  # keep_alive < 0 shows as an expiry centuries away
 
 
@@ -76,29 +77,40 @@ def _expires_in(expires_at: str | None, now: datetime) -> float | None:
     return (when - now).total_seconds()
 
 
+def _count(v: object) -> int | None:
+    """A non-negative whole number the server sent, or None (strings, NaN, absurd sizes)."""
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63 else None
+
+
+def _text(v: object) -> str | None:
+    return v[:200] if isinstance(v, str) and v else None
+
+
 def parse_ps(body: str) -> tuple[OllamaModel, ...]:
     """The models of an ``/api/ps`` answer; raises ValueError (one line) on anything else."""
     try:
         doc = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON ({exc.msg})") from None
+    except (ValueError, RecursionError):
+        raise ValueError("not JSON") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("models"), list):
         raise ValueError("no 'models' list in the answer")
     out = []
-    for m in doc["models"]:
+    for m in doc["models"][:MAX_MODELS]:
         if not isinstance(m, dict):
             continue
         details = m.get("details") if isinstance(m.get("details"), dict) else {}
-        ctx = m.get("context_length")
+        ctx = _count(m.get("context_length"))
         out.append(
             OllamaModel(
-                name=str(m.get("name") or m.get("model") or "?"),
-                size_mib=to_mib(int(m.get("size") or 0)),
-                vram_mib=to_mib(int(m.get("size_vram") or 0)),
-                context_length=int(ctx) if isinstance(ctx, (int, float)) and ctx else None,
-                expires_at=m.get("expires_at") or None,
-                parameter_size=details.get("parameter_size") or None,
-                quantization=details.get("quantization_level") or None,
+                name=_text(m.get("name")) or _text(m.get("model")) or "?",
+                size_mib=to_mib(_count(m.get("size")) or 0),
+                vram_mib=to_mib(_count(m.get("size_vram")) or 0),
+                context_length=ctx or None,
+                expires_at=_text(m.get("expires_at")),
+                parameter_size=_text(details.get("parameter_size")),
+                quantization=_text(details.get("quantization_level")),
             )
         )
     return tuple(out)

@@ -61,7 +61,7 @@ def parse(text: str, url: str) -> tuple[ServeAutoscaling, ...]:
                 else:
                     d[s.name] = float(s.value)
     except ValueError as exc:
-        raise MetricsUnavailable(f"{url}: not Prometheus text ({str(exc).splitlines()[0][:80]})") from None
+        raise MetricsUnavailable(f"{url}: not Prometheus text") from None
 
     def as_int(v: float | None) -> int | None:
         return None if v is None else int(round(v))

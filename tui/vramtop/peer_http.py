@@ -1,0 +1,194 @@
+"""Every HTTP read vramtop makes of a peer (the Ray dashboard, engines' ``/metrics``, Ollama):
+one GET under one deadline and one size cap, failures as one plain line.
+
+Why not urllib or urllib3: their timeouts bound each socket read, not the request, so a peer
+that sends one byte every few tenths of a second holds the caller forever; and urllib follows
+redirects to any host with the ``Authorization`` header and sends loopback requests to
+``http_proxy``. Here:
+
+- the deadline covers connect, TLS, headers and body: every read is given what is left of it;
+- the body is read up to ``max_bytes`` (an announced larger ``Content-Length`` is refused unread);
+- environment proxies are never used: a dashboard token must reach the configured host only,
+  and the peers vramtop discovers are on this machine;
+- a redirect is followed only to the same scheme, host and port (so a token stays with the host
+  it was configured for); any other is refused and says so;
+- a ``PeerError`` message never carries more of the peer's bytes than ``sample`` lets through.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Mapping
+from urllib.parse import urljoin, urlsplit
+
+TIMEOUT = "timeout"
+UNREACHABLE = "unreachable"
+TOO_LARGE = "too large"
+NOT_HTTP = "not http"
+REDIRECT = "redirect"
+BAD_URL = "bad url"
+
+MAX_REDIRECTS = 3
+_REDIRECTS = (301, 302, 303, 307, 308)
+_CHUNK = 64 * 1024
+
+
+class PeerError(Exception):
+    """One failed GET; ``kind`` is one of the constants above, the message one plain line."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+
+
+def sample(data: bytes | str, limit: int = 24) -> str:
+    """At most ``limit`` characters of what a peer sent, safe to show anywhere: letters, digits
+    and a few punctuation marks; anything else (markup brackets, control bytes) becomes ``?``."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    keep = "".join(c if (c.isascii() and (c.isalnum() or c in " .,:;_-/()=+%#@")) else "?" for c in text[:limit])
+    return keep + ("..." if len(text) > limit else "")
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reads, each given only what is left of the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buffer)
+
+
+class _DeadlineSocket:
+    """What ``http.client.HTTPResponse`` needs of a socket: a reader under the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise PeerError(BAD_URL, f"not an http(s) URL: {sample(url, 60)}")
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise PeerError(BAD_URL, f"bad port in {sample(url, 60)}") from None
+    return scheme, parts.hostname.lower(), port
+
+
+def _clean(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise PeerError(BAD_URL, "a header value holds control characters")
+    return value
+
+
+def _one(url: str, deadline: float, max_bytes: int, headers: Mapping[str, str],
+         verify_tls: bool) -> tuple[int, str | None, bytes]:
+    scheme, host, port = _origin(url)
+    parts = urlsplit(url)
+    target = _clean((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    sock = socket.create_connection((host, port), timeout=left)
+    try:
+        if scheme == "https":
+            context = ssl.create_default_context()
+            if not verify_tls:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            sock = context.wrap_socket(sock, server_hostname=host)
+        netloc = f"[{host}]" if ":" in host else host
+        lines = [f"GET {target} HTTP/1.1", f"Host: {netloc}:{port}", "User-Agent: vramtop",
+                 "Accept-Encoding: identity", "Connection: close"]
+        lines += [f"{_clean(k)}: {_clean(v)}" for k, v in headers.items()]
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        response = http.client.HTTPResponse(_DeadlineSocket(sock, deadline), method="GET")  # type: ignore[arg-type]
+        try:
+            response.begin()
+            if response.status in _REDIRECTS:
+                return response.status, response.getheader("Location"), b""
+            announced = response.getheader("Content-Length", "")
+            if announced.strip().isdigit() and int(announced) > max_bytes:
+                raise PeerError(TOO_LARGE, f"answer larger than {_size(max_bytes)}")
+            body = bytearray()
+            while chunk := response.read(min(_CHUNK, max_bytes + 1 - len(body))):
+                body += chunk
+                if len(body) > max_bytes:
+                    raise PeerError(TOO_LARGE, f"answer larger than {_size(max_bytes)}")
+            return response.status, None, bytes(body)
+        finally:
+            response.close()
+    finally:
+        sock.close()
+
+
+def _size(n: int) -> str:
+    return f"{n // 2**20} MiB" if n >= 2**20 else f"{n:,} bytes"
+
+
+def get(url: str, deadline_s: float, max_bytes: int, headers: Mapping[str, str] | None = None,
+        verify_tls: bool = True) -> Answer:
+    """GET ``url`` within ``deadline_s`` seconds in all, its body at most ``max_bytes``; any
+    HTTP status is an ``Answer``. Raises ``PeerError`` (one line, no peer bytes) otherwise."""
+    deadline = time.monotonic() + deadline_s
+    origin = _origin(url)
+    try:
+        for _ in range(MAX_REDIRECTS + 1):
+            status, location, body = _one(url, deadline, max_bytes, headers or {}, verify_tls)
+            if location is None:
+                return Answer(status, body)
+            target = urljoin(url, location)
+            try:
+                same = _origin(target) == origin
+            except PeerError:
+                same = False
+            if not same:
+                raise PeerError(REDIRECT, f"HTTP {status} redirects to another host or scheme (not followed)")
+            url = target
+        raise PeerError(REDIRECT, f"more than {MAX_REDIRECTS} redirects")
+    except PeerError:
+        raise
+    except (TimeoutError, socket.timeout):
+        raise PeerError(TIMEOUT, f"no complete answer within {deadline_s:g} s") from None
+    except http.client.RemoteDisconnected:
+        raise PeerError(NOT_HTTP, "closed the connection without an answer") from None
+    except http.client.IncompleteRead:
+        raise PeerError(NOT_HTTP, "the answer broke off before its end") from None
+    except (http.client.HTTPException, ssl.SSLError):
+        # BadStatusLine and friends quote the peer's bytes: say what it is, not what it sent
+        raise PeerError(NOT_HTTP, "answered, but not with HTTP") from None
+    except socket.gaierror:
+        raise PeerError(UNREACHABLE, f"unknown host {sample(origin[1], 60)}") from None
+    except ConnectionRefusedError:
+        raise PeerError(UNREACHABLE, "connection refused") from None
+    except (OSError, ValueError, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise PeerError(UNREACHABLE, sample(reason.lower(), 60)) from None
