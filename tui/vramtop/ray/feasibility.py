@@ -21,6 +21,7 @@ from vramtop.ray.model import Deployment, Node, RayState
 from vramtop.snapshot import NodeSnapshot
 
 _EPS = 1e-9
+_MAX_PLACEMENTS = 10_000  # distinct placements tried: far more than nodes x bundles on any cluster
 ACTOR_OPTIONS = "ray_actor_options"
 PLACEMENT_GROUP = "placement group"
 LLM_CONFIG = "llm config"
@@ -137,28 +138,56 @@ def _fits(bundle: Mapping[str, float], free: Mapping[str, float]) -> bool:
     return all(free.get(k, 0.0) + _EPS >= v for k, v in bundle.items() if v > 0)
 
 
+def _place_one(shape: ReplicaShape, free: Mapping[str, Mapping[str, float]], per_node: Mapping[str, int],
+               max_per_node: int | None) -> list[str] | None:
+    """Where the next replica's bundles go (first fit, the first bundle's node first), or None."""
+    trial = {n: dict(res) for n, res in free.items()}
+    homes: list[str] = []
+    for i, bundle in enumerate(shape.bundles):
+        order = homes[:1] + [n for n in trial if n not in homes[:1]]
+        node = next((n for n in order if _fits(bundle, trial[n])
+                     and (i > 0 or max_per_node is None or per_node.get(n, 0) < max_per_node)), None)
+        if node is None:
+            return None
+        for k, v in bundle.items():
+            trial[node][k] = trial[node].get(k, 0.0) - v
+        homes.append(node)
+    return homes
+
+
 def pack(shape: ReplicaShape, capacity: Mapping[str, Mapping[str, float]], wanted: int,
          max_per_node: int | None = None) -> Placement:
     """Place up to ``wanted`` replicas into ``capacity`` (node id -> resources), first fit, each
-    replica's bundles on as few nodes as possible (the first bundle's node first)."""
+    replica's bundles on as few nodes as possible (the first bundle's node first).
+
+    In closed form: first fit picks the same nodes for the next replica for as long as they still
+    hold it (resources only shrink, so no node passed over becomes a fit), so each placement is
+    repeated as many times as its nodes allow at once. The loop turns once per distinct placement,
+    not per replica: ``max_replicas: 1e9`` on nodes reporting 1e15 GPUs costs what 1 does."""
     free = {n: dict(res) for n, res in capacity.items()}
     per_node: dict[str, int] = {}
     running = 0
-    while running < wanted:
-        trial = {n: dict(res) for n, res in free.items()}
-        homes: list[str] = []
-        for i, bundle in enumerate(shape.bundles):
-            order = homes[:1] + [n for n in trial if n not in homes[:1]]
-            node = next((n for n in order if _fits(bundle, trial[n])
-                         and (i > 0 or max_per_node is None or per_node.get(n, 0) < max_per_node)), None)
-            if node is None:
-                return Placement(wanted, running, per_node)
+    for _ in range(_MAX_PLACEMENTS):
+        if running >= wanted:
+            break
+        homes = _place_one(shape, free, per_node, max_per_node)
+        if homes is None:
+            break
+        use: dict[tuple[str, str], float] = {}
+        for node, bundle in zip(homes, shape.bundles):
             for k, v in bundle.items():
-                trial[node][k] = trial[node].get(k, 0.0) - v
-            homes.append(node)
-        free = trial
-        running += 1
-        per_node[homes[0]] = per_node.get(homes[0], 0) + 1
+                if v > 0:
+                    use[(node, k)] = use.get((node, k), 0.0) + v
+        times = wanted - running
+        for (node, k), v in use.items():
+            times = min(times, int((free[node].get(k, 0.0) + _EPS) // v))
+        if max_per_node is not None:
+            times = min(times, max_per_node - per_node.get(homes[0], 0))
+        times = max(times, 1)  # _place_one found room for one
+        for (node, k), v in use.items():
+            free[node][k] = free[node].get(k, 0.0) - v * times
+        running += times
+        per_node[homes[0]] = per_node.get(homes[0], 0) + times
     return Placement(wanted, running, per_node)
 
 

@@ -4,10 +4,15 @@ Shapes checked against a live Ray 2.60 dashboard. The Serve API and the state AP
 use snake_case; ``/nodes?view=summary`` uses camelCase. A field that is missing or of another
 type reads as None; a document whose frame is not what we expect raises ``SchemaError`` naming
 what is missing, so the state can say "another Ray release" instead of showing nothing.
+
+Counts are capped (``MAX_*``): a dashboard that lists more deployments, rows or bundles than any
+real cluster has gets the first ones read and a note, so memory and the analysis stay bounded.
+Numbers must be finite and within 2**53; others read as None.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Mapping
 
@@ -23,6 +28,15 @@ from vramtop.ray.model import (
     RayGpu,
     Replica,
 )
+
+
+MAX_DEPLOYMENTS = 2_000  # across applications
+MAX_REPLICAS = 1_000  # listed per deployment
+MAX_ROWS = 10_000  # per state API answer (vramtop asks for at most this many)
+MAX_BUNDLES = 256  # per placement group
+MAX_NODE_GPUS = 256
+MAX_RESOURCES = 256  # resource names per node or bundle
+_LARGEST = 2**53
 
 
 class SchemaError(ValueError):
@@ -44,25 +58,23 @@ def _str(v: Any) -> str | None:
 def _int(v: Any) -> int | None:
     if isinstance(v, bool):
         return None
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
-        return int(v)
-    return None
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        v = int(v)
+    elif isinstance(v, str) and 0 < len(v.strip()) <= 20 and v.strip().lstrip("-").isdigit():
+        v = int(v)
+    return v if isinstance(v, int) and -_LARGEST <= v <= _LARGEST else None
 
 
 def _float(v: Any) -> float | None:
     if isinstance(v, bool):
         return None
-    if isinstance(v, (int, float)):
-        return float(v)
+    if isinstance(v, (int, float)) and -_LARGEST <= v <= _LARGEST:
+        return float(v)  # NaN and infinities fail the range test
     return None
 
 
 def _resources(v: Any) -> dict[str, float]:
-    return {str(k): float(x) for k, x in _dict(v).items() if _float(x) is not None}
+    return {str(k): float(x) for k, x in list(_dict(v).items())[:MAX_RESOURCES] if _float(x) is not None}
 
 
 # -- /api/serve/applications/ ------------------------------------------------------------------
@@ -74,6 +86,7 @@ def serve_details(doc: Any) -> tuple[tuple[Application, ...], tuple[Deployment, 
     apps: list[Application] = []
     deployments: list[Deployment] = []
     missing: set[str] = set()
+    listed = 0
     for app_name, raw_app in sorted(doc["applications"].items()):
         a = _dict(raw_app)
         config = _dict(a.get("deployed_app_config"))
@@ -84,12 +97,17 @@ def serve_details(doc: Any) -> tuple[tuple[Application, ...], tuple[Deployment, 
         ))
         llms = llm_configs(config)
         for dep_name, raw_dep in sorted(_dict(a.get("deployments")).items()):
+            listed += 1
+            if listed > MAX_DEPLOYMENTS:
+                continue
             d = _dict(raw_dep)
             for needed in ("target_num_replicas", "required_resources", "deployment_config"):
                 if needed not in d:
                     missing.add(needed)
             deployments.append(_deployment(str(app_name), str(dep_name), d, llms))
     notes = (f"this Ray's Serve API sends no {', '.join(sorted(missing))} (shown as n/a)",) if missing else ()
+    if listed > MAX_DEPLOYMENTS:
+        notes += (f"only the first {MAX_DEPLOYMENTS:,} of {listed:,} deployments are read",)
     return tuple(apps), tuple(deployments), notes
 
 
@@ -111,7 +129,7 @@ def _deployment(app: str, name: str, d: dict, llms: Mapping[str, LLMConfig]) -> 
             pid=_int(r.get("pid")), node_id=_str(r.get("node_id")), node_ip=_str(r.get("node_ip")),
             start_time_s=_float(r.get("start_time_s")) or None,
         )
-        for r in map(_dict, _list(d.get("replicas")))
+        for r in map(_dict, _list(d.get("replicas"))[:MAX_REPLICAS])
     )
     required = d.get("required_resources")
     return Deployment(
@@ -145,7 +163,7 @@ def llm_configs(deployed_app_config: Mapping[str, Any]) -> dict[str, LLMConfig]:
     the deployment name Serve LLM gives them. Entries given as YAML paths carry nothing to read."""
     args = _dict(deployed_app_config.get("args"))
     found: dict[str, LLMConfig] = {}
-    for raw in _list(args.get("llm_configs")):
+    for raw in _list(args.get("llm_configs"))[:MAX_DEPLOYMENTS]:
         c = _dict(raw)
         loading = _dict(c.get("model_loading_config"))
         model_id = _str(loading.get("model_id"))
@@ -173,11 +191,11 @@ def llm_configs(deployed_app_config: Mapping[str, Any]) -> dict[str, LLMConfig]:
 # -- /api/v0/* (state API) ---------------------------------------------------------------------
 
 def state_rows(doc: Any, path: str) -> list[dict]:
-    """The rows of a state API answer: ``data.result.result``."""
+    """The rows of a state API answer: ``data.result.result`` (the first ``MAX_ROWS``)."""
     rows = _dict(_dict(_dict(doc).get("data")).get("result")).get("result")
     if not isinstance(rows, list):
         raise SchemaError(f"{path} has no data.result.result list")
-    return [r for r in rows if isinstance(r, dict)]
+    return [r for r in rows[:MAX_ROWS] if isinstance(r, dict)]
 
 
 def nodes(rows: list[dict]) -> tuple[Node, ...]:
@@ -198,7 +216,7 @@ def placement_groups(rows: list[dict]) -> tuple[PlacementGroup, ...]:
         if pg_id is None:
             continue
         bundles = []
-        for i, b in enumerate(map(_dict, _list(r.get("bundles")))):
+        for i, b in enumerate(map(_dict, _list(r.get("bundles"))[:MAX_BUNDLES])):
             index = _int(_dict(b.get("bundle_id")).get("bundle_index"))
             bundles.append(Bundle(index=i if index is None else index,
                                   resources=_resources(b.get("unit_resources")), node_id=_str(b.get("node_id"))))
@@ -233,7 +251,7 @@ def actors(rows: list[dict]) -> tuple[Actor, ...]:
 # -- /nodes?view=summary (camelCase) -----------------------------------------------------------
 
 # "2.0/4.0 GPU (2.0 used of 2.0 reserved in placement groups)"; byte amounts carry a unit.
-_USAGE_LINE = re.compile(r"^\s*([0-9.]+)([A-Za-z]*)/([0-9.]+)([A-Za-z]*) (\S+)(?:\s.*)?$")
+_USAGE_LINE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?)([A-Za-z]*)/([0-9]+(?:\.[0-9]*)?)([A-Za-z]*) (\S+)(?:\s.*)?$")
 
 
 def node_summary(doc: Any) -> tuple[dict[str, dict[str, float]], dict[str, tuple[str | None, tuple[RayGpu, ...]]]]:
@@ -243,25 +261,25 @@ def node_summary(doc: Any) -> tuple[dict[str, dict[str, float]], dict[str, tuple
     if "summary" not in data and "nodeLogicalResources" not in data:
         raise SchemaError("/nodes?view=summary has no data.summary")
     used: dict[str, dict[str, float]] = {}
-    for node_id, text in _dict(data.get("nodeLogicalResources")).items():
+    for node_id, text in list(_dict(data.get("nodeLogicalResources")).items())[:MAX_ROWS]:
         amounts: dict[str, float] = {}
-        for line in str(text).splitlines():
+        for line in str(text)[:65536].splitlines():
             m = _USAGE_LINE.match(line)
             if m and not m.group(2) and not m.group(4):
-                amounts[m.group(5)] = float(m.group(1))
+                amounts[m.group(5)] = _float(float(m.group(1))) or 0.0
         used[str(node_id)] = amounts
     gpus: dict[str, tuple[str | None, tuple[RayGpu, ...]]] = {}
-    for s in map(_dict, _list(data.get("summary"))):
+    for s in map(_dict, _list(data.get("summary"))[:MAX_ROWS]):
         node_id = _str(_dict(s.get("raylet")).get("nodeId"))
         if node_id is None:
             continue
         found = []
-        for g in map(_dict, _list(s.get("gpus"))):
+        for g in map(_dict, _list(s.get("gpus"))[:MAX_NODE_GPUS]):
             index = _int(g.get("index"))
             if index is None:
                 continue
             procs = {}
-            for p in map(_dict, _list(g.get("processesPids"))):
+            for p in map(_dict, _list(g.get("processesPids"))[:MAX_ROWS]):
                 pid, mib = _int(p.get("pid")), _int(p.get("gpuMemoryUsage"))
                 if pid is not None and mib is not None:
                     procs[pid] = mib
