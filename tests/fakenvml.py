@@ -46,6 +46,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "full": (),
     "no_memory_v2": ("-DNO_MEMORY_INFO_V2",),  # drivers before R510: no nvmlDeviceGetMemoryInfo_v2
     "no_processes_v3": ("-DNO_PROCESSES_V3",),  # only the _v2 running-process calls
+    "no_mig": ("-DNO_MIG",),  # drivers before R450: no MIG calls at all
 }
 
 
@@ -77,9 +78,13 @@ def build(variant: str = "full") -> Path:
     return out_dir
 
 
+_LOADED: list[ctypes.CDLL] = []
+
+
 def stub() -> ctypes.CDLL:
-    """The stand-in as loaded in this process (after ``load_in_process``)."""
-    return ctypes.CDLL(str(BUILD_DIR / "full" / LIBRARY))
+    """The stand-in as loaded in this process (after ``load_in_process``): that very object,
+    since loading the path again after a rebuild by another test run would load a second copy."""
+    return _LOADED[0]
 
 
 def load_in_process() -> ctypes.CDLL:
@@ -88,7 +93,10 @@ def load_in_process() -> ctypes.CDLL:
     Raises if pynvml already holds another library (a real driver), so no test ever reads a
     real GPU while believing it reads the stand-in.
     """
+    if _LOADED:
+        return _LOADED[0]
     lib = ctypes.CDLL(str(build("full") / LIBRARY))
+    _LOADED.append(lib)
     import pynvml
 
     loaded = pynvml.nvmlLib
@@ -98,8 +106,27 @@ def load_in_process() -> ctypes.CDLL:
 
 
 @dataclass
+class FakeMig:
+    """One MIG device (slice) of a GPU: its profile ("3g.40gb"), GPU and compute instance IDs and
+    memory in bytes (total = reserved + used + free)."""
+
+    profile: str
+    uuid: str
+    gpu_instance: int
+    compute_instance: int = 0
+    total: int = 0
+    reserved: int = 0
+    used: int = 0
+    free: int = 0
+
+
+@dataclass
 class FakeGpu:
-    """One GPU. Memory in bytes, as NVML gives it: total = reserved + used + free."""
+    """One GPU. Memory in bytes, as NVML gives it: total = reserved + used + free.
+
+    ``mig_mode`` None: the GPU cannot do MIG (NVML answers NOT_SUPPORTED); otherwise (current,
+    pending). ``migs`` are its MIG devices, shown while the current mode is 1.
+    """
 
     name: str = "NVIDIA A10"
     uuid: str = ""
@@ -112,6 +139,8 @@ class FakeGpu:
     temperature: int = 40
     power_mw: int = 60_000
     power_limit_mw: int = 150_000
+    mig_mode: tuple[int, int] | None = None
+    migs: list[FakeMig] = field(default_factory=list)
 
 
 @dataclass
@@ -120,6 +149,7 @@ class FakeProcess:
     pid: int
     used: int | None  # bytes; None: NVML cannot say (written as "na")
     kind: str = "compute"  # or "graphics"
+    mig: int | None = None  # the MIG device (index on its GPU) it runs on
 
 
 @dataclass
@@ -155,13 +185,37 @@ class Scenario:
         self.gpus.append(gpu)
         return gpu
 
-    def add_process(self, gpu: int, pid: int, used_mib: int | None, kind: str = "compute") -> FakeProcess:
-        proc = FakeProcess(gpu, pid, None if used_mib is None else used_mib * MIB, kind)
+    def add_process(self, gpu: int, pid: int, used_mib: int | None, kind: str = "compute",
+                    mig: int | None = None) -> FakeProcess:
+        """A process on ``gpu``, or on its MIG device ``mig`` (an index from ``add_mig``)."""
+        proc = FakeProcess(gpu, pid, None if used_mib is None else used_mib * MIB, kind, mig)
         self.processes.append(proc)
         return proc
 
-    def fault(self, function: str, gpu: int | None, error: str) -> None:
+    def add_mig(self, gpu: int, profile: str, *, total_mib: int, used_mib: int, reserved_mib: int = 0,
+                gpu_instance: int | None = None, compute_instance: int = 0) -> int:
+        """Split ``gpu`` (MIG mode on) with one more MIG device of ``profile`` ("3g.40gb"); returns
+        its index. Byte tails as in ``add_gpu``; GPU instance IDs count up from 1 unless given."""
+        g = self.gpus[gpu]
+        g.mig_mode = (1, 1)
+        index = len(g.migs)
+        free_mib = total_mib - reserved_mib - used_mib
+        mig = FakeMig(
+            profile=profile, uuid=f"MIG-fa4e{gpu:04d}-{index:04d}-5000-8000-000000000000",
+            gpu_instance=index + 1 if gpu_instance is None else gpu_instance,
+            compute_instance=compute_instance,
+            reserved=reserved_mib * MIB + (4_096 if reserved_mib else 0),
+            used=used_mib * MIB + 409_600, free=free_mib * MIB + 131_072,
+        )
+        mig.total = mig.reserved + mig.used + mig.free
+        g.migs.append(mig)
+        return index
+
+    def fault(self, function: str, gpu: int | str | None, error: str) -> None:
         """Make ``function`` fail with NVML_ERROR_<error> on ``gpu`` (None: every GPU and system call).
+
+        ``gpu`` N covers the GPU and its MIG devices; "N:gpu" the GPU's own handle only; "N:M" its
+        MIG device M only.
 
         ``function`` is a symbol ("nvmlDeviceGetMemoryInfo_v2"), a name without its version suffix
         (covers all versions: "nvmlDeviceGetComputeRunningProcesses"), "nvmlInit" (all init calls)
@@ -185,8 +239,14 @@ class Scenario:
                 f"utilization {g.utilization} {g.memory_utilization}",
                 f"temperature {g.temperature}", f"power {g.power_mw}", f"power_limit {g.power_limit_mw}",
             ]
+            if g.mig_mode is not None:
+                lines.append(f"mig_mode {g.mig_mode[0]} {g.mig_mode[1]}")
+            for m in g.migs:
+                lines += [f"mig_device {m.gpu_instance} {m.compute_instance} {m.profile} {m.uuid}",
+                          f"mig_memory {m.total} {m.reserved} {m.used} {m.free}"]
         for p in self.processes:
-            lines.append(f"process {p.gpu} {p.pid} {'na' if p.used is None else p.used} {p.kind}")
+            where = p.gpu if p.mig is None else f"{p.gpu}:{p.mig}"
+            lines.append(f"process {where} {p.pid} {'na' if p.used is None else p.used} {p.kind}")
         for function, gpu, error in self.faults:
             lines.append(f"fault {function} {'*' if gpu is None else gpu} {error}")
         return "\n".join(lines) + "\n"
@@ -262,3 +322,17 @@ def spawn_processes(*titles: str) -> Iterator[list[int]]:
             child.wait()
             child.stdout.close()
 
+
+
+def a100_mig(path: Path) -> Scenario:
+    """Two NVIDIA A100-SXM4-80GB (81,920 MiB, 515 reserved): GPU 0 in MIG mode, split into two
+    3g.40gb slices (GPU instances 1 and 2) of 40,192 MiB, 13 MiB used each as an empty slice
+    reads; GPU 1 whole and MIG-capable with MIG off. No processes: add them with real PIDs."""
+    scenario = Scenario(Path(path))
+    scenario.add_gpu("NVIDIA A100-SXM4-80GB", total_mib=81_920, reserved_mib=515, used_mib=26,
+                     temperature=35, power_mw=62_000, power_limit_mw=400_000)
+    for _ in range(2):
+        scenario.add_mig(0, "3g.40gb", total_mib=40_192, used_mib=13)
+    scenario.add_gpu("NVIDIA A100-SXM4-80GB", total_mib=81_920, reserved_mib=515, used_mib=4,
+                     temperature=33, power_mw=58_000, power_limit_mw=400_000, mig_mode=(0, 0))
+    return scenario

@@ -90,19 +90,22 @@ try:
 except pynvml.NVMLError as e:
     print(json.dumps({"init": str(e)})); raise SystemExit
 print(json.dumps({name: hasattr(pynvml.nvmlLib, name) for name in
-    ("vramtopFakeNvml", "nvmlDeviceGetMemoryInfo_v2", "nvmlDeviceGetComputeRunningProcesses_v3")}))
+    ("vramtopFakeNvml", "nvmlDeviceGetMemoryInfo_v2", "nvmlDeviceGetComputeRunningProcesses_v3",
+     "nvmlDeviceGetMigMode")}))
 """
 
 
 @pytest.mark.parametrize(
-    "variant, memory_v2, processes_v3",
-    [("full", True, True), ("no_memory_v2", False, True), ("no_processes_v3", True, False)],
+    "variant, memory_v2, processes_v3, mig",
+    [("full", True, True, True), ("no_memory_v2", False, True, True), ("no_processes_v3", True, False, True),
+     ("no_mig", True, True, False)],
 )
-def test_variants_lack_the_symbols_older_drivers_lack(fake_nvml, variant, memory_v2, processes_v3):
+def test_variants_lack_the_symbols_older_drivers_lack(fake_nvml, variant, memory_v2, processes_v3, mig):
     out = subprocess.run([sys.executable, "-c", PROBE], env=fake_nvml.env(variant),
                          capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == {"vramtopFakeNvml": True, "nvmlDeviceGetMemoryInfo_v2": memory_v2,
-                               "nvmlDeviceGetComputeRunningProcesses_v3": processes_v3}
+                               "nvmlDeviceGetComputeRunningProcesses_v3": processes_v3,
+                               "nvmlDeviceGetMigMode": mig}
 
 
 def test_a_child_without_the_scenario_variable_sees_no_driver(fake_nvml):
@@ -125,3 +128,77 @@ def test_quick_same_size_rewrites_are_all_seen(nvml):
         nvml.gpus[0].temperature = 10 + step
         nvml.write()
         assert pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU) == 10 + step
+
+
+@pytest.fixture
+def mig_nvml(fake_nvml):
+    scenario = fakenvml.a100_mig(fake_nvml.path)
+    scenario.write()
+    pynvml.nvmlInit()
+    yield scenario
+    pynvml.nvmlShutdown()
+
+
+def test_mig_slices_answer_as_the_driver_does(mig_nvml):
+    gpu0, gpu1 = (pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(2))
+    assert pynvml.nvmlDeviceGetMigMode(gpu0) == [1, 1]
+    assert pynvml.nvmlDeviceGetMigMode(gpu1) == [0, 0]
+    assert pynvml.nvmlDeviceGetMaxMigDeviceCount(gpu0) == 7
+    slices = [pynvml.nvmlDeviceGetMigDeviceHandleByIndex(gpu0, i) for i in range(2)]
+    with pytest.raises(pynvml.NVMLError_NotFound):
+        pynvml.nvmlDeviceGetMigDeviceHandleByIndex(gpu0, 2)
+    with pytest.raises(pynvml.NVMLError_NotFound):  # MIG off: no slice at all
+        pynvml.nvmlDeviceGetMigDeviceHandleByIndex(gpu1, 0)
+    assert [pynvml.nvmlDeviceIsMigDeviceHandle(h).value for h in (gpu0, *slices)] == [0, 1, 1]
+    assert [pynvml.nvmlDeviceGetGpuInstanceId(h) for h in slices] == [1, 2]
+    assert [pynvml.nvmlDeviceGetComputeInstanceId(h) for h in slices] == [0, 0]
+    assert pynvml.nvmlDeviceGetName(slices[1]) == "NVIDIA A100-SXM4-80GB MIG 3g.40gb"
+    assert pynvml.nvmlDeviceGetUUID(slices[0]).startswith("MIG-")
+    parent = pynvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(slices[1])
+    assert pynvml.nvmlDeviceGetUUID(parent) == pynvml.nvmlDeviceGetUUID(gpu0)
+    mem = pynvml.nvmlDeviceGetMemoryInfo(slices[0], version=pynvml.nvmlMemory_v2)
+    assert (mem.total // MIB, mem.used // MIB) == (40_192, 13)
+    assert mem.total == mem.reserved + mem.used + mem.free
+    with pytest.raises(pynvml.NVMLError_NotSupported):  # no utilization on a MIG-enabled GPU
+        pynvml.nvmlDeviceGetUtilizationRates(gpu0)
+    with pytest.raises(pynvml.NVMLError_NotSupported):
+        pynvml.nvmlDeviceGetPowerUsage(slices[0])
+    with pytest.raises(pynvml.NVMLError_InvalidArgument):  # a GPU handle is no MIG device
+        pynvml.nvmlDeviceGetGpuInstanceId(gpu0)
+    assert pynvml.nvmlDeviceGetUtilizationRates(gpu1).gpu == 0
+
+
+def test_mig_processes_come_per_slice_and_with_instance_ids_on_the_gpu(mig_nvml):
+    mig_nvml.add_process(0, 501, 1_000, mig=0)
+    mig_nvml.add_process(0, 502, None, mig=1)
+    mig_nvml.add_process(1, 503, 2_000)
+    mig_nvml.fault("nvmlDeviceGetGraphicsRunningProcesses", "0:1", "NOT_SUPPORTED")
+    mig_nvml.write()
+    gpu0, gpu1 = (pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(2))
+    slices = [pynvml.nvmlDeviceGetMigDeviceHandleByIndex(gpu0, i) for i in range(2)]
+    on_gpu0 = pynvml.nvmlDeviceGetComputeRunningProcesses(gpu0)
+    assert [(p.pid, p.usedGpuMemory, p.gpuInstanceId, p.computeInstanceId) for p in on_gpu0] == [
+        (501, 1_000 * MIB, 1, 0), (502, None, 2, 0)]
+    assert [p.pid for p in pynvml.nvmlDeviceGetComputeRunningProcesses(slices[1])] == [502]
+    assert [p.gpuInstanceId for p in pynvml.nvmlDeviceGetComputeRunningProcesses(gpu1)] == [0xFFFFFFFF]
+    with pytest.raises(pynvml.NVMLError_NotSupported):  # "0:1" names that slice only
+        pynvml.nvmlDeviceGetGraphicsRunningProcesses(slices[1])
+    assert pynvml.nvmlDeviceGetGraphicsRunningProcesses(slices[0]) == []
+    mig_nvml.clear_faults()
+    mig_nvml.fault("nvmlDeviceGetComputeRunningProcesses", "0:gpu", "NO_PERMISSION")
+    mig_nvml.lose(1)
+    mig_nvml.write()
+    with pytest.raises(pynvml.NVMLError_NoPermission):
+        pynvml.nvmlDeviceGetComputeRunningProcesses(gpu0)
+    assert [p.pid for p in pynvml.nvmlDeviceGetComputeRunningProcesses(slices[0])] == [501]
+    with pytest.raises(pynvml.NVMLError_GpuIsLost):
+        pynvml.nvmlDeviceGetMemoryInfo(gpu1)
+
+
+def test_a_slice_that_goes_away_leaves_its_handle_invalid(mig_nvml):
+    gpu0 = pynvml.nvmlDeviceGetHandleByIndex(0)
+    second = pynvml.nvmlDeviceGetMigDeviceHandleByIndex(gpu0, 1)
+    del mig_nvml.gpus[0].migs[1]
+    mig_nvml.write()
+    with pytest.raises(pynvml.NVMLError_InvalidArgument):
+        pynvml.nvmlDeviceGetMemoryInfo(second)

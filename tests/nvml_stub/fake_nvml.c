@@ -10,6 +10,12 @@
  * Build variants drop symbols the way older drivers lack them:
  *   -DNO_MEMORY_INFO_V2   no nvmlDeviceGetMemoryInfo_v2 (drivers before R510)
  *   -DNO_PROCESSES_V3     no nvmlDeviceGet{Compute,Graphics}RunningProcesses_v3 (before R510)
+ *   -DNO_MIG              none of the MIG calls (drivers before R450)
+ *
+ * MIG: a GPU with "mig_mode 1" and "mig_device" lines is split into MIG devices. As on a real
+ * driver, a MIG device handle (nvmlDeviceGetMigDeviceHandleByIndex) answers its own name, UUID,
+ * memory and processes; the parent's process list holds every slice's processes with their GPU and
+ * compute instance IDs; utilization is NOT_SUPPORTED on a MIG-enabled parent and on MIG handles.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -72,15 +78,26 @@ typedef struct {
 #define MAX_GPUS 64
 #define MAX_PROCS 4096
 #define MAX_FAULTS 512
+#define MAX_MIG 7 /* an A100 / H100 holds at most 7 MIG devices */
 #define TEXT 96
+#define NO_INSTANCE 0xFFFFFFFFu /* gpuInstanceId / computeInstanceId of a process outside MIG */
 
+struct mig {
+    char profile[TEXT], uuid[TEXT];
+    unsigned int gpu_instance, compute_instance;
+    ull total, reserved, used, free;
+};
 struct gpu {
     char name[TEXT], uuid[TEXT];
     ull total, reserved, used, free;
     unsigned int util_gpu, util_mem, temperature, power_mw, power_limit_mw;
+    int mig_capable, mig_current, mig_pending;
+    int mig_count;
+    struct mig migs[MAX_MIG];
 };
-struct proc { int gpu; unsigned int pid; ull used; int graphics; };
-struct fault { char function[TEXT]; int gpu; /* -1: any */ int code; };
+struct proc { int gpu; int mig; /* -1: the whole GPU */ unsigned int pid; ull used; int graphics; };
+enum { ON_GPU_ONLY = -1, ON_ANY = -2, ON_GPU_AND_MIG = -3 };
+struct fault { char function[TEXT]; int gpu; /* -1: any */ int mig; /* a MIG device, or ON_* */ int code; };
 
 struct scenario {
     char driver[TEXT], nvml[TEXT];
@@ -93,10 +110,11 @@ struct scenario {
     struct fault faults[MAX_FAULTS];
 };
 
-/* A device handle points into this array, so it stays valid across scenario reloads. */
-typedef struct { int index; } device_t;
+/* A device handle points into these arrays, so it stays valid across scenario reloads. */
+typedef struct { int index; int mig; /* -1: the GPU itself */ } device_t;
 typedef device_t *nvmlDevice_t;
 static device_t DEVICES[MAX_GPUS];
+static device_t MIG_DEVICES[MAX_GPUS][MAX_MIG];
 
 static pthread_mutex_t LOCK = PTHREAD_MUTEX_INITIALIZER;
 static struct scenario S, NEXT;
@@ -120,7 +138,17 @@ static void copy_text(char *dst, const char *src) {
     dst[strcspn(dst, "\r\n")] = 0;
 }
 
-static int parse_gpu_ref(const char *s) { return strcmp(s, "*") == 0 ? -1 : atoi(s); }
+/* "*" (any handle), "N" (GPU N and its MIG devices), "N:gpu" (GPU N's own handle only) or "N:M"
+ * (MIG device M of GPU N). Returns the GPU (-1 for "*"); *mig gets M or one of ON_*. */
+static int parse_gpu_ref(const char *s, int *mig) {
+    if (strcmp(s, "*") == 0) {
+        *mig = ON_ANY;
+        return -1;
+    }
+    const char *colon = strchr(s, ':');
+    *mig = !colon ? ON_GPU_AND_MIG : strcmp(colon + 1, "gpu") == 0 ? ON_GPU_ONLY : atoi(colon + 1);
+    return atoi(s);
+}
 
 /* Parses the file into NEXT; returns 0, or the line number of the first bad line. */
 static int parse(FILE *f) {
@@ -145,7 +173,8 @@ static int parse(FILE *f) {
         } else if (current < 0 && (strcmp(key, "name") == 0 || strcmp(key, "uuid") == 0 ||
                                    strcmp(key, "memory") == 0 || strcmp(key, "utilization") == 0 ||
                                    strcmp(key, "temperature") == 0 || strcmp(key, "power") == 0 ||
-                                   strcmp(key, "power_limit") == 0)) {
+                                   strcmp(key, "power_limit") == 0 || strcmp(key, "mig_mode") == 0 ||
+                                   strcmp(key, "mig_device") == 0 || strcmp(key, "mig_memory") == 0)) {
             return lineno; /* a GPU field before any "gpu N" line */
         } else if (strcmp(key, "name") == 0 && n >= 1) copy_text(NEXT.gpus[current].name, rest);
         else if (strcmp(key, "uuid") == 0 && n == 1) copy_text(NEXT.gpus[current].uuid, a);
@@ -161,10 +190,33 @@ static int parse(FILE *f) {
         } else if (strcmp(key, "temperature") == 0 && n == 1) NEXT.gpus[current].temperature = (unsigned)atoi(a);
         else if (strcmp(key, "power") == 0 && n == 1) NEXT.gpus[current].power_mw = (unsigned)atoi(a);
         else if (strcmp(key, "power_limit") == 0 && n == 1) NEXT.gpus[current].power_limit_mw = (unsigned)atoi(a);
+        else if (strcmp(key, "mig_mode") == 0 && n == 2) {
+            struct gpu *g = &NEXT.gpus[current];
+            g->mig_capable = 1;
+            g->mig_current = atoi(a);
+            g->mig_pending = atoi(b);
+        } else if (strcmp(key, "mig_device") == 0 && n == 4) {
+            struct gpu *g = &NEXT.gpus[current];
+            if (!g->mig_capable || g->mig_count >= MAX_MIG) return lineno;
+            struct mig *m = &g->migs[g->mig_count++];
+            m->gpu_instance = (unsigned)atoi(a);
+            m->compute_instance = (unsigned)atoi(b);
+            copy_text(m->profile, c);
+            copy_text(m->uuid, d);
+        } else if (strcmp(key, "mig_memory") == 0 && n == 4) {
+            struct gpu *g = &NEXT.gpus[current];
+            if (g->mig_count == 0) return lineno;
+            struct mig *m = &g->migs[g->mig_count - 1];
+            m->total = strtoull(a, 0, 10);
+            m->reserved = strtoull(b, 0, 10);
+            m->used = strtoull(c, 0, 10);
+            m->free = strtoull(d, 0, 10);
+        }
         else if (strcmp(key, "process") == 0 && (n == 3 || n == 4)) {
             if (NEXT.proc_count >= MAX_PROCS) return lineno;
             struct proc *pr = &NEXT.procs[NEXT.proc_count++];
-            pr->gpu = atoi(a);
+            pr->gpu = parse_gpu_ref(a, &pr->mig);
+            if (pr->mig == ON_GPU_AND_MIG) pr->mig = -1; /* "N": on the whole GPU, not on a slice */
             pr->pid = (unsigned)strtoul(b, 0, 10);
             pr->used = strcmp(c, "na") == 0 ? NVML_VALUE_NOT_AVAILABLE_ULL : strtoull(c, 0, 10);
             if (n == 4 && strcmp(d, "graphics") != 0 && strcmp(d, "compute") != 0) return lineno;
@@ -173,15 +225,18 @@ static int parse(FILE *f) {
             if (NEXT.fault_count >= MAX_FAULTS) return lineno;
             struct fault *ft = &NEXT.faults[NEXT.fault_count++];
             copy_text(ft->function, a);
-            ft->gpu = parse_gpu_ref(b);
+            ft->gpu = parse_gpu_ref(b, &ft->mig);
             ft->code = error_code(c);
             if (ft->code < 0) return lineno;
         } else {
             return lineno;
         }
     }
-    for (int i = 0; i < NEXT.proc_count; i++)
-        if (NEXT.procs[i].gpu < 0 || NEXT.procs[i].gpu >= NEXT.gpu_count) return lineno;
+    for (int i = 0; i < NEXT.proc_count; i++) {
+        const struct proc *pr = &NEXT.procs[i];
+        if (pr->gpu < 0 || pr->gpu >= NEXT.gpu_count || pr->mig < -1 || pr->mig >= NEXT.gpus[pr->gpu].mig_count)
+            return lineno;
+    }
     return 0;
 }
 
@@ -211,15 +266,32 @@ static nvmlReturn_t sync_scenario(void) {
         return NVML_ERROR_UNKNOWN;
     }
     memcpy(&S, &NEXT, sizeof S);
-    for (int i = 0; i < MAX_GPUS; i++) DEVICES[i].index = i;
+    for (int i = 0; i < MAX_GPUS; i++) {
+        DEVICES[i].index = i;
+        DEVICES[i].mig = -1;
+        for (int m = 0; m < MAX_MIG; m++) MIG_DEVICES[i][m] = (device_t){i, m};
+    }
     return NVML_SUCCESS;
 }
 
-/* "nvmlDeviceGetMemoryInfo" names both the v1 and the _v2 symbol; "..._v2" only the latter. */
-static int fault_matches(const struct fault *ft, const char *symbol, const char *base, int gpu) {
+/* "nvmlDeviceGetMemoryInfo" names both the v1 and the _v2 symbol; "..._v2" only the latter.
+ * ``mig`` is the MIG device called (-1: the GPU's own handle). */
+static int fault_matches(const struct fault *ft, const char *symbol, const char *base, int gpu, int mig) {
     if (ft->gpu != -1 && ft->gpu != gpu) return 0;
+    if (ft->mig >= 0 && ft->mig != mig) return 0;
+    if (ft->mig == ON_GPU_ONLY && mig >= 0) return 0;
     return strcmp(ft->function, "*") == 0 || strcmp(ft->function, symbol) == 0 ||
            strcmp(ft->function, base) == 0;
+}
+
+/* A handle this library gave out: a GPU's, or a MIG device's that still exists. */
+static int valid_handle(nvmlDevice_t device) {
+    const device_t *first_mig = &MIG_DEVICES[0][0];
+    int is_gpu = device >= DEVICES && device < DEVICES + MAX_GPUS;
+    int is_mig = device >= first_mig && device < first_mig + MAX_GPUS * MAX_MIG;
+    if (!is_gpu && !is_mig) return 0;
+    if (device->index >= S.gpu_count) return 0;
+    return device->mig < 0 || (S.gpus[device->index].mig_current && device->mig < S.gpus[device->index].mig_count);
 }
 
 /* Every entry point starts here (and holds LOCK until end()). */
@@ -229,15 +301,15 @@ static nvmlReturn_t begin(const char *symbol, const char *base, int needs_init, 
     nvmlReturn_t rc = sync_scenario();
     if (rc != NVML_SUCCESS) return rc;
     if (needs_init && INIT_COUNT == 0) return NVML_ERROR_UNINITIALIZED;
-    int gpu = -1;
+    int gpu = -1, mig = -1;
     if (index) {
-        if (device < DEVICES || device >= DEVICES + MAX_GPUS) return NVML_ERROR_INVALID_ARGUMENT;
+        if (!valid_handle(device)) return NVML_ERROR_INVALID_ARGUMENT;
         gpu = device->index;
-        if (gpu >= S.gpu_count) return NVML_ERROR_INVALID_ARGUMENT;
+        mig = device->mig;
         *index = gpu;
     }
     for (int i = 0; i < S.fault_count; i++)
-        if (fault_matches(&S.faults[i], symbol, base, gpu)) return S.faults[i].code;
+        if (fault_matches(&S.faults[i], symbol, base, gpu, mig)) return S.faults[i].code;
     return NVML_SUCCESS;
 }
 
@@ -331,7 +403,7 @@ static nvmlReturn_t handle_by_index(const char *symbol, unsigned int index, nvml
     if (rc == NVML_SUCCESS && (!device || index >= (unsigned int)S.gpu_count)) rc = NVML_ERROR_INVALID_ARGUMENT;
     if (rc == NVML_SUCCESS) {
         for (int i = 0; i < S.fault_count; i++)
-            if (fault_matches(&S.faults[i], symbol, "nvmlDeviceGetHandleByIndex", (int)index)) {
+            if (fault_matches(&S.faults[i], symbol, "nvmlDeviceGetHandleByIndex", (int)index, -1)) {
                 rc = S.faults[i].code;
                 break;
             }
@@ -342,11 +414,14 @@ static nvmlReturn_t handle_by_index(const char *symbol, unsigned int index, nvml
 nvmlReturn_t nvmlDeviceGetHandleByIndex(unsigned int i, nvmlDevice_t *d) { return handle_by_index("nvmlDeviceGetHandleByIndex", i, d); }
 nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int i, nvmlDevice_t *d) { return handle_by_index("nvmlDeviceGetHandleByIndex_v2", i, d); }
 
+/* Opens a call on a handle: gpu is its GPU, g that GPU, m its MIG device (NULL on a GPU handle). */
 #define DEVICE_CALL(symbol, base, device) \
     int gpu = -1;                         \
     nvmlReturn_t rc = begin(symbol, base, 1, device, &gpu); \
     if (rc != NVML_SUCCESS) return end(rc); \
-    struct gpu *g = &S.gpus[gpu];
+    struct gpu *g = &S.gpus[gpu]; \
+    struct mig *m = device->mig < 0 ? NULL : &g->migs[device->mig]; \
+    (void)m;
 
 nvmlReturn_t nvmlDeviceGetIndex(nvmlDevice_t device, unsigned int *index) {
     DEVICE_CALL("nvmlDeviceGetIndex", "nvmlDeviceGetIndex", device)
@@ -358,21 +433,24 @@ nvmlReturn_t nvmlDeviceGetIndex(nvmlDevice_t device, unsigned int *index) {
 
 nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length) {
     DEVICE_CALL("nvmlDeviceGetName", "nvmlDeviceGetName", device)
-    return end(copy_string(name, length, g->name));
+    if (!m) return end(copy_string(name, length, g->name));
+    char full[2 * TEXT + 8]; /* "NVIDIA A100-SXM4-80GB MIG 3g.40gb", as nvidia-smi -L prints it */
+    snprintf(full, sizeof full, "%s MIG %s", g->name, m->profile);
+    return end(copy_string(name, length, full));
 }
 
 nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length) {
     DEVICE_CALL("nvmlDeviceGetUUID", "nvmlDeviceGetUUID", device)
-    return end(copy_string(uuid, length, g->uuid));
+    return end(copy_string(uuid, length, m ? m->uuid : g->uuid));
 }
 
 /* v1 folds the reserved memory into "used", as drivers since R510 do. */
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) {
     DEVICE_CALL("nvmlDeviceGetMemoryInfo", "nvmlDeviceGetMemoryInfo", device)
     if (!memory) return end(NVML_ERROR_INVALID_ARGUMENT);
-    memory->total = g->total;
-    memory->free = g->free;
-    memory->used = g->used + g->reserved;
+    memory->total = m ? m->total : g->total;
+    memory->free = m ? m->free : g->free;
+    memory->used = m ? m->used + m->reserved : g->used + g->reserved;
     return end(NVML_SUCCESS);
 }
 
@@ -381,10 +459,10 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *me
     DEVICE_CALL("nvmlDeviceGetMemoryInfo_v2", "nvmlDeviceGetMemoryInfo", device)
     if (!memory) return end(NVML_ERROR_INVALID_ARGUMENT);
     if (memory->version != NVML_MEMORY_V2_VERSION) return end(NVML_ERROR_ARGUMENT_VERSION_MISMATCH);
-    memory->total = g->total;
-    memory->reserved = g->reserved;
-    memory->free = g->free;
-    memory->used = g->used;
+    memory->total = m ? m->total : g->total;
+    memory->reserved = m ? m->reserved : g->reserved;
+    memory->free = m ? m->free : g->free;
+    memory->used = m ? m->used : g->used;
     return end(NVML_SUCCESS);
 }
 #endif
@@ -392,6 +470,7 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *me
 nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization) {
     DEVICE_CALL("nvmlDeviceGetUtilizationRates", "nvmlDeviceGetUtilizationRates", device)
     if (!utilization) return end(NVML_ERROR_INVALID_ARGUMENT);
+    if (m || g->mig_current) return end(NVML_ERROR_NOT_SUPPORTED); /* MIG: no per-GPU utilization */
     utilization->gpu = g->util_gpu;
     utilization->memory = g->util_mem;
     return end(NVML_SUCCESS);
@@ -400,6 +479,7 @@ nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_
 nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, int sensor, unsigned int *temp) {
     DEVICE_CALL("nvmlDeviceGetTemperature", "nvmlDeviceGetTemperature", device)
     if (!temp || sensor != 0) return end(NVML_ERROR_INVALID_ARGUMENT);
+    if (m) return end(NVML_ERROR_NOT_SUPPORTED);
     *temp = g->temperature;
     return end(NVML_SUCCESS);
 }
@@ -407,6 +487,7 @@ nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, int sensor, unsigned 
 static nvmlReturn_t unsigned_field(const char *symbol, nvmlDevice_t device, unsigned int *out, int which) {
     DEVICE_CALL(symbol, symbol, device)
     if (!out) return end(NVML_ERROR_INVALID_ARGUMENT);
+    if (m) return end(NVML_ERROR_NOT_SUPPORTED);
     *out = which == 0 ? g->power_mw : g->power_limit_mw;
     return end(NVML_SUCCESS);
 }
@@ -414,15 +495,17 @@ nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t d, unsigned int *mw) { return 
 nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t d, unsigned int *mw) { return unsigned_field("nvmlDeviceGetEnforcedPowerLimit", d, mw, 1); }
 nvmlReturn_t nvmlDeviceGetPowerManagementLimit(nvmlDevice_t d, unsigned int *mw) { return unsigned_field("nvmlDeviceGetPowerManagementLimit", d, mw, 1); }
 
-/* The size protocol: too small a buffer (or none) gets INSUFFICIENT_SIZE and the count needed. */
+/* The size protocol: too small a buffer (or none) gets INSUFFICIENT_SIZE and the count needed.
+ * A GPU lists every process on it (on MIG, with the slice's instance IDs); a MIG device its own. */
 static nvmlReturn_t processes(const char *symbol, const char *base, int graphics, nvmlDevice_t device,
                               unsigned int *count, nvmlProcessInfo_t *infos) {
     DEVICE_CALL(symbol, base, device)
-    (void)g;
     if (!count) return end(NVML_ERROR_INVALID_ARGUMENT);
+    int mig = device->mig;
+#define LISTED(p) ((p)->gpu == gpu && (p)->graphics == graphics && (mig < 0 || (p)->mig == mig))
     unsigned int n = 0;
     for (int i = 0; i < S.proc_count; i++)
-        if (S.procs[i].gpu == gpu && S.procs[i].graphics == graphics) n++;
+        if (LISTED(&S.procs[i])) n++;
     if (n > *count) {
         *count = n;
         return end(NVML_ERROR_INSUFFICIENT_SIZE);
@@ -431,13 +514,14 @@ static nvmlReturn_t processes(const char *symbol, const char *base, int graphics
     unsigned int k = 0;
     for (int i = 0; i < S.proc_count; i++) {
         const struct proc *p = &S.procs[i];
-        if (p->gpu != gpu || p->graphics != graphics) continue;
+        if (!LISTED(p)) continue;
         infos[k].pid = p->pid;
         infos[k].usedGpuMemory = p->used;
-        infos[k].gpuInstanceId = 0xFFFFFFFFu; /* not a MIG instance */
-        infos[k].computeInstanceId = 0xFFFFFFFFu;
+        infos[k].gpuInstanceId = p->mig < 0 ? NO_INSTANCE : g->migs[p->mig].gpu_instance;
+        infos[k].computeInstanceId = p->mig < 0 ? NO_INSTANCE : g->migs[p->mig].compute_instance;
         k++;
     }
+#undef LISTED
     *count = n;
     return end(NVML_SUCCESS);
 }
@@ -451,4 +535,60 @@ PROCESS_SYMBOL(nvmlDeviceGetGraphicsRunningProcesses_v2, "nvmlDeviceGetGraphicsR
 #ifndef NO_PROCESSES_V3
 PROCESS_SYMBOL(nvmlDeviceGetComputeRunningProcesses_v3, "nvmlDeviceGetComputeRunningProcesses", 0)
 PROCESS_SYMBOL(nvmlDeviceGetGraphicsRunningProcesses_v3, "nvmlDeviceGetGraphicsRunningProcesses", 1)
+#endif
+
+/* ---- MIG ---- */
+#ifndef NO_MIG
+
+/* A GPU that cannot do MIG (an A10, a consumer card) answers NOT_SUPPORTED. */
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *current, unsigned int *pending) {
+    DEVICE_CALL("nvmlDeviceGetMigMode", "nvmlDeviceGetMigMode", device)
+    if (!current || !pending || m) return end(NVML_ERROR_INVALID_ARGUMENT);
+    if (!g->mig_capable) return end(NVML_ERROR_NOT_SUPPORTED);
+    *current = (unsigned int)g->mig_current;
+    *pending = (unsigned int)g->mig_pending;
+    return end(NVML_SUCCESS);
+}
+
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned int *count) {
+    DEVICE_CALL("nvmlDeviceGetMaxMigDeviceCount", "nvmlDeviceGetMaxMigDeviceCount", device)
+    if (!count || m) return end(NVML_ERROR_INVALID_ARGUMENT);
+    *count = g->mig_capable ? MAX_MIG : 0;
+    return end(NVML_SUCCESS);
+}
+
+/* NOT_FOUND for an index below the maximum that holds no MIG device, as the driver answers. */
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned int index, nvmlDevice_t *mig) {
+    DEVICE_CALL("nvmlDeviceGetMigDeviceHandleByIndex", "nvmlDeviceGetMigDeviceHandleByIndex", device)
+    if (!mig || m) return end(NVML_ERROR_INVALID_ARGUMENT);
+    if (!g->mig_capable) return end(NVML_ERROR_NOT_SUPPORTED);
+    if (index >= MAX_MIG) return end(NVML_ERROR_INVALID_ARGUMENT);
+    if (!g->mig_current || index >= (unsigned int)g->mig_count) return end(NVML_ERROR_NOT_FOUND);
+    *mig = &MIG_DEVICES[gpu][index];
+    return end(NVML_SUCCESS);
+}
+
+nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t device, unsigned int *is_mig) {
+    DEVICE_CALL("nvmlDeviceIsMigDeviceHandle", "nvmlDeviceIsMigDeviceHandle", device)
+    if (!is_mig) return end(NVML_ERROR_INVALID_ARGUMENT);
+    *is_mig = m != NULL;
+    return end(NVML_SUCCESS);
+}
+
+static nvmlReturn_t instance_id(const char *symbol, nvmlDevice_t device, unsigned int *id, int compute) {
+    DEVICE_CALL(symbol, symbol, device)
+    if (!id) return end(NVML_ERROR_INVALID_ARGUMENT);
+    if (!m) return end(g->mig_capable ? NVML_ERROR_INVALID_ARGUMENT : NVML_ERROR_NOT_SUPPORTED);
+    *id = compute ? m->compute_instance : m->gpu_instance;
+    return end(NVML_SUCCESS);
+}
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t d, unsigned int *id) { return instance_id("nvmlDeviceGetGpuInstanceId", d, id, 0); }
+nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t d, unsigned int *id) { return instance_id("nvmlDeviceGetComputeInstanceId", d, id, 1); }
+
+nvmlReturn_t nvmlDeviceGetDeviceHandleFromMigDeviceHandle(nvmlDevice_t mig, nvmlDevice_t *device) {
+    DEVICE_CALL("nvmlDeviceGetDeviceHandleFromMigDeviceHandle", "nvmlDeviceGetDeviceHandleFromMigDeviceHandle", mig)
+    if (!device || !m) return end(NVML_ERROR_INVALID_ARGUMENT);
+    *device = &DEVICES[gpu];
+    return end(NVML_SUCCESS);
+}
 #endif
