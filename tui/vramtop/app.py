@@ -144,6 +144,7 @@ class VramtopApp(App[None]):
         self._telemetry: Any = None  # the latest serving telemetry, attached to each snapshot
         self._telemetry_at = float("-inf")  # when the last telemetry poll began (monotonic)
         self._ray: RayState | None = None  # the latest Ray poll, likewise
+        self._ray_next: NodeSnapshot | None = None  # the snapshot whose Ray state awaits analysis
         self.history = History()  # the last minutes, for ctrl+r (dump to a recording)
         self._at_rest = False  # the last snapshot shown moved nothing but the clock
         self.snapshot: NodeSnapshot | None = None
@@ -275,13 +276,30 @@ class VramtopApp(App[None]):
             self.history.add(snapshot)  # (a paused or rewound replay shows snapshots it already has)
         await self.show_snapshot(snapshot)
         if (self.ray_poller is not None or self.ray_in_snapshots) and not self._at_rest:
-            self.query_one(RayPanel).show(snapshot.ray, analyze(snapshot.ray, snapshot) if snapshot.ray else None)
+            self._ray_next = snapshot
+            if not any(w.group == "ray-analysis" and not w.is_finished for w in self.workers):
+                self._analyze_ray()
         due = time.monotonic() - self._telemetry_at >= self.config.telemetry_interval
         if self.telemetry_poller is not None and due and not any(
             w.group == "telemetry" and not w.is_finished for w in self.workers
         ):
             self._telemetry_at = time.monotonic()
             self._poll_telemetry(snapshot, self.instances)
+
+    @work(thread=True, group="ray-analysis", exit_on_error=False, description="analyse the Ray state")
+    def _analyze_ray(self) -> None:
+        """Feasibility and replica links grow with the cluster: computed here, never on the UI
+        thread; the panel gets the result for the newest snapshot that came in meanwhile."""
+        while (snapshot := self._ray_next) is not None:
+            self._ray_next = None
+            analysis = analyze(snapshot.ray, snapshot) if snapshot.ray else None
+            self.call_from_thread(self._show_ray, snapshot.ray, analysis)
+
+    def _show_ray(self, state: RayState | None, analysis: Any) -> None:
+        try:
+            self.query_one(RayPanel).show(state, analysis)
+        except NoMatches:
+            pass  # the app is shutting down
 
     @work(thread=True, group="ray", exit_on_error=False, description="poll the Ray dashboard")
     def _poll_ray(self) -> None:

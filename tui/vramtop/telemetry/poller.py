@@ -4,7 +4,9 @@ files, trends and notices.
 Meant for a background thread on its own interval (HTTP reads can take up to the timeout); the
 result is attached to the next snapshots as ``NodeSnapshot.telemetry``. ``poll`` never raises:
 an endpoint that does not answer becomes a quiet status on its instance and is retried after
-``retry_s``, and an unexpected failure becomes one notice.
+``retry_s``. Each peer is read on its own: one that fails, answers garbage or runs out its
+deadline marks only its own instance's row (an unexpected failure there is one plain line on
+that row), and the others keep their telemetry.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Mapping
 
+from vramtop import peer_http
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, group_instances
 from vramtop.fit import specs
@@ -26,6 +29,12 @@ from vramtop.telemetry.model import (
     Telemetry,
 )
 from vramtop.telemetry.trend import MemoryTrend
+
+
+def _one_line(exc: Exception) -> str:
+    """An unexpected failure as a few safe words: its type and the start of its message, which
+    may quote what a peer sent."""
+    return f"{type(exc).__name__}: {peer_http.sample(str(exc), 40)}" if str(exc) else type(exc).__name__
 
 
 @dataclass
@@ -83,8 +92,7 @@ class TelemetryPoller:
             instances = group_instances(snapshot) if instances is None else instances
             return self._poll(snapshot, instances)
         except Exception as exc:  # the view must keep running whatever a source does
-            line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return Telemetry(snapshot.timestamp, notices=(f"telemetry: {line}",))
+            return Telemetry(snapshot.timestamp, notices=(f"telemetry: {_one_line(exc)}",))
 
     def _poll(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...]) -> Telemetry:
         now = self._clock()
@@ -93,12 +101,15 @@ class TelemetryPoller:
         for inst in instances:
             if inst.engine == roles.VLLM:
                 live_keys.add(inst.key)
-                per_instance[inst.key] = self._vllm(snapshot, inst, now)
+                per_instance[inst.key] = self._isolated(inst, lambda: self._vllm(snapshot, inst, now))
         for key in [k for k in self._watched if k not in live_keys]:
             del self._watched[key]
         self._scraper.forget({w.endpoint.url for w in self._watched.values() if w.endpoint})
 
-        serve = self._serve(snapshot, instances, now)
+        try:
+            serve = self._serve(snapshot, instances, now)
+        except Exception:  # Ray's metrics are an extra on the replica rows, never a reason to lose them
+            serve = self._ray_last = ()
         by_deployment = {(a.application, a.deployment): a for a in serve}
         for inst in instances:
             role = roles.classify(snapshot.host_process(inst.root_pid))
@@ -113,7 +124,10 @@ class TelemetryPoller:
                                                        engine_tel.history if engine_tel else ServingHistory(),
                                                        engine_tel.kv_check if engine_tel else None)
 
-        ollama_status = self._ollama(snapshot, now)
+        try:
+            ollama_status = self._ollama(snapshot, now)
+        except Exception as exc:
+            ollama_status = OllamaStatus("", NOT_REACHABLE, summary=f"ollama: failed ({_one_line(exc)})")
         if ollama_status is not None:
             runners = [i for i in instances if i.engine == roles.OLLAMA]
             served = self._ollama_models(snapshot, runners, ollama_status)
@@ -138,6 +152,13 @@ class TelemetryPoller:
             notices=tuple(notices),
             serve=serve,
         )
+
+    def _isolated(self, inst: Instance, read: Callable[[], InstanceTelemetry]) -> InstanceTelemetry:
+        """One instance's read; whatever it raises stays on that instance's row."""
+        try:
+            return read()
+        except Exception as exc:
+            return InstanceTelemetry(inst.key, inst.engine, NOT_REACHABLE, f"metrics: failed ({_one_line(exc)})")
 
     # -- vLLM ---------------------------------------------------------------------------------
 
