@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
+import stat
 import struct
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -22,7 +24,13 @@ from typing import Any, Iterable
 
 import yaml
 
+from vramtop.fit.layers import LayerPattern, StateShape, layer_pattern
+from vramtop.fit.weights import DTYPE_BITS, WeightFigures, weights_from_tensors
+
 MIB = 1024**2
+CONFIG_LIMIT = 4 * MIB  # a config.json is a few KiB; anything past this is not one
+HEADER_LIMIT = 100 * MIB  # safetensors' own cap on a header
+MAX_PARAMS = 10**13  # ten trillion: past every model ever released
 
 
 class SpecError(ValueError):
@@ -35,8 +43,12 @@ class ModelSpec:
 
     ``weight_bytes`` are the bytes of the weights as stored in ``dtype`` (safetensors total_size,
     GGUF tensor bytes). ``vision_params`` counts a vision tower kept in 16-bit by quantizers.
-    ``sliding_layers`` of the ``layers`` keep only ``sliding_window`` tokens; MLA models give
-    ``kv_lora_rank`` and ``qk_rope_head_dim`` instead of per-head K/V.
+    ``sliding_layers`` of the ``layers`` keep only ``sliding_window`` tokens; ``state_layers``
+    keep one fixed state per request (Mamba, Gated DeltaNet, linear attention: ``state``);
+    ``no_kv_layers`` keep nothing (MLP-only); the rest are full attention. MLA models give
+    ``kv_lora_rank`` and ``qk_rope_head_dim`` instead of per-head K/V. ``unmodelled`` names what
+    the model has that the arithmetic does not know (a verdict stays YELLOW at best);
+    ``weights_from`` says where ``weight_bytes`` came from.
     """
 
     name: str
@@ -65,6 +77,17 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     origin: str = "catalog"  # catalog, hf, gguf, ollama, guess
     quant_hint: str | None = None  # quantization named by the model reference (":q8", a GGUF file)
+    state_layers: int = 0
+    no_kv_layers: int = 0
+    state: StateShape | None = None
+    unmodelled: tuple[str, ...] = ()
+    weights_from: str = ""  # "safetensors headers", "estimated from config.json", ...
+
+    @property
+    def full_layers(self) -> int:
+        """Layers keeping K/V for every token."""
+        return self.layers - (self.sliding_layers if self.sliding_window else 0) - self.state_layers \
+            - self.no_kv_layers
 
     @property
     def is_mla(self) -> bool:
@@ -221,135 +244,291 @@ def from_catalog(name: str) -> ModelSpec | None:
     return replace(spec, quant_hint=quant) if quant else spec
 
 
+# ---- reading files other people made ---------------------------------------------------------
+
+def _open_regular(path: Path) -> int:
+    """A descriptor on ``path`` if it is a regular file (never blocks on a FIFO or a device)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot open ({exc.strerror or exc})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SpecError(f"{path}: not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of regular file ``path`` if it holds at most ``limit``; else ``SpecError``."""
+    fd = _open_regular(path)
+    try:
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise SpecError(f"{path}: larger than {limit // MIB} MiB, not a model file")
+    return data
+
+
+def _json(data: bytes, where: str) -> Any:
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise SpecError(f"{where}: malformed JSON ({str(exc)[:80]})") from None
+
+
 # ---- Hugging Face config.json + safetensors ---------------------------------------------------
 
-_ST_DTYPE_BYTES = {"F64": 8, "F32": 4, "BF16": 2, "F16": 2, "F8_E4M3": 1, "F8_E5M2": 1,
-                   "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E8M0": 1}
-
-
-def safetensors_header(path: Path) -> dict[str, Any]:
-    """The JSON header of a safetensors file (8-byte little-endian length, then JSON)."""
-    with open(path, "rb") as f:
+def safetensors_tensors(path: Path) -> list[tuple[str, str, list[int]]]:
+    """(name, dtype, shape) of every tensor of a safetensors file, its header checked against
+    the file: the header fits in the file and every tensor's bytes lie inside the data."""
+    fd = _open_regular(path)
+    with os.fdopen(fd, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
         raw = f.read(8)
         if len(raw) != 8:
             raise SpecError(f"{path.name}: not a safetensors file (shorter than 8 bytes)")
         (length,) = struct.unpack("<Q", raw)
-        if length > 100 * MIB:
-            raise SpecError(f"{path.name}: not a safetensors file (header length {length})")
+        if length > min(HEADER_LIMIT, size - 8):
+            raise SpecError(f"{path.name}: malformed safetensors header (header of {length:,} bytes "
+                            f"in a file of {size:,})")
         try:
-            return json.loads(f.read(length))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SpecError(f"{path.name}: malformed safetensors header ({exc})") from None
+            header = json.loads(f.read(length))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise SpecError(f"{path.name}: malformed safetensors header ({str(exc)[:80]})") from None
+    if not isinstance(header, dict):
+        raise SpecError(f"{path.name}: malformed safetensors header (not a mapping)")
+    data_size = size - 8 - length
+    out: list[tuple[str, str, list[int]]] = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        where = f"{path.name}: malformed safetensors header, tensor '{name[:60]}'"
+        if not isinstance(info, dict):
+            raise SpecError(f"{where} is not a mapping")
+        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
+            raise SpecError(f"{where} has dtype {str(dtype)[:20]!r}")
+        if not isinstance(shape, list) or len(shape) > 8 or not all(
+                type(d) is int and 0 <= d < 1 << 40 for d in shape):
+            raise SpecError(f"{where} has a bad shape")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
+                and 0 <= offsets[0] <= offsets[1] <= data_size):
+            raise SpecError(f"{where} has data offsets outside the file")
+        n = math.prod(shape)
+        if offsets[1] - offsets[0] != -(-n * DTYPE_BITS[dtype] // 8):
+            raise SpecError(f"{where}: its offsets hold {offsets[1] - offsets[0]:,} bytes, its shape "
+                            f"{-(-n * DTYPE_BITS[dtype] // 8):,}")
+        out.append((name, dtype, shape))
+    return out
 
 
-def safetensors_weights(files: Iterable[Path]) -> tuple[int, int, str]:
-    """(bytes, parameters, dominant dtype) summed over the tensors of ``files``."""
-    total = params = 0
-    by_dtype: dict[str, int] = {}
-    for path in files:
-        for name, info in safetensors_header(path).items():
-            if name == "__metadata__":
-                continue
-            start, end = info["data_offsets"]
-            total += end - start
-            n = 1
-            for d in info["shape"]:
-                n *= d
-            params += n
-            by_dtype[info["dtype"]] = by_dtype.get(info["dtype"], 0) + end - start
-    dominant = max(by_dtype, key=by_dtype.get) if by_dtype else "BF16"
-    return total, params, dominant
+def safetensors_header(path: Path) -> dict[str, Any]:
+    """The tensors of a safetensors file as its header names them (checked, see above)."""
+    return {name: {"dtype": d, "shape": s} for name, d, s in safetensors_tensors(path)}
+
+
+def safetensors_weights(files: Iterable[Path], quant_bits: float | None = None) -> WeightFigures:
+    """The weight figures summed over the tensors of ``files``."""
+    tensors = [t for path in files for t in safetensors_tensors(path)]
+    try:
+        return weights_from_tensors(tensors, quant_bits)
+    except ValueError as exc:
+        raise SpecError(f"safetensors files: {exc}") from None
 
 
 def _text_config(cfg: dict[str, Any]) -> dict[str, Any]:
     text = cfg.get("text_config") or cfg.get("llm_config") or {}
+    if not isinstance(text, dict):
+        text = {}
     merged = {**cfg, **text}
     return merged
 
 
-def spec_from_config(cfg: dict[str, Any], name: str, source: str,
-                     weight_bytes: int | None = None, params: int | None = None,
-                     stored_dtype: str | None = None) -> ModelSpec:
-    """A spec from a config.json mapping; raises ``SpecError`` naming a missing or bad key."""
-    c = _text_config(cfg)
+# The quant_method values vLLM reads from quantization_config, as the formats this package
+# knows; anything else is named as not modelled.
+_QUANT_METHODS = {"fp8": "fp8", "fbgemm_fp8": "fp8", "awq": "awq", "awq_marlin": "awq", "gptq": "gptq",
+                  "gptq_marlin": "gptq", "bitsandbytes": "bitsandbytes", "mxfp4": "mxfp4"}
 
-    def need(*keys: str) -> int:
-        for k in keys:
-            v = c.get(k)
-            if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-                return v
+
+def quantization_of(cfg: dict[str, Any]) -> tuple[str | None, str | None, tuple[str, ...]]:
+    """(format, unknown method, modules kept in 16-bit) from ``quantization_config``.
+
+    Format None and unknown None: not quantized. An unknown method (or a known one with an
+    algorithm this package lacks) comes back by name and never as 16-bit."""
+    q = cfg.get("quantization_config")
+    if q is None and isinstance(cfg.get("text_config"), dict):
+        q = cfg["text_config"].get("quantization_config")
+    if not isinstance(q, dict):
+        return None, None, ()
+    method = str(q.get("quant_method") or "").strip().lower()[:40]
+    keep: list[str] = []
+    for key in ("modules_to_not_convert", "ignore", "ignored_layers", "exclude_modules"):
+        v = q.get(key)
+        if isinstance(v, list):
+            keep += [str(x)[:200] for x in v[:100_000]]
+    fmt: str | None = _QUANT_METHODS.get(method)
+    if method == "bitsandbytes" and q.get("load_in_8bit") is True:
+        fmt = "int8"
+    elif method == "modelopt":
+        algo = str(q.get("quant_algo") or "").upper()
+        fmt = {"FP8": "fp8", "NVFP4": "nvfp4", "W4A8_AWQ": "awq"}.get(algo)
+    elif method == "compressed-tensors":
+        groups = q.get("config_groups") if isinstance(q.get("config_groups"), dict) else {}
+        bits = [g.get("weights", {}).get("num_bits") for g in groups.values()
+                if isinstance(g, dict) and isinstance(g.get("weights"), dict)]
+        kinds = [g.get("weights", {}).get("type") for g in groups.values()
+                 if isinstance(g, dict) and isinstance(g.get("weights"), dict)]
+        if "nvfp4" in str(q.get("format", "")).lower():
+            fmt = "nvfp4"
+        elif bits and all(b == 8 for b in bits):
+            fmt = "fp8" if all(k == "float" for k in kinds) else "int8"
+        elif bits and all(b == 4 for b in bits):
+            fmt = "gptq"
+    if fmt is None:
+        return None, method or "a quantization_config without quant_method", tuple(keep)
+    return fmt, None, tuple(keep)
+
+
+def _count(c: dict[str, Any], source: str, keys: tuple[str, ...], hi: int, default: int | None = None,
+           lo: int = 1) -> int:
+    """The first of ``keys`` present, checked to be a whole number in [lo, hi]."""
+    for k in keys:
+        if k in c and c[k] is not None:
+            v = c[k]
+            if isinstance(v, float) and v.is_integer() and math.isfinite(v):
+                v = int(v)
+            if type(v) is not int:
+                raise SpecError(f"{source}: {k} must be a whole number, got {str(v)[:30]!r}")
+            if not lo <= v <= hi:
+                raise SpecError(f"{source}: {k} = {str(v)[:30]} is outside {lo}..{hi:,}")
+            return v
+    if default is None:
         raise SpecError(f"{source}: config.json has no usable {keys[0]}")
+    return default
 
-    layers = need("num_hidden_layers", "n_layer", "num_layers")
-    hidden = need("hidden_size", "n_embd", "d_model")
-    heads = need("num_attention_heads", "n_head")
-    kv_heads = c.get("num_key_value_heads") or c.get("multi_query_group_num") or heads
-    head_dim = c.get("head_dim") or hidden // heads
-    vocab = need("vocab_size")
-    intermediate = c.get("intermediate_size") or 4 * hidden
-    max_pos = c.get("max_position_embeddings") or c.get("seq_length") or 4096
-    sliding = c.get("sliding_window") if c.get("use_sliding_window", True) is not False else None
+
+def spec_from_config(cfg: dict[str, Any], name: str, source: str,
+                     weights: WeightFigures | None = None) -> ModelSpec:
+    """A spec from a config.json mapping and, when at hand, its checkpoint's weight figures
+    (else the weights are estimated from the config, and the spec says so). Every field is
+    checked; a bad one raises ``SpecError`` naming it."""
+    if not isinstance(cfg, dict):
+        raise SpecError(f"{source}: malformed config.json (not a mapping)")
+    c = _text_config(cfg)
+    layers = _count(c, source, ("num_hidden_layers", "n_layer", "num_layers"), 10_000)
+    hidden = _count(c, source, ("hidden_size", "n_embd", "d_model"), 1 << 20)
+    heads = _count(c, source, ("num_attention_heads", "n_head"), 1 << 16)
+    kv_heads = _count(c, source, ("num_key_value_heads", "multi_query_group_num"), heads, heads)
+    head_dim = _count(c, source, ("head_dim",), 1 << 16, max(1, hidden // heads))
+    vocab = _count(c, source, ("vocab_size",), 1 << 24)
+    intermediate = _count(c, source, ("intermediate_size", "ffn_dim", "n_inner"), 1 << 22, 4 * hidden)
+    max_pos = _count(c, source, ("max_position_embeddings", "seq_length", "max_sequence_length"),
+                     1 << 30, 4096)
+    sliding = None
+    if c.get("use_sliding_window", True) is not False and c.get("sliding_window") is not None:
+        sliding = _count(c, source, ("sliding_window",), 1 << 30)
     layer_types = c.get("layer_types")
+    if layer_types is not None and not (isinstance(layer_types, list) and len(layer_types) <= 10_000):
+        raise SpecError(f"{source}: layer_types must be a list of at most 10,000 layer names")
     sliding_layers = 0
     if sliding and isinstance(layer_types, list):
-        sliding_layers = sum(1 for t in layer_types if "sliding" in str(t))
+        sliding_layers = sum(1 for t in layer_types if "sliding" in str(t)[:40])
     elif sliding and c.get("sliding_window_pattern"):
-        p = int(c["sliding_window_pattern"])
+        p = _count(c, source, ("sliding_window_pattern",), 10_000)
         sliding_layers = sum(1 for i in range(layers) if (i + 1) % p != 0)
     elif sliding and sliding < max_pos:
         sliding_layers = layers  # every layer slides (Mistral v0.1 style)
     if not sliding_layers:
         sliding = None
-    dtype = normalize_format(str(c.get("torch_dtype") or c.get("dtype") or "bfloat16"))
-    quant = (cfg.get("quantization_config") or {}).get("quant_method")
-    kv_lora = c.get("kv_lora_rank")
-    experts = c.get("num_local_experts") or c.get("num_experts") or c.get("n_routed_experts") or 0
-    tied = bool(c.get("tie_word_embeddings", cfg.get("tie_word_embeddings", False)))
-    if params is None:
-        params = _estimate_params(layers, hidden, intermediate, heads, kv_heads, head_dim, vocab,
-                                  tied, experts, c.get("moe_intermediate_size") or 0)
-    if weight_bytes is None:
-        fmt = normalize_format(quant) if quant else dtype
-        weight_bytes = int(params * BITS_PER_WEIGHT.get(fmt, 16.0) / 8)
-    if quant:
-        dtype = normalize_format(quant)
-    elif stored_dtype in ("F8_E4M3", "F8_E5M2"):
-        dtype = "fp8"
+    for key in ("hybrid_override_pattern", "attn_type_list"):
+        if key in c and not (isinstance(c[key], (str, list)) and len(c[key]) <= 10_000):
+            raise SpecError(f"{source}: {key} must be a string or list of at most 10,000 entries")
+    pattern: LayerPattern = layer_pattern(c, layers, bool(sliding))
+    dtype = normalize_format(str(c.get("torch_dtype") or c.get("dtype") or "bfloat16")[:40])
+    fmt, unknown_quant, keep16 = quantization_of(cfg)
+    kv_lora = _count(c, source, ("kv_lora_rank",), 1 << 16, 0) or None
+    rope = _count(c, source, ("qk_rope_head_dim",), 1 << 16, 0) if kv_lora else None
+    experts = _count(c, source, ("num_local_experts", "num_experts", "n_routed_experts"), 1 << 16, 0, lo=0)
+    per_token = _count(c, source, ("num_experts_per_tok", "moe_topk"), max(1, experts), 0, lo=0)
+    moe_inter = _count(c, source, ("moe_intermediate_size",), 1 << 22, 0, lo=0)
+    tied = c.get("tie_word_embeddings", cfg.get("tie_word_embeddings", False)) is True
+    unmodelled = list(pattern.unknown)
+    if unknown_quant:
+        unmodelled.append(f"quantization '{unknown_quant}'")
+    if weights is not None:
+        params, weight_bytes, weights_from = weights.params, weights.bytes, "safetensors headers"
+        encoder = weights.encoder_params
+        if fmt is None and unknown_quant is None and weights.dtype in ("F8_E4M3", "F8_E5M2"):
+            fmt = "fp8"
+    else:
+        params, weight_bytes = _estimate(layers, hidden, intermediate, heads, kv_heads, head_dim, vocab,
+                                         tied, experts, moe_inter, fmt, keep16)
+        weights_from, encoder = "estimated from config.json", 0
+    if not 0 < params <= MAX_PARAMS or not 0 < weight_bytes <= 4 * MAX_PARAMS:
+        raise SpecError(f"{source}: the weights add up to {weight_bytes:,} bytes, not a model")
+    if fmt:
+        dtype = fmt
     return ModelSpec(
         name=name, source=source, params=params, weight_bytes=weight_bytes, layers=layers,
-        hidden=hidden, intermediate=intermediate, heads=heads, kv_heads=int(kv_heads),
-        head_dim=int(head_dim), vocab=vocab, max_position=int(max_pos), dtype=dtype, tied=tied,
-        sliding_window=sliding, sliding_layers=sliding_layers,
-        kv_lora_rank=kv_lora, qk_rope_head_dim=c.get("qk_rope_head_dim") if kv_lora else None,
-        experts=int(experts), experts_per_token=int(c.get("num_experts_per_tok") or 0),
-        moe_intermediate=int(c.get("moe_intermediate_size") or 0), origin="hf",
+        hidden=hidden, intermediate=intermediate, heads=heads, kv_heads=kv_heads,
+        head_dim=head_dim, vocab=vocab, max_position=max_pos, dtype=dtype, tied=tied,
+        vision_params=encoder, sliding_window=sliding, sliding_layers=sliding_layers,
+        kv_lora_rank=kv_lora, qk_rope_head_dim=rope,
+        experts=experts, experts_per_token=per_token, moe_intermediate=moe_inter, origin="hf",
+        state_layers=pattern.state_layers, no_kv_layers=pattern.no_kv, state=pattern.state,
+        unmodelled=tuple(unmodelled), weights_from=weights_from,
     )
 
 
-def _estimate_params(layers: int, hidden: int, inter: int, heads: int, kv: int, hd: int,
-                     vocab: int, tied: bool, experts: int, moe_inter: int) -> int:
+def _estimate(layers: int, hidden: int, inter: int, heads: int, kv: int, hd: int, vocab: int,
+              tied: bool, experts: int, moe_inter: int, fmt: str | None,
+              keep16: tuple[str, ...]) -> tuple[int, int]:
+    """(parameters, bytes) of a decoder from its config. A quantization's bits apply to the
+    linear layers only; embeddings, the LM head, routers and norms stay 16-bit, and so do the
+    attention projections when the exclusion list names them."""
     attn = hidden * heads * hd * 2 + 2 * hidden * kv * hd
     mlp = 3 * hidden * (moe_inter or inter) * max(1, experts)
-    return layers * (attn + mlp + 2 * hidden) + vocab * hidden * (1 if tied else 2) + hidden
+    router = hidden * experts
+    embed = vocab * hidden * (1 if tied else 2)
+    params = layers * (attn + mlp + router + 2 * hidden) + embed + hidden
+    bits = BITS_PER_WEIGHT.get(fmt, 16.0) if fmt else 16.0
+    attn_bits = 16.0 if any("attn" in k or "attention" in k for k in keep16) else bits
+    nbytes = (layers * (attn * attn_bits + mlp * bits) / 8
+              + 2 * (layers * (router + 2 * hidden) + embed + hidden))
+    return params, int(nbytes)
 
 
 def from_hf_dir(path: Path, name: str | None = None) -> ModelSpec:
-    """A spec from a model directory holding config.json and (optionally) safetensors files."""
+    """A spec from a model directory holding config.json and (optionally) safetensors files;
+    a sharded checkpoint counts only when every shard its index names is here."""
     cfg_path = path / "config.json"
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no config.json in this directory") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SpecError(f"{cfg_path}: malformed config.json ({exc})") from None
+    if not cfg_path.exists():
+        raise SpecError(f"{path}: no config.json in this directory")
+    cfg = _json(read_bounded(cfg_path, CONFIG_LIMIT), f"{cfg_path}: malformed config.json")
     if not isinstance(cfg, dict):
         raise SpecError(f"{cfg_path}: malformed config.json (not a mapping)")
-    files = sorted(path.glob("*.safetensors"))
-    wbytes = params = None
-    stored = None
+    files = sorted(path.glob("*.safetensors"))[:10_000]
+    index = path / "model.safetensors.index.json"
+    if index.exists():
+        data = _json(read_bounded(index, 64 * MIB), f"{index}")
+        shards = data.get("weight_map") if isinstance(data, dict) else None
+        if not isinstance(shards, dict):
+            raise SpecError(f"{index}: no weight_map")
+        wanted = {str(v) for v in shards.values()}
+        if not wanted <= {f.name for f in files}:
+            files = []  # shards missing here: estimate rather than count half a model
+        else:
+            files = [f for f in files if f.name in wanted]
+    weights = None
     if files:
-        wbytes, params, stored = safetensors_weights(files)
-    spec = spec_from_config(cfg, name or path.name, str(cfg_path), wbytes, params, stored)
+        fmt, _, _ = quantization_of(cfg)
+        weights = safetensors_weights(files, math.floor(BITS_PER_WEIGHT[fmt]) if fmt else None)
+    spec = spec_from_config(cfg, name or path.name, str(cfg_path), weights)
     return replace(spec, origin="hf")
 
 
@@ -381,10 +560,40 @@ def from_gguf(path: Path, name: str | None = None) -> ModelSpec:
         from gguf import GGUFReader
     except ImportError:
         raise SpecError("reading GGUF files needs the 'gguf' package (pip install gguf)") from None
+    os.close(_open_regular(path))  # a FIFO or a device is refused before the reader maps it
     try:
         reader = GGUFReader(str(path), "r")
-    except (OSError, ValueError, struct.error, IndexError, KeyError) as exc:
-        raise SpecError(f"{path}: malformed GGUF file ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - any fault of a foreign parser on foreign bytes
+        raise SpecError(f"{path}: malformed GGUF file ({str(exc)[:80]})") from None
+    try:
+        return _checked(_spec_from_gguf(reader, path, name))
+    except SpecError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise SpecError(f"{path}: malformed GGUF file ({type(exc).__name__}: {str(exc)[:80]})") from None
+
+
+def _checked(spec: ModelSpec) -> ModelSpec:
+    """``spec`` if every figure is a plausible model's; else ``SpecError`` naming the first
+    that is not (a GGUF or a server answer may say anything)."""
+    bounds = {"layers": 10_000, "hidden": 1 << 20, "heads": 1 << 16, "kv_heads": spec.heads,
+              "head_dim": 1 << 16, "vocab": 1 << 24, "max_position": 1 << 30, "intermediate": 1 << 22}
+    for key, hi in bounds.items():
+        v = getattr(spec, key)
+        if type(v) is not int or not 1 <= v <= hi:
+            raise SpecError(f"{spec.source}: {key} = {str(v)[:30]} is outside 1..{hi:,}")
+    if not 0 < spec.params <= MAX_PARAMS or not 0 < spec.weight_bytes <= 4 * MAX_PARAMS:
+        raise SpecError(f"{spec.source}: the weights add up to {spec.weight_bytes:,} bytes, not a model")
+    if spec.sliding_window is not None and not 0 < spec.sliding_window <= 1 << 30:
+        raise SpecError(f"{spec.source}: sliding window {spec.sliding_window} is outside 1..{1 << 30:,}")
+    if spec.kv_lora_rank is not None and not 0 < spec.kv_lora_rank <= 1 << 16:
+        raise SpecError(f"{spec.source}: kv_lora_rank {spec.kv_lora_rank} is outside 1..65,536")
+    if not 0 <= spec.experts <= 1 << 16 or not 0 <= spec.experts_per_token <= max(1, spec.experts):
+        raise SpecError(f"{spec.source}: {spec.experts} experts, {spec.experts_per_token} per token")
+    return spec
+
+
+def _spec_from_gguf(reader: Any, path: Path, name: str | None) -> ModelSpec:
 
     def value(key: str) -> Any:
         f = reader.fields.get(key)
@@ -513,6 +722,13 @@ def from_ollama_api(name: str, host: str | None = None, timeout: float = 0.5) ->
         show = _ollama_call(f"{base}/api/show", {"model": entry.get("model") or entry["name"]}, timeout)
     except (OSError, ValueError) as exc:
         raise SpecError(f"Ollama at {base} could not show '{name}' ({exc})") from None
+    try:
+        return _spec_from_ollama_show(show, entry, name, base)
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+        raise SpecError(f"Ollama at {base}: malformed /api/show for '{name}' ({str(exc)[:80]})") from None
+
+
+def _spec_from_ollama_show(show: Any, entry: dict[str, Any], name: str, base: str) -> ModelSpec:
     info = show.get("model_info") or {}
     arch = info.get("general.architecture")
     if not isinstance(arch, str):
@@ -537,8 +753,8 @@ def from_ollama_api(name: str, host: str | None = None, timeout: float = 0.5) ->
         sliding = layers // 2
     size = int(entry.get("size") or 0)
     params = int(info.get("general.parameter_count") or size * 2)
-    return ModelSpec(
-        name=entry.get("name", name), source=f"{base}/api/show {name}", params=params,
+    return _checked(ModelSpec(
+        name=str(entry.get("name", name))[:200], source=f"{base}/api/show {name}", params=params,
         weight_bytes=size or params * 2, layers=layers, hidden=hidden,
         intermediate=num("feed_forward_length", 4 * hidden), heads=heads,
         kv_heads=num("attention.head_count_kv", heads), head_dim=num("attention.key_length", hidden // heads),
@@ -549,12 +765,12 @@ def from_ollama_api(name: str, host: str | None = None, timeout: float = 0.5) ->
         experts=num("expert_count", 0), experts_per_token=num("expert_used_count", 0),
         flash_attention=arch in ("gemma3", "gpt-oss", "gptoss", "qwen3", "qwen3moe", "mistral3"),
         origin="ollama", quant_hint=dtype,
-    )
+    ))
 
 
 # ---- quick guess ------------------------------------------------------------------------------
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bBmM]?)\s*$")
+_SIZE = re.compile(r"^\s*(\d{1,20}(?:\.\d{1,20})?)\s*([bBtTmM]?)\s*$")
 
 
 def parse_params(text: str) -> int:
@@ -562,11 +778,13 @@ def parse_params(text: str) -> int:
     m = _SIZE.match(text)
     if not m:
         raise SpecError(f"--params must look like 27B or 350M, got '{text}'")
-    scale = {"b": 1e9, "m": 1e6, "": 1.0}[m.group(2).lower()]
-    value = int(float(m.group(1)) * scale)
+    scale = {"t": 1e12, "b": 1e9, "m": 1e6, "": 1.0}[m.group(2).lower()]
+    value = float(m.group(1)) * scale
     if value < 1_000_000:
         raise SpecError(f"--params {text} is too small for a language model")
-    return value
+    if value > MAX_PARAMS:
+        raise SpecError(f"--params {text} is larger than any model (at most 10T)")
+    return int(value)
 
 
 def guess_spec(params: int, quant: str | None = None) -> ModelSpec:
@@ -593,6 +811,19 @@ def guess_spec(params: int, quant: str | None = None) -> ModelSpec:
 
 # ---- one entry point --------------------------------------------------------------------------
 
+def _from_path(path: Path) -> ModelSpec:
+    if path.is_dir():
+        return from_hf_dir(path)
+    if path.name == "config.json":
+        return from_hf_dir(path.parent)
+    fd = _open_regular(path)
+    with os.fdopen(fd, "rb") as f:
+        magic = f.read(4)
+    if path.suffix.lower() == ".gguf" or magic == b"GGUF":
+        return from_gguf(path)
+    raise SpecError(f"{path}: neither a model directory, a config.json nor a GGUF file")
+
+
 def resolve(name: str) -> ModelSpec:
     """A spec for what the user typed: a path, a catalog name or alias, an Ollama tag in the
     local store, a repo in the local HF cache, or a model a running Ollama server has. Unknown
@@ -600,15 +831,16 @@ def resolve(name: str) -> ModelSpec:
     text = name.strip()
     if not text:
         raise SpecError("no model given")
-    path = Path(text).expanduser()
-    if path.exists():
-        if path.is_dir():
-            return from_hf_dir(path)
-        if path.suffix.lower() == ".gguf" or path.read_bytes()[:4] == b"GGUF":
-            return from_gguf(path)
-        if path.name == "config.json":
-            return from_hf_dir(path.parent)
-        raise SpecError(f"{path}: neither a model directory, a config.json nor a GGUF file")
+    try:
+        path = Path(text).expanduser()
+        exists = path.exists()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a name too long, no home directory
+        exists = False
+    if exists:
+        try:
+            return _from_path(path)
+        except OSError as exc:  # a directory that vanishes or cannot be listed while it is read
+            raise SpecError(f"{path}: cannot read ({exc.strerror or exc})") from None
     for lookup in (from_catalog, from_ollama_store, from_hf_cache, from_ollama_api):  # cheapest first
         if (spec := lookup(text)) is not None:
             return spec

@@ -52,10 +52,12 @@ def kv_element_bytes(kv_cache_dtype: str, dtype: str) -> int:
 
 @dataclass(frozen=True)
 class KvLayout:
-    """How vLLM lays out the KV cache of one rank.
+    """How vLLM lays out the KV cache of one rank (``kv_cache_utils.py``, hybrid KV cache manager).
 
-    ``page_bytes``: one block of one layer. Hybrid models (sliding + full layers) get groups of
-    ``group_size`` layers sharing one block pool; ``num_groups`` counts them with padding.
+    ``page_bytes``: one block of one layer, ``block_size`` tokens. Layers of each kind are cut
+    into groups of ``group_size`` (padded) that share one block pool. Full layers take a block
+    per ``block_size`` tokens of a request, sliding ones only their window, state layers (Mamba,
+    Gated DeltaNet, linear attention) one block per request whatever its length.
     """
 
     page_bytes: int
@@ -65,45 +67,67 @@ class KvLayout:
     group_size: int
     full_groups: int
     sliding_groups: int
+    block_size: int = BLOCK_SIZE
+    state_layers: int = 0
+    state_groups: int = 0
 
     @property
     def num_groups(self) -> int:
-        return self.full_groups + self.sliding_groups
+        return self.full_groups + self.sliding_groups + self.state_groups
 
     @property
     def bytes_per_token(self) -> int:
-        """Per token over all layers, as if every layer kept every token."""
-        return (self.full_layers + self.sliding_layers) * self.page_bytes // BLOCK_SIZE
+        """Per token over the attention layers, as if every one kept every token."""
+        return (self.full_layers + self.sliding_layers) * self.page_bytes // self.block_size
 
 
-def kv_layout(spec: ModelSpec, tp: int, element_bytes: int) -> KvLayout:
+def state_page_bytes(spec: ModelSpec, tp: int, dtype: str) -> int:
+    """One state layer's per-request state on one rank, in the activation dtype (vLLM's
+    ``mamba_cache_dtype`` auto); 0 for a model without state layers."""
+    if not spec.state_layers or spec.state is None:
+        return 0
+    return spec.state.page_bytes(tp, 4 if dtype == "float32" else 2)
+
+
+def kv_layout(spec: ModelSpec, tp: int, element_bytes: int, state_bytes: int = 0) -> KvLayout:
     """Standard attention: K and V of this rank's KV heads (replicated when there are fewer KV
-    heads than ranks). MLA: one latent of kv_lora_rank + qk_rope_head_dim, not split by TP."""
+    heads than ranks). MLA: one latent of kv_lora_rank + qk_rope_head_dim, not split by TP.
+
+    With state layers, vLLM (``HybridAttentionMambaModelConfig.verify_and_update_config`` in
+    ``vllm/model_executor/models/config.py``) raises the attention block size in steps of 16
+    tokens until an attention page holds the state page, and pads the state page to it.
+    ``state_bytes``: one state layer's page (``state_page_bytes``).
+    """
     if spec.is_mla:
-        page = BLOCK_SIZE * (spec.kv_lora_rank + (spec.qk_rope_head_dim or 0)) * element_bytes
+        per_token = (spec.kv_lora_rank + (spec.qk_rope_head_dim or 0)) * element_bytes
     else:
-        page = 2 * BLOCK_SIZE * max(1, spec.kv_heads // tp) * spec.head_dim * element_bytes
+        per_token = 2 * max(1, spec.kv_heads // tp) * spec.head_dim * element_bytes
+    state_layers = spec.state_layers if state_bytes else 0
+    block = BLOCK_SIZE
+    if state_layers:
+        block = BLOCK_SIZE * max(1, ceil(state_bytes / (BLOCK_SIZE * per_token)))
+    page = block * per_token
     sliding = spec.sliding_layers if spec.sliding_window else 0
-    full = spec.layers - sliding
-    if full and sliding:
-        small, big = min(full, sliding), max(full, sliding)
-        group = big if big < 1.5 * small else small
-        return KvLayout(page, full, sliding, spec.sliding_window or 0, group,
-                        ceil(full / group), ceil(sliding / group))
-    # one kind of layer: one group holding every layer
-    return KvLayout(page, full, sliding, spec.sliding_window or 0, spec.layers,
-                    1 if full else 0, 1 if sliding else 0)
+    full = spec.full_layers if state_layers else spec.layers - sliding - spec.no_kv_layers
+    counts = [n for n in (full, sliding, state_layers) if n]
+    if not counts:
+        return KvLayout(page, 0, 0, 0, 1, 0, 0, block)
+    small, big = min(counts), max(counts)
+    group = big if big < 1.5 * small else small
+    return KvLayout(page, full, sliding, spec.sliding_window or 0, group,
+                    ceil(full / group), ceil(sliding / group), block,
+                    state_layers, ceil(state_layers / group))
 
 
 def _sliding_blocks(layout: KvLayout, tokens: int, batched: int) -> int:
-    return ceil(min(layout.window - 1 + batched, tokens) / BLOCK_SIZE) + 1
+    return ceil(min(layout.window - 1 + batched, tokens) / layout.block_size) + 1
 
 
 def request_bytes(layout: KvLayout, tokens: int, batched: int) -> int:
     """KV bytes one request of ``tokens`` needs (vLLM's ``max_memory_usage_bytes``, all layers)."""
-    full = layout.full_layers * ceil(tokens / BLOCK_SIZE)
+    full = layout.full_layers * ceil(tokens / layout.block_size)
     sliding = layout.sliding_layers * _sliding_blocks(layout, tokens, batched) if layout.sliding_layers else 0
-    return (full + sliding) * layout.page_bytes
+    return (full + sliding + layout.state_layers) * layout.page_bytes
 
 
 def num_blocks(layout: KvLayout, available_bytes: float) -> int:
@@ -114,12 +138,12 @@ def num_blocks(layout: KvLayout, available_bytes: float) -> int:
 
 def kv_cache_tokens(layout: KvLayout, blocks: int) -> int:
     """"GPU KV cache size: N tokens" (conservative for hybrid models: blocks per group)."""
-    return blocks // max(1, layout.num_groups) * BLOCK_SIZE
+    return blocks // max(1, layout.num_groups) * layout.block_size
 
 
 def max_concurrency(layout: KvLayout, blocks: int, tokens: int, batched: int) -> float:
     """"Maximum concurrency for N tokens per request": blocks over blocks one request takes."""
-    per_request = layout.full_groups * ceil(tokens / BLOCK_SIZE)
+    per_request = layout.full_groups * ceil(tokens / layout.block_size) + layout.state_groups
     if layout.sliding_groups:
         per_request += layout.sliding_groups * _sliding_blocks(layout, tokens, batched)
     return blocks / per_request if per_request else 0.0
@@ -137,9 +161,10 @@ def longest_len(layout: KvLayout, available_bytes: float, batched: int, cap: int
         return cap
     knee = layout.window - 1 + batched if layout.sliding_layers else 1
     if layout.full_layers:
-        fixed = layout.sliding_layers * (ceil(knee / BLOCK_SIZE) + 1) if layout.sliding_layers else 0
+        fixed = layout.sliding_layers * (ceil(knee / layout.block_size) + 1) if layout.sliding_layers else 0
+        fixed += layout.state_layers
         blocks = (int(available_bytes // layout.page_bytes) - fixed) // layout.full_layers
-        tokens = min(cap, blocks * BLOCK_SIZE)
+        tokens = min(cap, blocks * layout.block_size)
         if tokens >= knee:
             return tokens
     lo, hi = 1, min(cap, knee)
@@ -248,7 +273,8 @@ def rank_budget(spec: ModelSpec, cfg: VllmConfig, gpu_index: int, total_bytes: f
                 free_bytes: float, layout: KvLayout | None = None) -> RankBudget:
     """The budget of one rank on a GPU of ``total_bytes`` (as CUDA counts it) with
     ``free_bytes`` free before the engine starts."""
-    layout = layout or kv_layout(spec, cfg.tp, kv_element_bytes(cfg.kv_cache_dtype, cfg.dtype))
+    layout = layout or kv_layout(spec, cfg.tp, kv_element_bytes(cfg.kv_cache_dtype, cfg.dtype),
+                                 state_page_bytes(spec, cfg.tp, cfg.dtype))
     requested = cfg.util * total_bytes
     weights = weights_per_rank(spec, cfg.weights_format, cfg.tp)
     if cfg.dtype == "float32" and cfg.weights_format is None:

@@ -1,0 +1,75 @@
+"""The weight figures of a checkpoint from its tensor headers: bytes, parameters, stored dtype.
+
+``weights_from_tensors`` is the one place that turns (name, dtype, shape) triples, whether
+read from local safetensors headers or from the Hub's safetensors metadata, into the figures
+a ``ModelSpec`` carries. Pure: validated numbers in, numbers out; a bad header raises
+``ValueError`` with one line (the loaders turn it into ``SpecError``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+# bits of one stored element, by safetensors dtype
+DTYPE_BITS = {"F64": 64, "F32": 32, "BF16": 16, "F16": 16, "F8_E4M3": 8, "F8_E5M2": 8,
+              "F8_E8M0": 8, "I64": 64, "I32": 32, "I16": 16, "I8": 8, "U8": 8, "U16": 16,
+              "U32": 32, "U64": 64, "BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6}
+_PACKED = {"I32", "U8", "I8", "U32", "I16"}  # integer tensors that hold packed low-bit weights
+_ENCODER_PREFIXES = ("vision_tower", "visual", "vision_model", "vision_encoder", "multi_modal_projector",
+                     "mm_projector", "audio_tower", "audio_encoder", "audio_model", "embed_vision",
+                     "embed_audio", "image_newline", "vision_embed")
+MAX_ELEMENTS = 1 << 46  # no checkpoint tensor comes near 70 trillion elements
+MAX_TENSORS = 1_000_000
+
+
+@dataclass(frozen=True)
+class WeightFigures:
+    """What the tensors of a checkpoint add up to.
+
+    ``bytes``: as stored; ``params``: parameters (packed low-bit integers unpacked at
+    ``quant_bits``); ``dtype``: the safetensors dtype holding most bytes; ``encoder_params``:
+    vision towers, audio encoders and their projectors (multimodal checkpoints).
+    """
+
+    bytes: int
+    params: int
+    dtype: str
+    encoder_params: int = 0
+
+
+def _is_encoder(name: str) -> bool:
+    parts = name.split(".")[:3]
+    return any(p.startswith(_ENCODER_PREFIXES) for p in parts)
+
+
+def weights_from_tensors(tensors: Iterable[tuple[str, str, Sequence[int]]],
+                         quant_bits: float | None = None) -> WeightFigures:
+    """Sum ``(name, dtype, shape)`` headers. ``quant_bits``: the bits per weight of the
+    checkpoint's quantization (its integer tensors hold packed weights of that width)."""
+    total_bits = params = encoder = count = 0
+    by_dtype: dict[str, int] = {}
+    for name, dtype, shape in tensors:
+        count += 1
+        if count > MAX_TENSORS:
+            raise ValueError(f"more than {MAX_TENSORS:,} tensors")
+        bits = DTYPE_BITS.get(dtype)
+        if bits is None:
+            raise ValueError(f"tensor '{str(name)[:60]}' has unknown dtype '{str(dtype)[:20]}'")
+        n = 1
+        for d in shape:
+            if not isinstance(d, int) or isinstance(d, bool) or d < 0:
+                raise ValueError(f"tensor '{str(name)[:60]}' has a bad shape")
+            n *= d
+            if n > MAX_ELEMENTS:
+                raise ValueError(f"tensor '{str(name)[:60]}' is impossibly large")
+        total_bits += n * bits
+        by_dtype[dtype] = by_dtype.get(dtype, 0) + n * bits
+        unpacked = n * bits // quant_bits if quant_bits and dtype in _PACKED and quant_bits < bits else n
+        params += int(unpacked)
+        if _is_encoder(str(name)):
+            encoder += int(unpacked)
+    if not total_bits:
+        raise ValueError("no weights (the tensors hold 0 bytes)")
+    return WeightFigures(bytes=total_bits // 8, params=params, dtype=max(by_dtype, key=by_dtype.__getitem__),
+                         encoder_params=encoder)
