@@ -213,7 +213,8 @@ def test_a_driver_without_processes_v3_is_read_with_v2(fake_nvml):
     fake_nvml.write()
     first, second = run_child(fake_nvml.env("no_processes_v3"))
     for reading in (first, second):
-        assert reading["processes"] == [{"pid": 777, "gpu_index": 3, "used_mib": 20_730, "kind": "compute"}]
+        assert reading["processes"] == [
+            {"pid": 777, "gpu_index": 3, "used_mib": 20_730, "kind": "compute", "mig_slice": None}]
         assert reading["errors"] == []
 
 

@@ -29,7 +29,7 @@ class LiveSource:
         pids = {p.pid for p in reading.processes}
         hosts, hidden, ancestors, errors = self._processes.read(pids)
         procs = tuple(
-            GpuProcess(p.pid, p.gpu_index, p.used_mib, p.kind, hosts.get(p.pid), hidden.get(p.pid))
+            GpuProcess(p.pid, p.gpu_index, p.used_mib, p.kind, hosts.get(p.pid), hidden.get(p.pid), p.mig_slice)
             for p in reading.processes
         )
         return NodeSnapshot(

@@ -30,8 +30,45 @@ class SourceError:
 
 
 @dataclass(frozen=True)
+class MigSlice:
+    """One MIG device of a GPU in MIG mode (a slice), as NVML reports it on its own handle.
+
+    ``index`` is NVML's MIG device index on its GPU (nvidia-smi's "MIG Dev"); a slice is named
+    ``GPU:index`` ("0:1") wherever one is shown. ``name`` is the driver's
+    ("NVIDIA A100-SXM4-80GB MIG 3g.40gb"); ``error`` says why its figures are missing.
+    """
+
+    index: int
+    name: str
+    uuid: str
+    gpu_instance_id: int | None
+    compute_instance_id: int | None
+    total_mib: int
+    reserved_mib: int
+    used_mib: int
+    free_mib: int
+    memory_api: str = "v2"
+    error: str | None = None
+    lost = False  # read with its GPU: a lost GPU's slices are not shown
+
+    @property
+    def profile(self) -> str:
+        """The MIG profile, "3g.40gb", from the driver's name."""
+        return self.name.rpartition(" MIG ")[2] if " MIG " in self.name else self.name
+
+
+def slice_label(gpu_index: int, mig_slice: int | None) -> str:
+    """"0" for a whole GPU, "0:1" for MIG device 1 of GPU 0."""
+    return str(gpu_index) if mig_slice is None else f"{gpu_index}:{mig_slice}"
+
+
+@dataclass(frozen=True)
 class GpuInfo:
-    """One GPU as NVML reports it. ``lost`` GPUs keep their index and last known name."""
+    """One GPU as NVML reports it. ``lost`` GPUs keep their index and last known name.
+
+    A GPU in MIG mode lists its slices in ``mig`` (empty otherwise); its own figures stay the
+    whole GPU's.
+    """
 
     index: int
     name: str
@@ -48,7 +85,9 @@ class GpuInfo:
     memory_api: str = "v2"  # "v2" or "v1" (v1 folds the reserved memory into used)
     lost: bool = False
     error: str | None = None  # one line: why some of this GPU's figures are missing
+    stale_since: float | None = None  # its memory read failed: the figures are those read then (Unix time)
     node: str | None = None  # cluster mode: the Ray node it sits on (None: this machine's GPU)
+    mig: tuple[MigSlice, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +114,7 @@ class GpuProcess:
     """One process on one GPU, from NVML (compute or graphics list).
 
     ``used_mib`` is None where NVML cannot say (e.g. no permission, or Windows WDDM).
+    ``mig_slice`` is the index of the MIG slice of ``gpu_index`` it runs on (None: the whole GPU).
     ``host`` is None when psutil cannot see the PID (another PID namespace, a container, or
     the process ended between the NVML and the psutil read); ``hidden_reason`` then says which.
     """
@@ -85,6 +125,7 @@ class GpuProcess:
     kind: str = "compute"  # "compute" or "graphics"
     host: HostProcess | None = None
     hidden_reason: str | None = None
+    mig_slice: int | None = None
 
 
 @dataclass(frozen=True)

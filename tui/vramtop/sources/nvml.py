@@ -9,12 +9,22 @@ counts. Drivers without it (before R510, or NOT_SUPPORTED) get the v1 call, whic
 the driver reserves into "used"; such a GPU says ``memory_api="v1"`` with ``reserved_mib=0``, and
 the first reading says so once.
 
+A GPU in MIG mode lists its slices (MIG devices) in ``GpuInfo.mig``, each with its own memory,
+read on its own handle. Processes still come from the GPU's one process list, whose instance IDs
+name the slice each runs on; where that list is refused (the driver gives the aggregate to
+privileged callers only) each slice's own list is read. A GPU in MIG mode has no utilization by
+design, so none is asked for. Slices can be made and destroyed without a reset, so they are
+listed again every ``MIG_RESCAN_S`` seconds, and at once when a slice stops answering or a
+process names a slice not known. A driver or GPU without MIG (NOT_SUPPORTED, no such symbol)
+reads as before.
+
 Nothing here raises after opening: a lost GPU keeps its index, name and last figures with
 ``lost=True``; a field NVML will not give is ``None`` and named in the GPU's one-line ``error``.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 
 try:
@@ -22,9 +32,11 @@ try:
 except ImportError:  # nvidia-ml-py is a dependency, but a broken install must not be a traceback
     pynvml = None
 
-from vramtop.snapshot import GpuInfo, SourceError, to_mib
+from vramtop.snapshot import GpuInfo, MigSlice, SourceError, slice_label, to_mib
 
 LIBRARY_NOT_FOUND = "the NVIDIA driver's NVML library (libnvidia-ml.so.1) was not found"
+MIG_RESCAN_S = 10.0
+NO_INSTANCE = 0xFFFFFFFF  # the instance IDs of a process outside MIG
 
 
 class NvmlUnavailable(Exception):
@@ -44,6 +56,7 @@ class NvmlProcess:
     gpu_index: int
     used_mib: int | None
     kind: str = "compute"
+    mig_slice: int | None = None  # the MIG slice of gpu_index it runs on
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,20 @@ class _Lost(Exception):
 
 
 @dataclass
+class _Slice:
+    """What is kept about one MIG slice between listings."""
+
+    index: int
+    handle: object
+    name: str
+    uuid: str
+    gpu_instance_id: int | None
+    compute_instance_id: int | None
+    memory_api: str = "v2"
+    last: MigSlice | None = None
+
+
+@dataclass
 class _Gpu:
     """What is kept about one GPU between ticks."""
 
@@ -74,7 +101,12 @@ class _Gpu:
     static_problems: list[str] = field(default_factory=list)  # fields that will never come
     memory_api: str = "v2"
     last: GpuInfo | None = None
+    memory_read_at: float | None = None  # when its memory was last read (Unix time)
     open_error: str | None = None  # why there is no handle yet
+    mig: bool = False  # in MIG mode (read when the handle is opened; it changes only with a reset)
+    max_slices: int = 0
+    slices: list[_Slice] = field(default_factory=list)
+    slices_listed_at: float | None = None  # monotonic time; None: list them on the next read
 
 
 def _open_message(exc: Exception) -> str:
@@ -172,6 +204,62 @@ class NvmlSource:
         gpu.power_limit_w = None if limit is None else limit / 1000
         problems = (("name", name_exc), ("uuid", uuid_exc), ("power limit", limit_exc))
         gpu.static_problems = [f"{what}: {exc}" for what, exc in problems if exc is not None]
+        mode, _ = _call(pynvml.nvmlDeviceGetMigMode, handle)  # NOT_SUPPORTED, or no such symbol: no MIG
+        gpu.mig = bool(mode and mode[0] == pynvml.NVML_DEVICE_MIG_ENABLE)
+        count, _ = _call(pynvml.nvmlDeviceGetMaxMigDeviceCount, handle) if gpu.mig else (0, None)
+        gpu.max_slices = count or 0
+        gpu.slices, gpu.slices_listed_at = [], None
+
+    def _list_slices(self, gpu: _Gpu) -> None:
+        """The GPU's MIG devices now, with what does not change while they exist."""
+        slices = []
+        for index in range(gpu.max_slices):
+            handle, exc = _call(pynvml.nvmlDeviceGetMigDeviceHandleByIndex, gpu.handle, index)
+            if handle is None:
+                continue  # NOT_FOUND: no MIG device at this index
+            known = next((s for s in gpu.slices if s.index == index), None)
+            name, _ = _call(pynvml.nvmlDeviceGetName, handle)
+            uuid, _ = _call(pynvml.nvmlDeviceGetUUID, handle)
+            gi, _ = _call(pynvml.nvmlDeviceGetGpuInstanceId, handle)
+            ci, _ = _call(pynvml.nvmlDeviceGetComputeInstanceId, handle)
+            same = known is not None and known.uuid == (uuid or "")
+            slices.append(_Slice(index, handle, name or f"MIG device {index}", uuid or "", gi, ci,
+                                 known.memory_api if same else "v2", known.last if same else None))
+        gpu.slices = slices
+        gpu.slices_listed_at = time.monotonic()
+
+    def _read_slices(self, gpu: _Gpu) -> tuple[tuple[MigSlice, ...], list[str]]:
+        """Each slice's memory (listing the slices again when due), and what failed."""
+        listed = gpu.slices_listed_at
+        if listed is None or time.monotonic() - listed >= MIG_RESCAN_S:
+            self._list_slices(gpu)
+        out, problems = [], []
+        for s in gpu.slices:
+            memory, exc = self._memory(s)
+            if memory is None:
+                problems.append(f"MIG {slice_label(gpu.index, s.index)} memory: {exc}")
+                gpu.slices_listed_at = None  # gone, perhaps: list them again next tick
+                last = s.last
+                memory = (last.total_mib, last.reserved_mib, last.used_mib, last.free_mib) if last else (0, 0, 0, 0)
+            total, reserved, used, free = memory
+            s.last = MigSlice(s.index, s.name, s.uuid, s.gpu_instance_id, s.compute_instance_id,
+                              total, reserved, used, free, s.memory_api,
+                              None if exc is None else f"memory: {exc}")
+            out.append(s.last)
+        return tuple(out), problems
+
+    @staticmethod
+    def _slice_of(gpu: _Gpu, entry) -> int | None:
+        """The slice a process list entry names by its instance IDs (None: not on a slice)."""
+        gi = getattr(entry, "gpuInstanceId", NO_INSTANCE)
+        if not gpu.mig or gi is None or gi == NO_INSTANCE:
+            return None
+        ci = getattr(entry, "computeInstanceId", None)
+        for s in gpu.slices:
+            if s.gpu_instance_id == gi and s.compute_instance_id == ci:
+                return s.index
+        gpu.slices_listed_at = None  # a slice made since the last listing: list them next tick
+        return None
 
     def read(self) -> NvmlReading:
         """One tick: every GPU and its processes; failures become errors, never exceptions."""
@@ -209,13 +297,24 @@ class NvmlSource:
         h = gpu.handle
         problems = list(gpu.static_problems)
         memory, exc = self._memory(gpu)
-        if memory is None:
+        memory_live = memory is not None
+        stale_since = None  # where this read failed: when the figures shown were read
+        if not memory_live:
             problems.append(f"memory: {exc}")
             last = gpu.last
             memory = (last.total_mib, last.reserved_mib, last.used_mib, last.free_mib) if last else (0, 0, 0, 0)
-        util, exc = _call(pynvml.nvmlDeviceGetUtilizationRates, h)
-        if exc is not None:
-            problems.append(f"utilization: {exc}")
+            stale_since = gpu.memory_read_at if last else None
+        else:
+            gpu.memory_read_at = time.time()
+        mig: tuple[MigSlice, ...] = ()
+        if gpu.mig:  # no utilization under MIG: the driver answers NOT_SUPPORTED by design
+            util = None
+            mig, slice_problems = self._read_slices(gpu)
+            problems += slice_problems
+        else:
+            util, exc = _call(pynvml.nvmlDeviceGetUtilizationRates, h)
+            if exc is not None:
+                problems.append(f"utilization: {exc}")
         temp, exc = _call(pynvml.nvmlDeviceGetTemperature, h, pynvml.NVML_TEMPERATURE_GPU)
         if exc is not None:
             problems.append(f"temperature: {exc}")
@@ -228,7 +327,8 @@ class NvmlSource:
             problems.append(f"processes: {exc}")
             errors.append(SourceError(
                 f"nvml:gpu{gpu.index}",
-                f"GPU {gpu.index}: cannot list its processes ({exc}); its memory figures are still live",
+                f"GPU {gpu.index}: cannot list its processes ({exc}); "
+                + ("its memory figures are still live" if memory_live else "its memory cannot be read either"),
             ))
         total, reserved, used, free = memory
         info = GpuInfo(
@@ -241,12 +341,14 @@ class NvmlSource:
             power_limit_w=gpu.power_limit_w,
             memory_api=gpu.memory_api,
             error="; ".join(problems) or None,
+            stale_since=stale_since,
+            mig=mig,
         )
         gpu.last = info
         return info, procs, errors
 
-    def _memory(self, gpu: _Gpu):
-        """(total, reserved, used, free) in MiB, or (None, error)."""
+    def _memory(self, gpu: _Gpu | _Slice):
+        """(total, reserved, used, free) in MiB of a GPU or a MIG slice, or (None, error)."""
         if gpu.memory_api == "v2":
             mem, exc = _call(pynvml.nvmlDeviceGetMemoryInfo, gpu.handle, pynvml.nvmlMemory_v2)
             if mem is not None:
@@ -260,8 +362,9 @@ class NvmlSource:
             return None, exc
         return (to_mib(mem.total), 0, to_mib(mem.used), to_mib(mem.free)), None
 
-    def _processes(self, gpu: _Gpu) -> tuple[list[NvmlProcess], Exception | None]:
-        """Compute then graphics processes; a PID in both is listed once, as compute."""
+    def _processes(self, gpu: _Gpu, on_slice: _Slice | None = None) -> tuple[list[NvmlProcess], Exception | None]:
+        """Compute then graphics processes of the GPU (or of one slice); a PID in both is listed
+        once, as compute. A GPU in MIG mode whose own list is refused is read slice by slice."""
         if self._processes_v3:
             lists = (("compute", pynvml.nvmlDeviceGetComputeRunningProcesses_v3),
                      ("graphics", pynvml.nvmlDeviceGetGraphicsRunningProcesses_v3))
@@ -270,24 +373,39 @@ class NvmlSource:
                      ("graphics", pynvml.nvmlDeviceGetGraphicsRunningProcesses_v2))
         out: dict[int, NvmlProcess] = {}
         for kind, fn in lists:
-            entries, exc = _call(fn, gpu.handle)
+            entries, exc = _call(fn, gpu.handle if on_slice is None else on_slice.handle)
             if isinstance(exc, pynvml.NVMLError_FunctionNotFound) and self._processes_v3:
                 self._processes_v3 = False  # a driver before R510: the _v2 calls, same struct
-                return self._processes(gpu)
+                return self._processes(gpu, on_slice)
+            if gpu.mig and kind == "graphics" and isinstance(exc, pynvml.NVMLError_NotSupported):
+                continue  # MIG has no graphics
+            if gpu.mig and on_slice is None and isinstance(exc, pynvml.NVMLError_NoPermission) and gpu.slices:
+                return self._slice_processes(gpu)
             if exc is not None:
                 return list(out.values()), exc
             for p in entries:
                 if p.pid not in out:
                     used = None if p.usedGpuMemory is None else to_mib(p.usedGpuMemory)
-                    out[p.pid] = NvmlProcess(p.pid, gpu.index, used, kind)
+                    where = self._slice_of(gpu, p) if on_slice is None else on_slice.index
+                    out[p.pid] = NvmlProcess(p.pid, gpu.index, used, kind, where)
         return list(out.values()), None
+
+    def _slice_processes(self, gpu: _Gpu) -> tuple[list[NvmlProcess], Exception | None]:
+        """Every slice's own process list, where the GPU's aggregate one is refused."""
+        out: list[NvmlProcess] = []
+        for s in gpu.slices:
+            procs, exc = self._processes(gpu, s)
+            out += procs
+            if exc is not None:
+                return out, exc
+        return out, None
 
     def _lost(self, gpu: _Gpu) -> tuple[GpuInfo, list[NvmlProcess], list[SourceError]]:
         """A lost GPU keeps its index, name and last memory figures; nothing of it is live."""
         message = gpu.open_error or "GPU is lost (NVML: GPU_IS_LOST; it fell off the bus or needs a reset)"
         base = gpu.last or GpuInfo(gpu.index, gpu.name, gpu.uuid, 0, 0, 0, 0, memory_api=gpu.memory_api)
         info = replace(base, utilization_pct=None, memory_utilization_pct=None, temperature_c=None,
-                       power_w=None, lost=True, error=message)
+                       power_w=None, lost=True, error=message, mig=())
         return info, [], [SourceError(f"nvml:gpu{gpu.index}", f"GPU {gpu.index} ({gpu.name}): {message}")]
 
     def close(self) -> None:
