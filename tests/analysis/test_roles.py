@@ -47,8 +47,8 @@ def test_ray_serve_replica_names_app_and_deployment():
         ("/usr/lib/ollama/ollama_llama_server --model x", "ollama", "runner"),
         ("/usr/local/bin/ollama serve", "ollama", "server"),
         ("./llama-server -m model.gguf -ngl 99", "llama.cpp", "server"),
-        ("python3 -m sglang.launch_server --model-path m", "sglang", "server"),
-        ("text-generation-launcher --model-id m", "tgi", "server"),
+        ("python3 -m sglang.launch_server --model-path m", "sglang", "api-server"),
+        ("text-generation-launcher --model-id m", "tgi", "launcher"),
         ("python3 train.py", "other", "process"),
     ],
 )

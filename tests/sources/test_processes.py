@@ -98,3 +98,19 @@ def test_a_long_known_process_that_renames_itself_is_seen_within_a_few_reads():
     finally:
         late.kill()
         late.wait()
+
+
+def test_a_parent_that_holds_gpu_memory_itself_is_still_its_workers_ancestor(engine_tree):
+    # The engine core is a GPU process too (a context, or TP=1): the walk up from its workers must
+    # not stop at it, or grouping sees three instances where there is one.
+    engine_pid, workers = engine_tree
+    hosts, hidden, ancestors, errors = ProcessReader().read({engine_pid, *workers})
+    assert ancestors[engine_pid].title == "VLLM::EngineCore" and os.getpid() in ancestors
+    snap = NodeSnapshot(
+        timestamp=0, hostname="h", source="test",
+        gpu_processes=(GpuProcess(engine_pid, 0, 500, host=hosts[engine_pid]),
+                       *(GpuProcess(p, i, 1000, host=hosts[p]) for i, p in enumerate(workers))),
+        ancestors=ancestors,
+    )
+    (inst,) = group_instances(snap)
+    assert inst.root_pid == engine_pid and inst.total_mib == 2500 and sorted(inst.pids) == sorted([engine_pid, *workers])

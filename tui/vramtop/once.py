@@ -16,7 +16,7 @@ from vramtop.analysis.instances import Instance, group_instances, instance_of
 from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
 from vramtop.ray import report as ray_report
 from vramtop.ray.feasibility import analyze
-from vramtop.snapshot import NodeSnapshot
+from vramtop.snapshot import MigSlice, NodeSnapshot, slice_label
 from vramtop.telemetry.model import InstanceTelemetry, Telemetry, process_facts
 from vramtop.units import gib
 
@@ -34,6 +34,7 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
         processes.append({
             "pid": p.pid,
             "gpu": p.gpu_index,
+            "mig_slice": p.mig_slice,  # the MIG slice of that GPU it runs on
             "used_mib": p.used_mib,
             "kind": p.kind,
             "engine": role.engine,
@@ -82,6 +83,7 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
                 "lost": g.lost,
                 "error": g.error,
                 **({"node": g.node} if g.node is not None else {}),  # cluster mode: the Ray node
+                "mig": [_mig_slice(m, thresholds) for m in g.mig],
             }
             for g in snapshot.gpus
         ],
@@ -110,6 +112,15 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
     if snapshot.telemetry is not None:
         doc["telemetry"] = _node_telemetry(snapshot.telemetry)
     return doc
+
+
+def _mig_slice(m: MigSlice, thresholds: Thresholds) -> dict[str, Any]:
+    return {
+        "index": m.index, "profile": m.profile, "name": m.name, "uuid": m.uuid,
+        "gpu_instance_id": m.gpu_instance_id, "compute_instance_id": m.compute_instance_id,
+        "total_mib": m.total_mib, "reserved_mib": m.reserved_mib, "used_mib": m.used_mib,
+        "free_mib": m.free_mib, "state": gpu_state(m, thresholds), "memory_api": m.memory_api, "error": m.error,
+    }
 
 
 def _instance_telemetry(t: InstanceTelemetry) -> dict[str, Any]:
@@ -172,6 +183,13 @@ def to_text(snapshot: NodeSnapshot, thresholds: Thresholds) -> str:
             f"= {g.total_mib:,} MiB  util {util}  {SYMBOLS[state]} {state}"
             + (f"  ({g.error})" if g.error else "")
         )
+        for m in g.mig:
+            state = gpu_state(m, thresholds)
+            out.append(
+                f"  MIG {slice_label(g.index, m.index)} {m.profile} (GI {m.gpu_instance_id} CI {m.compute_instance_id}): "
+                f"used {m.used_mib:,} + reserved {m.reserved_mib:,} + free {m.free_mib:,} = {m.total_mib:,} MiB  "
+                f"{SYMBOLS[state]} {state}"
+            )
     instances = group_instances(snapshot)
     owner = instance_of(instances)
     if instances:
@@ -187,7 +205,7 @@ def to_text(snapshot: NodeSnapshot, thresholds: Thresholds) -> str:
             mib = f"{p.used_mib:,} MiB" if p.used_mib is not None else "n/a"
             what = p.host.title if p.host else (p.hidden_reason or "not visible from here")
             inst = found.name if (found := owner.get((p.gpu_index, p.pid))) else "-"
-            out.append(f"  GPU {p.gpu_index} pid {p.pid} {mib:>10}  {role.text:<22} {inst}  {what}")
+            out.append(f"  GPU {slice_label(p.gpu_index, p.mig_slice)} pid {p.pid} {mib:>10}  {role.text:<22} {inst}  {what}")
     if snapshot.ray is not None:
         out += ray_report.text_lines(snapshot.ray, analyze(snapshot.ray, snapshot))
     for e in snapshot.errors:

@@ -2,16 +2,22 @@
 
 A vLLM engine with tensor parallelism is several processes (``VLLM::EngineCore`` and its
 ``VLLM::Worker_TP0..N``), often under a Ray Serve replica; what an operator frees by stopping it
-is the memory of all of them. The outermost serving process in a GPU process's ancestry is the
-instance; a process with no serving ancestor is an instance of its own. Where the snapshot carries
-Ray state, processes that Ray places in one Serve replica join that replica's instance even when
-no ancestry joins them: Ray Serve LLM's vLLM workers are actors of the replica's placement group,
-children of the raylet, and stop when the replica does.
+is the memory of all of them. Each GPU process's chain of parents (the process itself first) is
+walked through every process the snapshot knows, GPU processes included, since a parent often
+holds GPU memory itself (a Serve replica's CUDA contexts, vLLM V0's main process as TP rank 0, an
+engine core with TP=1). The strongest serving root in the chain (replica over launcher over API
+server over engine core), the outermost of equals, is the instance. A process with no such root
+is an instance of its own and says why: nothing is guessed into a group it may not belong to.
+Where the snapshot carries Ray state, processes that Ray places in one Serve replica join that
+replica's instance even when no ancestry joins them: Ray Serve LLM's vLLM workers are actors of
+the replica's placement group, children of the raylet, and stop when the replica does.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+import weakref
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 from vramtop.analysis import roles
@@ -22,9 +28,23 @@ from vramtop.snapshot import GpuProcess, HostProcess, NodeSnapshot
 
 # How strongly a role claims to be the instance root; the outermost of the strongest wins.
 _ROOT_RANK = {
-    ("ray", "replica"): 4,
-    ("vllm", "api-server"): 3,
-    ("vllm", "engine"): 2,
+    ("ray", "replica"): 5,
+    (roles.SGLANG, "launcher"): 4,  # the SGLang router that starts one server per DP rank
+    (roles.TGI, "launcher"): 4,
+    (roles.TORCHRUN, "launcher"): 4,
+    (roles.MPI, "launcher"): 4,
+    (roles.VLLM, "api-server"): 3,
+    (roles.SGLANG, "api-server"): 3,
+    (roles.TRTLLM, "api-server"): 3,
+    (roles.VLLM, "engine"): 2,
+    (roles.SGLANG, "engine"): 2,
+}
+
+# Parallel sizes as each engine's command line spells them.
+_SIZE_FLAGS = {
+    "tp": ("--tensor-parallel-size", "-tp", "--tp-size", "--tp", "--tp_size", "--num-shard"),
+    "pp": ("--pipeline-parallel-size", "-pp", "--pp-size", "--pp", "--pp_size"),
+    "dp": ("--data-parallel-size", "-dp", "--dp-size", "--dp", "--dp_size"),
 }
 
 
@@ -42,7 +62,8 @@ class Member:
 class Instance:
     """A serving instance: ``key`` is stable across ticks (engine and root PID, and in cluster
     mode the Ray node, since PIDs repeat across machines); ``replica``, the Ray Serve replica it
-    is, where Ray says so."""
+    is, where Ray says so; ``api_pid``, the process that serves its HTTP API where one is among
+    its processes and their parents; ``note``, why it stands alone where no serving root joins it."""
 
     key: str
     engine: str
@@ -54,6 +75,10 @@ class Instance:
     unknown_mib: bool = False  # some member's memory is not reported by the driver
     replica: ReplicaLink | None = None
     node: str | None = None  # cluster mode: the Ray node its processes run on
+    pp_size: int | None = None
+    dp_size: int | None = None
+    api_pid: int | None = None
+    note: str | None = None
 
     @property
     def label(self) -> str:
@@ -73,27 +98,56 @@ class Instance:
         return tuple(sorted(self.per_gpu_mib))
 
 
-def _chain(snapshot: NodeSnapshot, host: HostProcess | None) -> list[HostProcess]:
+def known_hosts(snapshot: NodeSnapshot) -> dict[int, HostProcess]:
+    """Every process the snapshot has a host record of: ancestors and GPU processes alike."""
+    hosts = dict(snapshot.ancestors)
+    hosts.update((p.pid, p.host) for p in snapshot.gpu_processes if p.host is not None)
+    return hosts
+
+
+def _chain(hosts: Mapping[int, HostProcess], host: HostProcess | None) -> list[HostProcess]:
     """``host`` and its known ancestors, innermost first."""
     out: list[HostProcess] = []
     seen: set[int] = set()
     while host is not None and host.pid not in seen:
         out.append(host)
         seen.add(host.pid)
-        host = snapshot.ancestors.get(host.ppid) if host.ppid else None
+        host = hosts.get(host.ppid) if host.ppid else None
     return out
 
 
 def served_model(argv: list[str]) -> str | None:
-    """The model a vLLM command line serves (``vllm serve M`` or ``--model M``)."""
+    """The model a serving command line names (``vllm serve M``, ``--model M``, SGLang's
+    ``--model-path M``, TGI's ``--model-id M``)."""
     for i, a in enumerate(argv):
-        if a == "--model" and i + 1 < len(argv):
-            return argv[i + 1]
-        if a.startswith("--model="):
-            return a.split("=", 1)[1]
-        if a == "serve" and i > 0 and argv[i - 1].endswith("vllm") and i + 1 < len(argv):
+        for flag in ("--model", "--model-path", "--model-id"):
+            if a == flag and i + 1 < len(argv):
+                return argv[i + 1]
+            if a.startswith(flag + "="):
+                return a.split("=", 1)[1]
+        if a == "serve" and i > 0 and argv[i - 1].endswith(("vllm", "trtllm-serve", "sglang")) and i + 1 < len(argv):
             if not argv[i + 1].startswith("-"):
                 return argv[i + 1]
+        if a.endswith("trtllm-serve") and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            return argv[i + 1] if argv[i + 1] != "serve" else None
+    return None
+
+
+def _argv(host: HostProcess) -> list[str]:
+    """A title rewritten by setproctitle reads back as one string: split it as ps shows it."""
+    args = list(host.cmdline)
+    if len(args) == 1 or "" in args:
+        return " ".join(a for a in args if a).split()
+    return args
+
+
+def _flag_int(argv: list[str], names: tuple[str, ...]) -> int | None:
+    for i, a in enumerate(argv):
+        for name in names:
+            value = argv[i + 1] if a == name and i + 1 < len(argv) else (
+                a.split("=", 1)[1] if a.startswith(name + "=") else None)
+            if value is not None and re.fullmatch(r"\d{1,4}", value) and int(value) > 0:
+                return int(value)
     return None
 
 
@@ -101,32 +155,42 @@ def _rank(role: Role) -> int:
     return _ROOT_RANK.get((role.engine, role.kind), 0)
 
 
-def _root(snapshot: NodeSnapshot, proc: GpuProcess) -> tuple[HostProcess | None, Role]:
-    chain = _chain(snapshot, proc.host)
+def _root(hosts: Mapping[int, HostProcess], proc: GpuProcess) -> tuple[HostProcess | None, Role, list[HostProcess]]:
+    chain = _chain(hosts, proc.host)
     best: tuple[int, HostProcess | None, Role] = (0, proc.host, roles.classify(proc.host))
     for host in chain:
         role = roles.classify(host)
         rank = _rank(role)
         if rank and rank >= best[0]:
             best = (rank, host, role)
-    return best[1], best[2]
+    return best[1], best[2], chain
 
 
-def _name(root: HostProcess | None, role: Role, members: list[Member], pid: int,
+def _alone_note(role: Role) -> str | None:
+    """Why a process with no serving root above it is an instance of its own."""
+    if role.engine == roles.UNKNOWN:
+        return "not visible from here: its engine cannot be told"
+    if role.engine == roles.OTHER:
+        return "engine not recognised: an instance of its own"
+    if role.kind in ("worker", "engine", "process"):
+        return f"no {role.engine} server or launcher found above it: an instance of its own"
+    return None
+
+
+def _name(root: HostProcess | None, role: Role, engine: str, members: list[Member], pid: int,
           replica: ReplicaLink | None) -> str:
     if replica is not None:
         return f"{replica.app}/{replica.deployment}"
     if role.engine == roles.RAY and role.kind == "replica":
         return f"{role.app}/{role.deployment}"
-    if role.engine == roles.VLLM:
-        for m in members:
-            if m.host and (model := served_model(list(m.host.cmdline))):
-                return f"vLLM {model}"
-        if root and (model := served_model(list(root.cmdline))):
-            return f"vLLM {model}"
-        return f"vLLM pid {pid}"
     if root is None:
         return f"pid {pid} (not visible)"
+    pretty = {roles.VLLM: "vLLM", roles.SGLANG: "SGLang", roles.TGI: "TGI", roles.TRTLLM: "TensorRT-LLM"}
+    if engine in pretty:
+        for host in [root] + [m.host for m in members if m.host is not None]:
+            if model := served_model(_argv(host)):
+                return f"{pretty[engine]} {model}"
+        return f"{pretty[engine]} pid {pid}"
     return f"{role.label or root.name} pid {pid}"
 
 
@@ -145,17 +209,68 @@ class _Group:
     node: str | None
     per_member: dict[int, dict[int, int]] = field(default_factory=dict)
     hosts: dict[int, HostProcess | None] = field(default_factory=dict)  # per group: PIDs repeat across nodes
+    chains: list[list[HostProcess]] = field(default_factory=list)
     unknown: bool = False
 
+
+def _member_roles(g: _Group, root_pid: int) -> dict[int, Role]:
+    """Each member's role; vLLM V0's ranks, which no title names, from its process tree: the main
+    process is TP rank 0 and holds memory, and its children (started in rank order by
+    ``vllm/executor/multiproc_gpu_executor.py``) are ranks 1..N."""
+    out = {pid: roles.classify(host) for pid, host in g.hosts.items()}
+    root_role = roles.classify(g.root)
+    v0 = (root_role.engine == roles.VLLM and root_role.kind == "api-server" and root_pid in g.per_member
+          and not any(r.kind == "engine" or r.tp_rank is not None for r in out.values()))
+    if not v0:
+        return out
+    out[root_pid] = replace(root_role, label="APIServer+Worker_TP0", tp_rank=0)
+    children = sorted((p for p in g.per_member if p != root_pid),
+                      key=lambda p: ((g.hosts[p].create_time or 0) if g.hosts[p] else 0, p))
+    for rank, pid in enumerate(children, start=1):
+        out[pid] = Role(roles.VLLM, "worker", f"VllmWorkerProcess_TP{rank}", tp_rank=rank)
+    return out
+
+
+def _sizes(members: list[Member], argvs: list[list[str]]) -> dict[str, int | None]:
+    """TP/PP/DP sizes from the ranks the members' titles give, else from the command lines."""
+    out: dict[str, int | None] = {}
+    for axis, attr in (("tp", "tp_rank"), ("pp", "pp_rank"), ("dp", "dp_rank")):
+        ranks = {getattr(m.role, attr) for m in members if getattr(m.role, attr) is not None}
+        out[axis] = max(len(ranks), max(ranks) + 1) if ranks else next(
+            (n for argv in argvs if (n := _flag_int(argv, _SIZE_FLAGS[axis])) is not None), None)
+    # TP=1 in vLLM: no worker process, each engine core owns its GPU.
+    if out["tp"] is None and members and all(m.role.engine == roles.VLLM and m.role.kind == "engine" for m in members):
+        out["tp"] = 1
+    if out["dp"] is None:
+        engines = {m.role.dp_rank for m in members if m.role.kind == "engine" and m.role.dp_rank is not None}
+        out["dp"] = len(engines) or None
+    return out
+
+
+def _api_pid(chains: list[list[HostProcess]], root: HostProcess | None) -> int | None:
+    """The outermost process among the chains (up to the root) that serves the HTTP API."""
+    best: tuple[int, int] | None = None
+    for chain in chains:
+        for height, host in enumerate(chain):
+            role = roles.classify(host)
+            serves = role.kind == "api-server" or (role.engine == roles.TGI and role.kind == "launcher") \
+                or (role.engine == roles.LLAMA_CPP and role.kind == "server") \
+                or (role.engine == roles.SGLANG and role.kind == "launcher")
+            if serves and (best is None or height > best[0]):
+                best = (height, host.pid)
+            if root is not None and host.pid == root.pid:
+                break
+    return best[1] if best else None
 
 
 def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
     """Every GPU process in exactly one instance, largest instance first."""
     links = _replica_links(snapshot)
+    hosts = known_hosts(snapshot)
     node_of_gpu = {g.index: g.node for g in snapshot.gpus}
     groups: dict[tuple[str | None, int] | str, _Group] = {}
     for proc in snapshot.gpu_processes:
-        root, root_role = _root(snapshot, proc)
+        root, root_role, chain = _root(hosts, proc)
         replica = links.get((proc.gpu_index, proc.pid))
         node = node_of_gpu.get(proc.gpu_index)
         group_id = replica.label if replica is not None else (node, root.pid if root is not None else proc.pid)
@@ -167,38 +282,62 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
         per_gpu = group.per_member.setdefault(proc.pid, {})
         per_gpu[proc.gpu_index] = per_gpu.get(proc.gpu_index, 0) + (proc.used_mib or 0)
         group.hosts[proc.pid] = proc.host
+        group.chains.append(chain)
         group.unknown = group.unknown or proc.used_mib is None
 
     out: list[Instance] = []
     for group_id, g in groups.items():
         root_pid = g.root.pid if g.root is not None else (group_id[1] if isinstance(group_id, tuple) else min(g.per_member))
+        member_roles = _member_roles(g, root_pid)
         members = [
-            Member(pid, roles.classify(g.hosts[pid]), per_gpu, g.hosts[pid])
+            Member(pid, member_roles[pid], per_gpu, g.hosts[pid])
             for pid, per_gpu in sorted(g.per_member.items())
         ]
         per_gpu_total: dict[int, int] = {}
         for m in members:
             for gpu, mib in m.per_gpu_mib.items():
                 per_gpu_total[gpu] = per_gpu_total.get(gpu, 0) + mib
-        tp_ranks = {m.role.tp_rank for m in members if m.role.tp_rank is not None}
-        engine = roles.VLLM if any(m.role.engine == roles.VLLM for m in members) else g.role.engine
+        engines = [m.role.engine for m in members if m.role.engine not in (roles.RAY, roles.OTHER, roles.UNKNOWN)]
+        engine = engines[0] if engines else g.role.engine
+        argvs = [_argv(h) for h in ([g.root] if g.root else []) + [m.host for m in members if m.host]]
+        sizes = _sizes(members, argvs) if engine not in (roles.OTHER, roles.UNKNOWN) else {"tp": None, "pp": None, "dp": None}
+        alone = g.replica is None and _rank(g.role) == 0 and len(members) == 1
         out.append(
             Instance(
                 key=f"{roles.RAY if g.replica is not None else g.role.engine}:{root_pid}"
                     + (f"@{g.node}" if g.node is not None else ""),
                 engine=engine,
-                name=_name(g.root, g.role, members, root_pid, g.replica),
+                name=_name(g.root, g.role, engine, members, root_pid, g.replica),
                 root_pid=root_pid,
                 members=tuple(members),
                 per_gpu_mib=dict(sorted(per_gpu_total.items())),
-                tp_size=len(tp_ranks) if tp_ranks else None,
+                tp_size=sizes["tp"],
                 unknown_mib=g.unknown,
                 replica=g.replica,
                 node=g.node,
+                pp_size=sizes["pp"],
+                dp_size=sizes["dp"],
+                api_pid=_api_pid(g.chains, g.root),
+                note=_alone_note(g.role) if alone else None,
             )
         )
     out.sort(key=lambda i: (-i.total_mib, i.key))
     return tuple(out)
+
+
+_CACHE: dict[int, tuple[weakref.ref, tuple[Instance, ...]]] = {}
+
+
+def instances_of(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
+    """``group_instances``, computed once per snapshot object: the table, the JSON, the what-if
+    panel and the telemetry all ask about the same tick's snapshot."""
+    hit = _CACHE.get(id(snapshot))
+    if hit is not None and hit[0]() is snapshot:
+        return hit[1]
+    found = group_instances(snapshot)
+    key = id(snapshot)
+    _CACHE[key] = (weakref.ref(snapshot, lambda _ref: _CACHE.pop(key, None)), found)
+    return found
 
 
 def instance_of(instances: tuple[Instance, ...]) -> dict[tuple[int, int], Instance]:

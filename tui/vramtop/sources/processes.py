@@ -87,7 +87,8 @@ class ProcessReader:
 
     def read(self, gpu_pids: set[int]) -> tuple[dict[int, HostProcess], dict[int, str], dict[int, HostProcess], list[SourceError]]:
         """Host records of ``gpu_pids`` (with CPU % and RSS), the reason for each PID that
-        cannot be seen, and the ancestors of the visible ones (without PID 1)."""
+        cannot be seen, and the ancestors of the visible ones (without PID 1), whether or not
+        they use a GPU themselves."""
         hosts: dict[int, HostProcess] = {}
         hidden: dict[int, str] = {}
         errors: list[SourceError] = []
@@ -115,14 +116,17 @@ class ProcessReader:
                                                    "if vramtop runs in a container, give it the host's PID namespace "
                                                    "(docker --pid=host, Kubernetes hostPID: true)"))
 
+        # Every parent up to PID 1, GPU processes included: a replica or an engine core that holds
+        # GPU memory itself is still the parent its workers are grouped under.
         ancestors: dict[int, HostProcess] = {}
         for host in list(hosts.values()):
             ppid = host.ppid
-            while ppid and ppid > 1 and ppid not in ancestors and ppid not in hosts:
-                try:
-                    parent = self._lookup(ppid).static
-                except psutil.Error:
-                    break
+            while ppid and ppid > 1 and ppid not in ancestors:
+                if (parent := hosts.get(ppid)) is None:
+                    try:
+                        parent = self._lookup(ppid).static
+                    except psutil.Error:
+                        break
                 ancestors[ppid] = parent
                 ppid = parent.ppid
         alive = set(hosts) | set(ancestors)

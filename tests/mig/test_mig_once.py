@@ -1,0 +1,66 @@
+"""``vramtop --once`` (JSON and text) on a node whose GPU 0 is split into MIG slices: children on
+the stand-in driver, real processes on the slices, nothing mocked."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import fakenvml
+
+
+def run_vramtop(scenario: fakenvml.Scenario, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vramtop", *args, "--no-ray"], env=scenario.env(),
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def node(tmp_path):
+    """GPU 0 split into two 3g.40gb slices: on slice 1 a vLLM V1 engine with TP=1 (the
+    EngineCore owns the GPU; vllm/v1/engine/core.py titles it EngineCore through
+    vllm/utils set_process_title, prefix VLLM), on slice 0 a llama.cpp llama-server; GPU 1 whole,
+    with a python3 job."""
+    scenario = fakenvml.a100_mig(tmp_path / "scenario.txt")
+    with fakenvml.spawn_processes("VLLM::EngineCore", "llama-server -m /models/gemma.gguf",
+                                  "python3 train.py") as pids:
+        engine, llama, job = pids
+        scenario.gpus[0].migs[1].used += 36_000 * fakenvml.MIB
+        scenario.gpus[0].migs[1].free -= 36_000 * fakenvml.MIB
+        scenario.add_process(0, engine, 35_990, mig=1)
+        scenario.add_process(0, llama, 5_120, mig=0)
+        scenario.add_process(1, job, 2_048)
+        scenario.write()
+        yield scenario, engine, llama, job
+
+
+def test_once_json_lists_slices_under_their_gpu_and_processes_on_them(node):
+    scenario, engine, llama, job = node
+    done = run_vramtop(scenario, "--once", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    gpu0, gpu1 = doc["gpus"]
+    assert [(m["index"], m["profile"], m["gpu_instance_id"], m["total_mib"], m["used_mib"], m["free_mib"], m["state"])
+            for m in gpu0["mig"]] == [(0, "3g.40gb", 1, 40_192, 13, 40_179, "ok"),
+                                      (1, "3g.40gb", 2, 40_192, 36_013, 4_179, "ok")]
+    assert gpu0["mig"][1]["name"] == "NVIDIA A100-SXM4-80GB MIG 3g.40gb" and gpu0["utilization_pct"] is None
+    assert gpu1["mig"] == [] and gpu1["utilization_pct"] == 0
+    where = {p["pid"]: (p["gpu"], p["mig_slice"]) for p in doc["processes"]}
+    assert where == {engine: (0, 1), llama: (0, 0), job: (1, None)}
+    by_pid = {i["root_pid"]: i for i in doc["instances"]}
+    assert by_pid[engine]["per_gpu_mib"] == {"0": 35_990} and by_pid[engine]["engine"] == "vllm"
+    assert doc["errors"] == []
+
+
+def test_once_text_shows_each_slice_and_where_a_process_runs(node):
+    scenario, engine, llama, _ = node
+    done = run_vramtop(scenario, "--once")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    gpu0 = next(i for i, line in enumerate(lines) if line.startswith("GPU 0 "))
+    assert lines[gpu0 + 1] == "  MIG 0:0 3g.40gb (GI 1 CI 0): used 13 + reserved 0 + free 40,179 = 40,192 MiB  ● ok"
+    assert lines[gpu0 + 2].startswith("  MIG 0:1 3g.40gb (GI 2 CI 0): used 36,013 ")
+    assert lines[gpu0 + 3].startswith("GPU 1 ")
+    assert any(line.startswith(f"  GPU 0:1 pid {engine} ") for line in lines)
+    assert any(line.startswith(f"  GPU 0:0 pid {llama} ") for line in lines)
+
