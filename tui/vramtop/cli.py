@@ -38,7 +38,8 @@ exit status: 0 ok, 2 no NVIDIA driver (and no Ray cluster) / bad configuration.
 
 
 # Each module adds its subparser with ``add_parser(subparsers)`` and sets ``run(args) -> int``.
-SUBCOMMANDS: tuple[str, ...] = ("vramtop.fit.cli", "vramtop.record", "vramtop.report.cli")
+SUBCOMMANDS: tuple[str, ...] = ("vramtop.fit.cli", "vramtop.record", "vramtop.report.cli", "vramtop.exporter.cli",
+                                 "vramtop.exporter.watch")
 
 
 def _positive_float(text: str) -> float:

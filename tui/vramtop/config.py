@@ -33,6 +33,7 @@ class Config:
     ray_interval: float = 5.0  # seconds between Ray polls
     telemetry_interval: float = 2.0  # seconds between reads of the serving engines' metrics
     report_lang: str = "en"  # the language of the report the live view writes (r): en or es
+    candidates: tuple = ()  # headroom candidates to export: what-if forms with a name (exporter.candidates)
     sources: dict[str, str] = field(default_factory=dict, compare=False)  # key -> where from
 
     @property
@@ -52,6 +53,13 @@ def default_path() -> Path:
 
 def _coerce(key: str, value: Any, where: str) -> Any:
     want = _KEYS[key].type
+    if key == "candidates":  # checked where they are judged; imported only when the key is set
+        from vramtop.exporter.candidates import parse_candidates
+
+        try:
+            return parse_candidates(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: 'candidates': {exc}") from None
     try:
         if "float" in want:
             if isinstance(value, bool):

@@ -1,0 +1,8 @@
+"""Past one screen: the node's figures as Prometheus metrics (``vramtop export``, ``--export``)
+and alerts without Prometheus (``vramtop watch``).
+
+``candidates`` reads the headroom candidates of the config file and judges them; ``families``
+turns one snapshot into metric families (pure); ``collector`` holds the latest snapshot for a
+scrape; ``server`` serves it over HTTP(S); ``rules`` is the watch grammar and its episodes
+(pure); ``notify`` runs a command or posts a webhook; ``cli`` and ``watch`` are the subcommands.
+"""
