@@ -1,8 +1,9 @@
 """Stopping a process or a whole serving instance: SIGTERM first, SIGKILL only when asked again.
 
-An instance is stopped through its root (the vLLM API server, the engine core, the Ray Serve
-replica): the engine then shuts its workers down and frees their memory cleanly. Only what is
-still alive after the grace period may be killed, and only after a second confirmation. Each
+An instance is stopped as a whole: its root (the vLLM API server, the engine core, the Ray Serve
+replica, the launcher) and every member process get SIGTERM, so no worker is left holding memory
+when its engine does not pass the signal on. Only what is still alive after the grace period may
+be killed, and only after a second confirmation. Each
 target is pinned by PID *and* start time, so a PID reused since the snapshot is never signalled.
 ``readonly`` refuses everything.
 """
@@ -84,7 +85,7 @@ def _target(host: HostProcess) -> Target:
 
 
 def plan_for_instance(snapshot: NodeSnapshot, instance: Instance) -> StopPlan:
-    """Stop ``instance``: SIGTERM to its root, watch the root and every member."""
+    """Stop ``instance``: SIGTERM to its root and to every member, and watch them all."""
     root = snapshot.host_process(instance.root_pid)
     hidden = [m.pid for m in instance.members if m.host is None]
     watch = tuple(_target(m.host) for m in instance.members if m.host is not None)
@@ -100,9 +101,9 @@ def plan_for_instance(snapshot: NodeSnapshot, instance: Instance) -> StopPlan:
     if is_replica or instance.replica is not None:
         note = ("Ray Serve starts a new replica when one dies; to free the GPUs for good, scale the "
                 "deployment down or delete the application (serve shutdown / serve deploy).")
-    # Workers that only Ray joins (a placement group's actors, under the raylet) share no root
-    # that would stop them all: each gets the SIGTERM.
-    term = (_target(root),) if root is not None and (is_replica or instance.replica is None) else watch
+    # Every member gets the SIGTERM, the root first: a worker whose engine does not pass the
+    # signal on (or that only Ray joins, under the raylet) would otherwise keep its memory.
+    term = watch
     return StopPlan(
         label=f"{instance.label} ({instance.key})",
         term=term,

@@ -1,6 +1,6 @@
 """The confirmation before stopping a process or a serving instance.
 
-It names what stops and how much memory each GPU gets back, sends SIGTERM on "y", waits the
+It names every process that stops (PID and title) and how much memory each GPU gets back, sends SIGTERM on "y", waits the
 grace period while the processes end, and only then offers SIGKILL, which needs its own key
 ("K") because it drops the requests in flight. Read-only mode and unstoppable targets show why
 and offer nothing. The app pushes it and gets a ``StopOutcome`` back::
@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from vramtop.telemetry.actions import GRACE_S, READONLY_MESSAGE, StopPlan, Stopper
+from vramtop.telemetry.actions import GRACE_S, READONLY_MESSAGE, StopPlan, Stopper, Target
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,14 @@ def freed_text(plan: StopPlan) -> str:
     per_gpu = " · ".join(f"GPU {g}: {mib:,} MiB" for g, mib in sorted(plan.per_gpu_mib.items()))
     total = f" ({plan.total_mib:,} MiB in all)" if len(plan.per_gpu_mib) > 1 else ""
     return f"Frees {per_gpu}{total}"
+
+
+MAX_NAMED = 12  # processes named one per line; beyond, a count
+
+
+def target_text(target: Target) -> str:
+    """"pid 4101 VLLM::Worker_TP0": the PID and what the process calls itself."""
+    return f"pid {target.pid} {target.title[:48]}".rstrip()
 
 
 class StopDialog(ModalScreen[StopOutcome]):
@@ -71,11 +79,15 @@ class StopDialog(ModalScreen[StopOutcome]):
             self.stage = "refused"
 
     def compose(self) -> ComposeResult:
-        targets = ", ".join(f"pid {t.pid}" for t in self.plan.term) or "nothing"
-        lines = [
-            freed_text(self.plan),
-            f"Sends SIGTERM to {targets}; {len(self.plan.watch)} process(es) must end.",
-        ]
+        lines = [freed_text(self.plan)]
+        if len(self.plan.term) > 1:
+            lines.append(f"Sends SIGTERM to these {len(self.plan.term)} processes:")
+            lines += [f"  {target_text(t)}" for t in self.plan.term[:MAX_NAMED]]
+            if len(self.plan.term) > MAX_NAMED:
+                lines.append(f"  and {len(self.plan.term) - MAX_NAMED} more")
+        else:
+            lines.append(f"Sends SIGTERM to {', '.join(map(target_text, self.plan.term)) or 'nothing'}.")
+        lines.append(f"{len(self.plan.watch)} process(es) must end.")
         if self.plan.note:
             lines.append(self.plan.note)
         with Vertical(id="stop-box"):
