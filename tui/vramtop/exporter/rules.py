@@ -43,7 +43,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600}
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _FIGURE = re.compile(rf"(?P<scope>gpu|node)(?P<index>\d+)?\.(?P<field>\w+)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>\S+)")
 _CANDIDATE = re.compile(r"candidate:(?P<name>\S+)\s+turns\s+(?P<verdict>\S+)")
-_FOR = re.compile(rf"(?P<condition>.*?)\s+for\s+(?P<amount>\S+?)(?P<unit>[a-z]*)")
+_FOR = re.compile(r"(?P<condition>.*?)\s+for\s+(?P<duration>.+)")
+_DURATION = re.compile(rf"(?P<amount>{_NUMBER})(?P<unit>[smh])")
 
 
 @dataclass(frozen=True)
@@ -82,10 +83,11 @@ class Rule:
         return False, f"{where}: {self.field} {self.op} {self.threshold:g} does not hold"
 
 
-def _duration(amount: str, unit: str, text: str) -> float:
-    if not re.fullmatch(_NUMBER, amount) or unit not in _UNITS or float(amount) < 0:
-        raise RuleError(f"rule {text!r}: 'for' wants a duration like 30s, 2m or 1h, got {amount + unit!r}")
-    return float(amount) * _UNITS[unit]
+def _duration(duration: str, text: str) -> float:
+    m = _DURATION.fullmatch(duration)
+    if m is None or float(m["amount"]) < 0:
+        raise RuleError(f"rule {text!r}: 'for' wants a duration like 30s, 2m or 1h, got {duration!r}")
+    return float(m["amount"]) * _UNITS[m["unit"]]
 
 
 def parse(text: str, candidates: tuple[str, ...] = ()) -> Rule:
@@ -94,7 +96,7 @@ def parse(text: str, candidates: tuple[str, ...] = ()) -> Rule:
     body = " ".join(text.split())
     for_s = 0.0
     if m := _FOR.fullmatch(body):
-        body, for_s = m["condition"], _duration(m["amount"], m["unit"], text)
+        body, for_s = m["condition"], _duration(m["duration"], text)
     if m := _CANDIDATE.fullmatch(body):
         name, verdict = m["name"], m["verdict"].lower()
         if verdict not in VERDICTS:
