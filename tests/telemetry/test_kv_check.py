@@ -67,3 +67,12 @@ def test_the_error_is_signed_against_what_vllm_reports():
     check = KvCheck(MODEL, 1_950, 2_000)
     assert check.error_pct == pytest.approx(-2.5)
     assert check.text == "KV blocks: fit engine 1,950 · vLLM 2,000 (-2.5 %)"
+
+
+def test_a_config_the_fit_engine_cannot_evaluate_gives_no_prediction_and_why_not_minus_100_percent():
+    # A 70B model read as TP=1 on an A10: no room for any KV block in the fit engine, yet vLLM runs
+    # (with its real TP, which no process showed), so there is nothing to compare.
+    check = kv_check(metrics(blocks=3_000, names=("meta-llama/Llama-3.1-70B-Instruct",)), 1, A10)
+    assert check is not None and check.predicted_blocks is None and check.error_pct is None
+    assert check.text.startswith("KV blocks: no prediction: with TP=1 on a NVIDIA A10") and "vLLM 3,000" in check.text
+    assert "-100" not in check.text

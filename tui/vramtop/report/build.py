@@ -232,7 +232,7 @@ def _vllm_findings(w: _Writer, lines: list[str], inst: InstanceCost, cuda: int, 
            f"{gib(cuda, 2)} libres y, si no, no arranca (\"Free memory on device ... is less than desired GPU memory "
            f"utilization\"). Con como mucho {_mib(most_free)} libres en una GPU, ninguna podría arrancar junto a "
            f"{inst.name} salvo con gpu_memory_utilization de {startable:.2f} o menos.")
-    if (check := inst.kv_check) is not None:
+    if (check := inst.kv_check) is not None and check.error_pct is not None:
         close = abs(check.error_pct) <= 10
         w.find(lines, f"kv_check:{inst.key}", FACT,
                f"For {check.model} with this configuration the fit engine predicts {check.predicted_blocks:,} KV cache "

@@ -27,16 +27,24 @@ _FLAGS = {"--max-num-seqs": ("max_num_seqs", int), "--max-num-batched-tokens": (
 
 @dataclass(frozen=True)
 class KvCheck:
+    """``predicted_blocks`` is None where the fit engine cannot evaluate the instance's config;
+    ``reason`` then says why, instead of an error of -100 % against a prediction of nothing."""
+
     model: str
-    predicted_blocks: int
+    predicted_blocks: int | None
     actual_blocks: int
+    reason: str | None = None
 
     @property
-    def error_pct(self) -> float:
+    def error_pct(self) -> float | None:
+        if self.predicted_blocks is None:
+            return None
         return (self.predicted_blocks - self.actual_blocks) / self.actual_blocks * 100
 
     @property
     def text(self) -> str:
+        if self.predicted_blocks is None:
+            return f"KV blocks: no prediction: {self.reason} · vLLM {self.actual_blocks:,}"
         return (f"KV blocks: fit engine {self.predicted_blocks:,} · vLLM {self.actual_blocks:,} "
                 f"({self.error_pct:+.1f} %)")
 
@@ -50,7 +58,8 @@ def _spec(name: str) -> ModelSpec | None:
 
 
 def kv_check(metrics: VllmMetrics, tp: int, gpu: GpuInfo | None, argv: list[str] = ()) -> KvCheck | None:
-    """The check, or None where vLLM did not report its blocks or the model is not known here."""
+    """The check, or None where vLLM did not report its blocks or the model is not known here;
+    a check without a prediction (and the reason) where the fit engine cannot evaluate the config."""
     cache = metrics.cache
     if cache is None or not cache.num_gpu_blocks or gpu is None or gpu.lost or gpu.total_mib <= 0:
         return None
@@ -70,5 +79,14 @@ def kv_check(metrics: VllmMetrics, tp: int, gpu: GpuInfo | None, argv: list[str]
                 continue
     candidate = Candidate(spec, tensor_parallel_size=max(1, tp), gpu_memory_utilization=cache.gpu_memory_utilization,
                           kv_cache_dtype=cache.cache_dtype, enforce_eager="--enforce-eager" in argv, **options)
-    predicted = predicted_kv_blocks(candidate, gpu.total_mib - gpu.reserved_mib, gpu.name, cache.block_size or 16)
+    try:
+        predicted = predicted_kv_blocks(candidate, gpu.total_mib - gpu.reserved_mib, gpu.name, cache.block_size or 16)
+    except (ValueError, ArithmeticError) as exc:
+        return KvCheck(spec.name, None, cache.num_gpu_blocks, f"the fit engine cannot evaluate this config ({exc})")
+    if predicted <= 0:
+        # vLLM runs, so it found room: the config read from the instance is not the one it runs
+        # with (a TP size no process shows, flags set elsewhere), and a -100 % error would blame the engine.
+        return KvCheck(spec.name, None, cache.num_gpu_blocks,
+                       f"with TP={candidate.tensor_parallel_size} on a {gpu.name} the fit engine finds no room for "
+                       f"{spec.name}'s KV cache, yet vLLM runs: the config read from its processes is incomplete")
     return KvCheck(spec.name, predicted, cache.num_gpu_blocks)
