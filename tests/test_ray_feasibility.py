@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from vramtop.ray.feasibility import (
     ACTOR_OPTIONS,
     LLM_CONFIG,
@@ -200,3 +203,50 @@ def test_llm_config_as_fit_candidate_fields():
     assert llm.gpus_per_replica == 4
     assert llm.candidate_fields() == {"tensor_parallel_size": 2, "gpu_memory_utilization": 0.9,
                                       "max_model_len": 8192, "enforce_eager": True}
+
+
+def _pack_one_at_a_time(shape, capacity, wanted, max_per_node=None):
+    """First fit replica by replica, as Ray places them: the reference the closed form must match."""
+    free = {n: dict(r) for n, r in capacity.items()}
+    per_node: dict[str, int] = {}
+    running = 0
+    while running < wanted:
+        trial = {n: dict(r) for n, r in free.items()}
+        homes: list[str] = []
+        for i, bundle in enumerate(shape.bundles):
+            order = homes[:1] + [n for n in trial if n not in homes[:1]]
+            node = next((n for n in order if all(trial[n].get(k, 0.0) + 1e-9 >= v for k, v in bundle.items() if v > 0)
+                         and (i > 0 or max_per_node is None or per_node.get(n, 0) < max_per_node)), None)
+            if node is None:
+                return running, per_node
+            for k, v in bundle.items():
+                trial[node][k] = trial[node].get(k, 0.0) - v
+            homes.append(node)
+        free = trial
+        running += 1
+        per_node[homes[0]] = per_node.get(homes[0], 0) + 1
+    return running, per_node
+
+
+_amount = st.sampled_from([0.0, 0.5, 1.0, 1.0, 2.0, 3.0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    bundles=st.lists(st.fixed_dictionaries({"GPU": _amount, "CPU": _amount}), min_size=1, max_size=3),
+    nodes=st.lists(st.fixed_dictionaries({"GPU": st.integers(0, 9).map(float), "CPU": st.integers(0, 9).map(float)}),
+                   min_size=1, max_size=4),
+    wanted=st.integers(1, 40),
+    max_per_node=st.one_of(st.none(), st.integers(1, 5)),
+)
+def test_closed_form_packing_places_what_first_fit_places_one_replica_at_a_time(bundles, nodes, wanted, max_per_node):
+    shape = ReplicaShape(tuple(bundles), PLACEMENT_GROUP)
+    capacity = {f"n{i}": n for i, n in enumerate(nodes)}
+    p = pack(shape, capacity, wanted, max_per_node)
+    assert (p.running, dict(p.per_node)) == _pack_one_at_a_time(shape, capacity, wanted, max_per_node)
+
+
+def test_a_billion_replicas_on_a_quadrillion_gpus_are_counted_not_placed_one_by_one():
+    shape = ReplicaShape(({"GPU": 3.0, "CPU": 1.0},), ACTOR_OPTIONS)
+    p = pack(shape, {"a": {"GPU": 1e15, "CPU": 1e15}, "b": {"GPU": 7.0, "CPU": 7.0}}, 10**15, max_per_node=None)
+    assert (p.running, dict(p.per_node)) == (10**15 // 3 + 2, {"a": 10**15 // 3, "b": 2})
