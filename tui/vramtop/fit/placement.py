@@ -4,22 +4,31 @@ node on paper, and the choice of GPUs with most free memory.
 vLLM counts a GPU's total as CUDA does (``cudaMemGetInfo``), which leaves out what the driver
 reserves; on a snapshot that is ``total_mib - reserved_mib``. A paper GPU's size is taken as
 that CUDA total, empty.
+
+A GPU in MIG mode is not a device for a candidate; each of its slices is, of its own memory,
+keyed ``"0:1"`` (whole GPUs keep their integer index). A CUDA process sees one MIG device, so
+NCCL and vLLM cannot run a tensor-parallel group across slices: a set of more than one device
+holds whole GPUs only, and Ollama spreads over the whole GPUs (on a node of slices only, it
+gets the slice with most free memory).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
-from vramtop.analysis.instances import Instance, group_instances
-from vramtop.snapshot import NodeSnapshot
+from vramtop.analysis.instances import Instance, group_instances, instance_of
+from vramtop.snapshot import NodeSnapshot, slice_label
+
+Device = int | str  # a whole GPU's index, or a MIG slice's "GPU:index"
 
 
 @dataclass(frozen=True)
 class GpuSlot:
     """One GPU as the fit engine sees it, in MiB."""
 
-    index: int
+    index: Device
     name: str
     total_mib: int  # as nvidia-smi shows it
     cuda_total_mib: int  # what CUDA (and so vLLM) calls total
@@ -34,12 +43,13 @@ class NodeView:
     gpus: tuple[GpuSlot, ...]
     instances: tuple[Instance, ...] = ()
     paper: bool = False
+    on_slices: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # instance key -> slice -> MiB
 
     @property
     def total_mib(self) -> int:
         return sum(g.cuda_total_mib for g in self.gpus)
 
-    def gpu(self, index: int) -> GpuSlot | None:
+    def gpu(self, index: Device) -> GpuSlot | None:
         return next((g for g in self.gpus if g.index == index), None)
 
 
@@ -50,12 +60,25 @@ def node_from_snapshot(snapshot: NodeSnapshot) -> NodeView:
     """The usable (not lost) GPUs of ``snapshot`` and its serving instances."""
     if _LAST[0] is snapshot:
         return _LAST[1]
-    gpus = tuple(
-        GpuSlot(g.index, g.name, g.total_mib,
-                g.total_mib - (g.reserved_mib if g.memory_api == "v2" else 0), g.free_mib)
-        for g in snapshot.gpus if not g.lost
-    )
-    view = NodeView(snapshot.hostname or "this node", gpus, group_instances(snapshot))
+    gpus = []
+    for g in snapshot.gpus:
+        if g.lost:
+            continue
+        if not g.mig:
+            gpus.append(GpuSlot(g.index, g.name, g.total_mib,
+                                g.total_mib - (g.reserved_mib if g.memory_api == "v2" else 0), g.free_mib))
+        for m in g.mig:
+            gpus.append(GpuSlot(slice_label(g.index, m.index), m.name, m.total_mib,
+                                m.total_mib - (m.reserved_mib if m.memory_api == "v2" else 0), m.free_mib))
+    instances = group_instances(snapshot)
+    owner = instance_of(instances)
+    on_slices: dict[str, dict[str, int]] = {}
+    for p in snapshot.gpu_processes:
+        if p.mig_slice is not None and p.used_mib and (inst := owner.get((p.gpu_index, p.pid))) is not None:
+            per = on_slices.setdefault(inst.key, {})
+            where = slice_label(p.gpu_index, p.mig_slice)
+            per[where] = per.get(where, 0) + p.used_mib
+    view = NodeView(snapshot.hostname or "this node", tuple(gpus), instances, on_slices=on_slices)
     _LAST[:] = [snapshot, view]
     return view
 
@@ -92,29 +115,50 @@ def find_instance(node: NodeView, ref: str) -> Instance | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def free_after_stops(node: NodeView, stopped: tuple[Instance, ...]) -> dict[int, int]:
-    """Free MiB per GPU as if ``stopped`` had released all their memory."""
+def free_after_stops(node: NodeView, stopped: tuple[Instance, ...]) -> dict[Device, int]:
+    """Free MiB per GPU or slice as if ``stopped`` had released all their memory."""
     free = {g.index: g.free_mib for g in node.gpus}
     for inst in stopped:
-        for gpu, mib in inst.per_gpu_mib.items():
-            if gpu in free:
+        for gpu, mib in (*inst.per_gpu_mib.items(), *node.on_slices.get(inst.key, {}).items()):
+            if gpu in free:  # a GPU in MIG mode is no device: its slices are
                 free[gpu] += mib
     return free
 
 
-def pick_gpus(free: dict[int, int], count: int, pool: tuple[int, ...] | None = None) -> tuple[int, ...]:
-    """The ``count`` GPUs of ``pool`` (default: all) with most free memory, in index order."""
-    candidates = [g for g in (pool if pool is not None else free) if g in free]
-    best = sorted(candidates, key=lambda g: (-free[g], g))[:count]
-    return tuple(sorted(best))
+def device_order(device: Device) -> tuple[int, int]:
+    """Sorts GPUs and slices together: GPU 0, its slices 0:0, 0:1, then GPU 1 ..."""
+    if isinstance(device, int):
+        return device, -1
+    gpu, _, index = device.partition(":")
+    return int(gpu), int(index)
 
 
-def pick_replica_sets(free: dict[int, int], replicas: int, per_replica: int,
-                      pool: tuple[int, ...] | None = None) -> list[tuple[int, ...]]:
+def is_slice(device: Device) -> bool:
+    return isinstance(device, str)
+
+
+def pick_gpus(free: dict[Device, int], count: int, pool: tuple[Device, ...] | None = None) -> tuple[Device, ...]:
+    """The ``count`` devices of ``pool`` (default: all) with most free memory, in index order;
+    more than one are whole GPUs only (no tensor-parallel group spans MIG slices)."""
+    candidates = [g for g in (pool if pool is not None else free) if g in free and (count == 1 or not is_slice(g))]
+    best = sorted(candidates, key=lambda g: (-free[g], device_order(g)))[:count]
+    return tuple(sorted(best, key=device_order))
+
+
+def ollama_devices(free: dict[Device, int], pool: tuple[Device, ...] | None = None) -> tuple[Device, ...]:
+    """What Ollama would run on: the whole GPUs of ``pool`` (default: all), or where there are
+    only MIG slices, the one with most free memory (a CUDA process sees one MIG device)."""
+    devices = [g for g in (pool if pool is not None else free) if g in free]
+    whole = tuple(g for g in devices if not is_slice(g))
+    return whole or pick_gpus(free, 1, tuple(devices))
+
+
+def pick_replica_sets(free: dict[Device, int], replicas: int, per_replica: int,
+                      pool: tuple[Device, ...] | None = None) -> list[tuple[Device, ...]]:
     """GPU sets for Ray Serve replicas of ``per_replica`` whole GPUs each (Ray hands a GPU to
     one replica only), most free first; fewer sets than asked when GPUs run out."""
-    left = [g for g in (pool if pool is not None else free) if g in free]
-    sets: list[tuple[int, ...]] = []
+    left = [g for g in (pool if pool is not None else free) if g in free and (per_replica == 1 or not is_slice(g))]
+    sets: list[tuple[Device, ...]] = []
     for _ in range(replicas):
         if len(left) < per_replica:
             break

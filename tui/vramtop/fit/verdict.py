@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from vramtop.fit import ollama, vllm
 from vramtop.fit.placement import (
-    NodeView, find_instance, free_after_stops, node_from_snapshot, pick_replica_sets,
+    NodeView, find_instance, free_after_stops, node_from_snapshot, ollama_devices, pick_replica_sets,
 )
 from vramtop.fit.specs import BITS_PER_WEIGHT, ModelSpec, normalize_format
 from vramtop.snapshot import NodeSnapshot
@@ -447,7 +447,7 @@ def _ollama_quant(c: Candidate) -> str:
 
 
 def _ollama(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = False) -> _Outcome:
-    pool = {g: free[g] * MIB for g in (c.gpus if c.gpus is not None else free)}
+    pool = {g: free[g] * MIB for g in ollama_devices(free, c.gpus)}
     spec = c.model
     num_ctx = c.num_ctx or ollama.default_num_ctx(sum(g.total_mib for g in node.gpus), spec)
     p = ollama.plan(spec, pool, quant=_ollama_quant(c), num_ctx=num_ctx,

@@ -42,6 +42,7 @@ from textual.widgets.option_list import Option
 from vramtop.analysis.instances import group_instances
 from vramtop.snapshot import NodeSnapshot
 from vramtop import whatif_state as ws
+from vramtop.fit.placement import device_order
 from vramtop.fit.verdict import GREEN, INVALID, RED, YELLOW, Candidate, FitResult
 from vramtop.fit.fields import ModelChoice, list_models
 from vramtop.whatif_state import FormState, WhatIfMemory
@@ -432,7 +433,7 @@ class WhatIfPanel(Vertical):
         _show(reasons, bool(why))
         _show(self.query_one("#wi-reasons-title"), bool(why))
         bars = self.query_one("#wi-bars", NeedBars)
-        bars.show(tuple(sorted(result.per_gpu, key=lambda need: need.gpu_index)))
+        bars.show(tuple(sorted(result.per_gpu, key=lambda need: device_order(need.gpu_index))))
         _show(bars, bool(result.per_gpu))
         budget = self._boxes["wi-budget"]
         self._put(budget, ws.budget_text(result.budget), wrap=False)
