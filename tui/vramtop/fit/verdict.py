@@ -14,6 +14,7 @@ red    — would not start, cannot hold one request of max_model_len, or gets no
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
@@ -346,7 +347,8 @@ def _vllm(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = Fals
             cfg = configs.get(slot.cuda_total_mib) or configs.setdefault(
                 slot.cuda_total_mib, _vllm_config(c, slot.cuda_total_mib, slot.name))
             if layout is None:
-                layout = vllm.kv_layout(c.model, tp, vllm.kv_element_bytes(cfg.kv_cache_dtype, cfg.dtype))
+                layout = vllm.kv_layout(c.model, tp, vllm.kv_element_bytes(cfg.kv_cache_dtype, cfg.dtype),
+                                        vllm.state_page_bytes(c.model, tp, cfg.dtype))
             key = (slot.cuda_total_mib, free[g])
             r = seen.get(key)
             if r is None:
@@ -374,7 +376,9 @@ def _vllm(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = Fals
         return _Outcome(RED, why, [why, *reasons], per_gpu, budget, **common)
     if failure is not None:
         r, msg = failure
-        if not r.starts:
+        if r.weights_bytes >= r.requested_bytes:
+            why = _weights_exceed(c, cfg0, r, len(node.gpus))
+        elif not r.starts:
             why = (f"vLLM would not start on GPU {r.gpu_index}: it needs "
                    f"{math.ceil(r.needed_bytes / MIB):,} MiB free, {int(r.free_bytes / MIB):,} MiB is free")
         elif r.kv_cache_bytes <= 0:
@@ -404,6 +408,22 @@ def _vllm(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = Fals
     return _Outcome(GREEN, why, reasons, per_gpu, budget, **common)
 
 
+def _weights_exceed(c: Candidate, cfg: vllm.VllmConfig, r: vllm.RankBudget, gpus: int) -> str:
+    """The plain reason when the weights alone outgrow each GPU's request, with the weights per
+    GPU at the smallest tensor parallel size that would leave them room."""
+    here = f"{gib_of_bytes(r.weights_bytes)} at TP {cfg.tp}"
+    better = ""
+    for tp in (2, 4, 8):
+        if tp > cfg.tp and tp <= gpus and c.model.heads % tp == 0:
+            w = vllm.weights_per_rank(c.model, cfg.weights_format, tp)
+            if w < r.requested_bytes:
+                better = f"{gib_of_bytes(w)} per GPU at TP {tp}, "
+                break
+    return (f"weights need {better}{here if better else here.replace(' at', ' per GPU at', 1)}; "
+            f"each GPU's request is {gib_of_bytes(r.requested_bytes)} "
+            f"(gpu_memory_utilization {cfg.util} × {gib_of_bytes(r.total_bytes)})")
+
+
 def _vllm_details(c: Candidate, cfg0: vllm.VllmConfig, tight: vllm.RankBudget,
                   per_gpu: list[GpuNeed]) -> tuple[list[str], list[BudgetLine]]:
     """The budget lines and the reasons, for the tightest rank."""
@@ -417,7 +437,9 @@ def _vllm_details(c: Candidate, cfg0: vllm.VllmConfig, tight: vllm.RankBudget,
         BudgetLine("non-torch", int(tight.non_torch_bytes / MIB)),
         BudgetLine("CUDA graphs", int(tight.cudagraph_bytes / MIB),
                    "enforce_eager" if c.enforce_eager else "vLLM ≥ 0.21 estimate"),
-        BudgetLine("KV cache", int(tight.kv_cache_bytes / MIB), f"{tight.kv_cache_tokens:,} tokens"),
+        BudgetLine("KV cache", max(0, int(tight.kv_cache_bytes / MIB)),
+                   f"{tight.kv_cache_tokens:,} tokens" if tight.kv_cache_bytes > 0
+                   else "none: the rest of the request does not cover the parts above"),
         BudgetLine("context+NCCL", int(tight.overhead_bytes / MIB), "outside the request"),
     ]
     reasons = [
@@ -593,37 +615,84 @@ def _variants(c: Candidate, r: FitResult, node: NodeView) -> list[tuple[str, str
 
 
 MAX_SUGGESTIONS = 6
-_STRUCTURAL = ("stopped", "tensor_parallel_size", "gpus", "quantization")
+MAX_COMBINATIONS = 120  # candidates judged in the search for two or three changes together
+# How much each kind of change disturbs: a setting of the new engine costs least, another
+# build of the model more, stopping something that serves others most.
+_DISRUPTION = {"gpu_memory_utilization": 1, "max_model_len": 2, "num_ctx": 2, "kv_cache_dtype": 3,
+               "tensor_parallel_size": 4, "gpus": 4, "replicas": 5, "quantization": 6, "stopped": 8}
+_TUNED = ("gpu_memory_utilization", "max_model_len")  # derived from each combination's own budget
 
 
-def _pairs(candidate: Candidate, tried: list[tuple[str, str, str, dict[str, Any], FitResult]],
-           view: NodeView, verdict: str) -> list[Suggestion]:
-    """Two changes together, when no single one does better: a structural change (stop an
-    instance, another TP, GPU set or quantization) plus the max_model_len its own KV cache holds,
-    or another TP with a smaller quantization."""
+def _merge(moves: tuple[tuple[str, str, str, dict[str, Any]], ...]) -> dict[str, Any] | None:
+    """The Candidate changes of several moves together; None when two set one field apart
+    from stops, which add up."""
+    out: dict[str, Any] = {}
+    for fieldname, _, _, changes in moves:
+        for k, v in changes.items():
+            if k == "stopped" and k in out:
+                out[k] = tuple(dict.fromkeys((*out[k], *v)))
+            elif k in out and out[k] != v:
+                return None
+            else:
+                out[k] = v
+    return out
+
+
+def _tuning(candidate: Candidate, result: FitResult) -> list[tuple[str, dict[str, Any]]]:
+    """The util and max_model_len that ``result``'s own budget allows, when it starts."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    if candidate.engine == VLLM and result.ranks and all(k.starts for k in result.ranks):
+        fits = min(k.max_model_len_that_fits for k in result.ranks)
+        n = fits // 1024 * 1024 if fits >= 2048 else fits // 16 * 16
+        if 16 <= n < (result.max_model_len or candidate.model.max_position):
+            out.append((f"--max-model-len {n}", {"max_model_len": n}))
+        hi = _floor2(min(k.max_util for k in result.ranks))
+        lo = _ceil2(max(k.min_util for k in result.ranks))
+        if lo <= hi and hi != (candidate.gpu_memory_utilization or vllm.DEFAULT_UTIL):
+            out.append((f"--gpu-memory-utilization {hi:.2f}", {"gpu_memory_utilization": hi}))
+    if candidate.engine == OLLAMA and result.ollama_plan is not None and not result.ollama_plan.full:
+        out.append(("num_ctx 8192", {"num_ctx": 8192}))
+    return out
+
+
+def _combinations(candidate: Candidate, variants: list[tuple[str, str, str, dict[str, Any]]],
+                  view: NodeView, verdict: str) -> list[Suggestion]:
+    """Two or three changes together, when no single one does better: every set of one to three
+    structural changes (stop instances, another TP or GPU set, quantization, KV dtype), least
+    disruptive first, each then with the util or max_model_len its own budget allows; each
+    judged before it is offered. At most ``MAX_COMBINATIONS`` candidates are judged."""
+    moves = [v for v in variants if v[0] not in _TUNED]
+    sets: list[tuple[int, tuple[tuple[str, str, str, dict[str, Any]], ...]]] = []
+    for size in (1, 2, 3):
+        for combo in itertools.combinations(moves, size):
+            sets.append((sum(_DISRUPTION.get(m[0], 5) for m in combo), combo))
+    sets.sort(key=lambda t: t[0])  # stable: within a cost, the order of the single changes
     found: list[Suggestion] = []
-    for fieldname, value, text, changes, result in tried:
-        if fieldname not in _STRUCTURAL or result.verdict == INVALID:
+    helped: list[set[int]] = []  # the moves of each combination offered: no superset of one is
+    judged = 0
+    for _, combo in sets:
+        ids = {id(m) for m in combo}
+        changes = _merge(combo)
+        if changes is None or any(h <= ids for h in helped):
             continue
-        extra: list[tuple[str, dict[str, Any]]] = []
-        if result.ranks and all(k.starts for k in result.ranks):
-            fits = min(k.max_model_len_that_fits for k in result.ranks)
-            n = fits // 1024 * 1024 if fits >= 2048 else fits // 16 * 16
-            if 16 <= n < (result.max_model_len or candidate.model.max_position):
-                extra.append((f"--max-model-len {n}", {"max_model_len": n}))
-        if fieldname == "tensor_parallel_size" and candidate.engine == VLLM:
-            extra += [("fp8 weights", {"quantization": "fp8"}), ("a 4-bit AWQ build", {"quantization": "awq"})]
-        if fieldname == "stopped" and candidate.engine == OLLAMA and result.ollama_plan is not None \
-                and not result.ollama_plan.full:
-            extra += [("num_ctx 8192", {"num_ctx": 8192})]
-        for more_text, more in extra:
+        if judged >= MAX_COMBINATIONS or len(found) >= 3:
+            break
+        text = " and ".join(m[2] for m in combo)
+        base = _judge(replace(candidate, **changes), view, brief=True)
+        judged += 1
+        if len(combo) > 1 and _RANK[base.verdict] < _RANK[verdict]:
+            found.append(Suggestion(combo[0][0], combo[0][1], text, base.verdict, changes))
+            helped.append(ids)
+            continue
+        for more_text, more in _tuning(candidate, base):
             both = {**changes, **more}
             other = _judge(replace(candidate, **both), view, brief=True)
+            judged += 1
             if _RANK[other.verdict] < _RANK[verdict]:
-                found.append(Suggestion(fieldname, value, f"{text} and {more_text}", other.verdict, both))
+                found.append(Suggestion(combo[0][0], combo[0][1], f"{text} and {more_text}",
+                                        other.verdict, both))
+                helped.append(ids)
                 break
-        if len(found) >= 3:
-            break
     return found
 
 
@@ -636,17 +705,15 @@ def evaluate(candidate: Candidate, node: NodeSnapshot | NodeView, *, suggest: bo
     if not suggest or result.verdict in (GREEN, INVALID):
         return result
     found: list[Suggestion] = []
-    tried: list[tuple[str, str, str, dict[str, Any], FitResult]] = []
     seen_fields: dict[str, int] = {}
     for fieldname, value, text, changes in _variants(candidate, result, view):
         if seen_fields.get(fieldname, 0) >= 2:
             continue
         other = _judge(replace(candidate, **changes), view, brief=True)
-        tried.append((fieldname, value, text, changes, other))
         if _RANK[other.verdict] < _RANK[result.verdict]:
             found.append(Suggestion(fieldname, value, text, other.verdict, changes))
             seen_fields[fieldname] = seen_fields.get(fieldname, 0) + 1
     if not found and result.verdict == RED:
-        found = _pairs(candidate, tried, view, result.verdict)
+        found = _combinations(candidate, _variants(candidate, result, view), view, result.verdict)
     found.sort(key=lambda s: _RANK[s.verdict])  # stable: smaller changes first within a verdict
     return replace(result, suggestions=tuple(found[:MAX_SUGGESTIONS]))
