@@ -82,22 +82,27 @@ def start_export(address: str, latest: LatestSnapshot, certfile: Path | None = N
     return serve(registry_for(latest), listen, certfile, keyfile, auth)
 
 
+def sample_once(sources, latest: LatestSnapshot) -> None:
+    """Publish one sample; a failed one is counted, said in one line, and the last good snapshot
+    stays served."""
+    try:
+        latest.publish(sources.sample(time.monotonic()))
+    except Exception as exc:  # a source that fails is one line, the endpoint stays up
+        latest.failed()
+        print(f"vramtop export: sample failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+              file=sys.stderr)
+
+
 def sample_forever(sources, latest: LatestSnapshot, interval: float, stop: threading.Event) -> None:
-    """Sample every ``interval`` s on a fixed schedule until ``stop``; a failed sample is counted
-    and the last good snapshot stays served."""
+    """Sample every ``interval`` s on a fixed schedule until ``stop`` (a slow sample delays only
+    itself: missed ticks are skipped, not caught up in a burst)."""
     start = time.monotonic()
     tick = 0
-    while not stop.is_set():
-        try:
-            latest.publish(sources.sample(time.monotonic()))
-        except Exception as exc:  # a source that fails is one line, the endpoint stays up
-            latest.failed()
-            print(f"vramtop export: sample failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                  file=sys.stderr)
-        tick += 1
-        now = time.monotonic()
-        tick = max(tick, int((now - start) // interval) + 1)  # fell behind: skip, do not burst
-        stop.wait(start + tick * interval - now)
+    while True:
+        tick = max(tick + 1, int((time.monotonic() - start) // interval) + 1)
+        if stop.wait(start + tick * interval - time.monotonic()):
+            return
+        sample_once(sources, latest)
 
 
 def _bad(message: str) -> int:
@@ -140,17 +145,18 @@ def run(args: argparse.Namespace) -> int:
         return _bad(str(exc))
     latest = LatestSnapshot(cfg.thresholds, cfg.candidates, args.pid_labels)
     try:
-        server = start_export(args.listen, latest, args.tls_cert, args.tls_key, args.basic_auth_file)
-    except ListenError as exc:
-        return _bad(str(exc))
-    try:
         sources = open_sources(args.export_demo or bool(getattr(args, "demo", False)),
                                args.export_no_ray or bool(getattr(args, "no_ray", False)),
                                args.export_ray_address or getattr(args, "ray_address", None), cfg)
     except NvmlUnavailable as exc:
-        server.shutdown()
         print(f"vramtop export: {exc}; 'vramtop export --demo' serves the simulated node", file=sys.stderr)
         return 2
+    sample_once(sources, latest)  # before serving: the endpoint never serves an empty picture
+    try:
+        server = start_export(args.listen, latest, args.tls_cert, args.tls_key, args.basic_auth_file)
+    except ListenError as exc:
+        _close(sources)
+        return _bad(str(exc))
     host, port = server.server_address[:2]
     scheme = "https" if args.tls_cert else "http"
     where = Listen(host, port)
@@ -165,7 +171,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.shutdown()
-        close = getattr(sources.node, "close", None)
-        if close is not None:
-            close()
+        _close(sources)
     return 0
+
+
+def _close(sources) -> None:
+    close = getattr(sources.node, "close", None)
+    if close is not None:
+        close()
