@@ -31,7 +31,7 @@ def summary(s: NodeSnapshot) -> dict[str, Any]:
                              [d.autoscaling.min_replicas, d.autoscaling.max_replicas] if d.autoscaling else None,
                              [r.state for r in d.replicas]] for d in s.ray.deployments],
             "nodes": [[n.node_id, dict(n.resources_total),
-                       [[g.index, g.memory_used_mib, {str(k): v for k, v in g.process_mib.items()}] for g in n.gpus]]
+                       [[g.index, g.uuid, g.memory_used_mib, {str(k): v for k, v in g.process_mib.items()}] for g in n.gpus]]
                       for n in s.ray.nodes],
             "placement_groups": [[pg.placement_group_id, pg.state, [dict(b.resources) for b in pg.bundles]]
                                  for pg in s.ray.placement_groups],
