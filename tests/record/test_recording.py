@@ -39,7 +39,7 @@ def test_every_snapshot_replays_equal_to_what_was_recorded(recorded):
     rec = Recording(path)
     assert rec.problem is None
     assert rec.hostname == "demo-a10-node" and rec.header.interval == 1.0
-    assert rec.timestamps == [s.timestamp for s in SNAPSHOTS]
+    assert list(rec.timestamps) == [s.timestamp for s in SNAPSHOTS]
     replayed = list(rec)
     assert replayed == SNAPSHOTS
     # the things that change are in there: a lost GPU, hidden processes, errors, Ray coming and going

@@ -19,15 +19,24 @@ and telemetry records (any dataclasses) are encoded generically with a type tag,
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import fcntl
 import json
+import math
+import os
+import stat
 import struct
+import types
+import typing
 import zlib
+from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 from vramtop import __version__
+from vramtop.record_types import RECORD_TYPES, tag_of, type_of
 from vramtop.snapshot import GpuInfo, GpuProcess, HostProcess, NodeSnapshot, SourceError
 
 MAGIC = b"vramtop-recording "
@@ -41,6 +50,15 @@ _KEY, _DELTA = 1, 2
 _RECORD_CLASSES = {"GpuInfo": GpuInfo, "HostProcess": HostProcess, "GpuProcess": GpuProcess}
 _SECTIONS = {"r": "ray", "t": "telemetry"}
 _MAX_HEADER = 1 << 16
+# Bounds on what a file can make a replay hold or do. A snapshot of a busy 8-GPU node is tens of
+# KB; vramtop's own files expand about 8-20 fold (every record ends a deflate block), a crafted
+# stream up to 1,032 fold; a month at 1 Hz is 2.6 million snapshots.
+_MAX_RECORD = 16 << 20
+_MAX_EXPANSION = 256
+_EXPANSION_ALLOWANCE = 16 << 20
+_STEP = 1 << 20  # most bytes one decompress call may make
+MAX_SNAPSHOTS = 3_000_000
+_LATEST_TIME = 1e11  # the year 5138: a timestamp past it is damage, not a clock
 _CUT = "the recording was cut mid-snapshot; replaying up to its last complete snapshot"
 _OPEN = "the recording was not closed (still being written, or its recorder was stopped)"
 
@@ -49,15 +67,41 @@ class RecordingError(Exception):
     """A recording that cannot be read at all; the message is one line naming why."""
 
 
-# -- generic encoding of dataclasses (Ray, telemetry) ------------------------------------------
+def _quote(value: Any, limit: int = 48) -> str:
+    """A value from a file, for a message: its repr, cut to a few characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 4] + "...'"
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file; RecordingError in one line if not.
+    Opened without blocking, so a FIFO or a device is refused instead of waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise RecordingError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            raise RecordingError(f"{path}: {kind}, not a recording")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+# -- records of the Ray and telemetry sections, and figures of GPU and process rows ------------
 
 def encode_value(value: Any) -> Any:
-    """Any value of a snapshot's sections as JSON data: dataclasses by field name with a ``@``
+    """Any value of a snapshot's sections as JSON data: records by field name with their ``@``
     type tag (fields left at their default are omitted), tuples as lists, other lists and maps
     whose keys are not plain text under ``@list`` / ``@map``."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        cls = type(value)
-        out: dict[str, Any] = {"@": f"{cls.__module__}:{cls.__qualname__}"}
+        tag = tag_of(type(value))
+        if tag is None:
+            raise TypeError(f"cannot record a {type(value).__name__}: it has no tag in vramtop.record_types")
+        out: dict[str, Any] = {"@": tag}
         for f in dataclasses.fields(value):
             v = getattr(value, f.name)
             if f.default is not dataclasses.MISSING and v == f.default and type(v) is type(f.default):
@@ -79,39 +123,124 @@ def encode_value(value: Any) -> Any:
     raise TypeError(f"cannot record a {type(value).__name__}")
 
 
-def _resolve(tag: str) -> type:
-    """The dataclass a tag names; only vramtop's own, so a file cannot make us import anything."""
-    module, _, name = tag.partition(":")
-    if not (module == "vramtop" or module.startswith("vramtop.")) or not name.isidentifier():
-        raise RecordingError(f"unknown record type {tag!r}")
+_NAMES = {cls.__name__: cls for cls in (*RECORD_TYPES.values(), *_RECORD_CLASSES.values())}
+
+
+@lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    """The declared type of each field of ``cls`` that its constructor takes."""
+    hints = typing.get_type_hints(cls, localns=_NAMES)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls) if f.init}
+
+
+def _record(data: dict[str, Any], expected: type | None = None) -> Any:
+    """A record from its tagged JSON data, every field checked against its declared type."""
+    cls = type_of(data.get("@"))
+    if cls is None:
+        raise RecordingError(f"unknown record type {_quote(data.get('@'))}")
+    if expected is not None and not issubclass(cls, expected):
+        raise RecordingError(f"a {cls.__name__} record where a {expected.__name__} belongs")
+    hints = _hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        if name in hints:
+            try:
+                kwargs[name] = _typed(hints[name], value)
+            except RecordingError as exc:
+                raise RecordingError(f"{cls.__name__} field '{name}': {exc}") from None
     try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        raise RecordingError(f"record type {tag!r} does not exist in vramtop {__version__}") from None
-    if not dataclasses.is_dataclass(cls):
-        raise RecordingError(f"{tag!r} is not a record type")
-    return cls
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise RecordingError(f"{cls.__name__} record: {str(exc)[:80]}") from None
+
+
+def _typed(hint: Any, data: Any) -> Any:
+    """``data`` read as a value of type ``hint``; RecordingError naming what it should be."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return decode_value(data)
+    if origin is typing.Union or origin is types.UnionType:
+        options = typing.get_args(hint)
+        if data is None:
+            if type(None) in options:
+                return None
+            raise RecordingError("is missing")
+        problem = None
+        for option in options:
+            if option is not type(None):
+                try:
+                    return _typed(option, data)
+                except RecordingError as exc:
+                    problem = problem or exc
+        raise problem or RecordingError("is missing")
+    if hint is bool:
+        if isinstance(data, bool):
+            return data
+        raise RecordingError(f"must be true or false, got {_quote(data)}")
+    if hint is int:
+        if isinstance(data, int) and not isinstance(data, bool) and -(1 << 63) <= data < 1 << 63:
+            return data
+        raise RecordingError(f"must be a whole number, got {_quote(data)}")
+    if hint is float:
+        if isinstance(data, (int, float)) and not isinstance(data, bool) and abs(data) < 1e300 \
+                and math.isfinite(data):
+            return data
+        raise RecordingError(f"must be a finite number, got {_quote(data)}")
+    if hint is str:
+        if isinstance(data, str):
+            return data
+        raise RecordingError(f"must be text, got {_quote(data)}")
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(data, list):
+            raise RecordingError(f"must be a list, got {_quote(data)}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_typed(args[0], v) for v in data)
+        if len(args) != len(data):
+            raise RecordingError(f"must hold {len(args)} values, got {len(data)}")
+        return tuple(_typed(a, v) for a, v in zip(args, data))
+    if origin is list:
+        if not (isinstance(data, dict) and isinstance(data.get("@list"), list)):
+            raise RecordingError(f"must be a list, got {_quote(data)}")
+        (arg,) = typing.get_args(hint) or (Any,)
+        return [_typed(arg, v) for v in data["@list"]]
+    if origin is dict or origin is Mapping:
+        key_type, value_type = typing.get_args(hint) or (Any, Any)
+        if isinstance(data, dict) and "@map" in data:
+            pairs = data["@map"]
+            if not (isinstance(pairs, list) and all(isinstance(p, list) and len(p) == 2 for p in pairs)):
+                raise RecordingError("must be a list of key and value pairs")
+        elif isinstance(data, dict) and "@" not in data and "@list" not in data:
+            pairs = list(data.items())
+        else:
+            raise RecordingError(f"must be a map, got {_quote(data)}")
+        try:
+            return {_typed(key_type, k): _typed(value_type, v) for k, v in pairs}
+        except TypeError:  # a key that Python cannot hash (a map as a key)
+            raise RecordingError("has a key that is not a plain value") from None
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if not isinstance(data, dict):
+            raise RecordingError(f"must be a {hint.__name__} record, got {_quote(data)}")
+        return _record(data, hint)
+    return decode_value(data)
 
 
 def decode_value(data: Any) -> Any:
-    """The inverse of ``encode_value``. Fields this vramtop does not know are dropped, fields the
-    file lacks take their defaults; a required field that is missing raises RecordingError."""
+    """The inverse of ``encode_value`` for a value of no declared type. Records are only the
+    types of ``record_types``, each field checked against its type; fields this vramtop does not
+    know are dropped, fields the file lacks take their defaults; RecordingError otherwise."""
     if isinstance(data, list):
         return tuple(decode_value(v) for v in data)
     if isinstance(data, dict):
         if "@" in data:
-            cls = _resolve(data["@"])
-            names = {f.name for f in dataclasses.fields(cls) if f.init}
-            kwargs = {k: decode_value(v) for k, v in data.items() if k in names}
-            try:
-                return cls(**kwargs)
-            except TypeError as exc:
-                raise RecordingError(f"{cls.__name__} record: {exc}") from None
+            return _record(data)
         if "@list" in data:
-            return [decode_value(v) for v in data["@list"]]
+            return _typed(list[Any], data)
         if "@map" in data:
-            return {decode_value(k): decode_value(v) for k, v in data["@map"]}
+            return _typed(Mapping[Any, Any], data)
         return {k: decode_value(v) for k, v in data.items()}
+    if isinstance(data, float) and not math.isfinite(data):
+        raise RecordingError(f"must be a finite number, got {_quote(data)}")
     return data
 
 
@@ -122,7 +251,7 @@ def _fields(cls: type) -> list[str]:
 
 
 def _row(obj: Any, names: list[str]) -> list[Any]:
-    return [list(v) if isinstance(v, tuple) else v for v in (getattr(obj, n) for n in names)]
+    return [encode_value(getattr(obj, n)) for n in names]
 
 
 def snapshot_items(snapshot: NodeSnapshot) -> dict[str, Any]:
@@ -162,8 +291,10 @@ def snapshot_items(snapshot: NodeSnapshot) -> dict[str, Any]:
         if value is None:
             continue
         if dataclasses.is_dataclass(value):
-            cls = type(value)
-            items[prefix] = f"{cls.__module__}:{cls.__qualname__}"
+            tag = tag_of(type(value))
+            if tag is None:
+                raise TypeError(f"cannot record a {type(value).__name__}: it has no tag in vramtop.record_types")
+            items[prefix] = tag
             for f in dataclasses.fields(value):
                 items[f"{prefix}.{f.name}"] = encode_value(getattr(value, f.name))
         else:
@@ -174,26 +305,46 @@ def snapshot_items(snapshot: NodeSnapshot) -> dict[str, Any]:
 
 class _RowReader:
     """Builds records of ``cls`` from positional rows written with ``names``: fields this vramtop
-    lacks are skipped, fields the file lacks take their defaults."""
+    lacks are skipped, fields the file lacks take their defaults. Every figure is checked: of
+    the declared type, and no number below 0 (memory, PIDs, indices, percentages, watts)."""
 
     def __init__(self, cls: type, names: list[str]) -> None:
-        known = {f.name for f in dataclasses.fields(cls)}
+        hints = _hints(cls)
         self._cls = cls
-        self._plan = [(pos, name) for pos, name in enumerate(names) if name in known]
+        self._plan = [(pos, name, hints[name]) for pos, name in enumerate(names) if name in hints]
 
-    def __call__(self, row: list[Any], **extra: Any) -> Any:
-        kwargs = {name: tuple(row[pos]) if isinstance(row[pos], list) else row[pos]
-                  for pos, name in self._plan if pos < len(row)}
+    def __call__(self, row: Any, **extra: Any) -> Any:
+        if not isinstance(row, list):
+            raise RecordingError(f"a {self._cls.__name__} record must be a list, got {_quote(row)}")
+        kwargs = {}
+        for pos, name, hint in self._plan:
+            if pos < len(row):
+                try:
+                    value = _typed(hint, row[pos])
+                except RecordingError as exc:
+                    raise RecordingError(f"{self._cls.__name__} field '{name}': {exc}") from None
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+                    raise RecordingError(f"{self._cls.__name__} field '{name}': must not be below 0, got {value}")
+                kwargs[name] = value
         try:
             return self._cls(**kwargs, **extra)
-        except TypeError as exc:
-            raise RecordingError(f"{self._cls.__name__} record: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise RecordingError(f"{self._cls.__name__} record: {str(exc)[:80]}") from None
+
+
+def _numbered(items: dict[str, Any], letter: str) -> int:
+    """How many ``<letter>0``, ``<letter>1``... items there are; they must be numbered from 0."""
+    count = sum(1 for k in items if k[:1] == letter)
+    if any(f"{letter}{i}" not in items for i in range(count)):
+        raise RecordingError(f"its '{letter}' items are not numbered 0 to {count - 1}")
+    return count
 
 
 class ItemDecoder:
     """Snapshots from item maps read with the header's field names. Consecutive maps of one
     segment share the items that did not change, so each decoded record is kept by the identity
-    of its item and only what changed is decoded again."""
+    of its item and only what changed is decoded again. A map that is not what vramtop writes
+    raises RecordingError naming the first thing wrong."""
 
     def __init__(self, schema: dict[str, list[str]]) -> None:
         self._gpu = _RowReader(GpuInfo, schema["GpuInfo"])
@@ -215,25 +366,44 @@ class ItemDecoder:
             return None
         if tag is None:
             return decode_value(items.get(f"{prefix}."))
-        cls = _resolve(tag)
-        names = {f.name for f in dataclasses.fields(cls) if f.init}
+        cls = type_of(tag)
+        if cls is None:
+            raise RecordingError(f"unknown record type {_quote(tag)}")
+        hints = _hints(cls)
         start = len(prefix) + 1
-        kwargs = {k[start:]: self._cached(k, v, lambda v=v: decode_value(v)) for k, v in items.items()
-                  if k.startswith(prefix + ".") and k[start:] in names}
+        kwargs = {}
+        for k, v in items.items():
+            if k.startswith(prefix + ".") and k[start:] in hints:
+                try:
+                    kwargs[k[start:]] = self._cached(k, v, lambda k=k, v=v: _typed(hints[k[start:]], v))
+                except RecordingError as exc:
+                    raise RecordingError(f"{cls.__name__} field '{k[start:]}': {exc}") from None
         try:
             return cls(**kwargs)
-        except TypeError as exc:
-            raise RecordingError(f"{cls.__name__} record: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise RecordingError(f"{cls.__name__} record: {str(exc)[:80]}") from None
 
-    def decode(self, items: dict[str, Any], timestamp: float) -> NodeSnapshot:
-        hostname, source, driver, cuda, nvml = (list(items["m"]) + [None] * 5)[:5]
+    def decode(self, items: Any, timestamp: float) -> NodeSnapshot:
+        if not isinstance(items, dict):
+            raise RecordingError(f"a snapshot must be a map, got {_quote(items)}")
+        meta, errors_in, pids = items.get("m"), items.get("e"), items.get("a")
+        if not (isinstance(meta, list) and len(meta) <= 5 and all(v is None or isinstance(v, str) for v in meta)):
+            raise RecordingError(f"its 'm' item must list up to 5 texts, got {_quote(meta)}")
+        if not (isinstance(errors_in, list) and all(
+                isinstance(e, list) and len(e) == 2 and all(isinstance(t, str) for t in e) for e in errors_in)):
+            raise RecordingError(f"its 'e' item must list [source, message] pairs, got {_quote(errors_in)}")
+        if not (isinstance(pids, list) and all(isinstance(p, int) and f"h{p}" in items for p in pids)):
+            raise RecordingError(f"its 'a' item must list PIDs that have host records, got {_quote(pids)}")
+        hostname, source, driver, cuda, nvml = (meta + [None] * 5)[:5]
         hosts = {k: self._cached(k, v, lambda v=v: self._host(v))
-                 for k, v in items.items() if k[0] == "h"}
+                 for k, v in items.items() if k[:1] == "h"}
         gpus = tuple(self._cached(f"g{i}", items[f"g{i}"], lambda i=i: self._gpu(items[f"g{i}"]))
-                     for i in range(sum(1 for k in items if k[0] == "g")))
+                     for i in range(_numbered(items, "g")))
         procs = []
-        for i in range(sum(1 for k in items if k[0] == "p")):
+        for i in range(_numbered(items, "p")):
             row = items[f"p{i}"]
+            if not (isinstance(row, list) and row and (row[-1] is None or row[-1] in hosts)):
+                raise RecordingError(f"process record p{i} must end with the key of a host record")
             host = hosts[row[-1]] if row[-1] is not None else None
             procs.append(self._cached(f"p{i}", row, lambda row=row, host=host: self._proc(row[:-1], host=host), host))
         errors = []
@@ -241,14 +411,15 @@ class ItemDecoder:
         for prefix, attr in _SECTIONS.items():
             try:
                 extra[attr] = self._section(items, prefix)
-            except RecordingError as exc:
+            except (RecordingError, RecursionError) as exc:
                 extra[attr] = None
-                errors.append(SourceError("replay", f"{attr} state not replayed: {exc}"))
+                reason = exc if isinstance(exc, RecordingError) else "nested too deeply"
+                errors.append(SourceError("replay", f"{attr} state not replayed: {reason}"))
         return NodeSnapshot(
-            timestamp=timestamp, hostname=hostname, source=source, driver_version=driver, cuda_version=cuda,
-            nvml_version=nvml, gpus=gpus, gpu_processes=tuple(procs),
-            ancestors={pid: hosts[f"h{pid}"] for pid in items["a"]},
-            errors=tuple(SourceError(s, m) for s, m in items["e"]) + tuple(errors),
+            timestamp=timestamp, hostname=hostname or "", source=source or "replay", driver_version=driver,
+            cuda_version=cuda, nvml_version=nvml, gpus=gpus, gpu_processes=tuple(procs),
+            ancestors={pid: hosts[f"h{pid}"] for pid in pids},
+            errors=tuple(SourceError(s, m) for s, m in errors_in) + tuple(errors),
             **extra,
         )
 
@@ -277,15 +448,27 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def apply(items: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
-    """``items`` with ``delta`` applied (a new map; ``items`` is left as it was)."""
+def apply(items: dict[str, Any], delta: Any) -> dict[str, Any]:
+    """``items`` with ``delta`` applied (a new map; ``items`` is left as it was). A delta that
+    does not fit ``items`` raises RecordingError."""
+    if not isinstance(delta, dict):
+        raise RecordingError(f"a delta must be a map, got {_quote(delta)}")
+    gone, whole, patch = delta.get("x", []), delta.get("s", {}), delta.get("c", {})
+    if not (isinstance(gone, list) and all(isinstance(k, str) for k in gone)
+            and isinstance(whole, dict) and isinstance(patch, dict)):
+        raise RecordingError("a delta's 'x', 's' and 'c' must be a list of keys and two maps")
     out = dict(items)
-    for key in delta.get("x", ()):
+    for key in gone:
         out.pop(key, None)
-    out.update(delta.get("s", {}))
-    for key, changes in delta.get("c", {}).items():
-        row = list(out[key])
+    out.update(whole)
+    for key, changes in patch.items():
+        row = out.get(key)
+        if not (isinstance(row, list) and isinstance(changes, dict)):
+            raise RecordingError(f"a delta patches {_quote(key)}, which is not a list")
+        row = list(row)
         for pos, value in changes.items():
+            if not (pos.isascii() and pos.isdigit() and int(pos) < len(row)):
+                raise RecordingError(f"a delta patches position {_quote(pos)} of {_quote(key)}, which it lacks")
             row[int(pos)] = value
         out[key] = row
     return out
@@ -297,13 +480,36 @@ def _dumps(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _create(path: str | Path) -> BinaryIO:
+    """``path`` emptied for a new recording, with an exclusive lock held until it is closed: a
+    second recorder on the same file is refused (RecordingError) instead of truncating it."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise RecordingError(f"cannot write {path}: not a regular file")
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RecordingError(f"cannot write {path}: another vramtop is recording to it") from None
+        os.ftruncate(fd, 0)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class Recorder:
-    """Appends snapshots to a new recording; every ``write`` reaches the OS before it returns."""
+    """Appends snapshots to a new recording; every ``write`` reaches the OS before it returns.
+    Given a path, it holds the file's lock (``flock``) while it writes: one recorder per file."""
 
     def __init__(self, path: str | Path | BinaryIO, hostname: str, interval: float | None,
                  keyframe_every: int = KEYFRAME_EVERY, level: int = 6) -> None:
         self._own = not hasattr(path, "write")
-        self._file: BinaryIO = open(path, "wb") if self._own else path  # type: ignore[arg-type]
+        self._file: BinaryIO = _create(path) if self._own else path  # type: ignore[arg-type]
         self._keyframe_every = keyframe_every
         self._level = level
         self._stream: Any = None
@@ -382,71 +588,88 @@ def read_header(f: BinaryIO, name: str) -> Header:
     try:
         data = json.loads(line[len(MAGIC):])
         version = data["format_version"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise RecordingError(f"{name}: the recording's header is damaged") from None
-    written_by = data.get("vramtop_version", "an unknown version")
+    written_by = data.get("vramtop_version")
+    written_by = written_by[:24] if isinstance(written_by, str) and written_by.isprintable() else "an unknown version"
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise RecordingError(
-            f"{name}: recording format {version} (written by vramtop {written_by}) is newer than this "
+            f"{name}: recording format {_quote(version)} (written by vramtop {written_by}) is newer than this "
             f"vramtop {__version__} reads (format {OLDEST_READABLE}-{FORMAT_VERSION}); upgrade vramtop to replay it")
     if version < OLDEST_READABLE:
         raise RecordingError(
             f"{name}: recording format {version} (written by vramtop {written_by}) is older than this "
             f"vramtop {__version__} reads (format {OLDEST_READABLE}-{FORMAT_VERSION}); replay it with vramtop {written_by}")
-    fields = data.get("fields") or {}
-    missing = [n for n in _RECORD_CLASSES if not isinstance(fields.get(n), list)]
+    fields = data.get("fields")
+    fields = fields if isinstance(fields, dict) else {}
+    missing = [n for n in _RECORD_CLASSES
+               if not (isinstance(fields.get(n), list) and all(isinstance(v, str) for v in fields[n]))]
     if missing:
         raise RecordingError(f"{name}: the recording's header lacks the field names of {', '.join(missing)}")
-    return Header(version, written_by, str(data.get("hostname", "")), data.get("interval"), fields)
+    hostname, interval = data.get("hostname"), data.get("interval")
+    if not (isinstance(interval, (int, float)) and not isinstance(interval, bool) and 0 < interval < 1e9):
+        interval = None
+    return Header(version, written_by, hostname if isinstance(hostname, str) else "", interval,
+                  {n: fields[n] for n in _RECORD_CLASSES})
 
 
 def _records(chunks: Iterator[bytes], offset: int) -> Iterator[tuple[str, Any, Any, Any]]:
     """Walk concatenated zlib streams from file ``offset``. Yields ("segment", file offset),
-    ("record", timestamp, kind, payload) and at most one ("end", reason or None, bytes)."""
+    ("record", timestamp, kind, payload) and at most one ("end", reason or None, bytes).
+    Memory stays bounded whatever the file holds: a record is at most ``_MAX_RECORD`` bytes, one
+    decompress call makes at most ``_STEP``, and data that expands more than ``_MAX_EXPANSION``
+    fold is refused as not written by vramtop."""
     stream = None
     buf = bytearray()
     pos = offset
-    pending = b""
+    made = 0
+    pending = memoryview(b"")
+    careful = False  # after damage: feed 64 bytes at a time to keep what decodes before it
     while True:
         if not pending:
-            pending = next(chunks, b"")
+            pending = memoryview(next(chunks, b""))
             if not pending:
                 break
         if stream is None:
             stream = zlib.decompressobj()
             buf.clear()
+            careful = False
             yield ("segment", pos, None, None)
+        piece = pending[:64] if careful else pending
         saved = stream.copy()
-        damaged = False
         try:
-            out = stream.decompress(pending)
-            pos += len(pending) - len(stream.unused_data)
-            pending = stream.unused_data
-        except zlib.error:  # keep what decodes before the damage: feed it again a little at a time
-            stream, out, damaged = saved, b"", True
-            for i in range(0, len(pending), 64):
-                try:
-                    out += stream.decompress(pending[i:i + 64])
-                except zlib.error:
-                    break
-                pos += min(64, len(pending) - i)
+            out = stream.decompress(piece, _STEP)
+        except zlib.error:
+            if careful:
+                yield ("end", f"damaged data at byte {pos}", None, None)
+                return
+            stream, careful = saved, True
+            continue
+        consumed = len(piece) - len(stream.unused_data if stream.eof else stream.unconsumed_tail)
+        pos += consumed
+        pending = pending[consumed:]
+        made += len(out)
+        if made > _MAX_EXPANSION * (pos - offset) + _EXPANSION_ALLOWANCE:
+            yield ("end", f"damaged data at byte {pos}: it expands more than {_MAX_EXPANSION}-fold, "
+                          "which no vramtop recording does", None, None)
+            return
         buf += out
         start = 0
         while len(buf) - start >= _REC.size:
             size, crc, ts, kind = _REC.unpack_from(buf, start)
+            if size > _MAX_RECORD or kind not in (_KEY, _DELTA) or not 0 <= ts < _LATEST_TIME:
+                yield ("end", f"damaged data before byte {pos}", None, None)
+                return
             end = start + _REC.size + size
             if end > len(buf):
                 break
             payload = bytes(buf[start + _REC.size:end])
-            if zlib.crc32(payload) != crc or kind not in (_KEY, _DELTA):
+            if zlib.crc32(payload) != crc:
                 yield ("end", f"damaged data before byte {pos}", None, None)
                 return
             yield ("record", ts, kind, payload)
             start = end
         del buf[:start]
-        if damaged:
-            yield ("end", f"damaged data at byte {pos}", None, None)
-            return
         if stream.eof:
             if buf:
                 yield ("end", f"damaged data before byte {pos}", None, None)
@@ -465,19 +688,17 @@ def _chunks(f: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
 
 class Recording:
     """An open recording: its header, the time of each complete snapshot, and each snapshot on
-    demand (decoded from its segment's keyframe; the last segment read is kept)."""
+    demand (decoded from its segment's keyframe; the last segment read is kept). Only a regular
+    file opens; its first snapshot is decoded on opening, so a file whose first snapshot is
+    damaged is refused at once. A later damaged snapshot raises RecordingError when asked for."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.problem: str | None = None  # one line: why the end of the file was not replayed
-        try:
-            f = open(self.path, "rb")
-        except OSError as exc:
-            raise RecordingError(f"{path}: {exc.strerror or exc}") from None
-        with f:
+        with open_regular(path) as f:
             self.header = read_header(f, str(path))
             self._data_start = f.tell()
-            self.timestamps: list[float] = []
+            self.timestamps = array("d")
             self._segments: list[tuple[int, int]] = []  # (file offset, index of its first snapshot)
             seg_offset = self._data_start
             first_in_segment = True
@@ -491,6 +712,9 @@ class Recording:
                             break
                         self._segments.append((seg_offset, len(self.timestamps)))
                         first_in_segment = False
+                    if len(self.timestamps) == MAX_SNAPSHOTS:
+                        self.problem = f"replaying its first {MAX_SNAPSHOTS:,} snapshots, the most vramtop replays"
+                        break
                     self.timestamps.append(a)
                 elif a is not None:
                     self.problem = a
@@ -498,6 +722,7 @@ class Recording:
             raise RecordingError(f"{path}: the recording holds no complete snapshot"
                                  + (f" ({self.problem})" if self.problem else ""))
         self._cache: tuple[int, list[NodeSnapshot]] | None = None
+        self.snapshot(0)
 
     def __len__(self) -> int:
         return len(self.timestamps)
@@ -516,13 +741,15 @@ class Recording:
                 hi = mid - 1
         return lo
 
-    def _decode_segment(self, seg: int) -> list[NodeSnapshot]:
+    def _decode_segment(self, seg: int, upto: int) -> list[NodeSnapshot]:
+        """The snapshots of segment ``seg`` up to index ``upto``, or up to the first that is
+        damaged (RecordingError when that is ``upto`` or before)."""
         offset, first = self._segments[seg]
         last = self._segments[seg + 1][1] if seg + 1 < len(self._segments) else len(self.timestamps)
         out: list[NodeSnapshot] = []
         items: dict[str, Any] = {}
         decoder = ItemDecoder(self.header.fields)
-        with open(self.path, "rb") as f:
+        with open_regular(self.path) as f:
             f.seek(offset)
             for what, ts, kind, payload in _records(_chunks(f, 1 << 16), offset):
                 if what == "segment" and out:
@@ -531,12 +758,17 @@ class Recording:
                     continue
                 try:
                     data = json.loads(payload)
-                except ValueError:
-                    raise RecordingError(f"{self.path}: damaged snapshot {first + len(out)}") from None
-                items = data if kind == _KEY else apply(items, data)
-                out.append(decoder.decode(items, ts))
+                    items = data if kind == _KEY else apply(items, data)
+                    out.append(decoder.decode(items, ts))
+                except (ValueError, RecordingError, RecursionError) as exc:
+                    if first + len(out) > upto:
+                        break
+                    why = exc if isinstance(exc, RecordingError) else "not the JSON vramtop writes"
+                    raise RecordingError(f"{self.path}: snapshot {first + len(out) + 1} is damaged: {why}") from None
                 if first + len(out) >= last:
                     break
+        if first + len(out) <= upto:
+            raise RecordingError(f"{self.path}: snapshot {upto + 1} could not be read again (the file changed)")
         return out
 
     def snapshot(self, index: int) -> NodeSnapshot:
@@ -544,9 +776,10 @@ class Recording:
         if not 0 <= index < len(self.timestamps):
             raise IndexError(index)
         seg = self._segment_of(index)
-        if self._cache is None or self._cache[0] != seg:
-            self._cache = (seg, self._decode_segment(seg))
-        return self._cache[1][index - self._segments[seg][1]]
+        offset = index - self._segments[seg][1]
+        if self._cache is None or self._cache[0] != seg or offset >= len(self._cache[1]):
+            self._cache = (seg, self._decode_segment(seg, index))
+        return self._cache[1][offset]
 
     def __iter__(self) -> Iterator[NodeSnapshot]:
         for i in range(len(self.timestamps)):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import time
+from array import array
 from pathlib import Path
 from typing import Callable
 
@@ -78,9 +79,10 @@ class ReplaySource:
     def __init__(self, path: str | Path, speed: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.recording = Recording(path)
         # Play time never goes back, even where the recorded clock did (an NTP step).
-        self._times: list[float] = []
-        for ts in self.recording.timestamps:
-            self._times.append(max(ts, self._times[-1]) if self._times else ts)
+        self._times = array("d", self.recording.timestamps)
+        for i in range(1, len(self._times)):
+            if self._times[i] < self._times[i - 1]:
+                self._times[i] = self._times[i - 1]
         self._clock = clock
         self._speed = self._clamp(speed)
         self._index = 0

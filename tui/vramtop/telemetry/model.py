@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+if TYPE_CHECKING:  # kv_check reads this module's records
+    from vramtop.telemetry.kv_check import KvCheck
 
 # InstanceTelemetry.status values
 OK = "ok"
@@ -94,7 +97,7 @@ class InstanceTelemetry:
     endpoint: str | None = None
     vllm: VllmMetrics | None = None
     history: ServingHistory = ServingHistory()
-    kv_check: Any = None  # a kv_check.KvCheck: the fit engine's KV blocks beside vLLM's own
+    kv_check: KvCheck | None = None  # the fit engine's KV blocks beside vLLM's own
 
 
 @dataclass(frozen=True)
