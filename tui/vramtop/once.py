@@ -12,7 +12,7 @@ from typing import Any
 
 from vramtop import __version__
 from vramtop.analysis import roles
-from vramtop.analysis.instances import Instance, group_instances, instance_of
+from vramtop.analysis.instances import Instance, instance_of, instances_of
 from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
 from vramtop.ray import report as ray_report
 from vramtop.ray.feasibility import analyze
@@ -25,7 +25,7 @@ SCHEMA = 1
 
 def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Instance, ...] | None = None) -> dict[str, Any]:
     """The JSON document of one snapshot."""
-    instances = group_instances(snapshot) if instances is None else instances
+    instances = instances_of(snapshot) if instances is None else instances
     owner = instance_of(instances)
     processes = []
     for p in snapshot.gpu_processes:
@@ -95,8 +95,17 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
                 "replica": i.replica.label if i.replica is not None else None,  # Ray Serve's app/deployment#id
                 "engine": i.engine,
                 "tp_size": i.tp_size,
+                "pp_size": i.pp_size,
+                "dp_size": i.dp_size,
                 "root_pid": i.root_pid,
+                "api_pid": i.api_pid,
+                "note": i.note,
                 "pids": list(i.pids),
+                "members": [
+                    {"pid": m.pid, "engine": m.role.engine, "role": m.role.kind, "label": m.role.label or None,
+                     "per_gpu_mib": {str(g): mib for g, mib in m.per_gpu_mib.items()}}
+                    for m in i.members
+                ],
                 "per_gpu_mib": {str(g): mib for g, mib in i.per_gpu_mib.items()},
                 "total_mib": i.total_mib,
                 "memory_incomplete": i.unknown_mib,
@@ -135,7 +144,8 @@ def _instance_telemetry(t: InstanceTelemetry) -> dict[str, Any]:
         if m.cache is not None:
             out["cache"] = dataclasses.asdict(m.cache)
     if t.kv_check is not None:
-        out["kv_check"] = {**dataclasses.asdict(t.kv_check), "error_pct": round(t.kv_check.error_pct, 2)}
+        error = t.kv_check.error_pct
+        out["kv_check"] = {**dataclasses.asdict(t.kv_check), "error_pct": None if error is None else round(error, 2)}
     return out
 
 
@@ -190,14 +200,15 @@ def to_text(snapshot: NodeSnapshot, thresholds: Thresholds) -> str:
                 f"used {m.used_mib:,} + reserved {m.reserved_mib:,} + free {m.free_mib:,} = {m.total_mib:,} MiB  "
                 f"{SYMBOLS[state]} {state}"
             )
-    instances = group_instances(snapshot)
+    instances = instances_of(snapshot)
     owner = instance_of(instances)
     if instances:
         out.append("instances:")
         for i in instances:
             per_gpu = ", ".join(f"GPU {g}: {mib:,}" for g, mib in i.per_gpu_mib.items())
-            tp = f" TP={i.tp_size}" if i.tp_size else ""
-            out.append(f"  {i.name} [{i.engine}{tp}] {i.total_mib:,} MiB ({per_gpu})")
+            sizes = "".join(f" {axis}={n}" for axis, n in (("TP", i.tp_size), ("PP", i.pp_size), ("DP", i.dp_size)) if n)
+            out.append(f"  {i.label} [{i.engine}{sizes}] {i.total_mib:,} MiB ({per_gpu}), "
+                       f"{len(i.members)} process{'es' if len(i.members) != 1 else ''}" + (f"; {i.note}" if i.note else ""))
     if snapshot.gpu_processes:
         out.append("processes:")
         for p in snapshot.gpu_processes:
