@@ -172,6 +172,8 @@ def _alone_note(role: Role) -> str | None:
         return "not visible from here: its engine cannot be told"
     if role.engine == roles.OTHER:
         return "engine not recognised: an instance of its own"
+    if role.engine == roles.RAY:
+        return "a Ray process that no Serve replica claims (through its parents or placement group): an instance of its own"
     if role.kind in ("worker", "engine", "process"):
         return f"no {role.engine} server or launcher found above it: an instance of its own"
     return None
