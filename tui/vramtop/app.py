@@ -134,12 +134,13 @@ class VramtopApp(App[None]):
     ]
 
     def __init__(self, source: Source, config: Config | None = None, ray_poller: Any = None,
-                 telemetry_poller: Any = None, readonly: bool = False) -> None:
+                 telemetry_poller: Any = None, readonly: bool = False, exporter: Any = None) -> None:
         super().__init__()
         self.source = source
         self.config = config or Config()
         self.ray_poller = ray_poller
         self.telemetry_poller = telemetry_poller  # ``.poll(snapshot, instances) -> Telemetry``
+        self.exporter = exporter  # ``.publish(snapshot)``: the --export endpoint's holder
         self.stopper = Stopper(readonly=readonly)
         self._telemetry: Any = None  # the latest serving telemetry, attached to each snapshot
         self._telemetry_at = float("-inf")  # when the last telemetry poll began (monotonic)
@@ -274,6 +275,8 @@ class VramtopApp(App[None]):
         latest = self.history.latest
         if not self.replaying or latest is None or snapshot.timestamp > latest.timestamp:
             self.history.add(snapshot)  # (a paused or rewound replay shows snapshots it already has)
+        if self.exporter is not None:  # only stores it: a scrape builds the metrics in its own thread
+            self.exporter.publish(snapshot)
         await self.show_snapshot(snapshot)
         if (self.ray_poller is not None or self.ray_in_snapshots) and not self._at_rest:
             self._ray_next = snapshot

@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ~/.config/vramtop/config.yaml)")
     parser.add_argument("--theme", metavar="NAME", help="colour theme (see README)")
     parser.add_argument("--print-config", action="store_true", help="print the effective configuration and where each value came from")
+    parser.add_argument("--export", metavar="HOST:PORT",
+                        help="also serve Prometheus metrics of the live view's samples (see: vramtop export --help)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in SUBCOMMANDS:
         importlib.import_module(module).add_parser(sub)
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--cluster shows a live Ray cluster: it cannot go with --demo or --replay")
     if args.cluster and args.no_ray:
         parser.error("--cluster reads the Ray dashboard: it cannot go with --no-ray")
+    if args.export and args.once:
+        parser.error("--export serves the live view's samples: for metrics without it, run 'vramtop export'")
 
     from vramtop.recording import RecordingError
     from vramtop.sources.nvml import NvmlUnavailable
@@ -211,9 +215,20 @@ def main(argv: list[str] | None = None) -> int:
             print(once.to_json(snapshot, cfg.thresholds) if args.json else once.to_text(snapshot, cfg.thresholds))
         return 0
 
+    exporter = None
+    if args.export:  # the view hands each sample it takes to the endpoint: no second sampler
+        from vramtop.exporter.cli import export_live_view
+        from vramtop.exporter.server import ListenError
+
+        try:
+            exporter = export_live_view(args.export, cfg)
+        except ListenError as exc:
+            print(f"vramtop: {exc}", file=sys.stderr)
+            return 3
     from vramtop.app import VramtopApp
 
-    VramtopApp(source, cfg, ray_poller=ray_poller, telemetry_poller=telemetry, readonly=args.readonly).run()
+    VramtopApp(source, cfg, ray_poller=ray_poller, telemetry_poller=telemetry, readonly=args.readonly,
+                     exporter=exporter).run()
     # A driver call that hangs keeps its sampling thread alive; the user asked to quit, so quit.
     sys.stdout.flush()
     os._exit(0)

@@ -179,3 +179,11 @@ def _close(sources) -> None:
     close = getattr(sources.node, "close", None)
     if close is not None:
         close()
+
+
+def export_live_view(address: str, cfg) -> LatestSnapshot:
+    """``vramtop --export HOST:PORT``: serve the snapshots the live view already takes (it hands
+    each one to the holder returned). Raises ``ListenError`` (one line)."""
+    latest = LatestSnapshot(cfg.thresholds, cfg.candidates)
+    start_export(address, latest)
+    return latest
