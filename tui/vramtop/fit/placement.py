@@ -83,7 +83,8 @@ def node_from_snapshot(snapshot: NodeSnapshot) -> NodeView:
     return view
 
 
-_PAPER = re.compile(r"^\s*(\d+)\s*[x×*]\s*(\d+(?:\.\d+)?)\s*(gib|gb|g|mib|mb|m)?\s*$", re.I)
+_PAPER = re.compile(r"^\s*(\d{1,6})\s*[x×*]\s*(\d{1,12}(?:\.\d{1,6})?)\s*(gib|gb|g|mib|mb|m)?\s*$", re.I)
+PAPER_MAX_GIB = 4096  # no GPU comes near 4 TiB; a larger size is a typing slip, not a plan
 
 
 def paper_node(text: str) -> NodeView:
@@ -93,12 +94,12 @@ def paper_node(text: str) -> NodeView:
     """
     m = _PAPER.match(text)
     if not m:
-        raise ValueError(f"--on must look like 1x24GiB or 4x23028MiB, got '{text}'")
+        raise ValueError(f"--on must look like 1x24GiB or 4x23028MiB, got '{text[:40]}'")
     count = int(m.group(1))
     unit = (m.group(3) or "gib").lower()
     size = float(m.group(2)) * (1024 if unit.startswith("g") else 1)
-    if not 1 <= count <= 64 or size < 1024:
-        raise ValueError(f"--on {text}: need 1 to 64 GPUs of at least 1 GiB")
+    if not 1 <= count <= 64 or not 1024 <= size <= PAPER_MAX_GIB * 1024:
+        raise ValueError(f"--on {text[:40]}: need 1 to 64 GPUs of 1 to {PAPER_MAX_GIB:,} GiB each")
     mib = int(size)
     gpus = tuple(GpuSlot(i, "paper GPU", mib, mib, mib) for i in range(count))
     return NodeView(f"{count}x{mib} MiB on paper", gpus, (), paper=True)

@@ -424,7 +424,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
     hidden = _count(c, source, ("hidden_size", "n_embd", "d_model"), 1 << 20)
     heads = _count(c, source, ("num_attention_heads", "n_head"), 1 << 16)
     kv_heads = _count(c, source, ("num_key_value_heads", "multi_query_group_num"), heads, heads)
-    head_dim = _count(c, source, ("head_dim",), 1 << 16, max(1, hidden // heads))
+    head_dim = _count(c, source, ("head_dim", "attention_head_dim"), 1 << 16, max(1, hidden // heads))
     vocab = _count(c, source, ("vocab_size",), 1 << 24)
     intermediate = _count(c, source, ("intermediate_size", "ffn_dim", "n_inner"), 1 << 22, 4 * hidden)
     max_pos = _count(c, source, ("max_position_embeddings", "seq_length", "max_sequence_length"),
@@ -467,7 +467,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
             fmt = "fp8"
     else:
         params, weight_bytes = _estimate(layers, hidden, intermediate, heads, kv_heads, head_dim, vocab,
-                                         tied, experts, moe_inter, fmt, keep16)
+                                         tied, experts, moe_inter, fmt, keep16, pattern)
         weights_from, encoder = "estimated from config.json", 0
     if not 0 < params <= MAX_PARAMS or not 0 < weight_bytes <= 4 * MAX_PARAMS:
         raise SpecError(f"{source}: the weights add up to {weight_bytes:,} bytes, not a model")
@@ -485,13 +485,36 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
     )
 
 
+def _mixer_params(pattern: LayerPattern, hidden: int) -> int:
+    """Parameters of one state layer's mixer (its projections, as the model code lays them out)."""
+    st = pattern.state
+    if st is None:
+        return 0
+    d = st.dims
+    if st.kind == "gated_delta_net":  # in_proj_qkvz, in_proj_ba, out_proj
+        k_heads, v_heads, k_dim, v_dim, _ = d
+        return hidden * (2 * k_heads * k_dim + 2 * v_heads * v_dim + 2 * v_heads) + v_heads * v_dim * hidden
+    if st.kind == "mamba2":  # in_proj (z, x, B, C, dt), out_proj
+        inner, groups, m_heads, _, state, _ = d
+        return hidden * (2 * inner + 2 * groups * state + m_heads) + inner * hidden
+    if st.kind == "mamba":  # in_proj, x_proj, dt_proj, out_proj (dt rank hidden / 16)
+        inner, state, _ = d
+        rank = -(-hidden // 16)
+        return hidden * 2 * inner + inner * (rank + 2 * state) + rank * inner + inner * hidden
+    m_heads, head_dim = d  # linear attention: q, k, v, o of every head
+    return 4 * hidden * m_heads * head_dim
+
+
 def _estimate(layers: int, hidden: int, inter: int, heads: int, kv: int, hd: int, vocab: int,
               tied: bool, experts: int, moe_inter: int, fmt: str | None,
-              keep16: tuple[str, ...]) -> tuple[int, int]:
+              keep16: tuple[str, ...], pattern: LayerPattern) -> tuple[int, int]:
     """(parameters, bytes) of a decoder from its config. A quantization's bits apply to the
     linear layers only; embeddings, the LM head, routers and norms stay 16-bit, and so do the
-    attention projections when the exclusion list names them."""
-    attn = hidden * heads * hd * 2 + 2 * hidden * kv * hd
+    attention projections when the exclusion list names them. State layers count their own
+    mixer, MLP-only layers none."""
+    attention_layers = layers - pattern.state_layers - pattern.no_kv
+    per_attn = hidden * heads * hd * 2 + 2 * hidden * kv * hd
+    attn = (attention_layers * per_attn + pattern.state_layers * _mixer_params(pattern, hidden)) / layers
     mlp = 3 * hidden * (moe_inter or inter) * max(1, experts)
     router = hidden * experts
     embed = vocab * hidden * (1 if tied else 2)
@@ -500,7 +523,7 @@ def _estimate(layers: int, hidden: int, inter: int, heads: int, kv: int, hd: int
     attn_bits = 16.0 if any("attn" in k or "attention" in k for k in keep16) else bits
     nbytes = (layers * (attn * attn_bits + mlp * bits) / 8
               + 2 * (layers * (router + 2 * hidden) + embed + hidden))
-    return params, int(nbytes)
+    return int(params), int(nbytes)
 
 
 def from_hf_dir(path: Path, name: str | None = None) -> ModelSpec:
@@ -777,7 +800,7 @@ def parse_params(text: str) -> int:
     """"27B" -> 27e9, "350M" -> 350e6, "8030261248" as is; raises ``SpecError``."""
     m = _SIZE.match(text)
     if not m:
-        raise SpecError(f"--params must look like 27B or 350M, got '{text}'")
+        raise SpecError(f"--params must look like 27B or 350M, got '{text[:40]}'")
     scale = {"t": 1e12, "b": 1e9, "m": 1e6, "": 1.0}[m.group(2).lower()]
     value = float(m.group(1)) * scale
     if value < 1_000_000:
@@ -826,8 +849,9 @@ def _from_path(path: Path) -> ModelSpec:
 
 def resolve(name: str) -> ModelSpec:
     """A spec for what the user typed: a path, a catalog name or alias, an Ollama tag in the
-    local store, a repo in the local HF cache, or a model a running Ollama server has. Unknown
-    names raise ``SpecError`` listing the closest catalog names."""
+    local store, a repo in the local HF cache, a model a running Ollama server has, or a Hub
+    repository / Ollama library tag read over the network (``remote``). Unknown names raise
+    ``SpecError`` listing the closest catalog names."""
     text = name.strip()
     if not text:
         raise SpecError("no model given")
@@ -841,7 +865,10 @@ def resolve(name: str) -> ModelSpec:
             return _from_path(path)
         except OSError as exc:  # a directory that vanishes or cannot be listed while it is read
             raise SpecError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    for lookup in (from_catalog, from_ollama_store, from_hf_cache, from_ollama_api):  # cheapest first
+    from vramtop.fit import remote  # Hub repositories, Ollama library tags (it imports this module)
+
+    for lookup in (from_catalog, from_ollama_store, remote.cached, from_hf_cache, from_ollama_api,
+                   remote.fetch):  # cheapest first; remote.fetch alone goes to the network
         if (spec := lookup(text)) is not None:
             return spec
     near = closest_names(text)

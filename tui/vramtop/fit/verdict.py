@@ -424,6 +424,12 @@ def _weights_exceed(c: Candidate, cfg: vllm.VllmConfig, r: vllm.RankBudget, gpus
             f"(gpu_memory_utilization {cfg.util} × {gib_of_bytes(r.total_bytes)})")
 
 
+def _block_size(c: Candidate, cfg: vllm.VllmConfig) -> int:
+    """The attention block size vLLM picks for ``c`` (16, or more for state layers)."""
+    return vllm.kv_layout(c.model, cfg.tp, vllm.kv_element_bytes(cfg.kv_cache_dtype, cfg.dtype),
+                          vllm.state_page_bytes(c.model, cfg.tp, cfg.dtype)).block_size
+
+
 def _vllm_details(c: Candidate, cfg0: vllm.VllmConfig, tight: vllm.RankBudget,
                   per_gpu: list[GpuNeed]) -> tuple[list[str], list[BudgetLine]]:
     """The budget lines and the reasons, for the tightest rank."""
@@ -456,6 +462,12 @@ def _vllm_details(c: Candidate, cfg0: vllm.VllmConfig, tight: vllm.RankBudget,
         f"non-torch {gib_of_bytes(tight.non_torch_bytes)} + CUDA graphs {gib_of_bytes(tight.cudagraph_bytes)} → "
         f"KV cache {gib_of_bytes(tight.kv_cache_bytes)} = {tight.kv_cache_tokens:,} tokens, "
         f"{tight.max_concurrency:.2f}× requests of {cfg0.max_model_len:,}")
+    if c.model.weights_from:
+        reasons.append(f"weights {c.model.weights_from}")
+    if c.model.state_layers:
+        reasons.append(f"{c.model.state_layers} of {c.model.layers} layers keep a fixed state per request "
+                       f"({c.model.state.kind if c.model.state else 'state'}), not K/V per token; "
+                       f"vLLM's attention blocks grow to {_block_size(c, cfg0)} tokens to hold it")
     return reasons, budget
 
 
@@ -534,6 +546,11 @@ def _judge(c: Candidate, node: NodeView, brief: bool = False) -> FitResult:
         if inst.unknown_mib and not brief:
             out.reasons.append(f"the driver does not report all of {inst.name}'s memory: stopping it may "
                                "free more than counted here")
+    if c.model.unmodelled:  # what the arithmetic does not know can only lower confidence
+        gap = "not modelled: " + "; ".join(c.model.unmodelled)
+        out.reasons.insert(0, gap)
+        if out.verdict == GREEN:
+            out.verdict, out.headline = YELLOW, f"{out.headline}; but {gap}"
     if stopped and out.verdict in (GREEN, YELLOW):
         without = engine(c, node, free_after_stops(node, ()), True)
         if _RANK[without.verdict] > _RANK[out.verdict]:
