@@ -22,9 +22,22 @@ def test_file_then_command_line_and_where_each_came_from(tmp_path):
     "text, expect",
     [
         ("interval: [1, 2\n", "line 2"),
-        ("interval: fast\n", "line 1: 'interval' must be a positive number"),
-        ("interval: -1\n", "'interval' must be a positive number"),
+        ("interval: fast\n", "line 1: 'interval' must be a number from 0.1 to 3600 (seconds), got 'fast'"),
+        ("interval: -1\n", "'interval' must be a number from 0.1 to 3600 (seconds), got -1"),
+        ("interval: 0\n", "'interval' must be a number from 0.1 to 3600"),
+        ("interval: .nan\n", "'interval' must be a number from 0.1 to 3600 (seconds), got nan"),
+        ("interval: .inf\n", "got inf"),
+        ("interval: -.inf\n", "got -inf"),
+        ("interval: 'nan'\n", "got 'nan'"),
+        ("interval: true\n", "got True"),
+        ("interval: [1]\n", "got [1]"),
+        ("ray_timeout: 1e400\n", "'ray_timeout' must be a number from 0.1 to 600"),
+        ("telemetry_interval: 1000000000000000000000000000000\n", "got 100000000000000000000..."),
         ("critical_free_mib: 1.5\n", "'critical_free_mib' must be a whole number"),
+        ("critical_free_mib: -1\n", "'critical_free_mib' must be a whole number from 0"),
+        ("low_free_pct: 101\n", "'low_free_pct' must be a number from 0 to 100"),
+        ("x" * 1000 + ": 1\n", "unknown setting 'xxxxxxxxxxxxxxxxxxxx..."),
+        ("report_lang: " + "x" * 5000 + "\n", "got 'xxxxxxxxxxxxxxxxxxxx..."),
         ("colour: red\n", "unknown setting 'colour'"),
         ("report_lang: fr\n", "line 1: 'report_lang' must be one of en, es, got 'fr'"),
         ("- just\n- a list\n", "not a list"),
@@ -37,6 +50,7 @@ def test_malformed_file_is_one_line_naming_file_line_and_problem(tmp_path, text,
         config.load(path)
     message = str(err.value)
     assert str(path) in message and expect in message and "\n" not in message
+    assert len(message) < len(str(path)) + 250  # what the file says is quoted a few characters long
 
 
 def test_a_binary_file_is_one_line_too(tmp_path):

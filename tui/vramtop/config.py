@@ -1,7 +1,8 @@
 """The user's settings: defaults, then the YAML config file, then the command line.
 
 Each value remembers where it came from, so ``--print-config`` can say why it is what it is.
-A malformed file is one line naming the file, the line and the problem.
+A malformed file is one line naming the file, the line and the problem; the file is read as
+``yamlfile`` reads YAML (bounded, no aliases), and every number must lie in its range.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from vramtop import yamlfile
 from vramtop.analysis.states import Thresholds
+from vramtop.yamlfile import quote
 
 
 class ConfigError(Exception):
@@ -51,35 +52,49 @@ def default_path() -> Path:
     return Path(base) / "vramtop" / "config.yaml"
 
 
+# The range each number may take: a span of time that is 0, negative, NaN or infinite would
+# spin a loop or never tick; thresholds outside these mean nothing.
+_RANGES: dict[str, tuple[float, float]] = {
+    "interval": (0.1, 3600.0),
+    "ray_timeout": (0.1, 600.0),
+    "ray_interval": (0.5, 86400.0),
+    "telemetry_interval": (0.5, 86400.0),
+    "critical_free_mib": (0, 1 << 30),
+    "low_free_pct": (0.0, 100.0),
+}
+
+
 def _coerce(key: str, value: Any, where: str) -> Any:
     want = _KEYS[key].type
-    if key == "candidates":  # checked where they are judged; imported only when the key is set
-        from vramtop.exporter.candidates import parse_candidates
+    if "float" in want or "int" in want:
+        low, high = _RANGES[key]
+        whole = "int" in want
+        number: Any = None
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except (ValueError, OverflowError):
+                pass
+        if number is None or not low <= number <= high or (whole and not number.is_integer()):
+            kind = "a whole number" if whole else "a number"
+            unit = " (seconds)" if key in ("interval", "ray_timeout", "ray_interval", "telemetry_interval") else ""
+            raise ConfigError(f"{where}: '{key}' must be {kind} from {low:g} to {high:g}{unit}, got {quote(value)}")
+        return int(number) if whole else number
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where}: '{key}' must be text, got {quote(value)}")
+    if key == "report_lang" and value not in REPORT_LANGS:
+        raise ConfigError(f"{where}: 'report_lang' must be one of {', '.join(REPORT_LANGS)}, got {quote(value)}")
+    return value
 
-        try:
-            return parse_candidates(value)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: 'candidates': {exc}") from None
-    try:
-        if "float" in want:
-            if isinstance(value, bool):
-                raise TypeError
-            out = float(value)
-            if out <= 0 and key in ("interval", "ray_timeout", "ray_interval", "telemetry_interval"):
-                raise ValueError
-            return out
-        if "int" in want:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise TypeError
-            return int(value)
-        if value is not None and not isinstance(value, str):
-            raise TypeError
-        if key == "report_lang" and value not in REPORT_LANGS:
-            raise ConfigError(f"{where}: 'report_lang' must be one of {', '.join(REPORT_LANGS)}, got {value!r}")
-        return value
-    except (TypeError, ValueError):
-        kind = "a positive number" if "float" in want else "a whole number" if "int" in want else "text"
-        raise ConfigError(f"{where}: '{key}' must be {kind}, got {value!r}") from None
+
+def _key_lines(text: str) -> dict[str, int]:
+    """The line of each top-level ``key:`` (its first), read in one pass."""
+    lines: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        key, colon, _ = line.partition(":")
+        if colon and key and not key[0].isspace():
+            lines.setdefault(key.strip().strip("'\""), number)
+    return lines
 
 
 def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -90,27 +105,21 @@ def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> C
     path = path or default_path()
     if path.exists() or explicit:
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f"line {mark.line + 1}: " if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ConfigError(f"{path}: {line}{problem}") from None
+            text = yamlfile.read_text(path)
+            data = yamlfile.parse(text)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: cannot read config file (No such file or directory)") from None
+        except yamlfile.YamlError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
         if data is None:
             data = {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the file must hold 'key: value' settings, not a {type(data).__name__}")
-        lines = {k: i + 1 for i, ln in enumerate(text.splitlines()) for k in data if ln.startswith(f"{k}:")}
+        lines = _key_lines(text)
         for key, value in data.items():
-            where = f"{path}: line {lines.get(key, '?')}"
+            where = f"{path}: line {lines.get(str(key), '?')}"
             if key not in _KEYS:
-                raise ConfigError(f"{where}: unknown setting '{key}' (known: {', '.join(sorted(_KEYS))})")
+                raise ConfigError(f"{where}: unknown setting {quote(key)} (known: {', '.join(sorted(_KEYS))})")
             cfg = replace(cfg, **{key: _coerce(key, value, where)})
             sources[key] = f"{path}:{lines.get(key, '?')}"
     for key, value in (overrides or {}).items():

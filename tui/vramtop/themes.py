@@ -2,7 +2,8 @@
 
 Shipped themes live in the package's ``themes`` folder (the repository's top-level ``themes/``
 in a source checkout); a user's own go in ``$XDG_CONFIG_HOME/vramtop/themes/`` and win on a
-name clash. A file vramtop cannot use is skipped with one line naming the file and the problem.
+name clash. Files are read as ``yamlfile`` reads YAML (bounded, no aliases). A file vramtop
+cannot use is skipped with one line naming the file and the problem.
 
 A theme file holds Textual's theme fields plus ``variables`` for vramtop's own colours::
 
@@ -19,8 +20,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from textual.theme import Theme
+
+from vramtop import yamlfile
 
 # vramtop's own colour variables; ``variable_defaults`` derives each from a theme's palette.
 APP_VARIABLES = {
@@ -70,9 +72,9 @@ def parse_theme(data: object, path: Path) -> Theme:
     """One theme from a file's YAML data; ``ValueError`` with a one-line reason otherwise."""
     if not isinstance(data, dict):
         raise ValueError("the file must hold 'field: value' lines")
-    unknown = sorted(set(data) - set(_COLOUR_FIELDS) - set(_OTHER_FIELDS))
+    unknown = [k for k in data if k not in _COLOUR_FIELDS and k not in _OTHER_FIELDS]
     if unknown:
-        raise ValueError(f"unknown field '{unknown[0]}'")
+        raise ValueError(f"unknown field {yamlfile.quote(unknown[0])}")
     for key in ("name", "primary"):
         if not isinstance(data.get(key), str) or not data[key].strip():
             raise ValueError(f"'{key}' is required")
@@ -87,7 +89,7 @@ def parse_theme(data: object, path: Path) -> Theme:
     try:
         theme.to_color_system().generate()
     except Exception as exc:  # Textual's colour parser: say which value, never a traceback
-        raise ValueError(f"bad colour ({str(exc).splitlines()[0]})") from None
+        raise ValueError(f"bad colour ({yamlfile.one_line(exc)})") from None
     return theme
 
 
@@ -98,12 +100,10 @@ def load_dir(folder: Path) -> tuple[list[Theme], list[ThemeError]]:
         return themes, errors
     for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
         try:
-            themes.append(parse_theme(yaml.safe_load(path.read_text(encoding="utf-8")), path))
-        except (OSError, yaml.YAMLError) as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}: " if mark is not None else ""
-            errors.append(ThemeError(path, where + (getattr(exc, "problem", None) or str(exc).splitlines()[0])))
-        except ValueError as exc:
+            themes.append(parse_theme(yamlfile.load(path), path))
+        except FileNotFoundError:  # removed while the folder was read
+            continue
+        except (yamlfile.YamlError, ValueError) as exc:
             errors.append(ThemeError(path, str(exc)))
     return themes, errors
 

@@ -7,7 +7,9 @@ field keeps the text as typed (a half-typed "0." must survive a redraw); a blank
 ``assess`` is the one call the panel makes per keystroke and per tick.
 
 The last candidates and the pins persist in ``$XDG_STATE_HOME/vramtop/whatif.yaml``
-(``~/.local/state`` when unset). A file that cannot be read starts fresh with one line saying why.
+(``~/.local/state`` when unset), read as ``yamlfile`` reads YAML (bounded, no aliases). A file
+that cannot be read, or holds anything but a state vramtop wrote, starts fresh with one line
+saying why.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from vramtop import yamlfile
 from vramtop.analysis.instances import Instance
 from vramtop.fit import specs, vllm
 from vramtop.fit.fields import ModelChoice, candidate_from_fields
@@ -34,6 +37,7 @@ ENGINE_LABELS = {VLLM: "vLLM", OLLAMA: "Ollama"}
 
 STATE_VERSION = 1
 RECENT_LIMIT = 8  # how many last candidates are remembered
+_MAX_TEXT = 256  # the longest field text a state file may hold (a model path is well under it)
 AUTO = "auto"
 
 
@@ -78,15 +82,18 @@ class FormState:
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             if key not in known:
-                raise ValueError(f"unknown candidate field '{key}'")
+                raise ValueError(f"unknown candidate field {yamlfile.quote(key)}")
             if key == "stopped":
-                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                if not (isinstance(value, list) and len(value) <= _MAX_TEXT
+                        and all(isinstance(v, str) and len(v) <= _MAX_TEXT for v in value)):
                     raise ValueError("'stopped' must be a list of instance keys")
                 kwargs[key] = tuple(value)
             elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
                 kwargs[key] = str(value)
+                if len(kwargs[key]) > _MAX_TEXT:
+                    raise ValueError(f"'{key}' is longer than {_MAX_TEXT} characters")
             else:
-                raise ValueError(f"'{key}' must be text, got {value!r}")
+                raise ValueError(f"'{key}' must be text, got {yamlfile.quote(value)}")
         form = cls(**kwargs)
         if form.engine not in ENGINES:
             raise ValueError(f"unknown engine '{form.engine}' (known: {', '.join(ENGINES)})")
@@ -373,7 +380,7 @@ class WhatIfMemory:
             raise ValueError(f"the file must hold a mapping, not {type(data).__name__}")
         version = data.get("version")
         if version != STATE_VERSION:
-            raise ValueError(f"unknown version {version!r} (this vramtop writes {STATE_VERSION})")
+            raise ValueError(f"unknown version {yamlfile.quote(version)} (this vramtop writes {STATE_VERSION})")
         for key in ("recent", "pins"):
             if not isinstance(data.get(key, []), list):
                 raise ValueError(f"'{key}' must be a list")
@@ -395,20 +402,10 @@ def load_memory(path: Path | None = None) -> tuple[WhatIfMemory, str | None]:
     """The remembered state, and a one-line warning when the file had to be ignored."""
     path = path or default_state_path()
     try:
-        text = path.read_text(encoding="utf-8")
+        return WhatIfMemory.from_dict(yamlfile.load(path)), None
     except FileNotFoundError:
         return WhatIfMemory(), None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        return WhatIfMemory(), f"{path}: cannot read the what-if state ({reason}); starting fresh"
-    try:
-        return WhatIfMemory.from_dict(yaml.safe_load(text)), None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        return WhatIfMemory(), f"{path}: {where}{problem}; starting fresh"
-    except ValueError as exc:
+    except (yamlfile.YamlError, ValueError) as exc:
         return WhatIfMemory(), f"{path}: {exc}; starting fresh"
 
 
