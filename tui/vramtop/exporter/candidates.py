@@ -91,7 +91,7 @@ def judge(candidates: tuple[NamedCandidate, ...], snapshot: NodeSnapshot) -> tup
         if errors or cand is None:
             out.append(Headroom(c.name, invalid(c.form, errors or {"model": "pick a model"}), None))
         else:
-            result = evaluate(cand, node)
+            result = evaluate(cand, node, suggest=False)  # a gauge has no use for the changes that would help
             out.append(Headroom(c.name, result, _gpus(cand, result)))
     return tuple(out)
 
