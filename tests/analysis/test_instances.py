@@ -89,3 +89,14 @@ def test_a_ray_serve_llm_replica_is_one_instance_with_the_workers_of_its_placeme
     assert (llm.key, llm.name, llm.label) == ("ray:500", "llm/LLMServer:qwen", "llm/LLMServer:qwen#abcd1234")
     assert by_root[700].replica is None and by_root[700].label == by_root[700].name
     assert sum(i.total_mib for i in insts) == 41_500  # nothing dropped, nothing counted twice
+
+
+def test_instances_of_groups_once_per_snapshot_object():
+    from vramtop.analysis.instances import instances_of
+
+    source = DemoSource(clock=lambda: 0.0)
+    snap = source.sample()
+    first = instances_of(snap)
+    assert instances_of(snap) is first  # the same tick asked again: no second grouping
+    other = source.sample()  # an equal node, another tick
+    assert instances_of(other) is not first and instances_of(other) == first

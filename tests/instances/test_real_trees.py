@@ -126,6 +126,9 @@ def test_vllm_without_setproctitle_is_told_from_its_command_line(tmp_path):
     (inst,) = doc["instances"]
     assert inst["engine"] == "vllm" and inst["name"] == "vLLM m" and inst["tp_size"] == 2
     assert inst["root_pid"] == tree.pid["api"] and inst["total_mib"] == 14_000
+    # they hold GPU memory below the API server under its command line: workers, rank unknown
+    assert [members(inst)[tree.pid[w]][:2] for w in ("w0", "w1")] == [("worker", "worker")] * 2
+    assert {p["role"] for p in doc["processes"]} == {"worker"}
 
 
 def test_vllm_v0_main_process_is_tp_rank_0_and_its_forked_workers_ranks_1_to_n(tmp_path):
@@ -145,6 +148,8 @@ def test_vllm_v0_main_process_is_tp_rank_0_and_its_forked_workers_ranks_1_to_n(t
     assert roles[tree.pid["main"]][:2] == ("api-server", "APIServer+Worker_TP0")
     assert [roles[tree.pid[r]][:2] for r in ("r1", "r2")] == [("worker", "VllmWorkerProcess_TP1"),
                                                                  ("worker", "VllmWorkerProcess_TP2")]
+    assert [p["label"] for p in doc["processes"]] == ["APIServer+Worker_TP0", "VllmWorkerProcess_TP1",
+                                                      "VllmWorkerProcess_TP2"]
 
 
 def test_torchrun_launcher_one_process_per_rank(tmp_path):
@@ -159,6 +164,7 @@ def test_torchrun_launcher_one_process_per_rank(tmp_path):
         doc = run_once_json(tree.scenario(tmp_path / "nvml.txt", 2))
     (inst,) = doc["instances"]
     assert inst["root_pid"] == tree.pid["launcher"] and inst["engine"] == "torchrun" and inst["total_mib"] == 12_000
+    assert {m["role"] for m in inst["members"]} == {"worker"}
 
 
 def test_sglang_server_schedulers_and_detokenizer(tmp_path):

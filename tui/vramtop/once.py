@@ -29,7 +29,10 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
     owner = instance_of(instances)
     processes = []
     for p in snapshot.gpu_processes:
-        role = roles.classify(p.host)
+        inst = owner.get((p.gpu_index, p.pid))
+        # the role its instance gives it (vLLM V0's ranks, untitled workers), else its own
+        role = next((m.role for m in inst.members if m.pid == p.pid), None) if inst else None
+        role = role or roles.classify(p.host)
         facts = process_facts(snapshot.telemetry, p)
         processes.append({
             "pid": p.pid,
@@ -40,7 +43,7 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
             "engine": role.engine,
             "role": role.kind,
             "label": role.label or None,
-            "instance": inst.key if (inst := owner.get((p.gpu_index, p.pid))) else None,
+            "instance": inst.key if inst else None,
             "user": p.host.user if p.host else None,
             "cpu_pct": p.host.cpu_pct if p.host else None,
             "rss_mib": p.host.rss_mib if p.host else None,

@@ -221,8 +221,19 @@ def _member_roles(g: _Group, root_pid: int) -> dict[int, Role]:
     ``vllm/executor/multiproc_gpu_executor.py``) are ranks 1..N."""
     out = {pid: roles.classify(host) for pid, host in g.hosts.items()}
     root_role = roles.classify(g.root)
+    if _rank(root_role):
+        for pid, role in out.items():
+            # Below a server or launcher, a GPU process with no title of its own (a forked or
+            # spawned child keeps its parent's command line, or multiprocessing's) is one of its
+            # GPU workers; which rank, nothing says.
+            untitled = role.engine == roles.OTHER or (
+                pid != root_pid and role.kind in ("api-server", "launcher") and g.hosts[pid] is not None
+                and g.root is not None and g.hosts[pid].cmdline == g.root.cmdline)
+            if untitled:
+                out[pid] = Role(root_role.engine if root_role.engine != roles.RAY else role.engine, "worker", "worker")
     v0 = (root_role.engine == roles.VLLM and root_role.kind == "api-server" and root_pid in g.per_member
-          and not any(r.kind == "engine" or r.tp_rank is not None for r in out.values()))
+          and not any(r.kind == "engine" or r.tp_rank is not None for r in out.values())
+          and any(r.label == "worker" for pid, r in out.items() if pid != root_pid))
     if not v0:
         return out
     out[root_pid] = replace(root_role, label="APIServer+Worker_TP0", tp_rank=0)
