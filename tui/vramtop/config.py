@@ -66,6 +66,13 @@ _RANGES: dict[str, tuple[float, float]] = {
 
 def _coerce(key: str, value: Any, where: str) -> Any:
     want = _KEYS[key].type
+    if key == "candidates":  # checked where they are judged; imported only when the key is set
+        from vramtop.exporter.candidates import parse_candidates
+
+        try:
+            return parse_candidates(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: 'candidates': {exc}") from None
     if "float" in want or "int" in want:
         low, high = _RANGES[key]
         whole = "int" in want

@@ -16,6 +16,7 @@ from vramtop.fit import GREEN, INVALID, RED, YELLOW, Candidate, FitResult, evalu
 from vramtop.fit.verdict import OLLAMA
 from vramtop.snapshot import NodeSnapshot
 from vramtop.whatif_state import FormState, candidate_of, invalid
+from vramtop.yamlfile import quote
 
 # The verdict as a gauge: ordered from best to worst, so max() over candidates means something.
 VERDICT_VALUES = {GREEN: 0, YELLOW: 1, RED: 2, INVALID: 3}
@@ -63,9 +64,9 @@ def parse_candidates(value: Any) -> tuple[NamedCandidate, ...]:
             raise ValueError(f"{where}: 'model' is missing")
         name = form.model.strip() if name is None else name
         if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
-            raise ValueError(f"{where}: 'name' must be one word (it labels metrics and watch rules), got {name!r}")
+            raise ValueError(f"{where}: 'name' must be one word (it labels metrics and watch rules), got {quote(name)}")
         if name in (c.name for c in out):
-            raise ValueError(f"{where}: the name '{name}' is used twice (give each candidate its own 'name')")
+            raise ValueError(f"{where}: the name {quote(name)} is used twice (give each candidate its own 'name')")
         out.append(NamedCandidate(name, form))
     return tuple(out)
 
