@@ -299,6 +299,8 @@ class VramtopApp(App[None]):
             self.call_from_thread(self._show_ray, snapshot.ray, analysis)
 
     def _show_ray(self, state: RayState | None, analysis: Any) -> None:
+        if not self.screen_stack:
+            return  # the app has shut down
         try:
             self.query_one(RayPanel).show(state, analysis)
         except NoMatches:
