@@ -1,4 +1,4 @@
-"""One telemetry poll: engines' metrics, Ollama's models, containers, loaded frameworks and model
+"""One telemetry poll: engines' metrics (vLLM, SGLang, TGI), Ollama's models, containers, loaded frameworks and model
 files, trends and notices.
 
 Meant for a background thread on its own interval (HTTP reads can take up to the timeout); the
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Callable, Mapping
 
@@ -22,7 +22,9 @@ from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, group_instances
 from vramtop.fit import specs
 from vramtop.snapshot import NodeSnapshot
-from vramtop.telemetry import containers, kv_check, loaded, ollama, ray_serve, vllm_metrics
+from vramtop.telemetry import (
+    containers, kv_check, loaded, ollama, ray_serve, sglang_metrics, tgi_metrics, vllm_metrics,
+)
 from vramtop.telemetry.per_process import PerProcess
 from vramtop.telemetry.model import (
     NO_ENDPOINT, NOT_REACHABLE, OK, InstanceTelemetry, OllamaModel, OllamaStatus, ServeAutoscaling, ServingHistory,
@@ -46,6 +48,7 @@ class _Watched:
     last: InstanceTelemetry | None = None
     retry_at: float = 0.0
     history: deque | None = None
+    scraped_at: float | None = None  # when ``history[-1]`` was read (SGLang, TGI: for rates)
 
 
 class TelemetryPoller:
@@ -102,6 +105,9 @@ class TelemetryPoller:
             if inst.engine == roles.VLLM:
                 live_keys.add(inst.key)
                 per_instance[inst.key] = self._isolated(inst, lambda: self._vllm(snapshot, inst, now))
+            elif inst.engine in (roles.SGLANG, roles.TGI):
+                live_keys.add(inst.key)
+                per_instance[inst.key] = self._isolated(inst, lambda: self._sglang_tgi(snapshot, inst, now))
         for key in [k for k in self._watched if k not in live_keys]:
             del self._watched[key]
         self._scraper.forget({w.endpoint.url for w in self._watched.values() if w.endpoint})
@@ -204,6 +210,62 @@ class TelemetryPoller:
             kv_check.kv_check(metrics, inst.tp_size or 1, first_gpu, vllm_metrics.argv_of(server)),
         )
         return watched.last
+
+    # -- SGLang and TGI -----------------------------------------------------------------------
+
+    def _sglang_tgi(self, snapshot: NodeSnapshot, inst: Instance, now: float) -> InstanceTelemetry:
+        """SGLang's and TGI's ``/metrics``: found from the server's command line and sockets,
+        probed, read and retried as vLLM's are."""
+        sglang = inst.engine == roles.SGLANG
+        server = sglang_metrics.server(snapshot, inst) if sglang else tgi_metrics.launcher(snapshot, inst)
+        watched = self._watched.get(inst.key)
+        if watched is None or watched.server_pid != (server.pid if server else None):
+            watched = _Watched(server.pid if server else None, None, history=deque(maxlen=self._history))
+            self._watched[inst.key] = watched
+        if server is None:
+            what = "SGLang HTTP server" if sglang else "text-generation-launcher"
+            watched.last = InstanceTelemetry(inst.key, inst.engine, NO_ENDPOINT, f"metrics: none (no {what} among its processes)")
+            return watched.last
+        if sglang and not sglang_metrics.metrics_enabled(server):
+            watched.last = InstanceTelemetry(inst.key, inst.engine, NO_ENDPOINT,
+                                             "metrics: off (SGLang serves them only with --enable-metrics)")
+            return watched.last
+        if watched.last is not None and watched.last.status == NOT_REACHABLE and now < watched.retry_at:
+            return watched.last
+        parse = sglang_metrics.parse if sglang else tgi_metrics.parse
+        if watched.endpoint is None or (watched.last is not None and watched.last.status == NOT_REACHABLE):
+            if sglang:
+                urls = vllm_metrics.candidate_urls(server, self._listening(server.pid), sglang_metrics.DEFAULT_PORT)
+            else:
+                router = tgi_metrics.router_pid(server.pid)
+                urls = vllm_metrics.candidate_urls(server, self._listening(router) if router else None,
+                                                   tgi_metrics.DEFAULT_PORT, "--hostname")
+            url = next((u for u in urls if self._answers(u, parse)), urls[0])
+            watched.endpoint = vllm_metrics.Endpoint(url, server.pid)
+        url = watched.endpoint.url
+        try:
+            metrics = parse(self._fetch(url, self._timeout_s), url)
+        except vllm_metrics.MetricsUnavailable as exc:
+            watched.last = InstanceTelemetry(inst.key, inst.engine, NOT_REACHABLE, f"metrics: not reachable ({exc})", url)
+            watched.retry_at = now + self._retry_s
+            return watched.last
+        previous = watched.history[-1] if watched.history else None
+        rated = vllm_metrics.with_rates(metrics, previous, now - watched.scraped_at if watched.scraped_at else 0.0)
+        if metrics.generation_tokens_per_s is not None:  # the engine's own figure (SGLang's gen_throughput)
+            rated = replace(rated, generation_tokens_per_s=metrics.generation_tokens_per_s)
+        watched.history.append(rated)
+        watched.scraped_at = now
+        totals = {g: gpu.total_mib for g in inst.gpu_indices if (gpu := snapshot.gpu(g)) is not None}
+        watched.last = InstanceTelemetry(inst.key, inst.engine, OK, vllm_metrics.summary(rated, totals), url, rated,
+                                         ServingHistory.of(watched.history))
+        return watched.last
+
+    def _answers(self, url: str, parse: Callable[[str, str], object]) -> bool:
+        try:
+            parse(self._fetch(url, self._timeout_s), url)
+            return True
+        except vllm_metrics.MetricsUnavailable:
+            return False
 
     # -- Ray Serve ----------------------------------------------------------------------------
 

@@ -69,6 +69,13 @@ def _is_api_server(host: HostProcess) -> bool:
 
 def api_server(snapshot: NodeSnapshot, instance: Instance) -> HostProcess | None:
     """The outermost vLLM API server among the instance's processes and their ancestors."""
+    return outermost(snapshot, instance, _is_api_server)
+
+
+def outermost(snapshot: NodeSnapshot, instance: Instance,
+              wanted: Callable[[HostProcess], bool]) -> HostProcess | None:
+    """The ``wanted`` process farthest out among the instance's processes and their ancestors
+    (the server that started the engine, not a helper it started)."""
     starts = [m.host for m in instance.members if m.host is not None]
     if (root := snapshot.host_process(instance.root_pid)) is not None:
         starts.append(root)
@@ -79,7 +86,7 @@ def api_server(snapshot: NodeSnapshot, instance: Instance) -> HostProcess | None
         cur: HostProcess | None = host
         height = 0
         while cur is not None and cur.pid not in seen:
-            if _is_api_server(cur) and height > found_height:
+            if wanted(cur) and height > found_height:
                 found, found_height = cur, height
             seen.add(cur.pid)
             cur = snapshot.ancestors.get(cur.ppid) if cur.ppid else None
@@ -138,9 +145,11 @@ def _other_netns(pid: int) -> bool:
         return False
 
 
-def candidate_urls(server: HostProcess, listening: list[tuple[str, int]] | None) -> list[str]:
+def candidate_urls(server: HostProcess, listening: list[tuple[str, int]] | None,
+                   default_port: int = DEFAULT_PORT, host_flag: str = "--host") -> list[str]:
     """Metrics URLs to try, best first: the ``--port`` of the command line when the process
-    listens on it (or when its sockets cannot be read), then the other ports it listens on."""
+    listens on it (or when its sockets cannot be read), then the other ports it listens on.
+    ``default_port`` and ``host_flag`` are the engine's (vLLM: 8000, ``--host``)."""
     args = argv_of(server)
     scheme = "https" if flag_value(args, "--ssl-keyfile") else "http"
     port_text = flag_value(args, "--port")
@@ -148,12 +157,12 @@ def candidate_urls(server: HostProcess, listening: list[tuple[str, int]] | None)
         cmd_port = int(port_text) if port_text is not None else None
     except ValueError:
         cmd_port = None
-    cmd_host = flag_value(args, "--host")
+    cmd_host = flag_value(args, host_flag)
     urls: list[str] = []
     if listening is None or not listening:
-        urls.append(f"{scheme}://{connect_host(cmd_host)}:{cmd_port or DEFAULT_PORT}/metrics")
+        urls.append(f"{scheme}://{connect_host(cmd_host)}:{cmd_port or default_port}/metrics")
         return urls
-    ordered = sorted(listening, key=lambda a: (a[1] != (cmd_port or DEFAULT_PORT), a[1]))
+    ordered = sorted(listening, key=lambda a: (a[1] != (cmd_port or default_port), a[1]))
     for addr, port in ordered:
         url = f"{scheme}://{connect_host(addr)}:{port}/metrics"
         if url not in urls:
@@ -178,7 +187,7 @@ def fetch(url: str, timeout_s: float) -> str:
     return answer.body.decode("utf-8", errors="replace")
 
 
-def _relevant(text: str, names: tuple[str, ...]) -> str:
+def relevant(text: str, names: tuple[str, ...]) -> str:
     """Only the sample lines of the metrics we read: the parser's cost follows what we keep.
     HELP and TYPE lines go too; samples are matched by their own names, typed or not."""
     return "\n".join(line for line in text.splitlines() if line.startswith(names)) + "\n"
@@ -210,7 +219,7 @@ def parse(text: str, url: str, known_cache: CacheConfig | None = None) -> VllmMe
     models: list[str] = []
     cache: CacheConfig | None = known_cache
     try:
-        for family in text_string_to_metric_families(_relevant(text, _LIVE if known_cache else _WANTED)):
+        for family in text_string_to_metric_families(relevant(text, _LIVE if known_cache else _WANTED)):
             for sample in family.samples:
                 model = sample.labels.get("model_name")
                 if model and model not in models:
