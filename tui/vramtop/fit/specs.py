@@ -855,6 +855,8 @@ def resolve(name: str) -> ModelSpec:
     text = name.strip()
     if not text:
         raise SpecError("no model given")
+    if len(text) > 4096 or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise SpecError("a model name or path has no control characters and at most 4,096 characters")
     try:
         path = Path(text).expanduser()
         exists = path.exists()
