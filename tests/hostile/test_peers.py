@@ -19,6 +19,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from peer_servers import RawServer, answer, dashboard_env, drip, flood, raw, redirect, run_vramtop
 
@@ -260,3 +262,63 @@ def test_a_non_http_dashboard_is_one_plain_line(servers, fake_nvml, tmp_path):
     _bounded(run)
     ray = run.doc["ray"]
     assert (ray["status"], ray["error"]) == ("bad response", "/api/serve/applications/: answered, but not with HTTP")
+
+
+# -- the live view: the dashboard's trouble stays in the Ray panel -------------------------------
+
+async def test_the_live_view_shows_a_dripping_dashboards_timeout_in_the_ray_panel(servers):
+    from textual.widgets import Static
+
+    from vramtop.app import VramtopApp
+    from vramtop.config import Config
+    from vramtop.ray.poller import RayPoller
+    from vramtop.sources.demo import DemoSource
+    from vramtop.widgets.ray_panel import RayPanel
+
+    dashboard = servers()
+    _healthy(dashboard)
+    dashboard.route("/api/serve/applications/", drip(0.3))
+    app = VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=0.1),
+                     ray_poller=RayPoller(dashboard.url, timeout=0.5, environ={}))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("R")
+        summary = ""
+        for _ in range(100):  # up to 5 s: one 0.5 s deadline, then a sample and the analysis worker
+            await pilot.pause(0.05)
+            summary = str(app.query_one(RayPanel).query_one("#ray-summary", Static).render())
+            if "within" in summary:
+                break
+        samples = app.history.added
+        await pilot.pause(0.5)
+        assert app.history.added > samples  # sampling never waited for the dashboard
+    assert "no complete answer on /api/serve/applications/ within 0.5 s" in summary, summary
+
+
+# -- any bytes a peer sends ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def peer():
+    server = RawServer()
+    yield server
+    server.close()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=400),
+    st.builds(lambda head, body: b"HTTP/1.1 " + head + b"\r\n\r\n" + body, st.binary(max_size=200), st.binary(max_size=200)),
+    st.builds(lambda code, headers, body: f"HTTP/1.1 {code} X\r\n".encode() + headers + b"\r\n\r\n" + body,
+              st.integers(0, 999), st.sampled_from([b"Transfer-Encoding: chunked", b"Content-Length: 99999",
+                                                    b"Content-Length: -1", b"Location: http://[::1", b""]),
+              st.binary(max_size=200)),
+))
+def test_any_bytes_from_a_peer_give_an_answer_or_one_plain_peer_error(peer, data):
+    from vramtop import peer_http
+
+    peer.route("/", raw(data))
+    try:
+        got = peer_http.get(peer.url + "/x", 2.0, 4096)
+    except peer_http.PeerError as exc:
+        _plain_line(str(exc))
+    else:
+        assert len(got.body) <= 4096

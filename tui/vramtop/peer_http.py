@@ -165,10 +165,10 @@ def get(url: str, deadline_s: float, max_bytes: int, headers: Mapping[str, str] 
             status, location, body = _one(url, deadline, max_bytes, headers or {}, verify_tls)
             if location is None:
                 return Answer(status, body)
-            target = urljoin(url, location)
             try:
+                target = urljoin(url, location)
                 same = _origin(target) == origin
-            except PeerError:
+            except (PeerError, ValueError):
                 same = False
             if not same:
                 raise PeerError(REDIRECT, f"HTTP {status} redirects to another host or scheme (not followed)")
