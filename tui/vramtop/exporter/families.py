@@ -170,11 +170,10 @@ def process_family(snapshot: NodeSnapshot, ids: dict[str, tuple[str, str]],
 def serve_families(snapshot: NodeSnapshot) -> Iterator[Metric]:
     """Per Ray Serve deployment: replicas by state, autoscaling bounds, and what the cluster's
     GPUs can ever hold (the analysis the Ray panel shows)."""
-    state = snapshot.ray
-    if not isinstance(state, RayState):
-        return
-    up = _gauge("vramtop_ray_dashboard_up", "1 when the Ray dashboard answered the last poll")
-    up.add_metric([], 1 if state.error is None else 0)
+    state = snapshot.ray if isinstance(snapshot.ray, RayState) else None
+    up = _gauge("vramtop_ray_dashboard_up", "1 when the Ray dashboard answered the last poll (none: not polled)")
+    if state is not None:
+        up.add_metric([], 1 if state.error is None else 0)
     yield up
     base = ("app", "deployment")
     replicas = _gauge("vramtop_serve_deployment_replicas", "A deployment's replicas by state", (*base, "state"))
@@ -187,7 +186,7 @@ def serve_families(snapshot: NodeSnapshot) -> Iterator[Metric]:
     )}
     warning = _gauge("vramtop_serve_deployment_warning",
                      "1 for each warning on a deployment (e.g. min_replicas cannot be met)", (*base, "warning"))
-    for a in analyze(state, snapshot).deployments:
+    for a in analyze(state, snapshot).deployments if state is not None else ():
         labels = [a.app, a.name]
         for s, n in zip(REPLICA_STATES, (a.running, a.starting, a.pending)):
             replicas.add_metric([*labels, s], n)
