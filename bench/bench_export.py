@@ -5,7 +5,7 @@ instances under Ray Serve replicas with their telemetry, eight Ollama runners, t
 Ray Serve state; three headroom candidates (two vLLM, one Ollama). Measured in the same run:
 
   first scrape     a new snapshot's first scrape: instances, Ray analysis, the candidates'
-                   verdicts, metric families and the text exposition
+                   verdicts, metric families and the text exposition (and without candidates)
   later scrape     another scrape of the same snapshot (the families are kept)
   JSON document    ``vramtop --once --json``'s document of the same snapshot (to_dict + dumps)
   empty registry   prometheus_client's generate_latest of a registry with nothing in it
@@ -51,6 +51,15 @@ def main() -> None:
         return generate_latest(registry)
 
     first, first_min = median_ms(first_scrape, n)
+    bare = LatestSnapshot(thresholds)  # the same scrape without candidates: the verdicts' share
+    bare_registry = registry_for(bare)
+    fresh = iter(snapshots)
+
+    def first_bare() -> bytes:
+        bare.publish(next(fresh))
+        return generate_latest(bare_registry)
+
+    no_candidates, no_candidates_min = median_ms(first_bare, n)
     later, later_min = median_ms(lambda: generate_latest(registry), n)
     document, document_min = median_ms(lambda: json.dumps(once.to_dict(snapshots[-1], thresholds)), n)
     empty, empty_min = median_ms(lambda: generate_latest(CollectorRegistry()), n)
@@ -58,7 +67,9 @@ def main() -> None:
 
     print(f"8 GPUs, {len(snapshots[-1].gpu_processes)} GPU processes, {len(CANDIDATES)} candidates; "
           f"{size:,} bytes of exposition; CPU ms per call, median (fastest) of {n}")
-    rows = [("first scrape of a snapshot", first, first_min), ("later scrape, same snapshot", later, later_min),
+    rows = [("first scrape of a snapshot", first, first_min),
+            ("  the same without candidates", no_candidates, no_candidates_min),
+            ("later scrape, same snapshot", later, later_min),
             ("baseline: --once --json document", document, document_min),
             ("baseline: empty registry", empty, empty_min)]
     for label, median, fastest in rows:
