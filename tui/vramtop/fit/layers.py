@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from vramtop.yamlfile import one_line
+
 FULL, SLIDING, STATE, NONE = "full", "sliding", "state", "none"
 MAMBA1, MAMBA2, GDN, LINEAR = "mamba", "mamba2", "gated_delta_net", "linear_attention"
 
@@ -127,7 +129,7 @@ def layer_pattern(c: Mapping[str, Any], layers: int, sliding_window: bool) -> La
         for ch in pattern:
             kind = {"M": STATE, "*": FULL, "-": NONE, "E": NONE}.get(ch)
             if kind is None:
-                unknown.append(f"layer type '{ch[:12]}' in hybrid_override_pattern")
+                unknown.append(f"layer type {one_line(repr(ch), 12)} in hybrid_override_pattern")
                 kind = FULL
             kinds.append(kind)
     elif isinstance(types, list):
@@ -135,7 +137,7 @@ def layer_pattern(c: Mapping[str, Any], layers: int, sliding_window: bool) -> La
         for t in types:
             kind = _KIND_OF_TYPE.get(str(t)[:40])
             if kind is None:
-                unknown.append(f"layer type '{str(t)[:40]}'")
+                unknown.append(f"layer type {one_line(repr(t), 40)}")
                 kind = FULL
             if kind == SLIDING and not sliding_window:
                 kind = FULL

@@ -26,6 +26,7 @@ import yaml
 
 from vramtop.fit.layers import LayerPattern, StateShape, layer_pattern
 from vramtop.fit.weights import DTYPE_BITS, WeightFigures, weights_from_tensors
+from vramtop.yamlfile import one_line
 
 MIB = 1024**2
 CONFIG_LIMIT = 4 * MIB  # a config.json is a few KiB; anything past this is not one
@@ -34,7 +35,11 @@ MAX_PARAMS = 10**13  # ten trillion: past every model ever released
 
 
 class SpecError(ValueError):
-    """A model that cannot be found or read; the message is one line naming the cause."""
+    """A model that cannot be found or read; the message is one line naming the cause (text
+    quoted from the files is flattened to printable characters and cut short)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message, 400))
 
 
 @dataclass(frozen=True)
@@ -365,7 +370,7 @@ def quantization_of(cfg: dict[str, Any]) -> tuple[str | None, str | None, tuple[
         q = cfg["text_config"].get("quantization_config")
     if not isinstance(q, dict):
         return None, None, ()
-    method = str(q.get("quant_method") or "").strip().lower()[:40]
+    method = one_line(q.get("quant_method") or "", 40).strip().lower()
     keep: list[str] = []
     for key in ("modules_to_not_convert", "ignore", "ignored_layers", "exclude_modules"):
         v = q.get(key)
