@@ -1,0 +1,110 @@
+"""Every failure of `vramtop fit ORG/NAME` is one line saying what to do, exit status 3, no
+traceback, and nothing written into the spec cache; the stand-in Hub answers as the real one
+does (401 for a repository it will not show to an anonymous caller, 404 with a token, 401/403 on
+a gated repository's files, 429, a cut connection)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from checkpoints import repository
+from standin import Blob, Repo
+
+TOKEN = {"HF_TOKEN": "hf_standin_token"}
+
+
+def one_line_failure(out) -> str:
+    assert out.returncode == 3, (out.returncode, out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr and out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def qwen(hub):
+    hub.repos["Qwen/Qwen3-8B"] = repository("Qwen/Qwen3-8B")
+    return hub
+
+
+def test_a_repository_that_is_not_there_anonymously(qwen, child):
+    line = one_line_failure(child.fit("Qwen/Qwen3-8B-Instruct@main"))
+    assert line == ("vramtop fit: Qwen/Qwen3-8B-Instruct: no such model on the Hub "
+                    "(or private: set HF_TOKEN); closest: Qwen/Qwen3-8B")
+    assert not child.spec_cache.exists()
+
+
+def test_with_a_token_a_missing_repository_is_just_missing(qwen, child):
+    line = one_line_failure(child.fit("Qwen/Qwen3-8B-Instruct@main", **TOKEN))
+    assert line == "vramtop fit: Qwen/Qwen3-8B-Instruct: no such model on the Hub; closest: Qwen/Qwen3-8B"
+
+
+def test_a_gated_repository_needs_the_licence_and_a_token(hub, child):
+    hub.repos["meta-llama/Llama-3.1-8B-Instruct"] = repository("meta-llama/Llama-3.1-8B-Instruct", gated=True)
+    line = one_line_failure(child.fit("meta-llama/Llama-3.1-8B-Instruct@main"))
+    assert line == ("vramtop fit: meta-llama/Llama-3.1-8B-Instruct: gated: accept the licence on the "
+                    "model page and set HF_TOKEN")
+    line = one_line_failure(child.fit("meta-llama/Llama-3.1-8B-Instruct@main", HF_TOKEN="hf_someone_else"))
+    assert "gated: accept the licence" in line
+    assert not child.spec_cache.exists()
+    ok = child.fit("meta-llama/Llama-3.1-8B-Instruct@main", "--json", **TOKEN)
+    assert ok.returncode in (0, 1, 2), ok.stderr  # a verdict
+    assert json.loads(ok.stdout)["model_source"].startswith(f"{hub.url}/meta-llama/Llama-3.1-8B-Instruct@")
+
+
+def test_a_private_repository_is_read_with_the_stored_login_token(hub, child, tmp_path):
+    hub.repos["acme/private-llama"] = repository("meta-llama/Llama-3.2-1B-Instruct", private=True)
+    token_file = tmp_path / "hf-home" / "token"  # where `huggingface-cli login` stores it
+    token_file.parent.mkdir(parents=True)
+    token_file.write_text(hub.token)
+    [spec] = child.resolve("acme/private-llama")
+    assert spec["params"] == 1_235_814_400
+
+
+def test_a_rate_limit(qwen, child):
+    qwen.faults[r"^/api/models/"] = "429"
+    line = one_line_failure(child.fit("Qwen/Qwen3-8B@main"))
+    assert line == ("vramtop fit: Qwen/Qwen3-8B: the Hub is rate limiting this machine (429): wait a "
+                    "minute, or set HF_TOKEN")
+
+
+def test_a_cut_connection_while_reading_headers(qwen, child):
+    qwen.faults[r"model-00003-of-00004\.safetensors"] = "cut"
+    line = one_line_failure(child.fit("Qwen/Qwen3-8B@main"))
+    assert line.startswith("vramtop fit: Qwen/Qwen3-8B: cannot reach http://127.0.0.1:")
+    assert line.endswith("offline: pass a local directory, or set HF_ENDPOINT")
+    assert not child.spec_cache.exists()
+
+
+def test_no_hub_at_all(child):
+    line = one_line_failure(child.fit("Qwen/Qwen3-8B@main", HF_ENDPOINT="http://127.0.0.1:9"))
+    assert line == ("vramtop fit: Qwen/Qwen3-8B: cannot reach http://127.0.0.1:9; offline: pass a local "
+                    "directory, or set HF_ENDPOINT")
+
+
+def test_offline_mode_without_a_cached_answer(qwen, child):
+    line = one_line_failure(child.fit("Qwen/Qwen3-8B@main", HF_HUB_OFFLINE="1"))
+    assert line.endswith("HF_HUB_OFFLINE is set; offline: pass a local directory, or set HF_ENDPOINT")
+    assert qwen.log == []
+
+
+def test_a_repository_without_safetensors_or_gguf(hub, child):
+    hub.repos["old/bin-only"] = Repo({"config.json": repository("Qwen/Qwen3-8B").files["config.json"],
+                                      "pytorch_model.bin": Blob(b"PK", 16_000_000_000)})
+    line = one_line_failure(child.fit("old/bin-only"))
+    assert line == ("vramtop fit: old/bin-only: no safetensors weights at the top of this repository "
+                    "(vLLM loads *.safetensors; .bin checkpoints are not read)")
+    hub.repos["old/nothing"] = Repo({"README.md": Blob.of(b"# hi")})
+    line = one_line_failure(child.fit("old/nothing"))
+    assert line == ("vramtop fit: old/nothing: no config.json, safetensors or GGUF files in this "
+                    "repository (vLLM needs config.json and safetensors)")
+
+
+def test_a_malformed_config_on_the_hub(hub, child):
+    repo = repository("Qwen/Qwen3-8B")
+    repo.files["config.json"] = Blob.of(b"{not json")
+    hub.repos["odd/broken"] = repo
+    line = one_line_failure(child.fit("odd/broken"))
+    assert line.startswith("vramtop fit: odd/broken/config.json: malformed JSON (")
