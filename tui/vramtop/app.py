@@ -19,9 +19,12 @@ from typing import Any, Callable, Iterable, Protocol
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.command import CommandPalette
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.content import Content
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.signal import Signal
 from textual.timer import Timer
@@ -49,6 +52,7 @@ from vramtop.widgets.process_rows import Row
 from vramtop.widgets.process_table import ProcessTable
 from vramtop.widgets.ray_panel import RayPanel
 from vramtop.widgets.status_line import StatusLine
+from vramtop.widgets.theme_palette import PlainThemeProvider
 from vramtop.widgets.stop_dialog import StopDialog, StopOutcome
 from vramtop.widgets.whatif_panel import feed_whatif, report_candidates, toggle_whatif
 
@@ -141,6 +145,7 @@ class VramtopApp(App[None]):
         self.ray_poller = ray_poller
         self.telemetry_poller = telemetry_poller  # ``.poll(snapshot, instances) -> Telemetry``
         self.exporter = exporter  # ``.publish(snapshot)``: the --export endpoint's holder
+        self.readonly = readonly  # no signals and no files written: see ``refuse_in_readonly``
         self.stopper = Stopper(readonly=readonly)
         self._telemetry: Any = None  # the latest serving telemetry, attached to each snapshot
         self._telemetry_at = float("-inf")  # when the last telemetry poll began (monotonic)
@@ -396,7 +401,7 @@ class VramtopApp(App[None]):
     def _title_table(self) -> None:
         table = self.query_one(ProcessTable)
         shown = table.view.filter_text.strip()
-        table.border_title = f"Processes · filter: {shown}" if shown else "Processes"
+        table.border_title = Content(f"Processes · filter: {shown}" if shown else "Processes")  # typed: plain
 
     def on_key(self, event) -> None:
         if event.key == "escape" and self.focused is self.query_one("#filter"):
@@ -436,12 +441,28 @@ class VramtopApp(App[None]):
         if not self.paused:
             self.sample_now()
 
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Every notification is plain text: its lines carry process titles, paths and typed
+        text, which Textual reads as markup by default (a process titled ``[/x]`` raised)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def refuse_in_readonly(self, what: str) -> bool:
+        """In read-only mode, say in one line that ``what`` is turned off and return True."""
+        if self.readonly:
+            self.notify(f"read-only mode (--readonly): {what} is turned off", severity="warning")
+        return self.readonly
+
     def action_dump_history(self) -> None:
+        if self.refuse_in_readonly("saving a recording"):
+            return
         self.notify(save_history(self.history, interval=self.config.interval))
 
     def action_report(self) -> None:
         """The report ``vramtop report`` writes, of the picture on screen, judging the what-if
         panel's candidate and pins."""
+        if self.refuse_in_readonly("writing a report"):
+            return
         if self.snapshot is None:
             self.notify("nothing to report yet: no snapshot taken")
             return
@@ -482,6 +503,8 @@ class VramtopApp(App[None]):
 
     def action_screenshot(self) -> None:
         """An SVG of the screen as it is, in the current folder: for a ticket or a chat."""
+        if self.refuse_in_readonly("saving a screenshot"):
+            return
         try:
             path = self.save_screenshot()
         except OSError as exc:
@@ -544,8 +567,17 @@ class VramtopApp(App[None]):
         tabs.active = pane
         tabs.focus()
 
+    def search_themes(self) -> None:
+        """The theme switcher, with names as plain text (Textual's reads them as markup, and a
+        theme file's name is anyone's text)."""
+        self.push_screen(CommandPalette(providers=[PlainThemeProvider], placeholder="Search for themes…"))
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if command.title != "Screenshot":  # Textual's writes to a file past read-only mode
+                yield command
+        yield SystemCommand("Screenshot", "Save an SVG screenshot in the current folder (ctrl+s)",
+                            self.action_screenshot)
         yield SystemCommand("Pause / resume sampling", "Freeze the picture (p)", self.action_pause)
         yield SystemCommand("Filter processes", "Type to keep matching rows (/)", self.action_filter)
         yield SystemCommand("Sort by the next column", "Cycle the sort column (s)", self.action_sort)

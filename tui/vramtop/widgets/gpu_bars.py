@@ -4,7 +4,9 @@ state word with its symbol. In cluster mode the GPUs come grouped under their Ra
 
 The bar is drawn by ``render()`` (no ProgressBar: no timers, no child widgets). Segments differ
 by glyph as well as colour, so they read under NO_COLOR and for colour-blind users. Fields drop
-by priority as the line gets narrower; the index, the state and the bar always stay.
+by priority as the line gets narrower; the index, the state and the bar always stay. A GPU in MIG
+mode has a line per slice under it, as nvidia-smi lists its MIG devices: ``├0``, ``└1`` (slice
+``0:0``, ``0:1``), its state, bar, figures and profile, aligned with the GPUs' columns.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from textual.widgets import Static
 
 from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
 from vramtop.history import History
-from vramtop.snapshot import GpuInfo, NodeSnapshot
+from vramtop.snapshot import GpuInfo, MigSlice, NodeSnapshot
 from vramtop.units import duration
 from vramtop.widgets.spark import spark
 
@@ -125,13 +127,42 @@ def gpu_line(gpu: GpuInfo, state: str, width: int, widths: dict[str, int] | None
     return Content.assemble(head, bar, *(part for k in keys for part in (" ", _field(gpu, k, widths[k], trend))))
 
 
+def slice_line(mig: MigSlice, state: str, width: int, widths: dict[str, int], last: bool) -> Content:
+    """A MIG slice's line under its GPU's: the head one cell wider (tree glyph and slice index),
+    the bar one cell shorter, so its figures stand under the GPU's. The driver gives no
+    utilization, temperature, power or trend per slice; its profile takes the name column, or
+    where that is dropped, those empty columns when it fits there."""
+    head = Content.assemble(
+        f" {'└' if last else '├'}",
+        (f"{mig.index} ", "bold"),
+        Content.from_markup(f"[$state-{state}]$sym {state:<{STATE_WIDTH}}[/]", sym=SYMBOLS[state]),
+        " ",
+    )
+    keys = fields_that_fit(widths, width)
+    bar_width = max(MIN_BAR, width - head.cell_length - sum(widths[k] + 1 for k in keys))
+    used, reserved, free = split_cells(bar_width, [max(mig.used_mib, 0), max(mig.reserved_mib, 0), max(mig.free_mib, 0)])
+    bar = Content.assemble(
+        (USED * used, "$vram-used"), (RESERVED * reserved, "$vram-reserved"), (FREE * free, "$vram-free")
+    )
+    figures = [part for k in keys if k in ("used", "reserved", "free") for part in (" ", _field(mig, k, widths[k]))]
+    empty = sum(widths[k] + 1 for k in keys if k not in ("used", "reserved", "free", "name"))
+    if "name" in keys:
+        name = Content(f"MIG {mig.profile}"[: widths["name"]].ljust(widths["name"])).stylize("dim")
+        return Content.assemble(head, bar, *figures, " " * empty, " ", name)
+    profile = f" {mig.profile}" if len(mig.profile) < empty else ""
+    return Content.assemble(head, bar, *figures, Content(profile.ljust(empty)).stylize("dim"))
+
+
 class GpuBar(Widget):
-    """One GPU; a second line says why figures are missing when NVML reported an error."""
+    """One GPU, a line under it per MIG slice, and a last line saying why figures are missing when
+    NVML reported an error. ``thresholds`` give the slices their states."""
 
     DEFAULT_CSS = "GpuBar { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }"
 
-    def __init__(self, gpu: GpuInfo, state: str, widths: dict[str, int], trend: str = "", **kwargs) -> None:
+    def __init__(self, gpu: GpuInfo, state: str, widths: dict[str, int], trend: str = "",
+                 thresholds: Thresholds = Thresholds(), **kwargs) -> None:
         super().__init__(**kwargs)
+        self.thresholds = thresholds
         self.gpu = gpu
         self.state = state
         self.widths = widths
@@ -140,15 +171,20 @@ class GpuBar(Widget):
     def update_gpu(self, gpu: GpuInfo, state: str, widths: dict[str, int], trend: str = "") -> None:
         if gpu == self.gpu and state == self.state and widths == self.widths and trend == self.trend:
             return
-        relayout = bool(gpu.error) != bool(self.gpu.error)
+        relayout = bool(gpu.error) != bool(self.gpu.error) or len(gpu.mig) != len(self.gpu.mig)
         self.gpu, self.state, self.widths, self.trend = gpu, state, widths, trend
         self.refresh(layout=relayout)
 
     def get_content_height(self, container, viewport, width: int) -> int:
-        return 2 if self.gpu.error else 1
+        return (2 if self.gpu.error else 1) + len(self.gpu.mig)
 
     def render(self) -> Content:
-        line = gpu_line(self.gpu, self.state, self.size.width or 80, self.widths, self.trend)
+        width = self.size.width or 80
+        line = Content("\n").join([
+            gpu_line(self.gpu, self.state, width, self.widths, self.trend),
+            *(slice_line(m, gpu_state(m, self.thresholds), width, self.widths, m is self.gpu.mig[-1])
+              for m in self.gpu.mig),
+        ])
         if self.gpu.error:
             note = Content.from_markup("   [$warning]⚠ $error[/]", error=self.gpu.error)
             return Content("\n").join([line, note])
@@ -234,5 +270,5 @@ class GpuPanel(VerticalScroll):
                 on_node = [g for g in gpus if g.node == gpu.node]
                 children.append(Static(node_title(gpu.node, on_node), classes="node-title", markup=False))
             children.append(GpuBar(gpu, gpu_state(gpu, thresholds), widths, self._trend(history, gpu),
-                                   id=f"gpu-{gpu.index}"))
+                                   thresholds=thresholds, id=f"gpu-{gpu.index}"))
         return children

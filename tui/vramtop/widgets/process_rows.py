@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, instance_of
-from vramtop.snapshot import GpuProcess, NodeSnapshot
+from vramtop.snapshot import GpuProcess, NodeSnapshot, slice_label
 from vramtop.telemetry.model import ProcessFacts, process_facts
 
 
@@ -136,7 +136,7 @@ def _process_row(snapshot: NodeSnapshot, proc: GpuProcess, inst: Instance | None
     hidden = host is None
     reason = proc.hidden_reason or "the OS does not show this PID here"
     cells = {
-        "gpu": str(proc.gpu_index),
+        "gpu": slice_label(proc.gpu_index, proc.mig_slice),  # "0:1" on MIG slice 1 of GPU 0
         "pid": str(proc.pid),
         "user": "?" if hidden or host.user is None else host.user,
         "role": prefix + (NOT_VISIBLE if hidden else role.text),
@@ -155,9 +155,9 @@ def _process_row(snapshot: NodeSnapshot, proc: GpuProcess, inst: Instance | None
         "rss": -1 if hidden or host.rss_mib is None else host.rss_mib,
     }
     detail = (
-        f"pid {proc.pid} not visible here ({reason}) · GPU {proc.gpu_index} · {_mib(proc.used_mib)} MiB"
+        f"pid {proc.pid} not visible here ({reason}) · GPU {cells['gpu']} · {_mib(proc.used_mib)} MiB"
         if hidden
-        else f"pid {proc.pid} · {cells['user']} · {role.text} · GPU {proc.gpu_index} · "
+        else f"pid {proc.pid} · {cells['user']} · {role.text} · GPU {cells['gpu']} · "
         f"{_mib(proc.used_mib)} MiB · {' '.join(host.cmdline) or host.title}"
     )
     if inst is not None:

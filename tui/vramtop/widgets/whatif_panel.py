@@ -374,9 +374,9 @@ class WhatIfPanel(Vertical):
             running = self._instance_options or ()
             keys = {k for k, _ in running}
             gone = [k for k in self.form.stopped if k not in keys]
-            stopped.add_options(
-                [(label, key, key in self.form.stopped) for key, label in running]
-                + [(f"{key} (not running now)", key, True) for key in gone]
+            stopped.add_options(  # labels carry process titles and Ray names: plain text
+                [(Content(label), key, key in self.form.stopped) for key, label in running]
+                + [(Content(f"{key} (not running now)"), key, True) for key in gone]
             )
         finally:
             self._syncing = was
@@ -528,6 +528,8 @@ class WhatIfPanel(Vertical):
 
     def _save(self) -> None:
         self._memory = self._memory.remember(self.form)
+        if getattr(self.app, "readonly", False):  # --readonly writes no file: remembered this session only
+            return
         warning = ws.save_memory(self._memory, self._state_path)
         if warning and self._ready:
             self._note(warning)
