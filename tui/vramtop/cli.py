@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import importlib
+import math
 import sys
+import traceback
 from pathlib import Path
+from typing import NoReturn
 
 from vramtop import __version__, config as config_mod
 from vramtop.config import Config, ConfigError
@@ -33,8 +36,15 @@ keys in the live view: q quit, ? help, p pause, tab next panel, / filter, s/S so
 w what-if, R Ray panel, r write a report, ctrl+r save the last minutes as a recording,
 ctrl+p every action.
 
-exit status: 0 ok, 2 no NVIDIA driver (and no Ray cluster) / bad configuration.
+exit status: 0 ok, 1 standard output closed early (e.g. '| head'), 2 no NVIDIA driver (and no
+Ray cluster) / bad configuration, 3 bad command-line input, 70 internal error (a bug: the
+traceback is on stderr).
 """
+
+EXIT_OK = 0
+EXIT_PIPE_CLOSED = 1  # what Python's documentation does on a closed pipe (signal module, SIGPIPE)
+EXIT_BAD_INPUT = 3
+EXIT_CRASH = 70  # EX_SOFTWARE of sysexits.h: distinct from every status a command gives on purpose
 
 
 # Each module adds its subparser with ``add_parser(subparsers)`` and sets ``run(args) -> int``.
@@ -42,18 +52,28 @@ SUBCOMMANDS: tuple[str, ...] = ("vramtop.fit.cli", "vramtop.record", "vramtop.re
                                  "vramtop.exporter.watch")
 
 
-def _positive_float(text: str) -> float:
+def positive_seconds(text: str) -> float:
+    """An argparse type for a span of time: a finite number above 0 (``nan`` would spin, ``inf``
+    never tick)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0: {text!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds above 0: {text!r}")
     return value
 
 
+class Parser(argparse.ArgumentParser):
+    """Bad input on the command line is one line and exit status 3 (argparse's own is the whole
+    usage and 2, which here means no driver). Subcommands' parsers are made of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="vramtop",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -71,8 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ray-address", metavar="URL",
                         help="Ray dashboard (default: RAY_DASHBOARD_ADDRESS, RAY_ADDRESS, then http://127.0.0.1:8265)")
     parser.add_argument("--no-ray", action="store_true", help="do not poll a Ray dashboard")
-    parser.add_argument("--readonly", action="store_true", help="no actions: the live view cannot stop processes")
-    parser.add_argument("--interval", type=_positive_float, metavar="SECONDS", help="seconds between samples (default 1)")
+    parser.add_argument("--readonly", action="store_true",
+                        help="the live view sends no signal and writes no file (no stop, report, recording, "
+                             "screenshot or saved what-if state)")
+    parser.add_argument("--interval", type=positive_seconds, metavar="SECONDS", help="seconds between samples (default 1)")
     parser.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ~/.config/vramtop/config.yaml)")
     parser.add_argument("--theme", metavar="NAME", help="colour theme (see README)")
     parser.add_argument("--print-config", action="store_true", help="print the effective configuration and where each value came from")
@@ -140,6 +162,29 @@ def _telemetry_poller(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``vramtop`` command; returns its exit status (see EPILOG)."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # a reader that went away is found here, inside the guard
+        return status
+    except BrokenPipeError:
+        # As Python's documentation does (signal module, "Note on SIGPIPE"): no traceback, and
+        # the interpreter's own flush at exit goes to /dev/null instead of failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE_CLOSED
+    except Exception as exc:  # a bug: the traceback for the report, then one line that says so
+        traceback.print_exc()
+        print(f"vramtop: internal error ({crash_line(exc)}); this is a bug, please report it with the "
+              "traceback above", file=sys.stderr)
+        return EXIT_CRASH
+
+
+def crash_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # said by the subcommand's own parser, which knows its exit statuses
@@ -227,11 +272,18 @@ def main(argv: list[str] | None = None) -> int:
             return 3
     from vramtop.app import VramtopApp
 
-    VramtopApp(source, cfg, ray_poller=ray_poller, telemetry_poller=telemetry, readonly=args.readonly,
-                     exporter=exporter).run()
-    # A driver call that hangs keeps its sampling thread alive; the user asked to quit, so quit.
+    app = VramtopApp(source, cfg, ray_poller=ray_poller, telemetry_poller=telemetry, readonly=args.readonly,
+                     exporter=exporter)
+    app.run()
+    status = EXIT_OK
+    if app.return_code:  # an exception ended the app; Textual printed its traceback once the terminal was back
+        print("vramtop: the live view stopped on an internal error (the traceback is above); this is a bug, "
+              "please report it", file=sys.stderr)
+        status = EXIT_CRASH
+    # A driver call that hangs keeps its sampling thread alive; the app has ended, so end.
     sys.stdout.flush()
-    os._exit(0)
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":

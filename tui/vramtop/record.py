@@ -30,12 +30,14 @@ complete snapshot. A day at 1 Hz on an 8-GPU node takes a few tens of MB (see be
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``record`` to the ``vramtop`` command line."""
+    from vramtop.cli import positive_seconds  # (the command line imports this module)
+
     p = subparsers.add_parser("record", help="record snapshots to a file without a UI",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="the recording to write")
-    p.add_argument("--interval", dest="record_interval", type=float, metavar="SECONDS",
+    p.add_argument("--interval", dest="record_interval", type=positive_seconds, metavar="SECONDS",
                    help="seconds between snapshots (default 1)")
-    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    p.add_argument("--duration", type=positive_seconds, metavar="SECONDS", help="stop after this many seconds")
     p.add_argument("--demo", dest="record_demo", action="store_true", help="record the built-in demo node")
     p.add_argument("--no-ray", dest="record_no_ray", action="store_true", help="do not poll a Ray dashboard")
     p.add_argument("--ray-address", dest="record_ray_address", metavar="URL", help="Ray dashboard address")
