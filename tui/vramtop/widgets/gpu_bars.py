@@ -160,19 +160,22 @@ class GpuBar(Widget):
     DEFAULT_CSS = "GpuBar { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }"
 
     def __init__(self, gpu: GpuInfo, state: str, widths: dict[str, int], trend: str = "",
-                 thresholds: Thresholds = Thresholds(), **kwargs) -> None:
+                 stale_age: int | None = None, thresholds: Thresholds = Thresholds(), **kwargs) -> None:
         super().__init__(**kwargs)
         self.thresholds = thresholds
         self.gpu = gpu
         self.state = state
         self.widths = widths
         self.trend = trend
+        self.stale_age = stale_age  # seconds since its figures were read, where they are not live
 
-    def update_gpu(self, gpu: GpuInfo, state: str, widths: dict[str, int], trend: str = "") -> None:
-        if gpu == self.gpu and state == self.state and widths == self.widths and trend == self.trend:
+    def update_gpu(self, gpu: GpuInfo, state: str, widths: dict[str, int], trend: str = "",
+                   stale_age: int | None = None) -> None:
+        if (gpu == self.gpu and state == self.state and widths == self.widths and trend == self.trend
+                and stale_age == self.stale_age):
             return
         relayout = bool(gpu.error) != bool(self.gpu.error) or len(gpu.mig) != len(self.gpu.mig)
-        self.gpu, self.state, self.widths, self.trend = gpu, state, widths, trend
+        self.gpu, self.state, self.widths, self.trend, self.stale_age = gpu, state, widths, trend, stale_age
         self.refresh(layout=relayout)
 
     def get_content_height(self, container, viewport, width: int) -> int:
@@ -185,10 +188,20 @@ class GpuBar(Widget):
             *(slice_line(m, gpu_state(m, self.thresholds), width, self.widths, m is self.gpu.mig[-1])
               for m in self.gpu.mig),
         ])
-        if self.gpu.error:
-            note = Content.from_markup("   [$warning]⚠ $error[/]", error=self.gpu.error)
+        error = self.gpu.error
+        if self.stale_age is not None:  # figures of an earlier read: greyed, never shown as live
+            line = line.stylize("$text-disabled")
+            error = f"not live: last read {duration(self.stale_age)} ago · {error}"
+        if error:
+            note = Content.from_markup("   [$warning]⚠ $error[/]", error=error)
             return Content("\n").join([line, note])
         return line
+
+
+def stale_age(gpu: GpuInfo, now: float) -> int | None:
+    """Whole seconds between the read of a GPU's figures and ``now``, where the latest read of
+    its memory failed; None while they are live."""
+    return None if gpu.stale_since is None else max(0, int(now - gpu.stale_since))
 
 
 def used_trend(history: History | None, gpu: GpuInfo) -> str:
@@ -233,10 +246,11 @@ class GpuPanel(VerticalScroll):
         if layout != self._layout:
             self._layout = layout
             await self.remove_children()
-            await self.mount_all(self._children_for(snapshot.gpus, thresholds, widths, history))
+            await self.mount_all(self._children_for(snapshot.gpus, thresholds, widths, history, snapshot.timestamp))
             return
         for bar, gpu in zip(self.query_children(GpuBar), snapshot.gpus):
-            bar.update_gpu(gpu, gpu_state(gpu, thresholds), widths, self._trend(history, gpu))
+            bar.update_gpu(gpu, gpu_state(gpu, thresholds), widths, self._trend(history, gpu),
+                           stale_age(gpu, snapshot.timestamp))
 
     def _subtitle(self) -> None:
         """Name the sparkline's span where the bars have room to draw it."""
@@ -263,12 +277,12 @@ class GpuPanel(VerticalScroll):
         return cached[1]
 
     def _children_for(self, gpus: tuple[GpuInfo, ...], thresholds: Thresholds, widths: dict[str, int],
-                      history: History | None) -> list[Widget]:
+                      history: History | None, now: float) -> list[Widget]:
         children: list[Widget] = []
         for i, gpu in enumerate(gpus):
             if gpu.node is not None and (i == 0 or gpus[i - 1].node != gpu.node):
                 on_node = [g for g in gpus if g.node == gpu.node]
                 children.append(Static(node_title(gpu.node, on_node), classes="node-title", markup=False))
             children.append(GpuBar(gpu, gpu_state(gpu, thresholds), widths, self._trend(history, gpu),
-                                   thresholds=thresholds, id=f"gpu-{gpu.index}"))
+                                   stale_age(gpu, now), thresholds=thresholds, id=f"gpu-{gpu.index}"))
         return children

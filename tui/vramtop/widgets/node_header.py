@@ -35,8 +35,10 @@ def header_pieces(snapshot: NodeSnapshot | None, paused: bool, where: str | None
         pieces.append(Content(f"driver {snapshot.driver_version or 'n/a'}"))
         pieces.append(Content(f"CUDA {snapshot.cuda_version or 'n/a'}"))
     lost = sum(g.lost for g in snapshot.gpus)
+    stale = sum(g.stale_since is not None and not g.lost for g in snapshot.gpus)  # totals include old figures
     gpus = f"{len(snapshot.gpus)} GPU" + ("s" if len(snapshot.gpus) != 1 else "")
-    pieces.append(Content(gpus + (f" ({lost} lost)" if lost else "")))
+    gone = ", ".join(n for n in (f"{lost} lost" if lost else "", f"{stale} not live" if stale else "") if n)
+    pieces.append(Content(gpus + (f" ({gone})" if gone else "")))
     used, total, free = snapshot.used_mib, snapshot.total_mib, snapshot.free_mib
     pieces.append(Content.assemble(
         "used ", (f"{used:,}", "bold"), f"/{total:,} MiB ({gib(used, unit=False)}/{gib(total, unit=False)} GiB)"
