@@ -64,3 +64,20 @@ def test_tp_and_quantization_together_for_a_70b_on_a10s():
 def test_green_needs_no_suggestions():
     r = evaluate(Candidate(resolve("qwen3-8b"), max_model_len=8192), paper_node("1x80GiB"))
     assert r.verdict == "green" and r.suggestions == ()
+
+
+def test_medgemma_27b_on_the_demo_node_finds_stopping_the_replica_with_tp_4(demo):
+    # the demo node: four A10s, a Serve replica of medgemma-4b holding most of their memory
+    r = evaluate(Candidate(resolve("medgemma-27b")), demo)
+    assert r.verdict == RED
+    # the plain reason: the weights alone outgrow what vLLM asks of each GPU at TP 1
+    assert r.headline.startswith("weights need 12.77 GiB per GPU at TP 4, 51.10 GiB at TP 1; "
+                                 "each GPU's request is 19.79 GiB")
+    first = r.suggestions[0]
+    assert first.changes["tensor_parallel_size"] == 4 and len(first.changes["stopped"]) == 1
+    assert "stop" in first.text and "--tensor-parallel-size 4" in first.text
+    for s in r.suggestions:  # each combination, applied, gets the verdict it promises
+        assert evaluate(replace(Candidate(resolve("medgemma-27b")), **s.changes), demo, suggest=False).verdict == s.verdict
+    # no suggestion is another one plus more changes
+    sets = [set(s.changes.items()) for s in r.suggestions]
+    assert not any(a < b for a in sets for b in sets)

@@ -1,5 +1,6 @@
 """vLLM V1 budget formulas against hand-worked numbers."""
 
+from dataclasses import replace
 from math import ceil
 
 import pytest
@@ -146,3 +147,29 @@ def test_too_long_and_no_cache_errors():
     r2 = vllm.rank_budget(s, small, 0, total, total)
     assert r2.kv_cache_bytes < 0
     assert vllm.failure(r2, small).startswith("No available memory for the cache blocks")
+
+
+def test_cuda_graphs_leave_the_kv_budget_only_from_v0_21():
+    # vLLM 0.21.0 logs "CUDA graph memory profiling is enabled (default since v0.21.0)": before,
+    # the graphs' pool came on top of gpu_memory_utilization x total instead of out of it
+    s = spec("Qwen/Qwen3-14B")
+    total = 80 * GIB
+    new = vllm.rank_budget(s, _cfg(), 0, total, total)
+    old = vllm.rank_budget(s, replace(_cfg(), version=vllm.parse_version("0.20.2")), 0, total, total)
+    assert new.cudagraph_bytes == old.cudagraph_bytes > 0
+    assert old.kv_cache_bytes - new.kv_cache_bytes == pytest.approx(new.cudagraph_bytes)
+    assert old.needed_bytes - new.needed_bytes == pytest.approx(new.cudagraph_bytes)
+
+
+@pytest.mark.parametrize("text, parsed", [("0.21.0", (0, 21, 0)), ("v0.29.1rc1", (0, 29, 1)),
+                                          ("0.10.1.dev3+g1234", (0, 10, 1)), ("1.2", (1, 2, 0))])
+def test_vllm_versions_as_releases_and_builds_spell_them(text, parsed):
+    assert vllm.parse_version(text) == parsed
+
+
+def test_an_unreadable_vllm_version_is_an_invalid_field():
+    from vramtop.fit.placement import paper_node
+    from vramtop.fit.verdict import INVALID, Candidate, evaluate
+
+    r = evaluate(Candidate(spec("Qwen/Qwen3-14B"), vllm_version="latest"), paper_node("1x80GiB"))
+    assert r.verdict == INVALID and "vllm_version" in r.errors

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from vramtop.fit import specs
+from vramtop.fit import specs, vllm
 from vramtop.fit.fields import candidate_from_fields, list_models
 from vramtop.fit.placement import NodeView, node_from_snapshot, paper_node
 from vramtop.fit.specs import SpecError
@@ -32,12 +32,16 @@ changes that would do better (a gpu_memory_utilization, a max_model_len, another
 parallel size or GPU set, which instance to stop, a smaller quantization); single changes
 first, a pair (e.g. stop an instance and shorten max_model_len) when no single one helps.
 
-vLLM is modelled as vLLM V1 (v0.21 and later) computes it on each GPU rank: it requests
+vLLM is modelled as vLLM V1 computes it on each GPU rank (--vllm-version picks the release,
+default the newest modelled): it requests
 gpu_memory_utilization x the GPU's TOTAL memory (not a share of the model, not of the free
 memory) and refuses to start when less than that is free ("Free memory on device ... is less
 than desired GPU memory utilization"). The KV cache gets the request minus the weights (split
 by tensor parallelism), the profile run's activation peak, non-torch memory and the CUDA-graph
-estimate (none with --enforce-eager). Older releases did not subtract CUDA graphs.
+estimate (none with --enforce-eager); releases before 0.21 did not take the CUDA graphs out of
+the request but held them on top of it. Hybrid models (Qwen3.5 / Qwen3-Next Gated DeltaNet,
+Jamba, Nemotron-H, Granite 4, MiniMax) keep one fixed state per request in their non-attention
+layers, and vLLM enlarges the attention blocks to hold it.
 
 Ollama is modelled as its scheduler places layers: weights plus KV cache per layer (num_ctx x
 num_parallel tokens; f16, or q8_0 / q4_0 with flash attention), a compute graph and 457 MiB
@@ -103,6 +107,8 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-num-seqs", metavar="N", help="vLLM (default 256; 1024 on GPUs of 70 GiB+)")
     p.add_argument("--max-num-batched-tokens", metavar="N", help="vLLM (default 2048; 8192 on GPUs of 70 GiB+)")
     p.add_argument("--enforce-eager", action="store_true", help="vLLM without CUDA graphs")
+    p.add_argument("--vllm-version", metavar="V",
+                   help=f"the vLLM release to model, e.g. 0.20.2 (default: {vllm.NEWEST_MODELLED}, the newest modelled)")
     p.add_argument("--num-ctx", metavar="N", help="Ollama context length per request")
     p.add_argument("--num-parallel", metavar="N", help="Ollama parallel requests (default 1)")
     p.add_argument("--replicas", metavar="N", help="Ray Serve replicas, each on its own --tp GPUs (default 1)")
@@ -124,6 +130,7 @@ def _fields(args: argparse.Namespace) -> dict[str, str]:
         "max_num_batched_tokens": args.max_num_batched_tokens, "num_ctx": args.num_ctx,
         "num_parallel": args.num_parallel, "replicas": args.replicas, "gpus": args.gpus,
         "stopped": ",".join(args.assume_stopped), "enforce_eager": "yes" if args.enforce_eager else "",
+        "vllm_version": args.vllm_version,
     }
     return {k: v for k, v in pairs.items() if v}
 

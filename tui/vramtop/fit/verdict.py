@@ -63,6 +63,7 @@ class Candidate:
     replicas: int = 1  # Ray Serve replicas, each on its own tensor_parallel_size GPUs
     gpus: tuple[int, ...] | None = None  # None: the GPUs with most free memory
     stopped: tuple[str, ...] = ()
+    vllm_version: str | None = None  # the release to model (None: the newest modelled)
 
     def with_(self, **changes: Any) -> "Candidate":
         return replace(self, **changes)
@@ -265,6 +266,11 @@ def validate(c: Candidate, node: NodeView) -> dict[str, str]:
             errors["kv_cache_dtype"] = f"vLLM kv_cache_dtype must be auto or fp8, not '{kv}'"
         if c.engine == OLLAMA and kv.lower() not in ollama.KV_ELEMENT_BYTES:
             errors["kv_cache_dtype"] = f"Ollama's KV cache type is f16, q8_0 or q4_0, not '{kv}'"
+    if c.vllm_version is not None:
+        try:
+            vllm.parse_version(c.vllm_version)
+        except ValueError as exc:
+            errors["vllm_version"] = str(exc)
     if c.gpus is not None:
         known = [g.index for g in node.gpus]
         bad = [g for g in c.gpus if g not in known]
@@ -298,16 +304,20 @@ def _vllm_config(c: Candidate, total_mib: int, gpu_name: str = "") -> vllm.VllmC
         max_num_seqs=c.max_num_seqs or vllm.default_max_num_seqs(total_mib, gpu_name),
         max_num_batched_tokens=c.max_num_batched_tokens or vllm.default_max_num_batched_tokens(total_mib, gpu_name),
         enforce_eager=c.enforce_eager, weights_format=fmt, dtype=dtype,
+        version=vllm.parse_version(c.vllm_version or vllm.NEWEST_MODELLED),
     )
 
 
 def predicted_kv_blocks(c: Candidate, cuda_total_mib: int, gpu_name: str = "", block_size: int = vllm.BLOCK_SIZE) -> int:
     """The ``num_gpu_blocks`` vLLM would report for ``c`` on a GPU of ``cuda_total_mib`` (what
     CUDA calls total), in blocks of ``block_size`` tokens: the check of the engine against a
-    running instance's ``vllm:cache_config_info``."""
+    running instance's ``vllm:cache_config_info``. Pass the release the instance runs as
+    ``c.vllm_version`` where it can be seen (its /metrics or its package)."""
     cfg = _vllm_config(c, cuda_total_mib, gpu_name)
-    rank = vllm.rank_budget(c.model, cfg, 0, cuda_total_mib * vllm.MIB, cuda_total_mib * vllm.MIB)
-    return rank.num_blocks * vllm.BLOCK_SIZE // block_size
+    layout = vllm.kv_layout(c.model, cfg.tp, vllm.kv_element_bytes(cfg.kv_cache_dtype, cfg.dtype),
+                            vllm.state_page_bytes(c.model, cfg.tp, cfg.dtype))
+    rank = vllm.rank_budget(c.model, cfg, 0, cuda_total_mib * vllm.MIB, cuda_total_mib * vllm.MIB, layout)
+    return rank.num_blocks * layout.block_size // block_size
 
 
 @dataclass
@@ -442,7 +452,8 @@ def _vllm_details(c: Candidate, cfg0: vllm.VllmConfig, tight: vllm.RankBudget,
                    f"profile run, {cfg0.max_num_batched_tokens} tokens"),
         BudgetLine("non-torch", int(tight.non_torch_bytes / MIB)),
         BudgetLine("CUDA graphs", int(tight.cudagraph_bytes / MIB),
-                   "enforce_eager" if c.enforce_eager else "vLLM ≥ 0.21 estimate"),
+                   "enforce_eager" if c.enforce_eager else "estimate, in the request (vLLM ≥ 0.21)"
+                   if cfg0.graphs_in_request else "on top of the request (vLLM < 0.21)"),
         BudgetLine("KV cache", max(0, int(tight.kv_cache_bytes / MIB)),
                    f"{tight.kv_cache_tokens:,} tokens" if tight.kv_cache_bytes > 0
                    else "none: the rest of the request does not cover the parts above"),
@@ -459,7 +470,8 @@ def _vllm_details(c: Candidate, cfg0: vllm.VllmConfig, tight: vllm.RankBudget,
                        f"free {g.free_mib:,} MiB — {mark}")
     reasons.append(
         f"weights {gib_of_bytes(tight.weights_bytes)} + activations {gib_of_bytes(tight.activation_bytes)} + "
-        f"non-torch {gib_of_bytes(tight.non_torch_bytes)} + CUDA graphs {gib_of_bytes(tight.cudagraph_bytes)} → "
+        f"non-torch {gib_of_bytes(tight.non_torch_bytes)}"
+        f"{' + CUDA graphs ' + gib_of_bytes(tight.cudagraph_bytes) if cfg0.graphs_in_request else ''} → "
         f"KV cache {gib_of_bytes(tight.kv_cache_bytes)} = {tight.kv_cache_tokens:,} tokens, "
         f"{tight.max_concurrency:.2f}× requests of {cfg0.max_model_len:,}")
     if c.model.weights_from:

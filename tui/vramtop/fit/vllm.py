@@ -12,6 +12,7 @@ public start-up logs; ``bench/accuracy_vllm.py`` measures how close this gets.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from math import ceil
 
@@ -27,6 +28,22 @@ NON_TORCH_MIB = 250  # cuBLAS / attention workspaces counted in the budget
 NON_TORCH_TP_MIB = 250  # custom all-reduce buffers with TP > 1
 SAMPLER_BYTES_PER_LOGIT = 12  # fp32 logits and the sampler's sort of them, per request × vocab
 LARGE_GPU_MIB = 70 * 1024  # `vllm serve` raises its batch defaults on GPUs this large
+# Releases. NEWEST_MODELLED: the newest release whose start-up logs the terms here were checked
+# against (bench/vllm_startup_rows.yaml). CUDA-graph memory is estimated and taken out of the
+# KV budget from v0.21.0 on ("CUDA graph memory profiling is enabled (default since v0.21.0)"
+# in its log); before, the graphs' pool came on top of the request.
+NEWEST_MODELLED = "0.29.1"
+CUDAGRAPH_ESTIMATE_FROM = (0, 21, 0)
+_VERSION = re.compile(r"^\s*v?(\d{1,3})\.(\d{1,3})(?:\.(\d{1,4}))?(?:[.+\-]?[A-Za-z0-9.+\-]{0,40})?\s*$")
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    """"0.21.0", "v0.29.1rc1", "0.10.1.dev3+g1234" -> (major, minor, patch); ValueError (one
+    line) for anything else."""
+    m = _VERSION.match(text)
+    if not m:
+        raise ValueError(f"a vLLM version looks like 0.21.0, got '{text[:24]}'")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
 
 
 def _large(total_mib: int, gpu_name: str) -> bool:
@@ -205,7 +222,8 @@ def activation_bytes(spec: ModelSpec, tp: int, batched: int, max_num_seqs: int, 
 
 
 def cudagraph_bytes(spec: ModelSpec, enforce_eager: bool) -> float:
-    """vLLM ≥ 0.21 subtracts its CUDA-graph estimate (0.1–0.6 GiB in public logs)."""
+    """The CUDA graphs' memory (0.1–0.6 GiB in public logs); where it counts depends on the
+    release (``CUDAGRAPH_ESTIMATE_FROM``)."""
     return 0.0 if enforce_eager else (0.1 + 0.008 * spec.layers) * GIB
 
 
@@ -222,6 +240,12 @@ class VllmConfig:
     enforce_eager: bool
     weights_format: str | None  # None: as released
     dtype: str  # activation dtype
+    version: tuple[int, int, int] = parse_version(NEWEST_MODELLED)
+
+    @property
+    def graphs_in_request(self) -> bool:
+        """Whether this release takes the CUDA graphs out of the KV budget (v0.21.0 on)."""
+        return self.version >= CUDAGRAPH_ESTIMATE_FROM
 
 
 @dataclass(frozen=True)
@@ -243,6 +267,7 @@ class RankBudget:
     kv_cache_tokens: int  # "GPU KV cache size: N tokens"
     max_concurrency: float  # "Maximum concurrency for N tokens per request"
     max_model_len_that_fits: int
+    graphs_outside_bytes: float = 0.0  # CUDA graphs held on top of the request (before v0.21)
 
     @property
     def free_at_check_bytes(self) -> float:
@@ -254,8 +279,9 @@ class RankBudget:
 
     @property
     def needed_bytes(self) -> float:
-        """What the running engine holds on this GPU: its request plus context (and NCCL)."""
-        return self.requested_bytes + self.overhead_bytes
+        """What the running engine holds on this GPU: its request plus context (and NCCL),
+        plus the CUDA graphs' pool where the release does not count it in the request."""
+        return self.requested_bytes + self.overhead_bytes + self.graphs_outside_bytes
 
     @property
     def max_util(self) -> float:
@@ -265,7 +291,8 @@ class RankBudget:
     @property
     def min_util(self) -> float:
         """The lowest gpu_memory_utilization whose KV cache holds one max_model_len request."""
-        fixed = self.weights_bytes + self.activation_bytes + self.non_torch_bytes + self.cudagraph_bytes
+        fixed = self.weights_bytes + self.activation_bytes + self.non_torch_bytes + self.cudagraph_bytes \
+            - self.graphs_outside_bytes
         return (fixed + self.request_bytes) / self.total_bytes
 
 
@@ -282,7 +309,8 @@ def rank_budget(spec: ModelSpec, cfg: VllmConfig, gpu_index: int, total_bytes: f
     act = activation_bytes(spec, cfg.tp, cfg.max_num_batched_tokens, cfg.max_num_seqs, cfg.dtype)
     non_torch = (NON_TORCH_MIB + (NON_TORCH_TP_MIB if cfg.tp > 1 else 0)) * MIB
     graphs = cudagraph_bytes(spec, cfg.enforce_eager)
-    kv = requested - weights - act - non_torch - graphs
+    outside = 0.0 if cfg.graphs_in_request else graphs
+    kv = requested - weights - act - non_torch - graphs + outside
     blocks = num_blocks(layout, kv)
     batched = cfg.max_num_batched_tokens
     return RankBudget(
@@ -290,7 +318,7 @@ def rank_budget(spec: ModelSpec, cfg: VllmConfig, gpu_index: int, total_bytes: f
         requested_bytes=requested,
         overhead_bytes=(CUDA_CONTEXT_MIB + (NCCL_MIB if cfg.tp > 1 else 0)) * MIB,
         weights_bytes=weights, activation_bytes=act, non_torch_bytes=non_torch,
-        cudagraph_bytes=graphs, kv_cache_bytes=kv,
+        cudagraph_bytes=graphs, kv_cache_bytes=kv, graphs_outside_bytes=outside,
         request_bytes=request_bytes(layout, cfg.max_model_len, batched), num_blocks=blocks,
         kv_cache_tokens=kv_cache_tokens(layout, blocks),
         max_concurrency=max_concurrency(layout, blocks, cfg.max_model_len, batched),
