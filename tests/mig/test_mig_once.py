@@ -2,40 +2,10 @@
 the stand-in driver, real processes on the slices, nothing mocked."""
 
 import json
-import subprocess
-import sys
-
-import pytest
-
-import fakenvml
 
 
-def run_vramtop(scenario: fakenvml.Scenario, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vramtop", *args, "--no-ray"], env=scenario.env(),
-                          capture_output=True, text=True, timeout=60)
-
-
-@pytest.fixture
-def node(tmp_path):
-    """GPU 0 split into two 3g.40gb slices: on slice 1 a vLLM V1 engine with TP=1 (the
-    EngineCore owns the GPU; vllm/v1/engine/core.py titles it EngineCore through
-    vllm/utils set_process_title, prefix VLLM), on slice 0 a llama.cpp llama-server; GPU 1 whole,
-    with a python3 job."""
-    scenario = fakenvml.a100_mig(tmp_path / "scenario.txt")
-    with fakenvml.spawn_processes("VLLM::EngineCore", "llama-server -m /models/gemma.gguf",
-                                  "python3 train.py") as pids:
-        engine, llama, job = pids
-        scenario.gpus[0].migs[1].used += 36_000 * fakenvml.MIB
-        scenario.gpus[0].migs[1].free -= 36_000 * fakenvml.MIB
-        scenario.add_process(0, engine, 35_990, mig=1)
-        scenario.add_process(0, llama, 5_120, mig=0)
-        scenario.add_process(1, job, 2_048)
-        scenario.write()
-        yield scenario, engine, llama, job
-
-
-def test_once_json_lists_slices_under_their_gpu_and_processes_on_them(node):
-    scenario, engine, llama, job = node
+def test_once_json_lists_slices_under_their_gpu_and_processes_on_them(serving_node, run_vramtop):
+    scenario, engine, llama, job = serving_node
     done = run_vramtop(scenario, "--once", "--json")
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
@@ -52,8 +22,8 @@ def test_once_json_lists_slices_under_their_gpu_and_processes_on_them(node):
     assert doc["errors"] == []
 
 
-def test_once_text_shows_each_slice_and_where_a_process_runs(node):
-    scenario, engine, llama, _ = node
+def test_once_text_shows_each_slice_and_where_a_process_runs(serving_node, run_vramtop):
+    scenario, engine, llama, _ = serving_node
     done = run_vramtop(scenario, "--once")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
