@@ -6,3 +6,5 @@ turns one snapshot into metric families (pure); ``collector`` holds the latest s
 scrape; ``server`` serves it over HTTP(S); ``rules`` is the watch grammar and its episodes
 (pure); ``notify`` runs a command or posts a webhook; ``cli`` and ``watch`` are the subcommands.
 """
+
+DEFAULT_HOST = "127.0.0.1"  # loopback: another address only when the user names it

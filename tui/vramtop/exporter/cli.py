@@ -14,9 +14,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vramtop.exporter.collector import LatestSnapshot, registry_for
-from vramtop.exporter.server import DEFAULT_HOST, Listen, ListenError, parse_listen, read_basic_auth, serve
+if TYPE_CHECKING:  # every vramtop command builds this parser: the rest is imported when used
+    from vramtop.exporter.collector import LatestSnapshot
+
+from vramtop.exporter import DEFAULT_HOST
 
 DEFAULT_PORT = 9400
 DEFAULT_INTERVAL_S = 5.0
@@ -75,6 +78,9 @@ def add_bad_usage(p: argparse.ArgumentParser) -> None:
 def start_export(address: str, latest: LatestSnapshot, certfile: Path | None = None, keyfile: Path | None = None,
                  basic_auth_file: Path | None = None):
     """Serve ``latest`` at ``address``; returns the server. Raises ``ListenError`` (one line)."""
+    from vramtop.exporter.collector import registry_for
+    from vramtop.exporter.server import ListenError, parse_listen, read_basic_auth, serve
+
     listen = parse_listen(address)
     if keyfile is not None and certfile is None:
         raise ListenError("--tls-key needs --tls-cert")
@@ -134,6 +140,8 @@ def open_sources(demo: bool, no_ray: bool, ray_address: str | None, cfg):
 def run(args: argparse.Namespace) -> int:
     """Run ``vramtop export`` until SIGTERM or ctrl+c."""
     from vramtop import config as config_mod
+    from vramtop.exporter.collector import LatestSnapshot
+    from vramtop.exporter.server import Listen, ListenError
     from vramtop.sources.nvml import NvmlUnavailable
 
     interval = args.export_interval or DEFAULT_INTERVAL_S
@@ -184,6 +192,8 @@ def _close(sources) -> None:
 def export_live_view(address: str, cfg) -> LatestSnapshot:
     """``vramtop --export HOST:PORT``: serve the snapshots the live view already takes (it hands
     each one to the holder returned). Raises ``ListenError`` (one line)."""
+    from vramtop.exporter.collector import LatestSnapshot
+
     latest = LatestSnapshot(cfg.thresholds, cfg.candidates)
     start_export(address, latest)
     return latest

@@ -17,14 +17,14 @@ import ssl
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer
-from prometheus_client.registry import CollectorRegistry
+from vramtop.exporter import DEFAULT_HOST
 
-DEFAULT_HOST = "127.0.0.1"
+if TYPE_CHECKING:  # prometheus_client itself is imported when serving starts
+    from prometheus_client.registry import CollectorRegistry
+
 REQUEST_TIMEOUT_S = 10.0
 MAX_AUTH_FILE_BYTES = 4096
 
@@ -109,6 +109,9 @@ def serve(registry: CollectorRegistry, listen: Listen, certfile: Path | None = N
           keyfile: Path | None = None, basic_auth: tuple[str, str] | None = None):
     """Start serving in a daemon thread; returns the server (``shutdown()`` stops it, and
     ``server_address`` holds the port when ``listen.port`` was 0)."""
+    from prometheus_client import make_wsgi_app
+    from prometheus_client.exposition import ThreadingWSGIServer
+
     try:
         family = socket.getaddrinfo(listen.host, listen.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
     except socket.gaierror as exc:

@@ -11,10 +11,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Any
 
-from vramtop.exporter import notify, rules
-from vramtop.exporter.candidates import judge
 from vramtop.exporter.cli import add_bad_usage
 
 DESCRIPTION = """\
@@ -61,57 +58,11 @@ def _bad(message: str) -> int:
     return 3
 
 
-def _say(message: str) -> None:
-    print(f"vramtop watch: {message}", file=sys.stderr, flush=True)
-
-
-class Watcher:
-    """One rule over successive snapshots, and what to do when it fires."""
-
-    def __init__(self, rule: rules.Rule, candidates: tuple = (), argv: list[str] | None = None,
-                 hook: notify.Webhook | None = None) -> None:
-        self.rule = rule
-        self.candidate = tuple(c for c in candidates if c.name == rule.candidate)
-        self.argv = argv
-        self.hook = hook
-        self.episode = rules.Episode(rule.for_s)
-        self.children: list = []
-
-    def observe(self, snapshot, now: float) -> dict[str, Any] | None:
-        """Check ``snapshot``; the event when the rule fires on it, else None."""
-        verdict = judge(self.candidate, snapshot)[0].result.verdict if self.candidate else None
-        holds, detail = self.rule.check(snapshot, verdict)
-        if not self.episode.step(now, holds):
-            return None
-        since = time.time() - (now - self.episode.since)
-        return {"rule": self.rule.text, "detail": detail, "hostname": snapshot.hostname,
-                "since": round(since, 3), "fired_at": round(time.time(), 3)}
-
-    def act(self, event: dict[str, Any]) -> None:
-        """Print, run, post; a failure is one line and the watch goes on."""
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {event['rule']}: {event['detail']}", flush=True)
-        if self.argv:
-            try:
-                self.children.append(notify.run_command(self.argv, event))
-            except notify.NotifyError as exc:
-                _say(str(exc))
-        if self.hook is not None:
-            try:
-                notify.post(self.hook, event)
-            except notify.NotifyError as exc:
-                _say(str(exc))
-
-    def reap(self) -> None:
-        """Collect finished commands, saying so when one failed."""
-        for child in [c for c in self.children if c.poll() is not None]:
-            self.children.remove(child)
-            if child.returncode:
-                _say(f"the command {self.argv[0]} exited with status {child.returncode}")
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``vramtop watch`` until SIGTERM or ctrl+c."""
     from vramtop import config as config_mod
+    from vramtop.exporter import notify, rules
+    from vramtop.exporter.watcher import Watcher, say
     from vramtop.sources.nvml import NvmlUnavailable
 
     try:
@@ -140,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"vramtop watch: {exc}; 'vramtop watch --demo' watches the simulated node", file=sys.stderr)
             return 2
     watcher = Watcher(rule, cfg.candidates, argv, hook)
-    _say(f"watching {socket.gethostname()} every {interval:g} s for: {rule.text}")
+    say(f"watching {socket.gethostname()} every {interval:g} s for: {rule.text}")
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -149,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 event = watcher.observe(source.sample(), started)
             except Exception as exc:  # a failed sample is one line; the watch goes on
-                _say(f"sample failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+                say(f"sample failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
                 event = None
             if event is not None:
                 watcher.act(event)
