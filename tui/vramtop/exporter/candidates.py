@@ -95,8 +95,3 @@ def judge(candidates: tuple[NamedCandidate, ...], snapshot: NodeSnapshot) -> tup
             result = evaluate(cand, node, suggest=False)  # a gauge has no use for the changes that would help
             out.append(Headroom(c.name, result, _gpus(cand, result)))
     return tuple(out)
-
-
-def by_name(candidates: tuple[NamedCandidate, ...], name: str) -> NamedCandidate | None:
-    return next((c for c in candidates if c.name == name), None)
-
