@@ -5,7 +5,8 @@ shaped like a busy vLLM V1 server's: the families vramtop reads plus the latency
 process metrics that make up most of the real text, for two data-parallel engines. Measured in
 the same run:
 
-  bare GET      urllib read of the same body (the floor: any scrape pays it)
+  urllib GET    urllib.request's read of the same body (the standard library's floor)
+  bare GET      vllm_metrics.fetch: peer_http's read, under one deadline and a size cap
   scrape        VllmScraper.scrape: GET + filter + Prometheus parse + rates
   parse         vllm_metrics.parse on the text alone
   parse (all)   prometheus_client parsing the whole text, as an unfiltered reader would
@@ -18,6 +19,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -102,6 +104,8 @@ def main() -> None:
             url = f"http://127.0.0.1:{int(server.stdout.readline())}/metrics"
             scraper = vllm_metrics.VllmScraper(timeout_s=2.0)
             clock = iter(range(10**9))
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            stdlib = mean_ms(lambda: opener.open(url, timeout=2.0).read(), n)
             bare = mean_ms(lambda: vllm_metrics.fetch(url, 2.0), n)
             scrape = mean_ms(lambda: scraper.scrape(url, float(next(clock))), n)
             parse = mean_ms(lambda: vllm_metrics.parse(text, url), n)
@@ -111,6 +115,7 @@ def main() -> None:
             server.wait()
     lines = text.count("\n")
     print(f"payload: {len(body) / 1024:.1f} KiB, {lines} lines (2 engines, vLLM V1 names), {n} iterations")
+    print(f"urllib GET   {stdlib:7.3f} ms CPU per call   {stdlib / bare:5.2f}x bare GET")
     print(f"bare GET     {bare:7.3f} ms CPU per call   (baseline)")
     print(f"scrape       {scrape:7.3f} ms CPU per call   {scrape / bare:5.2f}x bare GET   target < 2 ms: "
           f"{'met' if scrape < 2 else 'NOT met'}")
