@@ -97,6 +97,22 @@ def test_a_lost_mig_gpu_shows_no_slices(a100, source):
     assert gpu0.lost and gpu0.mig == ()
 
 
+@pytest.mark.parametrize("function", ["nvmlDeviceGetMigMode", "nvmlDeviceGetMaxMigDeviceCount",
+                                      "nvmlDeviceGetMigDeviceHandleByIndex", "nvmlDeviceGetGpuInstanceId"])
+def test_a_gpu_lost_while_its_mig_layout_is_read_is_lost_not_a_crash(a100, function):
+    a100.fault(function, 0, "GPU_IS_LOST")
+    a100.write()
+    src = NvmlSource()
+    try:
+        gpu0, gpu1 = src.read().gpus
+        assert gpu0.lost and gpu0.mig == () and not gpu1.lost
+        a100.clear_faults()
+        a100.write()
+        assert [s.index for s in src.read().gpus[0].mig] == [0, 1]  # back once it answers
+    finally:
+        src.close()
+
+
 CHILD = """
 import dataclasses, json
 from vramtop.sources.nvml import NvmlSource

@@ -192,6 +192,9 @@ class NvmlSource:
             name, name_exc = _call(pynvml.nvmlDeviceGetName, handle)
             uuid, uuid_exc = _call(pynvml.nvmlDeviceGetUUID, handle)
             limit, limit_exc = _call(pynvml.nvmlDeviceGetEnforcedPowerLimit, handle)
+            mode, _ = _call(pynvml.nvmlDeviceGetMigMode, handle)  # NOT_SUPPORTED, or no such symbol: no MIG
+            mig = bool(mode and mode[0] == pynvml.NVML_DEVICE_MIG_ENABLE)
+            count, _ = _call(pynvml.nvmlDeviceGetMaxMigDeviceCount, handle) if mig else (0, None)
         except (pynvml.NVMLError_GpuIsLost, _Lost):
             gpu.open_error = None
             return
@@ -204,17 +207,14 @@ class NvmlSource:
         gpu.power_limit_w = None if limit is None else limit / 1000
         problems = (("name", name_exc), ("uuid", uuid_exc), ("power limit", limit_exc))
         gpu.static_problems = [f"{what}: {exc}" for what, exc in problems if exc is not None]
-        mode, _ = _call(pynvml.nvmlDeviceGetMigMode, handle)  # NOT_SUPPORTED, or no such symbol: no MIG
-        gpu.mig = bool(mode and mode[0] == pynvml.NVML_DEVICE_MIG_ENABLE)
-        count, _ = _call(pynvml.nvmlDeviceGetMaxMigDeviceCount, handle) if gpu.mig else (0, None)
-        gpu.max_slices = count or 0
+        gpu.mig, gpu.max_slices = mig, count or 0
         gpu.slices, gpu.slices_listed_at = [], None
 
     def _list_slices(self, gpu: _Gpu) -> None:
         """The GPU's MIG devices now, with what does not change while they exist."""
         slices = []
         for index in range(gpu.max_slices):
-            handle, exc = _call(pynvml.nvmlDeviceGetMigDeviceHandleByIndex, gpu.handle, index)
+            handle, _ = _call(pynvml.nvmlDeviceGetMigDeviceHandleByIndex, gpu.handle, index)
             if handle is None:
                 continue  # NOT_FOUND: no MIG device at this index
             known = next((s for s in gpu.slices if s.index == index), None)
