@@ -55,6 +55,18 @@ def node(path: Path, gpus: int, processes: int) -> fakenvml.Scenario:
     return scenario
 
 
+def mig_node(path: Path, gpus: int, processes: int) -> fakenvml.Scenario:
+    """The same node with every GPU in MIG mode, split into seven 1g.10gb slices, the processes
+    spread over the slices: the most MIG devices an H100 holds."""
+    scenario = node(path, gpus, 0)
+    for gpu in range(gpus):
+        for _ in range(7):
+            scenario.add_mig(gpu, "1g.10gb", total_mib=9_984, used_mib=8_000)
+    for i in range(processes):
+        scenario.add_process(i % gpus, 10_000 + i, 8_000, mig=i // gpus % 7)
+    return scenario
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scenario.txt"
@@ -72,6 +84,19 @@ def main() -> None:
                 try:
                     reading = source.read()
                     assert len(reading.gpus) == gpus and len(reading.processes) == processes
+                    ms = per_call_ms(source.read)
+                finally:
+                    source.close()
+                print(f"{gpus:>4} {processes:>5} {ms:>8.3f} {ms / gpus:>10.3f} {ms / base:>10.0f}")
+        print("MIG: every GPU split into 7 slices (their memory each tick, the layout every 10 s)")
+        for gpus in (8,):
+            for processes in (8, 64):
+                mig_node(path, gpus, processes).write()
+                source = NvmlSource()
+                try:
+                    reading = source.read()
+                    assert sum(len(g.mig) for g in reading.gpus) == 7 * gpus
+                    assert all(p.mig_slice is not None for p in reading.processes)
                     ms = per_call_ms(source.read)
                 finally:
                     source.close()
