@@ -189,3 +189,33 @@ def test_hybrid_state_with_unknown_size_is_counted_as_full_attention_and_named(t
     assert any("state size" in u for u in s.unmodelled)
     with pytest.raises(SpecError):
         specs.spec_from_config({**cfg, "layer_types": "x" * 20_000}, "m", "t")
+
+
+# Qwen3.6-35B-A3B (qwen3_5_moe_text, the Qwen3.5-35B-A3B architecture) text_config
+QWEN36_35B_A3B_TEXT = {
+    "model_type": "qwen3_5_moe_text", "full_attention_interval": 4, "head_dim": 256, "hidden_size": 2048,
+    "linear_conv_kernel_dim": 4, "linear_key_head_dim": 128, "linear_num_key_heads": 16,
+    "linear_num_value_heads": 32, "linear_value_head_dim": 128, "mamba_ssm_dtype": "float32",
+    "max_position_embeddings": 262144, "moe_intermediate_size": 512, "num_attention_heads": 16,
+    "num_experts": 256, "num_experts_per_tok": 8, "num_hidden_layers": 40, "num_key_value_heads": 2,
+    "vocab_size": 248320,
+}
+
+
+def test_qwen36_35b_with_prefix_caching_reproduces_vllm_0_24s_log(tmp_path):
+    # noonghunna/club-3090 issue 612, vLLM v0.24.0, --kv-cache-dtype fp8 --enable-prefix-caching
+    # --max-model-len 131072: "Available KV cache memory: 5.98 GiB", "GPU KV cache size: 567,978
+    # tokens", "Maximum concurrency for 131,072 tokens per request: 4.33x". With prefix caching
+    # the state layers keep two blocks per request ("align"); 0.24 prints concurrency x length.
+    s = _dir(tmp_path, {"architectures": ["Qwen3_5MoeForConditionalGeneration"], "text_config": QWEN36_35B_A3B_TEXT})
+    cfg = vllm.VllmConfig(tp=1, util=0.9, max_model_len=131072, kv_cache_dtype="fp8", max_num_seqs=1,
+                          max_num_batched_tokens=8192, enforce_eager=False, weights_format=None,
+                          dtype="bfloat16", version=vllm.parse_version("0.24.0"), prefix_caching=True)
+    layout = vllm.layout_for(s, cfg)
+    assert layout.block_size == 2096  # 16 x ceil((3 x 8192 x 2 + 32 x 128 x 128 x 4) / (16 x 1024))
+    blocks = vllm.num_blocks(layout, 5.98 * GIB)
+    assert round(vllm.max_concurrency(layout, blocks, 131072, 8192), 2) == 4.33
+    assert vllm.kv_cache_tokens(layout, blocks, 131072, 8192) == 567_978
+    # without prefix caching one state block per request: more requests fit
+    plain = vllm.layout_for(s, replace(cfg, prefix_caching=False))
+    assert vllm.max_concurrency(plain, blocks, 131072, 8192) > 4.5

@@ -107,6 +107,8 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-num-seqs", metavar="N", help="vLLM (default 256; 1024 on GPUs of 70 GiB+)")
     p.add_argument("--max-num-batched-tokens", metavar="N", help="vLLM (default 2048; 8192 on GPUs of 70 GiB+)")
     p.add_argument("--enforce-eager", action="store_true", help="vLLM without CUDA graphs")
+    p.add_argument("--enable-prefix-caching", action="store_true",
+                   help="vLLM: hybrid models then keep two state blocks per request")
     p.add_argument("--vllm-version", metavar="V",
                    help=f"the vLLM release to model, e.g. 0.20.2 (default: {vllm.NEWEST_MODELLED}, the newest modelled)")
     p.add_argument("--num-ctx", metavar="N", help="Ollama context length per request")
@@ -130,7 +132,7 @@ def _fields(args: argparse.Namespace) -> dict[str, str]:
         "max_num_batched_tokens": args.max_num_batched_tokens, "num_ctx": args.num_ctx,
         "num_parallel": args.num_parallel, "replicas": args.replicas, "gpus": args.gpus,
         "stopped": ",".join(args.assume_stopped), "enforce_eager": "yes" if args.enforce_eager else "",
-        "vllm_version": args.vllm_version,
+        "vllm_version": args.vllm_version, "enable_prefix_caching": "yes" if args.enable_prefix_caching else "",
     }
     return {k: v for k, v in pairs.items() if v}
 

@@ -64,6 +64,7 @@ class Candidate:
     gpus: tuple[int, ...] | None = None  # None: the GPUs with most free memory
     stopped: tuple[str, ...] = ()
     vllm_version: str | None = None  # the release to model (None: the newest modelled)
+    enable_prefix_caching: bool = False  # vLLM: state layers then keep two blocks per request
 
     def with_(self, **changes: Any) -> "Candidate":
         return replace(self, **changes)
@@ -305,6 +306,7 @@ def _vllm_config(c: Candidate, total_mib: int, gpu_name: str = "") -> vllm.VllmC
         max_num_batched_tokens=c.max_num_batched_tokens or vllm.default_max_num_batched_tokens(total_mib, gpu_name),
         enforce_eager=c.enforce_eager, weights_format=fmt, dtype=dtype,
         version=vllm.parse_version(c.vllm_version or vllm.NEWEST_MODELLED),
+        prefix_caching=c.enable_prefix_caching,
     )
 
 
@@ -314,8 +316,7 @@ def predicted_kv_blocks(c: Candidate, cuda_total_mib: int, gpu_name: str = "", b
     running instance's ``vllm:cache_config_info``. Pass the release the instance runs as
     ``c.vllm_version`` where it can be seen (its /metrics or its package)."""
     cfg = _vllm_config(c, cuda_total_mib, gpu_name)
-    layout = vllm.kv_layout(c.model, cfg.tp, vllm.kv_element_bytes(cfg.kv_cache_dtype, cfg.dtype),
-                            vllm.state_page_bytes(c.model, cfg.tp, cfg.dtype))
+    layout = vllm.layout_for(c.model, cfg)
     rank = vllm.rank_budget(c.model, cfg, 0, cuda_total_mib * vllm.MIB, cuda_total_mib * vllm.MIB, layout)
     return rank.num_blocks * layout.block_size // block_size
 
@@ -357,8 +358,7 @@ def _vllm(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = Fals
             cfg = configs.get(slot.cuda_total_mib) or configs.setdefault(
                 slot.cuda_total_mib, _vllm_config(c, slot.cuda_total_mib, slot.name))
             if layout is None:
-                layout = vllm.kv_layout(c.model, tp, vllm.kv_element_bytes(cfg.kv_cache_dtype, cfg.dtype),
-                                        vllm.state_page_bytes(c.model, tp, cfg.dtype))
+                layout = vllm.layout_for(c.model, cfg)
             key = (slot.cuda_total_mib, free[g])
             r = seen.get(key)
             if r is None:
@@ -436,8 +436,7 @@ def _weights_exceed(c: Candidate, cfg: vllm.VllmConfig, r: vllm.RankBudget, gpus
 
 def _block_size(c: Candidate, cfg: vllm.VllmConfig) -> int:
     """The attention block size vLLM picks for ``c`` (16, or more for state layers)."""
-    return vllm.kv_layout(c.model, cfg.tp, vllm.kv_element_bytes(cfg.kv_cache_dtype, cfg.dtype),
-                          vllm.state_page_bytes(c.model, cfg.tp, cfg.dtype)).block_size
+    return vllm.layout_for(c.model, cfg).block_size
 
 
 def _vllm_details(c: Candidate, cfg0: vllm.VllmConfig, tight: vllm.RankBudget,

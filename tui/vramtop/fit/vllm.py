@@ -32,8 +32,12 @@ LARGE_GPU_MIB = 70 * 1024  # `vllm serve` raises its batch defaults on GPUs this
 # against (bench/vllm_startup_rows.yaml). CUDA-graph memory is estimated and taken out of the
 # KV budget from v0.21.0 on ("CUDA graph memory profiling is enabled (default since v0.21.0)"
 # in its log); before, the graphs' pool came on top of the request.
+# "GPU KV cache size" was blocks // groups x block size in 0.19.0 (issue 40691's log) and is
+# max concurrency x max_model_len in 0.24.0 (club-3090 issue 612's log); 0.20.0 is assumed to
+# be the first with the latter, which is as yet unverified.
 NEWEST_MODELLED = "0.29.1"
 CUDAGRAPH_ESTIMATE_FROM = (0, 21, 0)
+TOKENS_BY_CONCURRENCY_FROM = (0, 20, 0)
 _VERSION = re.compile(r"^\s*v?(\d{1,3})\.(\d{1,3})(?:\.(\d{1,4}))?(?:[.+\-]?[A-Za-z0-9.+\-]{0,40})?\s*$")
 
 
@@ -87,6 +91,7 @@ class KvLayout:
     block_size: int = BLOCK_SIZE
     state_layers: int = 0
     state_groups: int = 0
+    state_blocks: int = 1  # per request and state layer: 1, or 2 with prefix caching ("align")
 
     @property
     def num_groups(self) -> int:
@@ -106,14 +111,16 @@ def state_page_bytes(spec: ModelSpec, tp: int, dtype: str) -> int:
     return spec.state.page_bytes(tp, 4 if dtype == "float32" else 2)
 
 
-def kv_layout(spec: ModelSpec, tp: int, element_bytes: int, state_bytes: int = 0) -> KvLayout:
+def kv_layout(spec: ModelSpec, tp: int, element_bytes: int, state_bytes: int = 0,
+              prefix_caching: bool = False) -> KvLayout:
     """Standard attention: K and V of this rank's KV heads (replicated when there are fewer KV
     heads than ranks). MLA: one latent of kv_lora_rank + qk_rope_head_dim, not split by TP.
 
     With state layers, vLLM (``HybridAttentionMambaModelConfig.verify_and_update_config`` in
     ``vllm/model_executor/models/config.py``) raises the attention block size in steps of 16
     tokens until an attention page holds the state page, and pads the state page to it.
-    ``state_bytes``: one state layer's page (``state_page_bytes``).
+    ``state_bytes``: one state layer's page (``state_page_bytes``). With prefix caching vLLM
+    keeps state layers in its "align" mode, two blocks per request (``MambaSpec``), else one.
     """
     if spec.is_mla:
         per_token = (spec.kv_lora_rank + (spec.qk_rope_head_dim or 0)) * element_bytes
@@ -133,7 +140,7 @@ def kv_layout(spec: ModelSpec, tp: int, element_bytes: int, state_bytes: int = 0
     group = big if big < 1.5 * small else small
     return KvLayout(page, full, sliding, spec.sliding_window or 0, group,
                     ceil(full / group), ceil(sliding / group), block,
-                    state_layers, ceil(state_layers / group))
+                    state_layers, ceil(state_layers / group), 2 if prefix_caching else 1)
 
 
 def _sliding_blocks(layout: KvLayout, tokens: int, batched: int) -> int:
@@ -144,7 +151,7 @@ def request_bytes(layout: KvLayout, tokens: int, batched: int) -> int:
     """KV bytes one request of ``tokens`` needs (vLLM's ``max_memory_usage_bytes``, all layers)."""
     full = layout.full_layers * ceil(tokens / layout.block_size)
     sliding = layout.sliding_layers * _sliding_blocks(layout, tokens, batched) if layout.sliding_layers else 0
-    return (full + sliding + layout.state_layers) * layout.page_bytes
+    return (full + sliding + layout.state_layers * layout.state_blocks) * layout.page_bytes
 
 
 def num_blocks(layout: KvLayout, available_bytes: float) -> int:
@@ -153,14 +160,18 @@ def num_blocks(layout: KvLayout, available_bytes: float) -> int:
     return int(available_bytes // layout.page_bytes // layout.group_size)
 
 
-def kv_cache_tokens(layout: KvLayout, blocks: int) -> int:
-    """"GPU KV cache size: N tokens" (conservative for hybrid models: blocks per group)."""
+def kv_cache_tokens(layout: KvLayout, blocks: int, max_model_len: int = 0, batched: int = 0) -> int:
+    """"GPU KV cache size: N tokens": with ``max_model_len``, as releases from
+    ``TOKENS_BY_CONCURRENCY_FROM`` print it (max concurrency x max_model_len); without, as
+    earlier ones did (blocks per group x block size, an undercount for hybrid models)."""
+    if max_model_len:
+        return int(max_concurrency(layout, blocks, max_model_len, batched) * max_model_len)
     return blocks // max(1, layout.num_groups) * layout.block_size
 
 
 def max_concurrency(layout: KvLayout, blocks: int, tokens: int, batched: int) -> float:
     """"Maximum concurrency for N tokens per request": blocks over blocks one request takes."""
-    per_request = layout.full_groups * ceil(tokens / layout.block_size) + layout.state_groups
+    per_request = layout.full_groups * ceil(tokens / layout.block_size) + layout.state_groups * layout.state_blocks
     if layout.sliding_groups:
         per_request += layout.sliding_groups * _sliding_blocks(layout, tokens, batched)
     return blocks / per_request if per_request else 0.0
@@ -179,7 +190,7 @@ def longest_len(layout: KvLayout, available_bytes: float, batched: int, cap: int
     knee = layout.window - 1 + batched if layout.sliding_layers else 1
     if layout.full_layers:
         fixed = layout.sliding_layers * (ceil(knee / layout.block_size) + 1) if layout.sliding_layers else 0
-        fixed += layout.state_layers
+        fixed += layout.state_layers * layout.state_blocks
         blocks = (int(available_bytes // layout.page_bytes) - fixed) // layout.full_layers
         tokens = min(cap, blocks * layout.block_size)
         if tokens >= knee:
@@ -241,6 +252,7 @@ class VllmConfig:
     weights_format: str | None  # None: as released
     dtype: str  # activation dtype
     version: tuple[int, int, int] = parse_version(NEWEST_MODELLED)
+    prefix_caching: bool = False
 
     @property
     def graphs_in_request(self) -> bool:
@@ -296,12 +308,17 @@ class RankBudget:
         return (fixed + self.request_bytes) / self.total_bytes
 
 
+def layout_for(spec: ModelSpec, cfg: VllmConfig) -> KvLayout:
+    """The KV layout ``cfg`` gives ``spec`` on one rank."""
+    return kv_layout(spec, cfg.tp, kv_element_bytes(cfg.kv_cache_dtype, cfg.dtype),
+                     state_page_bytes(spec, cfg.tp, cfg.dtype), cfg.prefix_caching)
+
+
 def rank_budget(spec: ModelSpec, cfg: VllmConfig, gpu_index: int, total_bytes: float,
                 free_bytes: float, layout: KvLayout | None = None) -> RankBudget:
     """The budget of one rank on a GPU of ``total_bytes`` (as CUDA counts it) with
     ``free_bytes`` free before the engine starts."""
-    layout = layout or kv_layout(spec, cfg.tp, kv_element_bytes(cfg.kv_cache_dtype, cfg.dtype),
-                                 state_page_bytes(spec, cfg.tp, cfg.dtype))
+    layout = layout or layout_for(spec, cfg)
     requested = cfg.util * total_bytes
     weights = weights_per_rank(spec, cfg.weights_format, cfg.tp)
     if cfg.dtype == "float32" and cfg.weights_format is None:
@@ -320,7 +337,8 @@ def rank_budget(spec: ModelSpec, cfg: VllmConfig, gpu_index: int, total_bytes: f
         weights_bytes=weights, activation_bytes=act, non_torch_bytes=non_torch,
         cudagraph_bytes=graphs, kv_cache_bytes=kv, graphs_outside_bytes=outside,
         request_bytes=request_bytes(layout, cfg.max_model_len, batched), num_blocks=blocks,
-        kv_cache_tokens=kv_cache_tokens(layout, blocks),
+        kv_cache_tokens=kv_cache_tokens(layout, blocks, cfg.max_model_len if cfg.version >=
+                                        TOKENS_BY_CONCURRENCY_FROM else 0, batched),
         max_concurrency=max_concurrency(layout, blocks, cfg.max_model_len, batched),
         max_model_len_that_fits=longest_len(layout, kv, batched, spec.max_position),
     )
