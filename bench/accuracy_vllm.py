@@ -8,6 +8,12 @@ per row, the predicted and reported figures with their error:
                gives them, else "GPU KV cache size" from the reported "Available KV cache
                memory" (the layout arithmetic alone) (target ±10 % on ≥ 80 % of rows)
   max len      vLLM's estimated maximum model length where the log printed one
+  concurrency  "Maximum concurrency" from the reported KV memory (or, where the log gives no KV
+               memory, from the block count its token figure implies)
+
+Each row is modelled as the vLLM release it names (its ``vllm`` field), and with prefix caching
+where the row says so. The summary (last lines) counts, per term, the rows within the issue's
+targets: weights ±3 %, KV tokens ±5 %, KV GiB ±5 %, concurrency ±5 %.
 
     python bench/accuracy_vllm.py [--rows bench/vllm_startup_rows.yaml]
 """
@@ -15,18 +21,21 @@ per row, the predicted and reported figures with their error:
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import yaml
 
 from vramtop.fit import vllm
-from vramtop.fit.specs import ModelSpec, from_catalog
+from vramtop.fit.specs import ModelSpec, from_catalog, spec_from_config
 
 GIB = 1024**3
 ROWS = Path(__file__).with_name("vllm_startup_rows.yaml")
 
 
 def spec_of(row: dict) -> ModelSpec:
+    if "config" in row:  # the model's config.json (the fields the layout reads), cited in the row
+        return spec_from_config(row["config"], row["id"], row["source"])
     if "model" in row:
         spec = from_catalog(row["model"])
         if spec is None:
@@ -40,6 +49,13 @@ def spec_of(row: dict) -> ModelSpec:
                      **{**defaults, **s})
 
 
+def version_of(row: dict) -> tuple[int, int, int]:
+    """The release a row names ("0.19.0", "V1 ~0.10.2", "v0.24.0"); V0 rows and rows without
+    one are modelled as the oldest release whose log arithmetic they share (0.10)."""
+    m = re.search(r"(\d+\.\d+(?:\.\d+)?)", str(row.get("vllm", "")))
+    return vllm.parse_version(m.group(1)) if m else (0, 10, 0)
+
+
 def config(row: dict, spec: ModelSpec, total_mib: int) -> vllm.VllmConfig:
     name = row.get("gpu_name", "")
     return vllm.VllmConfig(
@@ -49,6 +65,7 @@ def config(row: dict, spec: ModelSpec, total_mib: int) -> vllm.VllmConfig:
         max_num_seqs=row.get("max_num_seqs", vllm.default_max_num_seqs(total_mib, name)),
         max_num_batched_tokens=row.get("max_num_batched_tokens", vllm.default_max_num_batched_tokens(total_mib, name)),
         enforce_eager=row.get("enforce_eager", False), weights_format=row.get("quantization"), dtype="bfloat16",
+        version=version_of(row), prefix_caching=row.get("enable_prefix_caching", False),
     )
 
 
@@ -56,64 +73,78 @@ def err(pred: float, real: float) -> float:
     return (pred - real) / real * 100
 
 
+TARGETS = {"weights GiB": 3.0, "KV tokens": 5.0, "KV GiB": 5.0, "concurrency": 5.0, "max model len": 5.0}
+
+
+def tokens_as_logged(layout: vllm.KvLayout, blocks: int, cfg: vllm.VllmConfig) -> int:
+    by_concurrency = cfg.version >= vllm.TOKENS_BY_CONCURRENCY_FROM
+    return vllm.kv_cache_tokens(layout, blocks, cfg.max_model_len if by_concurrency else 0,
+                                cfg.max_num_batched_tokens)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=Path, default=ROWS)
     rows = yaml.safe_load(ap.parse_args().rows.read_text(encoding="utf-8"))
-    weight_errs: list[float] = []
-    kv_errs: list[tuple[str, float]] = []
-    print(f"{'row':<28} {'figure':<34} {'predicted':>12} {'reported':>12} {'error':>8}")
+    terms: dict[str, list[float]] = {t: [] for t in TARGETS}
+    print(f"{'row':<28} {'figure':<38} {'predicted':>12} {'reported':>12} {'error':>8}")
     for row in rows:
         spec = spec_of(row)
         rep = row["reported"]
         tp = row.get("tp", 1)
         total_mib = int(row.get("gpu_total_gib", 80) * 1024)
         cfg = config(row, spec, total_mib)
-        layout = vllm.kv_layout(spec, tp, vllm.kv_element_bytes(cfg.kv_cache_dtype, cfg.dtype))
-        out: list[tuple[str, float, float]] = []
+        layout = vllm.layout_for(spec, cfg)
+        batched = cfg.max_num_batched_tokens
+        out: list[tuple[str, str | None, float, float]] = []  # label, term, predicted, reported
         if "weights_gib" in rep and spec.params:
             w = vllm.weights_per_rank(spec, row.get("quantization"), tp) / GIB
-            out.append(("weights GiB (Model loading took)", w, rep["weights_gib"]))
-            weight_errs.append(err(w, rep["weights_gib"]))
+            out.append(("weights GiB (Model loading took)", "weights GiB", w, rep["weights_gib"]))
         end_to_end = "gpu_total_gib" in row and "util" in row
         if end_to_end:
             r = vllm.rank_budget(spec, cfg, 0, row["gpu_total_gib"] * GIB, row["gpu_total_gib"] * GIB, layout)
             if "weights_plus_non_torch_gib" in rep:
-                out.append(("weights+non-torch GiB", (r.weights_bytes + r.non_torch_bytes) / GIB,
+                out.append(("weights+non-torch GiB", None, (r.weights_bytes + r.non_torch_bytes) / GIB,
                             rep["weights_plus_non_torch_gib"]))
             if "activation_gib" in rep:
-                out.append(("activation peak GiB", r.activation_bytes / GIB, rep["activation_gib"]))
+                out.append(("activation peak GiB", None, r.activation_bytes / GIB, rep["activation_gib"]))
+            if "kv_cache_gib" in rep:
+                out.append(("KV GiB, end to end", "KV GiB", r.kv_cache_bytes / GIB, rep["kv_cache_gib"]))
             if "kv_cache_tokens" in rep:
-                out.append(("KV tokens, end to end", r.kv_cache_tokens, rep["kv_cache_tokens"]))
-                kv_errs.append(("end to end", err(r.kv_cache_tokens, rep["kv_cache_tokens"])))
-            elif "kv_cache_gib" in rep:
-                out.append(("KV GiB, end to end", r.kv_cache_bytes / GIB, rep["kv_cache_gib"]))
-                kv_errs.append(("end to end", err(r.kv_cache_bytes / GIB, rep["kv_cache_gib"])))
+                out.append(("KV tokens, end to end", "KV tokens", r.kv_cache_tokens, rep["kv_cache_tokens"]))
         elif "kv_cache_gib" in rep:
             avail = rep["kv_cache_gib"] * GIB
+            blocks = vllm.num_blocks(layout, avail)
             if "kv_cache_tokens" in rep:
-                tokens = vllm.kv_cache_tokens(layout, vllm.num_blocks(layout, avail))
-                out.append(("KV tokens from reported KV GiB", tokens, rep["kv_cache_tokens"]))
-                kv_errs.append(("layout", err(tokens, rep["kv_cache_tokens"])))
+                out.append(("KV tokens from reported KV GiB", "KV tokens", tokens_as_logged(layout, blocks, cfg),
+                            rep["kv_cache_tokens"]))
+            if "max_concurrency" in rep:
+                out.append(("concurrency from reported KV GiB", "concurrency",
+                            vllm.max_concurrency(layout, blocks, cfg.max_model_len, batched), rep["max_concurrency"]))
             if "estimated_max_len" in rep:
                 cap = max(spec.max_position, cfg.max_model_len)  # a log may extend the context (rope scaling)
-                n = vllm.longest_len(layout, avail, cfg.max_num_batched_tokens, cap)
-                out.append(("estimated max model len", n, rep["estimated_max_len"]))
-                kv_errs.append(("layout", err(n, rep["estimated_max_len"])))
+                n = vllm.longest_len(layout, avail, batched, cap)
+                out.append(("estimated max model len", "max model len", n, rep["estimated_max_len"]))
             if "request_gib" in rep:
-                need = vllm.request_bytes(layout, cfg.max_model_len, cfg.max_num_batched_tokens) / GIB
-                out.append(("KV GiB for one max_model_len request", need, rep["request_gib"]))
-        for label, pred, real in out:
-            print(f"{row['id']:<28} {label:<34} {pred:>12,.2f} {real:>12,.2f} {err(pred, real):>+7.1f}%")
+                need = vllm.request_bytes(layout, cfg.max_model_len, batched) / GIB
+                out.append(("KV GiB for one max_model_len request", None, need, rep["request_gib"]))
+        elif "kv_cache_tokens" in rep and "max_concurrency" in rep:
+            # no KV memory in the log: the fewest blocks its token figure allows, then concurrency
+            blocks = rep["kv_cache_tokens"] // layout.block_size * layout.num_groups
+            out.append(("concurrency from reported tokens", "concurrency",
+                        vllm.max_concurrency(layout, blocks, cfg.max_model_len, batched), rep["max_concurrency"]))
+        for label, term, pred, real in out:
+            e = err(pred, real)
+            if term:
+                terms[term].append(e)
+            print(f"{row['id']:<28} {label:<38} {pred:>12,.2f} {real:>12,.2f} {e:>+7.1f}%")
     print()
-    ok_kv = sum(1 for _, e in kv_errs if abs(e) <= 10)
-    ok_w = sum(1 for e in weight_errs if abs(e) <= 3)
-    e2e = [e for kind, e in kv_errs if kind == "end to end"]
-    print(f"KV tokens / memory within ±10 %: {ok_kv} of {len(kv_errs)} checks "
-          f"({ok_kv / len(kv_errs):.0%}); end to end: {sum(1 for e in e2e if abs(e) <= 10)} of {len(e2e)}, "
-          f"mean |error| {sum(map(abs, e2e)) / max(1, len(e2e)):.1f} %")
-    print(f"weights within ±3 %: {ok_w} of {len(weight_errs)} rows ({ok_w / max(1, len(weight_errs)):.0%}), "
-          f"mean |error| {sum(map(abs, weight_errs)) / max(1, len(weight_errs)):.1f} %")
+    for term, limit in TARGETS.items():
+        errs = terms[term]
+        ok = sum(1 for e in errs if abs(e) <= limit)
+        mean = sum(map(abs, errs)) / max(1, len(errs))
+        print(f"{term:<14} within ±{limit:g} %: {ok} of {len(errs)} rows "
+              f"({ok / max(1, len(errs)):.0%}), mean |error| {mean:.1f} %")
 
 
 if __name__ == "__main__":
