@@ -49,7 +49,7 @@ EXIT_CRASH = 70  # EX_SOFTWARE of sysexits.h: distinct from every status a comma
 
 # Each module adds its subparser with ``add_parser(subparsers)`` and sets ``run(args) -> int``.
 SUBCOMMANDS: tuple[str, ...] = ("vramtop.fit.cli", "vramtop.record", "vramtop.report.cli", "vramtop.exporter.cli",
-                                 "vramtop.exporter.watch")
+                                 "vramtop.exporter.watch", "vramtop.launch.cli")
 
 
 def positive_seconds(text: str) -> float:

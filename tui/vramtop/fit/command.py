@@ -1,0 +1,197 @@
+"""The launch line: the exact command that realises a fit verdict on this node now.
+
+Pure: a candidate and a node view in, the verdict of the candidate as the line states it and the
+line itself out (no I/O, so the what-if panel may call it on every keystroke).
+
+The line pins what the fit engine chose: the GPUs (``CUDA_VISIBLE_DEVICES``, in nvidia-smi's
+order, so ``CUDA_DEVICE_ORDER=PCI_BUS_ID``: CUDA's own default orders by speed), every size the
+verdict depends on (tensor parallel size, gpu_memory_utilization, max_model_len), and, where the
+user left gpu_memory_utilization to the default, the highest share up to vLLM's 0.9 that passes
+vLLM's start-up check ("free memory ... is less than desired GPU memory utilization") with
+``MARGIN_MIB`` to spare on every GPU, if the verdict stays as good. vLLM flags are spelled as
+``vllm serve`` spells them (its EngineArgs field names with dashes, vllm/engine/arg_utils.py);
+Ollama's as the server's environment (envconfig/config.go); several replicas as a Ray Serve LLM
+config (``engine_kwargs``, ``deployment_config.autoscaling_config``, ``placement_group_config``)
+whose autoscaling limits are the replicas the node can hold.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from vramtop.fit import vllm
+from vramtop.fit.placement import NodeView, is_slice
+from vramtop.fit.specs import normalize_format
+from vramtop.fit.verdict import _RANK, OLLAMA, RED, Candidate, FitResult, evaluate
+
+MIB = 1024**2
+MARGIN_MIB = 512  # what the chosen gpu_memory_utilization leaves free at vLLM's start-up check
+_DTYPES = ("bfloat16", "float16", "float32")
+
+
+@dataclass(frozen=True)
+class LaunchLine:
+    """``env`` then ``argv``; ``then``: a second command (``ollama run M`` after ``ollama serve``);
+    ``serve_config``: the Ray Serve LLM config for several replicas; ``notes``: why each choice."""
+
+    engine: str
+    env: tuple[tuple[str, str], ...]
+    argv: tuple[str, ...]
+    gpus: tuple[Any, ...]
+    then: tuple[str, ...] = ()
+    serve_config: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """The line to paste into a shell (two lines for Ollama: the server, then the model)."""
+        if self.serve_config is not None:
+            return json.dumps(self.serve_config, indent=2)
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env)
+        first = " ".join(p for p in (env, shlex.join(self.argv)) if p)
+        return first + (f"\n{shlex.join(self.then)}" if self.then else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"engine": self.engine, "env": dict(self.env), "argv": list(self.argv),
+                "then": list(self.then), "gpus": [str(g) for g in self.gpus],
+                "serve_config": self.serve_config, "text": self.text, "notes": list(self.notes)}
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """The candidate as the line states it, its verdict, and the line."""
+
+    candidate: Candidate
+    result: FitResult
+    line: LaunchLine
+    margin_mib: int | None = None  # vLLM: the least spare at the start-up check over its GPUs
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _floor2(x: float) -> float:
+    return math.floor(x * 100 + 1e-9) / 100
+
+
+def chosen_gpus(c: Candidate, result: FitResult) -> tuple[Any, ...]:
+    """The GPUs the verdict placed the candidate on (vLLM: every replica's; Ollama: those that
+    take layers, or all it looked at when none does)."""
+    if c.engine == OLLAMA and result.ollama_plan is not None:
+        used = tuple(g for g, n in result.ollama_plan.gpu_layers.items() if n > 0)
+        return tuple(sorted(used or (g.gpu_index for g in result.per_gpu), key=str))
+    return tuple(g.gpu_index for g in result.per_gpu)
+
+
+def _margin(result: FitResult) -> int | None:
+    if not result.ranks:
+        return None
+    return min(int((r.free_at_check_bytes - r.requested_bytes) / MIB) for r in result.ranks)
+
+
+def plan(candidate: Candidate, node: NodeView, model_ref: str | None = None) -> LaunchPlan:
+    """Judge ``candidate`` on ``node`` and pin the choices into a launch line; ``model_ref``: the
+    model as the user named it (an Ollama tag, a directory); vLLM gets the Hugging Face id of a
+    catalog name."""
+    result = evaluate(candidate, node, suggest=False)
+    c = candidate
+    if result.per_gpu and c.gpus is None:
+        c = c.with_(gpus=chosen_gpus(c, result))
+        result = evaluate(c, node, suggest=False)
+    if c.engine != OLLAMA and c.gpu_memory_utilization is None and result.ranks:
+        best = min(_floor2((r.free_at_check_bytes - MARGIN_MIB * MIB) / r.total_bytes) for r in result.ranks)
+        c = c.with_(gpu_memory_utilization=vllm.DEFAULT_UTIL)  # what None means: same verdict
+        if 0 < best < vllm.DEFAULT_UTIL:
+            tried = c.with_(gpu_memory_utilization=best)
+            other = evaluate(tried, node, suggest=False)
+            if _RANK[other.verdict] <= _RANK[result.verdict]:
+                c, result = tried, other
+    margin = _margin(result)
+    return LaunchPlan(c, result, line_for(c, result, margin, model_ref), margin)
+
+
+def line_for(c: Candidate, result: FitResult, margin_mib: int | None = None,
+             model_ref: str | None = None) -> LaunchLine:
+    """The launch line of ``c`` as judged in ``result``."""
+    gpus = c.gpus if c.gpus is not None else chosen_gpus(c, result)
+    env: list[tuple[str, str]] = []
+    whole = [g for g in gpus if not is_slice(g)]
+    if gpus and len(whole) == len(gpus):
+        env += [("CUDA_DEVICE_ORDER", "PCI_BUS_ID"), ("CUDA_VISIBLE_DEVICES", ",".join(map(str, gpus)))]
+    notes = [f"stop {ref} first: the verdict counts its memory as free" for ref in c.stopped]
+    if len(whole) != len(gpus):
+        notes.append("a MIG slice is chosen: set CUDA_VISIBLE_DEVICES to its MIG-… UUID (nvidia-smi -L)")
+    if c.engine == OLLAMA:
+        return _ollama_line(c, result, env, tuple(gpus), notes, model_ref or c.model.name)
+    local = model_ref is not None and model_ref.startswith(("/", "./", "../", "~"))
+    return _vllm_line(c, result, env, tuple(gpus), notes, margin_mib, model_ref if local else c.model.name)
+
+
+def _vllm_flags(c: Candidate, result: FitResult) -> list[tuple[str, Any]]:
+    """(EngineArgs field, value) pairs: every size the verdict depends on, the rest when set."""
+    pairs: list[tuple[str, Any]] = [
+        ("tensor_parallel_size", c.tensor_parallel_size),
+        ("gpu_memory_utilization", c.gpu_memory_utilization if c.gpu_memory_utilization is not None
+         else vllm.DEFAULT_UTIL),
+        ("max_model_len", result.max_model_len or c.max_model_len or c.model.max_position),
+    ]
+    quant = c.quantization and normalize_format(c.quantization)
+    dtype = c.dtype
+    if quant in _DTYPES and dtype is None:
+        dtype, quant = quant, None
+    if dtype and normalize_format(dtype) != "auto":
+        pairs.append(("dtype", normalize_format(dtype)))
+    if quant and quant not in ("auto", *_DTYPES):
+        pairs.append(("quantization", c.quantization))
+    for name in ("kv_cache_dtype", "max_num_seqs", "max_num_batched_tokens"):
+        value = getattr(c, name)
+        if value is not None and value != "auto":
+            pairs.append((name, value))
+    for name in ("enforce_eager", "enable_prefix_caching"):
+        if getattr(c, name):
+            pairs.append((name, True))
+    return pairs
+
+
+def _vllm_line(c: Candidate, result: FitResult, env: list[tuple[str, str]], gpus: tuple[Any, ...],
+               notes: list[str], margin_mib: int | None, model: str) -> LaunchLine:
+    pairs = _vllm_flags(c, result)
+    if margin_mib is not None and result.verdict != RED:
+        notes.append(f"gpu_memory_utilization {pairs[1][1]} passes vLLM's start-up check with "
+                     f"{margin_mib:,} MiB to spare on the tightest GPU")
+    if c.replicas > 1:
+        placed = max(1, result.replicas_placed)
+        kwargs = {k: v for k, v in pairs}
+        config = {
+            "model_loading_config": {"model_id": model, "model_source": model},
+            "engine_kwargs": kwargs,
+            "deployment_config": {"autoscaling_config": {"min_replicas": min(placed, c.replicas),
+                                                         "max_replicas": min(placed, c.replicas)}},
+            "placement_group_config": {"bundles": [{"GPU": 1}] * c.tensor_parallel_size,
+                                       "strategy": "STRICT_PACK"},
+        }
+        notes.append(f"{placed} of {c.replicas} replicas fit on this node's GPUs: autoscaling is "
+                     f"capped there")
+        return LaunchLine(c.engine, (), (), gpus, serve_config=config, notes=tuple(notes))
+    argv = ["vllm", "serve", model]
+    for name, value in pairs:
+        flag = "--" + name.replace("_", "-")
+        argv += [flag] if value is True else [flag, str(value)]
+    return LaunchLine(c.engine, tuple(env), tuple(argv), gpus, notes=tuple(notes))
+
+
+def _ollama_line(c: Candidate, result: FitResult, env: list[tuple[str, str]], gpus: tuple[Any, ...],
+                 notes: list[str], model: str) -> LaunchLine:
+    p = result.ollama_plan
+    num_ctx = p.num_ctx if p else c.num_ctx
+    num_parallel = p.num_parallel if p else (c.num_parallel or 1)
+    if num_ctx:
+        env.append(("OLLAMA_CONTEXT_LENGTH", str(num_ctx)))
+    env.append(("OLLAMA_NUM_PARALLEL", str(num_parallel)))
+    kv = (c.kv_cache_dtype or "f16").lower()
+    if kv != "f16":  # Ollama quantizes the KV cache only with flash attention on
+        env += [("OLLAMA_FLASH_ATTENTION", "1"), ("OLLAMA_KV_CACHE_TYPE", kv)]
+    return LaunchLine(c.engine, tuple(env), ("ollama", "serve"), gpus, then=("ollama", "run", model),
+                      notes=tuple(notes))
