@@ -5,7 +5,9 @@ Names follow Prometheus conventions: a ``vramtop_`` prefix, base units in the na
 celsius, watts, seconds; ratios 0-1), one meaning per name, HELP on each. Labels are bounded by
 what the node holds: ``gpu`` (the index, unique over a Ray cluster in cluster mode), an
 instance's ``name`` and ``gpus`` (never its PIDs, which change on every restart: those only with
-``pid_labels``), Serve's ``app`` and ``deployment``, a candidate's ``candidate``.
+``pid_labels``), Serve's ``app`` and ``deployment``, a candidate's ``candidate``. A label value
+that comes from outside (titles, Ray's names, the driver's strings) is cut to printable UTF-8 of
+at most ``MAX_LABEL_CHARS``.
 """
 
 from __future__ import annotations
@@ -26,15 +28,33 @@ from vramtop.telemetry.model import Telemetry, process_facts
 
 GPU_STATES = (CRITICAL, LOW, OK, LOST, UNKNOWN)
 REPLICA_STATES = ("running", "starting", "pending")
+MAX_LABEL_CHARS = 128
+
+
+def label_text(text: str) -> str:
+    """A label value from outside (a process title, a Ray name, a driver string): valid UTF-8
+    (a title's undecodable bytes would fail the whole scrape), printable, and short."""
+    clean = "".join(c if c.isprintable() else "?" for c in text.encode("utf-8", "replace").decode("utf-8"))
+    return clean if len(clean) <= MAX_LABEL_CHARS else clean[:MAX_LABEL_CHARS - 1] + "…"
+
+
+class _Gauge(GaugeMetricFamily):
+    def add_metric(self, labels, value, timestamp=None):
+        super().add_metric([label_text(v) for v in labels], value, timestamp)
+
+
+class _Info(InfoMetricFamily):
+    def add_metric(self, labels, value, timestamp=None):
+        super().add_metric([label_text(v) for v in labels], value, timestamp)
 
 
 def _gauge(name: str, help_text: str, labels: tuple[str, ...] = ()) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, help_text, labels=list(labels))
+    return _Gauge(name, help_text, labels=list(labels))
 
 
 def node_families(snapshot: NodeSnapshot) -> Iterator[Metric]:
     """What vramtop is and when its picture was taken."""
-    info = InfoMetricFamily("vramtop", "The vramtop that exports, and the node it reads",
+    info = _Info("vramtop", "The vramtop that exports, and the node it reads",
                             labels=["version", "hostname", "source", "driver_version", "cuda_version"])
     info.add_metric([__version__, snapshot.hostname, snapshot.source, snapshot.driver_version or "",
                      snapshot.cuda_version or ""], {})
@@ -55,7 +75,7 @@ def node_families(snapshot: NodeSnapshot) -> Iterator[Metric]:
 def gpu_families(snapshot: NodeSnapshot, thresholds: Thresholds) -> Iterator[Metric]:
     """Per GPU, counted as nvidia-smi counts (total = reserved + used + free); a figure the driver
     does not give is left out, and a lost GPU keeps only its info and state."""
-    info = InfoMetricFamily("vramtop_gpu", "A GPU's model, UUID and (cluster mode) Ray node",
+    info = _Info("vramtop_gpu", "A GPU's model, UUID and (cluster mode) Ray node",
                             labels=["gpu", "name", "uuid", "node"])
     memory = {part: _gauge(f"vramtop_gpu_memory_{part}_bytes", text, ("gpu",)) for part, text in (
         ("total", "GPU memory in all"),
@@ -96,10 +116,10 @@ def instance_labels(instances: tuple[Instance, ...]) -> dict[str, tuple[str, str
     seen: set[tuple[str, str]] = set()
     for inst in sorted(instances, key=lambda i: i.key):
         gpus = ",".join(map(str, inst.gpu_indices))
-        name, n = inst.name, 1
+        name, n = label_text(inst.name), 1
         while (name, gpus) in seen:
             n += 1
-            name = f"{inst.name} #{n}"
+            name = f"{label_text(inst.name)} #{n}"
         seen.add((name, gpus))
         out[inst.key] = (name, gpus)
     return out
@@ -110,7 +130,7 @@ def instance_families(snapshot: NodeSnapshot, instances: tuple[Instance, ...],
     """Per serving instance: its cost per GPU, its engine, and what its engine reports."""
     ids = instance_labels(instances)
     base = ("name", "gpus")
-    info = InfoMetricFamily("vramtop_instance", "A serving instance: engine, Ray Serve replica, container",
+    info = _Info("vramtop_instance", "A serving instance: engine, Ray Serve replica, container",
                             labels=[*base, "engine", "replica", "container", *(("key",) if pid_labels else ())])
     memory = _gauge("vramtop_instance_memory_used_bytes",
                     "GPU memory a serving instance holds on each GPU (all its processes)", (*base, "gpu"))
@@ -205,7 +225,7 @@ def headroom_families(headroom: tuple[Headroom, ...]) -> Iterator[Metric]:
     verdict = _gauge("vramtop_candidate_verdict",
                      "Would the candidate fit now: 0 green, 1 yellow, 2 red, 3 cannot be judged (see vramtop fit)",
                      label)
-    info = InfoMetricFamily("vramtop_candidate", "A candidate's model and engine",
+    info = _Info("vramtop_candidate", "A candidate's model and engine",
                             labels=["candidate", "model", "engine"])
     length = _gauge("vramtop_candidate_max_model_len_tokens",
                     "The largest max_model_len the KV cache would hold one request of, were it started now (vLLM; 0: it would not start)", label)

@@ -1,0 +1,52 @@
+"""A process whose command line is anyone's bytes (undecodable, control characters, quotes,
+kilobytes long) names an instance; the scrape stays valid and its labels short."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter_support import seed_scenario
+from vramtop.analysis.states import Thresholds
+from vramtop.exporter.collector import LatestSnapshot, registry_for
+from vramtop.exporter.families import MAX_LABEL_CHARS
+from vramtop.sampler import LiveSource
+
+# `vllm serve MODEL`, as vLLM's CLI runs it (vllm/entrypoints/cli/serve.py); MODEL is hostile.
+MODEL = b'\xff\xfe"}\n# HELP evil\x1b[31m' + b"m" * 4000
+
+
+def test_a_hostile_command_line_gives_a_valid_scrape_with_short_labels(fake_nvml):
+    server = subprocess.Popen([sys.executable, "-c", "import time; print(flush=True); time.sleep(600)",
+                               "vllm", "serve", MODEL], stdout=subprocess.PIPE)
+    try:
+        server.stdout.readline()
+        fake_nvml.processes.clear()
+        fake_nvml.add_process(0, server.pid, 20_000)
+        fake_nvml.write()
+        source = LiveSource()
+        try:
+            snapshot = source.sample()
+        finally:
+            source.close()
+    finally:
+        server.kill()
+        server.wait()
+        server.stdout.close()
+    latest = LatestSnapshot(Thresholds(), pid_labels=True)
+    latest.publish(snapshot)
+    text = generate_latest(registry_for(latest))  # raised UnicodeEncodeError before labels were cleaned
+    families = {f.name: f for f in text_string_to_metric_families(text.decode())}
+    (info,) = families["vramtop_instance_info"].samples
+    name = info.labels["name"]
+    assert name.startswith("vLLM ") and len(name) <= MAX_LABEL_CHARS and name.isprintable()
+    assert '"}' in name  # kept as text: the exposition escapes it, nothing reads it as markup or syntax
+    assert b"\n# HELP evil" not in text
+    if shutil.which("promtool"):
+        checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=60)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
