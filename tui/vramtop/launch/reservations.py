@@ -3,7 +3,7 @@
 Two engines started at once each see the other's memory as free and one fails after minutes of
 loading. ``vramtop launch`` therefore judges and records under one lock: in the runtime
 directory (``/run/vramtop`` as root, else ``$XDG_RUNTIME_DIR/vramtop``, else
-``/tmp/vramtop-UID``) the file ``lock`` is held with ``flock`` while a launch reads the node and
+``/tmp/vramtop-UID``) (or ``$VRAMTOP_RUNTIME_DIR``) the file ``lock`` is held with ``flock`` while a launch reads the node and
 the reservations and writes its own, ``<launcher pid>.json``: the model, MiB per GPU still
 promised, and when the promise ends. A launcher shrinks its record as its process's memory
 appears in NVML and removes it once the memory has settled, the process exited, or the hold
@@ -58,7 +58,11 @@ class Reservation:
 
 
 def runtime_dir() -> Path:
-    """Where reservations live for this user (see the module docstring)."""
+    """Where reservations live for this user (see the module docstring); ``VRAMTOP_RUNTIME_DIR``
+    names another (a site's shared directory; tests)."""
+    override = os.environ.get("VRAMTOP_RUNTIME_DIR")
+    if override and os.path.isabs(override):
+        return Path(override)
     if os.geteuid() == 0:
         return Path("/run/vramtop")
     xdg = os.environ.get("XDG_RUNTIME_DIR")

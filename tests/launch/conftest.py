@@ -1,0 +1,46 @@
+"""A one-GPU node on the stand-in driver, a ``vllm`` on PATH that is the stand-in engine, and a
+private runtime directory for the reservations."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fakenvml
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def node(tmp_path):
+    """(scenario, env, log): one empty A10 (22,515 MiB as CUDA counts it) and the environment a
+    launch runs in."""
+    scenario = fakenvml.Scenario(tmp_path / "nvml-scenario.txt")
+    scenario.add_gpu("NVIDIA A10", total_mib=23_028, reserved_mib=513, used_mib=0)
+    scenario.write()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    vllm = bin_dir / "vllm"
+    vllm.write_text(f"#!{sys.executable}\nimport runpy\nrunpy.run_path({str(HERE / 'standin_engine.py')!r}, "
+                    "run_name='__main__')\n")
+    vllm.chmod(0o755)
+    runtime = tmp_path / "run"
+    log = tmp_path / "engine.log"
+    env = scenario.env()
+    env.update(PATH=f"{bin_dir}{os.pathsep}{env['PATH']}", VRAMTOP_RUNTIME_DIR=str(runtime),
+               STANDIN_LOG=str(log), PYTHONUNBUFFERED="1")
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    return scenario, env, log
+
+
+def launch(env, *args, **popen):
+    """``vramtop launch ARGS`` as a real child process."""
+    return subprocess.Popen([sys.executable, "-m", "vramtop", "launch", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def events(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
