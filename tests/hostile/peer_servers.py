@@ -10,7 +10,6 @@ and peak RSS (read from the kernel for that process alone, by ``os.wait4``).
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys

@@ -156,3 +156,16 @@ def test_a_tgi_instance_reads_its_routers_metrics_on_the_launchers_port(fake_nvm
     assert inst["engine"] == "tgi" and tel["endpoint"] == f"http://127.0.0.1:{port}/metrics"
     assert (tel["status"], tel["kv_cache_usage"], tel["requests_running"], tel["requests_waiting"]) == ("ok", 0.25, 3, 2)
     assert tel["summary"] == "KV 25 % · 3 running · 2 waiting"
+
+
+def test_nan_and_infinite_samples_are_no_figure_rather_than_a_failed_read():
+    from vramtop.telemetry import ray_serve, vllm_metrics
+
+    for value in ("NaN", "+Inf", "1e400"):
+        m = vllm_metrics.parse(f'vllm:num_requests_running{{model_name="m"}} {value}\nvllm:num_requests_waiting 2\n', "u")
+        assert (m.requests_running, m.requests_waiting) == (None, 2)
+        assert sglang_metrics.parse(f"sglang:num_running_reqs {value}\nsglang:num_queue_reqs 1\n", "u").requests_running is None
+        assert tgi_metrics.parse(f"tgi_queue_size {value}\ntgi_batch_current_size 1\n", "u").requests_waiting is None
+        (a,) = ray_serve.parse(f'ray_serve_autoscaling_desired_replicas{{deployment="d"}} {value}\n'
+                               f'ray_serve_autoscaling_total_requests{{deployment="d"}} 3\n', "u")
+        assert (a.desired_replicas, a.total_requests) == (None, 3.0)

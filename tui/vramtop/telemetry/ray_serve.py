@@ -12,6 +12,8 @@ Names and labels (``application``, ``deployment``) checked against a live Ray 2.
 
 from __future__ import annotations
 
+import math
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from vramtop.snapshot import HostProcess, NodeSnapshot
@@ -51,6 +53,8 @@ def parse(text: str, url: str) -> tuple[ServeAutoscaling, ...]:
     try:
         for family in text_string_to_metric_families(lines):
             for s in family.samples:
+                if not math.isfinite(s.value):
+                    continue
                 key = (s.labels.get("application", ""), s.labels.get("deployment", ""))
                 if not key[1]:
                     continue
@@ -60,7 +64,7 @@ def parse(text: str, url: str) -> tuple[ServeAutoscaling, ...]:
                     d["ongoing"][replica] = d["ongoing"].get(replica, 0.0) + float(s.value)
                 else:
                     d[s.name] = float(s.value)
-    except ValueError as exc:
+    except ValueError:
         raise MetricsUnavailable(f"{url}: not Prometheus text") from None
 
     def as_int(v: float | None) -> int | None:

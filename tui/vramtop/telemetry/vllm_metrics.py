@@ -13,6 +13,7 @@ Metric names changed across vLLM releases: ``vllm:kv_cache_usage_perc`` (V1) rep
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping
@@ -221,6 +222,8 @@ def parse(text: str, url: str, known_cache: CacheConfig | None = None) -> VllmMe
     try:
         for family in text_string_to_metric_families(relevant(text, _LIVE if known_cache else _WANTED)):
             for sample in family.samples:
+                if not math.isfinite(sample.value):
+                    continue  # NaN or infinite: no figure (a count of them would not convert)
                 model = sample.labels.get("model_name")
                 if model and model not in models:
                     models.append(model)
@@ -238,7 +241,7 @@ def parse(text: str, url: str, known_cache: CacheConfig | None = None) -> VllmMe
                         )
                 elif sample.name in _WANTED:
                     sums[sample.name] = sums.get(sample.name, 0.0) + float(sample.value)
-    except ValueError as exc:
+    except ValueError:
         raise MetricsUnavailable(f"{url}: not Prometheus text") from None
     if not sums and not kv and cache is None:
         raise MetricsUnavailable(f"{url}: answers, but exports no vLLM metrics")
