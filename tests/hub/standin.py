@@ -246,6 +246,7 @@ class StandInRegistry:
     faults: dict[str, str] = field(default_factory=dict)
     url: str = ""
     served: list[int] = field(default_factory=list)
+    manifest_delay_s: float = 0.0  # a slow registry
 
     def add(self, name: str, model: Blob, extra_layers: Sequence[tuple[str, bytes]] = ()) -> None:
         layers = []
@@ -288,6 +289,7 @@ def serve_registry(reg: StandInRegistry) -> _Server:
                     return
             m = re.match(r"^/v2/(.+)/manifests/([^/]+)$", self.path)
             if m:
+                time.sleep(reg.manifest_delay_s)
                 manifest = reg.manifests.get(f"{m.group(1)}:{m.group(2)}")
                 if manifest is None:
                     return self._send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')

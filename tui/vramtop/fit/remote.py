@@ -82,6 +82,35 @@ def cached(text: str) -> ModelSpec | None:
         return None
 
 
+def local_names(limit: int = 500) -> list[str]:
+    """Names a search field can offer without the network: those resolved before (this cache)
+    and the model repositories in the local HF cache (its folder names, nothing imported)."""
+    names: list[str] = []
+    try:
+        entries = sorted(cache_dir().glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        entries = []
+    for path in entries[:limit]:
+        try:
+            with open(path, "rb") as f:
+                name = json.loads(f.read(MAX_ENTRY)).get("name")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(name, str) and name not in names:
+            names.append(name)
+    hf_home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
+    hf_cache = Path(os.environ.get("HF_HUB_CACHE") or Path(hf_home) / "hub")
+    try:
+        repos = sorted(p.name for p in hf_cache.iterdir() if p.name.startswith("models--"))
+    except OSError:
+        repos = []
+    for folder in repos[:limit]:
+        name = folder[len("models--"):].replace("--", "/", 1)
+        if name not in names:
+            names.append(name)
+    return names
+
+
 def _store(ref: hub.HubRef | ollama_library.OllamaRef, spec: ModelSpec) -> None:
     path = _entry(ref)
     tmp = None

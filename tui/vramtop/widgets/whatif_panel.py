@@ -25,16 +25,18 @@ from the suggestion list), ``delete`` unpins the highlighted pin, ``enter`` on a
 
 from __future__ import annotations
 
+import time
 import weakref
 from pathlib import Path
 from typing import Callable
 
-from textual import on
+from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.content import Content
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Input, Label, OptionList, Select, SelectionList, Static
 from textual.widgets.option_list import Option
@@ -42,7 +44,9 @@ from textual.widgets.option_list import Option
 from vramtop.analysis.instances import group_instances
 from vramtop.snapshot import NodeSnapshot
 from vramtop import whatif_state as ws
+from vramtop.fit import remote
 from vramtop.fit.placement import device_order
+from vramtop.fit.specs import SpecError
 from vramtop.fit.verdict import GREEN, INVALID, RED, YELLOW, Candidate, FitResult
 from vramtop.fit.fields import ModelChoice, list_models
 from vramtop.whatif_state import FormState, WhatIfMemory
@@ -51,6 +55,8 @@ from vramtop.widgets.whatif_bars import NeedBars
 NARROW_COLUMNS = 100  # below this the panel is a screen of its own
 _RECENT = "recent:"  # option ids of the last candidates in the model list
 _COMMAND_CHARS = "+="  # never typed into a field: the panel's pin and apply keys
+REMOTE_PAUSE_S = 0.5  # this long a pause in typing looks a model up on the Hub / Ollama library
+_SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _TEXT_FIELDS = ("tensor_parallel_size", "gpus", "gpu_memory_utilization", "max_model_len", "dtype",
                 "quantization", "kv_cache_dtype", "max_num_seqs", "num_ctx", "num_parallel", "replicas")
 
@@ -93,6 +99,8 @@ class WhatIfPanel(Vertical):
     WhatIfPanel .wi-row > Input, WhatIfPanel .wi-row > Select { width: 1fr; }
     WhatIfPanel Input.-invalid { color: $error; text-style: bold; }
     WhatIfPanel .wi-error { color: $error; padding-left: 16; height: auto; }
+    WhatIfPanel #wi-model-source { padding-left: 16; height: auto; }
+    WhatIfPanel #wi-model-source.-failed { color: $warning; }
     WhatIfPanel #wi-matches { height: auto; max-height: 8; margin-left: 16; }
     WhatIfPanel #f-stopped { height: auto; max-height: 6; }
     WhatIfPanel #wi-headline { text-style: bold; padding: 0 1; height: 2; margin-bottom: 1; }
@@ -127,7 +135,7 @@ class WhatIfPanel(Vertical):
         super().__init__(id=id, classes="-docked" if docked else "")
         self._snapshot = snapshot
         self._state_path = state_path
-        self._list_models = models or list_models
+        self._list_models = models or _known_models
         memory, warning = ws.load_memory(state_path)
         self._memory: WhatIfMemory = memory
         self._notes: list[str] = [warning] if warning else []
@@ -142,6 +150,10 @@ class WhatIfPanel(Vertical):
         self._boxes: dict[str, Static] = {}
         self._shown: dict[str | None, tuple[str, int, int]] = {}  # box id -> (text, width, lines)
         self._suggestion_texts: list[str] = []
+        self._remote_timer: Timer | None = None  # the pause after the last key in the model field
+        self._resolving: str | None = None  # the remote model name a worker is resolving
+        self._spinner: Timer | None = None
+        self._source_text = ""
 
     @property
     def memory(self) -> WhatIfMemory:
@@ -160,6 +172,7 @@ class WhatIfPanel(Vertical):
                                  placeholder="type to search", id="f-model", compact=True)
             yield OptionList(id="wi-matches", compact=True)
             yield Static("", id="e-model", classes="wi-error")
+            yield Static("", id="wi-model-source", classes="wi-quiet")
             with Horizontal(classes="wi-row"):
                 yield Label("engine", classes="wi-label")
                 yield Select(
@@ -196,6 +209,7 @@ class WhatIfPanel(Vertical):
         self._fields = {name: self.query_one(f"#f-{name}", Input) for name in ("model", *_TEXT_FIELDS)}
         self._boxes = {box.id: box for box in self.query(Static) if box.id}
         self.query_one("#wi-matches", OptionList).display = False
+        self._boxes["wi-model-source"].display = False
         self._show_engine_fields()
         self._refresh_instances()
         self._refresh_pins_list()
@@ -246,6 +260,7 @@ class WhatIfPanel(Vertical):
         self.form = self.form.with_(**{name: value})
         if name == "model":
             self._show_matches(value)
+            self._schedule_remote(value)
         self.recompute(pins=False)
 
     @on(Select.Changed, "#f-engine")
@@ -332,6 +347,90 @@ class WhatIfPanel(Vertical):
         else:
             self._load_form(ws.with_model(self.form, name))
 
+    # ---- models not here yet: the Hub and the Ollama library ----------------------------------
+
+    def _schedule_remote(self, name: str) -> None:
+        """After a pause in typing, a name no local source knows is looked up in workers (the
+        Hub's search for completions, then the model itself); a keystroke never waits on them."""
+        if self._remote_timer is not None:
+            self._remote_timer.stop()
+        if name.strip() != self._resolving:
+            self._show_source("")
+        self._remote_timer = self.set_timer(REMOTE_PAUSE_S, lambda: self._remote_lookup(name))
+
+    def _remote_lookup(self, name: str) -> None:
+        text = name.strip()
+        if text != self.form.model.strip() or self.result is None or "model" not in self.result.errors:
+            return  # typed on since, or known here
+        if "/" in text and len(text) >= 3:
+            self._search_hub(text)
+        if remote.remote_ref(text) is not None and text != self._resolving:
+            self._resolving = text
+            self._show_source(f"resolving {text} …", spinning=True)
+            self._resolve_remote(text)
+
+    @work(thread=True, exclusive=True, group="wi-hub-search")
+    def _search_hub(self, query: str) -> None:
+        from vramtop.fit import hub
+
+        self._from_thread(self._hub_matches, query, hub.search(query))
+
+    @work(thread=True, exclusive=True, group="wi-resolve")
+    def _resolve_remote(self, name: str) -> None:
+        try:
+            spec = remote.fetch(name)
+            self._from_thread(self._resolved, name, f"from {spec.source}" if spec else "", False)
+        except SpecError as exc:
+            self._from_thread(self._resolved, name, str(exc), True)
+
+    def _from_thread(self, callback: Callable[..., None], *args: object) -> None:
+        try:
+            self.app.call_from_thread(callback, *args)
+        except RuntimeError:  # the app closed while the worker waited on the network
+            pass
+
+    def _resolved(self, name: str, line: str, failed: bool) -> None:
+        if self._resolving == name:
+            self._resolving = None
+        if name != self.form.model.strip():
+            return
+        if not failed:
+            ws._spec.cache_clear()  # it remembers this name as unknown from before the worker
+            self.recompute(pins=False)
+        self._show_source(line, failed=failed)
+
+    def _hub_matches(self, query: str, names: list[str]) -> None:
+        """The Hub's search results under the local matches (still the same query only)."""
+        if query != self.form.model.strip() or not names:
+            return
+        matches = self.query_one("#wi-matches", OptionList)
+        shown = {matches.get_option_at_index(i).id for i in range(matches.option_count)}
+        matches.add_options([Option(Content.assemble(n, ("  hub", "dim")), id=n)
+                             for n in names if n not in shown])
+        _show(matches, matches.option_count > 0)
+        if matches.option_count and matches.highlighted is None:
+            matches.highlighted = 0
+
+    def _show_source(self, text: str, *, spinning: bool = False, failed: bool = False) -> None:
+        """The line under the model field: a spinner while a worker resolves, then where the
+        model's facts came from, or why they could not be read."""
+        if not self._ready:
+            return
+        if self._spinner is not None and not spinning:
+            self._spinner.stop()
+            self._spinner = None
+        if spinning and self._spinner is None:
+            self._spinner = self.set_interval(0.1, self._spin)
+        self._source_text = text
+        box = self._boxes["wi-model-source"]
+        box.set_class(failed, "-failed")
+        self._put(box, f"{_SPINNER[0]} {text}" if spinning else text)
+        _show(box, bool(text))
+
+    def _spin(self) -> None:
+        frame = int(time.monotonic() * 10) % len(_SPINNER)
+        self._put(self._boxes["wi-model-source"], f"{_SPINNER[frame]} {self._source_text}")
+
     # ---- the form's fields --------------------------------------------------------------------
 
     def _load_form(self, form: FormState) -> None:
@@ -389,12 +488,14 @@ class WhatIfPanel(Vertical):
         """Judge the form (and, unless only the form changed, every pin) and redraw the verdict."""
         if not self._ready:
             return
-        self.result = ws.assess(self.form, self._snapshot)
+        with remote.cache_only():  # the network is for workers (_schedule_remote), never a keystroke
+            self.result = ws.assess(self.form, self._snapshot)
         self._show_errors(self.result.errors)
         self._show_placeholders()
         self._show_result(self.result)
         if pins:
-            self.pin_results = tuple(ws.assess(pin, self._snapshot) for pin in self._memory.pins)
+            with remote.cache_only():
+                self.pin_results = tuple(ws.assess(pin, self._snapshot) for pin in self._memory.pins)
             self._show_pin_verdicts()
 
     def _show_errors(self, errors: dict[str, str]) -> None:
@@ -533,6 +634,13 @@ class WhatIfPanel(Vertical):
         warning = ws.save_memory(self._memory, self._state_path)
         if warning and self._ready:
             self._note(warning)
+
+
+def _known_models() -> tuple[ModelChoice, ...]:
+    """The catalog, then the models resolved before or in the local HF cache (by name)."""
+    catalog = list_models()
+    known = {c.name for c in catalog}
+    return catalog + tuple(ModelChoice(n, "cached", "") for n in remote.local_names() if n not in known)
 
 
 class WhatIfScreen(Screen):
