@@ -1,0 +1,75 @@
+"""The launch line of every seed candidate on the demo node, read back by the launch parser
+into the fit engine, gets the verdict it was written for."""
+
+import re
+import shlex
+
+import pytest
+
+from vramtop.fit.command import plan
+from vramtop.fit.fields import candidate_from_fields
+from vramtop.fit.placement import node_from_snapshot
+from vramtop.fit.verdict import evaluate
+from vramtop.launch.engine_args import parse
+from vramtop.report.candidates import SEED_CANDIDATES, parse_candidate
+from vramtop.sources.demo import DemoSource
+
+# The seed analysis's questions (README, "Would it fit?"): the two Ollama models, and the 4B on
+# vLLM at utilization 0.95 and 0.85 with TP 2 and 4, as things run and with the replica stopped.
+VLLM_SEED = ("medgemma-4b-it,tp=2,util=0.95,max_model_len=8192", "medgemma-4b-it,tp=4,util=0.85,max_model_len=8192",
+             "medgemma-4b-it,tp=2,util=0.85,max_model_len=8192,stopped=ray:4000", "medgemma-27b,tp=4,stopped=ray:4000",
+             "medgemma-4b-it,tp=2,stopped=ray:4000")
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return node_from_snapshot(DemoSource().sample())
+
+
+def _read_back(line):
+    """argv and env from the line's text, as a shell would split it."""
+    first, *rest = line.text.splitlines()
+    words = shlex.split(first)
+    n = 0
+    while n < len(words) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[n]):  # leading NAME=VALUE
+        n += 1
+    env = dict(w.split("=", 1) for w in words[:n])
+    argv = words[n:]
+    model = shlex.split(rest[0])[-1] if rest else None
+    return argv, env, model
+
+
+@pytest.mark.parametrize("text", SEED_CANDIDATES + VLLM_SEED)
+def test_the_line_reads_back_to_the_same_verdict(text, demo):
+    candidate = parse_candidate(text)
+    ref = text.split(",")[0]
+    p = plan(candidate, demo, ref)
+    argv, env, model = _read_back(p.line)
+    parsed = parse(argv, env, model=model)
+    fields = dict(parsed.fields, gpus=parsed.visible_devices, stopped=",".join(candidate.stopped))
+    back, errors = candidate_from_fields(fields)
+    assert back is not None, errors
+    assert evaluate(back, demo, suggest=False).verdict == p.result.verdict
+    assert back.gpus == tuple(g.gpu_index for g in p.result.per_gpu) or candidate.engine == "ollama"
+    if candidate.engine == "vllm":
+        assert argv[:3] == ["vllm", "serve", candidate.model.name]
+        assert argv[3:5] == ["--tensor-parallel-size", str(candidate.tensor_parallel_size)]
+
+
+def test_default_utilization_is_lowered_to_pass_the_start_check_with_a_margin(demo):
+    """The 4B at TP 2 with the replica stopped: the default 0.9 would pass; a stated margin of
+    512 MiB at vLLM's start-up check stays on every GPU the line names."""
+    p = plan(parse_candidate("medgemma-4b-it,tp=2,stopped=ray:4000"), demo)
+    assert p.margin_mib is not None and p.margin_mib >= 512
+    assert f"{p.margin_mib:,} MiB to spare" in " ".join(p.line.notes)
+    assert "stop ray:4000 first" in " ".join(p.line.notes)
+
+
+def test_unknown_flags_are_left_alone_and_aliases_read():
+    parsed = parse(["vllm", "serve", "google/medgemma-4b-it", "-tp", "2", "--port", "8000",
+                    "--gpu-memory-utilization=0.7", "--enforce-eager", "--served-model-name", "m"], {})
+    assert dict(parsed.fields) == {"engine": "vllm", "model": "google/medgemma-4b-it", "tensor_parallel_size": "2",
+                                   "gpu_memory_utilization": "0.7", "enforce_eager": "yes"}
+    parsed = parse(["python", "-m", "vllm.entrypoints.openai.api_server", "--model", "Qwen/Qwen3-8B"],
+                   {"CUDA_VISIBLE_DEVICES": "1,3"})
+    assert parsed.fields["model"] == "Qwen/Qwen3-8B" and parsed.visible_devices == "1,3"
