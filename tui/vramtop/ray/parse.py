@@ -36,6 +36,7 @@ MAX_ROWS = 10_000  # per state API answer (vramtop asks for at most this many)
 MAX_BUNDLES = 256  # per placement group
 MAX_NODE_GPUS = 256
 MAX_RESOURCES = 256  # resource names per node or bundle
+MAX_MESSAGE = 2_000  # characters of Ray's own message on an application or deployment
 _LARGEST = 2**53
 
 
@@ -73,6 +74,11 @@ def _float(v: Any) -> float | None:
     return None
 
 
+def _message(v: Any) -> str:
+    """Ray's own words on an application or deployment, at most ``MAX_MESSAGE`` characters."""
+    return v[:MAX_MESSAGE] if isinstance(v, str) else ""
+
+
 def _resources(v: Any) -> dict[str, float]:
     return {str(k): float(x) for k, x in list(_dict(v).items())[:MAX_RESOURCES] if _float(x) is not None}
 
@@ -91,7 +97,7 @@ def serve_details(doc: Any) -> tuple[tuple[Application, ...], tuple[Deployment, 
         a = _dict(raw_app)
         config = _dict(a.get("deployed_app_config"))
         apps.append(Application(
-            name=str(app_name), status=_str(a.get("status")), message=a.get("message") or "",
+            name=str(app_name), status=_str(a.get("status")), message=_message(a.get("message")),
             route_prefix=_str(a.get("route_prefix")), import_path=_str(config.get("import_path")),
             last_deployed_time_s=_float(a.get("last_deployed_time_s")),
         ))
@@ -134,7 +140,7 @@ def _deployment(app: str, name: str, d: dict, llms: Mapping[str, LLMConfig]) -> 
     required = d.get("required_resources")
     return Deployment(
         app=app, name=name, status=_str(d.get("status")), status_trigger=_str(d.get("status_trigger")),
-        message=d["message"] if isinstance(d.get("message"), str) else "",
+        message=_message(d.get("message")),
         target_num_replicas=_int(d.get("target_num_replicas")),
         num_replicas=_int(config.get("num_replicas")) if autoscaling is None else None,
         autoscaling=autoscaling,
