@@ -160,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
         recorder = Recorder(args.output, first.hostname, interval)
     except OSError as exc:
         return _bad(f"cannot write {args.output}: {exc.strerror or exc}")
+    except RecordingError as exc:  # another recorder holds the file, or it is no regular file
+        return _bad(str(exc))
     stopping = []
     previous = signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     print(f"recording {first.hostname} to {args.output} every {interval:g} s"

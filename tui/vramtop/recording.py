@@ -51,11 +51,13 @@ _RECORD_CLASSES = {"GpuInfo": GpuInfo, "HostProcess": HostProcess, "GpuProcess":
 _SECTIONS = {"r": "ray", "t": "telemetry"}
 _MAX_HEADER = 1 << 16
 # Bounds on what a file can make a replay hold or do. A snapshot of a busy 8-GPU node is tens of
-# KB; vramtop's own files expand about 8-20 fold (every record ends a deflate block), a crafted
-# stream up to 1,032 fold; a month at 1 Hz is 2.6 million snapshots.
+# KB; vramtop's own files expand about 8-20 fold, a crafted stream up to 1,032 fold. Every record
+# vramtop writes ends with a sync flush, an empty stored block of at least 4 bytes, so a file
+# holds at most one record per 4 of its bytes; a month at 1 Hz is 2.6 million snapshots.
 _MAX_RECORD = 16 << 20
-_MAX_EXPANSION = 256
-_EXPANSION_ALLOWANCE = 16 << 20
+_MAX_EXPANSION = 64
+_EXPANSION_ALLOWANCE = 4 << 20
+_MIN_RECORD_BYTES = 4
 _STEP = 1 << 20  # most bytes one decompress call may make
 MAX_SNAPSHOTS = 3_000_000
 _LATEST_TIME = 1e11  # the year 5138: a timestamp past it is damage, not a clock
@@ -402,9 +404,10 @@ class ItemDecoder:
         procs = []
         for i in range(_numbered(items, "p")):
             row = items[f"p{i}"]
-            if not (isinstance(row, list) and row and (row[-1] is None or row[-1] in hosts)):
+            host_key = row[-1] if isinstance(row, list) and row else ...
+            if not (host_key is None or isinstance(host_key, str) and host_key in hosts):
                 raise RecordingError(f"process record p{i} must end with the key of a host record")
-            host = hosts[row[-1]] if row[-1] is not None else None
+            host = hosts[host_key] if host_key is not None else None
             procs.append(self._cached(f"p{i}", row, lambda row=row, host=host: self._proc(row[:-1], host=host), host))
         errors = []
         extra = {}
@@ -616,13 +619,15 @@ def read_header(f: BinaryIO, name: str) -> Header:
 def _records(chunks: Iterator[bytes], offset: int) -> Iterator[tuple[str, Any, Any, Any]]:
     """Walk concatenated zlib streams from file ``offset``. Yields ("segment", file offset),
     ("record", timestamp, kind, payload) and at most one ("end", reason or None, bytes).
-    Memory stays bounded whatever the file holds: a record is at most ``_MAX_RECORD`` bytes, one
-    decompress call makes at most ``_STEP``, and data that expands more than ``_MAX_EXPANSION``
-    fold is refused as not written by vramtop."""
+    Memory and time stay bounded by the file's size whatever it holds: a record is at most
+    ``_MAX_RECORD`` bytes, one decompress call makes at most ``_STEP``, and data that expands
+    more than ``_MAX_EXPANSION`` fold, or packs a record in fewer than ``_MIN_RECORD_BYTES``, is
+    refused as not written by vramtop."""
     stream = None
     buf = bytearray()
     pos = offset
     made = 0
+    count = 0
     pending = memoryview(b"")
     careful = False  # after damage: feed 64 bytes at a time to keep what decodes before it
     while True:
@@ -666,6 +671,11 @@ def _records(chunks: Iterator[bytes], offset: int) -> Iterator[tuple[str, Any, A
             payload = bytes(buf[start + _REC.size:end])
             if zlib.crc32(payload) != crc:
                 yield ("end", f"damaged data before byte {pos}", None, None)
+                return
+            count += 1
+            if count > (pos - offset) // _MIN_RECORD_BYTES + 1:
+                yield ("end", f"damaged data before byte {pos}: more records than its bytes can hold, "
+                              "which no vramtop recording has", None, None)
                 return
             yield ("record", ts, kind, payload)
             start = end
