@@ -73,3 +73,17 @@ def test_unknown_flags_are_left_alone_and_aliases_read():
     parsed = parse(["python", "-m", "vllm.entrypoints.openai.api_server", "--model", "Qwen/Qwen3-8B"],
                    {"CUDA_VISIBLE_DEVICES": "1,3"})
     assert parsed.fields["model"] == "Qwen/Qwen3-8B" and parsed.visible_devices == "1,3"
+
+
+def test_fit_prints_the_line_alone_with_command_and_in_its_json():
+    import json
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "vramtop", "fit", "medgemma-4b-it", "--tp", "2", "--assume-stopped", "ray:4000", "--demo"]
+    only = subprocess.run([*args, "--command"], capture_output=True, text=True, timeout=60)
+    assert only.returncode == 1  # YELLOW: only if the replica is stopped
+    assert only.stdout.startswith("CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=0,1 vllm serve google/medgemma-4b-it ")
+    assert only.stdout.count("\n") == 1 and "# stop ray:4000 first" in only.stderr
+    doc = json.loads(subprocess.run([*args, "--json"], capture_output=True, text=True, timeout=60).stdout)
+    assert doc["launch"]["text"] == only.stdout.strip() and doc["launch"]["verdict"] == doc["verdict"]

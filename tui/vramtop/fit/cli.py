@@ -122,6 +122,8 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--demo", dest="fit_demo", action="store_true", help="use the built-in demo node (4x A10)")
     p.add_argument("--json", dest="fit_json", action="store_true", help="print the verdict as JSON")
     p.add_argument("--list", dest="fit_list", action="store_true", help="list the built-in catalog and exit")
+    p.add_argument("--command", dest="fit_command", action="store_true",
+                   help="print only the command that realises the verdict here (vllm serve, ollama serve, Ray Serve LLM config)")
 
 
 def _fields(args: argparse.Namespace) -> dict[str, str]:
@@ -232,15 +234,26 @@ def _run(args: argparse.Namespace) -> int:
         name, why = next(iter(result.errors.items()))
         return _bad(f"{_flag(name)}: {why}")
     source = candidate.model.source
+    from vramtop.fit.command import plan
+
+    launch = plan(candidate, node, args.model)  # the command that realises the verdict
+    if args.fit_command:
+        print(launch.line.text)
+        for note in launch.line.notes:  # what the line alone cannot say (stop an instance first)
+            print(f"# {note}", file=sys.stderr)
+        return EXIT[launch.result.verdict]
     if args.fit_json:
         out = result.to_json()
         out["model_source"] = source
+        out["launch"] = {"verdict": launch.result.verdict, **launch.line.to_json()}
         out["node"] = {"label": node.label, "paper": node.paper,
                        "gpus": [{"gpu_index": g.index, "name": g.name, "total_mib": g.total_mib,
                                  "free_mib": g.free_mib} for g in node.gpus]}
         print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
         print(_text(result, node, source))
+        print(f"launch ({launch.result.word}):", *(f"  {x}" for x in launch.line.text.splitlines()),
+              *(f"  # {n}" for n in launch.line.notes), sep="\n")
     sys.stdout.flush()
     return EXIT[result.verdict]
 

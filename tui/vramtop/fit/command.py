@@ -106,7 +106,7 @@ def plan(candidate: Candidate, node: NodeView, model_ref: str | None = None) -> 
         if 0 < best < vllm.DEFAULT_UTIL:
             tried = c.with_(gpu_memory_utilization=best)
             other = evaluate(tried, node, suggest=False)
-            if _RANK[other.verdict] <= _RANK[result.verdict]:
+            if other.verdict != RED and _RANK[other.verdict] <= _RANK[result.verdict]:
                 c, result = tried, other
     margin = _margin(result)
     return LaunchPlan(c, result, line_for(c, result, margin, model_ref), margin)
