@@ -42,6 +42,8 @@ class CacheConfig:
 @dataclass(frozen=True)
 class VllmMetrics:
     """One scrape of a vLLM API server's ``/metrics``, with rates against the previous scrape.
+    SGLang's and TGI's scrapes fill the same record under these names (``kv_metric`` says which
+    of their figures stands for the KV usage); ``cache`` is vLLM's alone.
 
     ``kv_cache_usage`` is a fraction (0..1) as vLLM reports it, the fullest engine's when there
     are several (data parallel); counts are summed over engines. Rates are ``None`` on the first
