@@ -384,7 +384,8 @@ def test_any_json_in_a_valid_stream_replays_or_says_why(tmp_path, data):
 
 
 @PROPERTY
-@given(body=st.binary(max_size=2048) | st.text(alphabet="ab:-[]{}&*!|>'\"\n #.0123456789", max_size=400).map(str.encode))
+@given(body=st.binary(max_size=2048) | st.text(alphabet="ab:-[]{}&*!|>'\"\n #.0123456789", max_size=400).map(str.encode)
+       | st.dictionaries(st.sampled_from(sorted(config._KEYS)), JSON, max_size=4).map(lambda d: json.dumps(d).encode()))
 def test_any_bytes_as_a_config_give_settings_or_one_line(tmp_path, body):
     path = tmp_path / "config.yaml"
     path.write_bytes(body)

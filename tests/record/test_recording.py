@@ -206,3 +206,46 @@ def test_deltas_keep_a_steady_node_small(tmp_path):
             rec.write(s)
     keyframe = len(zlib.compress(json.dumps(snapshot_items(SNAPSHOTS[0])).encode()))
     assert len(buf.getvalue()) / 300 < keyframe / 4
+
+
+def _record_types_within(cls, seen):
+    """Every dataclass that a field of ``cls`` can hold, at any depth, by its declared types."""
+    import typing
+
+    from vramtop.recording import _hints
+
+    for hint in _hints(cls).values():
+        stack = [hint]
+        while stack:
+            t = stack.pop()
+            stack.extend(typing.get_args(t))
+            if isinstance(t, type) and dataclasses.is_dataclass(t) and t not in seen:
+                seen.add(t)
+                _record_types_within(t, seen)
+    return seen
+
+
+def test_every_record_type_a_snapshot_can_hold_has_a_tag():
+    from vramtop.ray.model import RayState
+    from vramtop.record_types import tag_of
+    from vramtop.snapshot import GpuInfo, GpuProcess, HostProcess
+    from vramtop.telemetry.model import Telemetry
+
+    rows = {GpuInfo, GpuProcess, HostProcess}
+    reachable = set().union(*(_record_types_within(c, set()) for c in (*rows, RayState, Telemetry)))
+    reachable |= {RayState, Telemetry}
+    assert len(reachable - rows) > 20
+    assert sorted(c.__name__ for c in reachable - rows if tag_of(c) is None) == []
+
+
+def test_a_gpu_in_mig_mode_replays_with_its_slices(tmp_path):
+    from vramtop.snapshot import MigSlice
+
+    snap = SNAPSHOTS[0]
+    slices = (MigSlice(1, "NVIDIA A100-SXM4-80GB MIG 3g.40gb", "MIG-1", 1, 0, 40_192, 0, 12_000, 28_192),
+              MigSlice(2, "NVIDIA A100-SXM4-80GB MIG 3g.40gb", "MIG-2", 2, 0, 40_192, 0, 0, 40_192, error="x"))
+    mig = dataclasses.replace(snap, gpus=(dataclasses.replace(snap.gpus[0], mig=slices),) + snap.gpus[1:])
+    later = dataclasses.replace(mig, timestamp=mig.timestamp + 1, gpus=(
+        dataclasses.replace(mig.gpus[0], mig=(dataclasses.replace(slices[0], used_mib=13_000),)),) + mig.gpus[1:])
+    record(tmp_path / "mig.vtrec", [mig, later])
+    assert list(Recording(tmp_path / "mig.vtrec")) == [mig, later]

@@ -4,8 +4,8 @@ A recording names each Ray and telemetry record by its tag (``ray.deployment``),
 its class lives, so moving a module keeps every saved recording readable, and a file cannot
 make vramtop import or build anything that is not in this table. vramtop 0.1.0 wrote the Python
 path of the class instead (``vramtop.ray.model:Deployment``); those paths are kept as aliases.
-A new record type gets a tag here (the recording tests check that every type a Ray state or a
-telemetry poll can hold has one).
+Records inside a GPU's or a process's row (a MIG slice) are tagged too. A new record type gets
+a tag here (the recording tests check that every type a snapshot can hold has one).
 """
 
 from __future__ import annotations
