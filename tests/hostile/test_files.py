@@ -171,6 +171,28 @@ def test_a_later_damaged_snapshot_is_one_line_when_the_replay_reaches_it(tmp_pat
     assert "\n" not in str(exc.value)
 
 
+async def test_the_live_replay_shows_a_damaged_snapshot_in_one_line_and_goes_on(tmp_path):
+    from vramtop.app import VramtopApp
+    from vramtop.config import Config
+
+    bad = {"c": {"g1": {"5": "lots"}}}
+    path = write(tmp_path / "live.vtrec", json_record(demo_items()) + json_record(bad, 1_700_000_001.0, DELTA)
+                 + json_record({}, 1_700_000_002.0, DELTA))
+    app = VramtopApp(ReplaySource(path), Config(interval=3600.0))
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(100):
+            if app.snapshot is not None:
+                break
+            await pilot.pause(0.05)
+        await pilot.press("p", "greater_than_sign")
+        for _ in range(100):
+            if app.sample_error is not None:
+                break
+            await pilot.pause(0.05)
+        assert "snapshot 2 is damaged: GpuInfo field 'used_mib'" in app.sample_error
+        assert app.is_running and app.snapshot.gpus[1].used_mib == 21_259  # the last good picture stays
+
+
 @pytest.mark.parametrize("delta", [
     [1, 2], {"c": {"g0": {"999": 1}}}, {"c": {"m": {"0": 5}}}, {"x": "g0"}, {"c": {"nope": {"0": 1}}},
     {"c": {"g0": {"-1": 1}}}, {"s": []},
