@@ -1,9 +1,7 @@
 """A one-GPU node on the stand-in driver, a ``vllm`` on PATH that is the stand-in engine, and a
 private runtime directory for the reservations."""
 
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -34,13 +32,3 @@ def node(tmp_path):
                STANDIN_LOG=str(log), PYTHONUNBUFFERED="1")
     env.pop("CUDA_VISIBLE_DEVICES", None)
     return scenario, env, log
-
-
-def launch(env, *args, **popen):
-    """``vramtop launch ARGS`` as a real child process."""
-    return subprocess.Popen([sys.executable, "-m", "vramtop", "launch", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
-
-
-def events(log: Path) -> list[dict]:
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []

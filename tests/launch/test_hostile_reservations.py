@@ -3,7 +3,7 @@ directory others may write. Each is ignored with one notice naming it; nothing c
 
 import os
 
-from conftest import launch
+from launch_support import launch
 
 DRY = ["--dry-run", "--", "vllm", "serve", "google/medgemma-4b-it", "--gpu-memory-utilization", "0.55",
        "--max-model-len", "8192"]

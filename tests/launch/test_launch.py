@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from conftest import events, launch
+from launch_support import events, launch
 
 SERVE = ["--", "vllm", "serve", "google/medgemma-4b-it", "--gpu-memory-utilization", "0.55",
          "--max-model-len", "8192", "--port", "8000"]  # --port: a flag vramtop does not model

@@ -9,7 +9,8 @@ from __future__ import annotations
 import socket
 import time
 
-from vramtop.snapshot import GpuProcess, NodeSnapshot
+from vramtop.launch.reservations import for_snapshot
+from vramtop.snapshot import GpuProcess, NodeSnapshot, SourceError
 from vramtop.sources.nvml import NvmlSource
 from vramtop.sources.processes import ProcessReader
 
@@ -32,6 +33,8 @@ class LiveSource:
             GpuProcess(p.pid, p.gpu_index, p.used_mib, p.kind, hosts.get(p.pid), hidden.get(p.pid), p.mig_slice)
             for p in reading.processes
         )
+        held, notices = for_snapshot()  # memory promised to engines vramtop launch is starting
+        errors = (*errors, *(SourceError("reservations", n) for n in notices))
         return NodeSnapshot(
             timestamp=time.time(),
             hostname=self._hostname,
@@ -43,6 +46,7 @@ class LiveSource:
             gpu_processes=procs,
             ancestors=ancestors,
             errors=tuple(reading.errors) + tuple(errors),
+            reservations=held,
         )
 
     def close(self) -> None:

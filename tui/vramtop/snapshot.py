@@ -129,6 +129,20 @@ class GpuProcess:
 
 
 @dataclass(frozen=True)
+class LaunchReservation:
+    """Memory ``vramtop launch`` has promised to an engine that is starting and whose memory is
+    not yet (all) in NVML: ``gpu_mib`` pairs a GPU index with the MiB still promised there."""
+
+    model: str
+    gpu_mib: tuple[tuple[int, int], ...]
+    since: float
+    pid: int  # the launcher
+
+    def on(self, gpu_index: int) -> int:
+        return sum(mib for g, mib in self.gpu_mib if g == gpu_index)
+
+
+@dataclass(frozen=True)
 class NodeSnapshot:
     """Everything known about the node at ``timestamp``.
 
@@ -150,6 +164,7 @@ class NodeSnapshot:
     errors: tuple[SourceError, ...] = ()
     ray: Any = None
     telemetry: Any = None
+    reservations: tuple[LaunchReservation, ...] = ()  # live only: launches still loading
 
     @property
     def total_mib(self) -> int:

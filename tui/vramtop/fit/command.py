@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from vramtop.fit import vllm
@@ -69,7 +69,6 @@ class LaunchPlan:
     result: FitResult
     line: LaunchLine
     margin_mib: int | None = None  # vLLM: the least spare at the start-up check over its GPUs
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _floor2(x: float) -> float:

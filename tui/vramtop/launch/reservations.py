@@ -234,3 +234,23 @@ def promised_mib(reservations: list[Reservation]) -> dict[str, int]:
         for gpu, mib in r.gpus.items():
             out[gpu] = out.get(gpu, 0) + mib
     return out
+
+
+def for_snapshot() -> tuple[tuple, list[str]]:
+    """The live reservations of this user's runtime directory as the snapshot holds them, and a
+    notice per record (or directory) ignored; nothing when there is no directory. Never writes:
+    stale records are left to the next launch."""
+    from vramtop.snapshot import LaunchReservation
+
+    path = runtime_dir()
+    if not os.path.lexists(path):
+        return (), []
+    why = check_dir(path)
+    if why:
+        return (), [why]
+    live, _, notices = read(path)
+    out = tuple(
+        LaunchReservation(r.model, tuple((int(g), mib) for g, mib in r.gpus.items() if g.isdigit() and mib > 0),
+                          r.since, r.pid)
+        for r in live)
+    return tuple(r for r in out if r.gpu_mib), notices

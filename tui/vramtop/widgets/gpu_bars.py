@@ -23,6 +23,7 @@ from vramtop.units import duration
 from vramtop.widgets.spark import spark
 
 USED, RESERVED, FREE = "█", "▒", "░"
+LAUNCH = "▚"  # free memory promised to an engine that vramtop launch is starting
 MIN_BAR = 8
 STATE_WIDTH = len("critical")
 TREND_CELLS = 12
@@ -103,9 +104,10 @@ HEAD_WIDTH = 3 + 2 + STATE_WIDTH + 1
 
 
 def gpu_line(gpu: GpuInfo, state: str, width: int, widths: dict[str, int] | None = None,
-             trend: str = "") -> Content:
+             trend: str = "", promised_mib: int = 0) -> Content:
     """The GPU's line at ``width`` cells; ``widths`` (shared by a node's GPUs) align the bars;
-    ``trend`` is its used-memory sparkline."""
+    ``trend`` is its used-memory sparkline; ``promised_mib`` of the free memory is drawn as
+    reserved for launches."""
     widths = widths or field_widths((gpu,))
     head = Content.assemble(
         (f"{gpu.index:>2} ", "bold"),
@@ -120,9 +122,13 @@ def gpu_line(gpu: GpuInfo, state: str, width: int, widths: dict[str, int] | None
         lost = Content(label.center(room, "╌")[:room]).stylize("$state-lost")
         name = (" ", _field(gpu, "name", widths["name"])) if "name" in keys else ()
         return Content.assemble(head, lost, *name)
-    used, reserved, free = split_cells(bar_width, [max(gpu.used_mib, 0), max(gpu.reserved_mib, 0), max(gpu.free_mib, 0)])
+    free_mib = max(gpu.free_mib, 0)
+    promised = min(max(promised_mib, 0), free_mib)
+    used, reserved, launch, free = split_cells(
+        bar_width, [max(gpu.used_mib, 0), max(gpu.reserved_mib, 0), promised, free_mib - promised])
     bar = Content.assemble(
-        (USED * used, "$vram-used"), (RESERVED * reserved, "$vram-reserved"), (FREE * free, "$vram-free")
+        (USED * used, "$vram-used"), (RESERVED * reserved, "$vram-reserved"), (LAUNCH * launch, "$warning"),
+        (FREE * free, "$vram-free"),
     )
     return Content.assemble(head, bar, *(part for k in keys for part in (" ", _field(gpu, k, widths[k], trend))))
 
@@ -168,6 +174,7 @@ class GpuBar(Widget):
         self.widths = widths
         self.trend = trend
         self.stale_age = stale_age  # seconds since its figures were read, where they are not live
+        self.launch: tuple[tuple[str, int, int], ...] = ()  # (model, MiB, seconds) reserved for launches
 
     def update_gpu(self, gpu: GpuInfo, state: str, widths: dict[str, int], trend: str = "",
                    stale_age: int | None = None) -> None:
@@ -179,12 +186,19 @@ class GpuBar(Widget):
         self.refresh(layout=relayout)
 
     def get_content_height(self, container, viewport, width: int) -> int:
-        return (2 if self.gpu.error else 1) + len(self.gpu.mig)
+        return (2 if self.gpu.error else 1) + len(self.gpu.mig) + bool(self.launch)
+
+    def set_launch(self, launch: tuple[tuple[str, int, int], ...]) -> None:
+        """Show what launches have reserved here: its own bar segment and a line naming them."""
+        if launch != self.launch:
+            relayout = bool(launch) != bool(self.launch)
+            self.launch = launch
+            self.refresh(layout=relayout)
 
     def render(self) -> Content:
         width = self.size.width or 80
         line = Content("\n").join([
-            gpu_line(self.gpu, self.state, width, self.widths, self.trend),
+            gpu_line(self.gpu, self.state, width, self.widths, self.trend, sum(m for _, m, _ in self.launch)),
             *(slice_line(m, gpu_state(m, self.thresholds), width, self.widths, m is self.gpu.mig[-1])
               for m in self.gpu.mig),
         ])
@@ -194,7 +208,11 @@ class GpuBar(Widget):
             error = f"not live: last read {duration(self.stale_age)} ago · {error}"
         if error:
             note = Content.from_markup("   [$warning]⚠ $error[/]", error=error)
-            return Content("\n").join([line, note])
+            line = Content("\n").join([line, note])
+        if self.launch:
+            held = "; ".join(f"{model}, {duration(age)}" for model, _, age in self.launch)
+            line = Content("\n").join([line, Content.from_markup(f"   [$warning]{LAUNCH} reserved for launch: $held[/]",
+                                                                  held=held)])
         return line
 
 
@@ -210,6 +228,12 @@ def used_trend(history: History | None, gpu: GpuInfo) -> str:
         return ""
     return spark(history.used_series(gpu.index), TREND_CELLS, top=gpu.total_mib,
                  per_cell=-(-history.length // TREND_CELLS), first=history.added - len(history))
+
+
+def launch_held(snapshot: NodeSnapshot, gpu_index: int) -> tuple[tuple[str, int, int], ...]:
+    """(model, MiB, seconds held) for each launch reservation on the GPU (cluster GPUs: none)."""
+    return tuple((r.model, r.on(gpu_index), max(0, int(snapshot.timestamp - r.since)))
+                 for r in snapshot.reservations if r.on(gpu_index))
 
 
 def node_title(node: str, gpus: list[GpuInfo]) -> str:
@@ -247,10 +271,13 @@ class GpuPanel(VerticalScroll):
             self._layout = layout
             await self.remove_children()
             await self.mount_all(self._children_for(snapshot.gpus, thresholds, widths, history, snapshot.timestamp))
+            for bar, gpu in zip(self.query_children(GpuBar), snapshot.gpus):
+                bar.set_launch(launch_held(snapshot, gpu.index))
             return
         for bar, gpu in zip(self.query_children(GpuBar), snapshot.gpus):
             bar.update_gpu(gpu, gpu_state(gpu, thresholds), widths, self._trend(history, gpu),
                            stale_age(gpu, snapshot.timestamp))
+            bar.set_launch(launch_held(snapshot, gpu.index))
 
     def _subtitle(self) -> None:
         """Name the sparkline's span where the bars have room to draw it."""
