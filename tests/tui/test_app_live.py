@@ -78,6 +78,8 @@ async def test_source_that_raises_mid_run_keeps_the_last_picture():
         assert "sample failed: NVML call timed out" in text and "second line" not in text
         assert app.snapshot is good and app.query_one(ProcessTable).row_count == rows
         assert "demo-a10-node" in text and "✖ critical" in text
+        assert text.count("not live: last read") == 4 and "4 GPUs (4 not live)" in text  # not shown as live
+        assert all(bar.stale_age is not None for bar in app.query(GpuBar))
 
 
 async def test_first_sample_failing_still_shows_a_view():

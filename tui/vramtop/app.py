@@ -324,7 +324,7 @@ class VramtopApp(App[None]):
         its way, and the result rides on the next snapshots."""
         self._telemetry = self.telemetry_poller.poll(snapshot, instances)
 
-    def on_sample_failed(self, message: SampleFailed) -> None:
+    async def on_sample_failed(self, message: SampleFailed) -> None:
         if self.paused:
             return
         when = ""
@@ -332,6 +332,17 @@ class VramtopApp(App[None]):
             when = time.strftime("; showing the picture of %H:%M:%S", time.localtime(self.snapshot.timestamp))
         self.sample_error = f"sample failed: {message.reason}{when}"
         self._show_status()
+        if self.snapshot is not None and not self.replaying:  # the last figures stay, greyed and aged
+            last = self.snapshot
+            aged = replace(last, timestamp=time.time(), gpus=tuple(
+                g if g.lost or g.stale_since is not None else replace(g, stale_since=last.timestamp)
+                for g in last.gpus))
+            try:
+                self.query_one(NodeHeader).show(aged, self.paused, self._replay_position())
+                await self.query_one(GpuPanel).show(aged, self.config.thresholds, self.history, self.config.interval)
+            except NoMatches:  # a failure that lands while the app shuts down
+                if self.screen.children:
+                    raise
 
     async def show_snapshot(self, snapshot: NodeSnapshot) -> None:
         """Show ``snapshot`` everywhere, then tell the subscribed panels. A node at rest (the

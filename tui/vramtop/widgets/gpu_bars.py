@@ -181,12 +181,13 @@ class GpuBar(Widget):
         if (gpu == self.gpu and state == self.state and widths == self.widths and trend == self.trend
                 and stale_age == self.stale_age):
             return
-        relayout = bool(gpu.error) != bool(self.gpu.error) or len(gpu.mig) != len(self.gpu.mig)
+        noted = bool(gpu.error or stale_age is not None) != bool(self.gpu.error or self.stale_age is not None)
+        relayout = noted or len(gpu.mig) != len(self.gpu.mig)
         self.gpu, self.state, self.widths, self.trend, self.stale_age = gpu, state, widths, trend, stale_age
         self.refresh(layout=relayout)
 
     def get_content_height(self, container, viewport, width: int) -> int:
-        return (2 if self.gpu.error else 1) + len(self.gpu.mig) + bool(self.launch)
+        return (2 if self.gpu.error or self.stale_age is not None else 1) + len(self.gpu.mig) + bool(self.launch)
 
     def set_launch(self, launch: tuple[tuple[str, int, int], ...]) -> None:
         """Show what launches have reserved here: its own bar segment and a line naming them."""
@@ -205,7 +206,7 @@ class GpuBar(Widget):
         error = self.gpu.error
         if self.stale_age is not None:  # figures of an earlier read: greyed, never shown as live
             line = line.stylize("$text-disabled")
-            error = f"not live: last read {duration(self.stale_age)} ago · {error}"
+            error = f"not live: last read {duration(self.stale_age)} ago" + (f" · {error}" if error else "")
         if error:
             note = Content.from_markup("   [$warning]⚠ $error[/]", error=error)
             line = Content("\n").join([line, note])
