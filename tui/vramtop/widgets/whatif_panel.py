@@ -119,6 +119,7 @@ class WhatIfPanel(Vertical):
         Binding("plus,+", "pin", "Pin", priority=True),
         Binding("equals_sign,=", "apply_suggestion(0)", "Apply suggestion", priority=True),
         Binding("escape", "close", "Close"),
+        Binding("ctrl+y", "copy_launch", "Copy launch line", priority=True),
         Binding("w", "close", "Close", show=False),
         *[Binding(str(n), f"apply_suggestion({n - 1})", show=False) for n in range(1, 10)],
     ]
@@ -613,6 +614,20 @@ class WhatIfPanel(Vertical):
             self._refresh_pins_list()
             self.recompute()
             self._save()
+
+    def action_copy_launch(self) -> None:
+        """Copy the launch line of the form's candidate (OSC 52: over SSH and in tmux too) and
+        show it."""
+        from vramtop.fit.command import plan
+        from vramtop.fit.placement import node_from_snapshot
+
+        cand, errors = ws.candidate_of(self.form)
+        if errors or cand is None or self._snapshot is None:
+            self.notify("no launch line: the form has no candidate to judge", severity="warning")
+            return
+        launch = plan(cand, node_from_snapshot(self._snapshot), self.form.model.strip())
+        self.app.copy_to_clipboard(launch.line.text)
+        self.notify(f"{launch.result.word}: {launch.line.text}", title="launch line copied", markup=False)
 
     def action_close(self) -> None:
         self._save()
