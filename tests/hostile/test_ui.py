@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import socket
 import subprocess
 import sys
 import time
@@ -295,6 +296,24 @@ async def test_readonly_sends_no_signal_and_writes_no_file(fake_nvml, tmp_path, 
             assert not state.exists() or [p for p in state.rglob("*") if p.is_file()] == []
         finally:
             source.close()
+
+
+async def test_readonly_resolves_no_model_over_the_network(tmp_path, monkeypatch):
+    # Resolving 'name:tag' would read the Ollama registry and cache the spec on disk.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with socket.socket() as closed:  # a registry address where nothing listens, should a read slip through
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("VRAMTOP_OLLAMA_REGISTRY", f"http://127.0.0.1:{closed.getsockname()[1]}")
+    app = VramtopApp(DemoSource(), Config(interval=3600.0), readonly=True)
+    async with app.run_test(size=(160, 45), notifications=True) as pilot:
+        assert await wait_for(pilot, lambda: app.snapshot is not None)
+        await pilot.press("w")
+        assert await wait_for(pilot, lambda: app.query("#f-model"))
+        app.query_one("#f-model").value = "nosuchmodel:7b"
+        assert await wait_for(pilot, lambda: "read-only mode (--readonly): nosuchmodel:7b is not fetched"
+                              in str(app.query_one("#wi-model-source").render()))
+    assert not (tmp_path / "cache").exists() or [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
 
 
 # ---- the command line -----------------------------------------------------------------------------
