@@ -174,6 +174,12 @@ class Prometheus:
             ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
              f"--web.listen-address=127.0.0.1:{self.port}"],
             stdout=self.log, stderr=subprocess.STDOUT)
+        # until then it answers queries with a plain "Service Unavailable"
+        try:
+            wait_for(lambda: scrape(f"http://127.0.0.1:{self.port}/-/ready")[0] == 200, 60, "Prometheus is ready")
+        except BaseException:
+            self.stop()
+            raise
 
     def query(self, promql: str) -> list[dict]:
         url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})

@@ -36,8 +36,9 @@ def exporter(tmp_path):
         proc = vramtop(scenario, "--config", str(write_config(tmp_path)), "export", "--listen", f"127.0.0.1:{port}",
                        "--interval", "0.5", "--no-ray", *extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         started.append(proc)
-        wait_for(lambda: b"vramtop_gpu_memory_free_bytes{" in scrape(f"http://127.0.0.1:{port}/metrics")[1],
-                 30, "the exporter serves the node")
+        wait_for(lambda: proc.poll() is not None or b"vramtop_gpu_memory_free_bytes{" in scrape(
+            f"http://127.0.0.1:{port}/metrics")[1], 60, "the exporter serves the node")
+        assert proc.poll() is None, proc.stderr.read().decode()
         return f"127.0.0.1:{port}", proc
 
     yield start

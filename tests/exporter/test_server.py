@@ -44,7 +44,7 @@ def export_demo(tmp_path):
                                  "--interval", "0.5", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         started.append(proc)
         url = f"{scheme}://127.0.0.1:{port}/metrics"
-        wait_for(lambda: proc.poll() is not None or scrape(url, context=context)[0] in (200, 401), 30,
+        wait_for(lambda: proc.poll() is not None or scrape(url, context=context)[0] in (200, 401), 60,
                  "the exporter listens")
         assert proc.poll() is None, proc.stderr.read()
         return url
