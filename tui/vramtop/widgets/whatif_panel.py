@@ -366,6 +366,10 @@ class WhatIfPanel(Vertical):
         if "/" in text and len(text) >= 3:
             self._search_hub(text)
         if remote.remote_ref(text) is not None and text != self._resolving:
+            if getattr(self.app, "readonly", False):  # a resolved spec is cached on disk: nothing is written
+                self._show_source(f"read-only mode (--readonly): {text} is not fetched (it would be cached on disk)",
+                                  failed=True)
+                return
             self._resolving = text
             self._show_source(f"resolving {text} …", spinning=True)
             self._resolve_remote(text)
