@@ -110,3 +110,20 @@ def test_a_bad_candidate_in_the_config_is_one_line_naming_file_and_line(tmp_path
     assert result.returncode == 3
     (line,) = result.stderr.strip().splitlines()
     assert f"{config}: line 2: 'candidates': candidate 1: unknown candidate field 'tensor_paralel_size'" in line
+
+
+def test_demo_export_carries_the_seeds_serve_analysis(export_demo):
+    """The demo node's Ray Serve state, analysed as the Ray panel analyses it: min_replicas=2
+    cannot be met on GPUs that hold one replica, and autoscaling can never add replicas."""
+    status, body = scrape(export_demo())
+    text = body.decode()
+    dep = 'app="medgemma",deployment="VLLMDeployment"'
+    for line in (f"vramtop_serve_deployment_max_feasible_replicas{{{dep}}} 1.0",
+                 f"vramtop_serve_deployment_min_replicas{{{dep}}} 2.0",
+                 f"vramtop_serve_deployment_max_replicas{{{dep}}} 16.0",
+                 f'vramtop_serve_deployment_replicas{{{dep},state="pending"}} 1.0',
+                 "vramtop_ray_dashboard_up 1.0"):
+        assert line in text, line
+    warnings = [l for l in text.splitlines() if l.startswith("vramtop_serve_deployment_warning{")]
+    assert any("min_replicas=2 cannot be met" in w for w in warnings)
+    assert any("can never add replicas" in w for w in warnings)
