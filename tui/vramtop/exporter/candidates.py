@@ -15,7 +15,7 @@ from typing import Any
 from vramtop.fit import GREEN, INVALID, RED, YELLOW, Candidate, FitResult, evaluate, node_from_snapshot
 from vramtop.fit.verdict import OLLAMA
 from vramtop.snapshot import NodeSnapshot
-from vramtop.whatif_state import FormState, candidate_of, invalid
+from vramtop.whatif_state import FormState, candidate_of, describe, invalid
 from vramtop.yamlfile import quote
 
 # The verdict as a gauge: ordered from best to worst, so max() over candidates means something.
@@ -28,6 +28,9 @@ class NamedCandidate:
 
     name: str
     form: FormState
+
+    def __repr__(self) -> str:  # what --print-config shows: "m4b: medgemma-4b-it · vLLM · len 8192"
+        return f"{self.name}: {describe(self.form)}"
 
 
 @dataclass(frozen=True)
