@@ -55,7 +55,7 @@ def _gauge(name: str, help_text: str, labels: tuple[str, ...] = ()) -> GaugeMetr
 def node_families(snapshot: NodeSnapshot) -> Iterator[Metric]:
     """What vramtop is and when its picture was taken."""
     info = _Info("vramtop", "The vramtop that exports, and the node it reads",
-                            labels=["version", "hostname", "source", "driver_version", "cuda_version"])
+                 labels=["version", "hostname", "source", "driver_version", "cuda_version"])
     info.add_metric([__version__, snapshot.hostname, snapshot.source, snapshot.driver_version or "",
                      snapshot.cuda_version or ""], {})
     yield info
@@ -76,7 +76,7 @@ def gpu_families(snapshot: NodeSnapshot, thresholds: Thresholds) -> Iterator[Met
     """Per GPU, counted as nvidia-smi counts (total = reserved + used + free); a figure the driver
     does not give is left out, and a lost GPU keeps only its info and state."""
     info = _Info("vramtop_gpu", "A GPU's model, UUID and (cluster mode) Ray node",
-                            labels=["gpu", "name", "uuid", "node"])
+                 labels=["gpu", "name", "uuid", "node"])
     memory = {part: _gauge(f"vramtop_gpu_memory_{part}_bytes", text, ("gpu",)) for part, text in (
         ("total", "GPU memory in all"),
         ("reserved", "GPU memory the driver keeps for itself (0 where the driver has only memory info v1)"),
@@ -119,7 +119,7 @@ def instance_labels(instances: tuple[Instance, ...]) -> dict[str, tuple[str, str
         name, n = label_text(inst.name), 1
         while (name, gpus) in seen:
             n += 1
-            name = f"{label_text(inst.name)} #{n}"
+            name = f"{label_text(inst.name)[:MAX_LABEL_CHARS - 8]} #{n}"  # kept whole by the label cut
         seen.add((name, gpus))
         out[inst.key] = (name, gpus)
     return out
@@ -131,7 +131,7 @@ def instance_families(snapshot: NodeSnapshot, instances: tuple[Instance, ...],
     ids = instance_labels(instances)
     base = ("name", "gpus")
     info = _Info("vramtop_instance", "A serving instance: engine, Ray Serve replica, container",
-                            labels=[*base, "engine", "replica", "container", *(("key",) if pid_labels else ())])
+                 labels=[*base, "engine", "replica", "container", *(("key",) if pid_labels else ())])
     memory = _gauge("vramtop_instance_memory_used_bytes",
                     "GPU memory a serving instance holds on each GPU (all its processes)", (*base, "gpu"))
     tp = _gauge("vramtop_instance_tensor_parallel_size", "Tensor-parallel ranks of a serving instance", base)
@@ -226,7 +226,7 @@ def headroom_families(headroom: tuple[Headroom, ...]) -> Iterator[Metric]:
                      "Would the candidate fit now: 0 green, 1 yellow, 2 red, 3 cannot be judged (see vramtop fit)",
                      label)
     info = _Info("vramtop_candidate", "A candidate's model and engine",
-                            labels=["candidate", "model", "engine"])
+                 labels=["candidate", "model", "engine"])
     length = _gauge("vramtop_candidate_max_model_len_tokens",
                     "The largest max_model_len the KV cache would hold one request of, were it started now (vLLM; 0: it would not start)", label)
     tokens = _gauge("vramtop_candidate_kv_cache_tokens", "Tokens the KV cache would hold, were it started now (vLLM; 0: it would not start)", label)
