@@ -50,3 +50,34 @@ def test_a_hostile_command_line_gives_a_valid_scrape_with_short_labels(fake_nvml
     if shutil.which("promtool"):
         checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=60)
         assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_two_servers_of_one_model_on_one_gpu_are_two_series(fake_nvml):
+    """Same name, same GPU: the second is '#2', so Prometheus gets two series, not a duplicate."""
+    servers = [subprocess.Popen([sys.executable, "-c", "import time; print(flush=True); time.sleep(600)",
+                                 "vllm", "serve", "Qwen/Qwen2.5-0.5B-Instruct"], stdout=subprocess.PIPE)
+               for _ in range(2)]
+    try:
+        for s in servers:
+            s.stdout.readline()
+        fake_nvml.processes.clear()
+        for s, mib in zip(servers, (5_000, 6_000)):
+            fake_nvml.add_process(0, s.pid, mib)
+        fake_nvml.write()
+        source = LiveSource()
+        try:
+            snapshot = source.sample()
+        finally:
+            source.close()
+    finally:
+        for s in servers:
+            s.kill()
+            s.wait()
+            s.stdout.close()
+    latest = LatestSnapshot(Thresholds())
+    latest.publish(snapshot)
+    families = {f.name: f for f in text_string_to_metric_families(generate_latest(registry_for(latest)).decode())}
+    memory = {(s.labels["name"], s.labels["gpus"]): s.value / 2**20
+              for s in families["vramtop_instance_memory_used_bytes"].samples}
+    assert sorted(memory) == [("vLLM Qwen/Qwen2.5-0.5B-Instruct", "0"), ("vLLM Qwen/Qwen2.5-0.5B-Instruct #2", "0")]
+    assert sorted(memory.values()) == [5_000, 6_000]
