@@ -451,7 +451,7 @@ def _vllm_details(c: Candidate, cfg0: vllm.VllmConfig, tight: vllm.RankBudget,
                    f"profile run, {cfg0.max_num_batched_tokens} tokens"),
         BudgetLine("non-torch", int(tight.non_torch_bytes / MIB)),
         BudgetLine("CUDA graphs", int(tight.cudagraph_bytes / MIB),
-                   "enforce_eager" if c.enforce_eager else "estimate, in the request (vLLM ≥ 0.21)"
+                   "enforce_eager" if c.enforce_eager else "vLLM ≥ 0.21 estimate"
                    if cfg0.graphs_in_request else "on top of the request (vLLM < 0.21)"),
         BudgetLine("KV cache", max(0, int(tight.kv_cache_bytes / MIB)),
                    f"{tight.kv_cache_tokens:,} tokens" if tight.kv_cache_bytes > 0
