@@ -87,3 +87,18 @@ def test_fit_prints_the_line_alone_with_command_and_in_its_json():
     assert only.stdout.count("\n") == 1 and "# stop ray:4000 first" in only.stderr
     doc = json.loads(subprocess.run([*args, "--json"], capture_output=True, text=True, timeout=60).stdout)
     assert doc["launch"]["text"] == only.stdout.strip() and doc["launch"]["verdict"] == doc["verdict"]
+
+
+def test_the_report_carries_the_same_line_as_fit():
+    import json
+    import subprocess
+    import sys
+
+    report = json.loads(subprocess.run([sys.executable, "-m", "vramtop", "report", "--demo", "--json"],
+                                       capture_output=True, text=True, timeout=120).stdout)
+    for cand in report["candidates"]:  # the seed's two Ollama models
+        model = cand["text"].split(",")[0]
+        fit = subprocess.run([sys.executable, "-m", "vramtop", "fit", model, "--engine", "ollama", "--demo", "--command"],
+                             capture_output=True, text=True, timeout=60)
+        assert cand["launch"]["text"] == fit.stdout.rstrip("\n")
+        assert cand["launch"]["then"] == ["ollama", "run", model]

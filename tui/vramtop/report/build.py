@@ -347,6 +347,10 @@ def _candidates(w: _Writer, f: Facts) -> Section | None:
             lines += [w.t(f"After the best of these ({c.best_text}): **{c.best.symbol} {w.verdict(c.best.word)}** — {c.best.headline}",
                           f"Tras la mejor de ellas ({w.fit(c.best_text)}): **{c.best.symbol} {w.verdict(c.best.word)}** — "
                           f"{w.fit(c.best.headline)}"), ""]
+        if c.launch is not None:
+            lines += [w.t("Launch line on this node now (`vramtop launch -- ...` admits it without a start-up race):",
+                          "Línea de arranque en este nodo ahora (`vramtop launch -- ...` la admite sin carrera al arrancar):"),
+                      "", "```sh", *c.launch.text.splitlines(), "```", ""]
     return Section("candidates", w.t("Candidates", "Candidatos"), tuple(lines))
 
 
@@ -412,7 +416,8 @@ def _data(f: Facts) -> dict[str, Any]:
                        "gpu_memory_utilization": i.gpu_memory_utilization, "util_from_memory": i.util_from_memory,
                        "kv_cache_usage": i.kv_cache_usage} for i in f.instances],
         "candidates": [{"text": c.text, **c.result.to_json(),
-                        "after_best_suggestion": c.best.to_json() if c.best else None} for c in f.candidates],
+                        "after_best_suggestion": c.best.to_json() if c.best else None,
+                        "launch": c.launch.to_json() if c.launch else None} for c in f.candidates],
     }
     if f.ray is not None:
         from vramtop.ray import report as ray_report

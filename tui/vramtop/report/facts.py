@@ -83,6 +83,7 @@ class CandidateFact:
     result: FitResult
     best: FitResult | None  # the verdict after its best suggestion, when there is one
     best_text: str | None = None  # that suggestion, as the engine words it
+    launch: Any = None  # fit.command.LaunchLine: the command that realises the verdict here now
 
 
 @dataclass(frozen=True)
@@ -182,8 +183,12 @@ def gather(snapshot: NodeSnapshot, candidates: list[tuple[str, Candidate]] = (),
 
         ray = analyze(snapshot.ray, snapshot)
     cands = []
+    from vramtop.fit.command import plan
+    from vramtop.fit.placement import node_from_snapshot
+
     for text, cand in candidates:
         result = evaluate(cand, snapshot)
         best = best_suggestion(cand, result, snapshot)
-        cands.append(CandidateFact(text, cand, result, best[1] if best else None, best[0] if best else None))
+        line = plan(cand, node_from_snapshot(snapshot), text.split(",")[0].strip()).line
+        cands.append(CandidateFact(text, cand, result, best[1] if best else None, best[0] if best else None, line))
     return Facts(snapshot, gpus, procs, costs, ray, tuple(cands), thresholds)
