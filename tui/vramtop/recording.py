@@ -37,6 +37,7 @@ from typing import Any, BinaryIO, Iterator
 
 from vramtop import __version__
 from vramtop.record_types import RECORD_TYPES, tag_of, type_of
+from vramtop.regular_file import NotRegularFile, open_regular
 from vramtop.snapshot import GpuInfo, GpuProcess, HostProcess, NodeSnapshot, SourceError
 
 MAGIC = b"vramtop-recording "
@@ -59,7 +60,7 @@ _MAX_EXPANSION = 64
 _EXPANSION_ALLOWANCE = 4 << 20
 _MIN_RECORD_BYTES = 4
 _STEP = 1 << 20  # most bytes one decompress call may make
-MAX_SNAPSHOTS = 3_000_000
+_MAX_SNAPSHOTS = 3_000_000
 _LATEST_TIME = 1e11  # the year 5138: a timestamp past it is damage, not a clock
 _CUT = "the recording was cut mid-snapshot; replaying up to its last complete snapshot"
 _OPEN = "the recording was not closed (still being written, or its recorder was stopped)"
@@ -75,22 +76,14 @@ def _quote(value: Any, limit: int = 48) -> str:
     return text if len(text) <= limit else text[:limit - 4] + "...'"
 
 
-def open_regular(path: str | Path) -> BinaryIO:
-    """``path`` opened for reading if it is a regular file; RecordingError in one line if not.
-    Opened without blocking, so a FIFO or a device is refused instead of waited on."""
+def _open(path: str | Path) -> BinaryIO:
+    """``path`` for reading when it is a regular file (``regular_file``); RecordingError if not."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return os.fdopen(open_regular(path), "rb")
     except OSError as exc:
         raise RecordingError(f"{path}: {exc.strerror or exc}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
-            raise RecordingError(f"{path}: {kind}, not a recording")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+    except NotRegularFile as exc:
+        raise RecordingError(f"{path}: {exc}") from None
 
 
 # -- records of the Ray and telemetry sections, and figures of GPU and process rows ------------
@@ -705,7 +698,7 @@ class Recording:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.problem: str | None = None  # one line: why the end of the file was not replayed
-        with open_regular(path) as f:
+        with _open(path) as f:
             self.header = read_header(f, str(path))
             self._data_start = f.tell()
             self.timestamps = array("d")
@@ -722,8 +715,8 @@ class Recording:
                             break
                         self._segments.append((seg_offset, len(self.timestamps)))
                         first_in_segment = False
-                    if len(self.timestamps) == MAX_SNAPSHOTS:
-                        self.problem = f"replaying its first {MAX_SNAPSHOTS:,} snapshots, the most vramtop replays"
+                    if len(self.timestamps) == _MAX_SNAPSHOTS:
+                        self.problem = f"replaying its first {_MAX_SNAPSHOTS:,} snapshots, the most vramtop replays"
                         break
                     self.timestamps.append(a)
                 elif a is not None:
@@ -759,7 +752,7 @@ class Recording:
         out: list[NodeSnapshot] = []
         items: dict[str, Any] = {}
         decoder = ItemDecoder(self.header.fields)
-        with open_regular(self.path) as f:
+        with _open(self.path) as f:
             f.seek(offset)
             for what, ts, kind, payload in _records(_chunks(f, 1 << 16), offset):
                 if what == "segment" and out:
@@ -794,8 +787,3 @@ class Recording:
     def __iter__(self) -> Iterator[NodeSnapshot]:
         for i in range(len(self.timestamps)):
             yield self.snapshot(i)
-
-
-def open_recording(path: str | Path) -> Recording:
-    """Open a recording (RecordingError with one line when it cannot be replayed at all)."""
-    return Recording(path)

@@ -11,11 +11,12 @@ the file; a missing file is ``FileNotFoundError``, for callers to whom that mean
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from vramtop.regular_file import NotRegularFile, open_regular
 
 MAX_BYTES = 1 << 20  # the shipped themes and a full config are a few KB
 MAX_DEPTH = 32
@@ -61,15 +62,13 @@ class _PlainLoader(yaml.SafeLoader):
 def read_text(path: Path, max_bytes: int = MAX_BYTES) -> str:
     """The text of a regular file of at most ``max_bytes``; YamlError in one line otherwise."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = open_regular(path)
     except FileNotFoundError:
         raise
     except OSError as exc:
         raise YamlError(f"cannot read it ({exc.strerror or exc})") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise YamlError("a folder, not a file" if stat.S_ISDIR(mode) else "not a regular file")
+    except NotRegularFile as exc:
+        raise YamlError(str(exc)) from None
     with os.fdopen(fd, "rb") as f:
         try:
             data = f.read(max_bytes + 1)
