@@ -13,7 +13,12 @@ processes, ``h<pid>`` host records, ``a`` ancestor PIDs, ``e`` errors, ``r.<fiel
 ``t.<field>`` telemetry); a delta sets whole new items, patches changed positions of list items
 and drops items that went away. GPU, process and host records are positional lists whose field
 names are in the header, so a file from a vramtop with more or fewer fields still reads. Ray
-and telemetry records (any dataclasses) are encoded generically with a type tag, field by name.
+and telemetry records are encoded field by name with a short type tag from ``record_types``.
+
+A file is data, never code, and anyone may have made it: it can name only the types of
+``record_types``, every field read is checked against its declared type (a figure that is text,
+NaN or below 0 is damage), and what decompression makes, how big a record and how many records
+there may be are bounded by the file's size. Damage is a ``RecordingError`` of one line.
 """
 
 from __future__ import annotations
