@@ -72,7 +72,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(subcommands: bool = True) -> argparse.ArgumentParser:
+    """The command line; without ``subcommands``, only the live view's options (no subcommand's
+    module is imported: ``fit`` and the recording format pull in YAML, the catalog and
+    prometheus_client, which ``--once`` does not use)."""
     parser = Parser(
         prog="vramtop",
         description=DESCRIPTION,
@@ -100,10 +103,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--print-config", action="store_true", help="print the effective configuration and where each value came from")
     parser.add_argument("--export", metavar="HOST:PORT",
                         help="also serve Prometheus metrics of the live view's samples (see: vramtop export --help)")
+    if not subcommands:
+        parser.set_defaults(command=None)
+        return parser
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in SUBCOMMANDS:
         importlib.import_module(module).add_parser(sub)
     return parser
+
+
+class _NeedsSubcommands(Exception):
+    pass
+
+
+def _raise_needs_subcommands(message: str) -> NoReturn:
+    raise _NeedsSubcommands(message)
+
+
+def parse(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace, list[str]]:
+    """(parser, arguments, what it did not know): a command line of the live view's options alone
+    is parsed without the subcommands' modules; anything else (a subcommand, help, an error) by
+    the whole parser, so it reads as it always did."""
+    words = sys.argv[1:] if argv is None else argv
+    if not {"-h", "--help"} & set(words):
+        light = build_parser(subcommands=False)
+        light.error = _raise_needs_subcommands  # type: ignore[method-assign]
+        try:
+            args, extra = light.parse_known_args(argv)
+        except _NeedsSubcommands:
+            pass
+        else:
+            if not extra:
+                del light.error  # later checks of these options say their error as usual
+                return light, args, extra
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    return parser, args, extra
 
 
 def _print_config(cfg: Config) -> None:
@@ -185,8 +220,7 @@ def crash_line(exc: BaseException) -> str:
 
 
 def _main(argv: list[str] | None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    parser, args, extra = parse(argv)
     if extra:  # said by the subcommand's own parser, which knows its exit statuses
         getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command:
@@ -211,8 +245,13 @@ def _main(argv: list[str] | None) -> int:
     if args.export and args.once:
         parser.error("--export serves the live view's samples: for metrics without it, run 'vramtop export'")
 
-    from vramtop.recording import RecordingError
     from vramtop.sources.nvml import NvmlUnavailable
+
+    recording_errors: tuple[type[Exception], ...] = ()  # the recording format's module is large: a replay's alone
+    if args.replay:
+        from vramtop.recording import RecordingError
+
+        recording_errors = (RecordingError,)
 
     try:
         source = _open_source(args.demo, args.replay, _ray_poller(cfg) if args.cluster else None)
@@ -225,7 +264,7 @@ def _main(argv: list[str] | None) -> int:
         if args.once:
             print(f"vramtop: no NVIDIA driver here ({exc}); showing the Ray cluster at {poller.address}",
                   file=sys.stderr)
-    except RecordingError as exc:
+    except recording_errors as exc:
         print(f"vramtop: {exc}", file=sys.stderr)
         return 2
     ray_poller = None
