@@ -35,6 +35,10 @@ from pathlib import Path
 from typing import Iterator
 
 SCENARIO_ENV = "VRAMTOP_FAKE_NVML_SCENARIO"
+# nvmlGpuTopologyLevel_t, for Scenario.topology: one board, one PCIe switch, several switches,
+# one host bridge, one NUMA node, across NUMA nodes (SMP interconnect)
+TOPOLOGY_INTERNAL, TOPOLOGY_SINGLE, TOPOLOGY_MULTIPLE, TOPOLOGY_HOSTBRIDGE, TOPOLOGY_NODE, TOPOLOGY_SYSTEM = (
+    0, 10, 20, 30, 40, 50)
 MIB = 1024 * 1024
 
 STUB_DIR = Path(__file__).resolve().parent / "nvml_stub"
@@ -160,6 +164,7 @@ class Scenario:
     gpus: list[FakeGpu] = field(default_factory=list)
     processes: list[FakeProcess] = field(default_factory=list)
     faults: list[tuple[str, int | None, str]] = field(default_factory=list)
+    topology: dict[tuple[int, int], int] = field(default_factory=dict)  # GPU pair -> NVML topology level
     driver: str = "550.54.15"
     nvml: str = "12.550.54.15"
     cuda: int = 12040  # 1000 * major + 10 * minor, as nvmlSystemGetCudaDriverVersion gives it
@@ -249,6 +254,8 @@ class Scenario:
             lines.append(f"process {where} {p.pid} {'na' if p.used is None else p.used} {p.kind}")
         for function, gpu, error in self.faults:
             lines.append(f"fault {function} {'*' if gpu is None else gpu} {error}")
+        for (i, j), level in self.topology.items():
+            lines.append(f"topology {i} {j} {level}")
         return "\n".join(lines) + "\n"
 
     def write(self) -> Path:

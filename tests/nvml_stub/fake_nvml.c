@@ -12,6 +12,7 @@
  *   -DNO_PROCESSES_V3     no nvmlDeviceGet{Compute,Graphics}RunningProcesses_v3 (before R510)
  *   -DNO_MIG              none of the MIG calls (drivers before R450)
  *
+ * Topology: "topology I J LEVEL" lines answer nvmlDeviceGetTopologyCommonAncestor for that pair.
  * MIG: a GPU with "mig_mode 1" and "mig_device" lines is split into MIG devices. As on a real
  * driver, a MIG device handle (nvmlDeviceGetMigDeviceHandleByIndex) answers its own name, UUID,
  * memory and processes; the parent's process list holds every slice's processes with their GPU and
@@ -108,6 +109,7 @@ struct scenario {
     struct proc procs[MAX_PROCS];
     int fault_count;
     struct fault faults[MAX_FAULTS];
+    unsigned char topology[MAX_GPUS][MAX_GPUS]; /* NVML topology level + 1; 0: not reported */
 };
 
 /* A device handle points into these arrays, so it stays valid across scenario reloads. */
@@ -221,6 +223,10 @@ static int parse(FILE *f) {
             pr->used = strcmp(c, "na") == 0 ? NVML_VALUE_NOT_AVAILABLE_ULL : strtoull(c, 0, 10);
             if (n == 4 && strcmp(d, "graphics") != 0 && strcmp(d, "compute") != 0) return lineno;
             pr->graphics = n == 4 && strcmp(d, "graphics") == 0;
+        } else if (strcmp(key, "topology") == 0 && n == 3) { /* "topology I J LEVEL", both ways */
+            int i = atoi(a), j = atoi(b), level = atoi(c);
+            if (i < 0 || j < 0 || i >= MAX_GPUS || j >= MAX_GPUS || level < 0 || level > 100) return lineno;
+            NEXT.topology[i][j] = NEXT.topology[j][i] = (unsigned char)(level + 1);
         } else if (strcmp(key, "fault") == 0 && n == 3) {
             if (NEXT.fault_count >= MAX_FAULTS) return lineno;
             struct fault *ft = &NEXT.faults[NEXT.fault_count++];
@@ -536,6 +542,22 @@ PROCESS_SYMBOL(nvmlDeviceGetGraphicsRunningProcesses_v2, "nvmlDeviceGetGraphicsR
 PROCESS_SYMBOL(nvmlDeviceGetComputeRunningProcesses_v3, "nvmlDeviceGetComputeRunningProcesses", 0)
 PROCESS_SYMBOL(nvmlDeviceGetGraphicsRunningProcesses_v3, "nvmlDeviceGetGraphicsRunningProcesses", 1)
 #endif
+
+/* ---- Topology ---- */
+
+/* The closest common ancestor of two GPUs (NVML_TOPOLOGY_INTERNAL 0, SINGLE 10, MULTIPLE 20,
+ * HOSTBRIDGE 30, NODE 40, SYSTEM 50); NOT_SUPPORTED for a pair the scenario does not describe,
+ * as in a VM without the PCI topology. */
+nvmlReturn_t nvmlDeviceGetTopologyCommonAncestor(nvmlDevice_t a, nvmlDevice_t b, int *level) {
+    int i;
+    nvmlReturn_t rc = begin("nvmlDeviceGetTopologyCommonAncestor", "nvmlDeviceGetTopologyCommonAncestor", 1, a, &i);
+    if (rc != NVML_SUCCESS) return end(rc);
+    if (!level || !valid_handle(b) || a->mig >= 0 || b->mig >= 0) return end(NVML_ERROR_INVALID_ARGUMENT);
+    if (i == b->index) { *level = 0; return end(NVML_SUCCESS); }
+    if (!S.topology[i][b->index]) return end(NVML_ERROR_NOT_SUPPORTED);
+    *level = S.topology[i][b->index] - 1;
+    return end(NVML_SUCCESS);
+}
 
 /* ---- MIG ---- */
 #ifndef NO_MIG

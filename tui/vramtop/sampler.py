@@ -47,6 +47,7 @@ class LiveSource:
             ancestors=ancestors,
             errors=tuple(reading.errors) + tuple(errors),
             reservations=held,
+            topology=self._nvml.topology(),
         )
 
     def close(self) -> None:

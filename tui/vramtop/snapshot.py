@@ -165,6 +165,7 @@ class NodeSnapshot:
     ray: Any = None
     telemetry: Any = None
     reservations: tuple[LaunchReservation, ...] = ()  # live only: launches still loading
+    topology: tuple[tuple[int, int, int], ...] = ()  # (GPU, GPU, NVML topology level), live only
 
     @property
     def total_mib(self) -> int:

@@ -3,7 +3,8 @@
 Pure: a candidate and a node view in, the verdict of the candidate as the line states it and the
 line itself out (no I/O, so the what-if panel may call it on every keystroke).
 
-The line pins what the fit engine chose: the GPUs (``CUDA_VISIBLE_DEVICES``, in nvidia-smi's
+The line pins what the fit engine chose: the GPUs (a tensor-parallel group as close together as
+NVML's topology allows without a worse verdict, see ``place``) (``CUDA_VISIBLE_DEVICES``, in nvidia-smi's
 order, so ``CUDA_DEVICE_ORDER=PCI_BUS_ID``: CUDA's own default orders by speed), every size the
 verdict depends on (tensor parallel size, gpu_memory_utilization, max_model_len), and, where the
 user left gpu_memory_utilization to the default, the highest share up to vLLM's 0.9 that passes
@@ -17,6 +18,7 @@ whose autoscaling limits are the replicas the node can hold.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import shlex
@@ -30,6 +32,8 @@ from vramtop.fit.verdict import _RANK, OLLAMA, RED, Candidate, FitResult, evalua
 
 MIB = 1024**2
 MARGIN_MIB = 512  # what the chosen gpu_memory_utilization leaves free at vLLM's start-up check
+UNKNOWN_LEVEL = 100  # a GPU pair NVML gives no common ancestor for: farther than any level
+MAX_SETS = 5000  # GPU sets looked at for a closer tensor-parallel group (8 of 16 GPUs: 12,870)
 _DTYPES = ("bfloat16", "float16", "float32")
 
 
@@ -90,15 +94,45 @@ def _margin(result: FitResult) -> int | None:
     return min(int((r.free_at_check_bytes - r.requested_bytes) / MIB) for r in result.ranks)
 
 
+def place(candidate: Candidate, node: NodeView) -> tuple[Candidate, FitResult]:
+    """``candidate`` with its GPUs pinned, and its verdict there: the fit engine's choice (most
+    free memory), unless a tensor-parallel group of GPUs closer together (``node.topology``: one
+    PCIe switch before one host bridge before one NUMA node before across NUMA nodes) gets as
+    good a verdict; among sets as close, the one that leaves most free memory. Ollama and
+    several replicas keep the fit engine's choice."""
+    result = evaluate(candidate, node, suggest=False)
+    if candidate.gpus is not None or not result.per_gpu:
+        return candidate, result
+    chosen = chosen_gpus(candidate, result)
+    tp = candidate.tensor_parallel_size
+    if candidate.engine != OLLAMA and candidate.replicas == 1 and tp > 1 and node.topology:
+        levels = {}
+        for a, b, level in node.topology:
+            levels[a, b] = levels[b, a] = level
+        free = {g.index: g.free_mib for g in node.gpus if not is_slice(g.index)}
+
+        def spread(gpus: tuple[Any, ...]) -> int:  # the farthest pair; unreported counts as farthest
+            return max(levels.get(pair, UNKNOWN_LEVEL) for pair in itertools.combinations(gpus, 2))
+
+        now = spread(chosen)
+        by_free = sorted(free, key=lambda g: (-free[g], g))
+        sets = itertools.islice(itertools.combinations(by_free, tp), MAX_SETS)
+        for gpus in sorted(sets, key=lambda s: (spread(s), -min(free[g] for g in s))):
+            if spread(gpus) >= now:
+                break
+            pinned = candidate.with_(gpus=tuple(sorted(gpus)))
+            other = evaluate(pinned, node, suggest=False)
+            if _RANK[other.verdict] <= _RANK[result.verdict]:
+                return pinned, other
+    pinned = candidate.with_(gpus=chosen)
+    return pinned, evaluate(pinned, node, suggest=False)
+
+
 def plan(candidate: Candidate, node: NodeView, model_ref: str | None = None) -> LaunchPlan:
     """Judge ``candidate`` on ``node`` and pin the choices into a launch line; ``model_ref``: the
     model as the user named it (an Ollama tag, a directory); vLLM gets the Hugging Face id of a
     catalog name."""
-    result = evaluate(candidate, node, suggest=False)
-    c = candidate
-    if result.per_gpu and c.gpus is None:
-        c = c.with_(gpus=chosen_gpus(c, result))
-        result = evaluate(c, node, suggest=False)
+    c, result = place(candidate, node)
     if c.engine != OLLAMA and c.gpu_memory_utilization is None and result.ranks:
         best = min(_floor2((r.free_at_check_bytes - MARGIN_MIB * MIB) / r.total_bytes) for r in result.ranks)
         c = c.with_(gpu_memory_utilization=vllm.DEFAULT_UTIL)  # what None means: same verdict

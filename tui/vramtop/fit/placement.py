@@ -44,6 +44,7 @@ class NodeView:
     instances: tuple[Instance, ...] = ()
     paper: bool = False
     on_slices: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # instance key -> slice -> MiB
+    topology: tuple[tuple[int, int, int], ...] = ()  # (GPU, GPU, NVML common-ancestor level)
 
     @property
     def total_mib(self) -> int:
@@ -78,7 +79,8 @@ def node_from_snapshot(snapshot: NodeSnapshot) -> NodeView:
             per = on_slices.setdefault(inst.key, {})
             where = slice_label(p.gpu_index, p.mig_slice)
             per[where] = per.get(where, 0) + p.used_mib
-    view = NodeView(snapshot.hostname or "this node", tuple(gpus), instances, on_slices=on_slices)
+    view = NodeView(snapshot.hostname or "this node", tuple(gpus), instances, on_slices=on_slices,
+                    topology=snapshot.topology)
     _LAST[:] = [snapshot, view]
     return view
 

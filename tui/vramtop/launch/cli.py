@@ -162,8 +162,8 @@ class _Launch:
 
     def _judge(self, held: list[rsv.Reservation]):
         """The verdict against free memory less the reservations, and the node view."""
+        from vramtop.fit.command import place
         from vramtop.fit.placement import node_from_snapshot
-        from vramtop.fit.verdict import evaluate
 
         snapshot = self._snapshot()
         view = node_from_snapshot(snapshot)
@@ -176,7 +176,7 @@ class _Launch:
             if gpus is None:
                 raise ValueError(f"CUDA_VISIBLE_DEVICES={self.parsed.visible_devices!r} names no GPU of this node")
             candidate = candidate.with_(gpus=gpus)
-        return evaluate(candidate, view, suggest=False), promised, snapshot
+        return place(candidate, view)[1], promised, snapshot
 
     # ---- the launch ---------------------------------------------------------------------------
 

@@ -157,6 +157,7 @@ class NvmlSource:
         self.nvml_version = self._system(pynvml.nvmlSystemGetNVMLVersion)
         self.cuda_version = self._cuda_version()
         self._processes_v3 = True
+        self._topology: tuple[tuple[int, int, int], ...] | None = None
         self._gpus = [_Gpu(i) for i in range(count)]
         for gpu in self._gpus:
             self._open_gpu(gpu)
@@ -260,6 +261,23 @@ class NvmlSource:
                 return s.index
         gpu.slices_listed_at = None  # a slice made since the last listing: list them next tick
         return None
+
+    def topology(self) -> tuple[tuple[int, int, int], ...]:
+        """(GPU, GPU, NVML topology level) for each pair whose closest common ancestor NVML
+        reports (``nvmlDeviceGetTopologyCommonAncestor``: 10 one PCIe switch ... 40 one NUMA node,
+        50 across NUMA nodes). Read once: the topology does not change while the driver runs."""
+        if self._topology is None:
+            pairs = []
+            gpus = [g for g in self._gpus if g.handle is not None]
+            for n, a in enumerate(gpus):
+                for b in gpus[n + 1:]:
+                    try:
+                        level = int(pynvml.nvmlDeviceGetTopologyCommonAncestor(a.handle, b.handle))
+                    except (pynvml.NVMLError, AttributeError):
+                        continue  # not reported (a VM, an old driver, a MIG-enabled board)
+                    pairs.append((a.index, b.index, level))
+            self._topology = tuple(pairs)
+        return self._topology
 
     def read(self) -> NvmlReading:
         """One tick: every GPU and its processes; failures become errors, never exceptions."""
