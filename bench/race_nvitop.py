@@ -1,0 +1,232 @@
+"""vramtop against nvitop, both live in tmux at a 1 s interval on the same stand-in NVML node.
+
+Run through ``bench/race_nvitop.sh`` (it installs nvitop into a venv of its own, not vramtop's
+dependencies). For each node (GPUs x processes, memory steady or each process's memory moving
+every second) it starts real processes (``sleep``: their PIDs are the scenario's GPU processes),
+runs ``vramtop`` and ``nvitop`` side by side in two tmux panes on the same scenario file, and
+counts the CPU seconds of each one's process tree over the same window, and its RSS at the end.
+
+The floor is the CPU of the bare reads a monitor cannot avoid, with no UI: per GPU its memory,
+utilization, temperature, power and process list from NVML, and per process one read of
+``/proc/PID/stat`` and ``/proc/PID/statm``, once a second for the same window. Both monitors pay
+the stand-in driver's re-reading of the scenario file after each change; the floor does too.
+
+One-shot: ``vramtop --once --no-ray`` against ``nvitop -1``, wall time, medians of 7.
+
+    bench/race_nvitop.sh [--seconds 25] [--nodes 8x64,16x512] [--nvitop PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import fakenvml  # noqa: E402
+
+import psutil  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+WARMUP_S = 6.0  # start-up (imports, first frame) is not what a pane left open costs
+
+
+def scenario(path: Path, gpus: int, pids: list[int], tick: int, changing: bool) -> fakenvml.Scenario:
+    """The node at ``tick``: with ``changing``, every process's memory differs from the last tick."""
+    sc = fakenvml.Scenario(path)
+    per_gpu = [0] * gpus
+    used = []
+    for i, _ in enumerate(pids):
+        mib = 2_000 + ((i * 131 + (tick * 37 if changing else 0)) % 900)
+        used.append(mib)
+        per_gpu[i % gpus] += mib
+    for g in range(gpus):
+        sc.add_gpu("NVIDIA H100 80GB HBM3", total_mib=81_559, reserved_mib=545, used_mib=min(per_gpu[g], 80_000),
+                   utilization=(90 + tick % 7) if changing else 90, temperature=60, power_mw=600_000,
+                   power_limit_mw=700_000)
+    for i, pid in enumerate(pids):
+        sc.add_process(i % gpus, pid, used[i])
+    sc.write()
+    return sc
+
+
+class Mover(threading.Thread):
+    """Rewrites the scenario once a second (each process's memory moves) until stopped."""
+
+    def __init__(self, path: Path, gpus: int, pids: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.args = (path, gpus, pids)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        tick = 1
+        while not self.stop.wait(1.0):
+            scenario(*self.args, tick, changing=True)
+            tick += 1
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and its live descendants."""
+    total = 0.0
+    root = psutil.Process(pid)
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            pass
+    return total
+
+
+def tree_rss_mib(pid: int) -> float:
+    root = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 2**20
+
+
+def start_pane(session: str, command: list[str], env: dict[str, str]) -> int:
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "45", *command],
+                   env=env, check=True)
+    out = subprocess.run(["tmux", "list-panes", "-t", session, "-F", "#{pane_pid}"],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out.split()[0])
+
+
+def floor_ms(path: Path, gpus: int, pids: list[int], changing: bool, seconds: float) -> float:
+    """CPU ms per 1 s tick of the bare reads, in a child with the stand-in driver loaded."""
+    code = f"""
+import os, time, pynvml
+pynvml.nvmlInit()
+handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+def tick():
+    pids = []
+    for h in handles:
+        pynvml.nvmlDeviceGetMemoryInfo(h); pynvml.nvmlDeviceGetUtilizationRates(h)
+        pynvml.nvmlDeviceGetTemperature(h, 0); pynvml.nvmlDeviceGetPowerUsage(h)
+        pids += [p.pid for p in pynvml.nvmlDeviceGetComputeRunningProcesses(h)]
+        pynvml.nvmlDeviceGetGraphicsRunningProcesses(h)
+    for pid in pids:
+        for name in ("stat", "statm"):
+            with open(f"/proc/{{pid}}/{{name}}", "rb") as f:
+                f.read()
+tick()
+n, c0, end = 0, time.process_time(), time.monotonic() + {seconds}
+while time.monotonic() < end:
+    tick(); n += 1
+    time.sleep(1.0)
+print((time.process_time() - c0) * 1000 / n)
+"""
+    sc = scenario(path, gpus, pids, 0, changing)
+    mover = Mover(path, gpus, pids) if changing else None
+    if mover:
+        mover.start()
+    try:
+        out = subprocess.run([sys.executable, "-c", code], env=sc.env(), capture_output=True, text=True,
+                             check=True, timeout=seconds + 60).stdout
+    finally:
+        if mover:
+            mover.stop.set()
+            mover.join()
+    return float(out)
+
+
+def race(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float, nvitop: str) -> dict[str, float]:
+    children = [subprocess.Popen(["sleep", "3600"]) for _ in range(procs)]
+    pids = [c.pid for c in children]
+    path = tmp / f"race-{gpus}x{procs}.txt"
+    sc = scenario(path, gpus, pids, 0, changing)
+    env = sc.env()
+    env["TERM"] = "xterm-256color"
+    tag = f"race{os.getpid()}"
+    mover = Mover(path, gpus, pids) if changing else None
+    try:
+        if mover:
+            mover.start()
+        ours = start_pane(f"{tag}-v", [str(ROOT / ".venv/bin/python"), "-m", "vramtop", "--no-ray",
+                                       "--interval", "1"], env)
+        theirs = start_pane(f"{tag}-n", [nvitop, "--interval", "1"], env)
+        time.sleep(WARMUP_S)
+        t0, v0, n0 = time.monotonic(), tree_cpu(ours), tree_cpu(theirs)
+        time.sleep(seconds)
+        v1, n1, t1 = tree_cpu(ours), tree_cpu(theirs), time.monotonic()
+        row = {"vramtop": (v1 - v0) * 1000 / (t1 - t0), "nvitop": (n1 - n0) * 1000 / (t1 - t0),
+               "vramtop_rss": tree_rss_mib(ours), "nvitop_rss": tree_rss_mib(theirs)}
+    finally:
+        if mover:
+            mover.stop.set()
+            mover.join()
+        for s in (f"{tag}-v", f"{tag}-n"):
+            subprocess.run(["tmux", "kill-session", "-t", s], check=False, capture_output=True)
+    try:
+        row["floor"] = floor_ms(path, gpus, pids, changing, min(seconds, 10.0))
+    finally:
+        for c in children:
+            c.kill()
+            c.wait()
+    return row
+
+
+def one_shot(tmp: Path, nvitop: str, runs: int = 7) -> tuple[float, float]:
+    """Median wall seconds of ``vramtop --once --no-ray`` and ``nvitop -1`` on an 8 x 64 node."""
+    children = [subprocess.Popen(["sleep", "3600"]) for _ in range(64)]
+    try:
+        env = scenario(tmp / "once.txt", 8, [c.pid for c in children], 0, False).env()
+        env["TERM"] = "xterm-256color"
+
+        def wall(cmd: list[str]) -> float:
+            t0 = time.monotonic()
+            subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            return time.monotonic() - t0
+
+        ours, theirs = [], []
+        for _ in range(runs):  # interleaved, so load on the machine falls on both alike
+            ours.append(wall([str(ROOT / ".venv/bin/python"), "-m", "vramtop", "--once", "--no-ray"]))
+            theirs.append(wall([nvitop, "-1"]))
+        return statistics.median(ours), statistics.median(theirs)
+    finally:
+        for c in children:
+            c.kill()
+            c.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=25.0)
+    parser.add_argument("--nodes", default="8x64,16x512", help="GPUs x processes, comma-separated")
+    parser.add_argument("--nvitop", default=str(ROOT / "bench/.venv-race/bin/nvitop"))
+    parser.add_argument("--no-once", action="store_true")
+    args = parser.parse_args()
+    if not shutil.which("tmux"):
+        sys.exit("race_nvitop: tmux is needed (apt-get install -y tmux)")
+    if not Path(args.nvitop).exists():
+        sys.exit(f"race_nvitop: no nvitop at {args.nvitop} (bench/race_nvitop.sh installs it)")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; CPU over {args.seconds:.0f} s "
+          f"after {WARMUP_S:.0f} s of start-up, ms per 1 s tick")
+    print("| node | vramtop ms CPU / tick | nvitop | ratio | floor | vramtop / floor | nvitop / floor "
+          "| vramtop RSS | nvitop RSS |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for node in args.nodes.split(","):
+            gpus, procs = map(int, node.split("x"))
+            for changing in (False, True):
+                r = race(Path(tmp), gpus, procs, changing, args.seconds, args.nvitop)
+                what = "each process's memory changing every second" if changing else "memory steady"
+                print(f"| {gpus} GPUs × {procs} processes, {what} | {r['vramtop']:.0f} | {r['nvitop']:.0f} "
+                      f"| {r['vramtop'] / r['nvitop']:.2f}× | {r['floor']:.1f} | {r['vramtop'] / r['floor']:.1f}× "
+                      f"| {r['nvitop'] / r['floor']:.1f}× | {r['vramtop_rss']:.0f} MiB | {r['nvitop_rss']:.0f} MiB |",
+                      flush=True)
+        if not args.no_once:
+            ours, theirs = one_shot(Path(tmp), args.nvitop)
+            print(f"one-shot, 8 GPUs × 64 processes, wall, median of 7: vramtop --once {ours:.2f} s, "
+                  f"nvitop -1 {theirs:.2f} s ({ours / theirs:.2f}×)")
+
+
+if __name__ == "__main__":
+    main()
