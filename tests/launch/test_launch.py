@@ -107,3 +107,13 @@ def test_reservation_of_a_killed_launcher_expires(node):
         assert _reservations(env) == []
     finally:
         p.kill()
+
+
+def test_ctrl_c_while_waiting_starts_nothing(node):
+    _, env, log = node
+    p = launch(env, "--wait", "60", "--", "vllm", "serve", "google/medgemma-27b-it", "--max-model-len", "8192")
+    time.sleep(3)  # judged at least once: it waits
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130 and "stopped while waiting" in err and "Traceback" not in err
+    assert events(log) == [] and _reservations(env) == []

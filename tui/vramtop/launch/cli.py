@@ -212,6 +212,10 @@ class _Launch:
         except NvmlUnavailable as exc:
             _say(f"{exc}")
             return REFUSED
+        except KeyboardInterrupt:  # ctrl+c while waiting: nothing started, nothing reserved
+            progress.done()
+            _say("stopped while waiting; nothing was started")
+            return 128 + signal.SIGINT
         except ValueError as exc:
             _say(str(exc))
             return BAD_INPUT
