@@ -6,6 +6,7 @@ a gated repository's files, 429, a cut connection)."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -75,6 +76,18 @@ def test_a_cut_connection_while_reading_headers(qwen, child):
     line = one_line_failure(child.fit("Qwen/Qwen3-8B@main"))
     assert line.startswith("vramtop fit: Qwen/Qwen3-8B: cannot reach http://127.0.0.1:")
     assert line.endswith("offline: pass a local directory, or set HF_ENDPOINT")
+    assert not child.spec_cache.exists()
+
+
+def test_a_stalled_download_ends_at_the_deadline(qwen, child):
+    # The client retries a stalled config.json download with back-off for minutes; the whole
+    # resolution has one 10 s deadline.
+    qwen.faults[r"config\.json"] = "stall"
+    started = time.monotonic()
+    line = one_line_failure(child.fit("Qwen/Qwen3-8B@main"))
+    assert line == ("vramtop fit: Qwen/Qwen3-8B: the Hub did not answer within 10 s; offline: pass a "
+                    "local directory, or set HF_ENDPOINT")
+    assert time.monotonic() - started < 60  # not the client's minutes of retries
     assert not child.spec_cache.exists()
 
 

@@ -21,12 +21,11 @@ import json
 import math
 import os
 import re
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
-from vramtop.fit.remote_gguf import Deadline, spec_from_remote_gguf
+from vramtop.fit.remote_gguf import Deadline, spec_from_remote_gguf, within
 from vramtop.fit.specs import (BITS_PER_WEIGHT, MIB, ModelSpec, SpecError, closest_names,
                                quantization_of, spec_from_config)
 from vramtop.fit.weights import weights_from_tensors
@@ -41,7 +40,6 @@ _REF = re.compile(
     r"(?P<repo>[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96})"
     r"(?:@(?P<rev>[\w./-]{1,120}))?(?::(?P<quant>[\w.-]{1,40}))?$"
 )
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -138,28 +136,6 @@ def _one_line(exc: BaseException, ref: HubRef, token: bool) -> SpecError:
     return SpecError(f"{repo}: {type(exc).__name__} from the Hub ({str(exc).splitlines()[0][:120]})")
 
 
-def _within(seconds: float, call: Callable[[], _T]) -> _T:
-    """``call()`` or TimeoutError after ``seconds``, for client calls that take no timeout (a
-    stalled server would hang them); the abandoned thread is a daemon and ends with the request."""
-    box: list[Any] = []
-
-    def run() -> None:
-        try:
-            box.append((True, call()))
-        except BaseException as exc:  # handed to the caller's thread
-            box.append((False, exc))
-
-    worker = threading.Thread(target=run, daemon=True, name="vramtop-hub-call")
-    worker.start()
-    worker.join(max(0.0, seconds))
-    if not box:
-        raise TimeoutError(f"no answer within {seconds:.1f} s")
-    ok, value = box[0]
-    if ok:
-        return value
-    raise value
-
-
 def search(query: str, limit: int = 8, timeout: float = 3.0) -> list[str]:
     """Hub repository ids matching ``query`` (the Hub's own search, most downloaded first); an
     empty list when offline or the Hub does not answer in time."""
@@ -167,7 +143,7 @@ def search(query: str, limit: int = 8, timeout: float = 3.0) -> list[str]:
         return []
     api = _client()
     try:
-        models = _within(timeout, lambda: list(api.list_models(
+        models = within(timeout, lambda: list(api.list_models(
             search=query.strip(), limit=limit, sort="downloads")))
     except Exception:  # completion is best effort: the field still takes what is typed
         return []
@@ -261,7 +237,9 @@ def resolve_hub(ref: HubRef, timeout: float = TIMEOUT_S) -> ModelSpec:
         raise SpecError(f"{ref.repo}: not resolved before and HF_HUB_OFFLINE is set; {OFFLINE}")
     token = get_token() is not None
     try:
-        return _resolve(ref, Deadline(timeout))
+        # The client retries some requests with back-off past any timeout given to it (a stalled
+        # or cut download took minutes): the deadline holds for the whole resolution instead.
+        return within(timeout, lambda: _resolve(ref, Deadline(timeout)))
     except Exception as exc:
         raise _one_line(exc, ref, token) from None
 
@@ -335,10 +313,21 @@ def _from_gguf(api: Any, ref: HubRef, rev: str, files: list[str], siblings: dict
     headers = build_hf_headers()
 
     def fetch(lo: int, hi: int) -> bytes:
-        r = get_session().get(url, headers={**headers, "range": f"bytes={lo}-{hi}"},
-                              timeout=dl.left(), follow_redirects=True)
-        hf_raise_for_status(r)
-        return r.content
+        # Streamed and cut at the range's length: a server that ignores Range sends the file.
+        want = hi - lo + 1
+        with get_session().stream("GET", url, headers={**headers, "range": f"bytes={lo}-{hi}"},
+                                  timeout=dl.left(), follow_redirects=True) as r:
+            if r.status_code >= 400:
+                r.read()
+                hf_raise_for_status(r)
+            if r.status_code != 206 and lo:
+                raise SpecError(f"{first}: the Hub's file server ignored a range request")
+            data = bytearray()
+            for chunk in r.iter_bytes():
+                data += chunk
+                if len(data) >= want:
+                    break
+        return bytes(data[:want])
 
     spec = spec_from_remote_gguf(fetch, int(size or 0), ref.repo, f"{source}/{first}")
     if len(files) > 1:  # split GGUF: the first file's header describes the model; bytes add up

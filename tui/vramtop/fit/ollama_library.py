@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
 
-from vramtop.fit.remote_gguf import Deadline, spec_from_remote_gguf
+from vramtop.fit.remote_gguf import Deadline, spec_from_remote_gguf, within
 from vramtop.fit.specs import MIB, ModelSpec, SpecError
 
 REGISTRY = "https://registry.ollama.ai"
@@ -56,7 +56,11 @@ def registry() -> str:
 def _get(url: str, dl: Deadline, headers: dict[str, str], limit: int) -> bytes:
     req = urllib.request.Request(url, headers={"User-Agent": "vramtop", **headers})
     with urllib.request.urlopen(req, timeout=dl.left()) as resp:  # noqa: S310 (http(s) only)
+        if "Range" in headers and resp.status != 206 and not headers["Range"].startswith("bytes=0-"):
+            raise SpecError(f"{url}: the registry ignored a range request")
         data = resp.read(limit + 1)
+    if "Range" in headers:
+        return data[:limit]  # a server that ignores Range sends the whole blob: keep the range
     if len(data) > limit:
         raise SpecError(f"{url}: answer larger than {limit // MIB} MiB")
     return data
@@ -66,6 +70,15 @@ def resolve_library(ref: OllamaRef, timeout: float = TIMEOUT_S) -> ModelSpec:
     """The spec of a library tag from its manifest and its model blob's GGUF header."""
     base = registry()
     dl = Deadline(timeout)
+    name = ref.text
+    try:
+        return within(timeout, lambda: _resolve(ref, base, dl))
+    except TimeoutError:
+        raise SpecError(f"{name}: no answer in time from the Ollama registry {base}; offline: pull it "
+                        "with `ollama pull`, or pass a GGUF file") from None
+
+
+def _resolve(ref: OllamaRef, base: str, dl: Deadline) -> ModelSpec:
     name = ref.text
     try:
         raw = _get(f"{base}/v2/{ref.namespace}/{ref.model}/manifests/{ref.tag}", dl,
@@ -79,7 +92,9 @@ def resolve_library(ref: OllamaRef, timeout: float = TIMEOUT_S) -> ModelSpec:
                       and la.get("mediaType") == MODEL_LAYER), None)
         if model is None or not str(model.get("digest", "")).startswith("sha256:"):
             raise SpecError(f"{name}: the registry's manifest names no model layer")
-        size = int(model.get("size") or 0)
+        size = model.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise SpecError(f"{name}: the registry's manifest gives the model layer no size")
         blob = f"{base}/v2/{ref.namespace}/{ref.model}/blobs/{model['digest']}"
 
         def fetch(lo: int, hi: int) -> bytes:

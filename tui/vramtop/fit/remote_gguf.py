@@ -8,16 +8,19 @@ file as large as the original, and ``specs.from_gguf`` reads it as it reads a lo
 tensor data, never fetched, stays holes on disk. The tables (150,000 strings for a Qwen
 vocabulary) would cost the ``gguf`` package's reader tens of seconds and say nothing about
 memory; the vocabulary's size stays, as the ``<arch>.vocab_size`` key llama.cpp defines.
+
+``Deadline`` and ``within`` hold the Hub's and the Ollama registry's requests to one deadline.
 """
 
 from __future__ import annotations
 
 import struct
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, TypeVar
 
 from vramtop.fit.specs import MIB, ModelSpec, SpecError, from_gguf
 
@@ -27,6 +30,7 @@ BIG_ARRAY = 4096  # arrays longer than this are tokenizer tables (per-layer arra
 # GGUF value types (gguf.GGUFValueType): fixed sizes; 8 is a string, 9 an array
 _SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 _STRING, _ARRAY, _UINT32 = 8, 9, 4
+_T = TypeVar("_T")
 
 
 class Deadline:
@@ -40,6 +44,29 @@ class Deadline:
         if left <= 0:
             raise TimeoutError("deadline")
         return left
+
+
+def within(seconds: float, call: Callable[[], _T]) -> _T:
+    """``call()``, or TimeoutError after ``seconds``: one deadline over calls that take no
+    timeout or retry past theirs. The abandoned call goes on in a daemon thread until its own
+    requests end; nothing it returns is used."""
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append((True, call()))
+        except BaseException as exc:  # handed to the caller's thread
+            box.append((False, exc))
+
+    worker = threading.Thread(target=run, daemon=True, name="vramtop-remote-call")
+    worker.start()
+    worker.join(max(0.0, seconds))
+    if not box:
+        raise TimeoutError(f"no answer within {seconds:.1f} s")
+    ok, value = box[0]
+    if ok:
+        return value
+    raise value
 
 
 class _Short(Exception):
