@@ -65,17 +65,19 @@ async def key_latencies(n: int, registry, tmp: Path, in_flight: bool) -> list[fl
     from textual.widgets import Input
 
     from vramtop.sources.demo import DemoSource
-    from vramtop.widgets.whatif_panel import WhatIfPanel
+    from vramtop.widgets.whatif_panel import WhatIfPanel, WhatIfScreen
 
     class Host(App):
-        def compose(self):
-            yield WhatIfPanel(DemoSource(clock=lambda: 0.0).sample(), state_path=tmp / "whatif.yaml")
+        def on_mount(self) -> None:
+            panel = WhatIfPanel(DemoSource(clock=lambda: 0.0).sample(), state_path=tmp / "whatif.yaml")
+            self.push_screen(WhatIfScreen(panel))
 
     registry.manifest_delay_s = 9.0 if in_flight else 0.0  # the resolution's deadline is 10 s
     app = Host()
     out = []
     async with app.run_test(size=(120, 50)) as pilot:
-        panel = app.query_one(WhatIfPanel)
+        await pilot.pause()
+        panel = app.screen.query_one(WhatIfPanel)
         # The same panel state both times (a name no local source knows, its line under the
         # field): in flight the registry holds the answer back, else it said 404 already.
         await pilot.press(*("qwen2.5-coder:14b" if in_flight else "qwen2.5-coder:32b"))
@@ -85,7 +87,7 @@ async def key_latencies(n: int, registry, tmp: Path, in_flight: bool) -> list[fl
             await asyncio.sleep(0.05)
         assert panel._source_text, "no resolution started"
         await pilot.press("tab", "tab")
-        field = app.query_one("#f-tensor_parallel_size", Input)
+        field = app.screen.query_one("#f-tensor_parallel_size", Input)
         await pilot.press("backspace")
         for i in range(n):
             key = str(i % 8 + 1)

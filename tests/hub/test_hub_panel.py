@@ -11,7 +11,7 @@ from textual.widgets import Input, Static
 
 from checkpoints import config, gguf_blob
 from vramtop.sources.demo import DemoSource
-from vramtop.widgets.whatif_panel import WhatIfPanel
+from vramtop.widgets.whatif_panel import WhatIfPanel, WhatIfScreen
 
 NAME = "qwen2.5-coder:7b"
 
@@ -21,8 +21,9 @@ class Host(App):
         super().__init__()
         self.state_path = state_path
 
-    def compose(self):
-        yield WhatIfPanel(DemoSource(clock=lambda: 1_700_000_000.0).sample(), state_path=self.state_path)
+    def on_mount(self) -> None:  # the panel as a screen of its own, as narrow terminals get it
+        snapshot = DemoSource(clock=lambda: 1_700_000_000.0).sample()
+        self.push_screen(WhatIfScreen(WhatIfPanel(snapshot, state_path=self.state_path)))
 
 
 @pytest.fixture
@@ -47,8 +48,9 @@ async def _until(predicate, seconds: float) -> bool:
 async def test_keys_are_answered_while_a_model_resolves_on_a_slow_registry(slow_registry, tmp_path):
     app = Host(tmp_path / "whatif.yaml")
     async with app.run_test(size=(120, 50)) as pilot:
-        panel = app.query_one(WhatIfPanel)
-        source = app.query_one("#wi-model-source", Static)
+        await pilot.pause()
+        panel = app.screen.query_one(WhatIfPanel)
+        source = app.screen.query_one("#wi-model-source", Static)
         await pilot.press(*NAME)
         assert "model" in panel.result.errors  # unknown until the worker has read the registry
         assert await _until(lambda: panel._resolving == NAME, 5)
@@ -56,7 +58,7 @@ async def test_keys_are_answered_while_a_model_resolves_on_a_slow_registry(slow_
         # The registry holds the manifest back 3 s; the form takes keys meanwhile.
         await pilot.press("tab", "tab", "2")
         assert panel.form.tensor_parallel_size == "2"
-        assert app.query_one("#f-tensor_parallel_size", Input).value == "2"
+        assert app.screen.query_one("#f-tensor_parallel_size", Input).value == "2"
         assert panel._resolving == NAME  # still in flight
         assert await _until(lambda: panel._resolving is None, 30)
         await pilot.pause()
@@ -68,9 +70,10 @@ async def test_a_failed_lookup_says_why_under_the_field(slow_registry, tmp_path)
     slow_registry.manifest_delay_s = 0.0
     app = Host(tmp_path / "whatif.yaml")
     async with app.run_test(size=(120, 50)) as pilot:
-        panel = app.query_one(WhatIfPanel)
+        await pilot.pause()
+        panel = app.screen.query_one(WhatIfPanel)
         await pilot.press(*"qwen2.5-coder:99b")
-        assert await _until(lambda: panel._resolving is None and app.query_one("#wi-model-source").display, 10)
-        line = str(app.query_one("#wi-model-source", Static).render())
+        assert await _until(lambda: panel._resolving is None and app.screen.query_one("#wi-model-source").display, 10)
+        line = str(app.screen.query_one("#wi-model-source", Static).render())
         assert line == ("qwen2.5-coder:99b: no such tag in the Ollama library; see "
                         "https://ollama.com/library/qwen2.5-coder/tags")
