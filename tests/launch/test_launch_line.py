@@ -102,3 +102,15 @@ def test_the_report_carries_the_same_line_as_fit():
                              capture_output=True, text=True, timeout=60)
         assert cand["launch"]["text"] == fit.stdout.rstrip("\n")
         assert cand["launch"]["then"] == ["ollama", "run", model]
+
+
+def test_replicas_become_a_serve_config_capped_at_what_the_node_holds(demo):
+    """Three replicas of TP 2 on the demo's four GPUs (the running replica assumed stopped): two
+    fit, so autoscaling is capped at two and each replica asks a placement group of two GPUs."""
+    p = plan(parse_candidate("medgemma-4b-it,tp=2,replicas=3,max_model_len=8192,stopped=ray:4000"), demo)
+    config = p.line.serve_config
+    assert p.result.replicas_placed == 2 and p.result.verdict == "red"
+    assert config["deployment_config"]["autoscaling_config"] == {"min_replicas": 2, "max_replicas": 2}
+    assert config["placement_group_config"]["bundles"] == [{"GPU": 1}, {"GPU": 1}]
+    assert config["engine_kwargs"]["tensor_parallel_size"] == 2
+    assert config["model_loading_config"]["model_id"] == "google/medgemma-4b-it"

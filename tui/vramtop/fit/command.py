@@ -101,8 +101,8 @@ def place(candidate: Candidate, node: NodeView) -> tuple[Candidate, FitResult]:
     good a verdict; among sets as close, the one that leaves most free memory. Ollama and
     several replicas keep the fit engine's choice."""
     result = evaluate(candidate, node, suggest=False)
-    if candidate.gpus is not None or not result.per_gpu:
-        return candidate, result
+    if candidate.gpus is not None or not result.per_gpu or candidate.replicas > 1:
+        return candidate, result  # Ray places replicas itself: their GPUs are not pinned
     chosen = chosen_gpus(candidate, result)
     tp = candidate.tensor_parallel_size
     if candidate.engine != OLLAMA and candidate.replicas == 1 and tp > 1 and node.topology:

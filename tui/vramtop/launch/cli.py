@@ -9,6 +9,7 @@ command cannot be run / is not found.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -196,7 +197,7 @@ class _Launch:
         progress = _Progress()
         try:
             while True:
-                with (rsv.locked(self.dir) if self.dir else _nothing()):
+                with (rsv.locked(self.dir) if self.dir else contextlib.nullcontext()):
                     held = self._reservations(clean=not self.args.dry_run) if self.dir else []
                     result, promised, snapshot = self._judge(held)
                     fits = result.verdict != RED
@@ -339,14 +340,6 @@ def _forward(child: subprocess.Popen, sig: int) -> None:
         child.send_signal(sig)
     except ProcessLookupError:
         pass
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _visible(text: str, snapshot) -> tuple[int, ...] | None:
