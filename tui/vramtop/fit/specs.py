@@ -466,7 +466,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
     if unknown_quant:
         unmodelled.append(f"quantization '{unknown_quant}'")
     if weights is not None:
-        params, weight_bytes, weights_from = weights.params, weights.bytes, "safetensors headers"
+        params, weight_bytes, weights_from = weights.params, weights.bytes, "read from the safetensors headers"
         encoder = weights.encoder_params
         if fmt is None and unknown_quant is None and weights.dtype in ("F8_E4M3", "F8_E5M2"):
             fmt = "fp8"

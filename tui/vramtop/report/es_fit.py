@@ -20,6 +20,18 @@ def _inner(text: str) -> str:
     return translate(text) or text
 
 
+def _weights_need(m: re.Match) -> str:
+    other = f", {m['b']} GiB con TP {m['t0']}" if m["b"] else ""
+    return (f"los pesos necesitan {m['a']} GiB por GPU con TP {m['t']}{other}; cada GPU pide {m['r']} GiB "
+            f"(gpu_memory_utilization {m['u']} × {m['tot']} GiB)")
+
+
+def _budget_sum(m: re.Match) -> str:
+    graphs = f" + grafos CUDA {m['cg']} GiB" if m["cg"] else ""
+    return (f"pesos {m['w']} GiB + activaciones {m['a']} GiB + no-torch {m['nt']} GiB{graphs} → caché KV "
+            f"{m['kv']} GiB = {m['tok']} tokens, {m['c']}× peticiones de {m['len']}")
+
+
 # (template as a regular expression, its Spanish); the Spanish may be a function of the match.
 _RULES: list[tuple[str, str | Callable[[re.Match], str]]] = [
     (rf"vLLM would not start on GPU (?P<g>\d+): it needs (?P<need>{_N}) MiB free, (?P<free>{_N}) MiB is free",
@@ -28,6 +40,18 @@ _RULES: list[tuple[str, str | Callable[[re.Match], str]]] = [
      rf"gpu_memory_utilization=(?P<u>{_N}) gives",
      r"no queda sitio para la caché KV: pesos, activaciones y sobrecarga ocupan más de los \g<gib> GiB "
      r"que da gpu_memory_utilization=\g<u>"),
+    (rf"weights need (?P<a>{_N}) GiB per GPU at TP (?P<t>\d+)(?:, (?P<b>{_N}) GiB at TP (?P<t0>\d+))?; each GPU's "
+     rf"request is (?P<r>{_N}) GiB \(gpu_memory_utilization (?P<u>{_N}) × (?P<tot>{_N}) GiB\)",
+     _weights_need),
+    (r"(?P<head>.+); but not modelled: (?P<what>.+)",
+     lambda m: f"{_inner(m['head'])}; pero sin modelar: {m['what']}"),
+    (r"not modelled: (?P<what>.+)", r"sin modelar: \g<what>"),
+    (r"weights estimated from config.json", "pesos estimados a partir de config.json"),
+    (r"weights read from the safetensors headers", "pesos leídos de las cabeceras safetensors"),
+    (rf"(?P<n>\d+) of (?P<l>\d+) layers keep a fixed state per request \((?P<k>\w+)\), not K/V per token; vLLM's "
+     rf"attention blocks grow to (?P<b>{_N}) tokens to hold it",
+     r"\g<n> de \g<l> capas guardan un estado fijo por petición (\g<k>), no K/V por token; vLLM agranda los "
+     r"bloques de atención a \g<b> tokens para alojarlo"),
     (rf"KV cache (?P<kv>{_N}) GiB cannot hold one request of (?P<len>{_N}) tokens \((?P<req>{_N}) GiB\)",
      r"una caché KV de \g<kv> GiB no cabe ni una petición de \g<len> tokens (\g<req> GiB)"),
     (rf"no gpu_memory_utilization helps here: starting needs ≤ (?P<hi>{_N}), a KV cache for one request of "
@@ -54,10 +78,9 @@ _RULES: list[tuple[str, str | Callable[[re.Match], str]]] = [
     (rf"GPU (?P<g>\d+) \((?P<note>{_TEXT})\): needs (?P<need>{_N}) MiB, free (?P<free>{_N}) MiB — (?P<mark>ok|SHORT)",
      lambda m: (f"GPU {m['g']} ({note(m['note'])}): necesita {m['need']} MiB, libres {m['free']} MiB — "
                 f"{'bien' if m['mark'] == 'ok' else 'NO CABE'}")),
-    (rf"weights (?P<w>{_N}) GiB \+ activations (?P<a>{_N}) GiB \+ non-torch (?P<nt>{_N}) GiB \+ CUDA graphs "
-     rf"(?P<cg>{_N}) GiB → KV cache (?P<kv>-?{_N}) GiB = (?P<tok>{_N}) tokens, (?P<c>{_N})× requests of (?P<len>{_N})",
-     r"pesos \g<w> GiB + activaciones \g<a> GiB + no-torch \g<nt> GiB + grafos CUDA \g<cg> GiB → caché KV \g<kv> GiB "
-     r"= \g<tok> tokens, \g<c>× peticiones de \g<len>"),
+    (rf"weights (?P<w>{_N}) GiB \+ activations (?P<a>{_N}) GiB \+ non-torch (?P<nt>{_N}) GiB(?: \+ CUDA graphs "
+     rf"(?P<cg>{_N}) GiB)? → KV cache (?P<kv>-?{_N}) GiB = (?P<tok>{_N}) tokens, (?P<c>{_N})× requests of (?P<len>{_N})",
+     _budget_sum),
     (rf"no GPU has room for even one layer \(most free: (?P<most>{_N}) MiB\); Ollama would run all (?P<gib>{_N}) GiB "
      r"on the CPU",
      r"ninguna GPU tiene sitio ni para una capa (la más libre: \g<most> MiB); Ollama ejecutaría los \g<gib> GiB "
