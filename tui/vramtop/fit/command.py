@@ -34,6 +34,7 @@ MIB = 1024**2
 MARGIN_MIB = 512  # what the chosen gpu_memory_utilization leaves free at vLLM's start-up check
 UNKNOWN_LEVEL = 100  # a GPU pair NVML gives no common ancestor for: farther than any level
 MAX_SETS = 5000  # GPU sets looked at for a closer tensor-parallel group (8 of 16 GPUs: 12,870)
+MAX_JUDGED = 64  # of those, the closest judged (a verdict costs up to 2 ms)
 _DTYPES = ("bfloat16", "float16", "float32")
 
 
@@ -117,7 +118,8 @@ def place(candidate: Candidate, node: NodeView) -> tuple[Candidate, FitResult]:
         now = spread(chosen)
         by_free = sorted(free, key=lambda g: (-free[g], g))
         sets = itertools.islice(itertools.combinations(by_free, tp), MAX_SETS)
-        for gpus in sorted(sets, key=lambda s: (spread(s), -min(free[g] for g in s))):
+        ordered = sorted(sets, key=lambda s: (spread(s), -min(free[g] for g in s)))
+        for gpus in ordered[:MAX_JUDGED]:
             if spread(gpus) >= now:
                 break
             pinned = candidate.with_(gpus=tuple(sorted(gpus)))
