@@ -5,7 +5,11 @@ tensor names, dtypes and shapes, and the file layout of each repository (shards 
 Tensor names and shapes are those of transformers' decoder classes: ``LlamaForCausalLM`` and
 ``MistralForCausalLM`` (models/llama/modeling_llama.py, models/mistral/modeling_mistral.py),
 ``Qwen2ForCausalLM`` adds q/k/v biases (models/qwen2/modeling_qwen2.py), ``Qwen3ForCausalLM``
-adds per-head q/k norms (models/qwen3/modeling_qwen3.py); tied embeddings have no lm_head.
+adds per-head q/k norms (models/qwen3/modeling_qwen3.py); tied embeddings have no lm_head. The
+mixture-of-experts layers: ``Qwen3MoeForCausalLM`` has a router ``mlp.gate`` and
+``mlp.experts.<e>.{gate,up,down}_proj`` of moe_intermediate_size (models/qwen3_moe/
+modeling_qwen3_moe.py), ``MixtralForCausalLM`` ``block_sparse_moe.gate`` and
+``block_sparse_moe.experts.<e>.w1/w2/w3`` (models/mixtral/modeling_mixtral.py).
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ def decoder_tensors(cfg: dict, dtype: str = "BF16") -> list[tuple[str, str, list
     heads, kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = cfg.get("head_dim") or hidden // heads
     inter, vocab = cfg["intermediate_size"], cfg["vocab_size"]
-    qwen2, qwen3 = cfg["model_type"] == "qwen2", cfg["model_type"] == "qwen3"
+    kind = cfg["model_type"]
+    qwen2, qwen3 = kind == "qwen2", kind in ("qwen3", "qwen3_moe")
     out = [("model.embed_tokens.weight", dtype, [vocab, hidden])]
     for i in range(layers):
         p = f"model.layers.{i}."
@@ -37,10 +42,25 @@ def decoder_tensors(cfg: dict, dtype: str = "BF16") -> list[tuple[str, str, list
                 (p + "self_attn.q_proj.weight", dtype, [heads * hd, hidden]),
                 (p + "self_attn.k_proj.weight", dtype, [kv * hd, hidden]),
                 (p + "self_attn.v_proj.weight", dtype, [kv * hd, hidden]),
-                (p + "self_attn.o_proj.weight", dtype, [hidden, heads * hd]),
-                (p + "mlp.gate_proj.weight", dtype, [inter, hidden]),
-                (p + "mlp.up_proj.weight", dtype, [inter, hidden]),
-                (p + "mlp.down_proj.weight", dtype, [hidden, inter])]
+                (p + "self_attn.o_proj.weight", dtype, [hidden, heads * hd])]
+        if kind == "qwen3_moe":
+            experts, moe = cfg["num_experts"], cfg["moe_intermediate_size"]
+            out.append((p + "mlp.gate.weight", dtype, [experts, hidden]))
+            for e in range(experts):
+                out += [(p + f"mlp.experts.{e}.gate_proj.weight", dtype, [moe, hidden]),
+                        (p + f"mlp.experts.{e}.up_proj.weight", dtype, [moe, hidden]),
+                        (p + f"mlp.experts.{e}.down_proj.weight", dtype, [hidden, moe])]
+        elif kind == "mixtral":
+            experts = cfg["num_local_experts"]
+            out.append((p + "block_sparse_moe.gate.weight", dtype, [experts, hidden]))
+            for e in range(experts):
+                out += [(p + f"block_sparse_moe.experts.{e}.w1.weight", dtype, [inter, hidden]),
+                        (p + f"block_sparse_moe.experts.{e}.w2.weight", dtype, [hidden, inter]),
+                        (p + f"block_sparse_moe.experts.{e}.w3.weight", dtype, [inter, hidden])]
+        else:
+            out += [(p + "mlp.gate_proj.weight", dtype, [inter, hidden]),
+                    (p + "mlp.up_proj.weight", dtype, [inter, hidden]),
+                    (p + "mlp.down_proj.weight", dtype, [hidden, inter])]
         if qwen2:
             out += [(p + "self_attn.q_proj.bias", dtype, [heads * hd]),
                     (p + "self_attn.k_proj.bias", dtype, [kv * hd]),
@@ -80,7 +100,7 @@ def repository(repo_id: str, **kwargs) -> Repo:
     if repo_id == "meta-llama/Llama-3.2-1B-Instruct":
         files["model.safetensors"] = safetensors_blob(tensors)
     else:
-        files.update(sharded(tensors, 4))
+        files.update(sharded(tensors, 16 if cfg.get("num_experts") or cfg.get("num_local_experts") else 4))
     if repo_id.startswith("meta-llama/"):  # Meta's own checkpoint format beside the HF one
         files["original/consolidated.00.pth"] = Blob(b"PK", 2_000_000_000)
         files["original/params.json"] = Blob.of(b"{}")
