@@ -219,3 +219,13 @@ def test_qwen36_35b_with_prefix_caching_reproduces_vllm_0_24s_log(tmp_path):
     # without prefix caching one state block per request: more requests fit
     plain = vllm.layout_for(s, replace(cfg, prefix_caching=False))
     assert vllm.max_concurrency(plain, blocks, 131072, 8192) > 4.5
+
+
+def test_tied_embeddings_default_follows_the_architecture_when_config_json_is_silent():
+    base = {"hidden_size": 2560, "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 4,
+            "head_dim": 256, "vocab_size": 262208}
+    gemma = specs.spec_from_config({**base, "model_type": "gemma3_text"}, "g", "t")
+    llama = specs.spec_from_config({**base, "model_type": "llama"}, "l", "t")
+    assert gemma.tied and not llama.tied
+    assert llama.params - gemma.params == 262208 * 2560  # one embedding matrix fewer
+    assert not specs.spec_from_config({**base, "model_type": "gemma3_text", "tie_word_embeddings": False}, "g", "t").tied

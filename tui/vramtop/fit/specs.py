@@ -399,6 +399,13 @@ def quantization_of(cfg: dict[str, Any]) -> tuple[str | None, str | None, tuple[
     return fmt, None, tuple(keep)
 
 
+def _ties_by_default(c: dict[str, Any]) -> bool:
+    """Whether an architecture shares its embedding with the LM head when config.json does not
+    say: transformers' Gemma and GPT-2 configs default to tied, the Llama, Qwen and Mistral
+    families to untied."""
+    return str(c.get("model_type") or "").startswith(("gemma", "gpt2", "paligemma"))
+
+
 def _count(c: dict[str, Any], source: str, keys: tuple[str, ...], hi: int, default: int | None = None,
            lo: int = 1) -> int:
     """The first of ``keys`` present, checked to be a whole number in [lo, hi]."""
@@ -461,7 +468,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
     experts = _count(c, source, ("num_local_experts", "num_experts", "n_routed_experts"), 1 << 16, 0, lo=0)
     per_token = _count(c, source, ("num_experts_per_tok", "moe_topk"), max(1, experts), 0, lo=0)
     moe_inter = _count(c, source, ("moe_intermediate_size",), 1 << 22, 0, lo=0)
-    tied = c.get("tie_word_embeddings", cfg.get("tie_word_embeddings", False)) is True
+    tied = c.get("tie_word_embeddings", cfg.get("tie_word_embeddings", _ties_by_default(c))) is True
     unmodelled = list(pattern.unknown)
     if unknown_quant:
         unmodelled.append(f"quantization '{unknown_quant}'")
