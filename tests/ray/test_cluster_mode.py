@@ -214,4 +214,4 @@ def test_cluster_once_with_ray_not_found_is_exit_2_and_one_line():
 def test_cluster_does_not_go_with_demo_replay_or_no_ray(other, capsys):
     with pytest.raises(SystemExit) as done:
         vramtop_main(["--cluster", "--once", *other])
-    assert done.value.code == 2 and "--cluster" in capsys.readouterr().err
+    assert done.value.code == 3 and "--cluster" in capsys.readouterr().err
