@@ -10,10 +10,15 @@ per row, the predicted and reported figures with their error:
   max len      vLLM's estimated maximum model length where the log printed one
   concurrency  "Maximum concurrency" from the reported KV memory (or, where the log gives no KV
                memory, from the block count its token figure implies)
+  activation / non-torch   the profile run's torch peak and the memory outside torch, where the
+               log prints them (end to end only)
+  outcome      started, or which start-up error vLLM raised ("start check": free memory below the
+               request; "no cache"; "too long": one max_model_len request does not fit), against
+               the error ``vllm.failure`` predicts for the row (end to end only)
 
 Each row is modelled as the vLLM release it names (its ``vllm`` field), and with prefix caching
 where the row says so. The summary (last lines) counts, per term, the rows within the issue's
-targets: weights ±3 %, KV tokens ±5 %, KV GiB ±5 %, concurrency ±5 %.
+targets: weights ±3 %, KV tokens ±5 %, KV GiB ±5 %, concurrency ±5 %, and the outcome right.
 
     python bench/accuracy_vllm.py [--rows bench/vllm_startup_rows.yaml]
 """
@@ -73,7 +78,19 @@ def err(pred: float, real: float) -> float:
     return (pred - real) / real * 100
 
 
-TARGETS = {"weights GiB": 3.0, "KV tokens": 5.0, "KV GiB": 5.0, "concurrency": 5.0, "max model len": 5.0}
+TARGETS = {"weights GiB": 3.0, "KV tokens": 5.0, "KV GiB": 5.0, "concurrency": 5.0, "max model len": 5.0,
+           "activation GiB": 10.0, "non-torch GiB": 10.0}
+
+
+def outcome(rank: vllm.RankBudget, cfg: vllm.VllmConfig) -> str:
+    """The start-up outcome vLLM's checks give this rank, in their order (``vllm.failure``)."""
+    if not rank.starts:
+        return "start check"
+    if rank.kv_cache_bytes <= 0 or rank.num_blocks == 0:
+        return "no cache"
+    if rank.request_bytes > rank.kv_cache_bytes:
+        return "too long"
+    return "started"
 
 
 def tokens_as_logged(layout: vllm.KvLayout, blocks: int, cfg: vllm.VllmConfig) -> int:
@@ -87,6 +104,7 @@ def main() -> None:
     ap.add_argument("--rows", type=Path, default=ROWS)
     rows = yaml.safe_load(ap.parse_args().rows.read_text(encoding="utf-8"))
     terms: dict[str, list[float]] = {t: [] for t in TARGETS}
+    outcomes: list[bool] = []
     print(f"{'row':<28} {'figure':<38} {'predicted':>12} {'reported':>12} {'error':>8}")
     for row in rows:
         spec = spec_of(row)
@@ -107,7 +125,14 @@ def main() -> None:
                 out.append(("weights+non-torch GiB", None, (r.weights_bytes + r.non_torch_bytes) / GIB,
                             rep["weights_plus_non_torch_gib"]))
             if "activation_gib" in rep:
-                out.append(("activation peak GiB", None, r.activation_bytes / GIB, rep["activation_gib"]))
+                out.append(("activation peak GiB", "activation GiB", r.activation_bytes / GIB, rep["activation_gib"]))
+            if "non_torch_gib" in rep:
+                out.append(("non-torch GiB", "non-torch GiB", r.non_torch_bytes / GIB, rep["non_torch_gib"]))
+            if "outcome" in rep:
+                got = outcome(r, cfg)
+                outcomes.append(got == rep["outcome"])
+                print(f"{row['id']:<28} {'outcome':<38} {got:>12} {rep['outcome']:>12} "
+                      f"{'right' if got == rep['outcome'] else 'WRONG':>8}")
             if "kv_cache_gib" in rep:
                 out.append(("KV GiB, end to end", "KV GiB", r.kv_cache_bytes / GIB, rep["kv_cache_gib"]))
             if "kv_cache_tokens" in rep:
@@ -145,6 +170,7 @@ def main() -> None:
         mean = sum(map(abs, errs)) / max(1, len(errs))
         print(f"{term:<14} within ±{limit:g} %: {ok} of {len(errs)} rows "
               f"({ok / max(1, len(errs)):.0%}), mean |error| {mean:.1f} %")
+    print(f"{'outcome':<14} right on {sum(outcomes)} of {len(outcomes)} rows whose start-up outcome is known")
 
 
 if __name__ == "__main__":
