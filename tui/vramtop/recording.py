@@ -93,10 +93,15 @@ def _open(path: str | Path) -> BinaryIO:
 
 # -- records of the Ray and telemetry sections, and figures of GPU and process rows ------------
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def encode_value(value: Any) -> Any:
     """Any value of a snapshot's sections as JSON data: records by field name with their ``@``
     type tag (fields left at their default are omitted), tuples as lists, other lists and maps
     whose keys are not plain text under ``@list`` / ``@map``."""
+    if type(value) in _SCALARS:
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         tag = tag_of(type(value))
         if tag is None:
@@ -156,73 +161,110 @@ def _record(data: dict[str, Any], expected: type | None = None) -> Any:
 
 def _typed(hint: Any, data: Any) -> Any:
     """``data`` read as a value of type ``hint``; RecordingError naming what it should be."""
-    origin = typing.get_origin(hint)
+    return _reader(hint)(data)
+
+
+_INT_LIMIT = 1 << 63
+
+
+def _read_bool(data: Any) -> bool:
+    if type(data) is bool:
+        return data
+    raise RecordingError(f"must be true or false, got {_quote(data)}")
+
+
+def _read_int(data: Any) -> int:
+    if type(data) is int and -_INT_LIMIT <= data < _INT_LIMIT:
+        return data
+    raise RecordingError(f"must be a whole number, got {_quote(data)}")
+
+
+def _read_float(data: Any) -> float:
+    if (type(data) is float and math.isfinite(data)) or (type(data) is int and -_INT_LIMIT <= data < _INT_LIMIT):
+        return data
+    raise RecordingError(f"must be a finite number, got {_quote(data)}")
+
+
+def _read_str(data: Any) -> str:
+    if type(data) is str:
+        return data
+    raise RecordingError(f"must be text, got {_quote(data)}")
+
+
+@lru_cache(maxsize=None)
+def _reader(hint: Any) -> Any:
+    """A function that reads JSON data as a value of type ``hint`` (made once per type)."""
+    simple = {bool: _read_bool, int: _read_int, float: _read_float, str: _read_str}
+    if hint in simple:
+        return simple[hint]
     if hint is Any:
-        return decode_value(data)
+        return decode_value
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Union or origin is types.UnionType:
-        options = typing.get_args(hint)
-        if data is None:
-            if type(None) in options:
-                return None
-            raise RecordingError("is missing")
-        problem = None
-        for option in options:
-            if option is not type(None):
+        nullable = type(None) in args
+        options = [_reader(a) for a in args if a is not type(None)]
+
+        def read_union(data: Any) -> Any:
+            if data is None:
+                if nullable:
+                    return None
+                raise RecordingError("is missing")
+            problem = None
+            for option in options:
                 try:
-                    return _typed(option, data)
+                    return option(data)
                 except RecordingError as exc:
                     problem = problem or exc
-        raise problem or RecordingError("is missing")
-    if hint is bool:
-        if isinstance(data, bool):
-            return data
-        raise RecordingError(f"must be true or false, got {_quote(data)}")
-    if hint is int:
-        if isinstance(data, int) and not isinstance(data, bool) and -(1 << 63) <= data < 1 << 63:
-            return data
-        raise RecordingError(f"must be a whole number, got {_quote(data)}")
-    if hint is float:
-        if isinstance(data, (int, float)) and not isinstance(data, bool) and abs(data) < 1e300 \
-                and math.isfinite(data):
-            return data
-        raise RecordingError(f"must be a finite number, got {_quote(data)}")
-    if hint is str:
-        if isinstance(data, str):
-            return data
-        raise RecordingError(f"must be text, got {_quote(data)}")
+            raise problem or RecordingError("is missing")
+        return read_union
     if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(data, list):
-            raise RecordingError(f"must be a list, got {_quote(data)}")
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_typed(args[0], v) for v in data)
-        if len(args) != len(data):
-            raise RecordingError(f"must hold {len(args)} values, got {len(data)}")
-        return tuple(_typed(a, v) for a, v in zip(args, data))
+            item = _reader(args[0])
+
+            def read_tuple(data: Any) -> tuple:
+                if type(data) is not list:
+                    raise RecordingError(f"must be a list, got {_quote(data)}")
+                return tuple(map(item, data))
+            return read_tuple
+        items = [_reader(a) for a in args]
+
+        def read_fixed(data: Any) -> tuple:
+            if type(data) is not list or len(data) != len(items):
+                raise RecordingError(f"must be a list of {len(items)} values, got {_quote(data)}")
+            return tuple(read(v) for read, v in zip(items, data))
+        return read_fixed
     if origin is list:
-        if not (isinstance(data, dict) and isinstance(data.get("@list"), list)):
-            raise RecordingError(f"must be a list, got {_quote(data)}")
-        (arg,) = typing.get_args(hint) or (Any,)
-        return [_typed(arg, v) for v in data["@list"]]
+        item = _reader(args[0] if args else Any)
+
+        def read_list(data: Any) -> list:
+            if not (type(data) is dict and type(data.get("@list")) is list):
+                raise RecordingError(f"must be a list, got {_quote(data)}")
+            return [item(v) for v in data["@list"]]
+        return read_list
     if origin is dict or origin is Mapping:
-        key_type, value_type = typing.get_args(hint) or (Any, Any)
-        if isinstance(data, dict) and "@map" in data:
-            pairs = data["@map"]
-            if not (isinstance(pairs, list) and all(isinstance(p, list) and len(p) == 2 for p in pairs)):
-                raise RecordingError("must be a list of key and value pairs")
-        elif isinstance(data, dict) and "@" not in data and "@list" not in data:
-            pairs = list(data.items())
-        else:
-            raise RecordingError(f"must be a map, got {_quote(data)}")
-        try:
-            return {_typed(key_type, k): _typed(value_type, v) for k, v in pairs}
-        except TypeError:  # a key that Python cannot hash (a map as a key)
-            raise RecordingError("has a key that is not a plain value") from None
+        key, value = (_reader(a) for a in (args or (Any, Any)))
+
+        def read_map(data: Any) -> dict:
+            if type(data) is dict and "@map" in data:
+                pairs = data["@map"]
+                if not (type(pairs) is list and all(type(p) is list and len(p) == 2 for p in pairs)):
+                    raise RecordingError("must be a list of key and value pairs")
+            elif type(data) is dict and "@" not in data and "@list" not in data:
+                pairs = data.items()
+            else:
+                raise RecordingError(f"must be a map, got {_quote(data)}")
+            try:
+                return {key(k): value(v) for k, v in pairs}
+            except TypeError:  # a key that Python cannot hash (a map as a key)
+                raise RecordingError("has a key that is not a plain value") from None
+        return read_map
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        if not isinstance(data, dict):
-            raise RecordingError(f"must be a {hint.__name__} record, got {_quote(data)}")
-        return _record(data, hint)
-    return decode_value(data)
+        def read_record(data: Any) -> Any:
+            if type(data) is not dict:
+                raise RecordingError(f"must be a {hint.__name__} record, got {_quote(data)}")
+            return _record(data, hint)
+        return read_record
+    return decode_value
 
 
 def decode_value(data: Any) -> Any:
@@ -251,7 +293,16 @@ def _fields(cls: type) -> list[str]:
 
 
 def _row(obj: Any, names: list[str]) -> list[Any]:
-    return [encode_value(getattr(obj, n)) for n in names]
+    out = []
+    for name in names:
+        value = getattr(obj, name)
+        if type(value) in _SCALARS:  # nearly every figure: the fast way
+            out.append(value)
+        elif type(value) is tuple and all(type(v) in _SCALARS for v in value):
+            out.append(list(value))
+        else:
+            out.append(encode_value(value))
+    return out
 
 
 def snapshot_items(snapshot: NodeSnapshot) -> dict[str, Any]:
@@ -311,19 +362,19 @@ class _RowReader:
     def __init__(self, cls: type, names: list[str]) -> None:
         hints = _hints(cls)
         self._cls = cls
-        self._plan = [(pos, name, hints[name]) for pos, name in enumerate(names) if name in hints]
+        self._plan = [(pos, name, _reader(hints[name])) for pos, name in enumerate(names) if name in hints]
 
     def __call__(self, row: Any, **extra: Any) -> Any:
         if not isinstance(row, list):
             raise RecordingError(f"a {self._cls.__name__} record must be a list, got {_quote(row)}")
         kwargs = {}
-        for pos, name, hint in self._plan:
+        for pos, name, read in self._plan:
             if pos < len(row):
                 try:
-                    value = _typed(hint, row[pos])
+                    value = read(row[pos])
                 except RecordingError as exc:
                     raise RecordingError(f"{self._cls.__name__} field '{name}': {exc}") from None
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+                if (type(value) is int or type(value) is float) and value < 0:
                     raise RecordingError(f"{self._cls.__name__} field '{name}': must not be below 0, got {value}")
                 kwargs[name] = value
         try:
@@ -729,8 +780,7 @@ class Recording:
         if not self.timestamps:
             raise RecordingError(f"{path}: the recording holds no complete snapshot"
                                  + (f" ({self.problem})" if self.problem else ""))
-        self._cache: tuple[int, list[NodeSnapshot]] | None = None
-        self.snapshot(0)
+        self._cache: tuple[int, list[NodeSnapshot]] | None = (0, self._decode_segment(0, 0, whole=False))
 
     def __len__(self) -> int:
         return len(self.timestamps)
@@ -749,9 +799,9 @@ class Recording:
                 hi = mid - 1
         return lo
 
-    def _decode_segment(self, seg: int, upto: int) -> list[NodeSnapshot]:
-        """The snapshots of segment ``seg`` up to index ``upto``, or up to the first that is
-        damaged (RecordingError when that is ``upto`` or before)."""
+    def _decode_segment(self, seg: int, upto: int, whole: bool = True) -> list[NodeSnapshot]:
+        """The snapshots of segment ``seg`` (only up to index ``upto`` unless ``whole``), or up to
+        the first that is damaged (RecordingError when that is ``upto`` or before)."""
         offset, first = self._segments[seg]
         last = self._segments[seg + 1][1] if seg + 1 < len(self._segments) else len(self.timestamps)
         out: list[NodeSnapshot] = []
@@ -773,7 +823,7 @@ class Recording:
                         break
                     why = exc if isinstance(exc, RecordingError) else "not the JSON vramtop writes"
                     raise RecordingError(f"{self.path}: snapshot {first + len(out) + 1} is damaged: {why}") from None
-                if first + len(out) >= last:
+                if first + len(out) >= (last if whole else upto + 1):
                     break
         if first + len(out) <= upto:
             raise RecordingError(f"{self.path}: snapshot {upto + 1} could not be read again (the file changed)")
