@@ -214,3 +214,21 @@ def test_a_running_ollama_server_describes_its_models():
 
 def test_no_ollama_server_is_no_spec():
     assert specs.from_ollama_api("gemma3:4b", "http://127.0.0.1:9", timeout=0.2) is None
+
+
+def test_mixtral_style_experts_are_intermediate_size_wide(tmp_path):
+    # mistralai/Mixtral-8x7B-Instruct-v0.1 config.json has no moe_intermediate_size; vLLM's
+    # vllm/model_executor/models/mixtral.py builds each expert with config.intermediate_size.
+    cfg = {"architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "num_hidden_layers": 32,
+           "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32,
+           "num_key_value_heads": 8, "num_local_experts": 8, "num_experts_per_tok": 2,
+           "vocab_size": 32000, "max_position_embeddings": 32768, "tie_word_embeddings": False,
+           "torch_dtype": "bfloat16"}
+    s = specs.spec_from_config(cfg, "Mixtral-8x7B", "config.json")
+    catalog = specs.from_catalog("mistralai/Mixtral-8x7B-Instruct-v0.1")
+    assert (s.experts, s.experts_per_token, s.moe_intermediate) == (8, 2, 14336)
+    assert s.moe_intermediate == catalog.moe_intermediate
+    # A config that names its expert width keeps it (Qwen3-30B-A3B: 768 beside intermediate 6144).
+    qwen = specs.spec_from_config({**cfg, "num_experts": 128, "num_local_experts": 128,
+                                   "moe_intermediate_size": 768, "intermediate_size": 6144}, "q", "c")
+    assert qwen.moe_intermediate == 768

@@ -23,15 +23,7 @@ def published(hub):
     return hub
 
 
-# spec_from_config reads moe_intermediate from moe_intermediate_size only; Mixtral's experts are
-# intermediate_size wide and its config has no moe_intermediate_size (the catalog says 14336).
-_KNOWN = {"mistralai/Mixtral-8x7B-Instruct-v0.1": "config.json without moe_intermediate_size gives "
-                                                  "moe_intermediate 0, not the experts' 14336"}
-
-
-@pytest.mark.parametrize("repo_id", [
-    pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=_KNOWN[m])) if m in _KNOWN else m
-    for m in MODELS])
+@pytest.mark.parametrize("repo_id", MODELS)
 def test_every_published_config_resolves_to_its_catalog_entry(published, child, repo_id):
     # "@main" asks the Hub even for a name the catalog knows.
     [spec] = child.resolve(f"{repo_id}@main")

@@ -468,6 +468,8 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
     experts = _count(c, source, ("num_local_experts", "num_experts", "n_routed_experts"), 1 << 16, 0, lo=0)
     per_token = _count(c, source, ("num_experts_per_tok", "moe_topk"), max(1, experts), 0, lo=0)
     moe_inter = _count(c, source, ("moe_intermediate_size",), 1 << 22, 0, lo=0)
+    if experts and not moe_inter:  # Mixtral style: each expert is a whole MLP of intermediate_size
+        moe_inter = intermediate
     tied = c.get("tie_word_embeddings", cfg.get("tie_word_embeddings", _ties_by_default(c))) is True
     unmodelled = list(pattern.unknown)
     if unknown_quant:
