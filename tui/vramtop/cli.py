@@ -64,6 +64,16 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def sample_interval(text: str) -> float:
+    """``--interval``: a span of time in the range the config file's ``interval`` takes, so a bad
+    value on the command line is a command-line error (exit 3), not a config error."""
+    value = positive_seconds(text)
+    low, high = config_mod.RANGES["interval"]
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g} seconds: {text!r}")
+    return value
+
+
 class Parser(argparse.ArgumentParser):
     """Bad input on the command line is one line and exit status 3 (argparse's own is the whole
     usage and 2, which here means no driver). Subcommands' parsers are made of this class too."""
@@ -97,7 +107,7 @@ def build_parser(subcommands: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--readonly", action="store_true",
                         help="the live view sends no signal and writes no file (no stop, report, recording, "
                              "screenshot or saved what-if state)")
-    parser.add_argument("--interval", type=positive_seconds, metavar="SECONDS", help="seconds between samples (default 1)")
+    parser.add_argument("--interval", type=sample_interval, metavar="SECONDS", help="seconds between samples (default 1)")
     parser.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ~/.config/vramtop/config.yaml)")
     parser.add_argument("--theme", metavar="NAME", help="colour theme (see README)")
     parser.add_argument("--print-config", action="store_true", help="print the effective configuration and where each value came from")

@@ -54,7 +54,7 @@ def default_path() -> Path:
 
 # The range each number may take: a span of time that is 0, negative, NaN or infinite would
 # spin a loop or never tick; thresholds outside these mean nothing.
-_RANGES: dict[str, tuple[float, float]] = {
+RANGES: dict[str, tuple[float, float]] = {
     "interval": (0.1, 3600.0),
     "ray_timeout": (0.1, 600.0),
     "ray_interval": (0.5, 86400.0),
@@ -74,7 +74,7 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         except ValueError as exc:
             raise ConfigError(f"{where}: 'candidates': {exc}") from None
     if "float" in want or "int" in want:
-        low, high = _RANGES[key]
+        low, high = RANGES[key]
         whole = "int" in want
         number: Any = None
         if isinstance(value, (int, float, str)) and not isinstance(value, bool):
