@@ -324,7 +324,7 @@ def vramtop(*args: str, **kwargs) -> subprocess.CompletedProcess:
                           timeout=60, **kwargs)
 
 
-@pytest.mark.parametrize("value", ["nan", "0", "-1", "inf", "-inf", "1e999", "soon"])
+@pytest.mark.parametrize("value", ["nan", "0", "0.05", "-1", "inf", "-inf", "1e999", "soon"])
 def test_an_interval_that_is_not_a_finite_positive_number_is_one_line_and_exit_3(value):
     result = vramtop("--demo", "--once", f"--interval={value}")
     assert result.returncode == 3 and result.stdout == ""
