@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-MIB = 1024 * 1024
+from vramtop.units import MIB
 
 
 def to_mib(nbytes: int) -> int:

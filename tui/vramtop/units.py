@@ -6,6 +6,7 @@ bytes, as vLLM does. GiB is only ever a way of writing either for people.
 
 from __future__ import annotations
 
+MIB = 1024**2  # bytes in a MiB
 GIB = 1024**3  # bytes in a GiB
 MIB_PER_GIB = 1024
 

@@ -23,8 +23,9 @@ from vramtop.analysis.states import CRITICAL, LOST, LOW, OK, UNKNOWN, Thresholds
 from vramtop.exporter.candidates import Headroom
 from vramtop.ray.feasibility import analyze
 from vramtop.ray.model import RayState
-from vramtop.snapshot import MIB, NodeSnapshot
+from vramtop.snapshot import NodeSnapshot
 from vramtop.telemetry.model import Telemetry, process_facts
+from vramtop.units import MIB
 
 GPU_STATES = (CRITICAL, LOW, OK, LOST, UNKNOWN)
 REPLICA_STATES = ("running", "starting", "pending")

@@ -29,8 +29,8 @@ from vramtop.fit import vllm
 from vramtop.fit.placement import NodeView, is_slice
 from vramtop.fit.specs import normalize_format
 from vramtop.fit.verdict import _RANK, OLLAMA, RED, Candidate, FitResult, evaluate
+from vramtop.units import MIB
 
-MIB = 1024**2
 MARGIN_MIB = 512  # what the chosen gpu_memory_utilization leaves free at vLLM's start-up check
 UNKNOWN_LEVEL = 100  # a GPU pair NVML gives no common ancestor for: farther than any level
 MAX_SETS = 5000  # GPU sets looked at for a closer tensor-parallel group (8 of 16 GPUs: 12,870)

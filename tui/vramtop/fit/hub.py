@@ -26,9 +26,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from vramtop.fit.remote_gguf import Deadline, spec_from_remote_gguf, within
-from vramtop.fit.specs import (BITS_PER_WEIGHT, MIB, ModelSpec, SpecError, closest_names,
+from vramtop.fit.specs import (BITS_PER_WEIGHT, ModelSpec, SpecError, closest_names,
                                quantization_of, spec_from_config)
 from vramtop.fit.weights import weights_from_tensors
+from vramtop.units import MIB
 
 TIMEOUT_S = 10.0  # one resolution, all requests together
 MAX_JSON = 16 * MIB  # config.json, an index: larger is not one

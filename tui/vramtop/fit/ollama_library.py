@@ -17,7 +17,8 @@ import urllib.request
 from dataclasses import dataclass, replace
 
 from vramtop.fit.remote_gguf import Deadline, spec_from_remote_gguf, within
-from vramtop.fit.specs import MIB, ModelSpec, SpecError
+from vramtop.fit.specs import ModelSpec, SpecError
+from vramtop.units import MIB
 
 REGISTRY = "https://registry.ollama.ai"
 TIMEOUT_S = 10.0

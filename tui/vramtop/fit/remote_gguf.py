@@ -22,7 +22,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from vramtop.fit.specs import MIB, ModelSpec, SpecError, from_gguf
+from vramtop.fit.specs import ModelSpec, SpecError, from_gguf
+from vramtop.units import MIB
 
 FIRST_READ = 2 * MIB  # a Llama 3 vocabulary in the header is about 1.5 MiB
 MAX_HEADER = 64 * MIB  # a header larger than this is not one

@@ -4,16 +4,20 @@ Rows are never cleared and refilled: each tick adds the new keys, removes the go
 updates only the cells whose text changed, all inside one ``batch_update``; an unchanged
 snapshot touches nothing. Sorting, filtering and grouping live in ``process_rows``.
 
-Any cell update makes the DataTable render every visible cell again, and on a busy node the CPU %
-and RSS of every process move on every tick while its VRAM stays put. So figures that move alone
-are shown every ``VOLATILE_EVERY_S`` seconds; any other change (memory, a new process, the order)
-shows at once, with them.
+Any cell update makes the DataTable render every visible cell again (its cell cache is keyed by an
+update counter), so the table keeps rendered cells by what they show instead: a cell whose text,
+place and styles are unchanged is not rendered again, and a tick where every process's memory moved
+renders one cell per row, not a whole screen of them. On a busy node the CPU % and RSS of every
+process move on every tick while its VRAM stays put, so figures that move alone are shown every
+``VOLATILE_EVERY_S`` seconds; any other change (memory, a new process, the order) shows at once,
+with them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
@@ -38,6 +42,10 @@ class _Cell(Text):
     """A cell that knows its row, so ``DataTable.sort`` can put rows in our order."""
 
     row_key: str = ""
+
+    def look(self) -> tuple:
+        """Everything about the cell that its rendering depends on."""
+        return (self.plain, self.justify, self.overflow, self.no_wrap, self.style, tuple(self.spans))
 
 
 @dataclass
@@ -74,6 +82,26 @@ class ProcessTable(DataTable):
         self._order: list[str] = []
         self._volatile_at = float("-inf")  # snapshot time of the last CPU / RSS figures shown
         self.border_title = "Processes"
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False):
+        """DataTable's cell rendering, kept by what the cell shows and where (its mouse meta
+        names row and column), in DataTable's own cache so a style change clears it as well."""
+        if row_index < 0 or column_index < 0:  # the header: rendered again only when labels change
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        cell = self._data[row_key][self._column_locations.get_key(column_index)]
+        if not isinstance(cell, _Cell):
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        key = ("look", row_index, column_index, cell.look(), width, self.rows[row_key].height, self.cell_padding,
+               base_style, cursor, hover, self.show_cursor, self._show_hover_cursor, self._pseudo_class_state)
+        lines = self._cell_render_cache.get(key)
+        if lines is None:
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            self._cell_render_cache[key] = lines
+        return lines
 
     # -- data in ---------------------------------------------------------------------------
 
