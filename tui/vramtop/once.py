@@ -96,6 +96,7 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
                 "key": i.key,
                 "name": i.name,
                 "replica": i.replica.label if i.replica is not None else None,  # Ray Serve's app/deployment#id
+                "ray_job": i.job.job.job_id if i.job is not None else None,  # the Ray job its workers were joined by
                 "engine": i.engine,
                 "tp_size": i.tp_size,
                 "pp_size": i.pp_size,

@@ -27,6 +27,7 @@ RECORD_TYPES: dict[str, type] = {
     "ray.placement_group": ray.PlacementGroup,
     "ray.bundle": ray.Bundle,
     "ray.actor": ray.Actor,
+    "ray.job": ray.Job,
     "telemetry": telemetry.Telemetry,
     "telemetry.instance": telemetry.InstanceTelemetry,
     "telemetry.vllm": telemetry.VllmMetrics,

@@ -10,7 +10,9 @@ server over engine core), the outermost of equals, is the instance. A process wi
 is an instance of its own and says why: nothing is guessed into a group it may not belong to.
 Where the snapshot carries Ray state, processes that Ray places in one Serve replica join that
 replica's instance even when no ancestry joins them: Ray Serve LLM's vLLM workers are actors of
-the replica's placement group, children of the raylet, and stop when the replica does.
+the replica's placement group, children of the raylet, and stop when the replica does. vLLM on
+Ray without Serve is joined the same way through the Ray job: its workers are the job's actors,
+and join the instance of the job's driver (its API server or engine core), which Ray names.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Mapping
 
 from vramtop.analysis import roles
 from vramtop.analysis.roles import Role
-from vramtop.ray.link import ReplicaLink, link_gpu_processes
+from vramtop.ray.link import JobLink, ReplicaLink, link_gpu_processes, link_job_workers
 from vramtop.ray.model import RayState
 from vramtop.snapshot import GpuProcess, HostProcess, NodeSnapshot
 
@@ -79,6 +81,7 @@ class Instance:
     dp_size: int | None = None
     api_pid: int | None = None
     note: str | None = None
+    job: JobLink | None = None  # the Ray job whose driver its Ray workers were joined to
 
     @property
     def label(self) -> str:
@@ -156,8 +159,12 @@ def _rank(role: Role) -> int:
 
 
 def _root(hosts: Mapping[int, HostProcess], proc: GpuProcess) -> tuple[HostProcess | None, Role, list[HostProcess]]:
-    chain = _chain(hosts, proc.host)
-    best: tuple[int, HostProcess | None, Role] = (0, proc.host, roles.classify(proc.host))
+    return _root_of(hosts, proc.host)
+
+
+def _root_of(hosts: Mapping[int, HostProcess], start: HostProcess | None) -> tuple[HostProcess | None, Role, list[HostProcess]]:
+    chain = _chain(hosts, start)
+    best: tuple[int, HostProcess | None, Role] = (0, start, roles.classify(start))
     for host in chain:
         role = roles.classify(host)
         rank = _rank(role)
@@ -173,16 +180,20 @@ def _alone_note(role: Role) -> str | None:
     if role.engine == roles.OTHER:
         return "engine not recognised: an instance of its own"
     if role.engine == roles.RAY:
-        return "a Ray process that no Serve replica claims (through its parents or placement group): an instance of its own"
+        return ("a Ray process that no Serve replica claims (through its parents or placement group) and no job"
+                " driver on this host owns: an instance of its own")
     if role.kind in ("worker", "engine", "process"):
         return f"no {role.engine} server or launcher found above it: an instance of its own"
     return None
 
 
 def _name(root: HostProcess | None, role: Role, engine: str, members: list[Member], pid: int,
-          replica: ReplicaLink | None) -> str:
+          replica: ReplicaLink | None, job: JobLink | None = None) -> str:
     if replica is not None:
         return f"{replica.app}/{replica.deployment}"
+    if root is None and job is not None:
+        model = served_model(job.job.entrypoint.split())
+        return f"Ray job {job.job.job_id} (driver pid {pid}" + (f", {model})" if model else ")")
     if role.engine == roles.RAY and role.kind == "replica":
         return f"{role.app}/{role.deployment}"
     if root is None:
@@ -203,6 +214,26 @@ def _replica_links(snapshot: NodeSnapshot) -> dict[tuple[int, int], ReplicaLink]
     return link_gpu_processes(state, snapshot)
 
 
+def _job_links(snapshot: NodeSnapshot) -> dict[tuple[int, int], JobLink]:
+    state = snapshot.ray
+    if not isinstance(state, RayState) or not state.jobs:
+        return {}
+    return link_job_workers(state, snapshot)
+
+
+def _driver_root(hosts: Mapping[int, HostProcess], job: JobLink) -> tuple[HostProcess | None, Role]:
+    """The serving root above a job's driver where the snapshot knows the driver's process (it
+    holds GPU memory, or is a GPU process's parent); else no root, and the role the driver's
+    command line as Ray recorded it gives (only to name the engine: Ray's text, not the OS's)."""
+    driver = hosts.get(job.driver_pid)
+    if driver is not None:
+        root, role, _ = _root_of(hosts, driver)
+        return root, role
+    line = job.job.entrypoint
+    argv = tuple(line.split())
+    return None, roles.classify(HostProcess(job.driver_pid, None, argv[0] if argv else "", line, argv))
+
+
 @dataclass
 class _Group:
     root: HostProcess | None
@@ -213,6 +244,7 @@ class _Group:
     hosts: dict[int, HostProcess | None] = field(default_factory=dict)  # per group: PIDs repeat across nodes
     chains: list[list[HostProcess]] = field(default_factory=list)
     unknown: bool = False
+    job: JobLink | None = None
 
 
 def _member_roles(g: _Group, root_pid: int) -> dict[int, Role]:
@@ -279,17 +311,24 @@ def _api_pid(chains: list[list[HostProcess]], root: HostProcess | None) -> int |
 def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
     """Every GPU process in exactly one instance, largest instance first."""
     links = _replica_links(snapshot)
+    job_links = _job_links(snapshot)
     hosts = known_hosts(snapshot)
     node_of_gpu = {g.index: g.node for g in snapshot.gpus}
     groups: dict[tuple[str | None, int] | str, _Group] = {}
     for proc in snapshot.gpu_processes:
         root, root_role, chain = _root(hosts, proc)
         replica = links.get((proc.gpu_index, proc.pid))
+        job = job_links.get((proc.gpu_index, proc.pid)) if replica is None else None
         node = node_of_gpu.get(proc.gpu_index)
-        group_id = replica.label if replica is not None else (node, root.pid if root is not None else proc.pid)
+        if job is not None:
+            root, root_role = _driver_root(hosts, job)
+        group_id = replica.label if replica is not None else (
+            node, root.pid if root is not None else job.driver_pid if job is not None else proc.pid)
         group = groups.get(group_id)
         if group is None:
             group = groups[group_id] = _Group(root, root_role, replica, node)
+        if job is not None:
+            group.job = job
         elif _rank(root_role) > _rank(group.role):
             group.root, group.role = root, root_role  # the replica process itself, over its workers
         per_gpu = group.per_member.setdefault(proc.pid, {})
@@ -314,13 +353,13 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
         engine = engines[0] if engines else g.role.engine
         argvs = [_argv(h) for h in ([g.root] if g.root else []) + [m.host for m in members if m.host]]
         sizes = _sizes(members, argvs) if engine not in (roles.OTHER, roles.UNKNOWN) else {"tp": None, "pp": None, "dp": None}
-        alone = g.replica is None and _rank(g.role) == 0 and len(members) == 1
+        alone = g.replica is None and g.job is None and _rank(g.role) == 0 and len(members) == 1
         out.append(
             Instance(
                 key=f"{roles.RAY if g.replica is not None else g.role.engine}:{root_pid}"
                     + (f"@{g.node}" if g.node is not None else ""),
                 engine=engine,
-                name=_name(g.root, g.role, engine, members, root_pid, g.replica),
+                name=_name(g.root, g.role, engine, members, root_pid, g.replica, g.job),
                 root_pid=root_pid,
                 members=tuple(members),
                 per_gpu_mib=dict(sorted(per_gpu_total.items())),
@@ -332,6 +371,7 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
                 dp_size=sizes["dp"],
                 api_pid=_api_pid(g.chains, g.root),
                 note=_alone_note(g.role) if alone else None,
+                job=g.job,
             )
         )
     out.sort(key=lambda i: (-i.total_mib, i.key))

@@ -5,6 +5,12 @@ engine started inside the replica). A Ray Serve LLM replica asks for none: vLLM'
 starts one worker actor per GPU bundle of the replica's placement group, and those workers are
 children of the raylet, not of the replica. They are found through the placement group, which
 Serve names after the replica actor, and the actors the state API lists in it.
+
+vLLM on Ray without Serve (``--distributed-executor-backend ray``) has no replica: its
+``RayWorkerWrapper`` actors are children of the raylet too, and belong to the Ray job whose driver
+(the process that called ``ray.init``: vLLM's API server or engine core) the jobs API names. An
+actor that is not detached dies with its driver, so it joins the driver's instance; a detached one
+(Serve's) outlives it and does not.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from vramtop.ray.model import RayState
+from vramtop.ray.model import Job, RayState
 from vramtop.snapshot import NodeSnapshot
 
 
@@ -30,6 +36,17 @@ class ReplicaLink:
     @property
     def label(self) -> str:
         return f"{self.app}/{self.deployment}#{self.replica_id}"
+
+
+@dataclass(frozen=True)
+class JobLink:
+    """The Ray job a GPU process's actor was created by, and that job's driver."""
+
+    job: Job
+
+    @property
+    def driver_pid(self) -> int:
+        return self.job.driver_pid
 
 
 def _local_node_ids(state: RayState, snapshot: NodeSnapshot) -> set[str] | None:
@@ -93,7 +110,13 @@ def link_gpu_processes(state: RayState, snapshot: NodeSnapshot,
             per_node[node] = owners(state, snapshot, node_ids if node is None else {node})
         return per_node[node]
 
-    links: dict[tuple[int, int], ReplicaLink] = {}
+    return _walk(snapshot, known_for)
+
+
+def _walk(snapshot: NodeSnapshot, known_for) -> dict:
+    """(GPU index, PID) -> the link of the nearest process in its parent chain (itself first)
+    that ``known_for(gpu_index)`` maps."""
+    links: dict = {}
     for proc in snapshot.gpu_processes:
         known = known_for(proc.gpu_index)
         pid: int | None = proc.pid
@@ -106,3 +129,30 @@ def link_gpu_processes(state: RayState, snapshot: NodeSnapshot,
             host = snapshot.host_process(pid)
             pid = host.ppid if host is not None else None
     return links
+
+
+def job_actors(state: RayState, snapshot: NodeSnapshot | None = None) -> dict[int, JobLink]:
+    """PID -> its job for the live actors on this host that are not detached and whose job's
+    driver runs on this host too (a PID names a process only on its own node)."""
+    local = _local_node_ids(state, snapshot) if snapshot else None
+    local_ips = {n.node_ip for n in state.nodes if local is not None and n.node_id in local and n.node_ip}
+    running = {}
+    for job in state.jobs:
+        if local is None or job.driver_node_id in local or (job.driver_node_id is None and job.driver_ip in local_ips):
+            running[job.job_id] = job
+    found: dict[int, JobLink] = {}
+    for a in state.actors:
+        job = running.get(a.job_id or "")
+        if (job is not None and a.pid and a.pid != job.driver_pid and a.state == "ALIVE"
+                and a.detached is False and (local is None or a.node_id in local)):
+            found[a.pid] = JobLink(job)
+    return found
+
+
+def link_job_workers(state: RayState, snapshot: NodeSnapshot) -> dict[tuple[int, int], JobLink]:
+    """(GPU index, PID) -> the job whose actor it is (or descends from). One machine only: in
+    cluster mode the jobs API's driver records name no GPU, so nothing is joined."""
+    if _node_of_gpu(state, snapshot) is not None or not state.jobs:
+        return {}
+    known = job_actors(state, snapshot)
+    return _walk(snapshot, lambda _gpu: known)

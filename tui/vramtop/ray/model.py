@@ -184,6 +184,22 @@ class Actor:
     node_id: str | None = None
     placement_group_id: str | None = None
     bundle_index: int | None = None  # from the ``GPU_group_<i>_<pg>`` resources it holds
+    job_id: str | None = None
+    detached: bool | None = None  # outlives the job that created it (Serve's actors do)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A running Ray job and its driver: the process that called ``ray.init`` (for vLLM with
+    ``--distributed-executor-backend ray``, its API server or engine core). Actors the job
+    creates that are not detached die with the driver. ``entrypoint`` is the driver's command
+    line as Ray recorded it, plain text."""
+
+    job_id: str
+    driver_pid: int
+    driver_ip: str | None = None
+    driver_node_id: str | None = None
+    entrypoint: str = ""
 
 
 @dataclass(frozen=True)
@@ -203,6 +219,7 @@ class RayState:
     placement_groups: tuple[PlacementGroup, ...] = ()
     actors: tuple[Actor, ...] = ()
     notes: tuple[str, ...] = ()
+    jobs: tuple[Job, ...] = ()  # running jobs whose driver Ray knows
 
     @property
     def found(self) -> bool:

@@ -22,6 +22,7 @@ from vramtop.ray.model import (
     Autoscaling,
     Bundle,
     Deployment,
+    Job,
     LLMConfig,
     Node,
     PlacementGroup,
@@ -250,7 +251,27 @@ def actors(rows: list[dict]) -> tuple[Actor, ...]:
             state=_str(r.get("state")), pid=pid if pid else None, node_id=_str(r.get("node_id")),
             placement_group_id=_str(r.get("placement_group_id")),
             bundle_index=indices.pop() if len(indices) == 1 else None,
+            job_id=_str(r.get("job_id")),
+            detached=r.get("is_detached") if isinstance(r.get("is_detached"), bool) else None,
         ))
+    return tuple(out)
+
+
+def jobs(doc: Any) -> tuple[Job, ...]:
+    """``/api/jobs/`` (a list of ``JobDetails``, dashboard/modules/job/pydantic_models.py): the
+    running jobs with a driver; ``driver_info.pid`` is a string there."""
+    if not isinstance(doc, list):
+        raise SchemaError("/api/jobs/ is not a list")
+    out = []
+    for r in map(_dict, doc[:MAX_ROWS]):
+        driver = _dict(r.get("driver_info"))
+        pid = _str(driver.get("pid"))
+        job_id = _str(r.get("job_id"))
+        if r.get("status") != "RUNNING" or job_id is None or pid is None or not re.fullmatch(r"[1-9]\d{0,9}", pid):
+            continue
+        out.append(Job(job_id=job_id, driver_pid=int(pid), driver_ip=_str(driver.get("node_ip_address")),
+                       driver_node_id=_str(r.get("driver_node_id")),
+                       entrypoint=(_str(r.get("entrypoint")) or "")[:MAX_MESSAGE]))
     return tuple(out)
 
 

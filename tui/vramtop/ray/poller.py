@@ -39,6 +39,7 @@ NODES = "/api/v0/nodes?detail=true&limit=1000"
 SUMMARY = "/nodes?view=summary"
 PLACEMENT_GROUPS = "/api/v0/placement_groups?detail=true&limit=1000" + _not("state", "REMOVED")
 ACTORS = "/api/v0/actors?detail=true&limit=10000" + _not("state", "DEAD")
+JOBS = "/api/jobs/"
 
 
 class RayPoller:
@@ -78,7 +79,7 @@ class RayPoller:
             address=self.address, status=status, checked_at=now, error=message,
             last_success=good.last_success, ray_version=good.ray_version,
             applications=good.applications, deployments=good.deployments, nodes=good.nodes,
-            placement_groups=good.placement_groups, actors=good.actors, notes=good.notes,
+            placement_groups=good.placement_groups, actors=good.actors, notes=good.notes, jobs=good.jobs,
         )
 
     def _read(self, now: float) -> RayState:
@@ -99,12 +100,12 @@ class RayPoller:
             if isinstance(version, dict) and isinstance(version.get("ray_version"), str):
                 self._version = version["ray_version"]
 
-        nodes = pgs = actors = ()
+        nodes = pgs = actors = jobs = ()
         used: dict = {}
         gpus: dict = {}
         timed_out = False
         for path, what in ((NODES, "nodes"), (SUMMARY, "node usage"), (PLACEMENT_GROUPS, "placement groups"),
-                           (ACTORS, "actors")):
+                           (ACTORS, "actors"), (JOBS, "jobs")):
             if timed_out:
                 notes.append(f"{what}: skipped after a timeout")
                 continue
@@ -116,8 +117,10 @@ class RayPoller:
                     used, gpus = parse.node_summary(doc)
                 elif path == PLACEMENT_GROUPS:
                     pgs = parse.placement_groups(parse.state_rows(doc, "/api/v0/placement_groups"))
-                else:
+                elif path == ACTORS:
                     actors = parse.actors(parse.state_rows(doc, "/api/v0/actors"))
+                else:
+                    jobs = parse.jobs(doc)
             except (RayHttpError, parse.SchemaError) as exc:
                 timed_out = getattr(exc, "status", None) == TIMEOUT
                 notes.append(f"{what}: {exc}")
@@ -131,5 +134,5 @@ class RayPoller:
         return RayState(
             address=self.address, status=OK, checked_at=now, last_success=now, ray_version=self._version,
             applications=apps, deployments=deployments, nodes=nodes, placement_groups=pgs, actors=actors,
-            notes=tuple(notes),
+            notes=tuple(notes), jobs=jobs,
         )
