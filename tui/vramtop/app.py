@@ -33,7 +33,7 @@ from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from vramtop import themes
-from vramtop.analysis.instances import Instance, group_instances
+from vramtop.analysis.instances import Instance, instances_of
 from vramtop.config import Config
 from vramtop.ray.feasibility import analyze
 from vramtop.ray.model import RayState
@@ -351,7 +351,7 @@ class VramtopApp(App[None]):
         at_rest = self.snapshot is not None and same_picture(self.snapshot, snapshot)
         self.snapshot, self._at_rest = snapshot, at_rest
         if not at_rest:
-            self.instances = group_instances(snapshot)
+            self.instances = instances_of(snapshot)
         with self.batch_update():
             self.query_one(NodeHeader).show(snapshot, self.paused, self._replay_position())
             self._show_status()

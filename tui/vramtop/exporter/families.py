@@ -18,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 
 from vramtop import __version__
 from vramtop.analysis import roles
-from vramtop.analysis.instances import Instance, group_instances, instance_of
+from vramtop.analysis.instances import Instance, instances_of, instance_of
 from vramtop.analysis.states import CRITICAL, LOST, LOW, OK, UNKNOWN, Thresholds, gpu_state
 from vramtop.exporter.candidates import Headroom
 from vramtop.ray.feasibility import analyze
@@ -251,7 +251,7 @@ def families(snapshot: NodeSnapshot, thresholds: Thresholds, headroom: tuple[Hea
              pid_labels: bool = False, instances: tuple[Instance, ...] | None = None) -> list[Metric]:
     """Every family of ``snapshot``, empty families included (HELP and TYPE still say what a
     dashboard may plot)."""
-    instances = group_instances(snapshot) if instances is None else instances
+    instances = instances_of(snapshot) if instances is None else instances
     return [*node_families(snapshot), *gpu_families(snapshot, thresholds),
             *instance_families(snapshot, instances, pid_labels), *serve_families(snapshot),
             *headroom_families(headroom)]

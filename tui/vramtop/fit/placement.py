@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from vramtop.analysis.instances import Instance, group_instances, instance_of
+from vramtop.analysis.instances import Instance, instances_of, instance_of
 from vramtop.snapshot import NodeSnapshot, slice_label
 
 Device = int | str  # a whole GPU's index, or a MIG slice's "GPU:index"
@@ -71,7 +71,7 @@ def node_from_snapshot(snapshot: NodeSnapshot) -> NodeView:
         for m in g.mig:
             gpus.append(GpuSlot(slice_label(g.index, m.index), m.name, m.total_mib,
                                 m.total_mib - (m.reserved_mib if m.memory_api == "v2" else 0), m.free_mib))
-    instances = group_instances(snapshot)
+    instances = instances_of(snapshot)
     owner = instance_of(instances)
     on_slices: dict[str, dict[str, int]] = {}
     for p in snapshot.gpu_processes:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vramtop.analysis import roles
-from vramtop.analysis.instances import Instance, group_instances, instance_of
+from vramtop.analysis.instances import Instance, instances_of, instance_of
 from vramtop.analysis.states import CRITICAL, LOW, Thresholds, gpu_state
 from vramtop.fit import Candidate, FitResult, evaluate
 from vramtop.snapshot import NodeSnapshot
@@ -166,7 +166,7 @@ def best_suggestion(candidate: Candidate, result: FitResult, snapshot: NodeSnaps
 
 def gather(snapshot: NodeSnapshot, candidates: list[tuple[str, Candidate]] = (),
            thresholds: Thresholds = Thresholds()) -> Facts:
-    instances = group_instances(snapshot)
+    instances = instances_of(snapshot)
     owner = instance_of(instances)
     gpus = tuple(GpuFact(g.index, g.name, g.total_mib, g.reserved_mib, g.used_mib, g.free_mib,
                          gpu_state(g, thresholds), g.lost) for g in snapshot.gpus)

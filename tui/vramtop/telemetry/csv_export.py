@@ -10,7 +10,7 @@ import csv
 import io
 
 from vramtop.analysis import roles
-from vramtop.analysis.instances import Instance, group_instances, instance_of
+from vramtop.analysis.instances import Instance, instances_of, instance_of
 from vramtop.snapshot import NodeSnapshot
 from vramtop.telemetry.model import process_facts
 
@@ -20,7 +20,7 @@ COLUMNS = ("gpu", "pid", "user", "engine", "role", "label", "instance", "used_mi
 
 def rows(snapshot: NodeSnapshot, instances: tuple[Instance, ...] | None = None) -> list[dict[str, object]]:
     """The table's rows as dicts keyed by ``COLUMNS`` (None where unknown), GPU then PID order."""
-    instances = group_instances(snapshot) if instances is None else instances
+    instances = instances_of(snapshot) if instances is None else instances
     owner = instance_of(instances)
     out: list[dict[str, object]] = []
     for p in sorted(snapshot.gpu_processes, key=lambda p: (p.gpu_index, p.pid)):

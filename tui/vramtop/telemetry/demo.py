@@ -14,7 +14,7 @@ from collections import deque
 from typing import Callable
 
 from vramtop.analysis import roles
-from vramtop.analysis.instances import Instance, group_instances
+from vramtop.analysis.instances import Instance, instances_of
 from vramtop.snapshot import NodeSnapshot
 from vramtop.telemetry import kv_check, ray_serve, vllm_metrics
 from vramtop.telemetry.model import (
@@ -44,7 +44,7 @@ class DemoTelemetry:
         return self._trend
 
     def poll(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...] | None = None) -> Telemetry:
-        instances = group_instances(snapshot) if instances is None else instances
+        instances = instances_of(snapshot) if instances is None else instances
         t = self._clock()
         busy = _wave(t, 41.0)
         gen_rate = round(900 + 1_100 * busy)

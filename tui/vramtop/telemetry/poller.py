@@ -19,7 +19,7 @@ from typing import Callable, Mapping
 
 from vramtop import peer_http
 from vramtop.analysis import roles
-from vramtop.analysis.instances import Instance, group_instances
+from vramtop.analysis.instances import Instance, instances_of
 from vramtop.fit import specs
 from vramtop.snapshot import NodeSnapshot
 from vramtop.telemetry import (
@@ -92,7 +92,7 @@ class TelemetryPoller:
     def poll(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...] | None = None) -> Telemetry:
         """Telemetry for ``snapshot``; never raises."""
         try:
-            instances = group_instances(snapshot) if instances is None else instances
+            instances = instances_of(snapshot) if instances is None else instances
             return self._poll(snapshot, instances)
         except Exception as exc:  # the view must keep running whatever a source does
             return Telemetry(snapshot.timestamp, notices=(f"telemetry: {_one_line(exc)}",))

@@ -41,7 +41,7 @@ from textual.widget import Widget
 from textual.widgets import Input, Label, OptionList, Select, SelectionList, Static
 from textual.widgets.option_list import Option
 
-from vramtop.analysis.instances import group_instances
+from vramtop.analysis.instances import instances_of
 from vramtop.snapshot import NodeSnapshot
 from vramtop import whatif_state as ws
 from vramtop.fit import remote
@@ -463,7 +463,7 @@ class WhatIfPanel(Vertical):
 
     def _refresh_instances(self) -> None:
         """The "as if stopped" choices: the instances running now (rebuilt only when they change)."""
-        instances = group_instances(self._snapshot) if self._snapshot else ()
+        instances = instances_of(self._snapshot) if self._snapshot else ()
         options = tuple((inst.key, ws.instance_label(inst)) for inst in instances)
         if options != self._instance_options:
             self._instance_options = options
