@@ -6,7 +6,7 @@ goes to the network only for names of a remote shape (``ORG/NAME[@REV]``, ``hf.c
 ``name:tag``) and only outside ``cache_only()``: the what-if panel judges on every keystroke inside
 it and resolves on the network in a worker. A failure caches nothing.
 
-The cache lives in ``$XDG_CACHE_HOME/vramtop/specs`` (else ``~/.cache/vramtop/specs``), one JSON
+The cache lives in ``$XDG_CACHE_HOME/vramtop/specs`` (else ``~/.cache/vramtop/specs``; ``paths``), one JSON
 file per name and source, each written whole (a temporary file renamed into place).
 """
 
@@ -22,6 +22,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Iterator
 
+from vramtop import paths
 from vramtop.fit import hub, ollama_library
 from vramtop.fit.specs import ModelSpec
 
@@ -46,18 +47,13 @@ def remote_ref(text: str) -> hub.HubRef | ollama_library.OllamaRef | None:
     return hub.parse_ref(text) or ollama_library.parse_ref(text)
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "vramtop" / "specs"
-
-
 def _where(ref: hub.HubRef | ollama_library.OllamaRef) -> str:
     return hub.endpoint() if isinstance(ref, hub.HubRef) else ollama_library.registry()
 
 
 def _entry(ref: hub.HubRef | ollama_library.OllamaRef) -> Path:
     key = f"{_VERSION}\n{_where(ref)}\n{ref.text}"
-    return cache_dir() / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+    return paths.spec_cache_dir() / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
 
 
 def cached(text: str) -> ModelSpec | None:
@@ -87,7 +83,7 @@ def local_names(limit: int = 500) -> list[str]:
     and the model repositories in the local HF cache (its folder names, nothing imported)."""
     names: list[str] = []
     try:
-        entries = sorted(cache_dir().glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        entries = sorted(paths.spec_cache_dir().glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     except OSError:
         entries = []
     for path in entries[:limit]:
@@ -98,10 +94,8 @@ def local_names(limit: int = 500) -> list[str]:
             continue
         if isinstance(name, str) and name not in names:
             names.append(name)
-    hf_home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
-    hf_cache = Path(os.environ.get("HF_HUB_CACHE") or Path(hf_home) / "hub")
     try:
-        repos = sorted(p.name for p in hf_cache.iterdir() if p.name.startswith("models--"))
+        repos = sorted(p.name for p in paths.hf_hub_cache().iterdir() if p.name.startswith("models--"))
     except OSError:
         repos = []
     for folder in repos[:limit]:

@@ -3,7 +3,7 @@
 Two engines started at once each see the other's memory as free and one fails after minutes of
 loading. ``vramtop launch`` therefore judges and records under one lock: in the runtime
 directory (``/run/vramtop`` as root, else ``$XDG_RUNTIME_DIR/vramtop``, else
-``/tmp/vramtop-UID``) (or ``$VRAMTOP_RUNTIME_DIR``) the file ``lock`` is held with ``flock`` while a launch reads the node and
+``/tmp/vramtop-UID``) (or ``$VRAMTOP_RUNTIME_DIR``; ``paths.runtime_dir``) the file ``lock`` is held with ``flock`` while a launch reads the node and
 the reservations and writes its own, ``<launcher pid>.json``: the model, MiB per GPU still
 promised, and when the promise ends. A launcher shrinks its record as its process's memory
 appears in NVML and removes it once the memory has settled, the process exited, or the hold
@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from vramtop import paths
+
 MAX_BYTES = 4096
 MAX_FILES = 256
 _NAME = re.compile(r"^(\d{1,9})\.json$")
@@ -57,20 +59,6 @@ class Reservation:
                 "since": self.since, "until": self.until}
 
 
-def runtime_dir() -> Path:
-    """Where reservations live for this user (see the module docstring); ``VRAMTOP_RUNTIME_DIR``
-    names another (a site's shared directory; tests)."""
-    override = os.environ.get("VRAMTOP_RUNTIME_DIR")
-    if override and os.path.isabs(override):
-        return Path(override)
-    if os.geteuid() == 0:
-        return Path("/run/vramtop")
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg) / "vramtop"
-    return Path(f"/tmp/vramtop-{os.geteuid()}")
-
-
 def check_dir(path: Path) -> str | None:
     """Why ``path`` is unsafe to trust (None: a directory of this user that only it can write)."""
     try:
@@ -88,7 +76,7 @@ def check_dir(path: Path) -> str | None:
 
 def ensure_dir(path: Path | None = None) -> Path:
     """The runtime directory, created (mode 700) if missing; ``ReservationError`` if unsafe."""
-    path = path or runtime_dir()
+    path = path or paths.runtime_dir()
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
@@ -242,7 +230,7 @@ def for_snapshot() -> tuple[tuple, list[str]]:
     stale records are left to the next launch."""
     from vramtop.snapshot import LaunchReservation
 
-    path = runtime_dir()
+    path = paths.runtime_dir()
     if not os.path.lexists(path):
         return (), []
     why = check_dir(path)

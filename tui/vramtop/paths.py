@@ -1,0 +1,52 @@
+"""Every directory vramtop reads or writes of its own, computed in one place.
+
+The XDG base directories (a variable that is unset or empty falls back to its default under
+the home directory), with ``vramtop`` under each; the runtime directory of launch reservations;
+and the Hugging Face cache as huggingface_hub finds it (read here without importing the client,
+which costs half a second). Nothing here creates, opens or checks a directory: the callers do,
+each with the checks its use needs. Still to move here: ``$XDG_CONFIG_HOME`` (``config.py``, ``themes.py``), ``$XDG_STATE_HOME``
+(``whatif_state.py``) and the Ollama store (``fit/specs.py``), each as ``cache_home`` is written.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP = "vramtop"
+
+
+def _xdg(variable: str, default: Path) -> Path:
+    return Path(os.environ.get(variable) or default)
+
+
+def cache_home() -> Path:
+    """``$XDG_CACHE_HOME`` (``~/.cache`` when unset)."""
+    return _xdg("XDG_CACHE_HOME", Path.home() / ".cache")
+
+
+def spec_cache_dir() -> Path:
+    """Resolved model specs of models that are not here (``fit.remote``)."""
+    return cache_home() / APP / "specs"
+
+
+def runtime_dir() -> Path:
+    """Launch reservations and their lock: ``$VRAMTOP_RUNTIME_DIR`` (a site's shared directory;
+    tests), else ``/run/vramtop`` as root, else ``$XDG_RUNTIME_DIR/vramtop``, else
+    ``/tmp/vramtop-UID``."""
+    override = os.environ.get("VRAMTOP_RUNTIME_DIR")
+    if override and os.path.isabs(override):
+        return Path(override)
+    if os.geteuid() == 0:
+        return Path("/run") / APP
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / APP
+    return Path(f"/tmp/{APP}-{os.geteuid()}")
+
+
+def hf_hub_cache() -> Path:
+    """The Hugging Face hub cache: ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else
+    ``~/.cache/huggingface/hub``."""
+    hf_home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
+    return Path(os.environ.get("HF_HUB_CACHE") or Path(hf_home) / "hub")
