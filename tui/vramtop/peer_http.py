@@ -1,5 +1,7 @@
 """Every HTTP read vramtop makes of a peer (the Ray dashboard, engines' ``/metrics``, Ollama):
-one GET under one deadline and one size cap, failures as one plain line.
+one GET under one deadline and one size cap, failures as one plain line. ``connect`` and
+``request_head`` are its connection (no proxy, TLS, the deadline) and request head, which
+``vramtop watch``'s webhook POST shares.
 
 Why not urllib or urllib3: their timeouts bound each socket read, not the request, so a peer
 that sends one byte every few tenths of a second holds the caller forever; and urllib follows
@@ -107,29 +109,48 @@ def _clean(value: str) -> str:
     return value
 
 
+def connect(tls: bool, host: str, port: int, deadline: float, verify_tls: bool = True) -> socket.socket:
+    """A socket connected to ``host:port`` (TLS when ``tls``) within ``deadline`` (a
+    ``time.monotonic()`` instant), never through a proxy; raises ``TimeoutError`` once it has
+    passed, ``OSError`` / ``ssl.SSLError`` as connecting fails."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    sock = socket.create_connection((host, port), timeout=left)
+    if not tls:
+        return sock
+    try:
+        context = ssl.create_default_context()
+        if not verify_tls:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        return context.wrap_socket(sock, server_hostname=host)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def request_head(method: str, target: str, host: str, port: int, headers: list[str]) -> bytes:
+    """An HTTP/1.1 request's head for one origin (``Connection: close``), ``headers`` already
+    written as ``Name: value`` lines."""
+    netloc = f"[{host}]" if ":" in host else host
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {netloc}:{port}", "User-Agent: vramtop",
+             "Connection: close", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
 def _one(url: str, deadline: float, max_bytes: int, headers: Mapping[str, str],
          verify_tls: bool) -> tuple[int, str | None, bytes]:
     scheme, host, port = _origin(url)
     parts = urlsplit(url)
     target = _clean((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError
-    sock = socket.create_connection((host, port), timeout=left)
+    sock = connect(scheme == "https", host, port, deadline, verify_tls)
     try:
-        if scheme == "https":
-            context = ssl.create_default_context()
-            if not verify_tls:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            sock.settimeout(max(deadline - time.monotonic(), 0.001))
-            sock = context.wrap_socket(sock, server_hostname=host)
-        netloc = f"[{host}]" if ":" in host else host
-        lines = [f"GET {target} HTTP/1.1", f"Host: {netloc}:{port}", "User-Agent: vramtop",
-                 "Accept-Encoding: identity", "Connection: close"]
+        lines = ["Accept-Encoding: identity"]
         lines += [f"{_clean(k)}: {_clean(v)}" for k, v in headers.items()]
         sock.settimeout(max(deadline - time.monotonic(), 0.001))
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        sock.sendall(request_head("GET", target, host, port, lines))
         response = http.client.HTTPResponse(_DeadlineSocket(sock, deadline), method="GET")  # type: ignore[arg-type]
         try:
             response.begin()

@@ -3,7 +3,8 @@
 The command is an argv list (``shlex`` splits the text as a shell would, but no shell runs
 unless the user writes ``sh -c``); it runs without waiting, with what fired in its environment.
 The webhook goes to the URL the user gave and nowhere else: one POST under one overall deadline
-(connect, TLS, request, status line), redirects are not followed, credentials in the URL go to
+(connect, TLS, request, status line; connection and request head as ``peer_http`` makes them, so
+never through a proxy), redirects are not followed, credentials in the URL go to
 that host only, and only the status line of the answer is read.
 """
 
@@ -20,6 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from vramtop import peer_http
 
 WEBHOOK_DEADLINE_S = 5.0
 MAX_STATUS_LINE = 1024
@@ -92,19 +95,14 @@ def post(hook: Webhook, event: dict[str, Any], deadline_s: float = WEBHOOK_DEADL
         return remaining
 
     body = json.dumps(event).encode()
-    netloc = f"[{hook.host}]" if ":" in hook.host else hook.host
-    head = [f"POST {hook.target} HTTP/1.1", f"Host: {netloc}:{hook.port}", "User-Agent: vramtop",
-            "Content-Type: application/json", f"Content-Length: {len(body)}", "Connection: close"]
+    lines = ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     if hook.authorization:
-        head.append(f"Authorization: {hook.authorization}")
+        lines.append(f"Authorization: {hook.authorization}")
     try:
-        sock = socket.create_connection((hook.host, hook.port), timeout=left())
+        sock = peer_http.connect(hook.tls, hook.host, hook.port, deadline)
         try:
-            if hook.tls:
-                sock.settimeout(left())
-                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=hook.host)
             sock.settimeout(left())
-            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+            sock.sendall(peer_http.request_head("POST", hook.target, hook.host, hook.port, lines) + body)
             answer = b""
             while b"\r\n" not in answer and len(answer) < MAX_STATUS_LINE:
                 sock.settimeout(left())
