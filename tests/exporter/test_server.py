@@ -4,6 +4,7 @@ nobody up, and bad input as one line with status 3."""
 from __future__ import annotations
 
 import base64
+import os
 import socket
 import ssl
 import subprocess
@@ -100,6 +101,16 @@ def test_bad_input_is_one_line_and_status_3(args, says):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 3, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and says in result.stderr, result.stderr
+
+
+def test_a_basic_auth_file_that_is_a_fifo_is_refused_unread(tmp_path):
+    """Nobody writes to the FIFO: opening it to read would wait forever."""
+    fifo = tmp_path / "auth"
+    os.mkfifo(fifo)
+    result = subprocess.run([sys.executable, "-m", "vramtop", "export", "--demo", "--basic-auth-file", str(fifo)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip() == f"vramtop export: {fifo}: cannot read the basic-auth file (not a regular file)", result.stderr
 
 
 def test_a_bad_candidate_in_the_config_is_one_line_naming_file_and_line(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hmac
 import ipaddress
+import os
 import socket
 import ssl
 import threading
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Callable
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from vramtop.exporter import DEFAULT_HOST
+from vramtop.regular_file import NotRegularFile, open_regular
 
 if TYPE_CHECKING:  # prometheus_client itself is imported when serving starts
     from prometheus_client.registry import CollectorRegistry
@@ -68,10 +70,12 @@ def read_basic_auth(path: Path) -> tuple[str, str]:
     """``user:password`` from the first line of ``path`` (a file, so the password is not in
     the process list)."""
     try:
-        with open(path, "rb") as f:
+        with os.fdopen(open_regular(path), "rb") as f:  # a FIFO given here would block start-up
             data = f.read(MAX_AUTH_FILE_BYTES + 1)
     except OSError as exc:
         raise ListenError(f"{path}: cannot read the basic-auth file ({exc.strerror or exc})") from None
+    except NotRegularFile as exc:
+        raise ListenError(f"{path}: cannot read the basic-auth file ({exc})") from None
     if len(data) > MAX_AUTH_FILE_BYTES:
         raise ListenError(f"{path}: the basic-auth file is larger than {MAX_AUTH_FILE_BYTES} bytes")
     try:
