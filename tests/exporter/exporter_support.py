@@ -85,6 +85,33 @@ def stop_tree(proc: subprocess.Popen) -> None:
         proc.stdout.close()
 
 
+def sample_with_servers(fake_nvml: fakenvml.Scenario, servers: list[tuple[list, int]]):
+    """One live snapshot of the stand-in node with a real process per ``(argv, MiB)`` on GPU 0
+    (nothing else): each runs as ``python -c PROGRAM *argv``, so ``argv`` is its command line as
+    the engine's CLI would leave it; all are killed once sampled."""
+    from vramtop.sampler import LiveSource
+
+    procs = [subprocess.Popen([sys.executable, "-c", "import time; print(flush=True); time.sleep(600)", *argv],
+                              stdout=subprocess.PIPE) for argv, _ in servers]
+    try:
+        for proc in procs:
+            proc.stdout.readline()
+        fake_nvml.processes.clear()
+        for proc, (_, mib) in zip(procs, servers):
+            fake_nvml.add_process(0, proc.pid, mib)
+        fake_nvml.write()
+        source = LiveSource()
+        try:
+            return source.sample()
+        finally:
+            source.close()
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+
+
 def seed_scenario(path: Path, tree: ReplicaTree | None) -> fakenvml.Scenario:
     """The seed node (GPU 0 free 32 MiB) with the tree's processes, or, without a tree, the same
     GPUs with nothing on them (what is left once the replica stopped)."""

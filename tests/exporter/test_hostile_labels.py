@@ -5,39 +5,22 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter_support import seed_scenario
+from exporter_support import sample_with_servers, seed_scenario
 from vramtop.analysis.states import Thresholds
 from vramtop.exporter.collector import LatestSnapshot, registry_for
 from vramtop.exporter.families import MAX_LABEL_CHARS
-from vramtop.sampler import LiveSource
 
 # `vllm serve MODEL`, as vLLM's CLI runs it (vllm/entrypoints/cli/serve.py); MODEL is hostile.
 MODEL = b'\xff\xfe"}\n# HELP evil\x1b[31m' + b"m" * 4000
 
 
 def test_a_hostile_command_line_gives_a_valid_scrape_with_short_labels(fake_nvml):
-    server = subprocess.Popen([sys.executable, "-c", "import time; print(flush=True); time.sleep(600)",
-                               "vllm", "serve", MODEL], stdout=subprocess.PIPE)
-    try:
-        server.stdout.readline()
-        fake_nvml.processes.clear()
-        fake_nvml.add_process(0, server.pid, 20_000)
-        fake_nvml.write()
-        source = LiveSource()
-        try:
-            snapshot = source.sample()
-        finally:
-            source.close()
-    finally:
-        server.kill()
-        server.wait()
-        server.stdout.close()
+    snapshot = sample_with_servers(fake_nvml, [(["vllm", "serve", MODEL], 20_000)])
     latest = LatestSnapshot(Thresholds(), pid_labels=True)
     latest.publish(snapshot)
     text = generate_latest(registry_for(latest))  # raised UnicodeEncodeError before labels were cleaned
@@ -54,26 +37,8 @@ def test_a_hostile_command_line_gives_a_valid_scrape_with_short_labels(fake_nvml
 
 def test_two_servers_of_one_model_on_one_gpu_are_two_series(fake_nvml):
     """Same name, same GPU: the second is '#2', so Prometheus gets two series, not a duplicate."""
-    servers = [subprocess.Popen([sys.executable, "-c", "import time; print(flush=True); time.sleep(600)",
-                                 "vllm", "serve", "Qwen/Qwen2.5-0.5B-Instruct"], stdout=subprocess.PIPE)
-               for _ in range(2)]
-    try:
-        for s in servers:
-            s.stdout.readline()
-        fake_nvml.processes.clear()
-        for s, mib in zip(servers, (5_000, 6_000)):
-            fake_nvml.add_process(0, s.pid, mib)
-        fake_nvml.write()
-        source = LiveSource()
-        try:
-            snapshot = source.sample()
-        finally:
-            source.close()
-    finally:
-        for s in servers:
-            s.kill()
-            s.wait()
-            s.stdout.close()
+    serve = ["vllm", "serve", "Qwen/Qwen2.5-0.5B-Instruct"]
+    snapshot = sample_with_servers(fake_nvml, [(serve, 5_000), (serve, 6_000)])
     latest = LatestSnapshot(Thresholds())
     latest.publish(snapshot)
     families = {f.name: f for f in text_string_to_metric_families(generate_latest(registry_for(latest)).decode())}
