@@ -6,6 +6,9 @@ a gated repository's files, 429, a cut connection)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -121,3 +124,18 @@ def test_a_malformed_config_on_the_hub(hub, child):
     hub.repos["odd/broken"] = repo
     line = one_line_failure(child.fit("odd/broken"))
     assert line.startswith("vramtop fit: odd/broken/config.json: malformed JSON (")
+
+
+def test_a_fifo_in_the_spec_cache_is_passed_over(qwen, child):
+    """A FIFO where a cached spec goes would hold its reader (the what-if panel's UI thread)
+    forever: it is no cache entry, so the name resolves again, and the names offered skip it."""
+    [first] = child.resolve("Qwen/Qwen3-8B@main")
+    [entry] = child.spec_cache.glob("*.json")
+    entry.unlink()
+    os.mkfifo(entry)
+    os.mkfifo(child.spec_cache / "planted.json")
+    [again] = child.resolve("Qwen/Qwen3-8B@main")
+    assert again == first and "error" not in again
+    names = subprocess.run([sys.executable, "-c", "from vramtop.fit import remote; print(remote.local_names())"],
+                           env=child.env, capture_output=True, text=True, timeout=60)
+    assert names.stdout.strip() == "['Qwen/Qwen3-8B@main', 'Qwen/Qwen3-8B']", names.stderr

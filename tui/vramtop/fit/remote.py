@@ -25,6 +25,7 @@ from typing import Iterator
 from vramtop import paths
 from vramtop.fit import hub, ollama_library
 from vramtop.fit.specs import ModelSpec
+from vramtop.regular_file import NotRegularFile, open_regular
 
 MAX_ENTRY = 64 * 1024  # one cached spec is about 1 KiB
 _FIELDS = tuple(f.name for f in dataclasses.fields(ModelSpec))
@@ -56,16 +57,23 @@ def _entry(ref: hub.HubRef | ollama_library.OllamaRef) -> Path:
     return paths.spec_cache_dir() / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
 
 
+def _read_entry(path: Path) -> bytes:
+    """A cache file's first ``MAX_ENTRY + 1`` bytes. It is opened as a file someone else made
+    (``open_regular``): a FIFO put in its place would otherwise hold the UI thread, which reads
+    this cache, forever."""
+    with os.fdopen(open_regular(path), "rb") as f:
+        return f.read(MAX_ENTRY + 1)
+
+
 def cached(text: str) -> ModelSpec | None:
     """The spec resolved before for this remote name (same Hub or registry), or None."""
     ref = remote_ref(text)
     if ref is None:
         return None
     try:
-        with open(_entry(ref), "rb") as f:
-            raw = f.read(MAX_ENTRY + 1)
+        raw = _read_entry(_entry(ref))
         data = json.loads(raw) if len(raw) <= MAX_ENTRY else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, NotRegularFile):
         return None
     if not isinstance(data, dict) or data.get("name") != ref.text or not isinstance(data.get("spec"), dict):
         return None
@@ -88,9 +96,9 @@ def local_names(limit: int = 500) -> list[str]:
         entries = []
     for path in entries[:limit]:
         try:
-            with open(path, "rb") as f:
-                name = json.loads(f.read(MAX_ENTRY)).get("name")
-        except (OSError, ValueError, AttributeError):
+            raw = _read_entry(path)
+            name = json.loads(raw).get("name") if len(raw) <= MAX_ENTRY else None
+        except (OSError, ValueError, AttributeError, NotRegularFile):
             continue
         if isinstance(name, str) and name not in names:
             names.append(name)
