@@ -4,6 +4,7 @@ slow, 500, garbage, an older Serve schema, a token-protected dashboard, nothing 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -11,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from vramtop.ray.client import DEFAULT_ADDRESS, resolve_address, resolve_token
+from vramtop.ray.client import DEFAULT_ADDRESS, MAX_TOKEN_BYTES, resolve_address, resolve_token
 from vramtop.ray.model import BAD_RESPONSE, HTTP_ERROR, NOT_FOUND, OK, TIMEOUT, UNAUTHORIZED, UNREACHABLE
 from vramtop.ray.poller import RayPoller
 
@@ -195,6 +196,19 @@ def test_token_lookup_order(tmp_path):
     assert resolve_token({"RAY_AUTH_TOKEN_PATH": str(path)}, home=tmp_path) == ("frompath", str(path))
     assert resolve_token({}, home=tmp_path) == ("fromhome", str(tmp_path / ".ray" / "auth_token"))
     assert resolve_token({}, home=tmp_path / "nowhere") == (None, None)
+
+
+def test_a_token_path_that_is_a_fifo_or_huge_is_passed_over(tmp_path):
+    """Opening a FIFO nobody writes to would wait forever; neither is a token file."""
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("fromhome")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge"
+    huge.write_text("t" * (MAX_TOKEN_BYTES + 1))
+    for path in (fifo, huge, tmp_path):
+        assert resolve_token({"RAY_AUTH_TOKEN_PATH": str(path)}, home=tmp_path) == (
+            "fromhome", str(tmp_path / ".ray" / "auth_token"))
 
 
 def test_address_order_and_gcs_addresses_are_not_dashboards():

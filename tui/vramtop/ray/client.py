@@ -15,8 +15,10 @@ from typing import Any, Mapping
 
 from vramtop import peer_http
 from vramtop.ray.model import BAD_RESPONSE, HTTP_ERROR, NOT_FOUND, TIMEOUT, UNAUTHORIZED
+from vramtop.regular_file import NotRegularFile, open_regular
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+MAX_TOKEN_BYTES = 4096  # a Ray token is a few dozen characters
 
 
 class RayHttpError(Exception):
@@ -54,9 +56,11 @@ def resolve_token(environ: Mapping[str, str] | None = None, home: Path | None = 
         paths.append(Path(env["RAY_AUTH_TOKEN_PATH"].strip()).expanduser())
     paths.append((home or Path.home()) / ".ray" / "auth_token")
     for path in paths:
-        try:
-            token = path.read_text().strip()
-        except OSError:
+        try:  # a regular file of a token's size: a FIFO there would hold start-up forever
+            with os.fdopen(open_regular(path), "rb") as f:
+                raw = f.read(MAX_TOKEN_BYTES + 1)
+            token = raw.decode("utf-8").strip() if len(raw) <= MAX_TOKEN_BYTES else ""
+        except (OSError, NotRegularFile, UnicodeDecodeError):
             continue
         if token:
             return token, str(path)
