@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
@@ -46,6 +47,13 @@ class _Cell(Text):
     def look(self) -> tuple:
         """Everything about the cell that its rendering depends on."""
         return (self.plain, self.justify, self.overflow, self.no_wrap, self.style, tuple(self.spans))
+
+
+def _moved(lines: list[list[Segment]], row_index: int, column_index: int) -> list[list[Segment]]:
+    """A rendered cell's lines at another place: only the mouse meta (row, column) differs."""
+    meta = Style.from_meta({"row": row_index, "column": column_index})
+    return [[Segment(text, style + meta if style is not None else None, control) for text, style, control in line]
+            for line in lines]
 
 
 @dataclass
@@ -95,12 +103,16 @@ class ProcessTable(DataTable):
         cell = self._data[row_key][self._column_locations.get_key(column_index)]
         if not isinstance(cell, _Cell):
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        key = ("look", row_index, column_index, cell.look(), width, self.rows[row_key].height, self.cell_padding,
+        key = ("look", column_index, cell.look(), width, self.rows[row_key].height, self.cell_padding,
                base_style, cursor, hover, self.show_cursor, self._show_hover_cursor, self._pseudo_class_state)
-        lines = self._cell_render_cache.get(key)
-        if lines is None:
+        kept = self._cell_render_cache.get(key)
+        if kept is None:
             lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-            self._cell_render_cache[key] = lines
+        elif kept[0] != row_index:  # the same cell moved (rows sorted by a figure that moved)
+            lines = _moved(kept[1], row_index, column_index)
+        else:
+            return kept[1]
+        self._cell_render_cache[key] = (row_index, lines)
         return lines
 
     # -- data in ---------------------------------------------------------------------------
