@@ -1,7 +1,9 @@
-"""Every HTTP read vramtop makes of a peer (the Ray dashboard, engines' ``/metrics``, Ollama):
-one GET under one deadline and one size cap, failures as one plain line. ``connect`` and
-``request_head`` are its connection (no proxy, TLS, the deadline) and request head, which
-``vramtop watch``'s webhook POST shares.
+"""Every HTTP read vramtop makes of the peers it polls (the Ray dashboard, engines' ``/metrics``,
+Ollama's ``/api/ps``): one GET under one deadline and one size cap, failures as one plain line.
+``connect`` and ``request_head`` are its connection (no proxy, TLS, the deadline) and request
+head, which ``vramtop watch``'s webhook POST shares. (Models that are not here are read through
+huggingface_hub and, for the Ollama registry and a running Ollama's ``/api/tags`` and
+``/api/show``, urllib: see ``fit``.)
 
 Why not urllib or urllib3: their timeouts bound each socket read, not the request, so a peer
 that sends one byte every few tenths of a second holds the caller forever; and urllib follows

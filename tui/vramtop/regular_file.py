@@ -1,7 +1,7 @@
 """Opening a file someone else made: only a regular file, and never waiting to find out.
 
 vramtop runs as root and reads files whose paths users give it or control (recordings, config,
-themes, the what-if state). A FIFO given as one would block the reader forever and ``/dev/zero``
+themes, the what-if state, the spec cache, a Ray token, a basic-auth file). A FIFO given as one would block the reader forever and ``/dev/zero``
 would never end, so the file is opened without blocking and refused unless it is a regular file,
 before a byte is read.
 """
