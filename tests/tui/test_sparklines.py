@@ -27,6 +27,12 @@ def test_spark_scales_to_top_and_leaves_gaps_blank():
     assert spark([], 3) == "   " and spark([7], 0) == ""
 
 
+def test_one_sample_is_no_trend_and_draws_nothing():
+    assert spark([7], 4) == "    " and spark([None, 7, None], 3) == "   "  # not a full bar scaled to itself
+    assert spark([7], 2, top=10) == "  "
+    assert spark([None, 7, 3], 3) == " █▄"  # a second sample draws both
+
+
 def test_spark_buckets_show_their_peak_and_keep_their_place_as_samples_arrive():
     # samples numbered 2..11 in buckets of 4: [2,3] [4..7] [8..11] -> peaks 1, 5, 9
     assert spark(list(range(10)), 3, per_cell=4, first=2) == "▂▅█"

@@ -298,7 +298,7 @@ class GpuPanel(VerticalScroll):
             return ""
         per_cell = -(-history.length // TREND_CELLS)
         key = ((history.added - len(history)) // per_cell, (history.added - 1) // per_cell,
-               gpu.used_mib, gpu.total_mib, gpu.lost)
+               gpu.used_mib, gpu.total_mib, gpu.lost, len(history) > 1)  # one sample draws nothing
         cached = self._trends.get(gpu.index)
         if cached is None or cached[0] != key:
             cached = self._trends[gpu.index] = (key, used_trend(history, gpu))

@@ -20,8 +20,10 @@ def spark(values: Sequence[float | None], cells: int, top: float | None = None,
           per_cell: int = 1, first: int = 0) -> str:
     """The last ``cells`` buckets of ``values`` (``per_cell`` samples each, the highest shown;
     ``first`` numbers the first value) scaled to ``top`` (default: the highest value); a bucket
-    with no value is a blank."""
-    if cells <= 0 or not values:
+    with no value is a blank. Fewer than two known values draw nothing: one sample is no trend,
+    and scaled to itself it would be a full bar."""
+    known = filter(_known, values)
+    if cells <= 0 or next(known, None) is None or next(known, None) is None:
         return " " * max(cells, 0)
     per_cell = max(1, per_cell)
     last = (first + len(values) - 1) // per_cell
