@@ -1,6 +1,8 @@
 """``vramtop --once`` (JSON and text) on a node whose GPU 0 is split into MIG slices: children on
 the stand-in driver, real processes on the slices, nothing mocked."""
 
+import csv
+import io
 import json
 
 
@@ -18,7 +20,10 @@ def test_once_json_lists_slices_under_their_gpu_and_processes_on_them(serving_no
     where = {p["pid"]: (p["gpu"], p["mig_slice"]) for p in doc["processes"]}
     assert where == {engine: (0, 1), llama: (0, 0), job: (1, None)}
     by_pid = {i["root_pid"]: i for i in doc["instances"]}
-    assert by_pid[engine]["per_gpu_mib"] == {"0": 35_990} and by_pid[engine]["engine"] == "vllm"
+    # Instances name the slice they run on, as processes do; a whole GPU keeps its plain key.
+    assert by_pid[engine]["per_gpu_mib"] == {"0:1": 35_990} and by_pid[engine]["engine"] == "vllm"
+    assert by_pid[engine]["members"][0]["per_gpu_mib"] == {"0:1": 35_990}
+    assert by_pid[llama]["per_gpu_mib"] == {"0:0": 5_120} and by_pid[job]["per_gpu_mib"] == {"1": 2_048}
     assert doc["errors"] == []
 
 
@@ -33,4 +38,13 @@ def test_once_text_shows_each_slice_and_where_a_process_runs(serving_node, run_v
     assert lines[gpu0 + 3].startswith("GPU 1 ")
     assert any(line.startswith(f"  GPU 0:1 pid {engine} ") for line in lines)
     assert any(line.startswith(f"  GPU 0:0 pid {llama} ") for line in lines)
+    assert any(line.endswith("35,990 MiB (GPU 0:1: 35,990), 1 process") for line in lines)
+
+
+def test_once_csv_names_the_slice_in_the_gpu_column(serving_node, run_vramtop):
+    scenario, engine, llama, job = serving_node
+    done = run_vramtop(scenario, "--once", "--csv")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert {int(r["pid"]): r["gpu"] for r in rows} == {engine: "0:1", llama: "0:0", job: "1"}
 

@@ -107,10 +107,10 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
                 "pids": list(i.pids),
                 "members": [
                     {"pid": m.pid, "engine": m.role.engine, "role": m.role.kind, "label": m.role.label or None,
-                     "per_gpu_mib": {str(g): mib for g, mib in m.per_gpu_mib.items()}}
+                     "per_gpu_mib": dict(m.per_slice_mib)}  # "0", or "0:1" for a MIG slice
                     for m in i.members
                 ],
-                "per_gpu_mib": {str(g): mib for g, mib in i.per_gpu_mib.items()},
+                "per_gpu_mib": dict(i.per_slice_mib),  # "0", or "0:1" for a MIG slice
                 "total_mib": i.total_mib,
                 "memory_incomplete": i.unknown_mib,
                 **({"telemetry": _instance_telemetry(t)}
@@ -209,7 +209,7 @@ def to_text(snapshot: NodeSnapshot, thresholds: Thresholds) -> str:
     if instances:
         out.append("instances:")
         for i in instances:
-            per_gpu = ", ".join(f"GPU {g}: {mib:,}" for g, mib in i.per_gpu_mib.items())
+            per_gpu = ", ".join(f"GPU {g}: {mib:,}" for g, mib in i.per_slice_mib.items())
             sizes = "".join(f" {axis}={n}" for axis, n in (("TP", i.tp_size), ("PP", i.pp_size), ("DP", i.dp_size)) if n)
             out.append(f"  {i.label} [{i.engine}{sizes}] {i.total_mib:,} MiB ({per_gpu}), "
                        f"{len(i.members)} process{'es' if len(i.members) != 1 else ''}" + (f"; {i.note}" if i.note else ""))

@@ -334,9 +334,7 @@ def pin_line(form: FormState, result: FitResult) -> str:
 def instance_label(instance: Instance) -> str:
     """An "as if stopped" choice: "vLLM medgemma (GPU 0-3, 85,204 MiB)"; a Serve replica by its
     label, since two replicas of one deployment share a name."""
-    gpus = instance.gpu_indices
-    where = f"GPU {gpus[0]}" if len(gpus) == 1 else f"GPUs {','.join(map(str, gpus))}"
-    return f"{instance.label} ({where}, {instance.total_mib:,} MiB)"
+    return f"{instance.label} ({instance.where}, {instance.total_mib:,} MiB)"
 
 
 # ---- remembered between runs ---------------------------------------------------------------------

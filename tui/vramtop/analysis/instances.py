@@ -26,7 +26,7 @@ from vramtop.analysis import roles
 from vramtop.analysis.roles import Role
 from vramtop.ray.link import JobLink, ReplicaLink, link_gpu_processes, link_job_workers
 from vramtop.ray.model import RayState
-from vramtop.snapshot import GpuProcess, HostProcess, NodeSnapshot
+from vramtop.snapshot import GpuProcess, HostProcess, NodeSnapshot, slice_label
 
 # How strongly a role claims to be the instance root; the outermost of the strongest wins.
 _ROOT_RANK = {
@@ -52,12 +52,14 @@ _SIZE_FLAGS = {
 
 @dataclass(frozen=True)
 class Member:
-    """One process of an instance, with its memory on each GPU it uses."""
+    """One process of an instance, with its memory on each GPU it uses (and, keyed "0" or
+    "0:1", on each whole GPU or MIG slice)."""
 
     pid: int
     role: Role
     per_gpu_mib: Mapping[int, int]
     host: HostProcess | None = None
+    per_slice_mib: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,9 @@ class Instance:
     api_pid: int | None = None
     note: str | None = None
     job: JobLink | None = None  # the Ray job whose driver its Ray workers were joined to
+    # Memory per whole GPU ("0") or MIG slice ("0:1"), GPU then slice order: ``per_gpu_mib``
+    # keeps the parent GPU as key (the fit engine and the bars add slices up per GPU).
+    per_slice_mib: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -99,6 +104,17 @@ class Instance:
     @property
     def gpu_indices(self) -> tuple[int, ...]:
         return tuple(sorted(self.per_gpu_mib))
+
+    @property
+    def on_slices(self) -> bool:
+        """Some of its memory is on MIG slices."""
+        return any(":" in label for label in self.per_slice_mib)
+
+    @property
+    def where(self) -> str:
+        """Where it runs, for labels: "GPU 0", "GPUs 0,1", "GPU 0:1" (a MIG slice)."""
+        places = list(self.per_slice_mib) if self.on_slices else [str(g) for g in self.gpu_indices]
+        return f"GPU {places[0]}" if len(places) == 1 else f"GPUs {','.join(places)}"
 
 
 def known_hosts(snapshot: NodeSnapshot) -> dict[int, HostProcess]:
@@ -241,6 +257,7 @@ class _Group:
     replica: ReplicaLink | None
     node: str | None
     per_member: dict[int, dict[int, int]] = field(default_factory=dict)
+    per_member_slice: dict[int, dict[tuple[int, int], int]] = field(default_factory=dict)  # (GPU, slice or -1)
     hosts: dict[int, HostProcess | None] = field(default_factory=dict)  # per group: PIDs repeat across nodes
     chains: list[list[HostProcess]] = field(default_factory=list)
     unknown: bool = False
@@ -308,6 +325,11 @@ def _api_pid(chains: list[list[HostProcess]], root: HostProcess | None) -> int |
     return best[1] if best else None
 
 
+def _by_label(per_place: Mapping[tuple[int, int], int]) -> dict[str, int]:
+    """(GPU, MIG slice or -1) -> MiB as "0" / "0:1" -> MiB, in GPU then slice order."""
+    return {slice_label(gpu, None if mig < 0 else mig): mib for (gpu, mig), mib in sorted(per_place.items())}
+
+
 def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
     """Every GPU process in exactly one instance, largest instance first."""
     links = _replica_links(snapshot)
@@ -333,6 +355,9 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
             group.root, group.role = root, root_role  # the replica process itself, over its workers
         per_gpu = group.per_member.setdefault(proc.pid, {})
         per_gpu[proc.gpu_index] = per_gpu.get(proc.gpu_index, 0) + (proc.used_mib or 0)
+        per_slice = group.per_member_slice.setdefault(proc.pid, {})
+        place = (proc.gpu_index, -1 if proc.mig_slice is None else proc.mig_slice)
+        per_slice[place] = per_slice.get(place, 0) + (proc.used_mib or 0)
         group.hosts[proc.pid] = proc.host
         group.chains.append(chain)
         group.unknown = group.unknown or proc.used_mib is None
@@ -342,9 +367,13 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
         root_pid = g.root.pid if g.root is not None else (group_id[1] if isinstance(group_id, tuple) else min(g.per_member))
         member_roles = _member_roles(g, root_pid)
         members = [
-            Member(pid, member_roles[pid], per_gpu, g.hosts[pid])
+            Member(pid, member_roles[pid], per_gpu, g.hosts[pid], _by_label(g.per_member_slice[pid]))
             for pid, per_gpu in sorted(g.per_member.items())
         ]
+        per_place: dict[tuple[int, int], int] = {}
+        for places in g.per_member_slice.values():
+            for place, mib in places.items():
+                per_place[place] = per_place.get(place, 0) + mib
         per_gpu_total: dict[int, int] = {}
         for m in members:
             for gpu, mib in m.per_gpu_mib.items():
@@ -372,6 +401,7 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
                 api_pid=_api_pid(g.chains, g.root),
                 note=_alone_note(g.role) if alone else None,
                 job=g.job,
+                per_slice_mib=_by_label(per_place),
             )
         )
     out.sort(key=lambda i: (-i.total_mib, i.key))

@@ -113,8 +113,12 @@ def _node(w: _Writer, f: Facts) -> Section:
                  f"{len(f.gpus)} GPU en **{s.hostname}**: usados {_mib(s.used_mib)} de {_mib(s.total_mib)}, "
                  f"reservados por el driver {_mib(s.reserved_mib)}, libres {_mib(s.free_mib)} ({gib(s.free_mib, 2)})."), ""]
     head = w.t("GPU|Name|Total|Reserved|Used|Free|State", "GPU|Modelo|Total|Reservada|Usada|Libre|Estado").split("|")
-    rows = [[str(g.index), g.name, _mib(g.total_mib), _mib(g.reserved_mib), _mib(g.used_mib), f"**{_mib(g.free_mib)}**",
-             w.state(g.state)] for g in f.gpus]
+    rows = []
+    for g in f.gpus:  # a GPU in MIG mode, then its slices, as nvidia-smi lists MIG devices
+        rows.append([str(g.index), g.name, _mib(g.total_mib), _mib(g.reserved_mib), _mib(g.used_mib),
+                     f"**{_mib(g.free_mib)}**", w.state(g.state)])
+        rows += [[m.label, f"MIG {m.profile}", _mib(m.total_mib), _mib(m.reserved_mib), _mib(m.used_mib),
+                  f"**{_mib(m.free_mib)}**", w.state(m.state)] for m in g.slices]
     rows.append([w.t("**Total**", "**Total**"), "", _mib(s.total_mib), _mib(s.reserved_mib), _mib(s.used_mib),
                  f"**{_mib(s.free_mib)}**", ""])
     lines += _table(head, rows) + [""]
@@ -149,7 +153,7 @@ def _node(w: _Writer, f: Facts) -> Section:
 
 def _processes(w: _Writer, f: Facts) -> Section:
     head = w.t("GPU|PID|Memory|Role|Instance|Command", "GPU|PID|Memoria|Rol|Instancia|Comando").split("|")
-    rows = [[str(p.gpu_index), str(p.pid), _mib(p.used_mib), p.role, p.instance or "-", f"`{p.command}`" if p.command else "-"]
+    rows = [[p.where or str(p.gpu_index), str(p.pid), _mib(p.used_mib), p.role, p.instance or "-", f"`{p.command}`" if p.command else "-"]
             for p in f.processes]
     lines = _table(head, rows) if rows else [w.t("No process uses a GPU.", "Ningún proceso usa una GPU.")]
     return Section("processes", w.t("Processes", "Procesos"), tuple(lines))
@@ -178,8 +182,9 @@ def _instances(w: _Writer, f: Facts) -> Section:
                        (w.t("No serving instance.", "Ninguna instancia de servicio."),))
     head = w.t("Instance|Engine|TP|GPUs|Per GPU|Total (one replica)",
                "Instancia|Motor|TP|GPU|Por GPU|Total (una réplica)").split("|")
-    rows = [[i.name, i.engine, str(i.tp_size or "-"), ",".join(map(str, i.gpus)),
-             " / ".join(f"{m:,}" for m in i.per_gpu_mib.values()), f"**{_mib(i.total_mib)}** ({gib(i.total_mib, 2)})"]
+    rows = [[i.name, i.engine, str(i.tp_size or "-"), ",".join(i.per_slice_mib or map(str, i.gpus)),
+             " / ".join(f"{m:,}" for m in (i.per_slice_mib or i.per_gpu_mib).values()),
+             f"**{_mib(i.total_mib)}** ({gib(i.total_mib, 2)})"]
             for i in f.instances]
     lines += _table(head, rows) + [""]
     cuda = f.cuda_total_mib

@@ -13,7 +13,7 @@ from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, instances_of, instance_of
 from vramtop.analysis.states import CRITICAL, LOW, Thresholds, gpu_state
 from vramtop.fit import Candidate, FitResult, evaluate
-from vramtop.snapshot import NodeSnapshot
+from vramtop.snapshot import NodeSnapshot, slice_label
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,23 @@ class InstanceCost:
     util_from_memory: float | None  # vLLM: the largest worker's memory / the GPU's CUDA total
     kv_cache_usage: float | None  # vLLM: 0..1 of the reserved KV cache, when read
     kv_check: Any = None  # vLLM: telemetry's KvCheck, the fit engine's KV blocks beside vLLM's
+    per_slice_mib: dict[str, int] = field(default_factory=dict)  # "0", or "0:1" for a MIG slice
 
     def part(self, role: str) -> Part | None:
         return next((p for p in self.parts if p.role == role), None)
+
+
+@dataclass(frozen=True)
+class SliceFact:
+    """A MIG slice of a GPU: ``label`` "0:1", ``profile`` "3g.40gb"."""
+
+    label: str
+    profile: str
+    total_mib: int
+    reserved_mib: int
+    used_mib: int
+    free_mib: int
+    state: str
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,7 @@ class GpuFact:
     free_mib: int
     state: str
     lost: bool
+    slices: tuple[SliceFact, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,7 @@ class ProcessFact:
     role: str
     instance: str | None
     command: str | None
+    where: str = ""  # "0", or "0:1" on a MIG slice
 
 
 @dataclass(frozen=True)
@@ -144,7 +160,8 @@ def _cost(inst: Instance, snapshot: NodeSnapshot, cuda_total: int | None) -> Ins
     if inst.engine == roles.VLLM and workers is not None and cuda_total:
         from_memory = round(max(workers.per_gpu_mib.values()) / cuda_total, 3)
     return InstanceCost(inst.key, inst.name, inst.engine, inst.tp_size, inst.gpu_indices,
-                        dict(inst.per_gpu_mib), inst.total_mib, parts, util, from_memory, kv, check)
+                        dict(inst.per_gpu_mib), inst.total_mib, parts, util, from_memory, kv, check,
+                        dict(inst.per_slice_mib))
 
 
 def best_suggestion(candidate: Candidate, result: FitResult, snapshot: NodeSnapshot) -> tuple[str, FitResult] | None:
@@ -169,10 +186,14 @@ def gather(snapshot: NodeSnapshot, candidates: list[tuple[str, Candidate]] = (),
     instances = instances_of(snapshot)
     owner = instance_of(instances)
     gpus = tuple(GpuFact(g.index, g.name, g.total_mib, g.reserved_mib, g.used_mib, g.free_mib,
-                         gpu_state(g, thresholds), g.lost) for g in snapshot.gpus)
+                         gpu_state(g, thresholds), g.lost,
+                         tuple(SliceFact(slice_label(g.index, m.index), m.profile, m.total_mib, m.reserved_mib,
+                                         m.used_mib, m.free_mib, gpu_state(m, thresholds)) for m in g.mig))
+                 for g in snapshot.gpus)
     procs = tuple(
         ProcessFact(p.gpu_index, p.pid, p.used_mib, roles.classify(p.host).text,
-                    inst.name if (inst := owner.get((p.gpu_index, p.pid))) else None, p.host.title if p.host else p.hidden_reason)
+                    inst.name if (inst := owner.get((p.gpu_index, p.pid))) else None, p.host.title if p.host else p.hidden_reason,
+                    slice_label(p.gpu_index, p.mig_slice))
         for p in snapshot.gpu_processes)
     cuda = {g.total_mib - g.reserved_mib for g in snapshot.gpus if not g.lost}
     cuda_total = cuda.pop() if len(cuda) == 1 else None

@@ -11,7 +11,7 @@ import io
 
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, instances_of, instance_of
-from vramtop.snapshot import NodeSnapshot
+from vramtop.snapshot import NodeSnapshot, slice_label
 from vramtop.telemetry.model import process_facts
 
 COLUMNS = ("gpu", "pid", "user", "engine", "role", "label", "instance", "used_mib", "cpu_pct", "rss_mib", "command",
@@ -28,7 +28,7 @@ def rows(snapshot: NodeSnapshot, instances: tuple[Instance, ...] | None = None) 
         host = p.host
         facts = process_facts(snapshot.telemetry, p)
         out.append({
-            "gpu": p.gpu_index,
+            "gpu": slice_label(p.gpu_index, p.mig_slice),  # "0:1" on a MIG slice
             "pid": p.pid,
             "user": host.user if host else None,
             "engine": role.engine,

@@ -4,7 +4,8 @@ volatile) and a warning for a process that keeps growing.
 A serving engine holds a fixed amount (vLLM reserves ``gpu_memory_utilization`` x total at start),
 so growth is the signature of something else: a leak, a notebook caching tensors, a trainer
 ramping up. A process whose memory rose steadily over the window gets "GPU 0 full in about 4 min
-at this rate". vLLM processes never do: their memory is fixed once loaded, and their start-up
+at this rate" ("GPU 0:1 full ..." for a process on a MIG slice: the slice's own free memory is
+what it can fill). vLLM processes never do: their memory is fixed once loaded, and their start-up
 climb is not a leak. No I/O and no clock here: the tracker is fed snapshots and their timestamps.
 """
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance
-from vramtop.snapshot import NodeSnapshot
+from vramtop.snapshot import NodeSnapshot, slice_label
 from vramtop.telemetry.model import TrendWarning
 from vramtop.units import duration
 
@@ -152,9 +153,12 @@ class MemoryTrend:
             if rate is None:
                 continue
             gpu = snapshot.gpu(gpu_index)
-            left = gpu.free_mib / rate if gpu is not None and not gpu.lost else None
+            mig = proc.mig_slice if proc is not None else None
+            device = gpu if mig is None or gpu is None else next((m for m in gpu.mig if m.index == mig), None)
+            left = device.free_mib / rate if device is not None and gpu is not None and not gpu.lost else None
             what = proc.host.title if proc is not None and proc.host is not None else "not visible"
-            when = f"GPU {gpu_index} full in about {duration(max(1.0, left))} at this rate" if left is not None else f"GPU {gpu_index}"
+            where = f"GPU {slice_label(gpu_index, mig)}"
+            when = f"{where} full in about {duration(max(1.0, left))} at this rate" if left is not None else where
             speed = f"{rate:,.0f}" if rate >= 10 else f"{rate:.1f}"
             out.append(TrendWarning(pid, gpu_index, rate, left, f"pid {pid} ({what[:40]}) grows {speed} MiB/s: {when}"))
         out.sort(key=lambda w: (w.seconds_to_full is None, w.seconds_to_full or 0.0))

@@ -171,7 +171,7 @@ def _process_row(snapshot: NodeSnapshot, proc: GpuProcess, inst: Instance | None
 def instance_summary(inst: Instance) -> str:
     """Engine, TP and memory per GPU: what stopping the instance would give back."""
     tp = f" TP{inst.tp_size}" if inst.tp_size else ""
-    per_gpu = " · ".join(f"GPU{g} {mib:,}" for g, mib in inst.per_gpu_mib.items())
+    per_gpu = " · ".join(f"GPU{g} {mib:,}" for g, mib in (inst.per_slice_mib if inst.on_slices else inst.per_gpu_mib).items())
     unknown = " + unreported" if inst.unknown_mib else ""
     return f"{inst.engine}{tp} · {per_gpu}{unknown}"
 
@@ -183,7 +183,7 @@ def _instance_row(snapshot: NodeSnapshot, inst: Instance, collapsed: bool) -> tu
     rss = [h.rss_mib for h in members.values() if h is not None and h.rss_mib is not None]
     total = f"{inst.total_mib:,}" + ("+?" if inst.unknown_mib else "")
     cells = {
-        "gpu": gpu_ranges(inst.gpu_indices),
+        "gpu": ",".join(inst.per_slice_mib) if inst.on_slices else gpu_ranges(inst.gpu_indices),
         "pid": str(inst.root_pid),
         "user": (root.user if root and root.user else "?"),
         "role": f"{COLLAPSED if collapsed else EXPANDED} {inst.name}",
