@@ -251,6 +251,27 @@ def test_tensorrt_llm_mpi_ranks_under_mpirun(tmp_path):
     assert inst["root_pid"] == tree.pid["mpirun"] and inst["engine"] == "tensorrt-llm" and inst["tp_size"] == 2
 
 
+def test_tensorrt_llm_workers_that_a_single_trtllm_serve_spawns_through_mpi(tmp_path):
+    # A plain `trtllm-serve m --tp_size 2` is one MPI process (world size 1) that needs two ranks:
+    # tensorrt_llm/llmapi/mpi_session.py (need_spawn_mpi_workers, MpiPoolSession) starts them with
+    # mpi4py's MPIPoolExecutor, which calls MPI.COMM_SELF.Spawn on `python -m mpi4py.futures.server`
+    # (mpi4py/futures/_lib.py). Open MPI's singleton forks its own runtime daemon (`orted`) to run
+    # the spawn, so the ranks, which hold the GPU memory, are the daemon's children, not trtllm-serve's.
+    procs = (
+        Proc("serve", argv=("trtllm-serve", "m", "--tp_size", "2", "--port", "8000")),
+        Proc("orted", parent="serve", argv=("orted", "--hnp", "--set-sid", "--report-uri", "11")),
+        *(Proc(f"rank{r}", None, "orted", {r: 7_000}, argv=("-m", "mpi4py.futures.server")) for r in range(2)),
+    )
+    with proc_tree(*procs) as tree:
+        doc = run_once_json(tree.scenario(tmp_path / "nvml.txt", 2))
+    (inst,) = doc["instances"]
+    assert inst["root_pid"] == tree.pid["serve"] and inst["api_pid"] == tree.pid["serve"]
+    assert inst["engine"] == "tensorrt-llm" and inst["tp_size"] == 2 and inst["name"] == "TensorRT-LLM m"
+    assert sorted(inst["pids"]) == sorted(tree.pid[f"rank{r}"] for r in range(2))
+    assert inst["per_gpu_mib"] == {"0": 7_000, "1": 7_000}
+    assert {m["role"] for m in inst["members"]} == {"worker"}
+
+
 def test_what_cannot_be_told_stays_alone_and_says_so(tmp_path):
     # A training script and a vLLM worker whose engine is not above it: neither is guessed into a group.
     procs = (
