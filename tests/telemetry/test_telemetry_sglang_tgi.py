@@ -22,7 +22,8 @@ import sys
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from telemetry_support import STAND_IN, _wait_title, free_port
+from telemetry_support import STAND_IN, _wait_title, free_port, snapshot_of
+from vramtop.analysis.instances import group_instances
 from vramtop.telemetry import sglang_metrics, tgi_metrics
 
 MODEL = "Qwen/Qwen2.5-7B-Instruct"
@@ -114,6 +115,55 @@ def test_an_sglang_server_without_enable_metrics_says_how_to_get_them(fake_nvml,
     (inst,) = [i for i in _once(fake_nvml)["instances"] if server.child_pid in i["pids"]]
     assert inst["telemetry"]["status"] == "no endpoint"
     assert inst["telemetry"]["summary"] == "metrics: off (SGLang serves them only with --enable-metrics)"
+
+
+# sglang_router's launcher (sgl-router/py_src/sglang_router/launch_server.py) keeps its command
+# line, spawns one server per data-parallel rank (multiprocessing, spawn) that titles itself
+# sglang::server and listens on a port from --router-dp-worker-base-port on, then runs the router
+# in its own process. The server starts the schedulers, which hold the GPU memory.
+SGLANG_ROUTER = r"""
+import subprocess, sys, setproctitle, time
+stand_in, body, base, title = sys.argv[1:5]
+setproctitle.setproctitle(title)
+server = subprocess.Popen([sys.executable, stand_in, "--body", body, "--port", base, "--title", "sglang::server",
+                           "--child-title", "sglang::scheduler_TP0"], stdout=subprocess.PIPE, text=True)
+_, scheduler = server.stdout.readline().split()
+print(server.pid, scheduler, flush=True)
+time.sleep(600)
+"""
+
+
+def test_an_sglang_server_behind_sglang_router_is_found_with_the_routers_flags(fake_nvml, tmp_path):
+    base = free_port()
+    body = tmp_path / "sglang-metrics"
+    body.write_bytes(sglang_exposition([dict(tp=0, dp=0, running=2, queued=1, usage=0.5, throughput=100.0)],
+                                       prompt=10, generation=20))
+    title = (f"python3 -m sglang_router.launch_server --model-path {MODEL} --dp-size 1 --port 30000 "
+             f"--router-dp-worker-base-port {base} --enable-metrics")
+    router = subprocess.Popen([sys.executable, "-c", SGLANG_ROUTER, str(STAND_IN), str(body), str(base), title],
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        server, scheduler = map(int, router.stdout.readline().split())
+        _wait_title(router.pid, "python3 -m sglang_router.launch_server")
+        _wait_title(server, "sglang::server")
+        _wait_title(scheduler, "sglang::scheduler_TP0")
+        fake_nvml.add_process(0, scheduler, 18_000)
+        fake_nvml.write()
+        doc = _once(fake_nvml)
+        # Where its sockets cannot be read (not root), the router's worker base port is the guess.
+        snap = snapshot_of({scheduler: (0, 18_000)})
+        (found,) = [i for i in group_instances(snap) if scheduler in i.pids]
+        host = sglang_metrics.server(snap, found)
+        assert host.pid == server and sglang_metrics.metrics_enabled(host, snap)
+        assert sglang_metrics.default_port(host, snap) == base and sglang_metrics.default_port(host) == 30000
+    finally:
+        os.killpg(router.pid, signal.SIGKILL)
+        router.wait()
+    (inst,) = [i for i in doc["instances"] if scheduler in i["pids"]]
+    tel = inst["telemetry"]
+    assert inst["engine"] == "sglang" and inst["root_pid"] == router.pid
+    assert tel["endpoint"] == f"http://127.0.0.1:{base}/metrics" and tel["status"] == "ok"
+    assert tel["summary"] == "KV 50 % · 2 running · 1 waiting · 100 tok/s"
 
 
 # text-generation-launcher (launcher/src/main.rs) starts the shards and then the router with

@@ -226,7 +226,7 @@ class TelemetryPoller:
             what = "SGLang HTTP server" if sglang else "text-generation-launcher"
             watched.last = InstanceTelemetry(inst.key, inst.engine, NO_ENDPOINT, f"metrics: none (no {what} among its processes)")
             return watched.last
-        if sglang and not sglang_metrics.metrics_enabled(server):
+        if sglang and not sglang_metrics.metrics_enabled(server, snapshot):
             watched.last = InstanceTelemetry(inst.key, inst.engine, NO_ENDPOINT,
                                              "metrics: off (SGLang serves them only with --enable-metrics)")
             return watched.last
@@ -235,7 +235,8 @@ class TelemetryPoller:
         parse = sglang_metrics.parse if sglang else tgi_metrics.parse
         if watched.endpoint is None or (watched.last is not None and watched.last.status == NOT_REACHABLE):
             if sglang:
-                urls = vllm_metrics.candidate_urls(server, self._listening(server.pid), sglang_metrics.DEFAULT_PORT)
+                urls = vllm_metrics.candidate_urls(server, self._listening(server.pid),
+                                                   sglang_metrics.default_port(server, snapshot))
             else:
                 router = tgi_metrics.router_pid(server.pid)
                 urls = vllm_metrics.candidate_urls(server, self._listening(router) if router else None,

@@ -8,6 +8,13 @@ pool's used fraction) and ``sglang:gen_throughput`` (tok/s), and the tokenizer's
 ``sglang:prompt_tokens_total`` and ``sglang:generation_tokens_total``. Every scheduler exports
 its gauges with its ranks as labels: tensor-parallel ranks repeat one figure (the highest is
 kept), data-parallel ranks add up. The figures fill the same record as vLLM's, with vLLM's names.
+
+Behind the router (``python -m sglang_router.launch_server``, sgl-router's
+``py_src/sglang_router/launch_server.py``) each data-parallel server is a spawned child titled
+``sglang::server`` whose command line no longer shows the flags: they are the router's (the
+server's ServerArgs are the router's, with its own port). Its port is the first free one from
+``--router-dp-worker-base-port`` (default 31000) on, the next ones a random 100-1000 further, so
+its sockets say where it listens and the base port is only the first guess.
 """
 
 from __future__ import annotations
@@ -20,9 +27,10 @@ from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance
 from vramtop.snapshot import HostProcess, NodeSnapshot
 from vramtop.telemetry.model import VllmMetrics
-from vramtop.telemetry.vllm_metrics import MetricsUnavailable, argv_of, outermost, relevant
+from vramtop.telemetry.vllm_metrics import MetricsUnavailable, argv_of, flag_value, outermost, relevant
 
 DEFAULT_PORT = 30000
+ROUTER_WORKER_BASE_PORT = 31000
 RUNNING = "sglang:num_running_reqs"
 WAITING = "sglang:num_queue_reqs"
 TOKEN_USAGE = "sglang:token_usage"
@@ -37,12 +45,31 @@ def server(snapshot: NodeSnapshot, instance: Instance) -> HostProcess | None:
     """The SGLang HTTP server that started the instance's schedulers."""
     def is_server(host: HostProcess) -> bool:
         role = roles.classify(host)
-        return role.engine == roles.SGLANG and role.kind == "api-server"
+        return role.engine == roles.SGLANG and (role.kind == "api-server" or host.title.startswith("sglang::server"))
     return outermost(snapshot, instance, is_server)
 
 
-def metrics_enabled(host: HostProcess) -> bool:
-    return "--enable-metrics" in argv_of(host)
+def _flags_host(snapshot: NodeSnapshot | None, host: HostProcess) -> HostProcess:
+    """Where the server's flags are written: its own command line, or for a server the router
+    spawned (titled ``sglang::server``), the router's."""
+    if not host.title.startswith("sglang::server") or snapshot is None:
+        return host
+    parent = snapshot.ancestors.get(host.ppid) if host.ppid else None
+    return parent if parent is not None and roles.classify(parent).engine == roles.SGLANG else host
+
+
+def metrics_enabled(host: HostProcess, snapshot: NodeSnapshot | None = None) -> bool:
+    return "--enable-metrics" in argv_of(_flags_host(snapshot, host))
+
+
+def default_port(host: HostProcess, snapshot: NodeSnapshot | None = None) -> int:
+    """The port to try when the server's sockets cannot be read: ``--port``, or for a server the
+    router spawned, the router's worker base port (where the first one listens)."""
+    flags = _flags_host(snapshot, host)
+    if flags is host:
+        return DEFAULT_PORT
+    base = flag_value(argv_of(flags), "--router-dp-worker-base-port")
+    return int(base) if base is not None and base.isdigit() and 0 < int(base) < 65536 else ROUTER_WORKER_BASE_PORT
 
 
 def parse(text: str, url: str) -> VllmMetrics:
