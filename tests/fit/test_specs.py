@@ -232,3 +232,26 @@ def test_mixtral_style_experts_are_intermediate_size_wide(tmp_path):
     qwen = specs.spec_from_config({**cfg, "num_experts": 128, "num_local_experts": 128,
                                    "moe_intermediate_size": 768, "intermediate_size": 6144}, "q", "c")
     assert qwen.moe_intermediate == 768
+
+
+def test_a_local_gguf_is_read_from_its_header_without_the_tokenizer_tables(tmp_path):
+    # A Qwen-sized vocabulary (151,936 tokens, as in Qwen2.5's GGUF files): the header walk drops
+    # the table and keeps its length; the spec is the one the gguf package gives for the whole file.
+    gguf = pytest.importorskip("gguf")
+    np = pytest.importorskip("numpy")
+    path = tmp_path / "qwen-like.gguf"
+    w = gguf.GGUFWriter(str(path), "qwen2")
+    w.add_name("Qwen-like 0.1B")
+    for add, v in ((w.add_block_count, 2), (w.add_embedding_length, 64), (w.add_head_count, 4),
+                   (w.add_head_count_kv, 2), (w.add_context_length, 32768),
+                   (w.add_feed_forward_length, 128), (w.add_file_type, 1)):
+        add(v)
+    w.add_token_list([f"tok{i}" for i in range(151_936)])
+    w.add_tensor("token_embd.weight", np.zeros((151_936 // 64, 64), dtype=np.float16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    fast, whole = specs.from_gguf(path), specs.from_gguf_reader(path)
+    assert fast == whole
+    assert (fast.vocab, fast.name, fast.source) == (151_936, "Qwen-like 0.1B", str(path))

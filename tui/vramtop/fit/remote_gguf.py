@@ -1,11 +1,12 @@
-"""A model spec from a GGUF file that is not here, read by HTTP range requests: header only.
+"""A model spec from a GGUF file's header alone, read in pieces: by HTTP range requests for a
+file that is not here, by ``pread`` for a local one (``specs.from_gguf``): one header walk for both.
 
 The caller gives ``fetch(first, last) -> bytes`` (an inclusive byte range, as HTTP's Range
 header counts) and the file's size. A GGUF header has no length field, so ``_walk`` steps over
 it (key/value pairs, then tensor infos) and asks for a longer prefix until it ends inside the
 bytes fetched. The header then goes, without the tokenizer's tables, at the start of a sparse
-file as large as the original, and ``specs.from_gguf`` reads it as it reads a local file: the
-tensor data, never fetched, stays holes on disk. The tables (150,000 strings for a Qwen
+file as large as the original, and the ``gguf`` package reads it (``specs.from_gguf_reader``):
+the tensor data, never fetched, stays holes on disk. The tables (150,000 strings for a Qwen
 vocabulary) would cost the ``gguf`` package's reader tens of seconds and say nothing about
 memory; the vocabulary's size stays, as the ``<arch>.vocab_size`` key llama.cpp defines.
 
@@ -14,6 +15,7 @@ memory; the vocabulary's size stays, as the ``<arch>.vocab_size`` key llama.cpp 
 
 from __future__ import annotations
 
+import re
 import struct
 import tempfile
 import threading
@@ -22,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from vramtop.fit.specs import ModelSpec, SpecError, from_gguf
+from vramtop.fit.specs import ModelSpec, SpecError, from_gguf_reader
 from vramtop.units import MIB
 
 FIRST_READ = 2 * MIB  # a Llama 3 vocabulary in the header is about 1.5 MiB
@@ -104,6 +106,8 @@ class _Reader:
             inner, count = self.u32(), self.u64()
             if inner in _SIZES:
                 self.take(_SIZES[inner] * count)
+            elif inner == _STRING:
+                self._skip_strings(count)
             else:
                 for _ in range(count):
                     self.skip_value(inner)
@@ -111,6 +115,21 @@ class _Reader:
             self.take(_SIZES[kind])
         else:
             raise SpecError(f"malformed GGUF header (value type {kind})")
+
+
+    def _skip_strings(self, count: int) -> None:
+        """Steps over ``count`` strings without copying them (a tokenizer's 150,000)."""
+        data, at, end, length = self.data, self.at, len(self.data), struct.Struct("<Q").unpack_from
+        for _ in range(count):
+            if at + 8 > end:
+                raise _Short
+            n = length(data, at)[0]
+            if n > MAX_HEADER:
+                raise SpecError(f"malformed GGUF header (a string of {n} bytes)")
+            at += 8 + n
+        if at > end:
+            raise _Short
+        self.at = at
 
 
 def _walk(data: bytes) -> tuple[bytes, int]:
@@ -187,8 +206,13 @@ def spec_from_remote_gguf(fetch: Callable[[int, int], bytes], size: int, name: s
     if data_start > size:
         raise SpecError(f"{source}: malformed GGUF header (longer than the file)")
     with tempfile.TemporaryDirectory(prefix="vramtop-gguf-") as tmp:
-        path = Path(tmp) / "header.gguf"
+        # named as the original, whose stem names the model where its header does not
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(source).stem)[:100].lstrip(".")
+        path = Path(tmp) / f"{stem or 'header'}.gguf"
         with open(path, "wb") as f:
             f.write(header)
             f.truncate(len(header) + size - data_start)  # sparse: the weights are never fetched
-        return replace(from_gguf(path, name), source=source)
+        try:
+            return replace(from_gguf_reader(path, name), source=source)
+        except SpecError as exc:  # said of the original, not of the copy
+            raise SpecError(str(exc).replace(str(path), source)) from None

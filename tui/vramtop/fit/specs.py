@@ -592,7 +592,25 @@ def from_hf_cache(name: str) -> ModelSpec | None:
 # ---- GGUF and the Ollama store ----------------------------------------------------------------
 
 def from_gguf(path: Path, name: str | None = None) -> ModelSpec:
-    """A spec from a GGUF file: metadata for the architecture, tensor sizes for the bytes."""
+    """A spec from a local GGUF file, read as a remote one is: its header walked in pieces
+    without the tokenizer's tables (``remote_gguf``), which the ``gguf`` package's reader would
+    take tens of seconds to parse for a 150,000-token vocabulary."""
+    from vramtop.fit.remote_gguf import spec_from_remote_gguf  # imports this module
+
+    fd = _open_regular(path)  # a FIFO or a device is refused before anything is read
+    try:
+        size = os.fstat(fd).st_size
+        return spec_from_remote_gguf(lambda first, last: os.pread(fd, last - first + 1, first), size,
+                                     name, str(path))
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+
+
+def from_gguf_reader(path: Path, name: str | None = None) -> ModelSpec:
+    """A spec from a GGUF file as the ``gguf`` package reads it: metadata for the architecture,
+    tensor sizes for the bytes. ``from_gguf`` hands it the header alone."""
     try:
         from gguf import GGUFReader
     except ImportError:
