@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from telemetry_support import STAND_IN, _wait_title, free_port, snapshot_of
 from vramtop.analysis.instances import group_instances
-from vramtop.telemetry import sglang_metrics, tgi_metrics
+from vramtop.telemetry import sglang_metrics, tgi_metrics, vllm_metrics
 
 MODEL = "Qwen/Qwen2.5-7B-Instruct"
 
@@ -206,6 +206,38 @@ def test_a_tgi_instance_reads_its_routers_metrics_on_the_launchers_port(fake_nvm
     assert inst["engine"] == "tgi" and tel["endpoint"] == f"http://127.0.0.1:{port}/metrics"
     assert (tel["status"], tel["kv_cache_usage"], tel["requests_running"], tel["requests_waiting"]) == ("ok", 0.25, 3, 2)
     assert tel["summary"] == "KV 25 % · 3 running · 2 waiting"
+
+
+def test_a_tgi_launcher_that_takes_its_port_from_the_environment(fake_nvml, tmp_path):
+    # launcher/src/main.rs: `#[clap(default_value = "3000", long, short, env)] port: u16`, so PORT
+    # gives the port where --port is absent; the launcher passes it to the router's --port.
+    port = free_port()
+    body = tmp_path / "tgi-metrics"
+    body.write_bytes(tgi_exposition(1, 0, 2_000, 8_000, [10]))
+    script = TGI_LAUNCHER.replace("--port {port}\")", "\")")  # its own command line names no port
+    assert script != TGI_LAUNCHER
+    launcher = subprocess.Popen([sys.executable, "-c", script, str(STAND_IN), str(body), str(port), "9000"],
+                                stdout=subprocess.PIPE, text=True, start_new_session=True,
+                                env={**os.environ, "PORT": str(port), "SPT_NOENV": "1"})  # keep /proc/PID/environ
+    try:
+        shard, router = map(int, launcher.stdout.readline().split())
+        _wait_title(launcher.pid, "text-generation-launcher --model-id bigscience/bloom-560m")
+        fake_nvml.add_process(1, shard, 5_000)
+        fake_nvml.write()
+        doc = _once(fake_nvml)
+        snap = snapshot_of({shard: (1, 5_000)})
+        host = snap.ancestors[launcher.pid]
+        assert "--port" not in host.title and tgi_metrics.env_port(launcher.pid) == port
+        # Where the router's sockets cannot be read, the environment's port is the one tried.
+        assert vllm_metrics.candidate_urls(host, None, tgi_metrics.default_port(host), "--hostname") == [
+            f"http://127.0.0.1:{port}/metrics"]
+    finally:
+        os.killpg(launcher.pid, signal.SIGKILL)
+        launcher.wait()
+    assert tgi_metrics.env_port(launcher.pid) is None  # gone: nothing to read, and no error
+    (inst,) = [i for i in doc["instances"] if shard in i["pids"]]
+    assert inst["telemetry"]["endpoint"] == f"http://127.0.0.1:{port}/metrics"
+    assert inst["telemetry"]["summary"] == "KV 25 % · 1 running · 0 waiting"
 
 
 def test_nan_and_infinite_samples_are_no_figure_rather_than_a_failed_read():

@@ -240,7 +240,7 @@ class TelemetryPoller:
             else:
                 router = tgi_metrics.router_pid(server.pid)
                 urls = vllm_metrics.candidate_urls(server, self._listening(router) if router else None,
-                                                   tgi_metrics.DEFAULT_PORT, "--hostname")
+                                                   tgi_metrics.default_port(server), "--hostname")
             url = next((u for u in urls if self._answers(u, parse)), urls[0])
             watched.endpoint = vllm_metrics.Endpoint(url, server.pid)
         url = watched.endpoint.url

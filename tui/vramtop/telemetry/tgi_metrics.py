@@ -9,6 +9,8 @@ router and ``backends/v3/src``: ``tgi_batch_current_size`` (requests in the runn
 ``tgi_batch_max_total_tokens`` (the tokens the batch reserves of what the KV cache holds: TGI's
 KV usage), and the sums of the ``tgi_request_input_length`` and ``tgi_request_generated_tokens``
 histograms as prompt and generated token counters. The figures fill the same record as vLLM's.
+The launcher takes its port from ``PORT`` where ``--port`` is not given (clap's ``env`` on the
+flag), so a launcher's environment is read too: a bounded read, and nothing where the OS refuses.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ GENERATION_TOKENS = "tgi_request_generated_tokens_sum"
 KV_METRIC = f"{BATCH_TOKENS} / {MAX_TOKENS}"
 _WANTED = (RUNNING, WAITING, BATCH_TOKENS, MAX_TOKENS, PROMPT_TOKENS, GENERATION_TOKENS)
 _MAX_CHILDREN = 256
+_ENVIRON_CAP = 1 << 20  # bytes of /proc/PID/environ read at most
 
 
 def launcher(snapshot: NodeSnapshot, instance: Instance) -> HostProcess | None:
@@ -58,6 +61,26 @@ def router_pid(launcher_pid: int) -> int | None:
         except psutil.Error:
             continue
     return None
+
+
+def env_port(pid: int, proc: str = "/proc") -> int | None:
+    """The ``PORT`` in the launcher's environment; None where it cannot be read (another user's
+    process when vramtop is not root, a process gone) or gives no valid port."""
+    try:
+        with open(f"{proc}/{pid}/environ", "rb") as fh:
+            data = fh.read(_ENVIRON_CAP)
+    except OSError:
+        return None
+    for item in data.split(b"\0"):
+        if item.startswith(b"PORT="):
+            value = item[5:]
+            return int(value) if value.isdigit() and 0 < int(value) < 65536 else None
+    return None
+
+
+def default_port(launcher: HostProcess) -> int:
+    """Where the router listens when ``--port`` is not on the launcher's command line."""
+    return env_port(launcher.pid) or DEFAULT_PORT
 
 
 def hostname(host: HostProcess) -> str | None:
