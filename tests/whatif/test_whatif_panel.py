@@ -10,7 +10,7 @@ from host_app import demo_app, first_picture, next_tick, screen_text
 from vramtop.whatif_state import OLLAMA, FormState, WhatIfMemory, save_memory
 from vramtop.widgets.whatif_panel import NARROW_COLUMNS, WhatIfPanel, WhatIfScreen
 
-SIZES = [(40, 50), (80, 40), (99, 40), (100, 40), (140, 50), (200, 60)]
+SIZES = [(40, 50), (80, 40), (149, 40), (150, 40), (200, 60)]  # the panel moves into the side column at 150
 
 
 def panel_of(app) -> WhatIfPanel:
@@ -57,7 +57,7 @@ async def test_w_opens_beside_the_live_view_or_as_a_screen_and_escape_closes(siz
         if size[0] >= NARROW_COLUMNS:
             assert not isinstance(app.screen, WhatIfScreen)
             assert panel.has_class("-docked")
-            live = app.screen.query_one("#body")
+            live = app.screen.query_one("#main")  # the panel sits in the side column, beside it
             assert live.region.width > 0 and panel.region.x >= live.region.right  # beside, not over
         else:
             assert isinstance(app.screen, WhatIfScreen)
@@ -269,7 +269,7 @@ async def test_pinned_candidates_keep_live_verdicts_as_the_node_changes(state_pa
 async def test_the_panel_moves_when_the_terminal_is_resized_and_keeps_the_form(state_path):
     save_memory(WhatIfMemory(current=FormState(model="google/medgemma-4b-it", tensor_parallel_size="2")), state_path)
     app = demo_app()
-    async with app.run_test(size=(140, 50)) as pilot:
+    async with app.run_test(size=(160, 50)) as pilot:
         panel = await open_panel(pilot)
         assert not isinstance(app.screen, WhatIfScreen)
         await pilot.press("+")  # a pin, to see that it moves along

@@ -1,4 +1,4 @@
-"""The live view: header, GPU bars, the process table grouped by serving instance, side panels.
+"""The live view: header, GPU bars, the process table grouped by serving instance, the side column.
 
 Sampling never runs on the UI thread. A thread worker calls ``source.sample()``; when it ends,
 the next one is armed with ``set_timer`` (so polls never overlap, even if a driver call hangs),
@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Iterable, Protocol
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -29,7 +29,7 @@ from textual.screen import Screen
 from textual.signal import Signal
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from vramtop import themes
@@ -51,10 +51,12 @@ from vramtop.widgets.node_header import NodeHeader
 from vramtop.widgets.process_rows import Row
 from vramtop.widgets.process_table import ProcessTable
 from vramtop.widgets.ray_panel import RayPanel
+from vramtop.widgets.side_column import SideColumn
 from vramtop.widgets.status_line import StatusLine
 from vramtop.widgets.theme_palette import PlainThemeProvider
 from vramtop.widgets.stop_dialog import StopDialog, StopOutcome
-from vramtop.widgets.whatif_panel import feed_whatif, report_candidates, toggle_whatif
+from vramtop.widgets.whatif_panel import (PinsChanged, feed_whatif, pinned_verdicts, report_candidates,
+                                          toggle_whatif)
 
 DEFAULT_THEME = "vramtop-dark"
 
@@ -127,13 +129,13 @@ class VramtopApp(App[None]):
         Binding("t", "toggle_grouping", "Instances / flat list", show=False),
         Binding("1", "toggle_panel('gpus')", "Show/hide the GPU bars", show=False),
         Binding("2", "toggle_panel('procs')", "Show/hide the process table", show=False),
-        Binding("3", "toggle_panel('side')", "Show/hide the side panels", show=False),
+        Binding("3", "toggle_panel('side')", "Show/hide the side column", show=False),
         Binding("k", "stop", "Stop", show=False),
         Binding("w", "whatif", "What if"),
         Binding("ctrl+s", "screenshot", "Save an SVG screenshot", show=False),
         Binding("ctrl+r", "dump_history", "Save the last minutes as a recording", show=False),
         Binding("r", "report", "Write a report of what is shown (Markdown)", show=False),
-        Binding("R", "show_side('ray')", "Ray panel", show=False),
+        Binding("R", "show_ray", "Ray panel", show=False),
         *REPLAY_BINDINGS,
     ]
 
@@ -186,16 +188,8 @@ class VramtopApp(App[None]):
                                 id="filter", compact=True)
                     yield ProcessTable(id="procs")
                     yield Static("", id="detail", markup=False)
-            with TabbedContent(id="side"):
-                for pane_id, title, make in self.side_panels():
-                    with TabPane(title, id=pane_id):
-                        yield make()
+            yield SideColumn(self._ray_panel(), id="side")
         yield Footer(compact=True)
-
-    def side_panels(self) -> Iterable[tuple[str, str, Callable[[], Widget]]]:
-        """The side panels as (pane id, tab title, widget factory); a new panel is one more
-        line here (and a key in BINDINGS: ``show_side('<pane id>')``)."""
-        yield "ray", "Ray", self._ray_panel
 
     @property
     def replaying(self) -> bool:
@@ -363,7 +357,13 @@ class VramtopApp(App[None]):
                 self._show_detail(table.highlighted_row)  # telemetry changes it without a row change
         self.snapshot_signal.publish(snapshot)
         if not at_rest:
-            feed_whatif(self, snapshot)
+            self.query_one(SideColumn).show_pins(feed_whatif(self, snapshot))
+
+    def on_pins_changed(self, message: PinsChanged) -> None:
+        try:
+            self.query_one(SideColumn).show_pins(pinned_verdicts(self, self.snapshot))
+        except NoMatches:
+            pass  # the panel closed as the app shut down
 
     def _show_status(self) -> None:
         lines = [self.sample_error] if self.sample_error else []
@@ -571,12 +571,11 @@ class VramtopApp(App[None]):
             self._hidden.symmetric_difference_update({panel})
         self._screen_classes()
 
-    def action_show_side(self, pane: str) -> None:
+    def action_show_ray(self) -> None:
         self._side_forced = True
         self._screen_classes()
-        tabs = self.query_one("#side", TabbedContent)
-        tabs.active = pane
-        tabs.focus()
+        for table in self.query("#side DataTable"):
+            table.focus()
 
     def search_themes(self) -> None:
         """The theme switcher, with names as plain text (Textual's reads them as markup, and a
@@ -597,10 +596,8 @@ class VramtopApp(App[None]):
                             self.action_toggle_grouping)
         yield SystemCommand("Show / hide the GPU bars", "Panel 1", lambda: self.action_toggle_panel("gpus"))
         yield SystemCommand("Show / hide the process table", "Panel 2", lambda: self.action_toggle_panel("procs"))
-        yield SystemCommand("Show / hide the side panels", "Panel 3", lambda: self.action_toggle_panel("side"))
-        for pane_id, title, _ in self.side_panels():
-            yield SystemCommand(f"Open the {title} panel", f"Show the {title} tab",
-                                lambda pane=pane_id: self.action_show_side(pane))
+        yield SystemCommand("Show / hide the side column", "Panel 3", lambda: self.action_toggle_panel("side"))
+        yield SystemCommand("Open the Ray panel", "Show the side column (R)", self.action_show_ray)
         yield SystemCommand("Stop the highlighted process or instance", "SIGTERM after a confirmation (k)",
                             self.action_stop)
         yield SystemCommand("What if…", "Would a candidate model fit on this node now? (w)", self.action_whatif)

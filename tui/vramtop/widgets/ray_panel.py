@@ -106,6 +106,11 @@ def detail_lines(state: RayState, analysis: RayAnalysis) -> list[str]:
     return lines
 
 
+def absent_line(address: str) -> str:
+    """Ray not answering where it was looked for: one line, with the option that looks elsewhere."""
+    return f"Ray: no dashboard at {address.removeprefix('http://')} · --ray-address"
+
+
 class RayPanel(Widget):
     """Ray Serve deployments and what the cluster can hold. ``show`` with each new poll."""
 
@@ -115,7 +120,7 @@ class RayPanel(Widget):
     RayPanel > #ray-table { height: auto; max-height: 12; }
     RayPanel > #ray-details { height: auto; max-height: 14; }
     RayPanel.-quiet > #ray-summary { color: $text-muted; }
-    RayPanel.-quiet > #ray-table { display: none; }
+    RayPanel.-quiet > #ray-table, RayPanel.-quiet > #ray-details { display: none; }
     RayPanel.-stale > #ray-summary { text-style: bold; }
     """
 
@@ -146,7 +151,7 @@ class RayPanel(Widget):
             self.set_class(True, "-quiet")
             self._apply()
             return
-        self._put(summary, state.summary())
+        self._put(summary, absent_line(state.address) if state.status == NOT_FOUND else state.summary())
         self.set_class(state.status == NOT_FOUND, "-quiet")
         self.set_class(state.error is not None and state.last_success is not None, "-stale")
         self._apply()

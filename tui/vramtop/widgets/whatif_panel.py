@@ -11,11 +11,12 @@ Mounting (the app owns the ``w`` binding and the tick)::
     def action_whatif(self) -> None:
         toggle_whatif(self, self.snapshot)        # opens / closes
 
-    # after each new snapshot is shown:
-    feed_whatif(self, snapshot)
+    # after each new snapshot is shown: the pins judged on it, for the side column
+    pins = feed_whatif(self, snapshot)
 
-Wide terminals (100 columns or more) get it docked at the right of the current screen, narrow
-panes as a screen of its own, and it moves when the terminal is resized.
+Wide terminals (150 columns or more) get it in the side column (``#side``), beside the live view,
+which keeps its width; narrower ones as a screen of its own; it moves when the terminal is
+resized. The panel posts ``PinsChanged`` to the app when its pins change or it closes.
 ``escape`` (or ``w`` outside a text field) closes it.
 
 Keys inside: tab / shift+tab between fields, up/down/enter in the model list, ``+`` pins the
@@ -35,6 +36,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.content import Content
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
@@ -52,7 +54,7 @@ from vramtop.fit.fields import ModelChoice, list_models
 from vramtop.whatif_state import FormState, WhatIfMemory
 from vramtop.widgets.whatif_bars import NeedBars
 
-NARROW_COLUMNS = 100  # below this the panel is a screen of its own
+NARROW_COLUMNS = 150  # below this the panel is a screen of its own
 _RECENT = "recent:"  # option ids of the last candidates in the model list
 _COMMAND_CHARS = "+="  # never typed into a field: the panel's pin and apply keys
 REMOTE_PAUSE_S = 0.5  # this long a pause in typing looks a model up on the Hub / Ollama library
@@ -91,7 +93,7 @@ class WhatIfPanel(Vertical):
     DEFAULT_CSS = """
     WhatIfPanel { width: 1fr; height: 1fr; background: $surface; padding: 0 1; }
     WhatIfPanel #wi-body { height: 1fr; scrollbar-size-vertical: 1; }
-    WhatIfPanel.-docked { dock: right; width: 50%; min-width: 50; max-width: 84; border-left: tall $primary; }
+    WhatIfPanel.-docked { padding: 0; }
     WhatIfPanel .wi-title { text-style: bold; color: $primary; }
     WhatIfPanel .wi-section { text-style: bold; margin-top: 1; color: $text-muted; }
     WhatIfPanel .wi-row { height: 1; }
@@ -204,6 +206,8 @@ class WhatIfPanel(Vertical):
 
     def on_mount(self) -> None:
         _MOUNTED.add(self)
+        if self.parent is not None and self.parent.id == "side":
+            self.parent.add_class("-whatif")  # the column shows the panel alone
         if self._snapshot is None:
             self._snapshot = getattr(self.app, "snapshot", None)
         self._ready = True
@@ -235,16 +239,22 @@ class WhatIfPanel(Vertical):
         moved = WhatIfPanel(self._snapshot, state_path=self._state_path,
                             docked=isinstance(self.screen, WhatIfScreen), models=self._list_models)
         moved._memory, moved.form, moved._models = self._memory, self.form, self._models
+        side = _side_column(app)
         if isinstance(self.screen, WhatIfScreen):
+            if side is None:
+                return
             app.pop_screen()
-            app.screen.mount(moved)
+            side.mount(moved)
         else:
             self.remove()
             app.push_screen(WhatIfScreen(moved))
 
     def on_unmount(self) -> None:
         _MOUNTED.discard(self)
+        if self.parent is not None and self.parent.id == "side":
+            self.parent.remove_class("-whatif")
         self._save()
+        self.app.post_message(PinsChanged())
 
     # ---- inputs -------------------------------------------------------------------------------
 
@@ -499,8 +509,7 @@ class WhatIfPanel(Vertical):
         self._show_placeholders()
         self._show_result(self.result)
         if pins:
-            with remote.cache_only():
-                self.pin_results = tuple(ws.assess(pin, self._snapshot) for pin in self._memory.pins)
+            self.pin_results = judge_pins(self._memory, self._snapshot)
             self._show_pin_verdicts()
 
     def _show_errors(self, errors: dict[str, str]) -> None:
@@ -596,6 +605,7 @@ class WhatIfPanel(Vertical):
         self._refresh_pins_list()
         self.recompute()
         self._save()
+        self.app.post_message(PinsChanged())
 
     def action_apply_suggestion(self, index: int) -> None:
         suggestions = self.result.suggestions if self.result else ()
@@ -618,6 +628,7 @@ class WhatIfPanel(Vertical):
             self._refresh_pins_list()
             self.recompute()
             self._save()
+            self.app.post_message(PinsChanged())
 
     def action_copy_launch(self) -> None:
         """Copy the launch line of the form's candidate (OSC 52: over SSH and in tmux too) and
@@ -648,6 +659,7 @@ class WhatIfPanel(Vertical):
 
     def _save(self) -> None:
         self._memory = self._memory.remember(self.form)
+        _MEMORY[self.app] = self._memory
         if getattr(self.app, "readonly", False):  # --readonly writes no file: remembered this session only
             return
         warning = ws.save_memory(self._memory, self._state_path)
@@ -683,23 +695,62 @@ def open_panels(app: App) -> list[WhatIfPanel]:
     return [p for p in _MOUNTED if p.is_attached and p.app is app]
 
 
+class PinsChanged(Message):
+    """A panel pinned or unpinned a candidate, or closed: the side column shows the pins anew."""
+
+
+# What each app's panel remembered when it last saved: the side column judges these pins while
+# the panel is closed, without reading the file on every tick.
+_MEMORY: weakref.WeakKeyDictionary[App, WhatIfMemory] = weakref.WeakKeyDictionary()
+
+
+def _side_column(app: App) -> Widget | None:
+    """The main view's side column when it is shown (the wide layout), else None."""
+    found = app.screen_stack[0].query("#side") if app.screen_stack else None
+    side = found.first() if found else None
+    return side if side is not None and side.display and app.size.width >= NARROW_COLUMNS else None
+
+
 def toggle_whatif(app: App, snapshot: NodeSnapshot | None) -> None:
-    """Open the panel (docked when wide, its own screen when narrow), or close the open one."""
+    """Open the panel (in the side column when wide, its own screen when narrow), or close the
+    open one."""
     panels = open_panels(app)
     if panels:
         for panel in panels:
             panel.action_close()
         return
-    if app.size.width >= NARROW_COLUMNS:
-        app.screen.mount(WhatIfPanel(snapshot, docked=True))
+    side = _side_column(app)
+    if side is not None and app.screen is app.screen_stack[0]:
+        side.mount(WhatIfPanel(snapshot, docked=True))
     else:
         app.push_screen(WhatIfScreen(WhatIfPanel(snapshot)))
 
 
-def feed_whatif(app: App, snapshot: NodeSnapshot) -> None:
-    """Hand a new snapshot to the open panel (call once per tick; nothing happens when closed)."""
+def judge_pins(memory: WhatIfMemory, snapshot: NodeSnapshot | None) -> tuple[FitResult, ...]:
+    """Every pin's verdict on ``snapshot`` (from cached model facts only: this runs on the UI
+    thread, on every tick)."""
+    with remote.cache_only():
+        return tuple(ws.assess(pin, snapshot) for pin in memory.pins)
+
+
+def pinned_verdicts(app: App, snapshot: NodeSnapshot | None) -> tuple[tuple[FormState, FitResult], ...]:
+    """The pins with their verdicts: the open panel's, as it judged them on its last tick, or,
+    with it closed, the remembered pins judged on ``snapshot``."""
+    panels = open_panels(app)
+    if panels:
+        return tuple(zip(panels[0].memory.pins, panels[0].pin_results))
+    if app not in _MEMORY:
+        _MEMORY[app] = ws.load_memory()[0]
+    memory = _MEMORY[app]
+    return tuple(zip(memory.pins, judge_pins(memory, snapshot)))
+
+
+def feed_whatif(app: App, snapshot: NodeSnapshot) -> tuple[tuple[FormState, FitResult], ...]:
+    """Hand a new snapshot to the open panel (call once per tick), and return the pins with their
+    verdicts on it."""
     for panel in open_panels(app):
         panel.show_snapshot(snapshot)
+    return pinned_verdicts(app, snapshot)
 
 
 def report_candidates(app: App) -> list[tuple[str, Candidate]]:
