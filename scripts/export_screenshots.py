@@ -2,7 +2,9 @@
 
 The demo node is sampled at a fixed clock, so running this twice gives the same files.
 Every shipped theme at the medium size, the default theme at every size and view, a replay of
-the demo node, and cluster mode on a fixed two-node Ray state::
+the demo node, cluster mode on a fixed two-node Ray state, and the layouts (``LAYOUTS``: Ray
+absent, Ray present with two pins, the what-if panel open with two pins) at 40 to 200 columns,
+which ``tests/tui/test_snapshots.py`` also compares::
 
     python scripts/export_screenshots.py [--out screenshots]
 """
@@ -16,21 +18,29 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from textual.widgets import Input
+
 from vramtop.app import VramtopApp
 from vramtop.config import Config
 from vramtop.history import History
 from vramtop.ray.demo import DemoRayPoller
-from vramtop.ray.model import OK, Node, RayGpu, RayState
+from vramtop.ray.model import NOT_FOUND, OK, Node, RayGpu, RayState
 from vramtop.sources.cluster import ClusterSource
 from vramtop.sources.demo import DemoSource
 from vramtop.sources.replay import ReplaySource
 from vramtop.themes import bundled_dir, load_themes
+from vramtop.whatif_state import OLLAMA, FormState, WhatIfMemory, save_memory
 
 CLOCK = 1_700_000_000.0
 SIZES = {"narrow": (40, 30), "medium": (100, 30), "wide": (160, 45)}
 # name -> keys pressed after the first picture
 VIEWS = {"main": (), "folded": ("enter",), "filter": ("slash", "t", "p"), "help": ("question_mark",),
          "ray": ("R",), "whatif": ("w", *"medgemma-4b", "enter")}
+LAYOUT_SIZES = {40: (40, 30), 80: (80, 24), 120: (120, 36), 160: (160, 50), 200: (200, 50)}
+# The seed's recommendation (medgemma-4b on vLLM, TP=2, 85 %, 8k) and its 29 GB alternative.
+PINS = (FormState(model="google/medgemma-4b-it", tensor_parallel_size="2", gpu_memory_utilization="0.85",
+                  max_model_len="8192"),
+        FormState(model="medgemma-27b-it:q8", engine=OLLAMA))
 
 
 class TwoNodes:
@@ -46,9 +56,41 @@ class TwoNodes:
         return RayState("http://10.0.0.10:8265", OK, CLOCK, last_success=CLOCK, ray_version="2.60.0", nodes=nodes)
 
 
+class NoRay:
+    """A Ray dashboard address where nothing answers, as ``RayPoller`` reports it."""
+
+    def poll(self) -> RayState:
+        return RayState("http://127.0.0.1:8265", NOT_FOUND, CLOCK, error="connection refused")
+
+
+class DemoWithRay:
+    """The demo node with a Ray poll in each snapshot (as cluster mode and replays carry it), so
+    the first picture has it and no second sample is needed: one sample, on every run."""
+
+    carries_ray = True
+
+    def __init__(self, poller) -> None:
+        self.poller = poller
+
+    def sample(self):
+        return replace(DemoSource(clock=lambda: CLOCK).sample(), ray=self.poller.poll())
+
+
+def layout_app(state: str) -> tuple[VramtopApp, tuple[str, ...]]:
+    """One of ``LAYOUTS`` on the demo node, and the keys that open its view. The pins go into the
+    what-if state file (``$XDG_STATE_HOME``: the caller points it somewhere of its own)."""
+    ray, pins, keys = LAYOUTS[state]
+    save_memory(WhatIfMemory(current=PINS[0] if pins else None, pins=PINS if pins else ()))
+    source = DemoWithRay(DemoRayPoller(clock=lambda: CLOCK) if ray else NoRay())
+    return VramtopApp(source, Config(interval=1.0)), keys
+
+
+# name -> (Ray answers, two pins, keys)
+LAYOUTS = {"ray-absent": (False, False, ()), "ray-present": (True, True, ()), "whatif": (False, True, ("w",))}
+
+
 def demo_app(theme: str) -> VramtopApp:
-    return VramtopApp(DemoSource(clock=lambda: CLOCK), Config(interval=1.0, theme=theme),
-                      ray_poller=DemoRayPoller(clock=lambda: CLOCK))
+    return VramtopApp(DemoWithRay(DemoRayPoller(clock=lambda: CLOCK)), Config(interval=1.0, theme=theme))
 
 
 def replay_app(theme: str) -> VramtopApp:
@@ -67,24 +109,41 @@ def cluster_app(theme: str) -> VramtopApp:
     return VramtopApp(ClusterSource(TwoNodes()), Config(interval=1.0, theme=theme))
 
 
+async def settle(pilot, keys: tuple[str, ...]) -> None:
+    """Wait for a first picture that carries the Ray poll, press ``keys``, stop the cursors'
+    blinking: the same screen on every run."""
+    app = pilot.app
+    for _ in range(250):
+        if app.snapshot is not None and app.snapshot.ray is not None:
+            break
+        await pilot.pause(0.02)
+    for _ in range(250):  # the Ray panel is fed from a worker that analyses the poll
+        shown = [str(s.render()) for s in app.query("#ray-summary")]
+        if shown != ["Ray: not polled"] and not any(w.group == "ray-analysis" and not w.is_finished
+                                                    for w in app.workers):
+            break
+        await pilot.pause(0.02)
+    app.paused = True  # the first picture only: a second sample of the same node would draw a trend
+    await pilot.pause()
+    await pilot.press(*keys)
+    await pilot.pause()
+    for field in app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
+
+
 async def shoot(out: Path, name: str, size: tuple[int, int], theme: str, keys: tuple[str, ...],
                 make=demo_app) -> Path:
     app = make(theme)
     async with app.run_test(size=size) as pilot:
-        for _ in range(250):
-            if app.snapshot is not None and app.snapshot.ray is not None:
-                break
-            if app.snapshot is not None and app._ray is not None:
-                app.sample_now()  # the Ray poll landed after the first sample: take one with it
-            await pilot.pause(0.02)
-        await pilot.press(*keys)
-        await pilot.pause()
+        await settle(pilot, keys)
         return Path(app.save_screenshot(f"{name}.svg", str(out)))
 
 
 async def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     os.environ.pop("NO_COLOR", None)
+    os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp()  # the what-if state shown is ours, not the user's
     themes, _ = load_themes([bundled_dir()])
     jobs: list[tuple[str, tuple[int, int], str, tuple[str, ...]]] = []
     for size_name, size in SIZES.items():
@@ -98,6 +157,10 @@ async def main(out: Path) -> None:
         print(await shoot(out, name, size, theme, keys))
     print(await shoot(out, "replay-medium", SIZES["medium"], "vramtop-dark", (), replay_app))
     print(await shoot(out, "cluster-wide", SIZES["wide"], "vramtop-dark", (), cluster_app))
+    for state in LAYOUTS:
+        for columns, size in LAYOUT_SIZES.items():
+            app, keys = layout_app(state)
+            print(await shoot(out, f"layout-{state}-{columns}", size, "vramtop-dark", keys, lambda _theme: app))
 
 
 if __name__ == "__main__":

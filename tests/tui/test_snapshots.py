@@ -1,4 +1,6 @@
-"""SVG snapshots of the main views on the demo node (fixed clock) at three terminal sizes.
+"""SVG snapshots of the main views on the demo node (fixed clock) at three terminal sizes, and of
+the layouts the README shows (``scripts/export_screenshots.py`` writes the same pictures) at 40,
+80, 120, 160 and 200 columns: Ray absent, Ray present with two pins, the what-if panel open.
 
 Regenerate deliberately with ``pytest tests/tui/test_snapshots.py --snapshot-update`` after a
 visible change (and a Textual upgrade), and look at the report before committing.
@@ -7,10 +9,15 @@ visible change (and a Textual upgrade), and look at the report before committing
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 
 import pytest
 
 from tui_support import make_app
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from export_screenshots import LAYOUT_SIZES, LAYOUTS, layout_app, settle  # noqa: E402
 
 SIZES = [(40, 30), (80, 24), (160, 45)]
 
@@ -51,3 +58,10 @@ def test_side_panel_open_when_narrow(snap_compare):
         await pilot.press("R")
 
     assert snap_compare(make_app(), terminal_size=(40, 30), run_before=run_before)
+
+
+@pytest.mark.parametrize("columns", list(LAYOUT_SIZES))
+@pytest.mark.parametrize("state", list(LAYOUTS))
+def test_layout(snap_compare, state, columns):
+    app, keys = layout_app(state)
+    assert snap_compare(app, terminal_size=LAYOUT_SIZES[columns], run_before=lambda pilot: settle(pilot, keys))
