@@ -85,6 +85,10 @@ def test_vllm_ray_executor_workers_join_their_jobs_driver_and_nothing_else_does(
                     Actor("a4", "RayWorkerWrapper", state="ALIVE", pid=pid["elsewhere"], node_id="n1", job_id="02000000", detached=False)),
         )
         insts = {i.root_pid: i for i in group_instances(dataclasses.replace(snap, ray=state))}
+        # No Ray node known to be this host (hostnames differ): only actors beside their driver join.
+        unnamed = dataclasses.replace(state, nodes=(Node("n1", "10.0.0.5", hostname="elsewhere"),))
+        blind = {i.root_pid: i for i in group_instances(dataclasses.replace(snap, ray=unnamed))}
+    assert blind[pid["api"]].pids == insts[pid["api"]].pids and blind[pid["elsewhere"]].pids == (pid["elsewhere"],)
     vllm = insts[pid["api"]]
     assert sorted(vllm.pids) == sorted(pid[n] for n in ("api", "w1", "w2"))
     assert vllm.per_gpu_mib == {0: 9_000, 1: 9_000, 2: 9_000} and vllm.name == "vLLM Qwen/Qwen3-8B"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Callable, Mapping, TypeVar
 
 from vramtop.ray.model import Job, RayState
 from vramtop.snapshot import NodeSnapshot
@@ -36,6 +37,9 @@ class ReplicaLink:
     @property
     def label(self) -> str:
         return f"{self.app}/{self.deployment}#{self.replica_id}"
+
+
+_Link = TypeVar("_Link")
 
 
 @dataclass(frozen=True)
@@ -113,10 +117,10 @@ def link_gpu_processes(state: RayState, snapshot: NodeSnapshot,
     return _walk(snapshot, known_for)
 
 
-def _walk(snapshot: NodeSnapshot, known_for) -> dict:
+def _walk(snapshot: NodeSnapshot, known_for: Callable[[int], Mapping[int, _Link]]) -> dict[tuple[int, int], _Link]:
     """(GPU index, PID) -> the link of the nearest process in its parent chain (itself first)
     that ``known_for(gpu_index)`` maps."""
-    links: dict = {}
+    links: dict[tuple[int, int], _Link] = {}
     for proc in snapshot.gpu_processes:
         known = known_for(proc.gpu_index)
         pid: int | None = proc.pid
@@ -143,9 +147,13 @@ def job_actors(state: RayState, snapshot: NodeSnapshot | None = None) -> dict[in
     found: dict[int, JobLink] = {}
     for a in state.actors:
         job = running.get(a.job_id or "")
-        if (job is not None and a.pid and a.pid != job.driver_pid and a.state == "ALIVE"
-                and a.detached is False and (local is None or a.node_id in local)):
-            found[a.pid] = JobLink(job)
+        if (job is None or not a.pid or a.pid == job.driver_pid or a.state != "ALIVE" or a.detached is not False
+                or (local is not None and a.node_id not in local)):
+            continue
+        node = state.node(a.node_id)
+        if local is None and (node is None or node.node_ip is None or node.node_ip != job.driver_ip):
+            continue  # no node is known to be this host: only an actor beside its driver is joined
+        found[a.pid] = JobLink(job)
     return found
 
 
