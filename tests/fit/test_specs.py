@@ -255,3 +255,21 @@ def test_a_local_gguf_is_read_from_its_header_without_the_tokenizer_tables(tmp_p
     fast, whole = specs.from_gguf(path), specs.from_gguf_reader(path)
     assert fast == whole
     assert (fast.vocab, fast.name, fast.source) == (151_936, "Qwen-like 0.1B", str(path))
+
+
+def test_the_hf_cache_is_looked_up_by_its_folder_layout(tmp_path, monkeypatch):
+    # huggingface_hub's cache layout: models--ORG--NAME/{refs/main, snapshots/REV/config.json}.
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    repo = tmp_path / "models--Acme--Tiny-LM"
+    for rev, layers in (("aaaa", 2), ("bbbb", 3)):
+        snap = repo / "snapshots" / rev
+        snap.mkdir(parents=True)
+        (snap / "config.json").write_text(json.dumps({**CONFIG, "num_hidden_layers": layers}))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("aaaa")
+    s = specs.from_hf_cache("acme/tiny-lm")  # the Hub's names are case-insensitive
+    assert (s.name, s.layers, s.origin) == ("Acme/Tiny-LM", 2, "hf")  # the revision main names
+    (repo / "refs" / "main").write_text("../../elsewhere")  # not a revision: the newest snapshot
+    assert specs.from_hf_cache("Acme/Tiny-LM") is not None
+    assert specs.resolve("Acme/Tiny-LM").source.startswith(str(repo / "snapshots"))
+    assert specs.from_hf_cache("Acme/absent") is None and specs.from_hf_cache("../x") is None

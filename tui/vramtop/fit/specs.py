@@ -24,6 +24,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from vramtop import paths
 from vramtop.fit.layers import LayerPattern, StateShape, layer_pattern
 from vramtop.fit.weights import DTYPE_BITS, WeightFigures, weights_from_tensors
 from vramtop.yamlfile import one_line
@@ -570,23 +571,31 @@ def from_hf_dir(path: Path, name: str | None = None) -> ModelSpec:
 
 
 def from_hf_cache(name: str) -> ModelSpec | None:
-    """The newest cached snapshot of repo ``name`` in the local HF cache, or None."""
-    try:
-        from huggingface_hub import scan_cache_dir
-        from huggingface_hub.errors import CacheNotFound
-    except ImportError:
+    """The cached snapshot of repo ``name`` in the local HF cache (the one ``refs/main`` names,
+    else the newest with a config.json), or None. The cache's layout (``models--ORG--NAME/
+    snapshots/REV``) is looked up directly: no ``huggingface_hub`` import and no scan of the
+    whole cache, which cost a second on the UI thread for every unknown name typed."""
+    repo = name.strip()
+    if repo.count("/") != 1 or any(part in ("", ".", "..") for part in repo.split("/")):
         return None
+    root = paths.hf_hub_cache()
+    folder = root / ("models--" + repo.replace("/", "--"))
     try:
-        info = scan_cache_dir()
-    except (CacheNotFound, OSError, ValueError):
+        if not folder.is_dir():  # repo ids are case-insensitive on the Hub; a folder keeps the case typed
+            wanted = folder.name.lower()
+            folder = next((p for p in root.iterdir() if p.name.lower() == wanted), folder)
+        snapshots = folder / "snapshots"
+        main = folder / "refs" / "main"
+        ref = read_bounded(main, 256).decode("ascii").strip() if main.is_file() else ""
+        revs = [snapshots / ref] if re.fullmatch(r"[0-9A-Za-z_-][0-9A-Za-z._-]{0,127}", ref) else []
+        revs += sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+        rev = next((r for r in revs if (r / "config.json").is_file()), None)
+    except (OSError, UnicodeDecodeError, ValueError, SpecError):
         return None
-    for repo in info.repos:
-        if repo.repo_type == "model" and repo.repo_id.lower() == name.strip().lower():
-            snaps = sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True)
-            for rev in snaps:
-                if (rev.snapshot_path / "config.json").exists():
-                    return from_hf_dir(rev.snapshot_path, repo.repo_id)
-    return None
+    if rev is None:
+        return None
+    repo_id = folder.name[len("models--"):].replace("--", "/", 1)
+    return from_hf_dir(rev, repo_id)
 
 
 # ---- GGUF and the Ollama store ----------------------------------------------------------------
