@@ -44,6 +44,7 @@ def test_fit_imports_no_textual():
     assert result.returncode in (0, 1, 2), result.stderr[-2000:]
     assert "vramtop.fit.verdict" in modules
     assert "textual" not in top(modules)
+    assert not {"vramtop.recording", "vramtop.report.build", "vramtop.launch.cli", "prometheus_client"} & modules
 
 
 def test_help_still_lists_every_subcommand():

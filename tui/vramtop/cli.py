@@ -48,8 +48,9 @@ EXIT_CRASH = 70  # EX_SOFTWARE of sysexits.h: distinct from every status a comma
 
 
 # Each module adds its subparser with ``add_parser(subparsers)`` and sets ``run(args) -> int``.
-SUBCOMMANDS: tuple[str, ...] = ("vramtop.fit.cli", "vramtop.record", "vramtop.report.cli", "vramtop.exporter.cli",
-                                 "vramtop.exporter.watch", "vramtop.launch.cli")
+SUBCOMMANDS: dict[str, str] = {"fit": "vramtop.fit.cli", "record": "vramtop.record", "report": "vramtop.report.cli",
+                               "export": "vramtop.exporter.cli", "watch": "vramtop.exporter.watch",
+                               "launch": "vramtop.launch.cli"}
 
 
 def positive_seconds(text: str) -> float:
@@ -82,10 +83,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
-def build_parser(subcommands: bool = True) -> argparse.ArgumentParser:
-    """The command line; without ``subcommands``, only the live view's options (no subcommand's
-    module is imported: ``fit`` and the recording format pull in YAML, the catalog and
-    prometheus_client, which ``--once`` does not use)."""
+def build_parser(subcommands: tuple[str, ...] = tuple(SUBCOMMANDS)) -> argparse.ArgumentParser:
+    """The command line with the ``subcommands`` named; with none, only the live view's options
+    (no subcommand's module is imported: ``fit`` and the recording format pull in YAML, the
+    catalog and prometheus_client, which ``--once`` does not use)."""
     parser = Parser(
         prog="vramtop",
         description=DESCRIPTION,
@@ -117,8 +118,8 @@ def build_parser(subcommands: bool = True) -> argparse.ArgumentParser:
         parser.set_defaults(command=None)
         return parser
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in SUBCOMMANDS:
-        importlib.import_module(module).add_parser(sub)
+    for name in subcommands:
+        importlib.import_module(SUBCOMMANDS[name]).add_parser(sub)
     return parser
 
 
@@ -132,11 +133,12 @@ def _raise_needs_subcommands(message: str) -> NoReturn:
 
 def parse(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace, list[str]]:
     """(parser, arguments, what it did not know): a command line of the live view's options alone
-    is parsed without the subcommands' modules; anything else (a subcommand, help, an error) by
-    the whole parser, so it reads as it always did."""
+    is parsed without the subcommands' modules, one that starts with a subcommand with that
+    subcommand's alone; anything else (help, an error) by the whole parser, so it reads as it
+    always did."""
     words = sys.argv[1:] if argv is None else argv
     if not {"-h", "--help"} & set(words):
-        light = build_parser(subcommands=False)
+        light = build_parser(subcommands=())
         light.error = _raise_needs_subcommands  # type: ignore[method-assign]
         try:
             args, extra = light.parse_known_args(argv)
@@ -146,7 +148,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Nam
             if not extra:
                 del light.error  # later checks of these options say their error as usual
                 return light, args, extra
-    parser = build_parser()
+    parser = build_parser((words[0],) if words and words[0] in SUBCOMMANDS else tuple(SUBCOMMANDS))
     args, extra = parser.parse_known_args(argv)
     return parser, args, extra
 
