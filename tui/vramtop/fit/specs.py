@@ -472,7 +472,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
     if experts and not moe_inter:  # Mixtral style: each expert is a whole MLP of intermediate_size
         moe_inter = intermediate
     tied = c.get("tie_word_embeddings", cfg.get("tie_word_embeddings", _ties_by_default(c))) is True
-    unmodelled = list(pattern.unknown)
+    unmodelled = list(pattern.unknown) + _unmodelled_attention(c, head_dim, kv_heads)
     if unknown_quant:
         unmodelled.append(f"quantization '{unknown_quant}'")
     if weights is not None:
@@ -498,6 +498,25 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
         state_layers=pattern.state_layers, no_kv_layers=pattern.no_kv, state=pattern.state,
         unmodelled=tuple(unmodelled), weights_from=weights_from,
     )
+
+
+def _unmodelled_attention(c: dict[str, Any], head_dim: int, kv_heads: int) -> list[str]:
+    """Gemma 4's attention geometry, which the KV layout does not model yet (its full-attention
+    layers have a head size and KV heads of their own, may keep one tensor as both K and V, and
+    some layers reuse another's K/V): named, so the verdict stays YELLOW rather than counting
+    every layer as a sliding one."""
+    out = []
+    wide = c.get("global_head_dim")
+    few = c.get("num_global_key_value_heads")
+    if (wide is not None and wide != head_dim) or (few is not None and few != kv_heads):
+        out.append("full-attention layers with their own head size or KV heads "
+                   "(global_head_dim, num_global_key_value_heads)")
+    if c.get("attention_k_eq_v") is True:
+        out.append("keys kept as values (attention_k_eq_v)")
+    shared = c.get("num_kv_shared_layers")
+    if type(shared) is int and shared > 0:
+        out.append(f"{min(shared, 1 << 16)} layers reusing another layer's K/V (num_kv_shared_layers)")
+    return out
 
 
 def _mixer_params(pattern: LayerPattern, hidden: int) -> int:
