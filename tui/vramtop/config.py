@@ -7,12 +7,11 @@ A malformed file is one line naming the file, the line and the problem; the file
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from vramtop import yamlfile
+from vramtop import paths, yamlfile
 from vramtop.analysis.states import Thresholds
 from vramtop.yamlfile import quote
 
@@ -44,12 +43,6 @@ class Config:
 
 _KEYS = {f.name: f for f in fields(Config) if f.name != "sources"}
 REPORT_LANGS = ("en", "es")  # what vramtop.report writes
-
-
-def default_path() -> Path:
-    """``$XDG_CONFIG_HOME/vramtop/config.yaml`` (``~/.config`` when unset)."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "vramtop" / "config.yaml"
 
 
 # The range each number may take: a span of time that is 0, negative, NaN or infinite would
@@ -109,7 +102,7 @@ def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> C
     cfg = Config()
     sources = {k: "default" for k in _KEYS}
     explicit = path is not None
-    path = path or default_path()
+    path = path or paths.config_file()
     if path.exists() or explicit:
         try:
             text = yamlfile.read_text(path)

@@ -4,8 +4,8 @@ The XDG base directories (a variable that is unset or empty falls back to its de
 the home directory), with ``vramtop`` under each; the runtime directory of launch reservations;
 and the Hugging Face cache as huggingface_hub finds it (read here without importing the client,
 which costs half a second). Nothing here creates, opens or checks a directory: the callers do,
-each with the checks its use needs. Still to move here: ``$XDG_CONFIG_HOME`` (``config.py``, ``themes.py``), ``$XDG_STATE_HOME``
-(``whatif_state.py``) and the Ollama store (``fit/specs.py``), each as ``cache_home`` is written.
+each with the checks its use needs. Still to move here: ``$XDG_STATE_HOME`` (``whatif_state.py``)
+and the Ollama store (``fit/specs.py``), each as ``cache_home`` is written.
 """
 
 from __future__ import annotations
@@ -18,6 +18,21 @@ APP = "vramtop"
 
 def _xdg(variable: str, default: Path) -> Path:
     return Path(os.environ.get(variable) or default)
+
+
+def config_home() -> Path:
+    """``$XDG_CONFIG_HOME`` (``~/.config`` when unset)."""
+    return _xdg("XDG_CONFIG_HOME", Path.home() / ".config")
+
+
+def config_file() -> Path:
+    """The settings file (``config``) read when ``--config`` names none."""
+    return config_home() / APP / "config.yaml"
+
+
+def user_themes_dir() -> Path:
+    """A user's own themes (``themes``), which win on a name clash with the shipped ones."""
+    return config_home() / APP / "themes"
 
 
 def cache_home() -> Path:

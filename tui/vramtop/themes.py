@@ -16,13 +16,12 @@ A theme file holds Textual's theme fields plus ``variables`` for vramtop's own c
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from textual.theme import Theme
 
-from vramtop import yamlfile
+from vramtop import paths, yamlfile
 
 # vramtop's own colour variables; ``variable_defaults`` derives each from a theme's palette.
 APP_VARIABLES = {
@@ -55,11 +54,6 @@ def bundled_dir() -> Path:
     """The shipped themes: inside the package when installed from a wheel, else the checkout's."""
     inside = Path(__file__).parent / "themes"
     return inside if inside.is_dir() else Path(__file__).resolve().parents[2] / "themes"
-
-
-def user_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "vramtop" / "themes"
 
 
 def variable_defaults(theme: Theme) -> dict[str, str]:
@@ -112,7 +106,7 @@ def load_themes(folders: list[Path] | None = None) -> tuple[dict[str, Theme], li
     """Themes by name from the shipped folder, then the user's (later folders win)."""
     found: dict[str, Theme] = {}
     errors: list[ThemeError] = []
-    for folder in folders if folders is not None else [bundled_dir(), user_dir()]:
+    for folder in folders if folders is not None else [bundled_dir(), paths.user_themes_dir()]:
         themes, errs = load_dir(folder)
         found.update({t.name: t for t in themes})
         errors.extend(errs)
