@@ -16,7 +16,7 @@ import pytest
 from ray_cluster import GPUS, session_pids
 from gpu_user import GPU_USER
 from vramtop.analysis.instances import group_instances
-from vramtop.ray import report
+from vramtop.ray import export
 from vramtop.ray.feasibility import PLACEMENT_GROUP, analyze, place_candidate
 from vramtop.ray.model import OK, UNREACHABLE
 from vramtop.ray.poller import RayPoller
@@ -135,7 +135,7 @@ def test_seed_deployment_one_replica_runs_one_waits_and_both_limits_are_warned(r
 
     # The dashboard's per-node usage lags the placement by the autoscaler monitor's period.
     state = poll_until(RayPoller(ray_cluster.dashboard, timeout=10), lambda s: s.nodes[0].available("GPU") == 0)
-    section = report.to_dict(state, analyze(state, snap))
+    section = export.to_dict(state, analyze(state, snap))
     (d,) = section["deployments"]
     assert d["replicas"] == {"running": 1, "starting": 0, "pending": 1}
     assert d["autoscaling"] == {"min_replicas": 2, "max_replicas": 16, "target_ongoing_requests": 5}
@@ -218,7 +218,7 @@ def test_second_node_adds_its_gpus_and_replicas_never_split_an_actor_across_node
     llm = analysis.deployment(f"llm/{LLM_DEP}")
     assert seed.max_feasible_replicas == 1  # a 4-GPU actor fits the 4-GPU node only
     assert llm.max_feasible_replicas == 3  # 2-GPU replicas: two on the head, one on the new node
-    nodes = report.to_dict(state, analysis)["nodes"]
+    nodes = export.to_dict(state, analysis)["nodes"]
     assert sorted(n["gpus_total"] for n in nodes) == [2, GPUS]
     assert [n["is_head"] for n in nodes].count(True) == 1
 

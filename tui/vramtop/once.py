@@ -14,7 +14,7 @@ from vramtop import __version__
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, instance_of, instances_of
 from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
-from vramtop.ray import report as ray_report
+from vramtop.ray import export as ray_export
 from vramtop.ray.feasibility import analyze
 from vramtop.snapshot import MigSlice, NodeSnapshot, slice_label
 from vramtop.telemetry.model import InstanceTelemetry, Telemetry, process_facts
@@ -121,7 +121,7 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Ins
         "errors": [{"source": e.source, "message": e.message} for e in snapshot.errors],
     }
     if snapshot.ray is not None:
-        doc["ray"] = ray_report.to_dict(snapshot.ray, analyze(snapshot.ray, snapshot))
+        doc["ray"] = ray_export.to_dict(snapshot.ray, analyze(snapshot.ray, snapshot))
     if snapshot.telemetry is not None:
         doc["telemetry"] = _node_telemetry(snapshot.telemetry)
     return doc
@@ -222,7 +222,7 @@ def to_text(snapshot: NodeSnapshot, thresholds: Thresholds) -> str:
             inst = found.name if (found := owner.get((p.gpu_index, p.pid))) else "-"
             out.append(f"  GPU {slice_label(p.gpu_index, p.mig_slice)} pid {p.pid} {mib:>10}  {role.text:<22} {inst}  {what}")
     if snapshot.ray is not None:
-        out += ray_report.text_lines(snapshot.ray, analyze(snapshot.ray, snapshot))
+        out += ray_export.text_lines(snapshot.ray, analyze(snapshot.ray, snapshot))
     for e in snapshot.errors:
         out.append(f"error: {e.source}: {e.message}")
     return "\n".join(out)

@@ -1,5 +1,5 @@
-"""The ``ray`` section of ``vramtop --once --json`` and its text lines, from one state and its
-analysis. Field names follow Serve's own (``target_ongoing_requests``, ``min_replicas``...)."""
+"""The Ray state exported: the ``ray`` section of ``vramtop --once --json`` and of the report, and
+its text lines, from one state and its analysis. Field names follow Serve's own (``target_ongoing_requests``, ``min_replicas``...)."""
 
 from __future__ import annotations
 

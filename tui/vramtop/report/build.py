@@ -425,9 +425,9 @@ def _data(f: Facts) -> dict[str, Any]:
                         "launch": c.launch.to_json() if c.launch else None} for c in f.candidates],
     }
     if f.ray is not None:
-        from vramtop.ray import report as ray_report
+        from vramtop.ray import export as ray_export
 
-        out["ray"] = ray_report.to_dict(s.ray, f.ray)
+        out["ray"] = ray_export.to_dict(s.ray, f.ray)
     return out
 
 
