@@ -84,6 +84,6 @@ async def test_no_ray_is_one_quiet_line():
         panel = app.query_one(RayPanel)
         panel.show(RayState(address="http://127.0.0.1:8265", status=NOT_FOUND, checked_at=NOW, error="connection refused"))
         await pilot.pause()
-        assert str(panel.query_one("#ray-summary").render()) == "Ray: no dashboard at 127.0.0.1:8265 · --ray-address"
+        assert str(panel.query_one("#ray-summary").render()) == "no Ray at 127.0.0.1:8265 · --ray-address"
         assert panel.has_class("-quiet") and panel.table.row_count == 0
         assert panel.region.height == 1  # one line, not a box

@@ -84,7 +84,7 @@ async def test_a_missing_ray_dashboard_is_a_quiet_line_in_the_ray_tab_and_the_gp
         await pilot.pause(0.3)
         assert app.snapshot.timestamp > first  # sampling goes on
         text = " ".join(str(w.render()) for w in app.query_one(RayPanel).query("*")) + str(app.query_one(RayPanel).render())
-        assert f"no dashboard at 127.0.0.1:{port}" in text.lower() or "unreachable" in text.lower()
+        assert f"no ray at 127.0.0.1:{port}" in text.lower() or "unreachable" in text.lower()
 
 
 async def _press_once_shown(app: VramtopApp, key: str) -> None:

@@ -71,7 +71,7 @@ async def test_pins_follow_the_node_and_the_whatif_panel_opens_in_the_column_at_
         app = VramtopApp(LiveSource(), Config(interval=3600.0), ray_poller=RayPoller(address, timeout=1.0))
         async with app.run_test(size=(160, 50)) as pilot:
             assert await wait_for(pilot, lambda: app.snapshot is not None)
-            absent = f"Ray: no dashboard at {address.removeprefix('http://')} · --ray-address"
+            absent = f"no Ray at {address.removeprefix('http://')} · --ray-address"
             assert await wait_for(pilot, lambda: absent in screen_text(app), seconds=10)
             assert app.query_one("RayPanel").region.height == 1  # a line, not a box
 

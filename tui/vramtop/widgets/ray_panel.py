@@ -108,7 +108,7 @@ def detail_lines(state: RayState, analysis: RayAnalysis) -> list[str]:
 
 def absent_line(address: str) -> str:
     """Ray not answering where it was looked for: one line, with the option that looks elsewhere."""
-    return f"Ray: no dashboard at {address.removeprefix('http://')} · --ray-address"
+    return f"no Ray at {address.removeprefix('http://')} · --ray-address"
 
 
 class RayPanel(Widget):

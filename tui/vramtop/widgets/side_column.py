@@ -23,7 +23,7 @@ from textual.widgets import Static
 from vramtop.fit.verdict import GREEN, FitResult
 from vramtop.whatif_state import FormState, describe
 
-HINT = "w what if · + pin a candidate to watch it here"
+HINT = "w what if · + pin: its verdict stays here"
 
 
 def pin_verdict(form: FormState, result: FitResult) -> str:
