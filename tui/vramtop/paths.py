@@ -61,7 +61,9 @@ def runtime_dir() -> Path:
 
 
 def hf_hub_cache() -> Path:
-    """The Hugging Face hub cache: ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else
-    ``~/.cache/huggingface/hub``."""
-    hf_home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
-    return Path(os.environ.get("HF_HUB_CACHE") or Path(hf_home) / "hub")
+    """The Hugging Face hub cache as huggingface_hub's constants find it: ``$HF_HUB_CACHE`` (or
+    its older name ``$HUGGINGFACE_HUB_CACHE``), else ``$HF_HOME/hub``, else
+    ``$XDG_CACHE_HOME/huggingface/hub``."""
+    hf_home = os.environ.get("HF_HOME") or str(cache_home() / "huggingface")
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    return Path(explicit or Path(hf_home) / "hub")
