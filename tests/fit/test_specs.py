@@ -3,6 +3,7 @@ store, and a size guess; names resolve forgivingly; bad files give one line."""
 
 import json
 import struct
+import threading
 
 import pytest
 
@@ -214,6 +215,54 @@ def test_a_running_ollama_server_describes_its_models():
 
 def test_no_ollama_server_is_no_spec():
     assert specs.from_ollama_api("gemma3:4b", "http://127.0.0.1:9", timeout=0.2) is None
+
+
+def test_the_ui_threads_cache_only_lookups_never_ask_a_running_ollama():
+    from vramtop.fit import remote
+
+    asked = []
+    server = _serve({"/api/tags": {"models": []}})
+    server.RequestHandlerClass.log_message = lambda self, *a: asked.append(self.path)
+    try:
+        with remote.cache_only():
+            assert specs.from_ollama_api("gemma3:4b", f"http://127.0.0.1:{server.server_port}") is None
+        assert asked == []
+    finally:
+        server.shutdown()
+
+
+def test_an_ollama_that_drips_or_floods_is_one_line_within_the_deadline():
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    tags = json.dumps({"models": [{"name": "m:7b", "model": "m:7b", "size": 1}]}).encode()
+
+    def serve():
+        for answer in ("tags", "drip"):
+            conn, _ = listener.accept()
+            conn.recv(65536)
+            if answer == "tags":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(tags) + tags)
+            else:  # /api/show: one byte every 0.2 s, forever as far as the client can tell
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                try:
+                    while True:
+                        conn.sendall(b" ")
+                        time.sleep(0.2)
+                except OSError:
+                    pass
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(specs.SpecError) as err:
+        specs.from_ollama_api("m:7b", f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=1.0)
+    assert time.monotonic() - started < 3
+    assert "could not show" in str(err.value) and "\n" not in str(err.value)
+    listener.close()
 
 
 def test_mixtral_style_experts_are_intermediate_size_wide(tmp_path):

@@ -1,9 +1,9 @@
-"""Every HTTP read vramtop makes of the peers it polls (the Ray dashboard, engines' ``/metrics``,
-Ollama's ``/api/ps``): one GET under one deadline and one size cap, failures as one plain line.
-``connect`` and ``request_head`` are its connection (no proxy, TLS, the deadline) and request
-head, which ``vramtop watch``'s webhook POST shares. (Models that are not here are read through
-huggingface_hub and, for the Ollama registry and a running Ollama's ``/api/tags`` and
-``/api/show``, urllib: see ``fit``.)
+"""Every HTTP request vramtop makes of the peers it polls (the Ray dashboard, engines' ``/metrics``,
+Ollama's ``/api/ps``, a running Ollama's ``/api/tags`` and ``/api/show``): one GET or POST under
+one deadline and one size cap, failures as one plain line. ``connect`` and ``request_head`` are
+its connection (no proxy, TLS, the deadline) and request head, which ``vramtop watch``'s webhook
+POST shares. (Models that are not here are read through huggingface_hub and, for the Ollama
+registry, urllib: see ``fit``.)
 
 Why not urllib or urllib3: their timeouts bound each socket read, not the request, so a peer
 that sends one byte every few tenths of a second holds the caller forever; and urllib follows
@@ -142,8 +142,8 @@ def request_head(method: str, target: str, host: str, port: int, headers: list[s
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def _one(url: str, deadline: float, max_bytes: int, headers: Mapping[str, str],
-         verify_tls: bool) -> tuple[int, str | None, bytes]:
+def _one(method: str, url: str, payload: bytes | None, deadline: float, max_bytes: int,
+         headers: Mapping[str, str], verify_tls: bool) -> tuple[int, str | None, bytes]:
     scheme, host, port = _origin(url)
     parts = urlsplit(url)
     target = _clean((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
@@ -151,9 +151,11 @@ def _one(url: str, deadline: float, max_bytes: int, headers: Mapping[str, str],
     try:
         lines = ["Accept-Encoding: identity"]
         lines += [f"{_clean(k)}: {_clean(v)}" for k, v in headers.items()]
+        if payload is not None:
+            lines.append(f"Content-Length: {len(payload)}")
         sock.settimeout(max(deadline - time.monotonic(), 0.001))
-        sock.sendall(request_head("GET", target, host, port, lines))
-        response = http.client.HTTPResponse(_DeadlineSocket(sock, deadline), method="GET")  # type: ignore[arg-type]
+        sock.sendall(request_head(method, target, host, port, lines) + (payload or b""))
+        response = http.client.HTTPResponse(_DeadlineSocket(sock, deadline), method=method)  # type: ignore[arg-type]
         try:
             response.begin()
             if response.status in _REDIRECTS:
@@ -181,13 +183,27 @@ def get(url: str, deadline_s: float, max_bytes: int, headers: Mapping[str, str] 
         verify_tls: bool = True) -> Answer:
     """GET ``url`` within ``deadline_s`` seconds in all, its body at most ``max_bytes``; any
     HTTP status is an ``Answer``. Raises ``PeerError`` (one line, no peer bytes) otherwise."""
+    return _request("GET", url, None, deadline_s, max_bytes, headers, verify_tls)
+
+
+def post(url: str, payload: bytes, deadline_s: float, max_bytes: int,
+         headers: Mapping[str, str] | None = None) -> Answer:
+    """POST ``payload`` to ``url`` under the same bounds as ``get``; a redirect is not followed
+    (a request with a body is not sent twice)."""
+    return _request("POST", url, payload, deadline_s, max_bytes, headers, True)
+
+
+def _request(method: str, url: str, payload: bytes | None, deadline_s: float, max_bytes: int,
+             headers: Mapping[str, str] | None, verify_tls: bool) -> Answer:
     deadline = time.monotonic() + deadline_s
     origin = _origin(url)
     try:
         for _ in range(MAX_REDIRECTS + 1):
-            status, location, body = _one(url, deadline, max_bytes, headers or {}, verify_tls)
+            status, location, body = _one(method, url, payload, deadline, max_bytes, headers or {}, verify_tls)
             if location is None:
                 return Answer(status, body)
+            if payload is not None:
+                raise PeerError(REDIRECT, f"HTTP {status} redirects a {method} (not followed)")
             try:
                 target = urljoin(url, location)
                 same = _origin(target) == origin

@@ -43,6 +43,11 @@ def cache_only() -> Iterator[None]:
         _NETWORK.reset(token)
 
 
+def network_allowed() -> bool:
+    """False inside ``cache_only()``."""
+    return _NETWORK.get()
+
+
 def remote_ref(text: str) -> hub.HubRef | ollama_library.OllamaRef | None:
     """What a remote name points at: a Hub repository, an Ollama library tag, or None."""
     return hub.parse_ref(text) or ollama_library.parse_ref(text)
@@ -131,7 +136,7 @@ def fetch(text: str, timeout: float | None = None) -> ModelSpec | None:
     """Resolve a remote name on the network and cache the spec; None when ``text`` has no
     remote shape or inside ``cache_only()``. Raises ``SpecError`` (one line) on failure."""
     ref = remote_ref(text)
-    if ref is None or not _NETWORK.get():
+    if ref is None or not network_allowed():
         return None
     spec: ModelSpec
     if isinstance(ref, hub.HubRef):

@@ -779,31 +779,54 @@ def ollama_host() -> str:
     return host.rstrip("/").replace("://0.0.0.0", "://127.0.0.1")
 
 
-def _ollama_call(url: str, payload: dict[str, Any] | None, timeout: float) -> Any:
-    import urllib.request
+OLLAMA_MAX_BYTES = 8 * 2**20  # /api/show without verbose is tens of KiB; /api/tags a line a model
 
-    data = json.dumps(payload).encode() if payload is not None else None
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (a local server)
-        return json.loads(resp.read().decode("utf-8"))
+
+def _ollama_call(url: str, payload: dict[str, Any] | None, timeout: float) -> Any:
+    """One JSON request to a running Ollama, under one deadline and a size cap (``peer_http``).
+    Raises ``ValueError`` with one plain line on any failure."""
+    from vramtop import peer_http
+
+    try:
+        if payload is None:
+            answer = peer_http.get(url, timeout, OLLAMA_MAX_BYTES)
+        else:
+            answer = peer_http.post(url, json.dumps(payload).encode(), timeout, OLLAMA_MAX_BYTES,
+                                    {"Content-Type": "application/json"})
+    except peer_http.PeerError as exc:
+        raise ValueError(str(exc)) from None
+    if answer.status != 200:
+        raise ValueError(f"HTTP {answer.status}")
+    try:
+        return json.loads(answer.body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise ValueError("not JSON") from None
 
 
 def from_ollama_api(name: str, host: str | None = None, timeout: float = 0.5) -> ModelSpec | None:
     """A spec from a running Ollama server: ``/api/tags`` for the file size, ``/api/show`` for
-    the GGUF metadata. None when no server answers or it does not have ``name``."""
+    the GGUF metadata. None when no server answers or it does not have ``name``, and inside
+    ``remote.cache_only()`` (the UI thread asks there, on every keystroke)."""
+    from vramtop.fit import remote
+
+    if not remote.network_allowed():
+        return None
     base = host or ollama_host()
     try:
         tags = _ollama_call(f"{base}/api/tags", None, timeout)
-    except (OSError, ValueError):
+        if not isinstance(tags, dict):
+            return None
+    except ValueError:
         return None
     wanted = name if ":" in name else f"{name}:latest"
-    entry = next((m for m in tags.get("models", []) if m.get("name") in (name, wanted)
-                  or m.get("model") in (name, wanted)), None)
+    models = tags.get("models")
+    entry = next((m for m in (models if isinstance(models, list) else []) if isinstance(m, dict)
+                  and (m.get("name") in (name, wanted) or m.get("model") in (name, wanted))), None)
     if entry is None:
         return None
     try:
         show = _ollama_call(f"{base}/api/show", {"model": entry.get("model") or entry["name"]}, timeout)
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:
         raise SpecError(f"Ollama at {base} could not show '{name}' ({exc})") from None
     try:
         return _spec_from_ollama_show(show, entry, name, base)
