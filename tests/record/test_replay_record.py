@@ -19,6 +19,7 @@ from vramtop import record
 from vramtop.history import History
 from vramtop.recording import Recorder, Recording, write_recording
 from vramtop.sources.demo import DemoSource
+from vramtop.sources.feed import Feed
 from vramtop.sources.replay import ReplaySource
 
 SNAPSHOTS = changing_node(120, step=2.0)
@@ -125,7 +126,7 @@ def test_saving_the_history_gives_a_recording_of_it(tmp_path):
 def test_the_record_loop_keeps_its_schedule_and_duration(tmp_path):
     clock = Clock()
     node_time = [SNAPSHOTS[0].timestamp]
-    sources = record.Sources(DemoSource(clock=lambda: node_time[0]))
+    feed = Feed(DemoSource(clock=lambda: node_time[0]))
 
     def sleep(seconds):
         assert seconds >= 0
@@ -133,7 +134,7 @@ def test_the_record_loop_keeps_its_schedule_and_duration(tmp_path):
         node_time[0] += seconds
 
     with Recorder(tmp_path / "l.vtrec", "demo-a10-node", 0.5) as rec:
-        count = record.record_loop(sources, rec, 0.5, duration=10, clock=clock, sleep=sleep)
+        count = record.record_loop(feed, rec, 0.5, duration=10, clock=clock, sleep=sleep)
     assert count == 20
     times = Recording(tmp_path / "l.vtrec").timestamps
     assert [round(b - a, 6) for a, b in zip(times, times[1:])] == [0.5] * 19

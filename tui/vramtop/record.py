@@ -12,12 +12,12 @@ import argparse
 import signal
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 from vramtop.recording import Recorder, RecordingError
 from vramtop.snapshot import NodeSnapshot
+from vramtop.sources.feed import Feed, open_feed
 
 DESCRIPTION = """\
 Record this node's snapshots (GPUs, processes and their ancestors, errors, Ray Serve state,
@@ -66,29 +66,7 @@ def save_history(history: Any, path: str | Path | None = None, interval: float |
     return f"saved {count} snapshot{'s' if count != 1 else ''} to {target}"
 
 
-class Sources:
-    """What one tick reads: the node, and optionally Ray (every ``ray_interval`` s) and telemetry."""
-
-    def __init__(self, node: Any, ray_poller: Any = None, telemetry: Any = None, ray_interval: float = 5.0) -> None:
-        self.node = node
-        self.ray_poller = ray_poller
-        self.telemetry = telemetry
-        self.ray_interval = ray_interval
-        self._ray: Any = None
-        self._ray_at: float | None = None
-
-    def sample(self, now: float) -> NodeSnapshot:
-        snapshot = self.node.sample()
-        if self.ray_poller is not None:
-            if self._ray_at is None or now - self._ray_at >= self.ray_interval:
-                self._ray, self._ray_at = self.ray_poller.poll(), now
-            snapshot = replace(snapshot, ray=self._ray)
-        if self.telemetry is not None:
-            snapshot = replace(snapshot, telemetry=self.telemetry.poll(snapshot))
-        return snapshot
-
-
-def record_loop(sources: Sources, recorder: Recorder, interval: float, duration: float | None = None,
+def record_loop(feed: Feed, recorder: Recorder, interval: float, duration: float | None = None,
                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                 stop: Callable[[], bool] = lambda: False, first: NodeSnapshot | None = None) -> int:
     """Sample every ``interval`` s (on a fixed schedule: a slow tick delays only itself) and
@@ -99,7 +77,7 @@ def record_loop(sources: Sources, recorder: Recorder, interval: float, duration:
         now = clock()
         if duration is not None and now - start >= duration:
             break
-        snapshot, first = (first, None) if first is not None else (sources.sample(now), None)
+        snapshot, first = (first, None) if first is not None else (feed.sample(now), None)
         recorder.write(snapshot)
         tick += 1
         next_at = start + tick * interval
@@ -113,27 +91,14 @@ def record_loop(sources: Sources, recorder: Recorder, interval: float, duration:
     return recorder.count
 
 
-def _open(args: argparse.Namespace) -> Sources:
+def _open(args: argparse.Namespace) -> Feed:
+    from vramtop import config as config_mod
+
     demo = args.record_demo or bool(getattr(args, "demo", False))
     no_ray = args.record_no_ray or bool(getattr(args, "no_ray", False))
-    if demo:
-        from vramtop.ray.demo import DemoRayPoller
-        from vramtop.sources.demo import DemoSource
-        from vramtop.telemetry.demo import DemoTelemetry
-
-        return Sources(DemoSource(), None if no_ray else DemoRayPoller(), DemoTelemetry())
-    from vramtop import config as config_mod
-    from vramtop.sampler import LiveSource
-    from vramtop.telemetry.poller import TelemetryPoller
-
-    cfg = config_mod.load(getattr(args, "config", None),
-                          {"ray_address": args.record_ray_address or getattr(args, "ray_address", None)})
-    ray_poller = None
-    if not no_ray:
-        from vramtop.ray.poller import RayPoller
-
-        ray_poller = RayPoller(cfg.ray_address, timeout=cfg.ray_timeout)
-    return Sources(LiveSource(), ray_poller, TelemetryPoller(), cfg.ray_interval)
+    cfg = None if demo else config_mod.load(
+        getattr(args, "config", None), {"ray_address": args.record_ray_address or getattr(args, "ray_address", None)})
+    return open_feed(cfg, demo=demo, ray=not no_ray)
 
 
 def _bad(message: str) -> int:
@@ -150,12 +115,12 @@ def run(args: argparse.Namespace) -> int:
     if interval <= 0 or (args.duration is not None and args.duration <= 0):
         return _bad("--interval and --duration must be above 0")
     try:
-        sources = _open(args)
+        feed = _open(args)
     except NvmlUnavailable as exc:
         return _bad(f"{exc}; 'vramtop record --demo' records the simulated node")
     except ConfigError as exc:
         return _bad(str(exc))
-    first = sources.sample(time.monotonic())
+    first = feed.sample()
     try:
         recorder = Recorder(args.output, first.hostname, interval)
     except OSError as exc:
@@ -167,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"recording {first.hostname} to {args.output} every {interval:g} s"
           + (f" for {args.duration:g} s" if args.duration else " (Ctrl-C stops)"), file=sys.stderr)
     try:
-        record_loop(sources, recorder, interval, args.duration, stop=lambda: bool(stopping), first=first)
+        record_loop(feed, recorder, interval, args.duration, stop=lambda: bool(stopping), first=first)
     except KeyboardInterrupt:
         pass
     except OSError as exc:
@@ -175,9 +140,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         recorder.close()
-        close = getattr(sources.node, "close", None)
-        if close is not None:
-            close()
+        feed.close()
     size = args.output.stat().st_size if args.output.exists() else 0
     print(f"{recorder.count} snapshot{'s' if recorder.count != 1 else ''}, {size / 1024:,.1f} KiB in {args.output}",
           file=sys.stderr)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # every vramtop command builds this parser: the rest is imported when used
     from vramtop.exporter.collector import LatestSnapshot
+    from vramtop.sources.feed import Feed
 
 from vramtop.exporter import DEFAULT_HOST
 
@@ -88,18 +89,18 @@ def start_export(address: str, latest: LatestSnapshot, certfile: Path | None = N
     return serve(registry_for(latest), listen, certfile, keyfile, auth)
 
 
-def sample_once(sources, latest: LatestSnapshot) -> None:
+def sample_once(feed: Feed, latest: LatestSnapshot) -> None:
     """Publish one sample; a failed one is counted, said in one line, and the last good snapshot
     stays served."""
     try:
-        latest.publish(sources.sample(time.monotonic()))
+        latest.publish(feed.sample())
     except Exception as exc:  # a source that fails is one line, the endpoint stays up
         latest.failed()
         print(f"vramtop export: sample failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
               file=sys.stderr)
 
 
-def sample_forever(sources, latest: LatestSnapshot, interval: float, stop: threading.Event) -> None:
+def sample_forever(feed: Feed, latest: LatestSnapshot, interval: float, stop: threading.Event) -> None:
     """Sample every ``interval`` s on a fixed schedule until ``stop`` (a slow sample delays only
     itself: missed ticks are skipped, not caught up in a burst)."""
     start = time.monotonic()
@@ -108,7 +109,7 @@ def sample_forever(sources, latest: LatestSnapshot, interval: float, stop: threa
         tick = max(tick + 1, int((time.monotonic() - start) // interval) + 1)
         if stop.wait(start + tick * interval - time.monotonic()):
             return
-        sample_once(sources, latest)
+        sample_once(feed, latest)
 
 
 def _bad(message: str) -> int:
@@ -116,54 +117,34 @@ def _bad(message: str) -> int:
     return 3
 
 
-def open_sources(demo: bool, no_ray: bool, ray_address: str | None, cfg):
-    """What one tick reads: the node, Ray on its slower interval, the engines' telemetry."""
-    from vramtop.record import Sources
-
-    if demo:
-        from vramtop.ray.demo import DemoRayPoller
-        from vramtop.sources.demo import DemoSource
-        from vramtop.telemetry.demo import DemoTelemetry
-
-        return Sources(DemoSource(), None if no_ray else DemoRayPoller(), DemoTelemetry())
-    from vramtop.sampler import LiveSource
-    from vramtop.telemetry.poller import TelemetryPoller
-
-    ray_poller = None
-    if not no_ray:
-        from vramtop.ray.poller import RayPoller
-
-        ray_poller = RayPoller(ray_address or cfg.ray_address, timeout=cfg.ray_timeout)
-    return Sources(LiveSource(), ray_poller, TelemetryPoller(), cfg.ray_interval)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``vramtop export`` until SIGTERM or ctrl+c."""
     from vramtop import config as config_mod
     from vramtop.exporter.collector import LatestSnapshot
     from vramtop.exporter.server import Listen, ListenError
+    from vramtop.sources.feed import open_feed
     from vramtop.sources.nvml import NvmlUnavailable
 
     interval = args.export_interval or DEFAULT_INTERVAL_S
     if interval <= 0:
         return _bad("--interval must be above 0")
     try:
-        cfg = config_mod.load(getattr(args, "config", None))
+        cfg = config_mod.load(getattr(args, "config", None),
+                              {"ray_address": args.export_ray_address or getattr(args, "ray_address", None)})
     except config_mod.ConfigError as exc:
         return _bad(str(exc))
     latest = LatestSnapshot(cfg.thresholds, cfg.candidates, args.pid_labels)
     try:
-        sources = open_sources(args.export_demo or bool(getattr(args, "demo", False)),
-                               args.export_no_ray or bool(getattr(args, "no_ray", False)),
-                               args.export_ray_address or getattr(args, "ray_address", None), cfg)
+        feed = open_feed(cfg, demo=args.export_demo or bool(getattr(args, "demo", False)),
+                         ray=not (args.export_no_ray or getattr(args, "no_ray", False)))
     except NvmlUnavailable as exc:
         print(f"vramtop export: {exc}; 'vramtop export --demo' serves the simulated node", file=sys.stderr)
         return 2
-    sample_once(sources, latest)  # before serving: the endpoint never serves an empty picture
+    sample_once(feed, latest)  # before serving: the endpoint never serves an empty picture
     try:
         server = start_export(args.listen, latest, args.tls_cert, args.tls_key, args.basic_auth_file)
     except ListenError as exc:
-        _close(sources)
+        feed.close()
         return _bad(str(exc))
     host, port = server.server_address[:2]
     scheme = "https" if args.tls_cert else "http"
@@ -173,20 +154,14 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        sample_forever(sources, latest, interval, stop)
+        sample_forever(feed, latest, interval, stop)
     except KeyboardInterrupt:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.shutdown()
-        _close(sources)
+        feed.close()
     return 0
-
-
-def _close(sources) -> None:
-    close = getattr(sources.node, "close", None)
-    if close is not None:
-        close()
 
 
 def export_live_view(address: str, cfg) -> LatestSnapshot:

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from vramtop import config as config_mod
     from vramtop.exporter import notify, rules
     from vramtop.exporter.watcher import Watcher, say
+    from vramtop.sources.feed import open_feed
     from vramtop.sources.nvml import NvmlUnavailable
 
     try:
@@ -78,18 +79,11 @@ def run(args: argparse.Namespace) -> int:
     interval = args.watch_interval or getattr(args, "interval", None) or cfg.interval
     if interval <= 0:
         return _bad("--interval must be above 0")
-    if args.watch_demo or getattr(args, "demo", False):
-        from vramtop.sources.demo import DemoSource
-
-        source = DemoSource()
-    else:
-        from vramtop.sampler import LiveSource
-
-        try:
-            source = LiveSource()
-        except NvmlUnavailable as exc:
-            print(f"vramtop watch: {exc}; 'vramtop watch --demo' watches the simulated node", file=sys.stderr)
-            return 2
+    try:  # the rules read the node alone: no Ray dashboard, no engine is asked
+        feed = open_feed(cfg, demo=args.watch_demo or bool(getattr(args, "demo", False)), ray=False, telemetry=False)
+    except NvmlUnavailable as exc:
+        print(f"vramtop watch: {exc}; 'vramtop watch --demo' watches the simulated node", file=sys.stderr)
+        return 2
     watcher = Watcher(rule, cfg.candidates, argv, hook)
     say(f"watching {socket.gethostname()} every {interval:g} s for: {rule.text}")
     stop = threading.Event()
@@ -98,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         while not stop.is_set():
             started = time.monotonic()
             try:
-                event = watcher.observe(source.sample(), started)
+                event = watcher.observe(feed.sample(), started)
             except Exception as exc:  # a failed sample is one line; the watch goes on
                 say(f"sample failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
                 event = None
@@ -110,7 +104,5 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
-        close = getattr(source, "close", None)
-        if close is not None:
-            close()
+        feed.close()
     return 0

@@ -54,38 +54,27 @@ def _bad(message: str) -> int:
 
 def _snapshot(args: argparse.Namespace):
     """The snapshot to report on and a label for where it came from."""
-    if args.replay is not None:
-        from vramtop.sources.replay import ReplaySource
+    from vramtop import config as config_mod
+    from vramtop.sources.feed import open_feed
 
-        src = ReplaySource(args.replay)
+    if args.replay is not None:
+        src = open_feed(replay=args.replay).source
         if args.at is not None:
             src.jump_to(src.start + args.at)
         else:
             src.step(src.count)
         return src.sample(), src.label
     if args.report_demo or getattr(args, "demo", False):
-        from vramtop.ray.demo import DemoRayPoller
-        from vramtop.sources.demo import DemoSource
-        from vramtop.telemetry.demo import DemoTelemetry
-
-        snap = DemoSource().sample()
-        snap = replace(snap, ray=DemoRayPoller().poll())
-        return replace(snap, telemetry=DemoTelemetry().poll(snap)), "demo"
-    from vramtop import config as config_mod
-    from vramtop.ray.poller import RayPoller
-    from vramtop.sampler import LiveSource
-    from vramtop.telemetry.poller import TelemetryPoller
-
+        return open_feed(demo=True).sample(), "demo"
     cfg = config_mod.load(getattr(args, "config", None), {"ray_address": getattr(args, "ray_address", None)})
-    source = LiveSource()
+    feed = open_feed(cfg, ray=not getattr(args, "no_ray", False))
     try:
-        snap = source.sample()
+        snap = feed.sample()
     finally:
-        source.close()
-    if not getattr(args, "no_ray", False):
-        ray = RayPoller(cfg.ray_address, timeout=cfg.ray_timeout).poll()
-        snap = replace(snap, ray=ray if ray.found else None)
-    return replace(snap, telemetry=TelemetryPoller().poll(snap)), "live"
+        feed.close()
+    if snap.ray is not None and not snap.ray.found:  # no dashboard here: the report says nothing of Ray
+        snap = replace(snap, ray=None)
+    return snap, "live"
 
 
 def run(args: argparse.Namespace) -> int:
