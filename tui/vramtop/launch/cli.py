@@ -129,7 +129,7 @@ class _Launch:
         self.args, self.command, self.env, self.parsed, self.candidate = args, command, env, parsed, candidate
         self.model = parsed.fields["model"]
         self.dir = None
-        self.source = None
+        self.feed = None
         self.noticed: set[str] = set()
         self.reservation: rsv.Reservation | None = None
         self.need: dict[str, int] = {}  # MiB per GPU first reserved (the record shrinks; this does not)
@@ -137,15 +137,11 @@ class _Launch:
     # ---- reading the node ---------------------------------------------------------------------
 
     def _snapshot(self):
-        if self.args.launch_demo:
-            from vramtop.sampler import one_snapshot
+        if self.feed is None:  # the verdict reads the node alone: no Ray dashboard, no engine is asked
+            from vramtop.sources.feed import open_feed
 
-            return one_snapshot(demo=True)
-        if self.source is None:
-            from vramtop.sampler import LiveSource
-
-            self.source = LiveSource()
-        return self.source.sample()
+            self.feed = open_feed(demo=self.args.launch_demo, ray=False, telemetry=False)
+        return self.feed.sample()
 
     def _notice(self, notices: list[str]) -> None:
         for n in notices:
