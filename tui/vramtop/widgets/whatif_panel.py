@@ -755,11 +755,13 @@ def feed_whatif(app: App, snapshot: NodeSnapshot) -> tuple[tuple[FormState, FitR
 
 def report_candidates(app: App) -> list[tuple[str, Candidate]]:
     """The candidates a report of the current state judges: the open panel's form and pins, or,
-    with the panel closed, those it remembers from its last use."""
+    with the panel closed, those it remembers from its last use (from cached model facts only:
+    the report is written on the UI thread)."""
     panels = open_panels(app)
     if panels:
         forms = [panels[0].form, *panels[0].memory.pins]
     else:
         memory, _ = ws.load_memory()
         forms = ([memory.current] if memory.current else []) + list(memory.pins)
-    return ws.report_candidates(forms)
+    with remote.cache_only():
+        return ws.report_candidates(forms)
