@@ -4,13 +4,15 @@ Rows are never cleared and refilled: each tick adds the new keys, removes the go
 updates only the cells whose text changed, all inside one ``batch_update``; an unchanged
 snapshot touches nothing. Sorting, filtering and grouping live in ``process_rows``.
 
-Any cell update makes the DataTable render every visible cell again (its cell cache is keyed by an
-update counter), so the table keeps rendered cells by what they show instead: a cell whose text,
-place and styles are unchanged is not rendered again, and a tick where every process's memory moved
-renders one cell per row, not a whole screen of them. On a busy node the CPU % and RSS of every
-process move on every tick while its VRAM stays put, so figures that move alone are shown every
-``VOLATILE_EVERY_S`` seconds; any other change (memory, a new process, the order) shows at once,
-with them.
+DataTable's own ``update_cell`` and ``sort`` render every visible row again and repaint the whole
+widget (its caches are keyed by one update counter), so the table does neither: a changed cell is
+stored in place and only its row is repainted, a new order repaints only the rows whose place
+changed, and each row's line is kept by the row's content, place, width and cursor/hover state, so
+a tick where one process's memory moved renders and repaints one line. Rendered cells are kept by
+what they show as well: a row that moved is put together from its kept cells, not rendered anew.
+On a busy node the CPU % and RSS of every process move on every tick while its VRAM stays put, so
+figures that move alone are shown every ``VOLATILE_EVERY_S`` seconds; any other change (memory, a
+new process, the order) shows at once, with them.
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ from dataclasses import dataclass
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding
+from textual.cache import LRUCache
 from textual.message import Message
+from textual.strip import Strip
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from vramtop.analysis.instances import Instance
 from vramtop.snapshot import NodeSnapshot
@@ -40,9 +46,7 @@ def _only_volatile(old: Row, new: Row) -> bool:
 
 
 class _Cell(Text):
-    """A cell that knows its row, so ``DataTable.sort`` can put rows in our order."""
-
-    row_key: str = ""
+    """A cell of the table, kept rendered by its look."""
 
     def look(self) -> tuple:
         """Everything about the cell that its rendering depends on."""
@@ -89,6 +93,10 @@ class ProcessTable(DataTable):
         self._shown: dict[str, Row] = {}
         self._order: list[str] = []
         self._volatile_at = float("-inf")  # snapshot time of the last CPU / RSS figures shown
+        self._revision = 0
+        self._row_revision: dict[RowKey, int] = {}  # a new number when a row is added or changes
+        self._kept_cells: LRUCache[tuple, tuple[int, list[list[Segment]]]] = LRUCache(10_000)
+        self._kept_lines: LRUCache[tuple, Strip] = LRUCache(4096)
         self.border_title = "Processes"
 
     # -- rendering -------------------------------------------------------------------------
@@ -96,7 +104,7 @@ class ProcessTable(DataTable):
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
                      cursor: bool = False, hover: bool = False):
         """DataTable's cell rendering, kept by what the cell shows and where (its mouse meta
-        names row and column), in DataTable's own cache so a style change clears it as well."""
+        names row and column), cleared with DataTable's caches (a style change clears them)."""
         if row_index < 0 or column_index < 0:  # the header: rendered again only when labels change
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         row_key = self._row_locations.get_key(row_index)
@@ -105,15 +113,72 @@ class ProcessTable(DataTable):
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         key = ("look", column_index, cell.look(), width, self.rows[row_key].height, self.cell_padding,
                base_style, cursor, hover, self.show_cursor, self._show_hover_cursor, self._pseudo_class_state)
-        kept = self._cell_render_cache.get(key)
+        kept = self._kept_cells.get(key)
         if kept is None:
             lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         elif kept[0] != row_index:  # the same cell moved (rows sorted by a figure that moved)
             lines = _moved(kept[1], row_index, column_index)
         else:
             return kept[1]
-        self._cell_render_cache[key] = (row_index, lines)
+        self._kept_cells[key] = (row_index, lines)
         return lines
+
+    def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
+        """One line of the table, kept by its row's content and place rather than DataTable's
+        update counter: lines of rows that did not change are not rendered again."""
+        width = self.size.width
+        try:
+            row_key, line_no = self._get_offsets(y)
+        except LookupError:
+            return Strip.blank(width, base_style)
+        if row_key is self._header_row_key:
+            return super()._render_line(y, x1, x2, base_style)
+        row_index = self._row_locations.get(row_key)
+        cursor, hover = self.cursor_coordinate, self.hover_coordinate
+        key = (row_key, self._row_revision.get(row_key, 0), row_index, line_no, x1, x2, width, base_style,
+               cursor.row == row_index, hover.row == row_index, self.cursor_type, self.show_cursor,
+               self._show_hover_cursor, self._pseudo_class_state)
+        strip = self._kept_lines.get(key)
+        if strip is None:
+            strip = super()._render_line(y, x1, x2, base_style)
+            self._kept_lines[key] = strip
+        return strip
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._kept_cells.clear()
+        self._kept_lines.clear()
+
+    def notify_style_update(self) -> None:
+        self._kept_cells.clear()
+        self._kept_lines.clear()
+        super().notify_style_update()
+
+    def _revise(self, row_key: RowKey) -> None:
+        self._revision += 1
+        self._row_revision[row_key] = self._revision
+
+    def _set_cell(self, row_key: RowKey, column: str, cell: Text) -> None:
+        """``update_cell`` without its whole-table render: the cell is stored and its row repainted.
+        DataTable's row and line caches are keyed by the update counter, which this keeps."""
+        self._data[row_key][ColumnKey(column)] = cell
+        self._revise(row_key)
+        row_index = self._row_locations.get(row_key)
+        self._row_renderable_cache.discard((self._update_count, row_index))
+        self._cell_render_cache.clear()
+        self._row_render_cache.clear()
+        self._line_cache.clear()
+        self.refresh_row(row_index)
+
+    def _reorder(self, order: list[str]) -> None:
+        """``sort`` without its whole-widget repaint: only rows whose place changed are repainted."""
+        before = self._row_locations
+        keys = {key.value: key for key in self._data}
+        self._row_locations = TwoWayDict({keys[k]: n for n, k in enumerate(order)})
+        self._update_count += 1  # row offsets and DataTable's own caches follow the order
+        for n, k in enumerate(order):
+            if before.get(keys[k]) != n:
+                self.refresh_row(n)
 
     # -- data in ---------------------------------------------------------------------------
 
@@ -135,6 +200,7 @@ class ProcessTable(DataTable):
         highlighted = self._highlighted_key()
         self.clear(columns=True)
         self._shown.clear()
+        self._row_revision.clear()
         self._order = []
         self._layout = layout
         self._columns = tuple(key for key, _ in layout)
@@ -153,7 +219,6 @@ class ProcessTable(DataTable):
         text = row.cells["role_short" if key == "role" and self._narrow else key]
         cell = _Cell(text, justify="right" if COLUMN[key].numeric else "left",
                      no_wrap=True, overflow="ellipsis")
-        cell.row_key = row.key
         if row.kind == "instance":
             cell.stylize("bold")
         elif row.hidden:
@@ -196,19 +261,19 @@ class ProcessTable(DataTable):
             for key in [k for k in self._shown if k not in wanted]:
                 self.remove_row(key)
                 del self._shown[key]
+                self._row_revision.pop(RowKey(key), None)
             for row in rows:
                 old = self._shown.get(row.key)
                 if old is None:
-                    self.add_row(*(self._cell(row, c) for c in self._columns), key=row.key)
+                    self._revise(self.add_row(*(self._cell(row, c) for c in self._columns), key=row.key))
                 elif old != row:
                     for c in self._columns:
                         c_text = "role_short" if c == "role" and self._narrow else c
                         if old.cells[c_text] != row.cells[c_text] or old.kind != row.kind or old.hidden != row.hidden:
-                            self.update_cell(row.key, c, self._cell(row, c))
+                            self._set_cell(RowKey(row.key), c, self._cell(row, c))
                 self._shown[row.key] = row
             if order != [r.key.value for r in self.ordered_rows]:
-                rank = {key: n for n, key in enumerate(order)}
-                self.sort(self._columns[0], key=lambda cell: rank[cell.row_key])
+                self._reorder(order)
             self._order = order
             if keep in wanted:
                 self.move_cursor(row=order.index(keep), scroll=False)
