@@ -10,6 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
 
+from textual.geometry import Region  # noqa: E402
+
 from tui_support import ScriptedSource, demo_snapshot, make_app, next_sample, visible_process  # noqa: E402
 from vramtop.widgets.process_table import ProcessTable  # noqa: E402
 
@@ -23,7 +25,7 @@ def node(tick: int, mib: dict[int, int] | None = None):
 
 
 def lines(table: ProcessTable) -> list[list]:
-    return [list(table.render_line(y)) for y in range(table.size.height)]
+    return [list(strip) for strip in table.render_lines(Region(0, 0, *table.size))]
 
 
 def fresh_lines(table: ProcessTable) -> list[list]:

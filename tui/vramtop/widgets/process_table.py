@@ -17,6 +17,7 @@ new process, the order) shows at once, with them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rich.segment import Segment
@@ -25,6 +26,7 @@ from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding
 from textual.cache import LRUCache
+from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
 from textual.widgets import DataTable
@@ -97,6 +99,7 @@ class ProcessTable(DataTable):
         self._row_revision: dict[RowKey, int] = {}  # a new number when a row is added or changes
         self._kept_cells: LRUCache[tuple, tuple[int, list[list[Segment]]]] = LRUCache(10_000)
         self._kept_lines: LRUCache[tuple, Strip] = LRUCache(4096)
+        self._line_style = Style()  # the table's style, taken once per repaint
         self.border_title = "Processes"
 
     # -- rendering -------------------------------------------------------------------------
@@ -144,6 +147,17 @@ class ProcessTable(DataTable):
             self._kept_lines[key] = strip
         return strip
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._line_style = self.rich_style  # once per repaint, not once per line as DataTable does
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
+        """DataTable's ``render_line`` (the table has no fixed rows) with the style of this repaint."""
+        scroll_x, scroll_y = self.scroll_offset
+        if y >= (self.header_height if self.show_header else 0):
+            y += scroll_y
+        return self._render_line(y, scroll_x, scroll_x + self.size.width, self._line_style)
+
     def _clear_caches(self) -> None:
         super()._clear_caches()
         self._kept_cells.clear()
@@ -159,25 +173,29 @@ class ProcessTable(DataTable):
         self._row_revision[row_key] = self._revision
 
     def _set_cell(self, row_key: RowKey, column: str, cell: Text) -> None:
-        """``update_cell`` without its whole-table render: the cell is stored and its row repainted.
-        DataTable's row and line caches are keyed by the update counter, which this keeps."""
+        """``update_cell`` without its whole-table render: the cell is stored and its row revised;
+        ``_repaint`` then repaints it if it is in view."""
         self._data[row_key][ColumnKey(column)] = cell
         self._revise(row_key)
-        row_index = self._row_locations.get(row_key)
-        self._row_renderable_cache.discard((self._update_count, row_index))
-        self._cell_render_cache.clear()
-        self._row_render_cache.clear()
-        self._line_cache.clear()
-        self.refresh_row(row_index)
+        self._row_renderable_cache.discard((self._update_count, self._row_locations.get(row_key)))
 
-    def _reorder(self, order: list[str]) -> None:
-        """``sort`` without its whole-widget repaint: only rows whose place changed are repainted."""
+    def _reorder(self, order: list[str]) -> list[int]:
+        """``sort`` without its whole-widget repaint: the places of rows that moved."""
         before = self._row_locations
         keys = {key.value: key for key in self._data}
         self._row_locations = TwoWayDict({keys[k]: n for n, k in enumerate(order)})
         self._update_count += 1  # row offsets and DataTable's own caches follow the order
-        for n, k in enumerate(order):
-            if before.get(keys[k]) != n:
+        return [n for n, k in enumerate(order) if before.get(keys[k]) != n]
+
+    def _repaint(self, row_indices: Iterable[int]) -> None:
+        """Repaint these rows where they are in view. DataTable's own cell, row and line caches are
+        keyed by its update counter, which a cell stored in place keeps: they are emptied here."""
+        self._cell_render_cache.clear()
+        self._row_render_cache.clear()
+        self._line_cache.clear()
+        top = self.scroll_offset.y
+        for n in sorted(set(row_indices)):
+            if top <= n <= top + self.size.height:
                 self.refresh_row(n)
 
     # -- data in ---------------------------------------------------------------------------
@@ -257,6 +275,7 @@ class ProcessTable(DataTable):
         wanted = {row.key: row for row in rows}
         if wanted == self._shown and order == self._order:
             return
+        changed: list[str] = []
         with self.app.batch_update():
             for key in [k for k in self._shown if k not in wanted]:
                 self.remove_row(key)
@@ -271,9 +290,10 @@ class ProcessTable(DataTable):
                         c_text = "role_short" if c == "role" and self._narrow else c
                         if old.cells[c_text] != row.cells[c_text] or old.kind != row.kind or old.hidden != row.hidden:
                             self._set_cell(RowKey(row.key), c, self._cell(row, c))
+                    changed.append(row.key)
                 self._shown[row.key] = row
-            if order != [r.key.value for r in self.ordered_rows]:
-                self._reorder(order)
+            moved = self._reorder(order) if order != [r.key.value for r in self.ordered_rows] else []
+            self._repaint([self._row_locations.get(RowKey(k)) for k in changed] + moved)
             self._order = order
             if keep in wanted:
                 self.move_cursor(row=order.index(keep), scroll=False)
