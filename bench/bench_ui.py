@@ -3,7 +3,8 @@
 Each node is synthetic: vLLM instances with tensor parallelism across its GPUs (an engine core
 and one worker per GPU), plus single training processes to reach the process count. A "tick"
 shows a snapshot whose memory, CPU and utilization moved (as a live node's do); the baseline
-shows the very same snapshot again, which must cost next to nothing. "busy" is a node whose
+shows the very same snapshot again, which must cost next to nothing; "one" is a tick where one
+process's memory moved (the table renders and repaints that row alone). "busy" is a node whose
 VRAM stays put while CPU %, RSS and utilization move every second (a serving vLLM node). Times include the
 repaint (``pilot.pause()`` waits until the screen is idle), as process CPU time, headless at 160x45.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import statistics
 import time
 
@@ -68,7 +70,14 @@ class Fixed:
         return self.snapshot
 
 
-async def measure(gpus: int, procs: int, repeat: int) -> tuple[float, float, float]:
+def one_moved(snapshot: NodeSnapshot, tick: int) -> NodeSnapshot:
+    """``snapshot`` with the last process's memory moved by one MiB, the order kept."""
+    *rest, last = snapshot.gpu_processes
+    moved = dataclasses.replace(last, used_mib=last.used_mib + (1 if tick % 2 else -1))
+    return dataclasses.replace(snapshot, gpu_processes=(*rest, moved), timestamp=snapshot.timestamp + tick)
+
+
+async def measure(gpus: int, procs: int, repeat: int) -> tuple[float, float, float, float]:
     """Ms per update: median for the same snapshot again and for a moved one; mean over a busy
     run where only CPU %, RSS and utilization move, one snapshot a second (the table shows
     those every few seconds, so its cost comes in some ticks, not all)."""
@@ -89,17 +98,21 @@ async def measure(gpus: int, procs: int, repeat: int) -> tuple[float, float, flo
             return (time.process_time() - start) * 1000
 
         same = [await once(app.snapshot) for _ in range(repeat)]
+        base = app.snapshot
+        one = [await once(one_moved(base, t)) for t in range(1, repeat + 1)]
         moved = [await once(s) for s in snaps[1:]]
         cpu_only = [await once(s) for s in busy]
-    return statistics.median(same), statistics.median(moved), statistics.mean(cpu_only)
+    return statistics.median(same), statistics.median(one), statistics.median(moved), statistics.mean(cpu_only)
 
 
 async def main(repeat: int) -> None:
     print(f"CPU time of one UI update incl. repaint, headless 160x45, median of {repeat} (ms)")
-    print(f"{'GPUs':>4} {'procs':>5} {'unchanged':>10} {'tick':>8} {'tick/unchanged':>15} {'busy':>8} {'busy/tick':>10}")
+    print(f"{'GPUs':>4} {'procs':>5} {'unchanged':>10} {'one':>8} {'one/unch.':>10} {'tick':>8} {'tick/unchanged':>15}"
+          f" {'busy':>8} {'busy/tick':>10}")
     for gpus, procs in NODES:
-        same, moved, busy = await measure(gpus, procs, repeat)
-        print(f"{gpus:>4} {procs:>5} {same:>10.2f} {moved:>8.2f} {moved / same:>14.1f}x {busy:>8.2f} {busy / moved:>9.2f}x")
+        same, one, moved, busy = await measure(gpus, procs, repeat)
+        print(f"{gpus:>4} {procs:>5} {same:>10.2f} {one:>8.2f} {one / same:>9.1f}x {moved:>8.2f} {moved / same:>14.1f}x"
+              f" {busy:>8.2f} {busy / moved:>9.2f}x")
 
 
 if __name__ == "__main__":
