@@ -10,7 +10,7 @@ from engine_tree import Proc, proc_tree
 from vramtop.analysis.instances import group_instances
 from vramtop.snapshot import GpuProcess, NodeSnapshot
 from vramtop.sources.processes import ProcessReader
-from vramtop.telemetry.actions import Stopper, plan_for_instance
+from vramtop.actions import Stopper, plan_for_instance
 from vramtop.widgets.stop_dialog import StopDialog
 
 

@@ -16,6 +16,7 @@ import pytest
 import fakenvml
 from recording_support import changing_node
 from vramtop import record
+from vramtop import history
 from vramtop.history import History
 from vramtop.recording import Recorder, Recording, write_recording
 from vramtop.sources.demo import DemoSource
@@ -112,15 +113,15 @@ def test_a_gpu_that_appears_late_has_a_series_as_long_as_the_others():
 
 def test_saving_the_history_gives_a_recording_of_it(tmp_path):
     h = History(length=40)
-    assert "nothing to save" in record.save_history(h, tmp_path / "x.vtrec")
+    assert "nothing to save" in history.save_history(h, tmp_path / "x.vtrec")
     for s in SNAPSHOTS[:60]:
         h.add(s)
-    line = record.save_history(h, tmp_path / "h.vtrec", 2.0)
+    line = history.save_history(h, tmp_path / "h.vtrec", 2.0)
     assert line == f"saved 40 snapshots to {tmp_path / 'h.vtrec'}"
     assert list(Recording(tmp_path / "h.vtrec")) == SNAPSHOTS[20:60]
-    bad = record.save_history(h, tmp_path / "no-such-dir" / "h.vtrec")
+    bad = history.save_history(h, tmp_path / "no-such-dir" / "h.vtrec")
     assert bad.startswith("could not save the history to") and "No such file" in bad
-    assert record.default_path(SNAPSHOTS[0]).name.startswith("vramtop-demo-a10-node-")
+    assert history.default_path(SNAPSHOTS[0]).name.startswith("vramtop-demo-a10-node-")
 
 
 def test_the_record_loop_keeps_its_schedule_and_duration(tmp_path):

@@ -13,7 +13,7 @@ from vramtop.ray.link import link_gpu_processes
 from vramtop.ray.model import NOT_FOUND, OK, UNREACHABLE, Actor, Deployment, Node, RayGpu, RayState, Replica
 from vramtop.snapshot import NodeSnapshot, SourceError
 from vramtop.sources.cluster import NO_MEMORY, ClusterSource, cluster_gpus, is_this_machine, node_label
-from vramtop.telemetry.actions import plan_for_instance, plan_for_process
+from vramtop.actions import plan_for_instance, plan_for_process
 
 H100 = 81_559
 

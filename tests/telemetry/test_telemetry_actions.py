@@ -11,8 +11,8 @@ import pytest
 
 from telemetry_support import snapshot_of
 from vramtop.analysis.instances import group_instances
-from vramtop.telemetry import actions
-from vramtop.telemetry.actions import Stopper, plan_for_instance, plan_for_process
+from vramtop import actions
+from vramtop.actions import Stopper, plan_for_instance, plan_for_process
 
 IGNORES_TERM = ("import signal, setproctitle, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
                 "setproctitle.setproctitle('python3 stubborn.py'); print('ready', flush=True); time.sleep(120)")
@@ -102,7 +102,7 @@ def test_permission_refused_is_one_clear_line(spawn):
         pytest.skip("cannot run a process without the right to signal others here")
     # Run the stopper itself as an unprivileged user against a root-owned process.
     victim = spawn(HONOURS_TERM)
-    code = ("import sys; from vramtop.telemetry.actions import Stopper, Target, StopPlan; "
+    code = ("import sys; from vramtop.actions import Stopper, Target, StopPlan; "
             "import psutil; pid = int(sys.argv[1]); ct = psutil.Process(pid).create_time(); "
             "t = Target(pid, ct, 'victim', 'root'); "
             "print(Stopper().terminate(StopPlan('victim', (t,), (t,))).message)")

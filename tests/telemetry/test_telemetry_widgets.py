@@ -8,7 +8,7 @@ import sys
 from textual.app import App
 
 from telemetry_support import snapshot_of
-from vramtop.telemetry.actions import READONLY_MESSAGE, Stopper, plan_for_process
+from vramtop.actions import READONLY_MESSAGE, Stopper, plan_for_process
 from vramtop.widgets.stop_dialog import StopDialog, freed_text
 
 STUBBORN = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); "
@@ -99,6 +99,6 @@ async def test_readonly_dialog_refuses_and_escape_closes():
 
 
 def test_freed_text_sums_gpus():
-    from vramtop.telemetry.actions import StopPlan
+    from vramtop.actions import StopPlan
 
     assert freed_text(StopPlan("x", (), (), {1: 2_000, 0: 1_000})) == "Frees GPU 0: 1,000 MiB · GPU 1: 2,000 MiB (3,000 MiB in all)"

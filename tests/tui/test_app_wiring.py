@@ -125,7 +125,7 @@ async def test_trend_warnings_and_notices_reach_the_status_line():
 
 async def test_a_recording_replays_through_the_same_views_with_its_controls(tmp_path):
     from vramtop.history import History
-    from vramtop.record import save_history
+    from vramtop.history import save_history
     from vramtop.sources.replay import ReplaySource
     from vramtop.widgets.node_header import NodeHeader
 
@@ -172,7 +172,7 @@ async def test_ctrl_r_dumps_the_last_minutes_to_a_recording(tmp_path, monkeypatc
 
 def _recording(tmp_path, count: int = 10):
     from vramtop.history import History
-    from vramtop.record import save_history
+    from vramtop.history import save_history
 
     history = History()
     for t in range(count):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -32,17 +32,16 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
-from vramtop import themes
+from vramtop import actions, themes
 from vramtop.analysis.instances import Instance, instances_of
 from vramtop.config import Config
 from vramtop.ray.feasibility import analyze
 from vramtop.ray.model import RayState
-from vramtop.history import History
-from vramtop.record import save_history
+from vramtop.actions import Stopper
+from vramtop.history import History, save_history
 from vramtop.snapshot import NodeSnapshot
+from vramtop.sources.feed import Source
 from vramtop.sources.replay import JumpError, ReplaySource, jump_target
-from vramtop.telemetry import actions
-from vramtop.telemetry.actions import Stopper
 from vramtop.widgets.gpu_bars import GpuPanel
 from vramtop.widgets.jump_dialog import JumpDialog
 from vramtop.widgets.spark import serving_sparks
@@ -59,12 +58,6 @@ from vramtop.widgets.whatif_panel import (PinsChanged, feed_whatif, pinned_verdi
                                           toggle_whatif)
 
 DEFAULT_THEME = "vramtop-dark"
-
-
-class Source(Protocol):
-    """Anything that returns one picture of the node per call (may block, may raise)."""
-
-    def sample(self) -> NodeSnapshot: ...
 
 
 class SnapshotReady(Message):
@@ -477,7 +470,7 @@ class VramtopApp(App[None]):
         if self.snapshot is None:
             self.notify("nothing to report yet: no snapshot taken")
             return
-        from vramtop.report.cli import save_report
+        from vramtop.report.save import save_report
 
         label = self.source.label if self.replaying else None
         self.notify(save_report(self.snapshot, report_candidates(self), lang=self.config.report_lang, label=label))

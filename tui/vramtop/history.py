@@ -2,11 +2,13 @@
 
 Fed once per tick; pure and Textual-free. The per-GPU series (for sparklines) are kept beside
 the ring as it fills, so reading them costs nothing per tick. ``save`` writes the ring as a
-recording, which is how the app dumps "what just happened" with one key.
+recording, which is how the app dumps "what just happened" with one key (``save_history``, which
+names the file after the node and the time and answers in one line).
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from pathlib import Path
 from typing import Iterator
@@ -67,3 +69,26 @@ class History:
         from vramtop.recording import write_recording
 
         return write_recording(path, list(self._snapshots), interval)
+
+
+def default_path(snapshot: NodeSnapshot, directory: str | Path = ".") -> Path:
+    """Where a dump of the app's history goes: ``vramtop-<host>-<YYYYmmdd-HHMMSS>.vtrec``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(snapshot.timestamp))
+    host = "".join(c if c.isalnum() or c in "-_." else "_" for c in snapshot.hostname) or "node"
+    return Path(directory) / f"vramtop-{host}-{stamp}.vtrec"
+
+
+def save_history(history: History, path: str | Path | None = None, interval: float | None = None) -> str:
+    """Dump the app's ``History`` to a recording; returns one line for the status bar (the path
+    written, or why not). Never raises: a key press must not crash the app."""
+    from vramtop.recording import RecordingError
+
+    latest = history.latest
+    if latest is None:
+        return "nothing to save yet: no snapshot taken"
+    target = Path(path) if path is not None else default_path(latest)
+    try:
+        count = history.save(target, interval)
+    except (OSError, RecordingError) as exc:
+        return f"could not save the history to {target}: {getattr(exc, 'strerror', None) or exc}"
+    return f"saved {count} snapshot{'s' if count != 1 else ''} to {target}"

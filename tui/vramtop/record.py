@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from vramtop.recording import Recorder, RecordingError
 from vramtop.snapshot import NodeSnapshot
@@ -43,27 +43,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--ray-address", dest="record_ray_address", metavar="URL", help="Ray dashboard address")
     p.set_defaults(run=run)
     return p
-
-
-def default_path(snapshot: NodeSnapshot, directory: str | Path = ".") -> Path:
-    """Where a dump of the app's history goes: ``vramtop-<host>-<YYYYmmdd-HHMMSS>.vtrec``."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(snapshot.timestamp))
-    host = "".join(c if c.isalnum() or c in "-_." else "_" for c in snapshot.hostname) or "node"
-    return Path(directory) / f"vramtop-{host}-{stamp}.vtrec"
-
-
-def save_history(history: Any, path: str | Path | None = None, interval: float | None = None) -> str:
-    """Dump the app's ``History`` to a recording; returns one line for the status bar (the path
-    written, or why not). Never raises: a key press must not crash the app."""
-    latest = history.latest
-    if latest is None:
-        return "nothing to save yet: no snapshot taken"
-    target = Path(path) if path is not None else default_path(latest)
-    try:
-        count = history.save(target, interval)
-    except (OSError, RecordingError) as exc:
-        return f"could not save the history to {target}: {getattr(exc, 'strerror', None) or exc}"
-    return f"saved {count} snapshot{'s' if count != 1 else ''} to {target}"
 
 
 def record_loop(feed: Feed, recorder: Recorder, interval: float, duration: float | None = None,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -108,20 +107,3 @@ def run(args: argparse.Namespace) -> int:
         return _bad(f"cannot write {args.output}: {exc.strerror or exc}")
     print(f"report written to {args.output}", file=sys.stderr)
     return 0
-
-
-def save_report(snapshot, candidates: list, directory: str | Path = ".", lang: str = "en",
-                label: str | None = None) -> str:
-    """Write the report of ``snapshot`` as ``vramtop-report-<host>-<time>.md``; returns one line
-    for the status bar (the path written, or why not). Never raises: a key press must not crash
-    the app."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(snapshot.timestamp))
-    host = "".join(c if c.isalnum() or c in "-_." else "_" for c in snapshot.hostname) or "node"
-    path = Path(directory) / f"vramtop-report-{host}-{stamp}.md"
-    try:
-        path.write_text(build_report(snapshot, candidates, lang, label).to_markdown(), encoding="utf-8")
-    except OSError as exc:
-        return f"could not write the report to {path}: {exc.strerror or exc}"
-    count = len(candidates)
-    judged = f" with {count} candidate{'s' if count != 1 else ''}" if count else ""
-    return f"report{judged} written to {path}"

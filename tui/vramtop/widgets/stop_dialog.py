@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from vramtop.telemetry.actions import GRACE_S, READONLY_MESSAGE, StopPlan, Stopper, Target
+from vramtop.actions import GRACE_S, READONLY_MESSAGE, StopPlan, Stopper, Target
 
 
 @dataclass(frozen=True)
