@@ -158,56 +158,6 @@ def _print_config(cfg: Config) -> None:
         print(f"{key}: {getattr(cfg, key)!r}  # {source}")
 
 
-def _ray_poller(cfg: Config):
-    from vramtop.ray.poller import RayPoller
-
-    return RayPoller(cfg.ray_address, timeout=cfg.ray_timeout)
-
-
-def _open_source(demo: bool, replay: Path | None = None, cluster=None):
-    """The snapshot source: a recording, the demo node, the Ray cluster that ``cluster`` (a Ray
-    poller) reads, or this machine's NVML and processes."""
-    if cluster is not None:
-        from vramtop.sources.cluster import ClusterSource
-
-        return ClusterSource(cluster)
-    if replay is not None:
-        from vramtop.sources.replay import ReplaySource
-
-        return ReplaySource(replay)
-    if demo:
-        from vramtop.sources.demo import DemoSource
-
-        return DemoSource()
-    from vramtop.sampler import LiveSource
-
-    return LiveSource()
-
-
-def _cluster_answering(poller):
-    """The cluster a Ray dashboard reports at the poller's address, when it answers and lists
-    nodes (else None): where there is no driver (a laptop, a login node), that is what to show."""
-    state = poller.poll()
-    if state.error is not None or not state.nodes:
-        return None
-    from vramtop.sources.cluster import ClusterSource
-
-    return ClusterSource(poller, first=state)  # its first picture is this poll, not a second one
-
-
-def _telemetry_poller(args: argparse.Namespace):
-    """What reads the serving engines: none for a recording (its telemetry was recorded)."""
-    if args.replay:
-        return None
-    if args.demo:
-        from vramtop.telemetry.demo import DemoTelemetry
-
-        return DemoTelemetry()
-    from vramtop.telemetry.poller import TelemetryPoller
-
-    return TelemetryPoller()
-
-
 def main(argv: list[str] | None = None) -> int:
     """The ``vramtop`` command; returns its exit status (see EPILOG)."""
     try:
@@ -265,44 +215,29 @@ def _main(argv: list[str] | None) -> int:
 
         recording_errors = (RecordingError,)
 
+    from vramtop.sources.feed import answering_cluster, open_feed
+
     try:
-        source = _open_source(args.demo, args.replay, _ray_poller(cfg) if args.cluster else None)
+        feed = open_feed(cfg, demo=args.demo, replay=args.replay, cluster=args.cluster, ray=not args.no_ray)
     except NvmlUnavailable as exc:
-        poller = None if args.no_ray else _ray_poller(cfg)
-        source = _cluster_answering(poller) if poller is not None else None
-        if source is None:
+        cluster = None if args.no_ray else answering_cluster(cfg)
+        if cluster is None:
             print(f"vramtop: {exc}; run 'vramtop --demo' to see a simulated node", file=sys.stderr)
             return 2
+        feed, address = cluster
         if args.once:
-            print(f"vramtop: no NVIDIA driver here ({exc}); showing the Ray cluster at {poller.address}",
-                  file=sys.stderr)
+            print(f"vramtop: no NVIDIA driver here ({exc}); showing the Ray cluster at {address}", file=sys.stderr)
     except recording_errors as exc:
         print(f"vramtop: {exc}", file=sys.stderr)
         return 2
-    ray_poller = None
-    if getattr(source, "carries_ray", False):
-        pass  # the Ray state rides on each snapshot (recorded, or the one the cluster was read from)
-    elif args.demo and not args.no_ray:
-        from vramtop.ray.demo import DemoRayPoller
-
-        ray_poller = DemoRayPoller()
-    elif not args.no_ray:
-        ray_poller = _ray_poller(cfg)
-    telemetry = _telemetry_poller(args)
     if args.once:
-        from dataclasses import replace
-
         from vramtop import once
 
-        snapshot = source.sample()
+        snapshot = feed.sample()  # telemetry's levels (KV use, queue) from one read; rates need two
         if snapshot.source == "cluster" and snapshot.ray is not None and snapshot.ray.error is not None:
             print(f"vramtop: --cluster needs the Ray dashboard at {snapshot.ray.address}: {snapshot.ray.error}",
                   file=sys.stderr)
             return 2
-        if ray_poller is not None:
-            snapshot = replace(snapshot, ray=ray_poller.poll())
-        if telemetry is not None:  # levels (KV use, queue) from one read; rates need two
-            snapshot = replace(snapshot, telemetry=telemetry.poll(snapshot))
         if args.csv:
             from vramtop.telemetry import csv_export
 
@@ -323,8 +258,8 @@ def _main(argv: list[str] | None) -> int:
             return 3
     from vramtop.app import VramtopApp
 
-    app = VramtopApp(source, cfg, ray_poller=ray_poller, telemetry_poller=telemetry, readonly=args.readonly,
-                     exporter=exporter)
+    app = VramtopApp(feed.source, cfg, ray_poller=feed.ray_poller, telemetry_poller=feed.telemetry,
+                     readonly=args.readonly, exporter=exporter)
     app.run()
     status = EXIT_OK
     if app.return_code:  # an exception ended the app; Textual printed its traceback once the terminal was back

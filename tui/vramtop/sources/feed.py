@@ -64,11 +64,17 @@ class Feed:
             close()
 
 
-def ray_poller(cfg: Config, address: str | None = None) -> Any:
-    """The Ray dashboard poller of the configuration (``address`` overrides it)."""
+def ray_poller(cfg: Config) -> Any:
+    """The Ray dashboard poller of the configuration."""
     from vramtop.ray.poller import RayPoller
 
-    return RayPoller(address or cfg.ray_address, timeout=cfg.ray_timeout)
+    return RayPoller(cfg.ray_address, timeout=cfg.ray_timeout)
+
+
+def _telemetry_poller() -> Any:
+    from vramtop.telemetry.poller import TelemetryPoller
+
+    return TelemetryPoller()
 
 
 def open_feed(cfg: Config | None = None, *, demo: bool = False, replay: Path | None = None, cluster: bool = False,
@@ -102,9 +108,18 @@ def open_feed(cfg: Config | None = None, *, demo: bool = False, replay: Path | N
         from vramtop.sampler import LiveSource
 
         source = LiveSource()
-    poller = None
-    if telemetry:
-        from vramtop.telemetry.poller import TelemetryPoller
+    return Feed(source, ray_poller(cfg) if ray else None, _telemetry_poller() if telemetry else None,
+                cfg.ray_interval)
 
-        poller = TelemetryPoller()
-    return Feed(source, ray_poller(cfg) if ray else None, poller, cfg.ray_interval)
+
+def answering_cluster(cfg: Config, telemetry: bool = True) -> tuple[Feed, str] | None:
+    """The feed of the Ray cluster the configured dashboard reports, and the dashboard's address,
+    when it answers and lists nodes (else None): where there is no driver (a laptop, a login
+    node), that is what to show. Its first picture is this check's poll, not a second one."""
+    from vramtop.sources.cluster import ClusterSource
+
+    poller = ray_poller(cfg)
+    state = poller.poll()
+    if state.error is not None or not state.nodes:
+        return None
+    return Feed(ClusterSource(poller, first=state), telemetry=_telemetry_poller() if telemetry else None), poller.address
