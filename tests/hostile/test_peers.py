@@ -322,3 +322,31 @@ def test_any_bytes_from_a_peer_give_an_answer_or_one_plain_peer_error(peer, data
         _plain_line(str(exc))
     else:
         assert len(got.body) <= 4096
+
+
+def test_a_name_lookup_that_never_answers_ends_at_the_deadline(monkeypatch):
+    # The C library's getaddrinfo has no timeout of its own; a dead name server holds it for tens
+    # of seconds. Stand in for that resolver (the one thing here not reproduced for real: the
+    # machine's resolver configuration is not the test's to change).
+    import threading
+    import time
+
+    from vramtop import peer_http
+
+    release = threading.Event()
+    real = peer_http.socket.getaddrinfo
+
+    def stalled(host, *args, **kwargs):
+        if host == "dashboard.example":
+            release.wait(30)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(peer_http.socket, "getaddrinfo", stalled)
+    started = time.monotonic()
+    try:
+        with pytest.raises(peer_http.PeerError) as err:
+            peer_http.get("http://dashboard.example:8265/api/version", 0.5, 1024)
+        assert err.value.kind == peer_http.TIMEOUT
+        assert time.monotonic() - started < 1.5
+    finally:
+        release.set()

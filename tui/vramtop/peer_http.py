@@ -10,7 +10,8 @@ that sends one byte every few tenths of a second holds the caller forever; and u
 redirects to any host with the ``Authorization`` header and sends loopback requests to
 ``http_proxy``. Here:
 
-- the deadline covers connect, TLS, headers and body: every read is given what is left of it;
+- the deadline covers the name lookup, connect (over every address a name has), TLS, headers
+  and body: every step is given what is left of it;
 - the body is read up to ``max_bytes`` (an announced larger ``Content-Length`` is refused unread);
 - environment proxies are never used: a dashboard token must reach the configured host only,
   and the peers vramtop discovers are on this machine;
@@ -23,8 +24,10 @@ from __future__ import annotations
 
 import http.client
 import io
+import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from typing import Mapping
@@ -115,10 +118,7 @@ def connect(tls: bool, host: str, port: int, deadline: float, verify_tls: bool =
     """A socket connected to ``host:port`` (TLS when ``tls``) within ``deadline`` (a
     ``time.monotonic()`` instant), never through a proxy; raises ``TimeoutError`` once it has
     passed, ``OSError`` / ``ssl.SSLError`` as connecting fails."""
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError
-    sock = socket.create_connection((host, port), timeout=left)
+    sock = _connect_any(_addresses(host, port, deadline), deadline)
     if not tls:
         return sock
     try:
@@ -131,6 +131,55 @@ def connect(tls: bool, host: str, port: int, deadline: float, verify_tls: bool =
     except BaseException:
         sock.close()
         raise
+
+
+def _addresses(host: str, port: int, deadline: float) -> list[tuple]:
+    """``getaddrinfo`` within the deadline. The C library's lookup has no timeout of its own (a
+    dead name server holds it for tens of seconds), so a name is looked up in a daemon thread that
+    the caller stops waiting for; an address literal is read at once."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found: dict[str, object] = {}
+
+    def lookup() -> None:
+        try:
+            found["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            found["error"] = exc
+
+    worker = threading.Thread(target=lookup, name="vramtop-dns", daemon=True)
+    worker.start()
+    worker.join(max(deadline - time.monotonic(), 0.0))
+    if worker.is_alive():
+        raise TimeoutError
+    if "error" in found:
+        raise found["error"]  # type: ignore[misc]
+    return found["infos"]  # type: ignore[return-value]
+
+
+def _connect_any(infos: list[tuple], deadline: float) -> socket.socket:
+    """The first of ``infos`` that accepts a connection, all of them tried within the one
+    deadline (``socket.create_connection`` gives each address the whole timeout again)."""
+    error: OSError = OSError("no address")
+    for family, kind, proto, _, address in infos:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(left)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            if isinstance(exc, (TimeoutError, socket.timeout)):
+                raise
+            error = exc
+    raise error
 
 
 def request_head(method: str, target: str, host: str, port: int, headers: list[str]) -> bytes:
