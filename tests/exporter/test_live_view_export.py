@@ -10,7 +10,7 @@ import pytest
 from exporter_support import free_port, scrape
 from vramtop.app import VramtopApp
 from vramtop.config import Config
-from vramtop.exporter.cli import export_live_view
+from vramtop.cli.export import export_live_view
 from vramtop.sources.demo import DemoSource
 
 

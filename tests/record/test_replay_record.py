@@ -15,7 +15,7 @@ import pytest
 
 import fakenvml
 from recording_support import changing_node
-from vramtop import record
+from vramtop.cli import record
 from vramtop import history
 from vramtop.history import History
 from vramtop.recording import Recorder, Recording, write_recording
@@ -168,7 +168,7 @@ def test_record_command_says_in_one_line_when_it_cannot_write(tmp_path, capsys):
 
 CHILD = """
 import argparse, sys
-from vramtop import record
+from vramtop.cli import record
 p = argparse.ArgumentParser(); record.add_parser(p.add_subparsers())
 a = p.parse_args(sys.argv[1:]); sys.exit(a.run(a))
 """

@@ -13,7 +13,7 @@ from recording_support import changing_node
 from vramtop.ray.demo import DemoRayPoller
 from vramtop.recording import write_recording
 from vramtop.report import SEED_CANDIDATES, CandidateError, build_report, parse_candidate
-from vramtop.report import cli
+from vramtop.cli import report as cli
 from vramtop.sources.demo import DemoSource
 from vramtop.telemetry.demo import DemoTelemetry
 

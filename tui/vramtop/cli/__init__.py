@@ -1,4 +1,5 @@
-"""The ``vramtop`` command: the live view, ``--once`` pictures, and the subcommands."""
+"""The ``vramtop`` command: the live view, ``--once`` pictures, and the subcommands, one module
+each in this package. Nothing else imports it: the commands use the rest, never the reverse."""
 
 from __future__ import annotations
 
@@ -48,9 +49,9 @@ EXIT_CRASH = 70  # EX_SOFTWARE of sysexits.h: distinct from every status a comma
 
 
 # Each module adds its subparser with ``add_parser(subparsers)`` and sets ``run(args) -> int``.
-SUBCOMMANDS: dict[str, str] = {"fit": "vramtop.fit.cli", "record": "vramtop.record", "report": "vramtop.report.cli",
-                               "export": "vramtop.exporter.cli", "watch": "vramtop.exporter.watch",
-                               "launch": "vramtop.launch.cli"}
+SUBCOMMANDS: dict[str, str] = {"fit": "vramtop.fit.cli", "record": "vramtop.cli.record", "report": "vramtop.cli.report",
+                               "export": "vramtop.cli.export", "watch": "vramtop.cli.watch",
+                               "launch": "vramtop.cli.launch"}
 
 
 def positive_seconds(text: str) -> float:
@@ -248,7 +249,7 @@ def _main(argv: list[str] | None) -> int:
 
     exporter = None
     if args.export:  # the view hands each sample it takes to the endpoint: no second sampler
-        from vramtop.exporter.cli import export_live_view
+        from vramtop.cli.export import export_live_view
         from vramtop.exporter.server import ListenError
 
         try:

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from vramtop.exporter.cli import add_bad_usage
+from vramtop.cli.export import add_bad_usage
 
 DESCRIPTION = """\
 Watch this node and act when a rule holds: print a line, run a command (--run) and/or post a
