@@ -88,14 +88,16 @@ def build_parser(subcommands: tuple[str, ...] = tuple(SUBCOMMANDS)) -> argparse.
     """The command line with the ``subcommands`` named; with none, only the live view's options
     (no subcommand's module is imported: ``fit`` and the recording format pull in YAML, the
     catalog and prometheus_client, which ``--once`` does not use)."""
+    from vramtop.cli import options
+
     parser = Parser(
         prog="vramtop",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[options.demo(defaults=True), options.ray(defaults=True), options.config(defaults=True)],
     )
     parser.add_argument("--version", action="version", version=f"vramtop {__version__}")
-    parser.add_argument("--demo", action="store_true", help="show the built-in demo node instead of this machine's GPUs")
     parser.add_argument("--replay", type=Path, metavar="FILE",
                         help="play a recording (from 'vramtop record' or the live view's ctrl+r) through the same views")
     parser.add_argument("--cluster", action="store_true",
@@ -103,14 +105,10 @@ def build_parser(subcommands: tuple[str, ...] = tuple(SUBCOMMANDS)) -> argparse.
     parser.add_argument("--once", action="store_true", help="print the current picture and exit")
     parser.add_argument("--json", action="store_true", help="with --once: print the JSON snapshot")
     parser.add_argument("--csv", action="store_true", help="with --once: print the process table as CSV")
-    parser.add_argument("--ray-address", metavar="URL",
-                        help="Ray dashboard (default: RAY_DASHBOARD_ADDRESS, RAY_ADDRESS, then http://127.0.0.1:8265)")
-    parser.add_argument("--no-ray", action="store_true", help="do not poll a Ray dashboard")
     parser.add_argument("--readonly", action="store_true",
                         help="the live view sends no signal and writes no file (no stop, report, recording, "
                              "screenshot or saved what-if state)")
     parser.add_argument("--interval", type=sample_interval, metavar="SECONDS", help="seconds between samples (default 1)")
-    parser.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ~/.config/vramtop/config.yaml)")
     parser.add_argument("--theme", metavar="NAME", help="colour theme (see README)")
     parser.add_argument("--print-config", action="store_true", help="print the effective configuration and where each value came from")
     parser.add_argument("--export", metavar="HOST:PORT",

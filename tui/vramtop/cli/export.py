@@ -46,9 +46,12 @@ exit status: 0 stopped (SIGTERM, ctrl+c), 2 no NVIDIA driver, 3 bad input (addre
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``export`` to the ``vramtop`` command line."""
+    from vramtop.cli import options
+
     p = subparsers.add_parser("export", help="serve Prometheus metrics of this node",
                               description=DESCRIPTION, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              parents=[options.demo(), options.ray(), options.config()])
     p.add_argument("--listen", default=f"{DEFAULT_HOST}:{DEFAULT_PORT}", metavar="HOST:PORT",
                    help=f"address to serve on (default {DEFAULT_HOST}:{DEFAULT_PORT}; a bare PORT is loopback)")
     p.add_argument("--interval", dest="export_interval", type=float, metavar="SECONDS",
@@ -59,9 +62,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--tls-key", type=Path, metavar="FILE", help="the certificate's private key (PEM)")
     p.add_argument("--basic-auth-file", type=Path, metavar="FILE",
                    help="require HTTP basic auth; FILE holds one line 'user:password'")
-    p.add_argument("--demo", dest="export_demo", action="store_true", help="export the built-in demo node")
-    p.add_argument("--no-ray", dest="export_no_ray", action="store_true", help="do not poll a Ray dashboard")
-    p.add_argument("--ray-address", dest="export_ray_address", metavar="URL", help="Ray dashboard address")
     add_bad_usage(p)
     p.set_defaults(run=run, parser=p)
     return p
@@ -130,13 +130,12 @@ def run(args: argparse.Namespace) -> int:
         return _bad("--interval must be above 0")
     try:
         cfg = config_mod.load(getattr(args, "config", None),
-                              {"ray_address": args.export_ray_address or getattr(args, "ray_address", None)})
+                              {"ray_address": getattr(args, "ray_address", None)})
     except config_mod.ConfigError as exc:
         return _bad(str(exc))
     latest = LatestSnapshot(cfg.thresholds, cfg.candidates, args.pid_labels)
     try:
-        feed = open_feed(cfg, demo=args.export_demo or bool(getattr(args, "demo", False)),
-                         ray=not (args.export_no_ray or getattr(args, "no_ray", False)))
+        feed = open_feed(cfg, demo=getattr(args, "demo", False), ray=not getattr(args, "no_ray", False))
     except NvmlUnavailable as exc:
         print(f"vramtop export: {exc}; 'vramtop export --demo' serves the simulated node", file=sys.stderr)
         return 2

@@ -52,11 +52,11 @@ examples:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from vramtop.cli import positive_seconds
+    from vramtop.cli import options, positive_seconds
 
     p = subparsers.add_parser("launch", help="start an engine where it fits (see: vramtop launch --help)",
                               description=DESCRIPTION, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=argparse.RawDescriptionHelpFormatter, parents=[options.demo()])
     p.add_argument("--wait", type=positive_seconds, default=None, metavar="SECONDS",
                    help="wait up to this long for the command to fit (default: do not wait)")
     p.add_argument("--hold", type=positive_seconds, default=900.0, metavar="SECONDS",
@@ -65,8 +65,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="start even when the verdict is RED")
     p.add_argument("--model", metavar="M", help="the model, where the command does not name it (ollama serve)")
     p.add_argument("--engine", metavar="E", help="vllm or ollama, where the command does not tell")
-    p.add_argument("--demo", dest="launch_demo", action="store_true",
-                   help="judge against the demo node (with --dry-run)")
     p.add_argument("launch_command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     p.set_defaults(run=run, parser=p)
     return p
@@ -140,7 +138,7 @@ class _Launch:
         if self.feed is None:  # the verdict reads the node alone: no Ray dashboard, no engine is asked
             from vramtop.sources.feed import open_feed
 
-            self.feed = open_feed(demo=self.args.launch_demo, ray=False, telemetry=False)
+            self.feed = open_feed(demo=getattr(self.args, "demo", False), ray=False, telemetry=False)
         return self.feed.sample()
 
     def _notice(self, notices: list[str]) -> None:
@@ -182,7 +180,7 @@ class _Launch:
         from vramtop.fit.verdict import RED
         from vramtop.sources.nvml import NvmlUnavailable
 
-        if not self.args.launch_demo:
+        if not getattr(self.args, "demo", False):
             try:
                 self.dir = rsv.ensure_dir()
             except rsv.ReservationError as exc:

@@ -30,17 +30,15 @@ complete snapshot. A day at 1 Hz on an 8-GPU node takes a few tens of MB (see be
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``record`` to the ``vramtop`` command line."""
-    from vramtop.cli import positive_seconds  # (the command line imports this module)
+    from vramtop.cli import options, positive_seconds  # (the command line imports this module)
 
     p = subparsers.add_parser("record", help="record snapshots to a file without a UI",
-                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+                              parents=[options.demo(), options.ray(), options.config()])
     p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="the recording to write")
     p.add_argument("--interval", dest="record_interval", type=positive_seconds, metavar="SECONDS",
                    help="seconds between snapshots (default 1)")
     p.add_argument("--duration", type=positive_seconds, metavar="SECONDS", help="stop after this many seconds")
-    p.add_argument("--demo", dest="record_demo", action="store_true", help="record the built-in demo node")
-    p.add_argument("--no-ray", dest="record_no_ray", action="store_true", help="do not poll a Ray dashboard")
-    p.add_argument("--ray-address", dest="record_ray_address", metavar="URL", help="Ray dashboard address")
     p.set_defaults(run=run)
     return p
 
@@ -73,11 +71,10 @@ def record_loop(feed: Feed, recorder: Recorder, interval: float, duration: float
 def _open(args: argparse.Namespace) -> Feed:
     from vramtop import config as config_mod
 
-    demo = args.record_demo or bool(getattr(args, "demo", False))
-    no_ray = args.record_no_ray or bool(getattr(args, "no_ray", False))
-    cfg = None if demo else config_mod.load(
-        getattr(args, "config", None), {"ray_address": args.record_ray_address or getattr(args, "ray_address", None)})
-    return open_feed(cfg, demo=demo, ray=not no_ray)
+    demo = getattr(args, "demo", False)
+    cfg = None if demo else config_mod.load(getattr(args, "config", None),
+                                            {"ray_address": getattr(args, "ray_address", None)})
+    return open_feed(cfg, demo=demo, ray=not getattr(args, "no_ray", False))
 
 
 def _bad(message: str) -> int:

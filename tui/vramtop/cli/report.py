@@ -31,18 +31,19 @@ With --demo and no --candidate, the seed analysis's two Ollama models are evalua
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``report`` to the ``vramtop`` command line."""
+    from vramtop.cli import options
+
     p = subparsers.add_parser("report", help="write a Markdown or JSON report of the node's VRAM",
-                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--demo", dest="report_demo", action="store_true", help="report on the built-in demo node")
-    where.add_argument("--replay", type=Path, metavar="FILE", help="report on a recording (its last snapshot)")
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+                              parents=[options.demo(), options.ray(), options.config()])
+    p.add_argument("--replay", type=Path, metavar="FILE", help="report on a recording (its last snapshot)")
     p.add_argument("--at", type=float, metavar="SECONDS", help="with --replay: the snapshot this far into the recording")
     p.add_argument("--candidate", action="append", default=[], metavar="MODEL[,k=v...]",
                    help="a model to check for fit; repeatable")
     p.add_argument("--lang", choices=LANGS, default="en", help="language of the report (default en)")
     p.add_argument("--json", dest="report_json", action="store_true", help="the same content as JSON")
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of standard output")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, parser=p)
     return p
 
 
@@ -63,7 +64,7 @@ def _snapshot(args: argparse.Namespace):
         else:
             src.step(src.count)
         return src.sample(), src.label
-    if args.report_demo or getattr(args, "demo", False):
+    if getattr(args, "demo", False):
         return open_feed(demo=True).sample(), "demo"
     cfg = config_mod.load(getattr(args, "config", None), {"ray_address": getattr(args, "ray_address", None)})
     feed = open_feed(cfg, ray=not getattr(args, "no_ray", False))
@@ -82,9 +83,11 @@ def run(args: argparse.Namespace) -> int:
     from vramtop.recording import RecordingError
     from vramtop.sources.nvml import NvmlUnavailable
 
+    if getattr(args, "demo", False) and args.replay is not None:
+        args.parser.error("argument --replay: not allowed with argument --demo")
     if args.at is not None and args.replay is None:
         return _bad("--at needs --replay FILE")
-    texts = args.candidate or (list(SEED_CANDIDATES) if args.report_demo else [])
+    texts = args.candidate or (list(SEED_CANDIDATES) if getattr(args, "demo", False) else [])
     try:
         candidates = [(t, parse_candidate(t)) for t in texts]
     except CandidateError as exc:

@@ -39,15 +39,17 @@ exit status: 0 stopped (SIGTERM, ctrl+c), 2 no NVIDIA driver, 3 bad input (rule,
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``watch`` to the ``vramtop`` command line."""
+    from vramtop.cli import options
+
     p = subparsers.add_parser("watch", help="run a command or post a webhook when a rule holds",
                               description=DESCRIPTION, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              parents=[options.demo(), options.config()])
     p.add_argument("--when", required=True, metavar="RULE", help="the rule (see above)")
     p.add_argument("--run", dest="watch_run", metavar="CMD", help="command to run when the rule fires")
     p.add_argument("--webhook", metavar="URL", help="POST the event as JSON to URL when the rule fires")
     p.add_argument("--interval", dest="watch_interval", type=float, metavar="SECONDS",
                    help="seconds between samples (default: the config's interval, 1)")
-    p.add_argument("--demo", dest="watch_demo", action="store_true", help="watch the built-in demo node")
     add_bad_usage(p)
     p.set_defaults(run=run, parser=p)
     return p
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if interval <= 0:
         return _bad("--interval must be above 0")
     try:  # the rules read the node alone: no Ray dashboard, no engine is asked
-        feed = open_feed(cfg, demo=args.watch_demo or bool(getattr(args, "demo", False)), ray=False, telemetry=False)
+        feed = open_feed(cfg, demo=getattr(args, "demo", False), ray=False, telemetry=False)
     except NvmlUnavailable as exc:
         print(f"vramtop watch: {exc}; 'vramtop watch --demo' watches the simulated node", file=sys.stderr)
         return 2
