@@ -113,6 +113,8 @@ def _options(p: argparse.ArgumentParser) -> None:
                    help=f"the vLLM release to model, e.g. 0.20.2 (default: {vllm.NEWEST_MODELLED}, the newest modelled)")
     p.add_argument("--num-ctx", metavar="N", help="Ollama context length per request")
     p.add_argument("--num-parallel", metavar="N", help="Ollama parallel requests (default 1)")
+    p.add_argument("--pp", metavar="N", help="pipeline_parallel_size: layers split into N stages of --tp GPUs (vLLM, default 1)")
+    p.add_argument("--dp", metavar="N", help="data_parallel_size: N engine copies of --tp × --pp GPUs (vLLM, default 1)")
     p.add_argument("--replicas", metavar="N", help="Ray Serve replicas, each on its own --tp GPUs (default 1)")
     p.add_argument("--gpus", metavar="LIST", help="GPU indices to use, e.g. 0,1 (default: most free)")
     p.add_argument("--assume-stopped", action="append", default=[], metavar="INSTANCE",
@@ -133,13 +135,14 @@ def _fields(args: argparse.Namespace) -> dict[str, str]:
         "kv_cache_dtype": args.kv_cache_dtype, "max_num_seqs": args.max_num_seqs,
         "max_num_batched_tokens": args.max_num_batched_tokens, "num_ctx": args.num_ctx,
         "num_parallel": args.num_parallel, "replicas": args.replicas, "gpus": args.gpus,
+        "pipeline_parallel_size": args.pp, "data_parallel_size": args.dp,
         "stopped": ",".join(args.assume_stopped), "enforce_eager": "yes" if args.enforce_eager else "",
         "vllm_version": args.vllm_version, "enable_prefix_caching": "yes" if args.enable_prefix_caching else "",
     }
     return {k: v for k, v in pairs.items() if v}
 
 
-_FLAGS = {"tensor_parallel_size": "--tp", "gpu_memory_utilization": "--util", "quantization": "--quant",
+_FLAGS = {"tensor_parallel_size": "--tp", "pipeline_parallel_size": "--pp", "data_parallel_size": "--dp", "gpu_memory_utilization": "--util", "quantization": "--quant",
           "stopped": "--assume-stopped", "model": "MODEL"}
 
 

@@ -184,6 +184,9 @@ def _vllm_flags(c: Candidate, result: FitResult) -> list[tuple[str, Any]]:
         value = getattr(c, name)
         if value is not None and value != "auto":
             pairs.append((name, value))
+    for name in ("pipeline_parallel_size", "data_parallel_size"):
+        if getattr(c, name) > 1:
+            pairs.append((name, getattr(c, name)))
     for name in ("enforce_eager", "enable_prefix_caching"):
         if getattr(c, name):
             pairs.append((name, True))
@@ -204,7 +207,7 @@ def _vllm_line(c: Candidate, result: FitResult, env: list[tuple[str, str]], gpus
             "engine_kwargs": kwargs,
             "deployment_config": {"autoscaling_config": {"min_replicas": min(placed, c.replicas),
                                                          "max_replicas": min(placed, c.replicas)}},
-            "placement_group_config": {"bundles": [{"GPU": 1}] * c.tensor_parallel_size,
+            "placement_group_config": {"bundles": [{"GPU": 1}] * c.tensor_parallel_size * c.pipeline_parallel_size,
                                        "strategy": "STRICT_PACK"},
         }
         notes.append(f"{placed} of {c.replicas} replicas fit on this node's GPUs: autoscaling is "

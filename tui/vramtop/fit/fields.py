@@ -16,7 +16,7 @@ from vramtop.fit.verdict import OLLAMA, VLLM, Candidate
 
 _TOKENS = re.compile(r"^(\d+(?:\.\d+)?)\s*([kK]?)$")
 INT_FIELDS = ("tensor_parallel_size", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
-              "num_ctx", "num_parallel", "replicas")
+              "num_ctx", "num_parallel", "replicas", "pipeline_parallel_size", "data_parallel_size")
 WORD_FIELDS = ("dtype", "quantization", "kv_cache_dtype", "vllm_version")
 
 
@@ -74,7 +74,8 @@ def candidate_from_fields(fields: Mapping[str, str], model: ModelSpec | None = N
 
     ``fields`` may hold: model, engine, tensor_parallel_size, gpu_memory_utilization,
     max_model_len, dtype, quantization, kv_cache_dtype, max_num_seqs, max_num_batched_tokens,
-    enforce_eager ("yes"/"no"), num_ctx, num_parallel, replicas, gpus ("0,1"), stopped
+    enforce_eager ("yes"/"no"), num_ctx, num_parallel, replicas, pipeline_parallel_size,
+    data_parallel_size, gpus ("0,1"), stopped
     (instance keys, comma-separated), vllm_version ("0.21.0"), enable_prefix_caching. ``model``: an already resolved spec (skips the lookup,
     which may read files). Values the engine itself refuses (TP that does not divide the
     heads, a GPU the node lacks) come back from ``evaluate`` as ``FitResult.errors``.

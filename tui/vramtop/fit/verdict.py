@@ -61,6 +61,8 @@ class Candidate:
     num_ctx: int | None = None
     num_parallel: int | None = None
     replicas: int = 1  # Ray Serve replicas, each on its own tensor_parallel_size GPUs
+    pipeline_parallel_size: int = 1  # vLLM: layers split into this many stages of TP ranks each
+    data_parallel_size: int = 1  # vLLM: engine copies, each on its own TP × PP GPUs
     gpus: tuple[int, ...] | None = None  # None: the GPUs with most free memory
     stopped: tuple[str, ...] = ()
     vllm_version: str | None = None  # the release to model (None: the newest modelled)
@@ -144,7 +146,7 @@ class FitResult:
         return f"{self.symbol} {self.word}  {self.headline}"
 
     def _tightest(self) -> vllm.RankBudget | None:
-        return min(self.ranks, key=lambda r: r.kv_cache_bytes) if self.ranks else None
+        return min(self.ranks, key=lambda r: (r.max_concurrency, r.kv_cache_bytes)) if self.ranks else None
 
     @property
     def weights_gib(self) -> float | None:
@@ -252,6 +254,17 @@ def validate(c: Candidate, node: NodeView) -> dict[str, str]:
         errors["max_num_batched_tokens"] = (
             f"max_num_batched_tokens ({c.max_num_batched_tokens}) must be greater than or equal "
             f"to max_num_seqs ({c.max_num_seqs}).")
+    for name in ("pipeline_parallel_size", "data_parallel_size"):
+        v = getattr(c, name)
+        if not isinstance(v, int) or v < 1:
+            errors[name] = f"{name} must be a whole number ≥ 1, got {v}"
+        elif c.engine == OLLAMA and v != 1:
+            errors[name] = f"{name} is vLLM's; Ollama spreads layers over GPUs itself"
+    pp = c.pipeline_parallel_size
+    if "pipeline_parallel_size" not in errors and pp > spec.layers:
+        errors["pipeline_parallel_size"] = (  # get_pp_indices would leave a stage without layers
+            f"pipeline_parallel_size ({pp}) is more than the model's {spec.layers} layers: "
+            "each stage needs at least one")
     if not isinstance(c.replicas, int) or c.replicas < 1:
         errors["replicas"] = f"replicas must be a whole number ≥ 1, got {c.replicas}"
     elif c.engine == OLLAMA and c.replicas != 1:
@@ -280,9 +293,9 @@ def validate(c: Candidate, node: NodeView) -> dict[str, str]:
                               f"(it has {', '.join(map(str, known)) or 'none'})")
         elif len(set(c.gpus)) != len(c.gpus):
             errors["gpus"] = "a GPU is listed twice"
-        elif c.engine == VLLM and isinstance(tp, int) and len(c.gpus) < tp * max(1, c.replicas):
-            errors["gpus"] = (f"{len(c.gpus)} GPU(s) listed; {c.replicas} replica(s) × "
-                              f"tensor_parallel_size {tp} need {tp * c.replicas}")
+        elif c.engine == VLLM and isinstance(tp, int) and not errors.keys() & _SIZES \
+                and len(c.gpus) < gpus_needed(c):
+            errors["gpus"] = f"{len(c.gpus)} GPU(s) listed; {_shape(c)} need {gpus_needed(c)}"
     for ref in c.stopped:
         if find_instance(node, ref) is None:
             errors["stopped"] = f"no running instance '{ref}' on {node.label}"
@@ -291,6 +304,35 @@ def validate(c: Candidate, node: NodeView) -> dict[str, str]:
 
 # ---- engines ----------------------------------------------------------------------------------
 
+_SIZES = {"replicas", "pipeline_parallel_size", "data_parallel_size"}
+
+
+def gpus_needed(c: Candidate) -> int:
+    """replicas × data_parallel_size × pipeline_parallel_size × tensor_parallel_size."""
+    return c.replicas * c.data_parallel_size * c.pipeline_parallel_size * c.tensor_parallel_size
+
+
+def _shape(c: Candidate) -> str:
+    """"2 replica(s) × tensor_parallel_size 2", with the PP and DP factors where not 1."""
+    parts = [f"{c.replicas} replica(s)"] if c.replicas > 1 or c.data_parallel_size == 1 else []
+    parts += [f"data_parallel_size {c.data_parallel_size}"] if c.data_parallel_size > 1 else []
+    parts += [f"pipeline_parallel_size {c.pipeline_parallel_size}"] if c.pipeline_parallel_size > 1 else []
+    return " × ".join([*parts, f"tensor_parallel_size {c.tensor_parallel_size}"])
+
+
+def _rank_name(c: Candidate, engine_no: int, k: int) -> str:
+    """GPU ``k`` of engine ``engine_no``: vLLM numbers ranks with TP innermost, then PP, then
+    DP (``vllm/config/parallel.py``), and each rank takes the next visible GPU."""
+    tp, pp, dp = c.tensor_parallel_size, c.pipeline_parallel_size, c.data_parallel_size
+    words = []
+    if c.replicas > 1:
+        words.append(f"replica {engine_no // dp + 1}")
+    if dp > 1:
+        words.append(f"DP rank {engine_no % dp}")
+    if pp > 1:
+        words.append(f"PP stage {k // tp}")
+    return " ".join([*words, f"TP rank {k % tp}"])
+
 def _vllm_config(c: Candidate, total_mib: int, gpu_name: str = "") -> vllm.VllmConfig:
     dtype = normalize_format(c.dtype) if c.dtype else "auto"
     if dtype == "auto":
@@ -298,7 +340,7 @@ def _vllm_config(c: Candidate, total_mib: int, gpu_name: str = "") -> vllm.VllmC
     fmt = c.quantization or c.model.quant_hint
     fmt = None if fmt is None or normalize_format(fmt) in ("auto", normalize_format(c.model.dtype)) else fmt
     return vllm.VllmConfig(
-        tp=c.tensor_parallel_size,
+        tp=c.tensor_parallel_size, pp=c.pipeline_parallel_size,
         util=vllm.DEFAULT_UTIL if c.gpu_memory_utilization is None else float(c.gpu_memory_utilization),
         max_model_len=c.max_model_len or c.model.max_position,
         kv_cache_dtype=(c.kv_cache_dtype or "auto").lower(),
@@ -337,51 +379,54 @@ class _Outcome:
 
 def _vllm(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = False) -> _Outcome:
     tp, replicas = c.tensor_parallel_size, c.replicas
-    sets = pick_replica_sets(free, replicas, tp, c.gpus)
+    engines = replicas * c.data_parallel_size  # each DP rank is an engine with its own memory check
+    per_engine = tp * c.pipeline_parallel_size
+    sets = pick_replica_sets(free, engines, per_engine, c.gpus)
     if not sets:
-        need = tp * replicas
-        why = (f"needs {need} GPU(s) ({replicas} replica(s) × tensor_parallel_size {tp}); "
-               f"{node.label} has {len(c.gpus) if c.gpus else len(free)}")
+        why = f"needs {gpus_needed(c)} GPU(s) ({_shape(c)}); {node.label} has {len(c.gpus) if c.gpus else len(free)}"
         return _Outcome(RED, why, [why], [], [])
     per_gpu: list[GpuNeed] = []
     first: tuple[vllm.RankBudget, ...] = ()
     cfg0: vllm.VllmConfig | None = None
     failure: tuple[vllm.RankBudget, str] | None = None
-    layout = None
+    layouts: dict[int, vllm.KvLayout] = {}  # per pipeline stage
     slots = {s.index: s for s in node.gpus}
     configs: dict[int, vllm.VllmConfig] = {}
-    seen: dict[tuple[int, int], vllm.RankBudget] = {}  # GPUs alike in size and free memory
+    seen: dict[tuple[int, int, int], vllm.RankBudget] = {}  # GPUs alike in size and free memory
     for n, gpus in enumerate(sets):
         ranks = []
-        for rank_no, g in enumerate(gpus):
+        for k, g in enumerate(gpus):
             slot = slots[g]
+            stage = k // tp
             cfg = configs.get(slot.cuda_total_mib) or configs.setdefault(
                 slot.cuda_total_mib, _vllm_config(c, slot.cuda_total_mib, slot.name))
-            if layout is None:
-                layout = vllm.layout_for(c.model, cfg)
-            key = (slot.cuda_total_mib, free[g])
+            layout = layouts.get(stage) or layouts.setdefault(stage, vllm.layout_for(c.model, cfg, stage))
+            key = (slot.cuda_total_mib, free[g], stage)
             r = seen.get(key)
             if r is None:
-                r = seen[key] = vllm.rank_budget(c.model, cfg, g, slot.cuda_total_mib * MIB, free[g] * MIB, layout)
+                r = seen[key] = vllm.rank_budget(c.model, cfg, g, slot.cuda_total_mib * MIB, free[g] * MIB,
+                                                 layout, stage)
             elif r.gpu_index != g:
                 r = replace(r, gpu_index=g)
             ranks.append(r)
             per_gpu.append(GpuNeed(g, math.ceil(r.needed_bytes / MIB), free[g], slot.total_mib,
-                                   f"replica {n + 1} TP rank {rank_no}" if replicas > 1 else f"TP rank {rank_no}"))
+                                   _rank_name(c, n, k)))
             if failure is None and not (r.starts and 0 < r.kv_cache_bytes and r.request_bytes <= r.kv_cache_bytes
                                         and r.num_blocks):
                 failure = (r, "" if brief else vllm.failure(r, cfg))
         if n == 0:
             first, cfg0 = tuple(ranks), cfg
     assert cfg0 is not None
-    tight = min(first, key=lambda r: r.kv_cache_bytes)
+    # the engine gives all ranks the smallest block count (pipeline stages differ in layers)
+    tight = min(first, key=lambda r: (r.max_concurrency, r.kv_cache_bytes))
     reasons: list[str] = []
     budget: list[BudgetLine] = []
     if not brief:
         reasons, budget = _vllm_details(c, cfg0, tight, per_gpu)
-    common = dict(ranks=first, max_model_len=cfg0.max_model_len, placed=len(sets))
-    if len(sets) < replicas:
-        why = (f"only {len(sets)} of {replicas} replicas get {tp} free GPU(s) each "
+    common = dict(ranks=first, max_model_len=cfg0.max_model_len, placed=len(sets) // c.data_parallel_size)
+    if len(sets) < engines:
+        what = "replicas" if c.data_parallel_size == 1 else "engines (replicas × data_parallel_size)"
+        why = (f"only {len(sets)} of {engines} {what} get {per_engine} free GPU(s) each "
                f"({len(free)} GPU(s) on {node.label})")
         return _Outcome(RED, why, [why, *reasons], per_gpu, budget, **common)
     if failure is not None:
@@ -461,7 +506,7 @@ def _vllm_details(c: Candidate, cfg0: vllm.VllmConfig, tight: vllm.RankBudget,
     reasons = [
         f"per GPU, vLLM asks for {cfg0.util} × {tight.total_bytes / GIB:.2f} GiB total = "
         f"{gib_of_bytes(tight.requested_bytes)} and needs {gib_of_bytes(tight.overhead_bytes)} more for its CUDA "
-        f"context{' and NCCL' if tp > 1 else ''}",
+        f"context{' and NCCL' if tp * cfg0.pp > 1 else ''}",
     ]
     for g in per_gpu:
         mark = "ok" if g.fits else "SHORT"
@@ -610,7 +655,8 @@ def _variants(c: Candidate, r: FitResult, node: NodeView) -> list[tuple[str, str
         if (c.kv_cache_dtype or "auto") == "auto":
             out.append(("kv_cache_dtype", "fp8", "--kv-cache-dtype fp8", {"kv_cache_dtype": "fp8"}))
         for tp in (1, 2, 4, 8):
-            if tp != c.tensor_parallel_size and c.model.heads % tp == 0 and tp * c.replicas <= len(node.gpus):
+            if tp != c.tensor_parallel_size and c.model.heads % tp == 0 \
+                    and gpus_needed(c) // c.tensor_parallel_size * tp <= len(node.gpus):
                 out.append(("tensor_parallel_size", str(tp), f"--tensor-parallel-size {tp}",
                             {"tensor_parallel_size": tp, "gpus": None}))
         if c.replicas > 1:

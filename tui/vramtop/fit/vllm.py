@@ -13,10 +13,12 @@ public start-up logs; ``bench/accuracy_vllm.py`` measures how close this gets.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import ceil
 
-from vramtop.fit.specs import BITS_PER_WEIGHT, ModelSpec, normalize_format, weight_bytes_as
+from vramtop.fit.specs import (
+    BITS_PER_WEIGHT, KEEPS_EMBEDDINGS_16BIT, ModelSpec, normalize_format, weight_bytes_as,
+)
 from vramtop.units import GIB
 
 MIB = 1024**2
@@ -205,30 +207,92 @@ def longest_len(layout: KvLayout, available_bytes: float, batched: int, cap: int
     return lo
 
 
-def weights_per_rank(spec: ModelSpec, fmt: str | None, tp: int) -> float:
+def pp_stages(layers: int, pp: int) -> list[tuple[int, int]]:
+    """Each pipeline stage's [start, end) of the decoder layers, as ``get_pp_indices`` in
+    ``vllm/distributed/utils.py`` splits them: ``layers // pp`` each, the remainder one more
+    each from the second-to-last stage backwards (the first and last also hold the embedding
+    and the LM head). ``VLLM_PP_LAYER_PARTITION`` is not modelled."""
+    parts = [layers // pp] * pp
+    for i in range(2, layers % pp + 2):
+        parts[-i] += 1
+    starts = [sum(parts[:k]) for k in range(pp)]
+    return [(s, s + n) for s, n in zip(starts, parts)]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage: its decoder layers, and whether it is the first (embedding) or the
+    last (LM head, sampler)."""
+
+    layers: int
+    first: bool = True
+    last: bool = True
+
+
+def stages_of(spec: ModelSpec, pp: int) -> list[Stage]:
+    return [Stage(end - start, k == 0, k == pp - 1) for k, (start, end) in enumerate(pp_stages(spec.layers, pp))]
+
+
+def stage_spec(spec: ModelSpec, stage: Stage) -> ModelSpec:
+    """``spec`` cut to the stage's layers, for its KV layout and CUDA graphs. A hybrid model's
+    sliding / state / KV-less layers are taken in proportion (their order is not known here)."""
+    if stage.layers == spec.layers:
+        return spec
+    share = stage.layers / spec.layers
+    return replace(spec, layers=stage.layers, sliding_layers=round(spec.sliding_layers * share),
+                   state_layers=round(spec.state_layers * share), no_kv_layers=round(spec.no_kv_layers * share))
+
+
+def _embedding_bytes(spec: ModelSpec, fmt: str | None) -> float:
+    """One vocab × hidden matrix as loaded (16-bit where the quantizer keeps it so)."""
+    if fmt is None:
+        bits = BITS_PER_WEIGHT.get(normalize_format(spec.dtype), 16.0)
+    elif normalize_format(fmt) in KEEPS_EMBEDDINGS_16BIT:
+        bits = 16.0
+    else:
+        bits = BITS_PER_WEIGHT.get(normalize_format(fmt), 16.0)
+    return spec.vocab * spec.hidden * bits / 8
+
+
+def weights_per_rank(spec: ModelSpec, fmt: str | None, tp: int, stage: Stage | None = None) -> float:
     """Bytes one rank loads: everything sharded by TP, except K/V projections replicated
-    when there are fewer KV heads than ranks."""
+    when there are fewer KV heads than ranks.
+
+    With pipeline parallel (``stage`` of fewer layers than the model) a rank holds its stage's
+    share of the decoder layers; the first stage the embedding and the last the LM head, one
+    vocab × hidden matrix each even when tied (vLLM's Llama builds ``embed_tokens`` on the last
+    rank too for tied weights, ``vllm/model_executor/models/llama.py``). Layers are taken as
+    alike in size; a vision tower counts with the first stage.
+    """
     total = weight_bytes_as(spec, fmt)
+    layers = spec.layers
+    if stage is not None and stage.layers != spec.layers:
+        emb = _embedding_bytes(spec, fmt)
+        body = total - emb * (1 if spec.tied else 2)
+        total = body * stage.layers / spec.layers + emb * (stage.first + stage.last)
+        layers = stage.layers
     if tp == 1:
         return float(total)
     bits = BITS_PER_WEIGHT.get(normalize_format(fmt), 16.0) if fmt else 16.0
     if spec.is_mla or spec.kv_heads >= tp:
         return total / tp
-    kv_proj = 2 * spec.layers * spec.hidden * spec.head_dim * spec.kv_heads * bits / 8
+    kv_proj = 2 * layers * spec.hidden * spec.head_dim * spec.kv_heads * bits / 8
     return (total - kv_proj) / tp + kv_proj / spec.kv_heads
 
 
-def activation_bytes(spec: ModelSpec, tp: int, batched: int, max_num_seqs: int, dtype: str) -> float:
+def activation_bytes(spec: ModelSpec, tp: int, batched: int, max_num_seqs: int, dtype: str,
+                     last_stage: bool = True) -> float:
     """Torch peak of the profile run: one layer's live tensors for ``batched`` tokens (hidden
     and residual, the MLP's gate/up and activation, or the fused-MoE buffers), then the
-    sampler's fp32 logits of ``max_num_seqs`` requests (full vocabulary on every rank)."""
+    sampler's fp32 logits of ``max_num_seqs`` requests (full vocabulary on every rank of the
+    last pipeline stage; earlier stages run no sampler, ``gpu_model_runner.py``)."""
     element = 4 if dtype == "float32" else 2
     if spec.experts and spec.experts_per_token:
         mlp = spec.experts_per_token * (3 * spec.moe_intermediate / tp + spec.hidden)
     else:
         mlp = 3 * spec.intermediate / tp
     per_token = (3 * spec.hidden + mlp) * element
-    sampler = min(max_num_seqs, batched) * spec.vocab * SAMPLER_BYTES_PER_LOGIT
+    sampler = min(max_num_seqs, batched) * spec.vocab * SAMPLER_BYTES_PER_LOGIT if last_stage else 0
     return batched * per_token + sampler
 
 
@@ -253,6 +317,7 @@ class VllmConfig:
     dtype: str  # activation dtype
     version: tuple[int, int, int] = parse_version(NEWEST_MODELLED)
     prefix_caching: bool = False
+    pp: int = 1  # pipeline_parallel_size
 
     @property
     def graphs_in_request(self) -> bool:
@@ -280,6 +345,7 @@ class RankBudget:
     max_concurrency: float  # "Maximum concurrency for N tokens per request"
     max_model_len_that_fits: int
     graphs_outside_bytes: float = 0.0  # CUDA graphs held on top of the request (before v0.21)
+    stage: int = 0  # pipeline stage
 
     @property
     def free_at_check_bytes(self) -> float:
@@ -308,24 +374,28 @@ class RankBudget:
         return (fixed + self.request_bytes) / self.total_bytes
 
 
-def layout_for(spec: ModelSpec, cfg: VllmConfig) -> KvLayout:
-    """The KV layout ``cfg`` gives ``spec`` on one rank."""
+def layout_for(spec: ModelSpec, cfg: VllmConfig, stage: int = 0) -> KvLayout:
+    """The KV layout ``cfg`` gives ``spec`` on one rank of pipeline stage ``stage``."""
+    if cfg.pp > 1:
+        spec = stage_spec(spec, stages_of(spec, cfg.pp)[stage])
     return kv_layout(spec, cfg.tp, kv_element_bytes(cfg.kv_cache_dtype, cfg.dtype),
                      state_page_bytes(spec, cfg.tp, cfg.dtype), cfg.prefix_caching)
 
 
 def rank_budget(spec: ModelSpec, cfg: VllmConfig, gpu_index: int, total_bytes: float,
-                free_bytes: float, layout: KvLayout | None = None) -> RankBudget:
-    """The budget of one rank on a GPU of ``total_bytes`` (as CUDA counts it) with
-    ``free_bytes`` free before the engine starts."""
-    layout = layout or layout_for(spec, cfg)
+                free_bytes: float, layout: KvLayout | None = None, stage: int = 0) -> RankBudget:
+    """The budget of one rank of pipeline stage ``stage`` on a GPU of ``total_bytes`` (as CUDA
+    counts it) with ``free_bytes`` free before the engine starts. Each rank checks its own
+    GPU (``gpu_worker.py``); the engine then gives every rank the smallest block count."""
+    layout = layout or layout_for(spec, cfg, stage)
+    part = stages_of(spec, cfg.pp)[stage] if cfg.pp > 1 else Stage(spec.layers)
     requested = cfg.util * total_bytes
-    weights = weights_per_rank(spec, cfg.weights_format, cfg.tp)
+    weights = weights_per_rank(spec, cfg.weights_format, cfg.tp, part)
     if cfg.dtype == "float32" and cfg.weights_format is None:
         weights *= 2
-    act = activation_bytes(spec, cfg.tp, cfg.max_num_batched_tokens, cfg.max_num_seqs, cfg.dtype)
+    act = activation_bytes(spec, cfg.tp, cfg.max_num_batched_tokens, cfg.max_num_seqs, cfg.dtype, part.last)
     non_torch = (NON_TORCH_MIB + (NON_TORCH_TP_MIB if cfg.tp > 1 else 0)) * MIB
-    graphs = cudagraph_bytes(spec, cfg.enforce_eager)
+    graphs = cudagraph_bytes(stage_spec(spec, part), cfg.enforce_eager)
     outside = 0.0 if cfg.graphs_in_request else graphs
     kv = requested - weights - act - non_torch - graphs + outside
     blocks = num_blocks(layout, kv)
@@ -333,7 +403,7 @@ def rank_budget(spec: ModelSpec, cfg: VllmConfig, gpu_index: int, total_bytes: f
     return RankBudget(
         gpu_index=gpu_index, total_bytes=total_bytes, free_bytes=free_bytes,
         requested_bytes=requested,
-        overhead_bytes=(CUDA_CONTEXT_MIB + (NCCL_MIB if cfg.tp > 1 else 0)) * MIB,
+        overhead_bytes=(CUDA_CONTEXT_MIB + (NCCL_MIB if cfg.tp * cfg.pp > 1 else 0)) * MIB, stage=stage,
         weights_bytes=weights, activation_bytes=act, non_torch_bytes=non_torch,
         cudagraph_bytes=graphs, kv_cache_bytes=kv, graphs_outside_bytes=outside,
         request_bytes=request_bytes(layout, cfg.max_model_len, batched), num_blocks=blocks,
