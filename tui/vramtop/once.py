@@ -12,7 +12,7 @@ from typing import Any
 
 from vramtop import __version__
 from vramtop.analysis import roles
-from vramtop.analysis.instances import Instance, instance_of, instances_of
+from vramtop.analysis.instances import instance_of, instances_of
 from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
 from vramtop.ray import export as ray_export
 from vramtop.ray.feasibility import analyze
@@ -23,9 +23,9 @@ from vramtop.units import gib
 SCHEMA = 1
 
 
-def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds, instances: tuple[Instance, ...] | None = None) -> dict[str, Any]:
+def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds) -> dict[str, Any]:
     """The JSON document of one snapshot."""
-    instances = instances_of(snapshot) if instances is None else instances
+    instances = instances_of(snapshot)
     owner = instance_of(instances)
     processes = []
     for p in snapshot.gpu_processes:

@@ -10,7 +10,7 @@ import csv
 import io
 
 from vramtop.analysis import roles
-from vramtop.analysis.instances import Instance, instances_of, instance_of
+from vramtop.analysis.instances import instance_of, instances_of
 from vramtop.snapshot import NodeSnapshot, slice_label
 from vramtop.telemetry.model import process_facts
 
@@ -18,10 +18,9 @@ COLUMNS = ("gpu", "pid", "user", "engine", "role", "label", "instance", "used_mi
            "container", "frameworks")
 
 
-def rows(snapshot: NodeSnapshot, instances: tuple[Instance, ...] | None = None) -> list[dict[str, object]]:
+def rows(snapshot: NodeSnapshot) -> list[dict[str, object]]:
     """The table's rows as dicts keyed by ``COLUMNS`` (None where unknown), GPU then PID order."""
-    instances = instances_of(snapshot) if instances is None else instances
-    owner = instance_of(instances)
+    owner = instance_of(instances_of(snapshot))
     out: list[dict[str, object]] = []
     for p in sorted(snapshot.gpu_processes, key=lambda p: (p.gpu_index, p.pid)):
         role = roles.classify(p.host)
@@ -45,11 +44,11 @@ def rows(snapshot: NodeSnapshot, instances: tuple[Instance, ...] | None = None) 
     return out
 
 
-def to_csv(snapshot: NodeSnapshot, instances: tuple[Instance, ...] | None = None) -> str:
+def to_csv(snapshot: NodeSnapshot) -> str:
     """CSV text with a header line; quoting follows the csv module (commands may hold commas)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    for row in rows(snapshot, instances):
+    for row in rows(snapshot):
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
     return buf.getvalue()
