@@ -132,3 +132,71 @@ def test_launch_line_passes_pipeline_and_data_parallel_through(capsys):
     assert "CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 " in out
     assert "--tensor-parallel-size 2" in out and "--pipeline-parallel-size 2" in out
     assert "--data-parallel-size 2" in out
+
+
+# Qwen/Qwen3-30B-A3B and mistralai/Mixtral-8x7B-Instruct-v0.1 config.json (the fields read).
+QWEN3_30B_A3B = {
+    "architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "hidden_size": 2048,
+    "intermediate_size": 6144, "moe_intermediate_size": 768, "num_experts": 128, "num_experts_per_tok": 8,
+    "num_hidden_layers": 48, "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128,
+    "vocab_size": 151936, "max_position_embeddings": 40960, "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+}
+MIXTRAL_8X7B = {
+    "architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "hidden_size": 4096,
+    "intermediate_size": 14336, "num_local_experts": 8, "num_experts_per_tok": 2, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32000,
+    "max_position_embeddings": 32768, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+}
+# By hand, bf16 bytes. Routed experts: layers x experts x (gate, up, down: hidden x moe_intermediate).
+QWEN_EXPERTS = 48 * 128 * 3 * 2048 * 768 * 2  # 57,982,058,496
+# The rest: per layer q, o (2048 x 4096), k, v (2048 x 512), q/k norms (128 each), two RMSNorms,
+# the router (2048 x 128); embed_tokens and lm_head (151936 x 2048 each); the final norm.
+QWEN_REST = (48 * (2 * 2048 * 4096 + 2 * 2048 * 512 + 2 * 128 + 2 * 2048 + 2048 * 128)
+             + 2 * 151936 * 2048 + 2048) * 2  # 3,082,186,752
+MIXTRAL_EXPERTS = 32 * 8 * 3 * 4096 * 14336 * 2  # 90,194,313,216
+MIXTRAL_REST = (32 * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 4096 * 8 + 2 * 4096) + 2 * 32000 * 4096 + 4096) * 2
+
+
+def _model(tmp_path, cfg):
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    return specs.resolve(str(tmp_path))
+
+
+def test_moe_experts_split_over_dp_x_tp_ranks_attention_held_by_each_dp_rank(tmp_path):
+    qwen = _model(tmp_path, QWEN3_30B_A3B)
+    base = Candidate(qwen, tensor_parallel_size=2, max_model_len=8192)
+    tp_only = evaluate(base, paper_node("4x48GiB"))
+    assert tp_only.ranks[0].weights_bytes == pytest.approx((QWEN_REST + QWEN_EXPERTS) / 2, rel=1e-6)
+    # TP 2 x DP 2: attention sharded by TP on each DP rank, experts over all 4 ranks; with
+    # expert parallel each rank holds 128 / 4 = 32 whole experts, the same bytes
+    for ep in (False, True):
+        r = evaluate(base.with_(data_parallel_size=2, enable_expert_parallel=ep), paper_node("4x48GiB"))
+        assert len(r.per_gpu) == 4
+        assert [k.weights_bytes for k in r.ranks] == pytest.approx([QWEN_REST / 2 + QWEN_EXPERTS / 4] * 2, rel=1e-6)
+    assert "EP rank 3 (32 experts)" in r.per_gpu[3].note
+
+
+def test_expert_parallel_gives_whole_experts_the_first_ranks_taking_the_remainder(tmp_path):
+    mixtral = _model(tmp_path, MIXTRAL_8X7B)
+    c = Candidate(mixtral, tensor_parallel_size=2, data_parallel_size=3, enable_expert_parallel=True,
+                  max_model_len=8192)
+    r = evaluate(c, paper_node("6x48GiB"))
+    # 8 experts over 6 EP ranks: 8 // 6 = 1 each, the remainder 2 to EP ranks 0 and 1
+    assert [g.note for g in r.per_gpu][:3] == ["DP rank 0 TP rank 0 EP rank 0 (2 experts)",
+                                               "DP rank 0 TP rank 1 EP rank 1 (2 experts)",
+                                               "DP rank 1 TP rank 0 EP rank 2 (1 expert)"]
+    assert r.ranks[0].weights_bytes == pytest.approx(MIXTRAL_REST / 2 + MIXTRAL_EXPERTS * 2 / 8, rel=1e-6)
+    # the verdict is the heaviest rank's: 48 GiB GPUs hold it, 24 GiB ones do not
+    assert r.weights_gib == pytest.approx((MIXTRAL_REST / 2 + MIXTRAL_EXPERTS * 2 / 8) / GIB, abs=0.01)
+    assert evaluate(c, paper_node("6x24GiB")).verdict == RED
+    # without expert parallel the experts are sharded evenly over the 6 ranks instead
+    even = evaluate(c.with_(enable_expert_parallel=False), paper_node("6x48GiB"))
+    assert even.ranks[0].weights_bytes == pytest.approx(MIXTRAL_REST / 2 + MIXTRAL_EXPERTS / 6, rel=1e-6)
+
+
+def test_launch_line_passes_expert_parallel_through(capsys):
+    code = vramtop_main(["fit", "qwen3-30b-a3b", "--tp", "2", "--dp", "2", "--enable-expert-parallel",
+                         "--on", "4x48GiB", "--max-model-len", "8192", "--command"])
+    out = capsys.readouterr().out
+    assert code in (0, 1) and "--data-parallel-size 2 --enable-expert-parallel" in out

@@ -115,6 +115,8 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-parallel", metavar="N", help="Ollama parallel requests (default 1)")
     p.add_argument("--pp", metavar="N", help="pipeline_parallel_size: layers split into N stages of --tp GPUs (vLLM, default 1)")
     p.add_argument("--dp", metavar="N", help="data_parallel_size: N engine copies of --tp × --pp GPUs (vLLM, default 1)")
+    p.add_argument("--enable-expert-parallel", action="store_true",
+                   help="vLLM: a MoE model's experts whole, split over the --tp × --dp ranks")
     p.add_argument("--replicas", metavar="N", help="Ray Serve replicas, each on its own --tp GPUs (default 1)")
     p.add_argument("--gpus", metavar="LIST", help="GPU indices to use, e.g. 0,1 (default: most free)")
     p.add_argument("--assume-stopped", action="append", default=[], metavar="INSTANCE",
@@ -136,6 +138,7 @@ def _fields(args: argparse.Namespace) -> dict[str, str]:
         "max_num_batched_tokens": args.max_num_batched_tokens, "num_ctx": args.num_ctx,
         "num_parallel": args.num_parallel, "replicas": args.replicas, "gpus": args.gpus,
         "pipeline_parallel_size": args.pp, "data_parallel_size": args.dp,
+        "enable_expert_parallel": "yes" if args.enable_expert_parallel else "",
         "stopped": ",".join(args.assume_stopped), "enforce_eager": "yes" if args.enforce_eager else "",
         "vllm_version": args.vllm_version, "enable_prefix_caching": "yes" if args.enable_prefix_caching else "",
     }

@@ -187,7 +187,7 @@ def _vllm_flags(c: Candidate, result: FitResult) -> list[tuple[str, Any]]:
     for name in ("pipeline_parallel_size", "data_parallel_size"):
         if getattr(c, name) > 1:
             pairs.append((name, getattr(c, name)))
-    for name in ("enforce_eager", "enable_prefix_caching"):
+    for name in ("enforce_eager", "enable_prefix_caching", "enable_expert_parallel"):
         if getattr(c, name):
             pairs.append((name, True))
     return pairs

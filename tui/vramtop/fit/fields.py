@@ -75,7 +75,7 @@ def candidate_from_fields(fields: Mapping[str, str], model: ModelSpec | None = N
     ``fields`` may hold: model, engine, tensor_parallel_size, gpu_memory_utilization,
     max_model_len, dtype, quantization, kv_cache_dtype, max_num_seqs, max_num_batched_tokens,
     enforce_eager ("yes"/"no"), num_ctx, num_parallel, replicas, pipeline_parallel_size,
-    data_parallel_size, gpus ("0,1"), stopped
+    data_parallel_size, enable_expert_parallel, gpus ("0,1"), stopped
     (instance keys, comma-separated), vllm_version ("0.21.0"), enable_prefix_caching. ``model``: an already resolved spec (skips the lookup,
     which may read files). Values the engine itself refuses (TP that does not divide the
     heads, a GPU the node lacks) come back from ``evaluate`` as ``FitResult.errors``.
@@ -114,7 +114,7 @@ def candidate_from_fields(fields: Mapping[str, str], model: ModelSpec | None = N
                 values[key] = None if text.lower() == "auto" else parse_gpus(text)
             elif key == "stopped":
                 values[key] = tuple(p for p in re.split(r"[,\s]+", text) if p)
-            elif key in ("enforce_eager", "enable_prefix_caching"):
+            elif key in ("enforce_eager", "enable_prefix_caching", "enable_expert_parallel"):
                 values[key] = text.lower() in ("1", "yes", "true", "on")
             else:
                 errors[key] = f"unknown field '{key}'"

@@ -63,6 +63,7 @@ class Candidate:
     replicas: int = 1  # Ray Serve replicas, each on its own tensor_parallel_size GPUs
     pipeline_parallel_size: int = 1  # vLLM: layers split into this many stages of TP ranks each
     data_parallel_size: int = 1  # vLLM: engine copies, each on its own TP × PP GPUs
+    enable_expert_parallel: bool = False  # vLLM: whole MoE experts per rank over DP × TP ranks
     gpus: tuple[int, ...] | None = None  # None: the GPUs with most free memory
     stopped: tuple[str, ...] = ()
     vllm_version: str | None = None  # the release to model (None: the newest modelled)
@@ -331,7 +332,12 @@ def _rank_name(c: Candidate, engine_no: int, k: int) -> str:
         words.append(f"DP rank {engine_no % dp}")
     if pp > 1:
         words.append(f"PP stage {k // tp}")
-    return " ".join([*words, f"TP rank {k % tp}"])
+    words.append(f"TP rank {k % tp}")
+    if c.enable_expert_parallel and c.model.experts > 1:
+        ep = engine_no % dp * tp + k % tp
+        held = vllm.local_experts(c.model.experts, dp * tp, ep)
+        words.append(f"EP rank {ep} ({held} expert{'' if held == 1 else 's'})")
+    return " ".join(words)
 
 def _vllm_config(c: Candidate, total_mib: int, gpu_name: str = "") -> vllm.VllmConfig:
     dtype = normalize_format(c.dtype) if c.dtype else "auto"
@@ -340,7 +346,8 @@ def _vllm_config(c: Candidate, total_mib: int, gpu_name: str = "") -> vllm.VllmC
     fmt = c.quantization or c.model.quant_hint
     fmt = None if fmt is None or normalize_format(fmt) in ("auto", normalize_format(c.model.dtype)) else fmt
     return vllm.VllmConfig(
-        tp=c.tensor_parallel_size, pp=c.pipeline_parallel_size,
+        tp=c.tensor_parallel_size, pp=c.pipeline_parallel_size, dp=c.data_parallel_size,
+        ep=c.enable_expert_parallel,
         util=vllm.DEFAULT_UTIL if c.gpu_memory_utilization is None else float(c.gpu_memory_utilization),
         max_model_len=c.max_model_len or c.model.max_position,
         kv_cache_dtype=(c.kv_cache_dtype or "auto").lower(),
@@ -392,7 +399,7 @@ def _vllm(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = Fals
     layouts: dict[int, vllm.KvLayout] = {}  # per pipeline stage
     slots = {s.index: s for s in node.gpus}
     configs: dict[int, vllm.VllmConfig] = {}
-    seen: dict[tuple[int, int, int], vllm.RankBudget] = {}  # GPUs alike in size and free memory
+    seen: dict[tuple[int, int, int, int], vllm.RankBudget] = {}  # GPUs alike in size and free memory
     for n, gpus in enumerate(sets):
         ranks = []
         for k, g in enumerate(gpus):
@@ -401,11 +408,13 @@ def _vllm(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = Fals
             cfg = configs.get(slot.cuda_total_mib) or configs.setdefault(
                 slot.cuda_total_mib, _vllm_config(c, slot.cuda_total_mib, slot.name))
             layout = layouts.get(stage) or layouts.setdefault(stage, vllm.layout_for(c.model, cfg, stage))
-            key = (slot.cuda_total_mib, free[g], stage)
+            ep_rank = n % c.data_parallel_size * tp + k % tp
+            experts = vllm.local_experts(c.model.experts, c.data_parallel_size * tp, ep_rank) if cfg.ep else 0
+            key = (slot.cuda_total_mib, free[g], stage, experts)
             r = seen.get(key)
             if r is None:
                 r = seen[key] = vllm.rank_budget(c.model, cfg, g, slot.cuda_total_mib * MIB, free[g] * MIB,
-                                                 layout, stage)
+                                                 layout, stage, ep_rank)
             elif r.gpu_index != g:
                 r = replace(r, gpu_index=g)
             ranks.append(r)

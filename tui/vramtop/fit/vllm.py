@@ -254,7 +254,22 @@ def _embedding_bytes(spec: ModelSpec, fmt: str | None) -> float:
     return spec.vocab * spec.hidden * bits / 8
 
 
-def weights_per_rank(spec: ModelSpec, fmt: str | None, tp: int, stage: Stage | None = None) -> float:
+def local_experts(experts: int, ep: int, ep_rank: int) -> int:
+    """Routed experts one expert-parallel rank holds: ``determine_expert_map``
+    (``vllm/model_executor/layers/fused_moe/layer.py``) gives each ``experts // ep`` and the
+    remainder one each to the first ranks."""
+    return experts // ep + (1 if ep_rank < experts % ep else 0)
+
+
+def _expert_bytes(spec: ModelSpec, fmt: str | None) -> float:
+    """The routed experts' weights as loaded (every layer taken as a MoE layer)."""
+    params = spec.layers * spec.experts * 3 * spec.hidden * spec.moe_intermediate
+    bits = BITS_PER_WEIGHT.get(normalize_format(fmt or spec.dtype), 16.0)
+    return min(params * bits / 8, 0.99 * weight_bytes_as(spec, fmt))
+
+
+def weights_per_rank(spec: ModelSpec, fmt: str | None, tp: int, stage: Stage | None = None,
+                     dp: int = 1, ep: bool = False, ep_rank: int = 0) -> float:
     """Bytes one rank loads: everything sharded by TP, except K/V projections replicated
     when there are fewer KV heads than ranks.
 
@@ -263,14 +278,34 @@ def weights_per_rank(spec: ModelSpec, fmt: str | None, tp: int, stage: Stage | N
     vocab × hidden matrix each even when tied (vLLM's Llama builds ``embed_tokens`` on the last
     rank too for tied weights, ``vllm/model_executor/models/llama.py``). Layers are taken as
     alike in size; a vision tower counts with the first stage.
+
+    A MoE model's routed experts are split over all ``dp × tp`` ranks whether or not expert
+    parallel is on (``flatten_tp_across_dp``, ``vllm/model_executor/layers/fused_moe/config.py``):
+    sharded like TP without it, whole experts per rank (``local_experts`` of ``ep_rank``) with
+    it. The rest (attention, embeddings, shared experts) is sharded by TP and held by every DP
+    rank.
     """
     total = weight_bytes_as(spec, fmt)
     layers = spec.layers
+    experts = _expert_bytes(spec, fmt) if spec.experts > 1 and spec.moe_intermediate else 0.0
+    share = 1.0
     if stage is not None and stage.layers != spec.layers:
         emb = _embedding_bytes(spec, fmt)
         body = total - emb * (1 if spec.tied else 2)
-        total = body * stage.layers / spec.layers + emb * (stage.first + stage.last)
+        share = stage.layers / spec.layers
+        total = body * share + emb * (stage.first + stage.last)
         layers = stage.layers
+    if experts and (dp > 1 or ep):
+        experts *= share
+        here = experts * local_experts(spec.experts, dp * tp, ep_rank) / spec.experts if ep \
+            else experts / (dp * tp)
+        return _rest_per_rank(spec, fmt, tp, total - experts, layers) + here
+    return _rest_per_rank(spec, fmt, tp, total, layers)
+
+
+def _rest_per_rank(spec: ModelSpec, fmt: str | None, tp: int, total: float, layers: int) -> float:
+    """``total`` bytes sharded by TP, K/V projections of ``layers`` replicated where there are
+    fewer KV heads than ranks."""
     if tp == 1:
         return float(total)
     bits = BITS_PER_WEIGHT.get(normalize_format(fmt), 16.0) if fmt else 16.0
@@ -318,6 +353,8 @@ class VllmConfig:
     version: tuple[int, int, int] = parse_version(NEWEST_MODELLED)
     prefix_caching: bool = False
     pp: int = 1  # pipeline_parallel_size
+    dp: int = 1  # data_parallel_size (a MoE model's experts are split over dp × tp ranks)
+    ep: bool = False  # enable_expert_parallel
 
     @property
     def graphs_in_request(self) -> bool:
@@ -383,14 +420,16 @@ def layout_for(spec: ModelSpec, cfg: VllmConfig, stage: int = 0) -> KvLayout:
 
 
 def rank_budget(spec: ModelSpec, cfg: VllmConfig, gpu_index: int, total_bytes: float,
-                free_bytes: float, layout: KvLayout | None = None, stage: int = 0) -> RankBudget:
+                free_bytes: float, layout: KvLayout | None = None, stage: int = 0,
+                ep_rank: int = 0) -> RankBudget:
     """The budget of one rank of pipeline stage ``stage`` on a GPU of ``total_bytes`` (as CUDA
     counts it) with ``free_bytes`` free before the engine starts. Each rank checks its own
-    GPU (``gpu_worker.py``); the engine then gives every rank the smallest block count."""
+    GPU (``gpu_worker.py``); the engine then gives every rank the smallest block count.
+    ``ep_rank``: ``dp_rank × tp + tp_rank``, which experts the rank holds with expert parallel."""
     layout = layout or layout_for(spec, cfg, stage)
     part = stages_of(spec, cfg.pp)[stage] if cfg.pp > 1 else Stage(spec.layers)
     requested = cfg.util * total_bytes
-    weights = weights_per_rank(spec, cfg.weights_format, cfg.tp, part)
+    weights = weights_per_rank(spec, cfg.weights_format, cfg.tp, part, cfg.dp, cfg.ep, ep_rank)
     if cfg.dtype == "float32" and cfg.weights_format is None:
         weights *= 2
     act = activation_bytes(spec, cfg.tp, cfg.max_num_batched_tokens, cfg.max_num_seqs, cfg.dtype, part.last)
