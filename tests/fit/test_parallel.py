@@ -54,6 +54,9 @@ def test_two_stages_each_hold_half_the_layers_and_one_vocab_matrix(llama70):
     assert [g.note for g in r.per_gpu] == ["PP stage 0 TP rank 0", "PP stage 1 TP rank 0"]
     for rank in r.ranks:  # 40 layers + embedding (stage 0) or + LM head (stage 1)
         assert rank.weights_bytes == pytest.approx(40 * LAYER + EMBED, rel=1e-6)
+    # on 48 GiB GPUs a stage's weights outgrow the request; TP 2 within each stage halves them
+    small = evaluate(Candidate(llama70, pipeline_parallel_size=2, max_model_len=8192), paper_node("4x48GiB"))
+    assert f"{(40 * LAYER + EMBED) / 2 / GIB:.2f} GiB per GPU at TP 2 PP 2" in small.headline
     # one GPU could not hold the model: at PP 1 the weights alone outgrow the request
     assert evaluate(Candidate(llama70, max_model_len=8192), paper_node("1x80GiB")).verdict == RED
 

@@ -61,7 +61,8 @@ GPU's nvidia-smi total less the driver's reserve, e.g. 22515MiB for an A10's 230
 EPILOG = """\
 exit status:
   0 green, 1 yellow, 2 red, 3 bad input (unknown model, util outside (0, 1], a tensor parallel
-  size that does not divide the attention heads, a malformed config.json or GGUF)
+  size that does not divide the attention heads, more pipeline stages than layers, a malformed
+  config.json or GGUF)
 
 examples:
   vramtop fit medgemma-4b-it --tp 2 --util 0.85 --max-model-len 8192 --demo
@@ -74,6 +75,8 @@ examples:
   vramtop fit --params 27B --quant q8_0 --engine ollama --on 1x48GiB
   vramtop fit ./my-model-dir --tp 2 --gpus 2,3
   vramtop fit Qwen/Qwen3-8B --replicas 2 --tp 2 --demo      (Ray Serve: 2 replicas x 2 GPUs)
+  vramtop fit llama3.1:70b --pp 2 --on 2x80GiB --max-model-len 8192   (one PP stage per GPU)
+  vramtop fit mixtral --tp 2 --dp 3 --enable-expert-parallel --on 6x48GiB
 """
 
 

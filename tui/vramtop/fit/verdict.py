@@ -475,13 +475,15 @@ def _vllm(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = Fals
 def _weights_exceed(c: Candidate, cfg: vllm.VllmConfig, r: vllm.RankBudget, gpus: int) -> str:
     """The plain reason when the weights alone outgrow each GPU's request, with the weights per
     GPU at the smallest tensor parallel size that would leave them room."""
-    here = f"{gib_of_bytes(r.weights_bytes)} at TP {cfg.tp}"
+    pp = f" PP {cfg.pp}" if cfg.pp > 1 else ""
+    here = f"{gib_of_bytes(r.weights_bytes)} at TP {cfg.tp}{pp}"
     better = ""
     for tp in (2, 4, 8):
-        if tp > cfg.tp and tp <= gpus and c.model.heads % tp == 0:
-            w = vllm.weights_per_rank(c.model, cfg.weights_format, tp)
+        if tp > cfg.tp and gpus_needed(c) // cfg.tp * tp <= gpus and c.model.heads % tp == 0:
+            stage = vllm.stages_of(c.model, cfg.pp)[r.stage] if cfg.pp > 1 else None
+            w = vllm.weights_per_rank(c.model, cfg.weights_format, tp, stage, cfg.dp, cfg.ep)
             if w < r.requested_bytes:
-                better = f"{gib_of_bytes(w)} per GPU at TP {tp}, "
+                better = f"{gib_of_bytes(w)} per GPU at TP {tp}{pp}, "
                 break
     return (f"weights need {better}{here if better else here.replace(' at', ' per GPU at', 1)}; "
             f"each GPU's request is {gib_of_bytes(r.requested_bytes)} "
