@@ -14,6 +14,11 @@ vLLM's start-up check ("free memory ... is less than desired GPU memory utilizat
 Ollama's as the server's environment (envconfig/config.go); several replicas as a Ray Serve LLM
 config (``engine_kwargs``, ``deployment_config.autoscaling_config``, ``placement_group_config``)
 whose autoscaling limits are the replicas the node can hold.
+
+In cluster mode (GPUs of several Ray nodes) a single engine is judged on each node's GPUs and goes
+to the node with the best verdict, then the fewest stopped instances there, then the most free
+memory; its line names the GPUs by UUID (the indices count over the cluster) and a note says on
+which node to run it. Replicas are left to Ray; a note says on which node each would fit.
 """
 
 from __future__ import annotations
@@ -22,13 +27,13 @@ import itertools
 import json
 import math
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from vramtop.fit import vllm
-from vramtop.fit.placement import NodeView, is_slice
+from vramtop.fit.placement import NodeView, find_instance, is_slice
 from vramtop.fit.specs import normalize_format
-from vramtop.fit.verdict import _RANK, OLLAMA, RED, Candidate, FitResult, evaluate
+from vramtop.fit.verdict import _RANK, INVALID, OLLAMA, RED, Candidate, FitResult, evaluate
 from vramtop.units import MIB
 
 MARGIN_MIB = 512  # what the chosen gpu_memory_utilization leaves free at vLLM's start-up check
@@ -104,6 +109,8 @@ def place(candidate: Candidate, node: NodeView) -> tuple[Candidate, FitResult]:
     result = evaluate(candidate, node, suggest=False)
     if candidate.gpus is not None or not result.per_gpu or candidate.replicas > 1:
         return candidate, result  # Ray places replicas itself: their GPUs are not pinned
+    if node.nodes:
+        return _on_best_node(candidate, node, result)
     chosen = chosen_gpus(candidate, result)
     tp = candidate.tensor_parallel_size
     if candidate.engine != OLLAMA and candidate.replicas == 1 and tp > 1 and node.topology:
@@ -130,6 +137,42 @@ def place(candidate: Candidate, node: NodeView) -> tuple[Candidate, FitResult]:
     return pinned, evaluate(pinned, node, suggest=False)
 
 
+def _on_best_node(candidate: Candidate, node: NodeView, result: FitResult) -> tuple[Candidate, FitResult]:
+    """Cluster mode: ``candidate`` judged on each Ray node's GPUs (vLLM's ranks share one machine),
+    pinned on the node with the best verdict, then the fewest stopped instances there (least
+    disruption), then most free memory on the GPUs it takes."""
+    stopped = [i for i in (find_instance(node, ref) for ref in candidate.stopped) if i is not None]
+    best: tuple[tuple[int, int, int], Candidate, FitResult] | None = None
+    for name in sorted(set(node.nodes.values())):
+        pool = tuple(g for g, n in node.nodes.items() if n == name)
+        judged = evaluate(candidate.with_(gpus=pool), node, suggest=False)
+        if judged.verdict == INVALID or not judged.per_gpu:  # too few GPUs there
+            continue
+        gpus = chosen_gpus(candidate, judged)
+        disrupted = sum(1 for i in stopped if any(g in pool for g in i.per_gpu_mib))
+        key = (_RANK[judged.verdict], disrupted, -sum(node.gpu(g).free_mib for g in gpus))
+        if best is None or key < best[0]:
+            best = (key, candidate.with_(gpus=gpus), judged)
+    return (best[1], best[2]) if best is not None else (candidate, result)
+
+
+def _where(line: LaunchLine, node: NodeView) -> LaunchLine:
+    """Cluster mode: the line's GPUs by UUID, and a note naming the Ray node to run it on."""
+    on = sorted({node.nodes[g] for g in line.gpus if g in node.nodes})
+    if not on:
+        return line
+    if line.serve_config is not None:
+        note = f"the replicas fit on Ray node(s) {', '.join(on)}; Ray chooses where they run"
+        return replace(line, notes=(*line.notes, note))
+    uuids = [node.gpu(g).uuid for g in line.gpus]
+    env = line.env
+    if len(on) == 1 and all(uuids):
+        env = tuple((k, ",".join(uuids) if k == "CUDA_VISIBLE_DEVICES" else v) for k, v in env)
+    note = (f"run this on Ray node {on[0]}" if len(on) == 1
+            else f"its GPUs lie on Ray nodes {', '.join(on)}: run it on one machine only")
+    return replace(line, env=env, notes=(note, *line.notes))
+
+
 def plan(candidate: Candidate, node: NodeView, model_ref: str | None = None) -> LaunchPlan:
     """Judge ``candidate`` on ``node`` and pin the choices into a launch line; ``model_ref``: the
     model as the user named it (an Ollama tag, a directory); vLLM gets the Hugging Face id of a
@@ -144,7 +187,8 @@ def plan(candidate: Candidate, node: NodeView, model_ref: str | None = None) -> 
             if other.verdict != RED and _RANK[other.verdict] <= _RANK[result.verdict]:
                 c, result = tried, other
     margin = _margin(result)
-    return LaunchPlan(c, result, line_for(c, result, margin, model_ref), margin)
+    line = line_for(c, result, margin, model_ref)
+    return LaunchPlan(c, result, _where(line, node) if node.nodes else line, margin)
 
 
 def line_for(c: Candidate, result: FitResult, margin_mib: int | None = None,

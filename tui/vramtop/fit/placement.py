@@ -10,6 +10,10 @@ keyed ``"0:1"`` (whole GPUs keep their integer index). A CUDA process sees one M
 NCCL and vLLM cannot run a tensor-parallel group across slices: a set of more than one device
 holds whole GPUs only, and Ollama spreads over the whole GPUs (on a node of slices only, it
 gets the slice with most free memory).
+
+In cluster mode a GPU carries its Ray node (``GpuSlot.node``): a tensor-parallel group is one
+vLLM process tree, so it never spans nodes, while replicas (each a placement group Ray packs on
+one node) may go to different nodes.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ class GpuSlot:
     total_mib: int  # as nvidia-smi shows it
     cuda_total_mib: int  # what CUDA (and so vLLM) calls total
     free_mib: int
+    node: str | None = None  # cluster mode: the Ray node it sits on
+    uuid: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,11 @@ class NodeView:
     def gpu(self, index: Device) -> GpuSlot | None:
         return next((g for g in self.gpus if g.index == index), None)
 
+    @property
+    def nodes(self) -> dict[Device, str]:
+        """Device -> Ray node (cluster mode; empty on one machine)."""
+        return {g.index: g.node for g in self.gpus if g.node is not None}
+
 
 _LAST: list = [None, None]  # (snapshot, view): the panel asks for the same tick many times
 
@@ -67,10 +78,10 @@ def node_from_snapshot(snapshot: NodeSnapshot) -> NodeView:
             continue
         if not g.mig:
             gpus.append(GpuSlot(g.index, g.name, g.total_mib,
-                                g.total_mib - (g.reserved_mib if g.memory_api == "v2" else 0), g.free_mib))
+                                g.total_mib - (g.reserved_mib if g.memory_api == "v2" else 0), g.free_mib, g.node, g.uuid))
         for m in g.mig:
             gpus.append(GpuSlot(slice_label(g.index, m.index), m.name, m.total_mib,
-                                m.total_mib - (m.reserved_mib if m.memory_api == "v2" else 0), m.free_mib))
+                                m.total_mib - (m.reserved_mib if m.memory_api == "v2" else 0), m.free_mib, g.node))
     instances = instances_of(snapshot)
     owner = instance_of(instances)
     on_slices: dict[str, dict[str, int]] = {}
@@ -157,15 +168,22 @@ def ollama_devices(free: dict[Device, int], pool: tuple[Device, ...] | None = No
 
 
 def pick_replica_sets(free: dict[Device, int], replicas: int, per_replica: int,
-                      pool: tuple[Device, ...] | None = None) -> list[tuple[Device, ...]]:
+                      pool: tuple[Device, ...] | None = None,
+                      nodes: Mapping[Device, str] | None = None) -> list[tuple[Device, ...]]:
     """GPU sets for Ray Serve replicas of ``per_replica`` whole GPUs each (Ray hands a GPU to
-    one replica only), most free first; fewer sets than asked when GPUs run out."""
+    one replica only), most free first; fewer sets than asked when GPUs run out. With ``nodes``
+    (cluster mode) each set lies on one node: of each node's best set, the one whose tightest
+    GPU has most free memory."""
     left = [g for g in (pool if pool is not None else free) if g in free and (per_replica == 1 or not is_slice(g))]
     sets: list[tuple[Device, ...]] = []
     for _ in range(replicas):
-        if len(left) < per_replica:
+        groups: dict[str | None, list[Device]] = {}
+        for g in left:
+            groups.setdefault((nodes or {}).get(g), []).append(g)
+        options = [pick_gpus(free, per_replica, tuple(gs)) for gs in groups.values() if len(gs) >= per_replica]
+        if not options:
             break
-        chosen = pick_gpus(free, per_replica, tuple(left))
+        chosen = max(options, key=lambda s: (min(free[g] for g in s), sum(free[g] for g in s)))
         sets.append(chosen)
         left = [g for g in left if g not in chosen]
     return sets

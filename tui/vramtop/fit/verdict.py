@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
@@ -388,7 +389,12 @@ def _vllm(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = Fals
     tp, replicas = c.tensor_parallel_size, c.replicas
     engines = replicas * c.data_parallel_size  # each DP rank is an engine with its own memory check
     per_engine = tp * c.pipeline_parallel_size
-    sets = pick_replica_sets(free, engines, per_engine, c.gpus)
+    sets = pick_replica_sets(free, engines, per_engine, c.gpus, node.nodes)
+    if not sets and node.nodes:  # cluster mode: a TP×PP group is one node's GPUs
+        counts = Counter(node.nodes[g] for g in (c.gpus or free) if g in node.nodes)
+        why = (f"no Ray node has {per_engine} GPUs for one engine's TP×PP group (a group cannot span "
+               f"nodes; the most on one node is {max(counts.values(), default=0)})")
+        return _Outcome(RED, why, [why], [], [])
     if not sets:
         why = f"needs {gpus_needed(c)} GPU(s) ({_shape(c)}); {node.label} has {len(c.gpus) if c.gpus else len(free)}"
         return _Outcome(RED, why, [why], [], [])
@@ -419,7 +425,7 @@ def _vllm(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = Fals
                 r = replace(r, gpu_index=g)
             ranks.append(r)
             per_gpu.append(GpuNeed(g, math.ceil(r.needed_bytes / MIB), free[g], slot.total_mib,
-                                   _rank_name(c, n, k)))
+                                   _rank_name(c, n, k) + (f" on node {slot.node}" if slot.node else "")))
             if failure is None and not (r.starts and 0 < r.kv_cache_bytes and r.request_bytes <= r.kv_cache_bytes
                                         and r.num_blocks):
                 failure = (r, "" if brief else vllm.failure(r, cfg))
