@@ -103,14 +103,12 @@ def test_a_tp2_group_lands_on_the_node_with_two_free_gpus_never_one_of_each(clus
     assert "--tensor-parallel-size 2" in launch.line.text
 
 
-def test_one_gpu_is_pinned_by_uuid_and_its_node_named(cluster):
-    # gpu-1's GPU 1 and gpu-2's GPU 2 are alike (81,059 MiB free): either, and the note names its node
+def test_one_gpu_goes_to_the_node_with_more_free_memory_when_its_best_gpus_are_alike(cluster):
+    # gpu-1's GPU 1 and gpu-2's GPU 2 both have 81,059 MiB free; gpu-2 has more free over its GPUs
     launch = plan(_candidate(tensor_parallel_size=1), cluster, "medgemma-4b-it")
-    assert launch.result.verdict == GREEN
-    (gpu,) = launch.line.gpus
-    node = cluster.nodes[gpu]
-    assert gpu in (1, 2) and launch.line.notes[0] == f"run this on Ray node {node}"
-    assert dict(launch.line.env)["CUDA_VISIBLE_DEVICES"] == cluster.gpu(gpu).uuid
+    assert launch.result.verdict == GREEN and launch.line.gpus == (2,)
+    assert launch.line.notes[0] == "run this on Ray node gpu-2"
+    assert dict(launch.line.env)["CUDA_VISIBLE_DEVICES"] == "GPU-gpu-2-0"
 
 
 def test_tp4_is_red_because_no_node_has_four_gpus(cluster):
@@ -136,3 +134,13 @@ def test_two_replicas_land_one_per_node_each_on_one_node(cluster):
     launch = plan(c, cluster, "medgemma-4b-it")
     assert launch.line.serve_config["placement_group_config"]["strategy"] == "STRICT_PACK"
     assert "the replicas fit on Ray node(s) gpu-1, gpu-2; Ray chooses where they run" in launch.line.notes
+
+
+def test_an_ollama_server_spreads_over_one_node_only(cluster):
+    c = _candidate(engine="ollama", model="amsaravi/medgemma-4b-it:q8")
+    result = evaluate(c, cluster, suggest=False)
+    # gpu-2 has most free memory (158,118 MiB against 102,118): Ollama's layers go to its GPUs only
+    assert result.verdict == GREEN and {cluster.nodes[g.gpu_index] for g in result.per_gpu} == {"gpu-2"}
+    launch = plan(c, cluster, "amsaravi/medgemma-4b-it:q8")
+    assert launch.line.notes[0] == "run this on Ray node gpu-2"
+    assert set(dict(launch.line.env)["CUDA_VISIBLE_DEVICES"].split(",")) <= {"GPU-gpu-2-0", "GPU-gpu-2-1"}

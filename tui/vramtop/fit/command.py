@@ -140,9 +140,9 @@ def place(candidate: Candidate, node: NodeView) -> tuple[Candidate, FitResult]:
 def _on_best_node(candidate: Candidate, node: NodeView, result: FitResult) -> tuple[Candidate, FitResult]:
     """Cluster mode: ``candidate`` judged on each Ray node's GPUs (vLLM's ranks share one machine),
     pinned on the node with the best verdict, then the fewest stopped instances there (least
-    disruption), then most free memory on the GPUs it takes."""
+    disruption), then most free memory on the GPUs it takes, then on the node."""
     stopped = [i for i in (find_instance(node, ref) for ref in candidate.stopped) if i is not None]
-    best: tuple[tuple[int, int, int], Candidate, FitResult] | None = None
+    best: tuple[tuple[int, int, int, int], Candidate, FitResult] | None = None
     for name in sorted(set(node.nodes.values())):
         pool = tuple(g for g, n in node.nodes.items() if n == name)
         judged = evaluate(candidate.with_(gpus=pool), node, suggest=False)
@@ -150,7 +150,8 @@ def _on_best_node(candidate: Candidate, node: NodeView, result: FitResult) -> tu
             continue
         gpus = chosen_gpus(candidate, judged)
         disrupted = sum(1 for i in stopped if any(g in pool for g in i.per_gpu_mib))
-        key = (_RANK[judged.verdict], disrupted, -sum(node.gpu(g).free_mib for g in gpus))
+        key = (_RANK[judged.verdict], disrupted, -sum(node.gpu(g).free_mib for g in gpus),
+               -sum(node.gpu(g).free_mib for g in pool))
         if best is None or key < best[0]:
             best = (key, candidate.with_(gpus=gpus), judged)
     return (best[1], best[2]) if best is not None else (candidate, result)

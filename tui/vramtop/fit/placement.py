@@ -159,10 +159,17 @@ def pick_gpus(free: dict[Device, int], count: int, pool: tuple[Device, ...] | No
     return tuple(sorted(best, key=device_order))
 
 
-def ollama_devices(free: dict[Device, int], pool: tuple[Device, ...] | None = None) -> tuple[Device, ...]:
+def ollama_devices(free: dict[Device, int], pool: tuple[Device, ...] | None = None,
+                   nodes: Mapping[Device, str] | None = None) -> tuple[Device, ...]:
     """What Ollama would run on: the whole GPUs of ``pool`` (default: all), or where there are
-    only MIG slices, the one with most free memory (a CUDA process sees one MIG device)."""
+    only MIG slices, the one with most free memory (a CUDA process sees one MIG device). With
+    ``nodes`` (cluster mode) one server's GPUs are one node's: the node with most free memory."""
     devices = [g for g in (pool if pool is not None else free) if g in free]
+    if nodes:
+        on: dict[str | None, list[Device]] = {}
+        for g in devices:
+            on.setdefault(nodes.get(g), []).append(g)
+        devices = max(on.values(), key=lambda gs: sum(free[g] for g in gs), default=[])
     whole = tuple(g for g in devices if not is_slice(g))
     return whole or pick_gpus(free, 1, tuple(devices))
 

@@ -554,7 +554,7 @@ def _ollama_quant(c: Candidate) -> str:
 
 
 def _ollama(c: Candidate, node: NodeView, free: dict[int, int], brief: bool = False) -> _Outcome:
-    pool = {g: free[g] * MIB for g in ollama_devices(free, c.gpus)}
+    pool = {g: free[g] * MIB for g in ollama_devices(free, c.gpus, node.nodes)}
     spec = c.model
     num_ctx = c.num_ctx or ollama.default_num_ctx(sum(g.total_mib for g in node.gpus), spec)
     p = ollama.plan(spec, pool, quant=_ollama_quant(c), num_ctx=num_ctx,
