@@ -120,7 +120,7 @@ def test_params_guess_and_list(capsys):
 
 
 def test_help_reads_like_a_man_page():
-    out = subprocess.run([sys.executable, "-m", "vramtop.fit.cli", "--help"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "vramtop.cli.fit", "--help"], capture_output=True,
                          text=True, timeout=60).stdout
     for part in ("exit status:", "examples:", "TOTAL memory", "--assume-stopped", "--on NxSIZE", "GREEN", "RED"):
         assert part in out

@@ -49,7 +49,7 @@ EXIT_CRASH = 70  # EX_SOFTWARE of sysexits.h: distinct from every status a comma
 
 
 # Each module adds its subparser with ``add_parser(subparsers)`` and sets ``run(args) -> int``.
-SUBCOMMANDS: dict[str, str] = {"fit": "vramtop.fit.cli", "record": "vramtop.cli.record", "report": "vramtop.cli.report",
+SUBCOMMANDS: dict[str, str] = {"fit": "vramtop.cli.fit", "record": "vramtop.cli.record", "report": "vramtop.cli.report",
                                "export": "vramtop.cli.export", "watch": "vramtop.cli.watch",
                                "launch": "vramtop.cli.launch"}
 

@@ -82,9 +82,12 @@ examples:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``fit`` to the ``vramtop`` command line."""
+    from vramtop.cli import options
+
     p = subparsers.add_parser(
         "fit", help="would a model fit on this node now? (see: vramtop fit --help)",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[options.demo()],
     )
     _options(p)
 
@@ -126,7 +129,6 @@ def _options(p: argparse.ArgumentParser) -> None:
                    help="count an instance's memory as free (key like ray:4000, name or PID); repeatable")
     p.add_argument("--on", metavar="NxSIZE", help="plan on N empty GPUs instead of this node: 1x24GiB, 4x23028MiB")
     p.add_argument("--params", metavar="SIZE", help="no MODEL: guess a model of this many parameters (27B)")
-    p.add_argument("--demo", dest="fit_demo", action="store_true", help="use the built-in demo node (4x A10)")
     p.add_argument("--json", dest="fit_json", action="store_true", help="print the verdict as JSON")
     p.add_argument("--list", dest="fit_list", action="store_true", help="list the built-in catalog and exit")
     p.add_argument("--command", dest="fit_command", action="store_true",
@@ -164,9 +166,13 @@ def _bad(message: str) -> int:
 def _node(args: argparse.Namespace) -> NodeView:
     if args.on:
         return paper_node(args.on)
-    from vramtop.sampler import one_snapshot
+    from vramtop.sources.feed import open_feed
 
-    return node_from_snapshot(one_snapshot(demo=args.fit_demo or bool(getattr(args, "demo", False))))
+    feed = open_feed(demo=getattr(args, "demo", False), ray=False, telemetry=False)  # the verdict reads GPU memory
+    try:
+        return node_from_snapshot(feed.sample())
+    finally:
+        feed.close()
 
 
 def _print_list() -> None:
@@ -268,8 +274,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vramtop.cli import options
+
     parser = argparse.ArgumentParser(prog="vramtop fit", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     parents=[options.demo(defaults=True)])
     _options(parser)
     return run(parser.parse_args(argv))
 
