@@ -32,7 +32,7 @@ fakenvml.load_in_process()
 import psutil  # noqa: E402
 
 from vramtop.analysis.instances import group_instances  # noqa: E402
-from vramtop.sampler import LiveSource  # noqa: E402
+from vramtop.sources.live import LiveSource  # noqa: E402
 from vramtop.sources.nvml import NvmlSource  # noqa: E402
 
 

@@ -89,7 +89,7 @@ def sample_with_servers(fake_nvml: fakenvml.Scenario, servers: list[tuple[list, 
     """One live snapshot of the stand-in node with a real process per ``(argv, MiB)`` on GPU 0
     (nothing else): each runs as ``python -c PROGRAM *argv``, so ``argv`` is its command line as
     the engine's CLI would leave it; all are killed once sampled."""
-    from vramtop.sampler import LiveSource
+    from vramtop.sources.live import LiveSource
 
     procs = [subprocess.Popen([sys.executable, "-c", "import time; print(flush=True); time.sleep(600)", *argv],
                               stdout=subprocess.PIPE) for argv, _ in servers]

@@ -20,7 +20,7 @@ from exporter_support import (
 )
 from vramtop import config as config_mod
 from vramtop.exporter.collector import LatestSnapshot, registry_for
-from vramtop.sampler import LiveSource
+from vramtop.sources.live import LiveSource
 
 MIB = 2**20
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "vramtop.json"

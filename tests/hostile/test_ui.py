@@ -28,7 +28,7 @@ from test_ray_client import SERVE_OK, Dashboard
 from vramtop.app import VramtopApp
 from vramtop.config import Config
 from vramtop.ray.poller import RayPoller
-from vramtop.sampler import LiveSource
+from vramtop.sources.live import LiveSource
 from vramtop.sources.demo import DemoSource
 from vramtop.sources.replay import ReplaySource
 from vramtop.widgets.gpu_bars import GpuBar

@@ -11,7 +11,7 @@ import fakenvml
 from launch_support import events, launch
 from vramtop.app import VramtopApp
 from vramtop.config import Config
-from vramtop.sampler import LiveSource
+from vramtop.sources.live import LiveSource
 from vramtop.widgets.gpu_bars import LAUNCH, GpuBar
 
 

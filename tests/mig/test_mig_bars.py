@@ -8,7 +8,7 @@ import pytest
 import fakenvml
 from vramtop.app import VramtopApp
 from vramtop.config import Config
-from vramtop.sampler import LiveSource
+from vramtop.sources.live import LiveSource
 from vramtop.widgets.gpu_bars import GpuBar
 
 

@@ -8,7 +8,7 @@ import fakenvml
 from vramtop.fit.placement import node_from_snapshot
 from vramtop.fit.specs import resolve
 from vramtop.fit.verdict import GREEN, RED, YELLOW, Candidate, evaluate
-from vramtop.sampler import LiveSource
+from vramtop.sources.live import LiveSource
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ rate, and the warning names the slice ("GPU 0:1"), not the parent GPU."""
 import dataclasses
 
 import fakenvml
-from vramtop.sampler import LiveSource
+from vramtop.sources.live import LiveSource
 from vramtop.telemetry.trend import MemoryTrend
 
 

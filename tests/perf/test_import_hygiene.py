@@ -5,7 +5,7 @@ one-shot picture may not import the subcommands' own modules (the recording form
 the launcher; the fit model is there only because the telemetry's KV check uses it).
 
 The import rules, read from the source with ``ast``: only the UI and the commands import Textual;
-nothing but a command imports a command; the fit engine reaches no source (sampler, NVML)."""
+nothing but a command imports a command; the fit engine reaches no source (``sources/``, NVML)."""
 
 import ast
 import subprocess
@@ -37,7 +37,7 @@ def test_once_json_imports_neither_textual_nor_subcommands(tmp_path):
         result, modules = imported(["--once", "--json", "--no-ray"], scenario.env())
     assert result.returncode == 0, result.stderr[-2000:]
     assert '"instances"' in result.stdout  # it did the whole picture, not an early exit
-    assert "vramtop.sampler" in modules and "vramtop.once" in modules  # the listing is complete
+    assert "vramtop.sources.live" in modules and "vramtop.once" in modules  # the listing is complete
     assert not top(modules) & {"textual", "rich"}
     subcommands = {"vramtop.cli.fit", "vramtop.cli.record", "vramtop.recording", "vramtop.cli.report",
                    "vramtop.report.build", "vramtop.cli.export", "vramtop.cli.watch", "vramtop.cli.launch"}
@@ -65,7 +65,7 @@ def test_help_still_lists_every_subcommand():
 PACKAGE = Path(__file__).resolve().parents[2] / "tui" / "vramtop"
 UI = ("vramtop.app", "vramtop.themes", "vramtop.widgets")
 COMMANDS = ("vramtop.cli", "vramtop.once")
-SOURCES = ("vramtop.sources", "vramtop.sampler", "pynvml")
+SOURCES = ("vramtop.sources", "pynvml")
 
 
 def _name(path: Path) -> str:
@@ -127,7 +127,7 @@ def test_the_import_graph_is_read_whole():
     assert "vramtop.widgets.gpu_bars" in graph["vramtop.app"]  # a submodule imported from its package
     assert "vramtop.fit.specs" in graph["vramtop.fit.hub"]
     assert "vramtop.telemetry.kv_check" not in graph["vramtop.telemetry.model"]  # TYPE_CHECKING only
-    assert "pynvml" in reach(graph, "vramtop.sampler")
+    assert "pynvml" in reach(graph, "vramtop.sources.live")
 
 
 def test_only_the_ui_and_the_commands_import_textual():

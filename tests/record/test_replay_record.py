@@ -196,7 +196,7 @@ def test_a_recorder_stopped_by_a_signal_leaves_a_replayable_file(tmp_path, how):
 
 
 def test_recording_the_nvml_stand_in_with_real_processes(fake_nvml, tmp_path):
-    from vramtop.sampler import LiveSource
+    from vramtop.sources.live import LiveSource
 
     with fakenvml.spawn_processes("VLLM::EngineCore", *(f"VLLM::Worker_TP{r}" for r in range(2))) as pids:
         engine, *workers = pids

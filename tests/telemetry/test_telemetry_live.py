@@ -34,7 +34,7 @@ def _serving_qwen(start_stand_in, fake_nvml, *, gpu: int, new: bool, engine: dic
 
 def test_live_snapshot_to_serving_line_and_csv(fake_nvml, start_stand_in):
     pytest.importorskip("vramtop.sources.nvml", reason="the NVML source is not in this tree yet")
-    from vramtop.sampler import LiveSource
+    from vramtop.sources.live import LiveSource
 
     server = _serving_qwen(start_stand_in, fake_nvml, gpu=2, new=True,
                            engine=dict(kv=0.62, running=9, waiting=4, prompt=100, generation=200, preemptions=2))

@@ -16,7 +16,7 @@ from tui_support import next_sample, screen_text, wait_for
 from vramtop.app import VramtopApp
 from vramtop.config import Config
 from vramtop.ray.poller import RayPoller
-from vramtop.sampler import LiveSource
+from vramtop.sources.live import LiveSource
 from vramtop.sources.demo import DemoSource
 from vramtop.whatif_state import OLLAMA, FormState, WhatIfMemory, save_memory
 from vramtop.widgets.side_column import HINT

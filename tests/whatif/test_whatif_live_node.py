@@ -9,7 +9,7 @@ from textual.widgets import Static
 from host_app import first_picture, next_tick
 from vramtop.app import VramtopApp
 from vramtop.config import Config
-from vramtop.sampler import LiveSource
+from vramtop.sources.live import LiveSource
 from vramtop.whatif_state import OLLAMA, FormState, WhatIfMemory, save_memory
 from vramtop.widgets.whatif_panel import WhatIfPanel
 

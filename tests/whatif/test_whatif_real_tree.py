@@ -13,7 +13,7 @@ from engine_tree import Proc, proc_tree
 from host_app import first_picture, next_tick
 from vramtop.app import VramtopApp
 from vramtop.config import Config
-from vramtop.sampler import LiveSource
+from vramtop.sources.live import LiveSource
 from vramtop.actions import Stopper, plan_for_instance
 from vramtop.whatif_state import OLLAMA, FormState, WhatIfMemory, save_memory
 from vramtop.widgets.whatif_panel import WhatIfPanel

@@ -105,7 +105,7 @@ def open_feed(cfg: Config | None = None, *, demo: bool = False, replay: Path | N
         source: Source = ClusterSource(ray_poller(cfg))
         ray = False  # each snapshot is made of the poll that carries it
     else:
-        from vramtop.sampler import LiveSource
+        from vramtop.sources.live import LiveSource
 
         source = LiveSource()
     return Feed(source, ray_poller(cfg) if ray else None, _telemetry_poller() if telemetry else None,

@@ -52,16 +52,3 @@ class LiveSource:
 
     def close(self) -> None:
         self._nvml.close()
-
-
-def one_snapshot(demo: bool = False) -> NodeSnapshot:
-    """One picture of the node (or of the demo node), for commands that do not stay live."""
-    if demo:
-        from vramtop.sources.demo import DemoSource
-
-        return DemoSource().sample()
-    source = LiveSource()
-    try:
-        return source.sample()
-    finally:
-        source.close()
