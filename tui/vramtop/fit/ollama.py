@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vramtop.fit.specs import BITS_PER_WEIGHT, ModelSpec, normalize_format, weight_bytes_as
+from vramtop.units import MIB
 
-MIB = 1024**2
 MINIMUM_MIB = 457  # per CUDA GPU (ml/device.go)
 NUM_BATCH = 512
 DEFAULT_QUANT = "q4_k_m"  # what `ollama pull NAME` gets for most library models

@@ -27,9 +27,9 @@ import yaml
 from vramtop import paths
 from vramtop.fit.layers import LayerPattern, StateShape, layer_pattern
 from vramtop.fit.weights import DTYPE_BITS, WeightFigures, weights_from_tensors
+from vramtop.units import MIB
 from vramtop.yamlfile import one_line
 
-MIB = 1024**2
 CONFIG_LIMIT = 4 * MIB  # a config.json is a few KiB; anything past this is not one
 HEADER_LIMIT = 100 * MIB  # safetensors' own cap on a header
 MAX_PARAMS = 10**13  # ten trillion: past every model ever released

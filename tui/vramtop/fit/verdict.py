@@ -26,9 +26,8 @@ from vramtop.fit.placement import (
 )
 from vramtop.fit.specs import BITS_PER_WEIGHT, ModelSpec, normalize_format
 from vramtop.snapshot import NodeSnapshot
-from vramtop.units import GIB, gib_of_bytes
+from vramtop.units import GIB, MIB, gib_of_bytes
 
-MIB = 1024**2
 GREEN, YELLOW, RED, INVALID = "green", "yellow", "red", "invalid"
 WORDS = {GREEN: "GREEN", YELLOW: "YELLOW", RED: "RED", INVALID: "INVALID"}
 SYMBOLS = {GREEN: "✓", YELLOW: "!", RED: "✗", INVALID: "?"}
@@ -367,7 +366,7 @@ def predicted_kv_blocks(c: Candidate, cuda_total_mib: int, gpu_name: str = "", b
     ``c.vllm_version`` where it can be seen (its /metrics or its package)."""
     cfg = _vllm_config(c, cuda_total_mib, gpu_name)
     layout = vllm.layout_for(c.model, cfg)
-    rank = vllm.rank_budget(c.model, cfg, 0, cuda_total_mib * vllm.MIB, cuda_total_mib * vllm.MIB, layout)
+    rank = vllm.rank_budget(c.model, cfg, 0, cuda_total_mib * MIB, cuda_total_mib * MIB, layout)
     return rank.num_blocks * layout.block_size // block_size
 
 

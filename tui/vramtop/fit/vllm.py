@@ -19,9 +19,8 @@ from math import ceil
 from vramtop.fit.specs import (
     BITS_PER_WEIGHT, KEEPS_EMBEDDINGS_16BIT, ModelSpec, normalize_format, weight_bytes_as,
 )
-from vramtop.units import GIB
+from vramtop.units import GIB, MIB
 
-MIB = 1024**2
 BLOCK_SIZE = 16
 DEFAULT_UTIL = 0.9
 CUDA_CONTEXT_MIB = 400  # the worker's CUDA context, used before the start-up check
