@@ -9,6 +9,7 @@ import yaml
 
 from vramtop.fit.fields import ModelChoice
 from vramtop.fit.verdict import INVALID, OLLAMA, RED, VLLM
+from vramtop.paths import whatif_state_file
 from vramtop.sources.demo import DemoSource
 from vramtop.whatif_state import (
     FIELD_LABELS,
@@ -16,7 +17,6 @@ from vramtop.whatif_state import (
     FormState,
     WhatIfMemory,
     assess,
-    default_state_path,
     describe,
     field_defaults,
     load_memory,
@@ -213,10 +213,10 @@ def test_missing_file_is_a_quiet_fresh_start(tmp_path):
 
 def test_state_path_follows_xdg_state_home(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
-    assert default_state_path() == tmp_path / "vramtop" / "whatif.yaml"
+    assert whatif_state_file() == tmp_path / "vramtop" / "whatif.yaml"
     monkeypatch.delenv("XDG_STATE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert default_state_path() == tmp_path / "home" / ".local" / "state" / "vramtop" / "whatif.yaml"
+    assert whatif_state_file() == tmp_path / "home" / ".local" / "state" / "vramtop" / "whatif.yaml"
 
 
 def test_model_search_finds_by_words_and_by_letters_in_order():

@@ -4,8 +4,7 @@ The XDG base directories (a variable that is unset or empty falls back to its de
 the home directory), with ``vramtop`` under each; the runtime directory of launch reservations;
 and the Hugging Face cache as huggingface_hub finds it (read here without importing the client,
 which costs half a second). Nothing here creates, opens or checks a directory: the callers do,
-each with the checks its use needs. Still to move here: ``$XDG_STATE_HOME`` (``whatif_state.py``)
-and the Ollama store (``fit/specs.py``), each as ``cache_home`` is written.
+each with the checks its use needs. Still to move here: the Ollama store (``fit/specs.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +32,16 @@ def config_file() -> Path:
 def user_themes_dir() -> Path:
     """A user's own themes (``themes``), which win on a name clash with the shipped ones."""
     return config_home() / APP / "themes"
+
+
+def state_home() -> Path:
+    """``$XDG_STATE_HOME`` (``~/.local/state`` when unset)."""
+    return _xdg("XDG_STATE_HOME", Path.home() / ".local" / "state")
+
+
+def whatif_state_file() -> Path:
+    """The what-if panel's form, recent candidates and pins (``whatif_state``)."""
+    return state_home() / APP / "whatif.yaml"
 
 
 def cache_home() -> Path:

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from vramtop import yamlfile
+from vramtop import paths, yamlfile
 from vramtop.analysis.instances import Instance
 from vramtop.fit import specs, vllm
 from vramtop.fit.fields import ModelChoice, candidate_from_fields
@@ -390,15 +390,9 @@ class WhatIfMemory:
         )
 
 
-def default_state_path() -> Path:
-    """``$XDG_STATE_HOME/vramtop/whatif.yaml`` (``~/.local/state`` when unset)."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "vramtop" / "whatif.yaml"
-
-
 def load_memory(path: Path | None = None) -> tuple[WhatIfMemory, str | None]:
     """The remembered state, and a one-line warning when the file had to be ignored."""
-    path = path or default_state_path()
+    path = path or paths.whatif_state_file()
     try:
         return WhatIfMemory.from_dict(yamlfile.load(path)), None
     except FileNotFoundError:
@@ -409,7 +403,7 @@ def load_memory(path: Path | None = None) -> tuple[WhatIfMemory, str | None]:
 
 def save_memory(memory: WhatIfMemory, path: Path | None = None) -> str | None:
     """Write atomically; a one-line warning if it cannot be written (the panel keeps working)."""
-    path = path or default_state_path()
+    path = path or paths.whatif_state_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".whatif-", suffix=".yaml")
