@@ -4,24 +4,14 @@ and SIGTERM reaches each of them, parents that hold GPU memory included."""
 from __future__ import annotations
 
 import psutil
-from textual.app import App
 
+from dialog_host import DialogHost
 from engine_tree import Proc, proc_tree
 from vramtop.analysis.instances import group_instances
 from vramtop.snapshot import GpuProcess, NodeSnapshot
 from vramtop.sources.processes import ProcessReader
 from vramtop.actions import Stopper, plan_for_instance
 from vramtop.widgets.stop_dialog import StopDialog
-
-
-class Host(App):
-    def __init__(self, dialog: StopDialog) -> None:
-        super().__init__()
-        self.dialog = dialog
-        self.outcomes = []
-
-    def on_mount(self) -> None:
-        self.push_screen(self.dialog, self.outcomes.append)
 
 
 def live_snapshot(gpu_mib: dict[int, dict[int, int]]) -> NodeSnapshot:
@@ -47,7 +37,7 @@ async def test_the_confirmation_names_every_member_and_sigterm_reaches_them_all(
         assert plan.refusal is None and plan.total_mib == 43_742
         assert [t.pid for t in plan.term][0] == tree.pid["replica"]
         assert {t.pid for t in plan.term} == set(tree.pid.values())
-        app = Host(StopDialog(plan, Stopper(), grace_s=5, poll_s=0.05))
+        app = DialogHost(StopDialog(plan, Stopper(), grace_s=5, poll_s=0.05))
         async with app.run_test(size=(100, 30)) as pilot:
             body = str(app.screen.query_one("#stop-body").render())
             for p in procs:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from textual.app import App
 
+from dialog_host import DialogHost
 from telemetry_support import snapshot_of
 from vramtop.actions import READONLY_MESSAGE, Stopper, plan_for_process
 from vramtop.widgets.stop_dialog import StopDialog, freed_text
@@ -14,16 +14,6 @@ from vramtop.widgets.stop_dialog import StopDialog, freed_text
 STUBBORN = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); "
             "time.sleep(120)")
 POLITE = "import time; print('ready', flush=True); time.sleep(120)"
-
-
-class Host(App):
-    def __init__(self, dialog: StopDialog) -> None:
-        super().__init__()
-        self.dialog = dialog
-        self.outcomes = []
-
-    def on_mount(self) -> None:
-        self.push_screen(self.dialog, self.outcomes.append)
 
 
 def _spawn(code: str) -> subprocess.Popen:
@@ -44,7 +34,7 @@ async def test_y_stops_a_polite_process_and_reports_the_memory_freed():
     p = _spawn(POLITE)
     try:
         plan = plan_for_process(snapshot_of({p.pid: (0, 1_500), }), p.pid)
-        app = Host(StopDialog(plan, Stopper(), grace_s=3))
+        app = DialogHost(StopDialog(plan, Stopper(), grace_s=3))
         async with app.run_test() as pilot:
             body = str(app.screen.query_one("#stop-body").render())
             assert "GPU 0: 1,500 MiB" in body and f"pid {p.pid}" in body
@@ -63,7 +53,7 @@ async def test_sigkill_is_offered_only_after_the_grace_period_and_needs_K():
     p = _spawn(STUBBORN)
     try:
         plan = plan_for_process(snapshot_of({p.pid: (1, 900)}), p.pid)
-        app = Host(StopDialog(plan, Stopper(), grace_s=0.5, poll_s=0.05))
+        app = DialogHost(StopDialog(plan, Stopper(), grace_s=0.5, poll_s=0.05))
         async with app.run_test() as pilot:
             kill = app.screen.query_one("#kill")
             assert not kill.display
@@ -86,7 +76,7 @@ async def test_readonly_dialog_refuses_and_escape_closes():
     p = _spawn(POLITE)
     try:
         plan = plan_for_process(snapshot_of({p.pid: (0, 10)}), p.pid)
-        app = Host(StopDialog(plan, Stopper(readonly=True)))
+        app = DialogHost(StopDialog(plan, Stopper(readonly=True)))
         async with app.run_test() as pilot:
             assert READONLY_MESSAGE in str(app.screen.query_one("#stop-status").render())
             await pilot.press("y")
