@@ -3,7 +3,8 @@ the live view. Pure: a snapshot and its candidates' verdicts in, prometheus_clie
 
 Names follow Prometheus conventions: a ``vramtop_`` prefix, base units in the name (bytes,
 celsius, watts, seconds; ratios 0-1), one meaning per name, HELP on each. Labels are bounded by
-what the node holds: ``gpu`` (the index, unique over a Ray cluster in cluster mode), an
+what the node holds: ``gpu`` (the index, unique over a Ray cluster in cluster mode; "0:1" for
+MIG slice 1 of GPU 0 on the slice's and its processes' series), an
 instance's ``name`` and ``gpus`` (never its PIDs, which change on every restart: those only with
 ``pid_labels``), Serve's ``app`` and ``deployment``, a candidate's ``candidate``. A label value
 that comes from outside (titles, Ray's names, the driver's strings) is cut to printable UTF-8 of
@@ -23,7 +24,7 @@ from vramtop.analysis.states import CRITICAL, LOST, LOW, OK, UNKNOWN, Thresholds
 from vramtop.exporter.candidates import Headroom
 from vramtop.ray.feasibility import analyze
 from vramtop.ray.model import RayState
-from vramtop.snapshot import NodeSnapshot
+from vramtop.snapshot import NodeSnapshot, slice_label
 from vramtop.telemetry.model import Telemetry, process_facts
 from vramtop.units import MIB
 
@@ -92,9 +93,19 @@ def gpu_families(snapshot: NodeSnapshot, thresholds: Thresholds) -> Iterator[Met
                    "The GPU's state word: 1 for the state it is in (critical under the critical free "
                    "memory, low under the low share free, ok, lost, unknown without memory figures)",
                    ("gpu", "state"))
+    mig_info = _Info("vramtop_mig_slice", "A MIG slice of a GPU: its profile and UUID (gpu is \"GPU:slice\")",
+                     labels=["gpu", "profile", "uuid"])
+    mig_memory = {part: _gauge(f"vramtop_mig_memory_{part}_bytes", f"A MIG slice's memory: {part}", ("gpu",))
+                  for part in ("total", "used", "free")}
     for g in snapshot.gpus:
         gpu = str(g.index)
         info.add_metric([gpu, g.name, g.uuid, g.node or ""], {})
+        for m in () if g.lost else g.mig:
+            where = slice_label(g.index, m.index)
+            mig_info.add_metric([where, m.profile, m.uuid], {})
+            if m.error is None:
+                for part, family in mig_memory.items():
+                    family.add_metric([where], getattr(m, f"{part}_mib") * MIB)
         now = gpu_state(g, thresholds)
         for s in GPU_STATES:
             state.add_metric([gpu, s], 1 if s == now else 0)
@@ -107,7 +118,7 @@ def gpu_families(snapshot: NodeSnapshot, thresholds: Thresholds) -> Iterator[Met
                               (temp, g.temperature_c), (power, g.power_w), (limit, g.power_limit_w)):
             if value is not None:
                 family.add_metric([gpu], value)
-    yield from (info, *memory.values(), util, temp, power, limit, state)
+    yield from (info, *memory.values(), util, temp, power, limit, state, mig_info, *mig_memory.values())
 
 
 def instance_labels(instances: tuple[Instance, ...]) -> dict[str, tuple[str, str]]:
@@ -155,7 +166,7 @@ def instance_families(snapshot: NodeSnapshot, instances: tuple[Instance, ...],
         labels = list(ids[inst.key])
         info.add_metric([*labels, inst.engine, inst.replica.label if inst.replica else "",
                          containers.get(inst.key, ""), *((inst.key,) if pid_labels else ())], {})
-        for gpu, mib in inst.per_gpu_mib.items():
+        for gpu, mib in inst.per_slice_mib.items():  # "0", or "0:1" for a MIG slice
             memory.add_metric([*labels, str(gpu)], mib * MIB)
         if inst.tp_size is not None:
             tp.add_metric(labels, inst.tp_size)
@@ -184,7 +195,8 @@ def process_family(snapshot: NodeSnapshot, ids: dict[str, tuple[str, str]],
         inst = owner.get((p.gpu_index, p.pid))
         name, gpus = ids[inst.key] if inst is not None else ("", "")
         role = roles.classify(p.host)
-        family.add_metric([str(p.pid), str(p.gpu_index), role.label or role.kind, name, gpus], p.used_mib * MIB)
+        family.add_metric([str(p.pid), slice_label(p.gpu_index, p.mig_slice), role.label or role.kind, name, gpus],
+                          p.used_mib * MIB)
     return family
 
 
