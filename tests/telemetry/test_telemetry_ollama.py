@@ -128,3 +128,12 @@ def test_match_runners_by_blob_and_the_lone_runner_fallback():
         raise ValueError("malformed manifest")
 
     assert ollama.match_runners((llama, qwen), {"r1": "sha256-bbb"}, broken) == {}
+
+
+def test_the_model_store_is_the_servers_own():
+    """Ollama's envconfig.Models: ``OLLAMA_MODELS``, else ``$HOME/.ollama/models`` of the server's
+    user; with neither known, None (our own default, which paths.ollama_models_dir gives)."""
+    assert ollama.models_dir({"OLLAMA_MODELS": "/srv/m", "HOME": "/home/o"}, {}) == Path("/srv/m")
+    assert ollama.models_dir({"HOME": "/home/o"}, {"OLLAMA_MODELS": "/ours"}) == Path("/home/o/.ollama/models")
+    assert ollama.models_dir(None, {"OLLAMA_MODELS": "/ours"}) == Path("/ours")
+    assert ollama.models_dir({}, {}) is None

@@ -3,14 +3,15 @@
 The XDG base directories (a variable that is unset or empty falls back to its default under
 the home directory), with ``vramtop`` under each; the runtime directory of launch reservations;
 and the Hugging Face cache as huggingface_hub finds it (read here without importing the client,
-which costs half a second). Nothing here creates, opens or checks a directory: the callers do,
-each with the checks its use needs. Still to move here: the Ollama store (``fit/specs.py``).
+which costs half a second); and an Ollama server's model store. Nothing here creates, opens or
+checks a directory: the callers do, each with the checks its use needs.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Mapping
 
 APP = "vramtop"
 
@@ -76,3 +77,11 @@ def hf_hub_cache() -> Path:
     hf_home = os.environ.get("HF_HOME") or str(cache_home() / "huggingface")
     explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
     return Path(explicit or Path(hf_home) / "hub")
+
+
+def ollama_models_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """An Ollama server's model store: its ``$OLLAMA_MODELS``, else ``.ollama/models`` in its home
+    directory. ``environ`` is the server's environment; ours when None."""
+    env = os.environ if environ is None else environ
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    return Path(env.get("OLLAMA_MODELS") or home / ".ollama" / "models")

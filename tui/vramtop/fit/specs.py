@@ -51,7 +51,9 @@ class ModelSpec:
     GGUF tensor bytes). ``vision_params`` counts a vision tower kept in 16-bit by quantizers.
     ``sliding_layers`` of the ``layers`` keep only ``sliding_window`` tokens; ``state_layers``
     keep one fixed state per request (Mamba, Gated DeltaNet, linear attention: ``state``);
-    ``no_kv_layers`` keep nothing (MLP-only); the rest are full attention. MLA models give
+    ``no_kv_layers`` keep nothing (MLP-only, or reading another layer's K/V); the rest are full
+    attention, with ``full_head_dim`` and ``full_kv_heads`` where those differ from the sliding
+    layers' (Gemma 4). MLA models give
     ``kv_lora_rank`` and ``qk_rope_head_dim`` instead of per-head K/V. ``unmodelled`` names what
     the model has that the arithmetic does not know (a verdict stays YELLOW at best);
     ``weights_from`` says where ``weight_bytes`` came from.
@@ -88,6 +90,8 @@ class ModelSpec:
     state: StateShape | None = None
     unmodelled: tuple[str, ...] = ()
     weights_from: str = ""  # "safetensors headers", "estimated from config.json", ...
+    full_head_dim: int | None = None  # full-attention layers' head size, where it differs
+    full_kv_heads: int | None = None  # full-attention layers' KV heads, where they differ
 
     @property
     def full_layers(self) -> int:
@@ -462,6 +466,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
         if key in c and not (isinstance(c[key], (str, list)) and len(c[key]) <= 10_000):
             raise SpecError(f"{source}: {key} must be a string or list of at most 10,000 entries")
     pattern: LayerPattern = layer_pattern(c, layers, bool(sliding))
+    sliding_layers -= pattern.shared_sliding  # shared layers keep no window of their own either
     dtype = normalize_format(str(c.get("torch_dtype") or c.get("dtype") or "bfloat16")[:40])
     fmt, unknown_quant, keep16 = quantization_of(cfg)
     kv_lora = _count(c, source, ("kv_lora_rank",), 1 << 16, 0) or None
@@ -472,7 +477,8 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
     if experts and not moe_inter:  # Mixtral style: each expert is a whole MLP of intermediate_size
         moe_inter = intermediate
     tied = c.get("tie_word_embeddings", cfg.get("tie_word_embeddings", _ties_by_default(c))) is True
-    unmodelled = list(pattern.unknown) + _unmodelled_attention(c, head_dim, kv_heads)
+    full_head_dim, full_kv_heads, odd = _full_attention_geometry(c, source, head_dim, kv_heads)
+    unmodelled = list(pattern.unknown) + odd
     if unknown_quant:
         unmodelled.append(f"quantization '{unknown_quant}'")
     if weights is not None:
@@ -497,26 +503,33 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
         experts=experts, experts_per_token=per_token, moe_intermediate=moe_inter, origin="hf",
         state_layers=pattern.state_layers, no_kv_layers=pattern.no_kv, state=pattern.state,
         unmodelled=tuple(unmodelled), weights_from=weights_from,
+        full_head_dim=full_head_dim, full_kv_heads=full_kv_heads,
     )
 
 
-def _unmodelled_attention(c: dict[str, Any], head_dim: int, kv_heads: int) -> list[str]:
-    """Gemma 4's attention geometry, which the KV layout does not model yet (its full-attention
-    layers have a head size and KV heads of their own, may keep one tensor as both K and V, and
-    some layers reuse another's K/V): named, so the verdict stays YELLOW rather than counting
-    every layer as a sliding one."""
-    out = []
-    wide = c.get("global_head_dim")
-    few = c.get("num_global_key_value_heads")
-    if (wide is not None and wide != head_dim) or (few is not None and few != kv_heads):
-        out.append("full-attention layers with their own head size or KV heads "
-                   "(global_head_dim, num_global_key_value_heads)")
+def _full_attention_geometry(c: dict[str, Any], source: str, head_dim: int,
+                             kv_heads: int) -> tuple[int | None, int | None, list[str]]:
+    """(head size, KV heads) of the full-attention layers where they differ from the rest, and
+    what is not modelled, as ``Gemma4DecoderLayer`` (``vllm/model_executor/models/gemma4.py``)
+    builds them: full-attention layers take ``global_head_dim``; their KV heads are
+    ``num_global_key_value_heads`` only with ``attention_k_eq_v`` (which loads K into both K and V
+    slots, so the cache still keeps both), else ``num_key_value_heads``."""
+    wide = _count(c, source, ("global_head_dim",), 1 << 16, head_dim)
+    few = kv_heads
     if c.get("attention_k_eq_v") is True:
-        out.append("keys kept as values (attention_k_eq_v)")
+        few = _count(c, source, ("num_global_key_value_heads",), 1 << 16, kv_heads)
+    odd = []
     shared = c.get("num_kv_shared_layers")
-    if type(shared) is int and shared > 0:
-        out.append(f"{min(shared, 1 << 16)} layers reusing another layer's K/V (num_kv_shared_layers)")
-    return out
+    if type(shared) is int and shared > 0 and not isinstance(c.get("layer_types"), list):
+        odd.append(f"{min(shared, 1 << 16)} layers reusing another layer's K/V (num_kv_shared_layers) "
+                   "without layer_types")
+    if "per_layer_config" in c:
+        odd.append("per-layer attention geometry (per_layer_config)")
+    for key in ("index_topk", "index_head_dim"):  # DeepSeek V3.2's sparse-attention indexer cache
+        if key in c:
+            odd.append(f"the sparse-attention indexer's cache ({key})")
+            break
+    return (wide if wide != head_dim else None), (few if few != kv_heads else None), odd
 
 
 def _mixer_params(pattern: LayerPattern, hidden: int) -> int:
@@ -734,15 +747,10 @@ def _spec_from_gguf(reader: Any, path: Path, name: str | None) -> ModelSpec:
     )
 
 
-def ollama_models_dir() -> Path:
-    """Where Ollama keeps its models (``OLLAMA_MODELS``, else ``~/.ollama/models``)."""
-    return Path(os.environ.get("OLLAMA_MODELS") or Path.home() / ".ollama" / "models")
-
-
 def ollama_model_blob(name: str, models_dir: Path | None = None) -> Path | None:
     """The GGUF blob an Ollama tag points at in the local store (what its runner loads), or None
     if not pulled here. Raises SpecError on a malformed manifest."""
-    root = models_dir or ollama_models_dir()
+    root = models_dir or paths.ollama_models_dir()
     base, _, tag = name.partition(":")
     tag = tag or "latest"
     parts = base.split("/")

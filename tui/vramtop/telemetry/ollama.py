@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePath
 from typing import Callable, Mapping
 
+from vramtop import paths
 from vramtop.snapshot import to_mib
 from vramtop.telemetry import vllm_metrics
 from vramtop.telemetry.model import NOT_REACHABLE, OK, OllamaModel, OllamaStatus
@@ -137,10 +138,8 @@ def models_dir(server_environ: Mapping[str, str] | None, own_environ: Mapping[st
     """The server's model store: its ``OLLAMA_MODELS``, else ``.ollama/models`` in its home;
     ours when its environment cannot be read; None for Ollama's own default for our user."""
     env = server_environ if server_environ is not None else own_environ
-    if env.get("OLLAMA_MODELS"):
-        return Path(env["OLLAMA_MODELS"])
-    if server_environ is not None and server_environ.get("HOME"):
-        return Path(server_environ["HOME"]) / ".ollama" / "models"
+    if env.get("OLLAMA_MODELS") or (server_environ is not None and server_environ.get("HOME")):
+        return paths.ollama_models_dir(env)
     return None
 
 
