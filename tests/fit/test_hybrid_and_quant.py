@@ -229,25 +229,3 @@ def test_tied_embeddings_default_follows_the_architecture_when_config_json_is_si
     assert gemma.tied and not llama.tied
     assert llama.params - gemma.params == 262208 * 2560  # one embedding matrix fewer
     assert not specs.spec_from_config({**base, "model_type": "gemma3_text", "tie_word_embeddings": False}, "g", "t").tied
-
-
-def test_gemma4_attention_geometry_is_named_not_counted_as_sliding_layers(tmp_path):
-    # Gemma 4's text_config keys (global_head_dim, num_global_key_value_heads, attention_k_eq_v,
-    # num_kv_shared_layers; the 31B keeps 16 KV heads on sliding layers and 4 on full ones) as
-    # engines read them; the KV layout does not model them yet, so the verdict says so.
-    text = {"model_type": "gemma4_text", "hidden_size": 5376, "num_hidden_layers": 60,
-            "intermediate_size": 21504, "num_attention_heads": 32, "num_key_value_heads": 16,
-            "head_dim": 256, "global_head_dim": 512, "num_global_key_value_heads": 4,
-            "attention_k_eq_v": True, "vocab_size": 262144, "max_position_embeddings": 262144,
-            "sliding_window": 1024,
-            "layer_types": (["sliding_attention"] * 5 + ["full_attention"]) * 10}
-    s = _dir(tmp_path, {"architectures": ["Gemma4ForConditionalGeneration"], "text_config": text})
-    assert len(s.unmodelled) == 2 and "global_head_dim" in s.unmodelled[0]
-    r = evaluate(Candidate(s, max_model_len=8192), paper_node("8x141GiB"), suggest=False)
-    assert r.verdict == YELLOW and "num_global_key_value_heads" in r.headline
-    shared = specs.spec_from_config({**text, "num_kv_shared_layers": 20}, "g", "c")
-    assert "20 layers reusing another layer's K/V (num_kv_shared_layers)" in shared.unmodelled
-    # Gemma 3's config (no such keys) stays fully modelled.
-    plain = {k: v for k, v in text.items() if k not in ("global_head_dim", "num_global_key_value_heads",
-                                                         "attention_k_eq_v")}
-    assert specs.spec_from_config(plain, "g", "c").unmodelled == ()

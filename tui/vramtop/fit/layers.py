@@ -4,8 +4,10 @@ vLLM gives every layer a KV cache spec (``vllm/v1/kv_cache_interface.py``): full
 window attention keep K/V per token (``FullAttentionSpec``, ``SlidingWindowSpec``); Mamba,
 Mamba2, Gated DeltaNet and MiniMax linear attention layers keep one fixed state per request
 (``MambaSpec``, shapes from ``MambaStateShapeCalculator`` in
-``vllm/model_executor/layers/mamba/mamba_utils.py``); MLP-only layers keep nothing. A layer
-kind this module does not know is named in ``LayerPattern.unknown``, never counted as another.
+``vllm/model_executor/layers/mamba/mamba_utils.py``); MLP-only layers keep nothing, and so do
+Gemma 4's last ``num_kv_shared_layers`` layers, which read an earlier layer's cache
+(``kv_sharing_target_layer_name`` in ``vllm/model_executor/models/gemma4.py``). A layer kind
+this module does not know is named in ``LayerPattern.unknown``, never counted as another.
 Pure: a config mapping in, counts out.
 """
 
@@ -61,13 +63,17 @@ class StateShape:
 
 @dataclass(frozen=True)
 class LayerPattern:
-    """How many layers of each kind; ``state`` describes the state layers (if any)."""
+    """How many layers of each kind; ``state`` describes the state layers (if any). ``no_kv``
+    counts the ``shared`` layers (KV read from an earlier layer) with the MLP-only ones;
+    ``shared_sliding`` of the shared ones are sliding-window layers."""
 
     sliding: int = 0
     state_layers: int = 0
     no_kv: int = 0
     state: StateShape | None = None
     unknown: tuple[str, ...] = ()
+    shared: int = 0
+    shared_sliding: int = 0
 
 
 _KIND_OF_TYPE = {
@@ -159,10 +165,15 @@ def layer_pattern(c: Mapping[str, Any], layers: int, sliding_window: bool) -> La
     if len(kinds) != layers:
         unknown.append(f"a layer pattern of {len(kinds)} entries for {layers} layers")
         kinds = (kinds + [FULL] * layers)[:layers]
+    shared = min(_int(c, "num_kv_shared_layers", default=0) or 0, layers)
+    shared_kinds = kinds[layers - shared:] if shared else []
+    if shared:  # gemma4.py: layers from num_hidden_layers - num_kv_shared_layers on keep no cache
+        kinds = kinds[:layers - shared] + [NONE] * shared
     state_layers = kinds.count(STATE)
     state = _state_shape(c, family) if state_layers and family else None
     if state_layers and state is None:
         unknown.append(f"{state_layers} state layers whose state size config.json does not give")
     # state layers of unknown size are counted as full attention: an upper bound, and named
     return LayerPattern(sliding=kinds.count(SLIDING), state_layers=state_layers if state else 0,
-                        no_kv=kinds.count(NONE), state=state, unknown=tuple(unknown))
+                        no_kv=kinds.count(NONE), state=state, unknown=tuple(unknown),
+                        shared=shared, shared_sliding=shared_kinds.count(SLIDING))

@@ -367,7 +367,7 @@ def predicted_kv_blocks(c: Candidate, cuda_total_mib: int, gpu_name: str = "", b
     cfg = _vllm_config(c, cuda_total_mib, gpu_name)
     layout = vllm.layout_for(c.model, cfg)
     rank = vllm.rank_budget(c.model, cfg, 0, cuda_total_mib * MIB, cuda_total_mib * MIB, layout)
-    return rank.num_blocks * layout.block_size // block_size
+    return rank.num_blocks * layout.min_block_size // block_size
 
 
 @dataclass

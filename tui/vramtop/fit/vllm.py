@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, replace
 from math import ceil
 
+from vramtop.fit import mxfp4
 from vramtop.fit.specs import (
     BITS_PER_WEIGHT, KEEPS_EMBEDDINGS_16BIT, ModelSpec, normalize_format, weight_bytes_as,
 )
@@ -27,7 +28,15 @@ CUDA_CONTEXT_MIB = 400  # the worker's CUDA context, used before the start-up ch
 NCCL_MIB = 600  # NCCL communicators with TP > 1, created before the check in current vLLM
 NON_TORCH_MIB = 250  # cuBLAS / attention workspaces counted in the budget
 NON_TORCH_TP_MIB = 250  # custom all-reduce buffers with TP > 1
-SAMPLER_BYTES_PER_LOGIT = 12  # fp32 logits and the sampler's sort of them, per request × vocab
+# The profile run's dummy sampling (top-k and top-p on every request), bytes per request x vocab:
+# with the sort (``apply_top_k_top_p`` in ``vllm/v1/sample/ops/topk_topp_sampler.py``) the bf16
+# logits (2), their fp32 copy (4), the sorted values (4) and int64 indices (8), and, while
+# torch's CUDA sort runs, its int64 index input (8) and the radix sort's alternate key and value
+# buffers (4 + 8). vLLM pull 32558 measured 1.25 GB for 256 x 131072 logits, 37 bytes each.
+# With the Triton top-k/top-p kernel (vllm pull 33538, masking in place): the bf16 and fp32
+# logits, the probabilities and the exponential noise of ``random_sample`` (4 + 4).
+SORT_SAMPLER_BYTES_PER_LOGIT = 38
+TRITON_SAMPLER_BYTES_PER_LOGIT = 14
 LARGE_GPU_MIB = 70 * 1024  # `vllm serve` raises its batch defaults on GPUs this large
 # Releases. NEWEST_MODELLED: the newest release whose start-up logs the terms here were checked
 # against (bench/vllm_startup_rows.yaml). CUDA-graph memory is estimated and taken out of the
@@ -39,6 +48,11 @@ LARGE_GPU_MIB = 70 * 1024  # `vllm serve` raises its batch defaults on GPUs this
 NEWEST_MODELLED = "0.29.1"
 CUDAGRAPH_ESTIMATE_FROM = (0, 21, 0)
 TOKENS_BY_CONCURRENCY_FROM = (0, 20, 0)
+# Pull 33538 (Triton top-k/top-p) was merged in February 2026; 0.16.0 is assumed to be the first
+# release with it (as yet unverified). Logs of 0.10.1 and 0.11.0 (issues 23278, 27508) match the
+# sort. 0.10.2 and 0.11.0 used FlashInfer's sampler where FlashInfer was installed (pull 26859
+# turned it off by default again), which is not modelled.
+TRITON_TOP_K_TOP_P_FROM = (0, 16, 0)
 _VERSION = re.compile(r"^\s*v?(\d{1,3})\.(\d{1,3})(?:\.(\d{1,4}))?(?:[.+\-]?[A-Za-z0-9.+\-]{0,40})?\s*$")
 
 
@@ -79,7 +93,8 @@ class KvLayout:
     ``page_bytes``: one block of one layer, ``block_size`` tokens. Layers of each kind are cut
     into groups of ``group_size`` (padded) that share one block pool. Full layers take a block
     per ``block_size`` tokens of a request, sliding ones only their window, state layers (Mamba,
-    Gated DeltaNet, linear attention) one block per request whatever its length.
+    Gated DeltaNet, linear attention) one block per request whatever its length. Sliding layers
+    whose page per token differs from the full layers' hold ``window_block_size`` tokens a block.
     """
 
     page_bytes: int
@@ -93,15 +108,26 @@ class KvLayout:
     state_layers: int = 0
     state_groups: int = 0
     state_blocks: int = 1  # per request and state layer: 1, or 2 with prefix caching ("align")
+    window_block_size: int = 0  # 0: block_size
 
     @property
     def num_groups(self) -> int:
         return self.full_groups + self.sliding_groups + self.state_groups
 
     @property
+    def sliding_block_size(self) -> int:
+        return self.window_block_size or self.block_size
+
+    @property
+    def min_block_size(self) -> int:
+        """The smallest block of any group (vLLM's report counts tokens in it)."""
+        return min(self.block_size, self.sliding_block_size) if self.sliding_layers else self.block_size
+
+    @property
     def bytes_per_token(self) -> int:
         """Per token over the attention layers, as if every one kept every token."""
-        return (self.full_layers + self.sliding_layers) * self.page_bytes // self.block_size
+        return (self.full_layers * self.page_bytes // self.block_size
+                + self.sliding_layers * self.page_bytes // self.sliding_block_size)
 
 
 def state_page_bytes(spec: ModelSpec, tp: int, dtype: str) -> int:
@@ -117,6 +143,10 @@ def kv_layout(spec: ModelSpec, tp: int, element_bytes: int, state_bytes: int = 0
     """Standard attention: K and V of this rank's KV heads (replicated when there are fewer KV
     heads than ranks). MLA: one latent of kv_lora_rank + qk_rope_head_dim, not split by TP.
 
+    Full-attention layers with their own head size or KV heads (Gemma 4) have pages of another
+    size than the sliding layers'; ``unify_kv_cache_spec_page_size`` (``kv_cache_utils.py``)
+    gives the smaller page a block of as many more tokens as makes it the larger one's size.
+
     With state layers, vLLM (``HybridAttentionMambaModelConfig.verify_and_update_config`` in
     ``vllm/model_executor/models/config.py``) raises the attention block size in steps of 16
     tokens until an attention page holds the state page, and pads the state page to it.
@@ -124,9 +154,11 @@ def kv_layout(spec: ModelSpec, tp: int, element_bytes: int, state_bytes: int = 0
     keeps state layers in its "align" mode, two blocks per request (``MambaSpec``), else one.
     """
     if spec.is_mla:
-        per_token = (spec.kv_lora_rank + (spec.qk_rope_head_dim or 0)) * element_bytes
+        per_token = window_per_token = (spec.kv_lora_rank + (spec.qk_rope_head_dim or 0)) * element_bytes
     else:
-        per_token = 2 * max(1, spec.kv_heads // tp) * spec.head_dim * element_bytes
+        window_per_token = 2 * max(1, spec.kv_heads // tp) * spec.head_dim * element_bytes
+        per_token = 2 * max(1, (spec.full_kv_heads or spec.kv_heads) // tp) \
+            * (spec.full_head_dim or spec.head_dim) * element_bytes
     state_layers = spec.state_layers if state_bytes else 0
     block = BLOCK_SIZE
     if state_layers:
@@ -134,6 +166,12 @@ def kv_layout(spec: ModelSpec, tp: int, element_bytes: int, state_bytes: int = 0
     page = block * per_token
     sliding = spec.sliding_layers if spec.sliding_window else 0
     full = spec.full_layers if state_layers else spec.layers - sliding - spec.no_kv_layers
+    window_block = 0
+    if sliding and full and window_per_token != per_token:
+        small, large = sorted((per_token, window_per_token))
+        ratio = large // small if large % small == 0 else 1  # else vLLM pads the smaller page
+        block, window_block = (BLOCK_SIZE * ratio, BLOCK_SIZE) if per_token == small else (BLOCK_SIZE, BLOCK_SIZE * ratio)
+        page = BLOCK_SIZE * large
     counts = [n for n in (full, sliding, state_layers) if n]
     if not counts:
         return KvLayout(page, 0, 0, 0, 1, 0, 0, block)
@@ -141,11 +179,11 @@ def kv_layout(spec: ModelSpec, tp: int, element_bytes: int, state_bytes: int = 0
     group = big if big < 1.5 * small else small
     return KvLayout(page, full, sliding, spec.sliding_window or 0, group,
                     ceil(full / group), ceil(sliding / group), block,
-                    state_layers, ceil(state_layers / group), 2 if prefix_caching else 1)
+                    state_layers, ceil(state_layers / group), 2 if prefix_caching else 1, window_block)
 
 
 def _sliding_blocks(layout: KvLayout, tokens: int, batched: int) -> int:
-    return ceil(min(layout.window - 1 + batched, tokens) / layout.block_size) + 1
+    return ceil(min(layout.window - 1 + batched, tokens) / layout.sliding_block_size) + 1
 
 
 def request_bytes(layout: KvLayout, tokens: int, batched: int) -> int:
@@ -167,7 +205,7 @@ def kv_cache_tokens(layout: KvLayout, blocks: int, max_model_len: int = 0, batch
     earlier ones did (blocks per group x block size, an undercount for hybrid models)."""
     if max_model_len:
         return int(max_concurrency(layout, blocks, max_model_len, batched) * max_model_len)
-    return blocks // max(1, layout.num_groups) * layout.block_size
+    return blocks // max(1, layout.num_groups) * layout.min_block_size
 
 
 def max_concurrency(layout: KvLayout, blocks: int, tokens: int, batched: int) -> float:
@@ -190,7 +228,7 @@ def longest_len(layout: KvLayout, available_bytes: float, batched: int, cap: int
         return cap
     knee = layout.window - 1 + batched if layout.sliding_layers else 1
     if layout.full_layers:
-        fixed = layout.sliding_layers * (ceil(knee / layout.block_size) + 1) if layout.sliding_layers else 0
+        fixed = layout.sliding_layers * _sliding_blocks(layout, knee, batched) if layout.sliding_layers else 0
         fixed += layout.state_layers * layout.state_blocks
         blocks = (int(available_bytes // layout.page_bytes) - fixed) // layout.full_layers
         tokens = min(cap, blocks * layout.block_size)
@@ -268,7 +306,8 @@ def _expert_bytes(spec: ModelSpec, fmt: str | None) -> float:
 
 
 def weights_per_rank(spec: ModelSpec, fmt: str | None, tp: int, stage: Stage | None = None,
-                     dp: int = 1, ep: bool = False, ep_rank: int = 0) -> float:
+                     dp: int = 1, ep: bool = False, ep_rank: int = 0,
+                     mxfp4_backend: str | None = None) -> float:
     """Bytes one rank loads: everything sharded by TP, except K/V projections replicated
     when there are fewer KV heads than ranks.
 
@@ -282,7 +321,8 @@ def weights_per_rank(spec: ModelSpec, fmt: str | None, tp: int, stage: Stage | N
     parallel is on (``flatten_tp_across_dp``, ``vllm/model_executor/layers/fused_moe/config.py``):
     sharded like TP without it, whole experts per rank (``local_experts`` of ``ep_rank``) with
     it. The rest (attention, embeddings, shared experts) is sharded by TP and held by every DP
-    rank.
+    rank. MXFP4 experts (gpt-oss) take what ``mxfp4_backend`` allocates for this rank's share
+    (``fit/mxfp4.py``); without a backend, their stored bytes.
     """
     total = weight_bytes_as(spec, fmt)
     layers = spec.layers
@@ -294,6 +334,13 @@ def weights_per_rank(spec: ModelSpec, fmt: str | None, tp: int, stage: Stage | N
         share = stage.layers / spec.layers
         total = body * share + emb * (stage.first + stage.last)
         layers = stage.layers
+    if experts and mxfp4_backend and normalize_format(fmt or spec.dtype) == "mxfp4":
+        ranks = dp * tp
+        held = local_experts(spec.experts, ranks, ep_rank) if ep else spec.experts
+        mine = mxfp4.Experts(held, layers, spec.moe_intermediate // (1 if ep else ranks), spec.hidden)
+        stored = mxfp4.stored_bytes(mxfp4.Experts(spec.experts, layers, spec.moe_intermediate, spec.hidden))
+        return _rest_per_rank(spec, fmt, tp, max(0.0, total - stored), layers) \
+            + mxfp4.loaded_bytes(mine, mxfp4_backend)
     if experts and (dp > 1 or ep):
         experts *= share
         here = experts * local_experts(spec.experts, dp * tp, ep_rank) / spec.experts if ep \
@@ -314,20 +361,32 @@ def _rest_per_rank(spec: ModelSpec, fmt: str | None, tp: int, total: float, laye
     return (total - kv_proj) / tp + kv_proj / spec.kv_heads
 
 
+def sampler_bytes(vocab: int, requests: int, version: tuple[int, int, int]) -> float:
+    """The dummy sampling's peak over ``requests`` x ``vocab`` logits in ``version``."""
+    per_logit = TRITON_SAMPLER_BYTES_PER_LOGIT if version >= TRITON_TOP_K_TOP_P_FROM \
+        else SORT_SAMPLER_BYTES_PER_LOGIT
+    return requests * vocab * per_logit
+
+
 def activation_bytes(spec: ModelSpec, tp: int, batched: int, max_num_seqs: int, dtype: str,
-                     last_stage: bool = True) -> float:
-    """Torch peak of the profile run: one layer's live tensors for ``batched`` tokens (hidden
-    and residual, the MLP's gate/up and activation, or the fused-MoE buffers), then the
-    sampler's fp32 logits of ``max_num_seqs`` requests (full vocabulary on every rank of the
-    last pipeline stage; earlier stages run no sampler, ``gpu_model_runner.py``)."""
+                     last_stage: bool = True,
+                     version: tuple[int, int, int] = parse_version(NEWEST_MODELLED)) -> float:
+    """Torch peak of the profile run (``profile_run`` in ``vllm/v1/worker/gpu_model_runner.py``):
+    the larger of the forward pass, one layer's live tensors for ``batched`` tokens (hidden and
+    residual, the MLP's gate/up and activation, or the fused-MoE buffers), and the dummy
+    sampling of ``min(max_num_seqs, batched)`` requests that follows it while the forward's
+    hidden states are still held (full vocabulary on every rank of the last pipeline stage;
+    earlier stages run no sampler)."""
     element = 4 if dtype == "float32" else 2
     if spec.experts and spec.experts_per_token:
         mlp = spec.experts_per_token * (3 * spec.moe_intermediate / tp + spec.hidden)
     else:
         mlp = 3 * spec.intermediate / tp
-    per_token = (3 * spec.hidden + mlp) * element
-    sampler = min(max_num_seqs, batched) * spec.vocab * SAMPLER_BYTES_PER_LOGIT if last_stage else 0
-    return batched * per_token + sampler
+    forward = batched * (3 * spec.hidden + mlp) * element
+    if not last_stage:
+        return forward
+    sampling = batched * spec.hidden * element + sampler_bytes(spec.vocab, min(max_num_seqs, batched), version)
+    return max(forward, sampling)
 
 
 def cudagraph_bytes(spec: ModelSpec, enforce_eager: bool) -> float:
@@ -354,6 +413,11 @@ class VllmConfig:
     pp: int = 1  # pipeline_parallel_size
     dp: int = 1  # data_parallel_size (a MoE model's experts are split over dp × tp ranks)
     ep: bool = False  # enable_expert_parallel
+    gpu_name: str = ""  # as NVML names it: picks the MXFP4 MoE backend
+
+    @property
+    def mxfp4_backend(self) -> str:
+        return mxfp4.backend_for(self.gpu_name, self.version)
 
     @property
     def graphs_in_request(self) -> bool:
@@ -428,10 +492,11 @@ def rank_budget(spec: ModelSpec, cfg: VllmConfig, gpu_index: int, total_bytes: f
     layout = layout or layout_for(spec, cfg, stage)
     part = stages_of(spec, cfg.pp)[stage] if cfg.pp > 1 else Stage(spec.layers)
     requested = cfg.util * total_bytes
-    weights = weights_per_rank(spec, cfg.weights_format, cfg.tp, part, cfg.dp, cfg.ep, ep_rank)
+    weights = weights_per_rank(spec, cfg.weights_format, cfg.tp, part, cfg.dp, cfg.ep, ep_rank, cfg.mxfp4_backend)
     if cfg.dtype == "float32" and cfg.weights_format is None:
         weights *= 2
-    act = activation_bytes(spec, cfg.tp, cfg.max_num_batched_tokens, cfg.max_num_seqs, cfg.dtype, part.last)
+    act = activation_bytes(spec, cfg.tp, cfg.max_num_batched_tokens, cfg.max_num_seqs, cfg.dtype, part.last,
+                           cfg.version)
     non_torch = (NON_TORCH_MIB + (NON_TORCH_TP_MIB if cfg.tp > 1 else 0)) * MIB
     graphs = cudagraph_bytes(stage_spec(spec, part), cfg.enforce_eager)
     outside = 0.0 if cfg.graphs_in_request else graphs
