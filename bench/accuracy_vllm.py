@@ -70,7 +70,7 @@ def config(row: dict, spec: ModelSpec, total_mib: int) -> vllm.VllmConfig:
         max_num_seqs=row.get("max_num_seqs", vllm.default_max_num_seqs(total_mib, name)),
         max_num_batched_tokens=row.get("max_num_batched_tokens", vllm.default_max_num_batched_tokens(total_mib, name)),
         enforce_eager=row.get("enforce_eager", False), weights_format=row.get("quantization"), dtype="bfloat16",
-        version=version_of(row), prefix_caching=row.get("enable_prefix_caching", False),
+        version=version_of(row), prefix_caching=row.get("enable_prefix_caching", False), gpu_name=name,
     )
 
 
@@ -116,7 +116,7 @@ def main() -> None:
         batched = cfg.max_num_batched_tokens
         out: list[tuple[str, str | None, float, float]] = []  # label, term, predicted, reported
         if "weights_gib" in rep and spec.params:
-            w = vllm.weights_per_rank(spec, row.get("quantization"), tp) / GIB
+            w = vllm.weights_per_rank(spec, row.get("quantization"), tp, mxfp4_backend=cfg.mxfp4_backend) / GIB
             out.append(("weights GiB (Model loading took)", "weights GiB", w, rep["weights_gib"]))
         end_to_end = "gpu_total_gib" in row and "util" in row
         if end_to_end:
