@@ -355,7 +355,7 @@ def _vllm_config(c: Candidate, total_mib: int, gpu_name: str = "") -> vllm.VllmC
         max_num_batched_tokens=c.max_num_batched_tokens or vllm.default_max_num_batched_tokens(total_mib, gpu_name),
         enforce_eager=c.enforce_eager, weights_format=fmt, dtype=dtype,
         version=vllm.parse_version(c.vllm_version or vllm.NEWEST_MODELLED),
-        prefix_caching=c.enable_prefix_caching,
+        prefix_caching=c.enable_prefix_caching, gpu_name=gpu_name,
     )
 
 
@@ -486,7 +486,8 @@ def _weights_exceed(c: Candidate, cfg: vllm.VllmConfig, r: vllm.RankBudget, gpus
     for tp in (2, 4, 8):
         if tp > cfg.tp and gpus_needed(c) // cfg.tp * tp <= gpus and c.model.heads % tp == 0:
             stage = vllm.stages_of(c.model, cfg.pp)[r.stage] if cfg.pp > 1 else None
-            w = vllm.weights_per_rank(c.model, cfg.weights_format, tp, stage, cfg.dp, cfg.ep)
+            w = vllm.weights_per_rank(c.model, cfg.weights_format, tp, stage, cfg.dp, cfg.ep,
+                                      mxfp4_backend=cfg.mxfp4_backend)
             if w < r.requested_bytes:
                 better = f"{gib_of_bytes(w)} per GPU at TP {tp}{pp}, "
                 break
@@ -647,8 +648,35 @@ def _ceil2(x: float) -> float:
     return math.ceil(x * 100 - 1e-9) / 100
 
 
-def _variants(c: Candidate, r: FitResult, node: NodeView) -> list[tuple[str, str, str, dict[str, Any]]]:
-    """(field, value, text, changes) for single changes worth trying, smallest first."""
+def _parallel_variants(c: Candidate, node: NodeView) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """Pipeline, data and expert parallel changes: PP stages on as many GPUs as the node has
+    (a stage per GPU where no TP size divides the heads, GPUs of different sizes each judged
+    with their own stage); for a MoE served as several copies, one engine of that many DP
+    ranks with expert parallel, whose ranks split the routed experts instead of each holding
+    them all; expert parallel where DP or TP ranks already exist."""
+    out: list[tuple[str, str, str, dict[str, Any]]] = []
+    per_pp = gpus_needed(c) // c.pipeline_parallel_size
+    for pp in (2, 3, 4):
+        if pp != c.pipeline_parallel_size and pp <= c.model.layers and per_pp * pp <= len(node.gpus):
+            out.append(("pipeline_parallel_size", str(pp), f"--pipeline-parallel-size {pp}",
+                        {"pipeline_parallel_size": pp, "gpus": None}))
+    if c.model.experts > 1:
+        copies = c.replicas * c.data_parallel_size
+        if c.replicas > 1:
+            out.append(("data_parallel_size", str(copies),
+                        f"one engine of --data-parallel-size {copies} --enable-expert-parallel instead of "
+                        f"{c.replicas} replicas (the experts split over its ranks)",
+                        {"replicas": 1, "data_parallel_size": copies, "enable_expert_parallel": True}))
+        if not c.enable_expert_parallel and copies * c.tensor_parallel_size > 1:
+            out.append(("enable_expert_parallel", "on", "--enable-expert-parallel",
+                        {"enable_expert_parallel": True}))
+    return out
+
+
+def _variants(c: Candidate, r: FitResult, node: NodeView,
+              parallel: bool = False) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(field, value, text, changes) for single changes worth trying, smallest first;
+    ``parallel``: pipeline, data and expert parallel changes too."""
     out: list[tuple[str, str, str, dict[str, Any]]] = []
     if c.engine == VLLM:
         util = c.gpu_memory_utilization or vllm.DEFAULT_UTIL
@@ -678,6 +706,8 @@ def _variants(c: Candidate, r: FitResult, node: NodeView) -> list[tuple[str, str
         if c.replicas > 1:
             out.append(("replicas", str(c.replicas - 1), f"{c.replicas - 1} replica(s)",
                         {"replicas": c.replicas - 1}))
+        if parallel:
+            out += _parallel_variants(c, node)
         fmt = normalize_format(c.quantization or c.model.quant_hint or c.model.dtype)
         if BITS_PER_WEIGHT.get(fmt, 16) > 8:
             out.append(("quantization", "fp8", "fp8 weights (--quantization fp8)", {"quantization": "fp8"}))
@@ -709,7 +739,8 @@ MAX_COMBINATIONS = 120  # candidates judged in the search for two or three chang
 # How much each kind of change disturbs: a setting of the new engine costs least, another
 # build of the model more, stopping something that serves others most.
 _DISRUPTION = {"gpu_memory_utilization": 1, "max_model_len": 2, "num_ctx": 2, "kv_cache_dtype": 3,
-               "tensor_parallel_size": 4, "gpus": 4, "replicas": 5, "quantization": 6, "stopped": 8}
+               "enable_expert_parallel": 3, "tensor_parallel_size": 4, "pipeline_parallel_size": 4,
+               "gpus": 4, "replicas": 5, "data_parallel_size": 5, "quantization": 6, "stopped": 8}
 _TUNED = ("gpu_memory_utilization", "max_model_len")  # derived from each combination's own budget
 
 
@@ -786,17 +817,20 @@ def _combinations(candidate: Candidate, variants: list[tuple[str, str, str, dict
     return found
 
 
-def evaluate(candidate: Candidate, node: NodeSnapshot | NodeView, *, suggest: bool = True) -> FitResult:
+def evaluate(candidate: Candidate, node: NodeSnapshot | NodeView, *, suggest: bool = True,
+             parallel_changes: bool = False) -> FitResult:
     """The verdict for ``candidate`` on ``node`` (a snapshot, or a NodeView such as
     ``paper_node("1x24GiB")``), with the smallest changes that would do better: single ones
-    first, pairs only when no single change helps."""
+    first, pairs only when no single change helps. ``parallel_changes``: suggestions may also
+    change pipeline, data and expert parallel (for callers that can carry those fields)."""
     view = node_from_snapshot(node) if isinstance(node, NodeSnapshot) else node
     result = _judge(candidate, view)
     if not suggest or result.verdict in (GREEN, INVALID):
         return result
     found: list[Suggestion] = []
     seen_fields: dict[str, int] = {}
-    for fieldname, value, text, changes in _variants(candidate, result, view):
+    variants = _variants(candidate, result, view, parallel_changes)
+    for fieldname, value, text, changes in variants:
         if seen_fields.get(fieldname, 0) >= 2:
             continue
         other = _judge(replace(candidate, **changes), view, brief=True)
@@ -804,6 +838,6 @@ def evaluate(candidate: Candidate, node: NodeSnapshot | NodeView, *, suggest: bo
             found.append(Suggestion(fieldname, value, text, other.verdict, changes))
             seen_fields[fieldname] = seen_fields.get(fieldname, 0) + 1
     if not found and result.verdict == RED:
-        found = _combinations(candidate, _variants(candidate, result, view), view, result.verdict)
+        found = _combinations(candidate, variants, view, result.verdict)
     found.sort(key=lambda s: _RANK[s.verdict])  # stable: smaller changes first within a verdict
     return replace(result, suggestions=tuple(found[:MAX_SUGGESTIONS]))
