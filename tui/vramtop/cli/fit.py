@@ -244,7 +244,7 @@ def _run(args: argparse.Namespace) -> int:
     if candidate is None:
         name, why = next(iter(errors.items()))
         return _bad(why if name == "model" else f"{_flag(name)}: {why}")
-    result = evaluate(candidate, node)
+    result = evaluate(candidate, node, parallel_changes=True)  # --pp, --dp and --enable-expert-parallel exist here
     if result.verdict == INVALID:
         name, why = next(iter(result.errors.items()))
         return _bad(f"{_flag(name)}: {why}")
