@@ -84,4 +84,5 @@ def test_once_json_carries_what_the_engine_reported(fake_nvml, start_stand_in):
     cand = Candidate(specs.resolve("Qwen/Qwen3-8B"), gpu_memory_utilization=0.85, kv_cache_dtype="fp8")
     predicted = predicted_kv_blocks(cand, 23_028 - 513, "NVIDIA A10")
     assert tel["kv_check"] == {"model": "Qwen/Qwen3-8B", "predicted_blocks": predicted, "actual_blocks": 9000,
-                               "reason": None, "error_pct": round((predicted - 9000) / 9000 * 100, 2)}
+                               "reason": None, "error_pct": round((predicted - 9000) / 9000 * 100, 2),
+                               "vllm_version": None}  # the stand-in server loads no vLLM package
