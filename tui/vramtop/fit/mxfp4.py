@@ -18,7 +18,9 @@ the GPU gets, and ``process_weights_after_loading`` may hold more:
   flashinfer  I and H to multiples of 256 (``SM100_FI_MXFP4_*``): datacenter Blackwell
               (B200, GB200, B300), where FlashInfer is installed with vLLM.
   rocm        I and H to multiples of 128 (256 on gfx950, MI350/MI355), then the triton path's
-              fp32 biases and unpadded scale copies (strided layout on ROCm).
+              fp32 biases and unpadded scale copies (strided layout on ROCm). The later
+              backend oracle (``vllm/model_executor/layers/fused_moe/oracle/mxfp4.py``) rounds
+              both to 256 on every ROCm GPU; from which release is not known here.
 
 The backends vLLM picks only when asked by environment variable (FlashInfer on Hopper, CUTLASS
 on Blackwell) are not modelled.
