@@ -11,7 +11,8 @@ or 403 (a token without access) on its files.
 
 Files are a prefix (a real config.json, a safetensors or GGUF header) and zeros up to their
 size, generated on the fly: a 16 GB checkpoint costs the header's bytes. ``faults`` makes a
-path answer 429, cut the connection, or stall; ``log`` records every request.
+path answer 429, cut the connection, stall, or ignore Range and send the whole file
+(``norange``, streamed until the client hangs up); ``log`` records every request.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 from urllib.parse import parse_qs, unquote, urlparse
 
+MIB = 1 << 20
 ST_BYTES = {"BF16": 2, "F16": 2, "F32": 4, "F8_E4M3": 1, "I32": 4, "U8": 1, "I8": 1}
 
 
@@ -130,7 +132,7 @@ def _handler(hub: StandInHub) -> type[http.server.BaseHTTPRequestHandler]:
 
         def _fault(self) -> bool:
             for pattern, kind in hub.faults.items():
-                if re.search(pattern, self.path):
+                if re.search(pattern, self.path) and kind != "norange":
                     if kind == "429":
                         self._send(429, b'{"error":"rate limited"}', {"Retry-After": "60"})
                     elif kind == "cut":
@@ -209,6 +211,8 @@ def _handler(hub: StandInHub) -> type[http.server.BaseHTTPRequestHandler]:
             rng = self.headers.get("Range")
             if self.command == "HEAD":
                 return self._send(200, b"", headers, length=blob.size)
+            if any(kind == "norange" and re.search(p, self.path) for p, kind in hub.faults.items()):
+                return self._stream_whole(blob, headers)
             if rng:
                 m = re.match(r"bytes=(\d+)-(\d*)", rng)
                 lo = int(m.group(1))
@@ -217,6 +221,24 @@ def _handler(hub: StandInHub) -> type[http.server.BaseHTTPRequestHandler]:
                 headers["Content-Range"] = f"bytes {lo}-{lo + len(data) - 1}/{blob.size}"
                 return self._send(206, data, headers)
             self._send(200, blob.read(0, blob.size - 1), headers)
+
+        def _stream_whole(self, blob: Blob, headers: dict[str, str]) -> None:
+            """200 and the whole file, a MiB at a time, until the client hangs up."""
+            self.send_response(200)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(blob.size))
+            self.end_headers()
+            sent = 0
+            self.close_connection = True
+            try:
+                while sent < blob.size:
+                    chunk = blob.read(sent, min(blob.size, sent + MIB) - 1)
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            hub._sent.append((self.command, self.path, sent))
 
     return Handler
 

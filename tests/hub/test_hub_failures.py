@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -139,3 +140,56 @@ def test_a_fifo_in_the_spec_cache_is_passed_over(qwen, child):
     names = subprocess.run([sys.executable, "-c", "from vramtop.fit import remote; print(remote.local_names())"],
                            env=child.env, capture_output=True, text=True, timeout=60)
     assert names.stdout.strip() == "['Qwen/Qwen3-8B@main', 'Qwen/Qwen3-8B']", names.stderr
+
+
+# ---- hostile safetensors files: the header read has vramtop's own bounds --------------------------
+
+def _evil(hub, prefix: bytes, size: int = 16_000_000_000) -> None:
+    hub.repos["evil/model"] = Repo({"config.json": repository("Qwen/Qwen3-8B").files["config.json"],
+                                    "model.safetensors": Blob(prefix, size)})
+
+
+def _nothing_kept(child, hub) -> None:
+    assert not child.spec_cache.exists()
+    assert not list(child.hf_cache.rglob("*.incomplete"))
+    assert hub.bytes_served(".safetensors") <= 100_000  # the first read, nothing after it
+
+
+def test_a_header_length_of_two_to_the_forty_is_refused_before_it_is_read(hub, child):
+    _evil(hub, struct.pack("<Q", 2**40) + b'{"a":')
+    line = one_line_failure(child.fit("evil/model"))
+    assert line == ("vramtop fit: evil/model: model.safetensors: a safetensors header of "
+                    "1,099,511,627,776 bytes in a file of 16,000,000,000 (safetensors allows "
+                    "100,000,000); not read")
+    _nothing_kept(child, hub)
+
+
+def test_a_header_past_safetensors_limit_is_refused_even_in_a_file_that_big(hub, child):
+    _evil(hub, struct.pack("<Q", 150_000_000) + b'{"a":')
+    line = one_line_failure(child.fit("evil/model"))
+    assert "a safetensors header of 150,000,000 bytes" in line and line.endswith("not read")
+    _nothing_kept(child, hub)
+
+
+def test_a_header_of_garbage(hub, child):
+    garbage = b"\xff\xfe{not json at all" * 100
+    _evil(hub, struct.pack("<Q", len(garbage)) + garbage)
+    line = one_line_failure(child.fit("evil/model"))
+    assert line == "vramtop fit: evil/model: model.safetensors: malformed safetensors header (not JSON)"
+    _nothing_kept(child, hub)
+
+
+def test_a_header_naming_no_dtype(hub, child):
+    header = json.dumps({"w": {"shape": [4096, 4096], "data_offsets": [0, 8]}}).encode()
+    _evil(hub, struct.pack("<Q", len(header)) + header)
+    line = one_line_failure(child.fit("evil/model"))
+    assert line == "vramtop fit: evil/model: model.safetensors: malformed safetensors header (tensor 'w')"
+
+
+def test_a_file_server_that_ignores_range_is_read_no_further_than_the_header(qwen, child):
+    qwen.faults[r"\.safetensors$"] = "norange"  # 200 and the whole 3 GB shard, for each of them
+    [spec] = child.resolve("Qwen/Qwen3-8B@main")
+    assert spec["params"] == 8_190_735_360
+    shards = [b.size for n, b in qwen.repos["Qwen/Qwen3-8B"].files.items() if n.endswith(".safetensors")]
+    # What the server pushed before the client hung up: socket buffers, not gigabytes.
+    assert qwen.bytes_served(".safetensors") < sum(shards) / 50

@@ -5,7 +5,10 @@ or stalled endpoint fails fast), then config.json through the HF cache (and quan
 or hf_quant_config.json where a quantizer kept its settings there), then the safetensors headers
 of the files vLLM would load, by range reads: dtype and shape of every tensor, nothing else.
 vLLM loads the top-level ``*.safetensors`` (never ``original/``), only the shards the index's
-``weight_map`` names when there is an index. A repository of GGUF files only:
+``weight_map`` names when there is an index, and not the multi-token-prediction layers that
+follow the model's own (DeepSeek-V3's layer 61). A header is read in at most two range reads,
+each streamed and cut at its length, and one over safetensors' own limit (100 MB) is refused
+before it is read. A repository of GGUF files only:
 the header of the chosen quant file (``hf.co/ORG/NAME:Q8_0`` names it, as Ollama spells it;
 else Q4_K_M as Ollama picks, else the smallest).
 
@@ -21,6 +24,8 @@ import json
 import math
 import os
 import re
+import struct
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Callable
@@ -33,6 +38,9 @@ from vramtop.units import MIB
 
 TIMEOUT_S = 10.0  # one resolution, all requests together
 MAX_JSON = 16 * MIB  # config.json, an index: larger is not one
+MAX_HEADER = 100_000_000  # safetensors' own limit on one header (its MAX_HEADER_SIZE)
+MAX_HEADERS = 256 * MIB  # all headers of one resolution together
+FIRST_READ = 100_000  # bytes of the first range read of a header: most headers fit in it
 OFFLINE = "offline: pass a local directory, or set HF_ENDPOINT"
 GATED = "gated: accept the licence on the model page and set HF_TOKEN"
 
@@ -132,8 +140,6 @@ def _one_line(exc: BaseException, ref: HubRef, token: bool) -> SpecError:
         return SpecError(f"{repo}: the Hub did not answer within {TIMEOUT_S:g} s; {OFFLINE}")
     if isinstance(exc, (httpx2.TransportError, errors.LocalEntryNotFoundError, ConnectionError)):
         return SpecError(f"{repo}: cannot reach {endpoint()}; {OFFLINE}")
-    if isinstance(exc, errors.SafetensorsParsingError):
-        return SpecError(f"{repo}: malformed safetensors header on the Hub")
     return SpecError(f"{repo}: {type(exc).__name__} from the Hub ({str(exc).splitlines()[0][:120]})")
 
 
@@ -214,6 +220,98 @@ def pick_gguf(files: list[str], quant: str | None) -> list[str]:
     return [first]
 
 
+def _range_reader(url: str, dl: Deadline) -> Callable[[int, int], bytes]:
+    """``read(lo, hi)``: bytes lo..hi (inclusive) of the file at ``url``, streamed and cut at the
+    range's length: a server that ignores Range (or sends more) never gets more than that read."""
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    headers = build_hf_headers()
+
+    def read(lo: int, hi: int) -> bytes:
+        want = hi - lo + 1
+        with get_session().stream("GET", url, headers={**headers, "range": f"bytes={lo}-{hi}"},
+                                  timeout=dl.left(), follow_redirects=True) as r:
+            if r.status_code >= 400:
+                r.read()
+                hf_raise_for_status(r)
+            if r.status_code != 206 and lo:
+                raise SpecError(f"{url.rsplit('/', 1)[-1]}: the Hub's file server ignored a range request")
+            data = bytearray()
+            for chunk in r.iter_bytes():
+                data += chunk
+                if len(data) >= want:
+                    break
+        return bytes(data[:want])
+
+    return read
+
+
+class _Budget:
+    """Bytes of headers one resolution may still read (its threads share it)."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> bool:
+        with self._lock:
+            if n > self.left:
+                return False
+            self.left -= n
+            return True
+
+
+def remote_safetensors_tensors(read: Callable[[int, int], bytes], filename: str, size: int | None,
+                        budget: _Budget) -> list[tuple[str, str, Any]]:
+    """(name, dtype, shape) of every tensor in the header of a remote safetensors file: its
+    length checked against safetensors' limit, the file's size and ``budget`` before the rest
+    of it is read. Raises ``SpecError`` naming the file."""
+    head = read(0, FIRST_READ - 1)
+    if len(head) < 8:
+        raise SpecError(f"{filename}: not a safetensors file (shorter than 8 bytes)")
+    (length,) = struct.unpack("<Q", head[:8])
+    if length > MAX_HEADER or (size and length > size - 8):
+        where = f" in a file of {size:,}" if size else ""
+        raise SpecError(f"{filename}: a safetensors header of {length:,} bytes{where} "
+                        f"(safetensors allows {MAX_HEADER:,}); not read")
+    if not budget.take(length):
+        raise SpecError(f"{filename}: the safetensors headers of this repository pass "
+                        f"{MAX_HEADERS // MIB} MiB together; not read")
+    raw = head[8:8 + length]
+    if len(raw) < length:
+        raw += read(8 + len(raw), 8 + length - 1)
+    if len(raw) != length:
+        raise SpecError(f"{filename}: the safetensors header was cut short ({len(raw):,} of {length:,} bytes)")
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise SpecError(f"{filename}: malformed safetensors header (not JSON)") from None
+    if not isinstance(header, dict):
+        raise SpecError(f"{filename}: malformed safetensors header (not a mapping)")
+    out = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if not (isinstance(info, dict) and isinstance(info.get("dtype"), str)
+                and isinstance(info.get("shape"), list)):
+            raise SpecError(f"{filename}: malformed safetensors header (tensor '{name[:60]}')")
+        out.append((name, info["dtype"], info["shape"]))
+    return out
+
+
+_LAYER = re.compile(r"^model\.layers\.(\d{1,6})\.")
+
+
+def vllm_loads(name: str, layers: int, mtp: bool) -> bool:
+    """Whether vLLM loads tensor ``name`` into the model: not a multi-token-prediction layer's
+    (numbered from ``layers`` on when config.json has num_nextn_predict_layers), which it skips
+    (vllm/model_executor/models/deepseek_v2.py, get_spec_layer_idx_from_weight_name)."""
+    if not mtp:
+        return True
+    m = _LAYER.match(name)
+    return m is None or int(m.group(1)) < layers
+
+
 def _quant_config(ref: HubRef, files: list[str],
                   download: Callable[[str], str]) -> dict[str, Any] | None:
     """A quantization config kept beside config.json (AutoGPTQ's, NVIDIA ModelOpt's)."""
@@ -246,7 +344,7 @@ def resolve_hub(ref: HubRef, timeout: float = TIMEOUT_S) -> ModelSpec:
 
 
 def _resolve(ref: HubRef, dl: Deadline) -> ModelSpec:
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, hf_hub_url
 
     api = _client()
     info = api.model_info(ref.repo, revision=ref.revision, timeout=dl.left(),
@@ -286,16 +384,25 @@ def _resolve(ref: HubRef, dl: Deadline) -> ModelSpec:
         raise SpecError(f"{ref.repo}: no safetensors weights at the top of this repository "
                         "(vLLM loads *.safetensors; .bin checkpoints are not read)")
 
-    def header(filename: str) -> Any:
-        return api.parse_safetensors_file_metadata(ref.repo, filename, revision=rev,
-                                                   timeout=dl.left())
+    budget = _Budget(MAX_HEADERS)
+
+    def header(filename: str) -> list[tuple[str, str, Any]]:
+        url = hf_hub_url(ref.repo, filename, revision=rev, endpoint=endpoint())
+        size = getattr(siblings.get(filename), "size", None)
+        try:
+            return remote_safetensors_tensors(_range_reader(url, dl), filename, size, budget)
+        except SpecError as exc:
+            raise SpecError(f"{ref.repo}: {exc}") from None
 
     with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
         headers = list(pool.map(header, chosen))
     fmt, _, _ = quantization_of(cfg)
+    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+    layers = text.get("num_hidden_layers")
+    mtp = isinstance(layers, int) and bool(text.get("num_nextn_predict_layers"))
     try:
         figures = weights_from_tensors(
-            ((name, t.dtype, t.shape) for h in headers for name, t in h.tensors.items()),
+            (t for h in headers for t in h if vllm_loads(t[0], layers, mtp)),
             math.floor(BITS_PER_WEIGHT[fmt]) if fmt else None)
     except ValueError as exc:
         raise SpecError(f"{ref.repo}: malformed safetensors header on the Hub ({exc})") from None
@@ -306,31 +413,11 @@ def _resolve(ref: HubRef, dl: Deadline) -> ModelSpec:
 def _from_gguf(api: Any, ref: HubRef, rev: str, files: list[str], siblings: dict[str, Any],
                source: str, dl: Deadline) -> ModelSpec:
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
     first = files[0]
     url = hf_hub_url(ref.repo, first, revision=rev, endpoint=endpoint())
     size = getattr(siblings.get(first), "size", None) or get_hf_file_metadata(url, timeout=dl.left()).size
-    headers = build_hf_headers()
-
-    def fetch(lo: int, hi: int) -> bytes:
-        # Streamed and cut at the range's length: a server that ignores Range sends the file.
-        want = hi - lo + 1
-        with get_session().stream("GET", url, headers={**headers, "range": f"bytes={lo}-{hi}"},
-                                  timeout=dl.left(), follow_redirects=True) as r:
-            if r.status_code >= 400:
-                r.read()
-                hf_raise_for_status(r)
-            if r.status_code != 206 and lo:
-                raise SpecError(f"{first}: the Hub's file server ignored a range request")
-            data = bytearray()
-            for chunk in r.iter_bytes():
-                data += chunk
-                if len(data) >= want:
-                    break
-        return bytes(data[:want])
-
-    spec = spec_from_remote_gguf(fetch, int(size or 0), ref.repo, f"{source}/{first}")
+    spec = spec_from_remote_gguf(_range_reader(url, dl), int(size or 0), ref.repo, f"{source}/{first}")
     if len(files) > 1:  # split GGUF: the first file's header describes the model; bytes add up
         sizes = [int(getattr(siblings.get(f), "size", 0) or 0) for f in files]
         total = sum(sizes)
