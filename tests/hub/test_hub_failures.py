@@ -76,7 +76,7 @@ def test_a_rate_limit(qwen, child):
 
 
 def test_a_cut_connection_while_reading_headers(qwen, child):
-    qwen.faults[r"model-00003-of-00004\.safetensors"] = "cut"
+    qwen.faults[r"model-00003-of-00005\.safetensors"] = "cut"
     line = one_line_failure(child.fit("Qwen/Qwen3-8B@main"))
     assert line.startswith("vramtop fit: Qwen/Qwen3-8B: cannot reach http://127.0.0.1:")
     assert line.endswith("offline: pass a local directory, or set HF_ENDPOINT")

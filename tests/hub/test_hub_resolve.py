@@ -8,12 +8,14 @@ import json
 import pytest
 
 from checkpoints import MODELS, repository
-from standin import Blob, Repo
+from child import Child
+from standin import Blob, Repo, StandInHub, serve_hub
 from vramtop.fit import specs
 
 COMPARED = ("params", "weight_bytes", "layers", "hidden", "intermediate", "heads", "kv_heads",
-            "head_dim", "vocab", "max_position", "dtype", "tied", "sliding_window", "sliding_layers",
-            "experts", "experts_per_token", "moe_intermediate")
+            "head_dim", "vocab", "max_position", "dtype", "tied", "vision_params", "sliding_window",
+            "sliding_layers", "kv_lora_rank", "qk_rope_head_dim", "experts", "experts_per_token",
+            "moe_intermediate")
 
 
 @pytest.fixture
@@ -23,15 +25,36 @@ def published(hub):
     return hub
 
 
+@pytest.fixture(scope="module")
+def catalog_through_the_hub(tmp_path_factory):
+    """Every catalog model published on one stand-in Hub and resolved there by one child process
+    ("@main" asks the Hub even for a name the catalog knows)."""
+    hub = StandInHub()
+    for repo_id in MODELS:
+        hub.repos[repo_id] = repository(repo_id)
+    server = serve_hub(hub)
+    try:
+        resolved = Child(tmp_path_factory.mktemp("catalog"), hub, None).resolve(
+            *(f"{repo_id}@main" for repo_id in MODELS))
+    finally:
+        server.shutdown()
+        server.server_close()
+    return hub.url, dict(zip(MODELS, resolved))
+
+
+def test_every_catalog_model_is_published_on_the_stand_in_hub():
+    assert set(MODELS) == set(specs.catalog_names())
+
+
 @pytest.mark.parametrize("repo_id", MODELS)
-def test_every_published_config_resolves_to_its_catalog_entry(published, child, repo_id):
-    # "@main" asks the Hub even for a name the catalog knows.
-    [spec] = child.resolve(f"{repo_id}@main")
+def test_every_published_config_resolves_to_its_catalog_entry(catalog_through_the_hub, repo_id):
+    url, resolved = catalog_through_the_hub
+    spec = resolved[repo_id]
     entry = specs.from_catalog(repo_id)
     assert entry is not None, repo_id
     assert "error" not in spec, spec
     assert {k: spec[k] for k in COMPARED} == {k: getattr(entry, k) for k in COMPARED}
-    assert spec["source"].startswith(f"{published.url}/{repo_id}@")
+    assert spec["source"].startswith(f"{url}/{repo_id}@")
     assert "safetensors headers" in spec["weights_from"]  # counted, not estimated
 
 
@@ -42,10 +65,10 @@ def test_only_headers_are_read_and_only_the_shards_vllm_loads(published, child):
     asked = {path.split("/resolve/main/")[-1] for _, path, _ in published.log if "/resolve/" in path}
     # The index's weight_map names the shards; Mistral's consolidated copy is not loaded by vLLM.
     assert asked == {"config.json", "model.safetensors.index.json", *(
-        f"model-{k:05d}-of-00004.safetensors" for k in range(1, 5))}
+        f"model-{k:05d}-of-00003.safetensors" for k in range(1, 4))}
     weights = sum(b.size for n, b in repo.files.items() if n.endswith(".safetensors"))
     served = published.bytes_served(".safetensors")
-    assert served <= 4 * 100_001 and served < weights / 10_000  # the first 100 kB of each shard
+    assert served <= 3 * 100_000 and served < weights / 10_000  # the first 100 kB of each shard
     assert all(rng and rng.startswith("bytes=0-") for _, path, rng in published.log
                if path.endswith(".safetensors"))
 

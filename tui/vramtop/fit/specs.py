@@ -351,11 +351,22 @@ def safetensors_weights(files: Iterable[Path], quant_bits: float | None = None) 
         raise SpecError(f"safetensors files: {exc}") from None
 
 
+# transformers' config-class defaults for the keys published config.json files leave out: Gemma 3's
+# multimodal repositories list only what differs from Gemma3TextConfig (no vocab_size, heads or
+# context in gemma-3-4b-it's text_config; models/gemma3/configuration_gemma3.py).
+_GEMMA3_TEXT = {"vocab_size": 262_208, "num_attention_heads": 8, "num_key_value_heads": 4,
+                "head_dim": 256, "max_position_embeddings": 131_072, "sliding_window": 4096,
+                "sliding_window_pattern": 6, "tie_word_embeddings": True}
+_CLASS_DEFAULTS = {"gemma3": _GEMMA3_TEXT, "gemma3_text": _GEMMA3_TEXT}
+
+
 def _text_config(cfg: dict[str, Any]) -> dict[str, Any]:
     text = cfg.get("text_config") or cfg.get("llm_config") or {}
     if not isinstance(text, dict):
         text = {}
-    merged = {**cfg, **text}
+    kind = text.get("model_type") or cfg.get("model_type")
+    defaults = _CLASS_DEFAULTS.get(kind, {}) if isinstance(kind, str) else {}
+    merged = {**defaults, **cfg, **text}
     return merged
 
 
@@ -441,7 +452,9 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
     hidden = _count(c, source, ("hidden_size", "n_embd", "d_model"), 1 << 20)
     heads = _count(c, source, ("num_attention_heads", "n_head"), 1 << 16)
     kv_heads = _count(c, source, ("num_key_value_heads", "multi_query_group_num"), heads, heads)
-    head_dim = _count(c, source, ("head_dim", "attention_head_dim"), 1 << 16, max(1, hidden // heads))
+    # MLA configs (DeepSeek) give no head_dim; their heads are v_head_dim wide
+    head_dim = _count(c, source, ("head_dim", "attention_head_dim", "v_head_dim"), 1 << 16,
+                      max(1, hidden // heads))
     vocab = _count(c, source, ("vocab_size",), 1 << 24)
     intermediate = _count(c, source, ("intermediate_size", "ffn_dim", "n_inner"), 1 << 22, 4 * hidden)
     max_pos = _count(c, source, ("max_position_embeddings", "seq_length", "max_sequence_length"),

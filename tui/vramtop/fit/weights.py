@@ -19,6 +19,10 @@ _PACKED = {"I32", "U8", "I8", "U32", "I16"}  # integer tensors that hold packed 
 _ENCODER_PREFIXES = ("vision_tower", "visual", "vision_model", "vision_encoder", "multi_modal_projector",
                      "mm_projector", "audio_tower", "audio_encoder", "audio_model", "embed_vision",
                      "embed_audio", "image_newline", "vision_embed")
+# Quantization side tensors: block scales (FP8's weight_scale_inv, MXFP4's *_scales), zero points
+# and group indices take bytes but are no parameters of the model.
+_QUANT_AUX = (".weight_scale", ".weight_scale_inv", ".weight_scale_2", ".input_scale", "_scales",
+              ".scales", ".qzeros", ".g_idx")
 MAX_ELEMENTS = 1 << 46  # no checkpoint tensor comes near 70 trillion elements
 MAX_TENSORS = 1_000_000
 
@@ -28,8 +32,9 @@ class WeightFigures:
     """What the tensors of a checkpoint add up to.
 
     ``bytes``: as stored; ``params``: parameters (packed low-bit integers unpacked at
-    ``quant_bits``); ``dtype``: the safetensors dtype holding most bytes; ``encoder_params``:
-    vision towers, audio encoders and their projectors (multimodal checkpoints).
+    ``quant_bits``; quantization scales are bytes, not parameters); ``dtype``: the safetensors
+    dtype holding most bytes; ``encoder_params``: vision towers, audio encoders and their
+    projectors (multimodal checkpoints).
     """
 
     bytes: int
@@ -65,6 +70,8 @@ def weights_from_tensors(tensors: Iterable[tuple[str, str, Sequence[int]]],
                 raise ValueError(f"tensor '{str(name)[:60]}' is impossibly large")
         total_bits += n * bits
         by_dtype[dtype] = by_dtype.get(dtype, 0) + n * bits
+        if str(name).endswith(_QUANT_AUX):
+            continue
         unpacked = n * bits // quant_bits if quant_bits and dtype in _PACKED and quant_bits < bits else n
         params += int(unpacked)
         if _is_encoder(str(name)):
