@@ -168,3 +168,16 @@ def test_deepseek_v32_indexer_cache_is_named_and_caps_the_verdict(tmp_path):
     assert any("indexer" in u for u in s.unmodelled)
     r = evaluate(Candidate(s, tensor_parallel_size=8, max_model_len=32768), paper_node("8x141GiB"), suggest=False)
     assert r.verdict in (YELLOW, RED) and r.verdict != GREEN
+
+
+def test_gemma4_weights_estimated_from_config_count_its_own_layers():
+    # without safetensors at hand the estimate follows gemma4.py's modules: full layers of
+    # 512-wide heads (no v_proj under attention_k_eq_v), per-layer embeddings, the KV-sharing
+    # layers' doubled MLP. Google gives 30.7B for the 31B and 5.1B for E2B with its per-layer
+    # embeddings (that figure also holds its vision and audio encoders, some 0.4B here unread)
+    big = specs.spec_from_config({"architectures": ["Gemma4ForConditionalGeneration"],
+                                  "text_config": GEMMA4_31B_TEXT}, "31b", "config.json")
+    assert abs(big.params - 30.7e9) < 0.005 * 30.7e9 and big.weights_from == "estimated from config.json"
+    small = specs.spec_from_config({"architectures": ["Gemma4ForConditionalGeneration"],
+                                    "text_config": GEMMA4_E2B_TEXT}, "e2b", "config.json")
+    assert 4.5e9 < small.params < 5.1e9

@@ -485,7 +485,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
     kv_lora = _count(c, source, ("kv_lora_rank",), 1 << 16, 0) or None
     rope = _count(c, source, ("qk_rope_head_dim",), 1 << 16, 0) if kv_lora else None
     experts = _count(c, source, ("num_local_experts", "num_experts", "n_routed_experts"), 1 << 16, 0, lo=0)
-    per_token = _count(c, source, ("num_experts_per_tok", "moe_topk"), max(1, experts), 0, lo=0)
+    per_token = _count(c, source, ("num_experts_per_tok", "moe_topk", "top_k_experts"), max(1, experts), 0, lo=0)
     moe_inter = _count(c, source, ("moe_intermediate_size",), 1 << 22, 0, lo=0)
     if experts and not moe_inter:  # Mixtral style: each expert is a whole MLP of intermediate_size
         moe_inter = intermediate
@@ -501,7 +501,9 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
             fmt = "fp8"
     else:
         params, weight_bytes = _estimate(layers, hidden, intermediate, heads, kv_heads, head_dim, vocab,
-                                         tied, experts, moe_inter, fmt, keep16, pattern)
+                                         tied, experts, moe_inter, fmt, keep16, pattern,
+                                         _gemma4_extras(c, source, layers, hidden, heads, intermediate,
+                                                        full_head_dim, full_kv_heads, head_dim, kv_heads))
         weights_from, encoder = "estimated from config.json", 0
     if not 0 < params <= MAX_PARAMS or not 0 < weight_bytes <= 4 * MAX_PARAMS:
         raise SpecError(f"{source}: the weights add up to {weight_bytes:,} bytes, not a model")
@@ -545,6 +547,44 @@ def _full_attention_geometry(c: dict[str, Any], source: str, head_dim: int,
     return (wide if wide != head_dim else None), (few if few != kv_heads else None), odd
 
 
+@dataclass(frozen=True)
+class _Extras:
+    """Weights a Gemma 4 decoder has beyond the common shape: ``full_layers`` attention layers
+    of ``full_attention`` parameters each (their own head size and KV heads), per-layer input
+    embeddings (``per_layer``, kept 16-bit like embeddings), a dense MLP beside the experts in
+    each layer and ``wide_mlp`` more MLP parameters in all (the KV-sharing layers' doubled MLP)."""
+
+    full_layers: int = 0
+    full_attention: int = 0
+    per_layer: int = 0
+    dense_mlp: int = 0
+    wide_mlp: int = 0
+
+
+def _gemma4_extras(c: dict[str, Any], source: str, layers: int, hidden: int, heads: int, inter: int,
+                   full_head_dim: int | None, full_kv_heads: int | None, head_dim: int,
+                   kv_heads: int) -> _Extras:
+    """As ``gemma4.py`` builds them: full-attention layers project to ``global_head_dim`` heads
+    and, with ``attention_k_eq_v``, have no v_proj; ``hidden_size_per_layer_input`` adds an
+    embedding of ``vocab_size_per_layer_input`` x layers x that width, a projection to it and a
+    gate and projection in each layer; ``enable_moe_block`` keeps the dense MLP beside the MoE;
+    ``use_double_wide_mlp`` doubles the MLP of the ``num_kv_shared_layers`` last layers."""
+    types = c.get("layer_types")
+    full = sum(1 for t in types if t == "full_attention") if isinstance(types, list) else 0
+    fhd, fkv = full_head_dim or head_dim, full_kv_heads or kv_heads
+    full_attention = hidden * heads * fhd * 2 + (1 if c.get("attention_k_eq_v") is True else 2) * hidden * fkv * fhd
+    width = _count(c, source, ("hidden_size_per_layer_input",), 1 << 16, 0, lo=0)
+    per_layer = 0
+    if width:
+        vocab = _count(c, source, ("vocab_size_per_layer_input", "vocab_size"), 1 << 24)
+        per_layer = vocab * layers * width + hidden * layers * width + layers * 2 * hidden * width
+    dense = 3 * hidden * inter if c.get("enable_moe_block") is True else 0
+    shared = min(_count(c, source, ("num_kv_shared_layers",), 1 << 16, 0, lo=0), layers)
+    wide = shared * 3 * hidden * inter if c.get("use_double_wide_mlp") is True else 0
+    return _Extras(full if (full_head_dim or full_kv_heads or c.get("attention_k_eq_v") is True) else 0,
+                   full_attention, per_layer, dense, wide)
+
+
 def _mixer_params(pattern: LayerPattern, hidden: int) -> int:
     """Parameters of one state layer's mixer (its projections, as the model code lays them out)."""
     st = pattern.state
@@ -567,17 +607,18 @@ def _mixer_params(pattern: LayerPattern, hidden: int) -> int:
 
 def _estimate(layers: int, hidden: int, inter: int, heads: int, kv: int, hd: int, vocab: int,
               tied: bool, experts: int, moe_inter: int, fmt: str | None,
-              keep16: tuple[str, ...], pattern: LayerPattern) -> tuple[int, int]:
+              keep16: tuple[str, ...], pattern: LayerPattern, extras: _Extras = _Extras()) -> tuple[int, int]:
     """(parameters, bytes) of a decoder from its config. A quantization's bits apply to the
     linear layers only; embeddings, the LM head, routers and norms stay 16-bit, and so do the
     attention projections when the exclusion list names them. State layers count their own
-    mixer, MLP-only layers none."""
-    attention_layers = layers - pattern.state_layers - pattern.no_kv
+    mixer, MLP-only layers none (layers reading another's K/V keep their projections)."""
+    attention_layers = layers - pattern.state_layers - (pattern.no_kv - pattern.shared) - extras.full_layers
     per_attn = hidden * heads * hd * 2 + 2 * hidden * kv * hd
-    attn = (attention_layers * per_attn + pattern.state_layers * _mixer_params(pattern, hidden)) / layers
-    mlp = 3 * hidden * (moe_inter or inter) * max(1, experts)
+    attn = (attention_layers * per_attn + extras.full_layers * extras.full_attention
+            + pattern.state_layers * _mixer_params(pattern, hidden)) / layers
+    mlp = 3 * hidden * (moe_inter or inter) * max(1, experts) + extras.dense_mlp + extras.wide_mlp / layers
     router = hidden * experts
-    embed = vocab * hidden * (1 if tied else 2)
+    embed = vocab * hidden * (1 if tied else 2) + extras.per_layer
     params = layers * (attn + mlp + router + 2 * hidden) + embed + hidden
     bits = BITS_PER_WEIGHT.get(fmt, 16.0) if fmt else 16.0
     attn_bits = 16.0 if any("attn" in k or "attention" in k for k in keep16) else bits
