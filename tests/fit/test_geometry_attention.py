@@ -181,3 +181,17 @@ def test_gemma4_weights_estimated_from_config_count_its_own_layers():
     small = specs.spec_from_config({"architectures": ["Gemma4ForConditionalGeneration"],
                                     "text_config": GEMMA4_E2B_TEXT}, "e2b", "config.json")
     assert 4.5e9 < small.params < 5.1e9
+
+
+def test_llama4_chunked_local_attention_is_named_not_counted_as_full_attention():
+    # meta-llama/Llama-4-Scout-17B-16E-Instruct config.json, text_config: three layers in four
+    # attend within chunks of 8,192 tokens (vLLM's ChunkedLocalAttentionSpec), the fourth is NoPE
+    scout = {"model_type": "llama4_text", "num_hidden_layers": 48, "hidden_size": 5120, "num_attention_heads": 40,
+             "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
+             "num_local_experts": 16, "num_experts_per_tok": 1, "vocab_size": 202048,
+             "max_position_embeddings": 10485760, "attention_chunk_size": 8192, "torch_dtype": "bfloat16"}
+    s = specs.spec_from_config({"architectures": ["Llama4ForConditionalGeneration"], "text_config": scout},
+                               "scout", "config.json")
+    assert s.unmodelled == ("chunked local attention over 8,192 tokens (attention_chunk_size)",)
+    r = evaluate(Candidate(s, tensor_parallel_size=8, max_model_len=65536), paper_node("8x141GiB"), suggest=False)
+    assert r.verdict == YELLOW and "attention_chunk_size" in r.headline

@@ -540,6 +540,9 @@ def _full_attention_geometry(c: dict[str, Any], source: str, head_dim: int,
                    "without layer_types")
     if "per_layer_config" in c:
         odd.append("per-layer attention geometry (per_layer_config)")
+    chunk = c.get("attention_chunk_size")  # Llama 4: ChunkedLocalAttentionSpec layers beside NoPE ones
+    if type(chunk) is int and chunk > 0:
+        odd.append(f"chunked local attention over {min(chunk, 1 << 30):,} tokens (attention_chunk_size)")
     for key in ("index_topk", "index_head_dim"):  # DeepSeek V3.2's sparse-attention indexer cache
         if key in c:
             odd.append(f"the sparse-attention indexer's cache ({key})")
