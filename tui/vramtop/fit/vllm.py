@@ -42,12 +42,12 @@ LARGE_GPU_MIB = 70 * 1024  # `vllm serve` raises its batch defaults on GPUs this
 # against (bench/vllm_startup_rows.yaml). CUDA-graph memory is estimated and taken out of the
 # KV budget from v0.21.0 on ("CUDA graph memory profiling is enabled (default since v0.21.0)"
 # in its log); before, the graphs' pool came on top of the request.
-# "GPU KV cache size" was blocks // groups x block size in 0.19.0 (issue 40691's log) and is
-# max concurrency x max_model_len in 0.24.0 (club-3090 issue 612's log); 0.20.0 is assumed to
-# be the first with the latter, which is as yet unverified.
+# "GPU KV cache size" is blocks // groups x block size up to 0.20.0 (issues 40691 and 43308's
+# logs) and max concurrency x max_model_len from 0.21.0 (issue 43308 shows both on one model:
+# about 55k tokens on 0.20.0, about 525k on 0.21.0; club-3090 issue 612's log on 0.24.0).
 NEWEST_MODELLED = "0.29.1"
 CUDAGRAPH_ESTIMATE_FROM = (0, 21, 0)
-TOKENS_BY_CONCURRENCY_FROM = (0, 20, 0)
+TOKENS_BY_CONCURRENCY_FROM = (0, 21, 0)
 # Pull 33538 (Triton top-k/top-p) was merged in February 2026; 0.16.0 is assumed to be the first
 # release with it (as yet unverified). Logs of 0.10.1 and 0.11.0 (issues 23278, 27508) match the
 # sort. 0.10.2 and 0.11.0 used FlashInfer's sampler where FlashInfer was installed (pull 26859
