@@ -243,17 +243,20 @@ def warnings_for(fits: int, min_replicas: int | None, max_replicas: int | None,
 
 # -- the whole analysis ------------------------------------------------------------------------
 
-def _vram_per_replica(dep: Deployment, links: Mapping[tuple[int, int], ReplicaLink],
-                      snapshot: NodeSnapshot | None) -> int | None:
+def _vram_per_replica(links: Mapping[tuple[int, int], ReplicaLink],
+                      snapshot: NodeSnapshot | None) -> dict[tuple[str, str], int]:
+    """(app, deployment) -> the measured VRAM of its largest replica, in one pass over the
+    snapshot's processes."""
     if snapshot is None:
-        return None
-    per_replica: dict[str, int] = {}
+        return {}
+    per_replica: dict[tuple[str, str], dict[str, int]] = {}
     for p in snapshot.gpu_processes:
         link = links.get((p.gpu_index, p.pid))
-        if link is None or (link.app, link.deployment) != (dep.app, dep.name) or p.used_mib is None:
+        if link is None or p.used_mib is None:
             continue
-        per_replica[link.replica_id] = per_replica.get(link.replica_id, 0) + p.used_mib
-    return max(per_replica.values()) if per_replica else None
+        replicas = per_replica.setdefault((link.app, link.deployment), {})
+        replicas[link.replica_id] = replicas.get(link.replica_id, 0) + p.used_mib
+    return {key: max(replicas.values()) for key, replicas in per_replica.items()}
 
 
 def cluster_vram_mib(state: RayState, snapshot: NodeSnapshot | None) -> int | None:
@@ -273,6 +276,7 @@ def analyze(state: RayState, snapshot: NodeSnapshot | None = None, now: float | 
     links = link_gpu_processes(state, snapshot) if snapshot is not None else {}
     capacity = total_capacity(state)
     largest_gpus = max((res.get("GPU", 0.0) for res in capacity.values()), default=0.0)
+    measured = _vram_per_replica(links, snapshot)
     out = []
     for dep in state.deployments:
         running = sum(1 for r in dep.replicas if r.state == "RUNNING")
@@ -289,7 +293,7 @@ def analyze(state: RayState, snapshot: NodeSnapshot | None = None, now: float | 
             limit = max(x for x in (max_r, min_r, dep.num_replicas, dep.target_num_replicas, 1) if x is not None) + 1
             fits = pack(shape, capacity, limit, dep.max_replicas_per_node).running
             warnings = warnings_for(fits, min_r, max_r, dep.num_replicas, shape, largest_gpus)
-        vram = _vram_per_replica(dep, links, snapshot)
+        vram = measured.get((dep.app, dep.name))
         low = min_r if auto else dep.num_replicas
         out.append(DeploymentAnalysis(
             key=dep.key, app=dep.app, name=dep.name, running=running, starting=starting, pending=len(pending),

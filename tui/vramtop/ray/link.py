@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, Mapping, TypeVar
+from typing import Callable, Iterable, Mapping, TypeVar
 
 from vramtop.ray.model import Job, RayState
 from vramtop.snapshot import NodeSnapshot
@@ -60,28 +60,45 @@ def _local_node_ids(state: RayState, snapshot: NodeSnapshot) -> set[str] | None:
     return ids or None
 
 
-def owners(state: RayState, snapshot: NodeSnapshot | None = None,
-           node_ids: set[str] | None = None) -> dict[int, ReplicaLink]:
-    """PID -> replica for the replica processes and their placement groups' worker actors."""
-    local = node_ids if node_ids is not None else (_local_node_ids(state, snapshot) if snapshot else None)
+_Owner = tuple[str | None, int, ReplicaLink, bool]  # (node id, PID, its replica, the replica's own process)
 
-    def here(node_id: str | None) -> bool:
-        return local is None or node_id in local
 
-    found: dict[int, ReplicaLink] = {}
+def _replica_processes(state: RayState) -> list[_Owner]:
+    """Every replica process and live worker actor of a replica's placement group, in the order
+    ``owners`` takes them."""
+    found: list[_Owner] = []
     for dep in state.deployments:
         for r in dep.replicas:
-            if r.pid and here(r.node_id):
-                found[r.pid] = ReplicaLink(dep.app, dep.name, r.replica_id, "replica")
+            if r.pid:
+                found.append((r.node_id, r.pid, ReplicaLink(dep.app, dep.name, r.replica_id, "replica"), True))
             pg = state.placement_group_named(r.actor_name)
             if pg is None:
                 continue
-            for a in state.actors:
-                if (a.placement_group_id == pg.placement_group_id and a.pid and a.pid != r.pid
-                        and a.state == "ALIVE" and here(a.node_id)):
-                    found.setdefault(a.pid, ReplicaLink(dep.app, dep.name, r.replica_id, "placement group",
-                                                        a.bundle_index))
+            for a in state.actors_in(pg.placement_group_id):
+                if a.pid and a.pid != r.pid and a.state == "ALIVE":
+                    found.append((a.node_id, a.pid, ReplicaLink(dep.app, dep.name, r.replica_id, "placement group",
+                                                                a.bundle_index), False))
     return found
+
+
+def _by_pid(processes: Iterable[_Owner]) -> dict[int, ReplicaLink]:
+    """PID -> replica: a replica's own process wins over a worker actor listed with its PID."""
+    found: dict[int, ReplicaLink] = {}
+    for _node, pid, link, own in processes:
+        if own:
+            found[pid] = link
+        else:
+            found.setdefault(pid, link)
+    return found
+
+
+def owners(state: RayState, snapshot: NodeSnapshot | None = None, node_ids: set[str] | None = None,
+           processes: list[_Owner] | None = None) -> dict[int, ReplicaLink]:
+    """PID -> replica for the replica processes and their placement groups' worker actors
+    (``processes``: ``_replica_processes(state)``, when the caller has it already)."""
+    local = node_ids if node_ids is not None else (_local_node_ids(state, snapshot) if snapshot else None)
+    every = _replica_processes(state) if processes is None else processes
+    return _by_pid(p for p in every if local is None or p[0] in local)
 
 
 def _node_of_gpu(state: RayState, snapshot: NodeSnapshot) -> dict[int, str | None] | None:
@@ -103,15 +120,21 @@ def link_gpu_processes(state: RayState, snapshot: NodeSnapshot,
     mode a process is matched only with replicas of its own node (one with no known node, with
     none), and keyed by its GPU too, since two nodes may run the same PID."""
     node_of_gpu = _node_of_gpu(state, snapshot)
-    per_node: dict[str | None, dict[int, ReplicaLink]] = {}
+    processes = _replica_processes(state)
+    if node_of_gpu is None:
+        known = owners(state, snapshot, node_ids, processes)
+        return _walk(snapshot, lambda _gpu: known)
+    on_node: dict[str | None, list[_Owner]] = {}
+    for p in processes:  # each node's in the order owners takes them
+        on_node.setdefault(p[0], []).append(p)
+    per_node: dict[str, dict[int, ReplicaLink]] = {}
 
     def known_for(gpu_index: int) -> dict[int, ReplicaLink]:
-        if node_of_gpu is None:
-            node = None
-        elif (node := node_of_gpu.get(gpu_index)) is None:
+        node = node_of_gpu.get(gpu_index)
+        if node is None:
             return {}
         if node not in per_node:
-            per_node[node] = owners(state, snapshot, node_ids if node is None else {node})
+            per_node[node] = _by_pid(on_node.get(node, ()))
         return per_node[node]
 
     return _walk(snapshot, known_for)

@@ -9,6 +9,7 @@ names); GPU memory from Ray's reporter is in MiB, with NVML's v1 "used" (reserve
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Mapping
 
 # RayState.status
@@ -243,10 +244,37 @@ class RayState:
                 if self.last_success is not None else "never")
         return f"Ray at {self.address}: {self.error} (last success {when})"
 
+    # Lookups by key, indexed once per poll (a state is immutable): on a cluster of thousands of
+    # replicas, a scan per replica is millions of comparisons. The first of equal keys wins.
+
+    @cached_property
+    def _groups_by_name(self) -> dict[str, PlacementGroup]:
+        found: dict[str, PlacementGroup] = {}
+        for p in self.placement_groups:
+            found.setdefault(p.name, p)
+        return found
+
+    @cached_property
+    def _actors_by_group(self) -> dict[str, tuple[Actor, ...]]:
+        found: dict[str, list[Actor]] = {}
+        for a in self.actors:
+            if a.placement_group_id:
+                found.setdefault(a.placement_group_id, []).append(a)
+        return {k: tuple(v) for k, v in found.items()}
+
+    @cached_property
+    def _nodes_by_id(self) -> dict[str, Node]:
+        found: dict[str, Node] = {}
+        for n in self.nodes:
+            found.setdefault(n.node_id, n)
+        return found
+
     def placement_group_named(self, name: str | None) -> PlacementGroup | None:
-        if not name:
-            return None
-        return next((p for p in self.placement_groups if p.name == name), None)
+        return self._groups_by_name.get(name) if name else None
+
+    def actors_in(self, placement_group_id: str) -> tuple[Actor, ...]:
+        """The actors of one placement group, in the order the dashboard listed them."""
+        return self._actors_by_group.get(placement_group_id, ())
 
     def node(self, node_id: str | None) -> Node | None:
-        return next((n for n in self.nodes if n.node_id == node_id), None)
+        return self._nodes_by_id.get(node_id) if node_id is not None else None
