@@ -1,6 +1,7 @@
-"""The process table renders and repaints only the rows whose content or place changed, and what it
-draws from its kept lines is exactly what DataTable draws with every cache emptied: after cells
-changed in place, after rows moved, after the cursor moved and after a fold."""
+"""The process table lays out only the cells whose text changed and repaints only the lines whose
+row changed; a row that moved keeps its line. What it draws from kept lines is exactly what it
+draws with nothing kept: after cells changed in place, after rows moved, after the cursor moved
+and after a fold."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
 from textual.geometry import Region  # noqa: E402
 
 from tui_support import ScriptedSource, demo_snapshot, make_app, next_sample, visible_process  # noqa: E402
-from vramtop.widgets.process_table import ProcessTable  # noqa: E402
+from vramtop.widgets import process_table  # noqa: E402
+from vramtop.widgets.process_table import HEADER, ProcessTable  # noqa: E402
 
 
 def node(tick: int, mib: dict[int, int] | None = None):
@@ -29,32 +31,40 @@ def lines(table: ProcessTable) -> list[list]:
 
 
 def fresh_lines(table: ProcessTable) -> list[list]:
-    table._clear_caches()
+    table._kept_cells.clear()
+    table._kept_lines.clear()
+    table._styles_cache.clear()
     return lines(table)
 
 
-def recording(table: ProcessTable) -> tuple[list[int], list]:
-    """Records the pid of every row DataTable renders a line of from now on, and every region
-    the table asks to repaint (``None``: the whole widget)."""
-    rendered: list[int] = []
-    repainted: list = []
-    own, own_refresh = table._render_line_in_row, table.refresh
+def strips_by_row(table: ProcessTable) -> dict[str, object]:
+    """The strip each row in view is drawn from, by row key."""
+    top = round(table.scroll_y)
+    return {table.rows[top + y - HEADER].key: table.render_line(y)
+            for y in range(HEADER, table.size.height) if top + y - HEADER < table.row_count}
 
-    def render(row_key, *args, **kwargs):
-        row = table._shown.get(row_key.value)
-        rendered.append(row.pid if row else None)
-        return own(row_key, *args, **kwargs)
+
+def recording(table: ProcessTable, monkeypatch) -> tuple[list[str], list]:
+    """Records the text of every cell laid out from now on, and every region the table asks to
+    repaint (``None``: the whole widget)."""
+    laid_out: list[str] = []
+    repainted: list = []
+    own_fit, own_refresh = process_table.fit, table.refresh
+
+    def fit(text, *args, **kwargs):
+        laid_out.append(text)
+        return own_fit(text, *args, **kwargs)
 
     def refresh(*regions, **kwargs):
         repainted.extend(regions or [None])
         return own_refresh(*regions, **kwargs)
 
-    table._render_line_in_row = render
+    monkeypatch.setattr(process_table, "fit", fit)
     table.refresh = refresh
-    return rendered, repainted
+    return laid_out, repainted
 
 
-async def test_only_rows_that_changed_are_rendered_and_repainted():
+async def test_only_changed_cells_are_laid_out_and_only_changed_lines_repainted(monkeypatch):
     app = make_app(ScriptedSource(
         node(0),
         node(1, {4: 5_100}),  # memory moved, the order did not
@@ -64,18 +74,21 @@ async def test_only_rows_that_changed_are_rendered_and_repainted():
         table = app.query_one(ProcessTable)
         await pilot.pause()
         lines(table)
-        rendered, repainted = recording(table)
+        laid_out, repainted = recording(table, monkeypatch)
         await next_sample(app, pilot)
-        assert rendered == [20_004]
+        assert laid_out == ["5,100"]
         assert len(repainted) == 1 and repainted[0] is not None and repainted[0].height == 1
-        rendered.clear()
+        before = strips_by_row(table)
+        laid_out.clear()
         repainted.clear()
         await next_sample(app, pilot)
-        assert sorted(rendered) == [20_006, 20_007]
+        assert laid_out == ["8,600"]  # the row that only moved is not laid out again ...
         assert None not in repainted and len(set(repainted)) == 2 and {r.height for r in repainted} == {1}
+        after = strips_by_row(table)
+        assert after["p:20007:3"] is before["p:20007:3"]  # ... and its line is the one it had
 
 
-async def test_kept_lines_are_what_datatable_renders():
+async def test_kept_lines_are_what_the_table_draws_anew():
     # every process's memory moves on every tick; the order turns on every other tick only, so
     # some ticks change cells of rows that stay in place and others move rows as well
     app = make_app(ScriptedSource(*(node(t, {n: 1_000 + ((n + t // 2) % 12) * 100 + t for n in range(12)})
@@ -86,9 +99,9 @@ async def test_kept_lines_are_what_datatable_renders():
         moved = []
         for _ in range(4):
             lines(table)  # every line kept before the tick
-            before = [row.key for row in table.ordered_rows]
+            before = [row.key for row in table.rows]
             await next_sample(app, pilot)
-            moved.append([row.key for row in table.ordered_rows] != before)
+            moved.append([row.key for row in table.rows] != before)
             assert lines(table) == fresh_lines(table)
         assert moved == [False, True, False, True]
         await pilot.press("down", "down")
@@ -97,3 +110,22 @@ async def test_kept_lines_are_what_datatable_renders():
         assert lines(table) == fresh_lines(table)
         await pilot.press("t")
         assert lines(table) == fresh_lines(table)
+
+
+async def test_rows_out_of_view_are_not_laid_out(monkeypatch):
+    # Forty processes in a table with room for about ten rows: a tick that changes every process
+    # lays out only the cells of the rows in view.
+    many = [dataclasses.replace(demo_snapshot(), ancestors={}, timestamp=1_700_000_000.0 + t, gpu_processes=tuple(
+        visible_process(30_000 + n, n % 4, 50_000 - n * 100 + t, f"python train.py --run {n}") for n in range(40)))
+        for t in range(2)]
+    app = make_app(ScriptedSource(*many))
+    async with app.run_test(size=(100, 24)) as pilot:
+        table = app.query_one(ProcessTable)
+        await pilot.pause()
+        lines(table)
+        in_view = table.size.height - HEADER
+        assert table.row_count == 40 > in_view
+        laid_out, _ = recording(table, monkeypatch)
+        await next_sample(app, pilot)
+        lines(table)
+        assert 0 < len([t for t in laid_out if t.replace(",", "").isdigit()]) <= in_view

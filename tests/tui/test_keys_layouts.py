@@ -8,6 +8,7 @@ from textual.widgets import Input
 
 from tui_support import make_app, next_sample, screen_text, wait_for
 from vramtop.widgets.help_screen import HelpScreen
+from vramtop.widgets.process_rows import PADDING
 from vramtop.widgets.process_table import ProcessTable
 
 
@@ -17,11 +18,11 @@ async def started(app, pilot):
 
 
 def keys(table):
-    return [r.key.value for r in table.ordered_rows]
+    return [r.key for r in table.rows]
 
 
 def column(table, name):
-    return [table.get_cell(k, name).plain for k in keys(table)]
+    return [table.cell(k, name) for k in keys(table)]
 
 
 async def test_sort_cycles_columns_and_reverses():
@@ -30,7 +31,7 @@ async def test_sort_cycles_columns_and_reverses():
         table = await started(app, pilot)
         assert table.view.sort_column == "vram" and table.view.reverse
         members = [k for k in keys(table) if k.startswith("p:")]
-        vram = [int(table.get_cell(k, "vram").plain.replace(",", "")) for k in members]
+        vram = [int(table.cell(k, "vram").replace(",", "")) for k in members]
         assert vram == sorted(vram, reverse=True)
         await pilot.press("s")
         assert table.view.sort_column == "cpu"
@@ -39,10 +40,10 @@ async def test_sort_cycles_columns_and_reverses():
         assert table.view.sort_column == "gpu" and table.view.reverse
         await pilot.press("S")
         assert not table.view.reverse
-        gpus = [int(table.get_cell(k, "gpu").plain) for k in keys(table) if k.startswith("p:")]
+        gpus = [int(table.cell(k, "gpu")) for k in keys(table) if k.startswith("p:")]
         assert gpus == sorted(gpus)
         await pilot.press("S")
-        gpus = [int(table.get_cell(k, "gpu").plain) for k in keys(table) if k.startswith("p:")]
+        gpus = [int(table.cell(k, "gpu")) for k in keys(table) if k.startswith("p:")]
         assert gpus == sorted(gpus, reverse=True)
         assert keys(table)[0].startswith("i:")  # the instance stays whole, header first
 
@@ -192,9 +193,9 @@ async def test_layouts_by_width(size, layout, columns):
         if layout == "-wide":
             await pilot.press("3")  # without the side panel the table is wide enough for all
         assert layout in app.screen.classes
-        assert [c.key.value for c in table.ordered_columns] == columns
+        assert [key for key, _ in table.columns] == columns
         # Nothing that matters is cut off: every column ends inside the screen.
-        used = sum(c.get_render_width(table) for c in table.ordered_columns)
+        used = sum(width + PADDING for _, width in table.columns)
         assert table.region.x + used <= size[0]
         text = screen_text(app)
         assert "DEMO" in text and "✖ critical" in text and "32 free" in text

@@ -92,7 +92,7 @@ async def test_cpu_and_rss_alone_are_shown_every_few_seconds_and_other_changes_a
         table = app.query_one(ProcessTable)
 
         def cpu_shown():
-            return str(table.get_cell("p:4101:0", "cpu"))
+            return table.cell("p:4101:0", "cpu")
 
         async def tick(snapshot):
             source.items.append(snapshot)

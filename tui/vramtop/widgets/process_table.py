@@ -1,44 +1,43 @@
-"""The process table: keyed, diff-applied updates so the cursor and scroll survive every tick.
+"""The process table: a line-API view that draws only the lines in view whose text changed.
 
-Rows are never cleared and refilled: each tick adds the new keys, removes the gone ones and
-updates only the cells whose text changed, all inside one ``batch_update``; an unchanged
-snapshot touches nothing. Sorting, filtering and grouping live in ``process_rows``.
+Each tick the rows from ``process_rows.build_rows`` are compared place by place with the rows
+shown: a line is repainted only where the row at that place now shows other text (or the cursor
+came or went), and nothing is done for rows out of view but building them. A row's line is kept
+by what it shows (its cells' text, emphasis, cursor and hover), not by where it stands, so a row
+that moved up or down is not drawn again; a new line is put together from kept cells. It looks
+exactly as Textual's DataTable did (the same component styles, padding and ellipsis).
 
-DataTable's own ``update_cell`` and ``sort`` render every visible row again and repaint the whole
-widget (its caches are keyed by one update counter), so the table does neither: a changed cell is
-stored in place and only its row is repainted, a new order repaints only the rows whose place
-changed, and each row's line is kept by the row's content, place, width and cursor/hover state, so
-a tick where one process's memory moved renders and repaints one line. Rendered cells are kept by
-what they show as well: a row that moved is put together from its kept cells, not rendered anew.
-On a busy node the CPU % and RSS of every process move on every tick while its VRAM stays put, so
-figures that move alone are shown every ``VOLATILE_EVERY_S`` seconds; any other change (memory, a
-new process, the order) shows at once, with them.
+On a busy node the CPU % and RSS of every process move on every tick while its VRAM stays put,
+so figures that move alone are shown every ``VOLATILE_EVERY_S`` seconds; any other change
+(memory, a new process, the order) shows at once, with them. Cells are plain text: process titles
+are never read as markup, and control characters in them are shown as U+FFFD.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import unicodedata
 from dataclasses import dataclass
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
-from textual._two_way_dict import TwoWayDict
+from textual import events
 from textual.binding import Binding
 from textual.cache import LRUCache
-from textual.geometry import Region
+from textual.geometry import Region, Size
 from textual.message import Message
+from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey, RowKey
 
 from vramtop.analysis.instances import Instance
 from vramtop.snapshot import NodeSnapshot
-from vramtop.widgets.process_rows import COLUMN, Row, build_rows, columns_for_width, short_label
+from vramtop.widgets.process_rows import COLUMN, PADDING, Row, build_rows, columns_for_width, short_label
 
 
 VOLATILE = ("cpu", "rss")  # columns whose figures move on every tick of a busy node
 VOLATILE_EVERY_S = 3.0
+HEADER = 1  # lines of column labels above the rows; they do not scroll
+NORMAL, HOVER, CURSOR = 0, 1, 2  # a line's state: flags
 
 
 def _only_volatile(old: Row, new: Row) -> bool:
@@ -47,19 +46,34 @@ def _only_volatile(old: Row, new: Row) -> bool:
             and all(old.cells.get(k) == v for k, v in new.cells.items() if k not in VOLATILE))
 
 
-class _Cell(Text):
-    """A cell of the table, kept rendered by its look."""
+def _printable(text: str) -> str:
+    """``text`` with control characters (a title may hold any) replaced: never sent to a terminal."""
+    if text.isprintable():
+        return text
+    return "".join("\ufffd" if unicodedata.category(c) == "Cc" else c for c in text)
 
-    def look(self) -> tuple:
-        """Everything about the cell that its rendering depends on."""
-        return (self.plain, self.justify, self.overflow, self.no_wrap, self.style, tuple(self.spans))
+
+def _meta(column: int) -> Style:
+    """A cell's style names its column, as DataTable's did: next cells never merge into one
+    segment, so the screen is drawn (and an SVG of it written) as it was."""
+    return Style.from_meta({"column": column})
 
 
-def _moved(lines: list[list[Segment]], row_index: int, column_index: int) -> list[list[Segment]]:
-    """A rendered cell's lines at another place: only the mouse meta (row, column) differs."""
-    meta = Style.from_meta({"row": row_index, "column": column_index})
-    return [[Segment(text, style + meta if style is not None else None, control) for text, style, control in line]
-            for line in lines]
+PAST = Style.from_meta({"out_of_bounds": True})  # the line past the last column
+
+
+def fit(text: str, width: int, right: bool, ellipsis: bool = True) -> tuple[str, str, str]:
+    """(spaces before, text, spaces after) filling ``width`` cells as Rich lays out a one-line
+    cell: right-aligned text loses its trailing spaces, text too long ends in "…" (or is cut)."""
+    text = _printable(text)
+    if right:
+        text = text.rstrip()
+    length = cell_len(text)
+    if length > width:
+        text = set_cell_size(text, width - 1) + "…" if ellipsis else set_cell_size(text, width)
+        length = cell_len(text)
+    room = " " * max(0, width - length)
+    return (room, text, "") if right else ("", text, room)
 
 
 @dataclass
@@ -72,10 +86,45 @@ class TableView:
     filter_text: str = ""
 
 
-class ProcessTable(DataTable):
+class ProcessTable(ScrollView, can_focus=True):
     """GPU processes grouped under their serving instance; enter/space folds an instance."""
 
-    BINDINGS = [Binding("enter,space", "toggle_instance", "Fold / unfold the instance", show=False)]
+    BINDINGS = [
+        Binding("enter,space", "toggle_instance", "Fold / unfold the instance", show=False),
+        # moving the cursor: the help lists these keys once, by hand, so they have no description
+        Binding("up", "cursor(-1)", show=False),
+        Binding("down", "cursor(1)", show=False),
+        Binding("pageup", "page(-1)", show=False),
+        Binding("pagedown", "page(1)", show=False),
+        Binding("home,ctrl+home", "cursor_to(0)", show=False),
+        Binding("end,ctrl+end", "cursor_to(-1)", show=False),
+    ]
+
+    COMPONENT_CLASSES = {"process-table--header", "process-table--cursor", "process-table--hover"}
+
+    DEFAULT_CSS = """
+    ProcessTable {
+        background: $surface;
+        color: $foreground;
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .process-table--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+            & > .process-table--header { background-tint: $foreground 5%; }
+        }
+        & > .process-table--header { text-style: bold; background: $panel; color: $foreground; }
+        &:ansi > .process-table--header { background: ansi_bright_blue; color: ansi_default; }
+        & > .process-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        & > .process-table--hover { background: $block-hover-background; }
+    }
+    """
 
     class Highlighted(Message):
         """The row under the cursor changed (or its content did): ``row`` is None when empty."""
@@ -85,118 +134,23 @@ class ProcessTable(DataTable):
             self.row = row
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        super().__init__(**kwargs)
         self.view = TableView()
         self.collapsed: set[str] = set()
         self.snapshot: NodeSnapshot | None = None
         self.instances: tuple[Instance, ...] = ()
-        self._columns: tuple[str, ...] = ()
-        self._layout: tuple[tuple[str, int], ...] = ()
+        self.rows: tuple[Row, ...] = ()  # in the order shown
+        self.cursor_row = 0
+        self._hover_row: int | None = None  # the row under the mouse, while it is there
+        self._keys: tuple[str, ...] = ()  # the columns shown
+        self.columns: tuple[tuple[str, int], ...] = ()  # (column, width) shown, from the table's width
+        self._looks: list[tuple] = []  # per row: what its line shows, but for cursor and hover
         self._shown: dict[str, Row] = {}
-        self._order: list[str] = []
         self._volatile_at = float("-inf")  # snapshot time of the last CPU / RSS figures shown
-        self._revision = 0
-        self._row_revision: dict[RowKey, int] = {}  # a new number when a row is added or changes
-        self._kept_cells: LRUCache[tuple, tuple[int, list[list[Segment]]]] = LRUCache(10_000)
+        self._styles: tuple[Style, ...] = ()  # base, header, cursor, hover: taken once per repaint
+        self._kept_cells: LRUCache[tuple, list[Segment]] = LRUCache(10_000)
         self._kept_lines: LRUCache[tuple, Strip] = LRUCache(4096)
-        self._line_style = Style()  # the table's style, taken once per repaint
         self.border_title = "Processes"
-
-    # -- rendering -------------------------------------------------------------------------
-
-    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
-                     cursor: bool = False, hover: bool = False):
-        """DataTable's cell rendering, kept by what the cell shows and where (its mouse meta
-        names row and column), cleared with DataTable's caches (a style change clears them)."""
-        if row_index < 0 or column_index < 0:  # the header: rendered again only when labels change
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        row_key = self._row_locations.get_key(row_index)
-        cell = self._data[row_key][self._column_locations.get_key(column_index)]
-        if not isinstance(cell, _Cell):
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        key = ("look", column_index, cell.look(), width, self.rows[row_key].height, self.cell_padding,
-               base_style, cursor, hover, self.show_cursor, self._show_hover_cursor, self._pseudo_class_state)
-        kept = self._kept_cells.get(key)
-        if kept is None:
-            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        elif kept[0] != row_index:  # the same cell moved (rows sorted by a figure that moved)
-            lines = _moved(kept[1], row_index, column_index)
-        else:
-            return kept[1]
-        self._kept_cells[key] = (row_index, lines)
-        return lines
-
-    def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
-        """One line of the table, kept by its row's content and place rather than DataTable's
-        update counter: lines of rows that did not change are not rendered again."""
-        width = self.size.width
-        try:
-            row_key, line_no = self._get_offsets(y)
-        except LookupError:
-            return Strip.blank(width, base_style)
-        if row_key is self._header_row_key:
-            return super()._render_line(y, x1, x2, base_style)
-        row_index = self._row_locations.get(row_key)
-        cursor, hover = self.cursor_coordinate, self.hover_coordinate
-        key = (row_key, self._row_revision.get(row_key, 0), row_index, line_no, x1, x2, width, base_style,
-               cursor.row == row_index, hover.row == row_index, self.cursor_type, self.show_cursor,
-               self._show_hover_cursor, self._pseudo_class_state)
-        strip = self._kept_lines.get(key)
-        if strip is None:
-            strip = super()._render_line(y, x1, x2, base_style)
-            self._kept_lines[key] = strip
-        return strip
-
-    def render_lines(self, crop: Region) -> list[Strip]:
-        self._line_style = self.rich_style  # once per repaint, not once per line as DataTable does
-        return super().render_lines(crop)
-
-    def render_line(self, y: int) -> Strip:
-        """DataTable's ``render_line`` (the table has no fixed rows) with the style of this repaint."""
-        scroll_x, scroll_y = self.scroll_offset
-        if y >= (self.header_height if self.show_header else 0):
-            y += scroll_y
-        return self._render_line(y, scroll_x, scroll_x + self.size.width, self._line_style)
-
-    def _clear_caches(self) -> None:
-        super()._clear_caches()
-        self._kept_cells.clear()
-        self._kept_lines.clear()
-
-    def notify_style_update(self) -> None:
-        self._kept_cells.clear()
-        self._kept_lines.clear()
-        super().notify_style_update()
-
-    def _revise(self, row_key: RowKey) -> None:
-        self._revision += 1
-        self._row_revision[row_key] = self._revision
-
-    def _set_cell(self, row_key: RowKey, column: str, cell: Text) -> None:
-        """``update_cell`` without its whole-table render: the cell is stored and its row revised;
-        ``_repaint`` then repaints it if it is in view."""
-        self._data[row_key][ColumnKey(column)] = cell
-        self._revise(row_key)
-        self._row_renderable_cache.discard((self._update_count, self._row_locations.get(row_key)))
-
-    def _reorder(self, order: list[str]) -> list[int]:
-        """``sort`` without its whole-widget repaint: the places of rows that moved."""
-        before = self._row_locations
-        keys = {key.value: key for key in self._data}
-        self._row_locations = TwoWayDict({keys[k]: n for n, k in enumerate(order)})
-        self._update_count += 1  # row offsets and DataTable's own caches follow the order
-        return [n for n, k in enumerate(order) if before.get(keys[k]) != n]
-
-    def _repaint(self, row_indices: Iterable[int]) -> None:
-        """Repaint these rows where they are in view. DataTable's own cell, row and line caches are
-        keyed by its update counter, which a cell stored in place keeps: they are emptied here."""
-        self._cell_render_cache.clear()
-        self._row_render_cache.clear()
-        self._line_cache.clear()
-        top = self.scroll_offset.y
-        for n in sorted(set(row_indices)):
-            if top <= n <= top + self.size.height:
-                self.refresh_row(n)
 
     # -- data in ---------------------------------------------------------------------------
 
@@ -208,54 +162,43 @@ class ProcessTable(DataTable):
 
     def on_resize(self) -> None:
         wanted = columns_for_width(self.size.width)
-        if wanted != self._layout:
-            self._set_columns(wanted)
+        if wanted != self.columns:
+            self.columns = wanted
+            self._keys = tuple(key for key, _ in wanted)
+            self._looks = [self._look(row) for row in self.rows]
+            self._set_virtual_size()
+            self.refresh()
+            self._apply()
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
+
+    @property
+    def highlighted_row(self) -> Row | None:
+        return self.rows[self.cursor_row] if self.cursor_row < len(self.rows) else None
+
+    def cell(self, key: str, column: str) -> str:
+        """The text shown in ``column`` of the row ``key`` (before it is cut to the column)."""
+        return self._look(self._shown[key])[0][self._keys.index(column)]
 
     # -- the diff --------------------------------------------------------------------------
 
-    def _set_columns(self, layout: tuple[tuple[str, int], ...]) -> None:
-        """A new column set or widths (on resize only): the one time rows are rebuilt."""
-        highlighted = self._highlighted_key()
-        self.clear(columns=True)
-        self._shown.clear()
-        self._row_revision.clear()
-        self._order = []
-        self._layout = layout
-        self._columns = tuple(key for key, _ in layout)
-        for key, width in layout:
-            self.add_column(self._label(key), key=key, width=width)
-        self._apply(keep=highlighted)
-
-    def _label(self, key: str) -> Text:
-        col = COLUMN[key]
-        label = short_label(key, self._narrow)
-        if key == self.view.sort_column:
-            label += "▼" if self.view.reverse else "▲"
-        return Text(label, justify="right" if col.numeric else "left")
-
-    def _cell(self, row: Row, key: str) -> Text:
-        text = row.cells["role_short" if key == "role" and self._narrow else key]
-        cell = _Cell(text, justify="right" if COLUMN[key].numeric else "left",
-                     no_wrap=True, overflow="ellipsis")
-        if row.kind == "instance":
-            cell.stylize("bold")
-        elif row.hidden:
-            cell.stylize("italic")
-        return cell
-
     @property
     def _narrow(self) -> bool:
-        return "user" not in self._columns
+        return "user" not in self._keys
 
-    def _highlighted_key(self) -> str | None:
-        if not self.row_count or not self.is_valid_row_index(self.cursor_row):
-            return None
-        return self._order[self.cursor_row] if self.cursor_row < len(self._order) else None
+    def _look(self, row: Row) -> tuple:
+        """What the row's line shows but for cursor and hover: its cells' text and emphasis."""
+        narrow = self._narrow
+        texts = tuple(row.cells["role_short" if c == "role" and narrow else c] for c in self._keys)
+        return texts, "bold" if row.kind == "instance" else "italic" if row.hidden else None
 
     def _apply(self, keep: str | None = None) -> None:
-        if self.snapshot is None or not self._columns:
+        if self.snapshot is None or not self._keys:
             return
-        keep = keep or self._highlighted_key()
+        highlighted = self.highlighted_row
+        keep = keep or (highlighted.key if highlighted else None)
         rows = build_rows(
             self.snapshot,
             self.instances,
@@ -266,64 +209,109 @@ class ProcessTable(DataTable):
             filter_text=self.view.filter_text,
         )
         order = [row.key for row in rows]
-        if (order == self._order and self.view.sort_column not in VOLATILE
+        if (order == [row.key for row in self.rows] and self.view.sort_column not in VOLATILE
                 and self.snapshot.timestamp - self._volatile_at < VOLATILE_EVERY_S):
             rows = [old if (old := self._shown.get(row.key)) is not None and _only_volatile(old, row) else row
                     for row in rows]
         else:
             self._volatile_at = self.snapshot.timestamp
-        wanted = {row.key: row for row in rows}
-        if wanted == self._shown and order == self._order:
+        if tuple(rows) == self.rows:
             return
-        changed: list[str] = []
-        with self.app.batch_update():
-            for key in [k for k in self._shown if k not in wanted]:
-                self.remove_row(key)
-                del self._shown[key]
-                self._row_revision.pop(RowKey(key), None)
-            for row in rows:
-                old = self._shown.get(row.key)
-                if old is None:
-                    self._revise(self.add_row(*(self._cell(row, c) for c in self._columns), key=row.key))
-                elif old != row:
-                    for c in self._columns:
-                        c_text = "role_short" if c == "role" and self._narrow else c
-                        if old.cells[c_text] != row.cells[c_text] or old.kind != row.kind or old.hidden != row.hidden:
-                            self._set_cell(RowKey(row.key), c, self._cell(row, c))
-                    changed.append(row.key)
-                self._shown[row.key] = row
-            moved = self._reorder(order) if order != [r.key.value for r in self.ordered_rows] else []
-            self._repaint([self._row_locations.get(RowKey(k)) for k in changed] + moved)
-            self._order = order
-            if keep in wanted:
-                self.move_cursor(row=order.index(keep), scroll=False)
+        looks = [self._look(row) for row in rows]
+        before, self._looks = self._looks, looks
+        recounted = len(rows) != len(self.rows)
+        self.rows = tuple(rows)
+        self._shown = {row.key: row for row in rows}
+        if recounted:
+            self._set_virtual_size()
+        cursor = order.index(keep) if keep in self._shown else min(self.cursor_row, max(len(rows) - 1, 0))
+        common = min(len(before), len(looks))
+        changed = [n for n in self._in_view()
+                   if n < max(len(before), len(looks)) and (n >= common or before[n] != looks[n])]
+        self._repaint(changed)
+        self._move(cursor, scroll=False)
         self._announce()
 
-    @property
-    def highlighted_row(self) -> Row | None:
-        key = self._highlighted_key()
-        return self._shown.get(key) if key else None
+    def _set_virtual_size(self) -> None:
+        width = sum(w + PADDING for _, w in self.columns)
+        self.virtual_size = Size(width, HEADER + len(self.rows))
+
+    # -- the cursor ------------------------------------------------------------------------
+
+    def move_cursor(self, *, row: int, scroll: bool = True) -> None:
+        self._move(row, scroll)
+        self._announce()
+
+    def _move(self, row: int, scroll: bool = True) -> None:
+        row = max(0, min(row, len(self.rows) - 1))
+        if row != self.cursor_row:
+            self._repaint([self.cursor_row, row])
+            self.cursor_row = row
+        if scroll:
+            self._scroll_to_cursor()
+
+    def _scroll_to_cursor(self) -> None:
+        rows_in_view = max(1, self.scrollable_content_region.height - HEADER)
+        top = round(self.scroll_y)
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=False, force=True, immediate=True)
+        elif self.cursor_row >= top + rows_in_view:
+            self.scroll_to(y=self.cursor_row - rows_in_view + 1, animate=False, force=True, immediate=True)
 
     def _announce(self) -> None:
-        key = self._highlighted_key()
-        self.post_message(self.Highlighted(self._shown.get(key) if key else None))
+        self.post_message(self.Highlighted(self.highlighted_row))
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        event.stop()
-        self._announce()
+    def _keyboard(self) -> None:
+        """Keys move the cursor: the mouse's hover line goes."""
+        if self._hover_row is not None:
+            self._repaint([self._hover_row])
+            self._hover_row = None
+
+    def action_cursor(self, step: int) -> None:
+        self._keyboard()
+        self.move_cursor(row=self.cursor_row + step)
+
+    def action_cursor_to(self, row: int) -> None:
+        self._keyboard()
+        self.move_cursor(row=row if row >= 0 else len(self.rows) - 1)
+
+    def action_page(self, direction: int) -> None:
+        self._keyboard()
+        page = max(1, self.scrollable_content_region.height - HEADER)
+        self.scroll_to(y=self.scroll_y + direction * page, animate=False, force=True, immediate=True)
+        self.move_cursor(row=self.cursor_row + direction * page)
+
+    def _row_at(self, event: events.MouseEvent) -> int | None:
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y < HEADER:
+            return None
+        row = offset.y - HEADER + round(self.scroll_y)
+        return row if row < len(self.rows) else None
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        row = self._row_at(event)
+        if row != self._hover_row:
+            self._repaint([n for n in (self._hover_row, row) if n is not None])
+            self._hover_row = row
+
+    def on_leave(self, event: events.Leave) -> None:
+        self._keyboard()
+
+    def on_click(self, event: events.Click) -> None:
+        row = self._row_at(event)
+        if row is not None:
+            self.move_cursor(row=row)
 
     # -- what the user does ----------------------------------------------------------------
 
     def set_view(self, **changes) -> None:
         for name, value in changes.items():
             setattr(self.view, name, value)
-        for key in self._columns:
-            self.columns[key].label = self._label(key)
         self._apply()
-        self.refresh()
+        self.refresh()  # the column labels
 
     def cycle_sort(self) -> None:
-        keys = list(self._columns)
+        keys = list(self._keys)
         nxt = keys[(keys.index(self.view.sort_column) + 1) % len(keys)] if self.view.sort_column in keys else keys[0]
         self.set_view(sort_column=nxt, reverse=COLUMN[nxt].numeric)
 
@@ -334,8 +322,7 @@ class ProcessTable(DataTable):
         self.set_view(grouped=not self.view.grouped)
 
     def action_toggle_instance(self) -> None:
-        key = self._highlighted_key()
-        row = self._shown.get(key) if key else None
+        row = self.highlighted_row
         if row is None or row.instance_key is None or not self.view.grouped:
             return
         header = f"i:{row.instance_key}"
@@ -343,3 +330,99 @@ class ProcessTable(DataTable):
             return
         self.collapsed.symmetric_difference_update({row.instance_key})
         self._apply(keep=header)
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def _in_view(self) -> range:
+        top = round(self.scroll_y)
+        return range(top, top + max(0, self.scrollable_content_region.height - HEADER))
+
+    def _repaint(self, rows: list[int]) -> None:
+        """Repaint the lines of these rows where they are in view."""
+        top = round(self.scroll_y)
+        width = self.size.width
+        for n in sorted(set(rows)):
+            if n in self._in_view():
+                self.refresh(Region(0, HEADER + n - top, width, 1))
+
+    def notify_style_update(self) -> None:
+        self._kept_cells.clear()
+        self._kept_lines.clear()
+        super().notify_style_update()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        styles = (self.rich_style, *(self.get_component_rich_style(f"process-table--{name}")
+                                     for name in ("header", "cursor", "hover")))
+        if styles != self._styles:  # a theme or focus change: every kept cell and line was drawn in the old look
+            self._styles = styles
+            self._kept_cells.clear()
+            self._kept_lines.clear()
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        scroll_x, scroll_y = self.scroll_offset
+        base = self._styles[0]
+        if y < HEADER:
+            strip = self._header_line(width)
+        else:
+            n = y - HEADER + scroll_y
+            if n >= len(self.rows):
+                return Strip.blank(width, base)
+            state = (CURSOR if n == self.cursor_row else NORMAL) | (HOVER if n == self._hover_row else NORMAL)
+            strip = self._row_line(self._looks[n], state, width)
+        if scroll_x or strip.cell_length != width:
+            strip = strip.crop(scroll_x, scroll_x + width).adjust_cell_length(width, base)
+        return strip
+
+    def _header_line(self, width: int) -> Strip:
+        header = self._styles[1]
+        segments = []
+        for key, w in self.columns:
+            label = short_label(key, self._narrow)
+            if key == self.view.sort_column:
+                label += "▼" if self.view.reverse else "▲"
+            before, text, after = fit(label, w, COLUMN[key].numeric, ellipsis=False)
+            segments.append(Segment(f" {before}{text}{after} ", header + _meta(len(segments))))
+        segments.append(Segment(" " * max(0, width - self.virtual_size.width), header + PAST))
+        return Strip(segments)
+
+    def _state_styles(self, state: int) -> tuple[Style, Style]:
+        """(the style of a cell's spaces, of the line past the last column) in this state."""
+        base, _, cursor, hover = self._styles
+        part = Style()
+        if state & HOVER:
+            part += hover
+        if state & CURSOR:
+            part += cursor
+        return base + part + Style.from_color(part.color) + Style.from_color(bgcolor=part.bgcolor), base + part
+
+    def _row_line(self, look: tuple, state: int, width: int) -> Strip:
+        key = (look, state, width)
+        strip = self._kept_lines.get(key)
+        if strip is None:
+            texts, emphasis = look
+            pad, rest = self._state_styles(state)
+            segments = []
+            for n, (text, (column, w)) in enumerate(zip(texts, self.columns)):
+                segments += self._cell(n, text, w, COLUMN[column].numeric, emphasis, state, pad)
+            segments.append(Segment(" " * max(0, width - self.virtual_size.width), rest + PAST))
+            strip = self._kept_lines[key] = Strip(segments)
+        return strip
+
+    def _cell(self, column: int, text: str, width: int, right: bool, emphasis: str | None, state: int,
+              pad: Style) -> list[Segment]:
+        """A cell's segments, kept by what it shows: its spaces and text as DataTable's
+        rendering merged them (emphasis covers the text, not the spaces)."""
+        key = (column, text, width, right, emphasis, state)
+        segments = self._kept_cells.get(key)
+        if segments is None:
+            pad += _meta(column)
+            before, shown, after = fit(text, width, right)
+            emphasised = pad + Style.parse(emphasis) if emphasis else pad
+            if emphasised == pad or not shown:  # the cursor's own style may be bold already
+                segments = [Segment(f" {before}{shown}{after} ", pad)]
+            else:
+                segments = [Segment(f" {before}", pad), Segment(shown, emphasised), Segment(f"{after} ", pad)]
+            self._kept_cells[key] = segments
+        return segments
