@@ -3,7 +3,9 @@
 import os
 import subprocess
 import sys
+import time
 
+import psutil
 import pytest
 
 from engine_tree import engine_tree as spawn_engine
@@ -114,3 +116,34 @@ def test_a_parent_that_holds_gpu_memory_itself_is_still_its_workers_ancestor(eng
     )
     (inst,) = group_instances(snap)
     assert inst.root_pid == engine_pid and inst.total_mib == 2500 and sorted(inst.pids) == sorted([engine_pid, *workers])
+
+
+def test_cpu_and_rss_are_the_figures_psutil_gives():
+    # One read of /proc/PID/stat per tick stands in for psutil's four: its figures must agree.
+    busy = subprocess.Popen([sys.executable, "-c", "x = bytearray(64 * 2**20)\nwhile True: pass"])
+    try:
+        reader = ProcessReader()
+        reader.read({busy.pid})
+        proc = psutil.Process(busy.pid)
+        proc.cpu_percent(None)
+        time.sleep(1.0)
+        (host,) = reader.read({busy.pid})[0].values()
+        theirs = proc.cpu_percent(None)
+        assert host.cpu_pct is not None and abs(host.cpu_pct - theirs) < 15  # read a moment apart
+        assert host.cpu_pct > 20  # it spins: a share of a core on a loaded machine, not 0
+        assert abs(host.rss_mib - proc.memory_info().rss // 2**20) <= 1 and host.rss_mib >= 64
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def test_a_process_that_did_not_move_keeps_its_record(engine_tree):
+    # A tick where nothing moved builds no record: the snapshot's equality check is then an
+    # identity check, and nothing is allocated per process.
+    _, workers = engine_tree
+    reader = ProcessReader()
+    reader.read(set(workers))
+    first, *_ = reader.read(set(workers))
+    second, *_ = reader.read(set(workers))
+    assert all(second[p] is first[p] for p in workers)
+    assert all(second[p].cpu_pct == 0.0 for p in workers)  # the engine stand-ins sleep

@@ -1,7 +1,9 @@
 """The live source: NVML for the GPUs and their processes, psutil for what those processes are.
 
 One ``sample()`` call is one tick: it reads NVML, then the OS, and returns one immutable
-snapshot. It blocks (driver calls can), so the app calls it from a worker thread.
+snapshot. It blocks (driver calls can), so the app calls it from a worker thread. A process whose
+memory and record did not move is the same object as in the last snapshot, so comparing two
+snapshots of a node at rest is a matter of identities.
 """
 
 from __future__ import annotations
@@ -24,15 +26,22 @@ class LiveSource:
         self._nvml = NvmlSource()
         self._processes = ProcessReader()
         self._hostname = socket.gethostname()
+        self._last: dict[tuple, GpuProcess] = {}  # (pid, GPU, kind, MIG slice) -> as last given out
 
     def sample(self) -> NodeSnapshot:
         reading = self._nvml.read()
         pids = {p.pid for p in reading.processes}
         hosts, hidden, ancestors, errors = self._processes.read(pids)
-        procs = tuple(
-            GpuProcess(p.pid, p.gpu_index, p.used_mib, p.kind, hosts.get(p.pid), hidden.get(p.pid), p.mig_slice)
-            for p in reading.processes
-        )
+        last, self._last = self._last, {}
+        procs = []
+        for p in reading.processes:
+            key = (p.pid, p.gpu_index, p.kind, p.mig_slice)
+            host, reason = hosts.get(p.pid), hidden.get(p.pid)
+            kept = last.get(key)
+            if kept is None or kept.used_mib != p.used_mib or kept.host is not host or kept.hidden_reason != reason:
+                kept = GpuProcess(p.pid, p.gpu_index, p.used_mib, p.kind, host, reason, p.mig_slice)
+            self._last[key] = kept
+            procs.append(kept)
         held, notices = for_snapshot()  # memory promised to engines vramtop launch is starting
         errors = (*errors, *(SourceError("reservations", n) for n in notices))
         return NodeSnapshot(
@@ -43,7 +52,7 @@ class LiveSource:
             cuda_version=reading.cuda_version,
             nvml_version=reading.nvml_version,
             gpus=reading.gpus,
-            gpu_processes=procs,
+            gpu_processes=tuple(procs),
             ancestors=ancestors,
             errors=tuple(reading.errors) + tuple(errors),
             reservations=held,

@@ -1,14 +1,20 @@
 """What the OS says about the GPU processes NVML lists, and about their parents.
 
-psutil ``Process`` objects are kept between ticks: CPU % needs the previous reading, and a
-process's name, command line, owner and parent do not change, so they are read once. Whether a
-PID was reused, and whether a process retitled itself, is checked on every read for a process's
-first reads (engines and Ray workers retitle before they use a GPU, so early) and every few after.
-A PID that psutil cannot see keeps its GPU memory; the reason goes with it.
+A process's name, command line, owner, parent and start time do not change, so psutil reads them
+once, when the PID is first seen. After that a tick costs one read of ``/proc/PID/stat`` per
+process: its start time tells a reused PID from the same process, and its CPU time and resident
+pages give CPU % and RSS. (psutil answers those with four reads, and a count of the CPUs, per
+process per tick: on a busy node that was most of vramtop's CPU.) A process whose figures did not
+move keeps its record, so a tick where nothing moved builds none. Whether a process retitled
+itself is checked on each of its first reads (engines and Ray workers retitle before they use a
+GPU, so early) and every few after. A PID that cannot be seen keeps its GPU memory; the reason
+goes with it.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass, replace
 
 import psutil
@@ -19,15 +25,37 @@ NOT_VISIBLE = "not visible from here: no such PID in this PID namespace (a conta
 NO_PERMISSION = "not visible from here: permission denied reading the process"
 
 
-RECHECK_EVERY = 5  # reads between checks of a known process's identity and title
+RECHECK_EVERY = 5  # reads between checks of a known process's title
 NEW_READS = 10  # ... after this many reads of it on every tick (a process retitles early)
+STAT_BYTES = 4096  # /proc/PID/stat is one line of about 300 bytes
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass
 class _Known:
     proc: psutil.Process
     static: HostProcess  # the fields that never change for this process
+    started: int  # clock ticks after boot (stat field 22): another value means another process
+    cpu_s: float = 0.0  # CPU seconds at the last read ...
+    read_at: float = 0.0  # ... and when (monotonic)
+    host: HostProcess | None = None  # the last record given out
     reads: int = 0
+
+
+def _stat(pid: int) -> tuple[int, float, int]:
+    """(start time in clock ticks, CPU seconds, resident pages) of ``pid`` from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read(STAT_BYTES)
+    fields = data[data.rindex(b")") + 2:].split()  # the name in parentheses may hold anything
+    return int(fields[19]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(fields[21])
+
+
+def _cpu_pct(known: _Known, cpu_s: float, now: float) -> float | None:
+    """CPU % since the last read, as top shows it (100 per busy core); None on the first read."""
+    if not known.read_at or now <= known.read_at:
+        return None
+    return round((cpu_s - known.cpu_s) / (now - known.read_at) * 100, 1)
 
 
 def _title(cmdline: list[str], name: str) -> str:
@@ -44,10 +72,11 @@ class ProcessReader:
 
     def _lookup(self, pid: int) -> _Known:
         """The kept record of ``pid``, read the first time it is seen. Whether it is still the
-        same process is checked by ``read`` on each tick (cheaply, from the parent PID)."""
+        same process is checked by ``read`` on each tick, from its start time."""
         known = self._known.get(pid)
         if known is not None:
             return known
+        started = _stat(pid)[0]
         proc = psutil.Process(pid)
         with proc.oneshot():
             name = proc.name()
@@ -68,8 +97,7 @@ class ProcessReader:
                 user=user,
                 create_time=proc.create_time(),
             )
-        proc.cpu_percent(None)  # arm the CPU counter: the next tick reads a real figure
-        known = _Known(proc, static)
+        known = _Known(proc, static, started)
         self._known[pid] = known
         return known
 
@@ -95,21 +123,26 @@ class ProcessReader:
         for pid in sorted(gpu_pids):
             try:
                 known = self._lookup(pid)
+                started, cpu_s, pages = _stat(pid)
+                now = time.monotonic()
+                if started != known.started:  # the PID was reused
+                    del self._known[pid]
+                    known = self._lookup(pid)
                 known.reads += 1
-                # Whether the PID still names the same process, and its title: each costs a read
-                # of /proc; a process that has lived a while and kept both is asked less often.
+                # Its title costs a read of /proc: a process that has lived a while and kept its
+                # title is asked less often.
                 check = known.reads <= NEW_READS or known.reads % RECHECK_EVERY == 0
-                with known.proc.oneshot():  # one read of /proc/PID/stat for the parent and the CPU
-                    if check and known.proc.ppid() != known.static.ppid:  # the PID was reused
-                        del self._known[pid]
-                        known = self._lookup(pid)
-                    cpu = known.proc.cpu_percent(None)
-                    rss = to_mib(known.proc.memory_info().rss)
-                    s = self._retitled(known) if check else known.static
-                hosts[pid] = HostProcess(s.pid, s.ppid, s.name, s.title, s.cmdline, s.user, cpu, rss, s.create_time)
-            except psutil.AccessDenied:
+                s = self._retitled(known) if check else known.static
+                cpu, rss = _cpu_pct(known, cpu_s, now), to_mib(pages * PAGE_BYTES)
+                known.cpu_s, known.read_at = cpu_s, now
+                host = known.host
+                if host is None or (host.cpu_pct, host.rss_mib, host.cmdline, host.title) != (cpu, rss, s.cmdline, s.title):
+                    host = known.host = HostProcess(s.pid, s.ppid, s.name, s.title, s.cmdline, s.user, cpu, rss,
+                                                    s.create_time)
+                hosts[pid] = host
+            except (psutil.AccessDenied, PermissionError):
                 hidden[pid] = NO_PERMISSION
-            except psutil.Error:
+            except (psutil.Error, OSError, ValueError, IndexError):  # gone, or /proc says something else
                 hidden[pid] = NOT_VISIBLE
         if len(hidden) >= 2 and not hosts:
             errors.append(SourceError("processes", f"none of the {len(hidden)} GPU processes is visible from here; "
@@ -125,7 +158,7 @@ class ProcessReader:
                 if (parent := hosts.get(ppid)) is None:
                     try:
                         parent = self._lookup(ppid).static
-                    except psutil.Error:
+                    except (psutil.Error, OSError, ValueError, IndexError):
                         break
                 ancestors[ppid] = parent
                 ppid = parent.ppid
