@@ -91,6 +91,14 @@ def tree_rss_mib(pid: int) -> float:
     return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 2**20
 
 
+def private_env(sc: fakenvml.Scenario, tmp: Path) -> dict[str, str]:
+    """The scenario's environment with config and state folders of the run's own: what-if pins
+    or a theme saved on this machine would otherwise change what vramtop does per tick."""
+    env = sc.env()
+    env.update(TERM="xterm-256color", XDG_CONFIG_HOME=str(tmp / "config"), XDG_STATE_HOME=str(tmp / "state"))
+    return env
+
+
 def start_pane(session: str, command: list[str], env: dict[str, str]) -> int:
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "45", *command],
                    env=env, check=True)
@@ -142,8 +150,7 @@ def race(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float, nvito
     pids = [c.pid for c in children]
     path = tmp / f"race-{gpus}x{procs}.txt"
     sc = scenario(path, gpus, pids, 0, changing)
-    env = sc.env()
-    env["TERM"] = "xterm-256color"
+    env = private_env(sc, tmp)
     tag = f"race{os.getpid()}"
     mover = Mover(path, gpus, pids) if changing else None
     try:
@@ -177,8 +184,7 @@ def one_shot(tmp: Path, nvitop: str, runs: int = 7) -> tuple[float, float]:
     """Median wall seconds of ``vramtop --once --no-ray`` and ``nvitop -1`` on an 8 x 64 node."""
     children = [subprocess.Popen(["sleep", "3600"]) for _ in range(64)]
     try:
-        env = scenario(tmp / "once.txt", 8, [c.pid for c in children], 0, False).env()
-        env["TERM"] = "xterm-256color"
+        env = private_env(scenario(tmp / "once.txt", 8, [c.pid for c in children], 0, False), tmp)
 
         def wall(cmd: list[str]) -> float:
             t0 = time.monotonic()
