@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable, Iterable, Mapping, TypeVar
 
 from vramtop.ray.model import Job, RayState
@@ -34,7 +35,7 @@ class ReplicaLink:
     via: str
     bundle_index: int | None = None
 
-    @property
+    @cached_property  # the process table asks for it on every row it draws
     def label(self) -> str:
         return f"{self.app}/{self.deployment}#{self.replica_id}"
 

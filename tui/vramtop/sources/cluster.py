@@ -111,7 +111,9 @@ class ClusterSource:
     """The Ray cluster as one node: a source like ``LiveSource`` whose GPUs come from ``poller``
     (a ``RayPoller``). The dashboard is polled at most every ``min_poll_s`` (Ray's reporters
     refresh their figures every few seconds; a large cluster's dashboard should not answer five
-    requests a second for nothing); samples in between rebuild the picture from the last poll."""
+    requests a second for nothing); samples in between reuse the last poll's GPUs and remote
+    processes (the same objects, so a tick that compares them finds them unchanged at once) and
+    read only this machine's processes again."""
 
     name = "cluster"
     carries_ray = True  # each snapshot holds the Ray state it was built from: no second poll
@@ -125,6 +127,7 @@ class ClusterSource:
         self._processes = ProcessReader()
         self._hostname = socket.gethostname()
         self._addresses = local_addresses()
+        self._built: tuple[RayState, tuple[GpuInfo, ...], tuple[GpuProcess, ...]] | None = None
 
     def _state(self) -> RayState:
         now = self._clock()
@@ -137,12 +140,14 @@ class ClusterSource:
         snapshot = NodeSnapshot(timestamp=time.time(), hostname=state.address, source="cluster", ray=state)
         if state.error is not None:  # old GPU figures would pass for live ones: show none
             return replace(snapshot, errors=(SourceError("ray", state.summary()),))
-        gpus, procs = cluster_gpus(state, self._hostname, self._addresses)
+        if self._built is None or self._built[0] is not state:
+            self._built = (state, *cluster_gpus(state, self._hostname, self._addresses))
+        _, gpus, procs = self._built
         local = {p.pid for p in procs if p.hidden_reason is None}
         hosts, hidden, ancestors, errors = self._processes.read(local)
-        # The same PID may run on another machine too: only the local rows (no reason yet) are ours.
-        procs = tuple(p if p.hidden_reason else replace(p, host=hosts.get(p.pid), hidden_reason=hidden.get(p.pid))
-                      for p in procs)
+        if local:  # the same PID may run on another machine too: only the local rows (no reason yet) are ours
+            procs = tuple(p if p.hidden_reason else replace(p, host=hosts.get(p.pid), hidden_reason=hidden.get(p.pid))
+                          for p in procs)
         return replace(snapshot, gpus=gpus, gpu_processes=procs, ancestors=ancestors, errors=tuple(errors))
 
     def close(self) -> None:
