@@ -87,3 +87,28 @@ async def test_no_ray_is_one_quiet_line():
         assert str(panel.query_one("#ray-summary").render()) == "no Ray at 127.0.0.1:8265 · --ray-address"
         assert panel.has_class("-quiet") and panel.table.row_count == 0
         assert panel.region.height == 1  # one line, not a box
+
+
+async def test_a_status_change_alone_reaches_its_cell_and_a_returning_deployment_is_shown_again():
+    """Rows whose analysis did not move are skipped: the status, read from the deployment and
+    not the analysis, must still count as a move, and a deployment that left must come back."""
+    app = Host()
+    async with app.run_test(size=(120, 30)) as pilot:
+        panel = app.query_one(RayPanel)
+        st = seed_state(pending=False)
+        panel.show(st, analyze(st))
+        await pilot.pause()
+        table = panel.table
+        assert table.get_cell("llm/LLMServer:qwen", "status").plain == "HEALTHY"
+        llm = st.deployments[1]
+        sick = replace(st, deployments=(st.deployments[0], replace(llm, status="UNHEALTHY")))
+        assert analyze(sick).deployment(llm.key) == analyze(st).deployment(llm.key)
+        panel.show(sick, analyze(sick))
+        await pilot.pause()
+        assert table.get_cell("llm/LLMServer:qwen", "status").plain == "UNHEALTHY"
+        alone = replace(sick, deployments=sick.deployments[:1])
+        panel.show(alone, analyze(alone))
+        await pilot.pause()
+        panel.show(sick, analyze(sick))
+        await pilot.pause()
+        assert table.row_count == 2 and table.get_cell("llm/LLMServer:qwen", "status").plain == "UNHEALTHY"

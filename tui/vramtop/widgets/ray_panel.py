@@ -6,8 +6,10 @@ Feed it from the poller's state and its analysis::
     panel.show(ray_state, feasibility.analyze(ray_state, snapshot))
 
 Rows are keyed by deployment (``app/name``) and only changed cells are updated, so the cursor
-and scroll survive every poll. Columns are chosen by width; at 40 columns the table keeps the
-name, replicas, GPUs and fits, and the lines below wrap.
+and scroll survive every poll; a deployment whose analysis and status did not move is not
+looked at again (a cluster of hundreds of deployments costs the rows that changed). Columns
+are chosen by width; at 40 columns the table keeps the name, replicas, GPUs and fits, and the
+lines below wrap.
 """
 
 from __future__ import annotations
@@ -128,6 +130,7 @@ class RayPanel(Widget):
         super().__init__(**kwargs)
         self._columns: tuple[str, ...] = ()
         self._shown: dict[str, dict[str, str]] = {}
+        self._inputs: dict[str, tuple] = {}  # deployment -> what its shown cells were made of
         self._state: RayState | None = None
         self._analysis = RayAnalysis()
         self._texts: dict[str | None, str] = {}  # box id -> the text it shows
@@ -180,6 +183,7 @@ class RayPanel(Widget):
         table = self.table
         table.clear(columns=True)
         self._shown.clear()
+        self._inputs.clear()
         self._columns = columns
         widths = {k: w for k, _, w in _ALL}
         name_width = max(12, self.size.width - sum(widths[c] + 2 for c in columns if c != "deployment") - 4)
@@ -194,12 +198,17 @@ class RayPanel(Widget):
         table = self.table
         state, analysis = self._state, self._analysis
         deps = {d.key: d for d in state.deployments} if state else {}
-        wanted = {a.key: cells(deps[a.key], a) for a in analysis.deployments if a.key in deps}
+        inputs = {a.key: (a, deps[a.key].status, deps[a.key].autoscaling is None, deps[a.key].num_replicas)
+                  for a in analysis.deployments if a.key in deps}
         with self.app.batch_update():
-            for key in [k for k in self._shown if k not in wanted]:
+            for key in [k for k in self._shown if k not in inputs]:
                 table.remove_row(key)
-                del self._shown[key]
-            for key, row in wanted.items():
+                del self._shown[key], self._inputs[key]
+            for key, made_of in inputs.items():
+                if self._inputs.get(key) == made_of:
+                    continue
+                self._inputs[key] = made_of
+                row = cells(deps[key], made_of[0])
                 texts = {c: row[c].plain for c in self._columns}
                 if key not in self._shown:
                     table.add_row(*(row[c] for c in self._columns), key=key)
