@@ -25,6 +25,7 @@ from typing import Iterator
 from vramtop import paths
 from vramtop.fit import hub, ollama_library
 from vramtop.fit.specs import ModelSpec
+from vramtop.fit.vision import VisionSpec
 from vramtop.regular_file import NotRegularFile, open_regular
 
 MAX_ENTRY = 64 * 1024  # one cached spec is about 1 KiB
@@ -86,7 +87,8 @@ def cached(text: str) -> ModelSpec | None:
     if set(fields) != set(_FIELDS):
         return None
     try:
-        return ModelSpec(**{**fields, "aliases": tuple(fields["aliases"])})
+        vision = VisionSpec(**fields["vision"]) if isinstance(fields["vision"], dict) else None
+        return ModelSpec(**{**fields, "aliases": tuple(fields["aliases"]), "vision": vision})
     except (TypeError, ValueError):
         return None
 

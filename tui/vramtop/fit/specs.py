@@ -26,6 +26,7 @@ import yaml
 
 from vramtop import paths
 from vramtop.fit.layers import LayerPattern, StateShape, layer_pattern
+from vramtop.fit.vision import VisionSpec, from_config as vision_from_config
 from vramtop.fit.weights import DTYPE_BITS, WeightFigures, weights_from_tensors
 from vramtop.units import MIB
 from vramtop.yamlfile import one_line
@@ -56,7 +57,8 @@ class ModelSpec:
     layers' (Gemma 4). MLA models give
     ``kv_lora_rank`` and ``qk_rope_head_dim`` instead of per-head K/V. ``unmodelled`` names what
     the model has that the arithmetic does not know (a verdict stays YELLOW at best);
-    ``weights_from`` says where ``weight_bytes`` came from.
+    ``weights_from`` says where ``weight_bytes`` came from; ``vision``: a multimodal model's
+    vision tower (``fit/vision.py``).
     """
 
     name: str
@@ -92,6 +94,7 @@ class ModelSpec:
     weights_from: str = ""  # "safetensors headers", "estimated from config.json", ...
     full_head_dim: int | None = None  # full-attention layers' head size, where it differs
     full_kv_heads: int | None = None  # full-attention layers' KV heads, where they differ
+    vision: VisionSpec | None = None
 
     @property
     def full_layers(self) -> int:
@@ -179,7 +182,8 @@ _CATALOG_FIELDS = {
 def _catalog_entry(raw: dict[str, Any]) -> ModelSpec:
     fields = {k: v for k, v in raw.items() if k in _CATALOG_FIELDS}
     return ModelSpec(
-        name=raw["id"], source=raw["source"], aliases=tuple(raw.get("aliases", ())), **fields
+        name=raw["id"], source=raw["source"], aliases=tuple(raw.get("aliases", ())), **fields,
+        vision=vision_from_config(raw, raw["hidden"], raw["source"]),
     )
 
 
@@ -492,6 +496,12 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
     tied = c.get("tie_word_embeddings", cfg.get("tie_word_embeddings", _ties_by_default(c))) is True
     full_head_dim, full_kv_heads, odd = _full_attention_geometry(c, source, head_dim, kv_heads)
     unmodelled = list(pattern.unknown) + odd
+    try:
+        tower = vision_from_config(cfg, hidden, source)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    if tower is None and isinstance(cfg.get("vision_config"), dict):
+        unmodelled.append("a vision encoder of another shape (vision_config)")
     if unknown_quant:
         unmodelled.append(f"quantization '{unknown_quant}'")
     if weights is not None:
@@ -504,7 +514,9 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
                                          tied, experts, moe_inter, fmt, keep16, pattern,
                                          _gemma4_extras(c, source, layers, hidden, heads, intermediate,
                                                         full_head_dim, full_kv_heads, head_dim, kv_heads))
-        weights_from, encoder = "estimated from config.json", 0
+        weights_from, encoder = "estimated from config.json", tower.params if tower else 0
+        params += encoder  # the tower and projector in the checkpoint's 16-bit dtype, never quantized
+        weight_bytes += encoder * (4 if dtype == "float32" else 2)
     if not 0 < params <= MAX_PARAMS or not 0 < weight_bytes <= 4 * MAX_PARAMS:
         raise SpecError(f"{source}: the weights add up to {weight_bytes:,} bytes, not a model")
     if fmt:
@@ -518,7 +530,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
         experts=experts, experts_per_token=per_token, moe_intermediate=moe_inter, origin="hf",
         state_layers=pattern.state_layers, no_kv_layers=pattern.no_kv, state=pattern.state,
         unmodelled=tuple(unmodelled), weights_from=weights_from,
-        full_head_dim=full_head_dim, full_kv_heads=full_kv_heads,
+        full_head_dim=full_head_dim, full_kv_heads=full_kv_heads, vision=tower,
     )
 
 

@@ -6,8 +6,10 @@ context (and, since late 2025, NCCL) exist. The KV cache gets what is left of th
 the weights (sharded by TP), the activation peak of the profile run, non-torch memory and, from
 v0.21.0 on, the CUDA-graph estimate. Block counts, token counts, concurrency and the "cannot
 hold one request" check follow ``vllm/v1/core/kv_cache_utils.py`` (hybrid KV cache manager:
-sliding-window layers only keep their window). The overhead constants are typical figures from
-public start-up logs; ``bench/accuracy_vllm.py`` measures how close this gets.
+sliding-window layers only keep their window). A multimodal model's profile run also pushes
+dummy images through its vision encoder (``encoder_activation_bytes``). The overhead constants
+are typical figures from public start-up logs; ``bench/accuracy_vllm.py`` measures how close
+this gets.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from vramtop.fit import mxfp4
 from vramtop.fit.specs import (
     BITS_PER_WEIGHT, KEEPS_EMBEDDINGS_16BIT, ModelSpec, normalize_format, weight_bytes_as,
 )
+from vramtop.fit.vision import VisionSpec
 from vramtop.units import GIB, MIB
 
 BLOCK_SIZE = 16
@@ -53,6 +56,9 @@ TOKENS_BY_CONCURRENCY_FROM = (0, 21, 0)
 # sort. 0.10.2 and 0.11.0 used FlashInfer's sampler where FlashInfer was installed (pull 26859
 # turned it off by default again), which is not modelled.
 TRITON_TOP_K_TOP_P_FROM = (0, 16, 0)
+# ``limit_mm_per_prompt`` left unset: 999 items of each modality a prompt
+# (``MultiModalConfig.get_limit_per_prompt`` in ``vllm/config/multimodal.py``).
+DEFAULT_MM_LIMIT = 999
 _VERSION = re.compile(r"^\s*v?(\d{1,3})\.(\d{1,3})(?:\.(\d{1,4}))?(?:[.+\-]?[A-Za-z0-9.+\-]{0,40})?\s*$")
 
 
@@ -368,25 +374,94 @@ def sampler_bytes(vocab: int, requests: int, version: tuple[int, int, int]) -> f
     return requests * vocab * per_logit
 
 
+@dataclass(frozen=True)
+class MmProfile:
+    """The engine arguments that shape a multimodal model's profile run: ``limit_mm_per_prompt``
+    (images a prompt; 0 turns the encoder off), ``--skip-mm-profiling``, and
+    ``--mm-encoder-tp-mode`` ("weights": the encoder sharded by TP like the rest; "data": every
+    rank holds the whole encoder and runs its share of the batch)."""
+
+    limit_per_prompt: int = DEFAULT_MM_LIMIT
+    skip_profiling: bool = False
+    encoder_tp_mode: str = "weights"
+
+
+def encoder_items(v: VisionSpec, batched: int, max_num_seqs: int, max_model_len: int,
+                  limit: int = DEFAULT_MM_LIMIT) -> int:
+    """Items of the largest size the profile run encodes at once. The encoder budget is
+    ``max(max_num_batched_tokens, embeddings of one item)`` (``compute_mm_encoder_budget`` in
+    ``vllm/v1/core/encoder_cache_manager.py``, compute and cache budget alike when neither is
+    set); ``MultiModalBudget.get_max_items`` (``vllm/v1/worker/utils.py``) fits as many items
+    into it as the decoder could schedule: ``max_num_seqs`` prompts of
+    ``min(limit, max_model_len // embeddings)`` items each (chunked prefill on, as in V1)."""
+    if limit <= 0:
+        return 0
+    per_item = v.embeds_per_item
+    budget = max(batched, per_item)
+    per_prompt = max(1, min(limit, (max_model_len or per_item) // per_item))
+    return max(1, min(budget // per_item, max_num_seqs * per_prompt))
+
+
+def encoder_pass_bytes(v: VisionSpec, items: int, tp: int, element: int, data_parallel: bool = False) -> float:
+    """Torch peak of ``embed_multimodal`` on ``items`` dummy images: their pixels, and in one
+    tower layer the residual stream and its normed copy beside the larger of the attention's
+    q/k/v and output, or the MLP's hidden (fc1 and its activation; gate/up and their product
+    where gated), sharded by TP. Attention scores are not held (the tower's attention runs
+    FlashAttention or SDPA's fused kernels). With ``--mm-encoder-tp-mode data`` each rank
+    encodes its ``ceil(items / tp)`` share with the whole tower."""
+    shard = 1 if data_parallel else tp
+    n = (ceil(items / tp) if data_parallel else items) * v.patches_per_item
+    mlp = (3 if v.gated else 2) * v.intermediate / shard
+    attention = 4 * v.hidden / shard
+    pixels = v.channels * v.frames * v.patch * v.patch
+    return n * (pixels + 2 * v.hidden + max(mlp, attention)) * element
+
+
+def encoder_activation_bytes(spec: ModelSpec, batched: int, max_num_seqs: int, max_model_len: int, tp: int,
+                             element: int, mm: MmProfile) -> tuple[float, float]:
+    """(encoder pass peak, encoder outputs held) of the profile run, (0, 0) without a vision
+    tower or with the encoder's profiling skipped or turned off. The outputs are the items'
+    embeddings in the text width, which ``profile_run`` keeps in its encoder cache while the
+    dummy forward and sampling run (``self.encoder_cache[f"tmp_{i}"]``, cleared after)."""
+    v = spec.vision
+    if v is None or mm.skip_profiling:
+        return 0.0, 0.0
+    items = encoder_items(v, batched, max_num_seqs, max_model_len, mm.limit_per_prompt)
+    if not items:
+        return 0.0, 0.0
+    data = mm.encoder_tp_mode == "data" and tp > 1
+    return (encoder_pass_bytes(v, items, tp, element, data),
+            float(items * v.embeds_per_item * v.text_hidden * element))
+
+
 def activation_bytes(spec: ModelSpec, tp: int, batched: int, max_num_seqs: int, dtype: str,
                      last_stage: bool = True,
-                     version: tuple[int, int, int] = parse_version(NEWEST_MODELLED)) -> float:
+                     version: tuple[int, int, int] = parse_version(NEWEST_MODELLED),
+                     max_model_len: int = 0, mm: MmProfile = MmProfile()) -> float:
     """Torch peak of the profile run (``profile_run`` in ``vllm/v1/worker/gpu_model_runner.py``):
     the larger of the forward pass, one layer's live tensors for ``batched`` tokens (hidden and
     residual, the MLP's gate/up and activation, or the fused-MoE buffers), and the dummy
     sampling of ``min(max_num_seqs, batched)`` requests that follows it while the forward's
     hidden states are still held (full vocabulary on every rank of the last pipeline stage;
-    earlier stages run no sampler)."""
+    earlier stages run no sampler).
+
+    A multimodal model's run first encodes dummy images (``encoder_activation_bytes``), on
+    every rank (``profile_run`` does not ask the pipeline stage); the pass's own tensors are
+    gone before the forward starts, its outputs are not: the peak is the larger of the encoder
+    pass and the outputs plus the language model's peak."""
     element = 4 if dtype == "float32" else 2
     if spec.experts and spec.experts_per_token:
         mlp = spec.experts_per_token * (3 * spec.moe_intermediate / tp + spec.hidden)
     else:
         mlp = 3 * spec.intermediate / tp
     forward = batched * (3 * spec.hidden + mlp) * element
-    if not last_stage:
-        return forward
-    sampling = batched * spec.hidden * element + sampler_bytes(spec.vocab, min(max_num_seqs, batched), version)
-    return max(forward, sampling)
+    language = forward
+    if last_stage:
+        sampling = batched * spec.hidden * element + sampler_bytes(spec.vocab, min(max_num_seqs, batched), version)
+        language = max(forward, sampling)
+    encoder_pass, encoder_outputs = encoder_activation_bytes(spec, batched, max_num_seqs, max_model_len, tp,
+                                                             element, mm)
+    return max(encoder_pass, encoder_outputs + language)
 
 
 def cudagraph_bytes(spec: ModelSpec, enforce_eager: bool) -> float:
@@ -414,6 +489,7 @@ class VllmConfig:
     dp: int = 1  # data_parallel_size (a MoE model's experts are split over dp × tp ranks)
     ep: bool = False  # enable_expert_parallel
     gpu_name: str = ""  # as NVML names it: picks the MXFP4 MoE backend
+    mm: MmProfile = MmProfile()  # a multimodal model's profile run
 
     @property
     def mxfp4_backend(self) -> str:
@@ -495,8 +571,10 @@ def rank_budget(spec: ModelSpec, cfg: VllmConfig, gpu_index: int, total_bytes: f
     weights = weights_per_rank(spec, cfg.weights_format, cfg.tp, part, cfg.dp, cfg.ep, ep_rank, cfg.mxfp4_backend)
     if cfg.dtype == "float32" and cfg.weights_format is None:
         weights *= 2
+    if spec.vision is not None and cfg.mm.encoder_tp_mode == "data" and cfg.tp > 1:
+        weights += spec.vision_params * (4 if cfg.dtype == "float32" else 2) * (1 - 1 / cfg.tp)  # replicated
     act = activation_bytes(spec, cfg.tp, cfg.max_num_batched_tokens, cfg.max_num_seqs, cfg.dtype, part.last,
-                           cfg.version)
+                           cfg.version, cfg.max_model_len, cfg.mm)
     non_torch = (NON_TORCH_MIB + (NON_TORCH_TP_MIB if cfg.tp > 1 else 0)) * MIB
     graphs = cudagraph_bytes(stage_spec(spec, part), cfg.enforce_eager)
     outside = 0.0 if cfg.graphs_in_request else graphs
