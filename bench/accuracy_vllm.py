@@ -17,7 +17,8 @@ per row, the predicted and reported figures with their error:
                the error ``vllm.failure`` predicts for the row (end to end only)
 
 Each row is modelled as the vLLM release it names (its ``vllm`` field), and with prefix caching
-where the row says so. The summary (last lines) counts, per term, the rows within the issue's
+and the multimodal arguments (``limit_mm_per_prompt``, ``skip_mm_profiling``,
+``mm_encoder_tp_mode``) where the row says so. The summary (last lines) counts, per term, the rows within the issue's
 targets: weights ±3 %, KV tokens ±5 %, KV GiB ±5 %, concurrency ±5 %, and the outcome right.
 
     python bench/accuracy_vllm.py [--rows bench/vllm_startup_rows.yaml]
@@ -71,6 +72,9 @@ def config(row: dict, spec: ModelSpec, total_mib: int) -> vllm.VllmConfig:
         max_num_batched_tokens=row.get("max_num_batched_tokens", vllm.default_max_num_batched_tokens(total_mib, name)),
         enforce_eager=row.get("enforce_eager", False), weights_format=row.get("quantization"), dtype="bfloat16",
         version=version_of(row), prefix_caching=row.get("enable_prefix_caching", False), gpu_name=name,
+        mm=vllm.MmProfile(limit_per_prompt=row.get("limit_mm_per_prompt", vllm.DEFAULT_MM_LIMIT),
+                          skip_profiling=row.get("skip_mm_profiling", False),
+                          encoder_tp_mode=row.get("mm_encoder_tp_mode", "weights")),
     )
 
 
