@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
-try:
-    import pynvml
-except ImportError:  # nvidia-ml-py is a dependency, but a broken install must not be a traceback
-    pynvml = None
+pynvml: Any = None  # nvidia-ml-py, imported when NVML is opened: a command that only names NvmlUnavailable
+# (vramtop fit --on, on paper) does not load it
 
 from vramtop.snapshot import GpuInfo, MigSlice, SourceError, slice_label, to_mib
 
@@ -141,8 +140,11 @@ class NvmlSource:
     """This machine's GPUs through NVML. Raises ``NvmlUnavailable`` when NVML cannot be opened."""
 
     def __init__(self) -> None:
-        if pynvml is None:
-            raise NvmlUnavailable("nvidia-ml-py (the pynvml module) is not installed")
+        global pynvml
+        try:
+            import pynvml
+        except ImportError:  # nvidia-ml-py is a dependency, but a broken install must not be a traceback
+            raise NvmlUnavailable("nvidia-ml-py (the pynvml module) is not installed") from None
         try:
             pynvml.nvmlInit()
         except pynvml.NVMLError as exc:
