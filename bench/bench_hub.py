@@ -65,7 +65,7 @@ async def key_latencies(n: int, registry, tmp: Path, in_flight: bool) -> list[fl
     from textual.widgets import Input
 
     from vramtop.sources.demo import DemoSource
-    from vramtop.widgets.whatif_panel import WhatIfPanel, WhatIfScreen
+    from vramtop.widgets.whatif.panel import WhatIfPanel, WhatIfScreen
 
     class Host(App):
         def on_mount(self) -> None:

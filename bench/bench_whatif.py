@@ -4,8 +4,8 @@ On the demo node (fixed clock), the panel open beside the live view (160x50) wit
 candidates (the seed's two Ollama models and a vLLM TP=2 variant). Measured in the same run:
 
   fields, assess  fit.fields.candidate_from_fields on the form's texts (the floor any form
-                  pays per key), and assess: the same plus the fit engine's verdict and its
-                  suggestions on the current form, no Textual
+                  pays per key), and assess: the same plus the fit engine's verdict, its
+                  suggestions and what the panel shows of them on the current form, no Textual
   frame           CPU ms of the screen's frame after a key: layout when needed, paint of what
                   changed (Screen._on_timer_update), for
                     bare input     a plain Input beside the live view, panel closed (baseline)
@@ -39,14 +39,14 @@ from vramtop.config import Config
 from vramtop.fit import specs
 from vramtop.fit.fields import candidate_from_fields
 from vramtop.sources.demo import DemoSource
-from vramtop import whatif_state as ws
-from vramtop.widgets.whatif_panel import WhatIfPanel
+from vramtop.widgets.whatif import assess as wa, form as wf, persist
+from vramtop.widgets.whatif.panel import WhatIfPanel
 
 FIXED = 1_700_000_000.0
 SEED_PINS = (
-    ws.FormState(model="medgemma-27b-it:q8", engine=ws.OLLAMA),
-    ws.FormState(model="amsaravi/medgemma-4b-it:q8", engine=ws.OLLAMA),
-    ws.FormState(model="google/medgemma-4b-it", tensor_parallel_size="2", gpu_memory_utilization="0.85",
+    wf.FormState(model="medgemma-27b-it:q8", engine=wf.OLLAMA),
+    wf.FormState(model="amsaravi/medgemma-4b-it:q8", engine=wf.OLLAMA),
+    wf.FormState(model="google/medgemma-4b-it", tensor_parallel_size="2", gpu_memory_utilization="0.85",
                  max_model_len="8192"),
 )
 # Typed and erased in turn, so every key changes the form and the verdict is judged again.
@@ -148,18 +148,18 @@ def line(name: str, samples: list[float], base: list[float] | None = None) -> st
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="bench-whatif-")
-    memory = ws.WhatIfMemory()
+    memory = persist.WhatIfMemory()
     for pin in SEED_PINS:
         memory = memory.pin(pin)
     memory = memory.remember(SEED_PINS[2])
-    ws.save_memory(memory)
+    persist.save_memory(memory)
 
     snapshot = DemoSource(clock=lambda: FIXED).sample()
     form = SEED_PINS[2]
-    ws.assess(form, snapshot)  # warm any caches (catalog) as the open panel would have
+    wa.assess(form, snapshot)  # warm any caches (catalog) as the open panel would have
     spec = specs.resolve(form.model)
-    parse = per_call_ms(lambda: candidate_from_fields(ws.form_fields(form), model=spec), n * 5)
-    assess = per_call_ms(lambda: ws.assess(form, snapshot), n * 5)
+    parse = per_call_ms(lambda: candidate_from_fields(wf.form_fields(form), model=spec), n * 5)
+    assess = per_call_ms(lambda: wa.assess(form, snapshot), n * 5)
     runs = {
         "bare input": asyncio.run(keystrokes_ms(n, panel=False)),
         "panel, frozen": asyncio.run(keystrokes_ms(n, panel=True, judge=False)),

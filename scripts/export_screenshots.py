@@ -29,7 +29,8 @@ from vramtop.sources.cluster import ClusterSource
 from vramtop.sources.demo import DemoSource
 from vramtop.sources.replay import ReplaySource
 from vramtop.themes import bundled_dir, load_themes
-from vramtop.whatif_state import OLLAMA, FormState, WhatIfMemory, save_memory
+from vramtop.widgets.whatif.form import OLLAMA, FormState
+from vramtop.widgets.whatif.persist import WhatIfMemory, save_memory
 
 CLOCK = 1_700_000_000.0
 SIZES = {"narrow": (40, 30), "medium": (100, 30), "wide": (160, 45)}
@@ -123,7 +124,9 @@ async def settle(pilot, keys: tuple[str, ...]) -> None:
                                                     for w in app.workers):
             break
         await pilot.pause(0.02)
-    app.paused = True  # the first picture only: a second sample of the same node would draw a trend
+    # The first picture only (a second sample of the same node would draw a trend), without the
+    # header's PAUSED badge: set without calling the watchers.
+    app.set_reactive(type(app).paused, True)
     await pilot.pause()
     await pilot.press(*keys)
     await pilot.pause()

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from files_support import DELTA, demo_items, header, json_record, one_line, record, run, write
-from vramtop import config, recording, themes, whatif_state
+from vramtop import config, recording, themes
+from vramtop.widgets.whatif import persist
 from vramtop.config import ConfigError
 from vramtop.recording import Recording, RecordingError
 from vramtop.sources.replay import ReplaySource
@@ -314,7 +315,7 @@ def test_theme_bombs_are_one_line_each_and_the_good_theme_still_loads(tmp_path):
 def test_a_hostile_what_if_state_starts_fresh_with_one_line(tmp_path, text, words):
     path = tmp_path / "whatif.yaml"
     path.write_text(text)
-    code = ("import sys; from pathlib import Path; from vramtop import whatif_state as w; "
+    code = ("import sys; from pathlib import Path; from vramtop.widgets.whatif import persist as w; "
             "memory, warning = w.load_memory(Path(sys.argv[1])); "
             "print(memory == w.WhatIfMemory()); print(warning)")
     result, took = run(str(path), code=code)
@@ -436,8 +437,8 @@ def test_any_bytes_as_a_theme_give_a_theme_or_one_line(tmp_path, body):
 def test_any_bytes_as_the_what_if_state_give_a_state_or_one_line(tmp_path, body):
     path = tmp_path / "whatif.yaml"
     path.write_bytes(body)
-    memory, warning = whatif_state.load_memory(path)
-    assert isinstance(memory, whatif_state.WhatIfMemory)
+    memory, warning = persist.load_memory(path)
+    assert isinstance(memory, persist.WhatIfMemory)
     assert warning is None or "\n" not in warning
 
 

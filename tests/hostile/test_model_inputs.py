@@ -150,8 +150,9 @@ def test_the_resolver_raises_only_its_documented_error(name):
 
 
 def test_the_what_if_panel_takes_such_a_directory_as_an_invalid_model(tmp_path):
-    from vramtop.whatif_state import FormState, assess
+    from vramtop.widgets.whatif.assess import verdict
+    from vramtop.widgets.whatif.form import FormState
 
     _model_dir(tmp_path, {**CONFIG, "num_key_value_heads": -2})
-    result = assess(FormState(model=str(tmp_path)), None)
+    result = verdict(FormState(model=str(tmp_path)), None)
     assert result.verdict == "invalid" and "num_key_value_heads" in result.errors["model"]

@@ -11,7 +11,7 @@ from textual.widgets import Input, Static
 
 from checkpoints import config, gguf_blob
 from vramtop.sources.demo import DemoSource
-from vramtop.widgets.whatif_panel import WhatIfPanel, WhatIfScreen
+from vramtop.widgets.whatif.panel import WhatIfPanel, WhatIfScreen
 
 NAME = "qwen2.5-coder:7b"
 

@@ -8,7 +8,7 @@ import sys
 from vramtop.app import VramtopApp
 from vramtop.config import Config
 from vramtop.sources.demo import DemoSource
-from vramtop.widgets.whatif_panel import WhatIfPanel
+from vramtop.widgets.whatif.panel import WhatIfPanel
 
 
 async def test_ctrl_y_copies_the_launch_line(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ from engine_tree import Proc, proc_tree
 from vramtop.analysis.instances import group_instances
 from vramtop.report import build_report
 from vramtop.sources.live import LiveSource
-from vramtop.whatif_state import instance_label
+from vramtop.widgets.whatif.form import instance_label
 from vramtop.widgets.process_rows import build_rows
 
 

@@ -163,7 +163,7 @@ async def test_panels_subscribe_to_new_snapshots():
     seen = []
     async with app.run_test(size=(80, 24)) as pilot:
         assert await wait_for(pilot, lambda: app.snapshot is first)
-        app.snapshot_signal.subscribe(app.query_one("#side"), seen.append)
+        app.query_one("#side").watch(app, "tick", lambda tick: seen.append(tick.snapshot), init=False)
         await next_sample(app, pilot)
         assert await wait_for(pilot, lambda: seen == [second])
         assert app.instances and app.instances[0].name == "medgemma/VLLMDeployment"

@@ -46,7 +46,7 @@ async def test_k_on_the_demo_node_asks_and_refuses_to_signal_a_simulated_process
 
 
 async def test_w_opens_the_what_if_panel_beside_the_live_view_and_closes_it():
-    from vramtop.widgets.whatif_panel import WhatIfPanel
+    from vramtop.widgets.whatif.panel import WhatIfPanel
 
     app = VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=0.05))
     async with app.run_test(size=(160, 45)) as pilot:
@@ -107,7 +107,7 @@ async def test_trend_warnings_and_notices_reach_the_status_line():
     from vramtop.widgets.status_line import StatusLine
 
     class Growing:
-        def poll(self, snapshot, instances):
+        def poll(self, snapshot):
             return Telemetry(0.0, notices=("vramtop runs in its own PID namespace",),
                              trends=(TrendWarning(10, 0, 50.0, 240.0, "pid 10 grows: GPU 0 full in about 4 min"),))
 
@@ -207,16 +207,16 @@ async def test_g_in_a_replay_jumps_to_the_typed_time_and_says_what_it_cannot_rea
 
 
 async def test_r_writes_the_report_of_the_screen_with_the_remembered_what_if_candidates(tmp_path, monkeypatch):
-    from vramtop import whatif_state as ws
+    from vramtop.widgets.whatif import form as wf, persist
 
     monkeypatch.chdir(tmp_path)
-    form = ws.FormState(model="amsaravi/medgemma-27b-it:q8", engine="ollama")
-    assert ws.save_memory(ws.WhatIfMemory(current=form)) is None
+    form = wf.FormState(model="amsaravi/medgemma-27b-it:q8", engine="ollama")
+    assert persist.save_memory(persist.WhatIfMemory(current=form)) is None
     await _press_once_shown(VramtopApp(DemoSource(clock=lambda: 1.7e9), Config(interval=3600.0)), "r")
     (report,) = tmp_path.glob("vramtop-report-*.md")
     text = report.read_text()
     assert text.startswith("# VRAM report: demo-a10-node")
-    assert f"### {ws.describe(form)}" in text and "RED" in text  # the seed's 27B does not fit beside vLLM
+    assert f"### {wf.describe(form)}" in text and "RED" in text  # the seed's 27B does not fit beside vLLM
     assert "| 0 | NVIDIA A10 | 23,028 MiB | 513 MiB | 22,483 MiB | **32 MiB** | ✖ critical |" in text  # as on screen
 
 
@@ -226,7 +226,7 @@ async def test_serving_telemetry_is_read_at_its_own_interval_not_every_tick():
     class Counting:
         polls = 0
 
-        def poll(self, snapshot, instances):
+        def poll(self, snapshot):
             Counting.polls += 1
             return Telemetry(snapshot.timestamp)
 

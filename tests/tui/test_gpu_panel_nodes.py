@@ -67,7 +67,7 @@ async def test_cluster_mode_shows_each_nodes_gpus_and_the_ray_panel_without_a_po
         titles = [c.render().plain for c in panel.children if isinstance(c, Static)]
         assert titles == ["gpu-a · 2 GPUs", "gpu-b · 1 GPU"]
         assert [b.gpu.free_mib for b in panel.query(GpuBar)] == [32, 22_028, 22_528]
-        assert app.ray_poller is None and app.query_one(RayPanel)  # the state rides on the snapshots
+        assert app.feed.ray_poller is None and app.query_one(RayPanel)  # the state rides on the snapshots
         header = app.query_one(NodeHeader).render().plain
         assert "CLUSTER" in header and "2 nodes with GPUs · reserved memory counted as used" in header
         bar = next(iter(panel.query(GpuBar))).render().plain

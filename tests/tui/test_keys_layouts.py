@@ -137,7 +137,7 @@ async def test_tab_moves_between_panels():
     from vramtop.ray.demo import DemoRayPoller
 
     app = make_app()
-    app.ray_poller = DemoRayPoller()  # the side column's Ray table takes the focus in turn
+    app.feed.ray_poller = DemoRayPoller()  # the side column's Ray table takes the focus in turn
     async with app.run_test(size=(160, 45)) as pilot:
         table = await started(app, pilot)
         assert app.focused is table

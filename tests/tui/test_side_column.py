@@ -18,9 +18,10 @@ from vramtop.config import Config
 from vramtop.ray.poller import RayPoller
 from vramtop.sources.live import LiveSource
 from vramtop.sources.demo import DemoSource
-from vramtop.whatif_state import OLLAMA, FormState, WhatIfMemory, save_memory
+from vramtop.widgets.whatif.form import OLLAMA, FormState
+from vramtop.widgets.whatif.persist import WhatIfMemory, save_memory
 from vramtop.widgets.side_column import HINT
-from vramtop.widgets.whatif_panel import WhatIfPanel, WhatIfScreen
+from vramtop.widgets.whatif.panel import WhatIfPanel, WhatIfScreen
 
 # `vllm serve` (vllm/entrypoints/cli/serve.py) keeps its command line; its engine core is a child
 # titled VLLM::EngineCore (vllm/v1/engine/utils.py starts it, vllm/v1/engine/core.py titles it),

@@ -1,7 +1,7 @@
 """The real app on the demo node (or a live source), and helpers to read what it shows.
 
-The app mounts the panel with ``toggle_whatif`` on ``w`` and feeds it with ``feed_whatif`` after
-each snapshot, so these tests prove that wiring as well as the panel.
+The app mounts the panel on ``w`` and the panel watches the app's ``tick`` for each snapshot,
+so these tests prove that wiring as well as the panel.
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ from host_app import first_picture, next_tick
 from vramtop.app import VramtopApp
 from vramtop.config import Config
 from vramtop.sources.live import LiveSource
-from vramtop.whatif_state import OLLAMA, FormState, WhatIfMemory, save_memory
-from vramtop.widgets.whatif_panel import WhatIfPanel
+from vramtop.widgets.whatif.form import OLLAMA, FormState
+from vramtop.widgets.whatif.persist import WhatIfMemory, save_memory
+from vramtop.widgets.whatif.panel import WhatIfPanel
 
 WORKER_MIB = 20_730
 CANDIDATE = FormState(model="medgemma-27b-it:q8", engine=OLLAMA)  # the seed's 29 GB model

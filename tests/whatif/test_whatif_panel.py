@@ -7,8 +7,9 @@ import yaml
 from textual.widgets import Input, OptionList, Static
 
 from host_app import demo_app, first_picture, next_tick, screen_text
-from vramtop.whatif_state import OLLAMA, FormState, WhatIfMemory, save_memory
-from vramtop.widgets.whatif_panel import NARROW_COLUMNS, WhatIfPanel, WhatIfScreen
+from vramtop.widgets.whatif.form import OLLAMA, FormState
+from vramtop.widgets.whatif.persist import WhatIfMemory, save_memory
+from vramtop.widgets.whatif.panel import NARROW_COLUMNS, WhatIfPanel, WhatIfScreen
 
 SIZES = [(40, 50), (80, 40), (149, 40), (150, 40), (200, 60)]  # the panel moves into the side column at 150
 
@@ -260,7 +261,7 @@ async def test_pinned_candidates_keep_live_verdicts_as_the_node_changes(state_pa
         # The node changes: the vLLM replica is gone (the demo node as if it stopped).
         from host_app import StoppedDemoSource
 
-        app.source = StoppedDemoSource()
+        app.feed.source = StoppedDemoSource()
         await next_tick(pilot)
         assert words() == ["GREEN", "GREEN", "GREEN"]
         assert [r.verdict for r in panel.pin_results] == ["green"] * 3

@@ -15,8 +15,9 @@ from vramtop.app import VramtopApp
 from vramtop.config import Config
 from vramtop.sources.live import LiveSource
 from vramtop.actions import Stopper, plan_for_instance
-from vramtop.whatif_state import OLLAMA, FormState, WhatIfMemory, save_memory
-from vramtop.widgets.whatif_panel import WhatIfPanel
+from vramtop.widgets.whatif.form import OLLAMA, FormState
+from vramtop.widgets.whatif.persist import WhatIfMemory, save_memory
+from vramtop.widgets.whatif.panel import WhatIfPanel
 
 CANDIDATE = FormState(model="medgemma-27b-it:q8", engine=OLLAMA)  # the seed's 29 GB model
 REPLICA_MIB = {0: 519, 1: 529, 2: 531, 3: 421}

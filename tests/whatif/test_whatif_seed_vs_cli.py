@@ -11,7 +11,7 @@ import pytest
 from textual.widgets import Input, OptionList, Select
 
 from host_app import demo_app, first_picture
-from vramtop.widgets.whatif_panel import WhatIfPanel
+from vramtop.widgets.whatif.panel import WhatIfPanel
 
 # The seed analysis's questions: its two Ollama models, and the vLLM TP=2 variant it recommends,
 # as it runs now and as if the running vLLM replica were stopped.

@@ -10,7 +10,8 @@ import pytest
 from textual.widgets import Input, Static
 
 from host_app import demo_app, first_picture
-from vramtop.whatif_state import OLLAMA, FormState, WhatIfMemory, save_memory
+from vramtop.widgets.whatif.form import OLLAMA, FormState
+from vramtop.widgets.whatif.persist import WhatIfMemory, save_memory
 
 DEMO_REPLICA = "ray:4000"  # the demo node's Ray Serve replica that runs vLLM (its instance key)
 # The seed's recommendation: medgemma-4b on vLLM with TP=2, 85 % of each GPU, 8k context.

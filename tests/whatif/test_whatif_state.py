@@ -11,19 +11,9 @@ from vramtop.fit.fields import ModelChoice
 from vramtop.fit.verdict import INVALID, OLLAMA, RED, VLLM
 from vramtop.paths import whatif_state_file
 from vramtop.sources.demo import DemoSource
-from vramtop.whatif_state import (
-    FIELD_LABELS,
-    RECENT_LIMIT,
-    FormState,
-    WhatIfMemory,
-    assess,
-    describe,
-    field_defaults,
-    load_memory,
-    match_models,
-    save_memory,
-    with_changes,
-)
+from vramtop.widgets.whatif.assess import field_defaults, verdict
+from vramtop.widgets.whatif.form import FIELD_LABELS, FormState, describe, match_models, with_changes
+from vramtop.widgets.whatif.persist import RECENT_LIMIT, WhatIfMemory, load_memory, save_memory
 
 
 DEMO = DemoSource(clock=lambda: 1_700_000_000.0).sample()
@@ -32,15 +22,15 @@ SEED_TP2 = FormState(model="google/medgemma-4b-it", tensor_parallel_size="2",
 
 
 def test_a_form_without_a_model_or_without_a_node_is_invalid_and_says_so():
-    result = assess(FormState(), DEMO)
+    result = verdict(FormState(), DEMO)
     assert result.verdict == INVALID and result.headline == "pick a model"
-    result = assess(SEED_TP2, None)
+    result = verdict(SEED_TP2, None)
     assert result.verdict == INVALID and "no picture of the node" in result.headline
 
 
 def test_blank_and_auto_fields_take_the_engines_defaults():
-    blank = assess(FormState(model="google/medgemma-4b-it"), DEMO)
-    spelled = assess(FormState(model="google/medgemma-4b-it", gpus="auto", max_model_len="auto",
+    blank = verdict(FormState(model="google/medgemma-4b-it"), DEMO)
+    spelled = verdict(FormState(model="google/medgemma-4b-it", gpus="auto", max_model_len="auto",
                                gpu_memory_utilization="0.9", tensor_parallel_size="1"), DEMO)
     assert blank.verdict != INVALID
     assert (blank.verdict, blank.headline) == (spelled.verdict, spelled.headline)
@@ -61,7 +51,7 @@ def test_blank_and_auto_fields_take_the_engines_defaults():
     ],
 )
 def test_a_bad_text_is_invalid_and_the_headline_names_the_field(field, text):
-    result = assess(SEED_TP2.with_(**{field: text}), DEMO)
+    result = verdict(SEED_TP2.with_(**{field: text}), DEMO)
     assert result.verdict == INVALID
     assert set(result.errors) == {field}
     assert FIELD_LABELS[field] in result.headline
@@ -77,7 +67,7 @@ def test_a_bad_text_is_invalid_and_the_headline_names_the_field(field, text):
     ],
 )
 def test_values_the_engine_refuses_are_marked_on_their_field(changes, field, says):
-    result = assess(SEED_TP2.with_(**changes), DEMO)
+    result = verdict(SEED_TP2.with_(**changes), DEMO)
     assert result.verdict == INVALID
     assert field in result.errors and says in result.errors[field]
 
@@ -85,20 +75,20 @@ def test_values_the_engine_refuses_are_marked_on_their_field(changes, field, say
 def test_fields_of_the_other_engine_are_neither_judged_nor_sent():
     ollama = FormState(model="amsaravi/medgemma-4b-it:q8", engine=OLLAMA, max_num_seqs="bad",
                        tensor_parallel_size="x", num_ctx="8k")
-    result = assess(ollama, DEMO)
+    result = verdict(ollama, DEMO)
     assert result.verdict != INVALID, result.errors
     assert result.ollama_plan.num_ctx == 8192
     # Back on vLLM, the Ollama fields are ignored and the vLLM ones judged.
-    assert set(assess(ollama.with_(engine=VLLM, tensor_parallel_size=""), DEMO).errors) == {"max_num_seqs"}
+    assert set(verdict(ollama.with_(engine=VLLM, tensor_parallel_size=""), DEMO).errors) == {"max_num_seqs"}
 
 
 def test_a_suggestion_applied_to_the_form_gives_the_verdict_it_promised():
-    result = assess(SEED_TP2, DEMO)
+    result = verdict(SEED_TP2, DEMO)
     assert result.verdict == RED and result.suggestions
     for suggestion in result.suggestions:
         applied = with_changes(SEED_TP2, suggestion.changes)
         assert applied != SEED_TP2
-        assert assess(applied, DEMO).verdict == suggestion.verdict
+        assert verdict(applied, DEMO).verdict == suggestion.verdict
 
 
 def test_with_changes_writes_values_as_the_form_holds_them():
@@ -111,12 +101,12 @@ def test_with_changes_writes_values_as_the_form_holds_them():
 
 def test_placeholders_show_what_a_blank_field_stands_for():
     ollama = FormState(model="medgemma-27b-it:q8", engine=OLLAMA)
-    result = assess(ollama, DEMO)
+    result = verdict(ollama, DEMO)
     shown = field_defaults(ollama, result, DEMO)
     assert shown["quantization"].startswith("q8_0")  # from the ":q8" tag
     assert shown["num_ctx"].startswith(str(result.ollama_plan.num_ctx))
     vllm = FormState(model="google/medgemma-4b-it")
-    shown = field_defaults(vllm, assess(vllm, DEMO), DEMO)
+    shown = field_defaults(vllm, verdict(vllm, DEMO), DEMO)
     assert shown["gpu_memory_utilization"].startswith("0.9")
     assert shown["max_model_len"].startswith("131072")
 
@@ -249,7 +239,7 @@ def test_a_model_path_that_cannot_be_read_is_one_line_on_the_model_field(tmp_pat
         path = tmp_path / "model"
         path.mkdir()
         (path / "config.json").write_text("{not json")
-    result = assess(FormState(model=str(path)), DEMO)
+    result = verdict(FormState(model=str(path)), DEMO)
     assert result.verdict == INVALID
     assert "\n" not in result.errors["model"] and str(path) in result.errors["model"]
 
@@ -264,7 +254,7 @@ def test_two_replicas_of_one_deployment_are_two_distinct_as_if_stopped_choices()
                         replica=ReplicaLink("llm", "LLMServer", rid, "placement group"))
 
     a, b = replica("aaaa1111", 100, (0, 1)), replica("bbbb2222", 200, (2, 3))
-    from vramtop.whatif_state import instance_label
+    from vramtop.widgets.whatif.form import instance_label
 
     assert instance_label(a) == "llm/LLMServer#aaaa1111 (GPUs 0,1, 40,000 MiB)"
     assert instance_label(a) != instance_label(b)

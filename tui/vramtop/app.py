@@ -1,12 +1,15 @@
 """The live view: header, GPU bars, the process table grouped by serving instance, the side column.
 
-Sampling never runs on the UI thread. A thread worker calls ``source.sample()``; when it ends,
-the next one is armed with ``set_timer`` (so polls never overlap, even if a driver call hangs),
-and the snapshot comes back as a message that a newer one replaces if the UI is behind. A
-failing sample leaves the last picture in place with one line saying why.
+Sampling never runs on the UI thread. A thread worker calls ``feed.sample()`` (the feed polls
+Ray and the engines' telemetry on threads of its own, so a sample never waits for them) and
+derives the tick (``widgets.tick``: instances, the Ray analysis); when it ends, the next one is
+armed with ``set_timer`` (so samples never overlap, even if a driver call hangs), and the tick
+comes back as a message that a newer one replaces if the UI is behind. A failing sample leaves
+the last picture in place with one line saying why.
 
-Panels that need the node (Ray, what-if) read ``app.snapshot`` / ``app.instances`` and
-subscribe to ``app.snapshot_signal``, published after every new snapshot is shown.
+The app publishes each tick by setting ``tick``; panels watch it (and ``paused``, ``status``,
+``whatif_memory``) from their mount on, and send messages up. The GPU bars and the process
+table are still called by the app (``show_snapshot``).
 """
 
 from __future__ import annotations
@@ -26,21 +29,20 @@ from textual.content import Content
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.signal import Signal
+from textual.reactive import var
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from vramtop import actions, themes
-from vramtop.analysis.instances import Instance, instances_of
+from vramtop.analysis.instances import Instance
 from vramtop.config import Config
-from vramtop.ray.feasibility import analyze
-from vramtop.ray.model import RayState
+from vramtop.fit import remote
 from vramtop.actions import Stopper
 from vramtop.history import History, save_history
 from vramtop.snapshot import NodeSnapshot
-from vramtop.sources.feed import Source
+from vramtop.sources.feed import Feed, Source
 from vramtop.sources.replay import JumpError, ReplaySource, jump_target
 from vramtop.widgets.gpu_bars import GpuPanel
 from vramtop.widgets.jump_dialog import JumpDialog
@@ -54,19 +56,21 @@ from vramtop.widgets.side_column import SideColumn
 from vramtop.widgets.status_line import StatusLine
 from vramtop.widgets.theme_palette import PlainThemeProvider
 from vramtop.widgets.stop_dialog import StopDialog, StopOutcome
-from vramtop.widgets.whatif_panel import (PinsChanged, feed_whatif, pinned_verdicts, report_candidates,
-                                          toggle_whatif)
+from vramtop.widgets.tick import Tick, derive, same_picture
+from vramtop.widgets.whatif.assess import report_candidates
+from vramtop.widgets.whatif.panel import WhatIfChanged, WhatIfPanel, WhatIfScreen, side_column
+from vramtop.widgets.whatif.persist import WhatIfMemory, load_memory
 
 DEFAULT_THEME = "vramtop-dark"
 
 
 class SnapshotReady(Message):
-    """A sample finished. While the UI is behind, a newer snapshot queued after it wins
-    (Textual drops a message whose ``can_replace`` accepts the next one in the queue)."""
+    """A sample finished, its tick derived. While the UI is behind, a newer one queued after it
+    wins (Textual drops a message whose ``can_replace`` accepts the next one in the queue)."""
 
-    def __init__(self, snapshot: NodeSnapshot) -> None:
+    def __init__(self, tick: Tick) -> None:
         super().__init__()
-        self.snapshot = snapshot
+        self.tick = tick
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, SnapshotReady)
@@ -98,14 +102,9 @@ REPLAY_BINDINGS = [
 ]
 
 
-def same_picture(before: NodeSnapshot, now: NodeSnapshot) -> bool:
-    """Nothing a view shows moved between two snapshots but the clock."""
-    return (now.gpus == before.gpus and now.gpu_processes == before.gpu_processes and now.errors == before.errors
-            and now.ancestors == before.ancestors and now.ray is before.ray and now.telemetry is before.telemetry)
-
-
 class VramtopApp(App[None]):
-    """``VramtopApp(source, config, ray_poller=None).run()``."""
+    """``VramtopApp(feed, config).run()``; a bare source (and optional pollers) is opened as a
+    feed of its own: ``VramtopApp(source, config, ray_poller=None, telemetry_poller=None)``."""
 
     CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "vramtop"
@@ -132,27 +131,26 @@ class VramtopApp(App[None]):
         *REPLAY_BINDINGS,
     ]
 
-    def __init__(self, source: Source, config: Config | None = None, ray_poller: Any = None,
+    # What the panels watch (attributes down): the newest tick, whether sampling is paused, the
+    # one-line problems, and the what-if panel's form and pins (the side column judges them).
+    tick: var[Tick | None] = var(None)
+    paused: var[bool] = var(False)
+    status: var[tuple[str, ...]] = var(())
+    whatif_memory: var[WhatIfMemory] = var(WhatIfMemory, always_update=True)
+
+    def __init__(self, source: Source | Feed, config: Config | None = None, ray_poller: Any = None,
                  telemetry_poller: Any = None, readonly: bool = False, exporter: Any = None) -> None:
         super().__init__()
-        self.source = source
         self.config = config or Config()
-        self.ray_poller = ray_poller
-        self.telemetry_poller = telemetry_poller  # ``.poll(snapshot, instances) -> Telemetry``
+        self.feed = source if isinstance(source, Feed) else Feed(
+            source, ray_poller, telemetry_poller, self.config.ray_interval, self.config.telemetry_interval)
         self.exporter = exporter  # ``.publish(snapshot)``: the --export endpoint's holder
         self.readonly = readonly  # no signals and no files written: see ``refuse_in_readonly``
         self.stopper = Stopper(readonly=readonly)
-        self._telemetry: Any = None  # the latest serving telemetry, attached to each snapshot
-        self._telemetry_at = float("-inf")  # when the last telemetry poll began (monotonic)
-        self._ray: RayState | None = None  # the latest Ray poll, likewise
-        self._ray_next: NodeSnapshot | None = None  # the snapshot whose Ray state awaits analysis
+        self._derived: Tick | None = None  # the sampling worker's last tick (it reuses what did not move)
         self.history = History()  # the last minutes, for ctrl+r (dump to a recording)
-        self._at_rest = False  # the last snapshot shown moved nothing but the clock
-        self.snapshot: NodeSnapshot | None = None
-        self.instances: tuple[Instance, ...] = ()
-        self.paused = False
+        self.snapshot: NodeSnapshot | None = None  # the last good sample
         self.sample_error: str | None = None
-        self.snapshot_signal: Signal[NodeSnapshot] = Signal(self, "snapshot")
         self._timer: Timer | None = None
         self._notes: list[str] = []  # lasting one-line problems (a theme file, an unknown theme)
         self._side_forced: bool | None = None  # the user's choice; None: the layout decides
@@ -189,16 +187,20 @@ class VramtopApp(App[None]):
         return isinstance(self.source, ReplaySource)
 
     @property
-    def ray_in_snapshots(self) -> bool:
-        """The source attaches a Ray state to each snapshot (a recording, cluster mode), so the
-        Ray panel shows it without a poller of its own."""
-        return bool(getattr(self.source, "carries_ray", False))
+    def source(self) -> Source:
+        """The feed's source (a replay's controls act on it)."""
+        return self.feed.source
+
+    @property
+    def instances(self) -> tuple[Instance, ...]:
+        """The serving instances of the tick on screen."""
+        return self.tick.instances if self.tick is not None else ()
 
     def _replay_position(self) -> str | None:
         return self.source.status() if self.replaying else None
 
     def _ray_panel(self) -> Widget:
-        if self.ray_poller is None and not self.ray_in_snapshots:
+        if not self.feed.carries_ray:
             return Static("Ray: not polled", id="ray-placeholder", classes="placeholder")
         return RayPanel(id="ray-panel")
 
@@ -206,8 +208,8 @@ class VramtopApp(App[None]):
         return themes.variable_defaults(self.current_theme)
 
     def on_mount(self) -> None:
-        if self.ray_poller is not None:
-            self._poll_ray()
+        self.whatif_memory = load_memory()[0]  # a bad file is said in the panel when it opens
+        self.feed.start()
         self.query_one("#filter").display = False
         self.query_one("#detail").display = False
         self.query_one(ProcessTable).focus()
@@ -231,14 +233,18 @@ class VramtopApp(App[None]):
         if not any(w.group == "poll" and not w.is_finished for w in self.workers):
             self._sample()
 
+    def on_unmount(self) -> None:
+        self.feed.stop()
+
     @work(thread=True, group="poll", exit_on_error=False, description="sample the node")
     def _sample(self) -> None:
         try:
-            snapshot = self.source.sample()
+            snapshot = self.feed.sample()
         except Exception as exc:  # any source failure is one line in place, never a crash
             self.post_message(SampleFailed(one_line(exc)))
             return
-        self.post_message(SnapshotReady(snapshot))
+        self._derived = derive(snapshot, self._derived)
+        self.post_message(SnapshotReady(self._derived))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "poll" or not event.worker.is_finished:
@@ -252,64 +258,21 @@ class VramtopApp(App[None]):
         if self.paused:
             return
         try:
-            await self._take(message.snapshot)
+            await self._take(message.tick)
         except NoMatches:
             if self.screen.children:
                 raise
             # a sample that lands while the app shuts down: its screen's widgets are gone
 
-    async def _take(self, snapshot: NodeSnapshot) -> None:
+    async def _take(self, tick: Tick) -> None:
         self.sample_error = None
-        if self._telemetry is not None and snapshot.telemetry is None:
-            snapshot = replace(snapshot, telemetry=self._telemetry)
-        if self._ray is not None and snapshot.ray is None:
-            snapshot = replace(snapshot, ray=self._ray)
+        snapshot = tick.snapshot
         latest = self.history.latest
         if not self.replaying or latest is None or snapshot.timestamp > latest.timestamp:
             self.history.add(snapshot)  # (a paused or rewound replay shows snapshots it already has)
         if self.exporter is not None:  # only stores it: a scrape builds the metrics in its own thread
             self.exporter.publish(snapshot)
-        await self.show_snapshot(snapshot)
-        if (self.ray_poller is not None or self.ray_in_snapshots) and not self._at_rest:
-            self._ray_next = snapshot
-            if not any(w.group == "ray-analysis" and not w.is_finished for w in self.workers):
-                self._analyze_ray()
-        due = time.monotonic() - self._telemetry_at >= self.config.telemetry_interval
-        if self.telemetry_poller is not None and due and not any(
-            w.group == "telemetry" and not w.is_finished for w in self.workers
-        ):
-            self._telemetry_at = time.monotonic()
-            self._poll_telemetry(snapshot, self.instances)
-
-    @work(thread=True, group="ray-analysis", exit_on_error=False, description="analyse the Ray state")
-    def _analyze_ray(self) -> None:
-        """Feasibility and replica links grow with the cluster: computed here, never on the UI
-        thread; the panel gets the result for the newest snapshot that came in meanwhile."""
-        while (snapshot := self._ray_next) is not None:
-            self._ray_next = None
-            analysis = analyze(snapshot.ray, snapshot) if snapshot.ray else None
-            self.call_from_thread(self._show_ray, snapshot.ray, analysis)
-
-    def _show_ray(self, state: RayState | None, analysis: Any) -> None:
-        if not self.screen_stack:
-            return  # the app has shut down
-        try:
-            self.query_one(RayPanel).show(state, analysis)
-        except NoMatches:
-            pass  # the app is shutting down
-
-    @work(thread=True, group="ray", exit_on_error=False, description="poll the Ray dashboard")
-    def _poll_ray(self) -> None:
-        """The dashboard can be slow or down: its own worker, its own interval; the GPU view
-        never waits for it. The state rides on the next snapshots."""
-        self._ray = self.ray_poller.poll()
-        self.call_from_thread(self.set_timer, self.config.ray_interval, self._poll_ray)
-
-    @work(thread=True, group="telemetry", exit_on_error=False, description="read serving telemetry")
-    def _poll_telemetry(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...]) -> None:
-        """Metrics endpoints are slower than NVML: they are read beside the sampling, never in
-        its way, and the result rides on the next snapshots."""
-        self._telemetry = self.telemetry_poller.poll(snapshot, instances)
+        await self.show_snapshot(snapshot, tick)
 
     async def on_sample_failed(self, message: SampleFailed) -> None:
         if self.paused:
@@ -325,38 +288,33 @@ class VramtopApp(App[None]):
                 g if g.lost or g.stale_since is not None else replace(g, stale_since=last.timestamp)
                 for g in last.gpus))
             try:
-                self.query_one(NodeHeader).show(aged, self.paused, self._replay_position())
+                if self.tick is not None:
+                    self.tick = replace(self.tick, snapshot=aged, at_rest=True)
                 await self.query_one(GpuPanel).show(aged, self.config.thresholds, self.history, self.config.interval)
             except NoMatches:  # a failure that lands while the app shuts down
                 if self.screen.children:
                     raise
 
-    async def show_snapshot(self, snapshot: NodeSnapshot) -> None:
-        """Show ``snapshot`` everywhere, then tell the subscribed panels. A node at rest (the
-        same GPUs, processes, errors and slower sources as last time) only moves the clock-bound
-        parts: the header, the status line and the sparklines."""
+    async def show_snapshot(self, snapshot: NodeSnapshot, tick: Tick | None = None) -> None:
+        """Show ``snapshot`` (its ``tick`` derived in the worker; here when not given), then
+        publish the tick to the panels. A node at rest (the same GPUs, processes, errors and
+        slower sources as last time) only moves the clock-bound parts: the header, the status
+        line and the sparklines."""
         at_rest = self.snapshot is not None and same_picture(self.snapshot, snapshot)
-        self.snapshot, self._at_rest = snapshot, at_rest
-        if not at_rest:
-            self.instances = instances_of(snapshot)
+        tick = replace(tick or derive(snapshot, self.tick), at_rest=at_rest, where=self._replay_position())
+        self.snapshot = snapshot
         with self.batch_update():
-            self.query_one(NodeHeader).show(snapshot, self.paused, self._replay_position())
+            self.tick = tick
             self._show_status()
             await self.query_one(GpuPanel).show(snapshot, self.config.thresholds, self.history,
                                                 self.config.interval)
             if not at_rest:
                 table = self.query_one(ProcessTable)
-                table.show(snapshot, self.instances)
+                table.show(snapshot, tick.instances)
                 self._show_detail(table.highlighted_row)  # telemetry changes it without a row change
-        self.snapshot_signal.publish(snapshot)
-        if not at_rest:
-            self.query_one(SideColumn).show_pins(feed_whatif(self, snapshot))
 
-    def on_pins_changed(self, message: PinsChanged) -> None:
-        try:
-            self.query_one(SideColumn).show_pins(pinned_verdicts(self, self.snapshot))
-        except NoMatches:
-            pass  # the panel closed as the app shut down
+    def on_what_if_changed(self, message: WhatIfChanged) -> None:
+        self.whatif_memory = message.memory
 
     def _show_status(self) -> None:
         lines = [self.sample_error] if self.sample_error else []
@@ -364,7 +322,7 @@ class VramtopApp(App[None]):
             lines += [f"{e.source}: {e.message}" for e in self.snapshot.errors]
             if (tel := self.snapshot.telemetry) is not None:
                 lines += list(tel.notices) + [t.message for t in tel.trends]
-        self.query_one(StatusLine).show(tuple(lines + self._notes))
+        self.status = tuple(lines + self._notes)
 
     # -- the detail line and the filter -----------------------------------------------------
 
@@ -441,7 +399,6 @@ class VramtopApp(App[None]):
         if self.paused and self._timer is not None:
             self._timer.stop()
             self._timer = None
-        self.query_one(NodeHeader).show(self.snapshot, self.paused, self._replay_position())
         if not self.paused:
             self.sample_now()
 
@@ -473,7 +430,11 @@ class VramtopApp(App[None]):
         from vramtop.report.save import save_report
 
         label = self.source.label if self.replaying else None
-        self.notify(save_report(self.snapshot, report_candidates(self), lang=self.config.report_lang, label=label))
+        memory = self.whatif_memory  # the open panel's form and pins, or what it remembers from its last use
+        forms = ([memory.current] if memory.current else []) + list(memory.pins)
+        with remote.cache_only():  # the report is written on the UI thread: cached model facts only
+            candidates = report_candidates(forms)
+        self.notify(save_report(self.snapshot, candidates, lang=self.config.report_lang, label=label))
 
     def action_replay(self, control: str) -> None:
         """Replay controls (``check_action`` keeps them out of a live view)."""
@@ -517,8 +478,18 @@ class VramtopApp(App[None]):
         self.notify(f"screenshot saved: {path}")
 
     def action_whatif(self) -> None:
-        """Open or close the what-if panel: would a candidate model fit on this node now?"""
-        toggle_whatif(self, self.snapshot)
+        """Open or close the what-if panel (beside the live view when wide, a screen of its own
+        when narrow): would a candidate model fit on this node now?"""
+        panels = [panel for screen in self.screen_stack for panel in screen.query(WhatIfPanel)]
+        for panel in panels:
+            panel.action_close()
+        if panels:
+            return
+        side = side_column(self)
+        if side is not None and self.screen is self.screen_stack[0]:
+            side.mount(WhatIfPanel(docked=True))
+        else:
+            self.push_screen(WhatIfScreen(WhatIfPanel()))
 
     def action_stop(self) -> None:
         """Stop the highlighted process, or the whole instance on an instance row."""

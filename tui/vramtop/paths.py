@@ -41,7 +41,7 @@ def state_home() -> Path:
 
 
 def whatif_state_file() -> Path:
-    """The what-if panel's form, recent candidates and pins (``whatif_state``)."""
+    """The what-if panel's form, recent candidates and pins (``widgets.whatif.persist``)."""
     return state_home() / APP / "whatif.yaml"
 
 

@@ -257,8 +257,7 @@ def _main(argv: list[str] | None) -> int:
             return 3
     from vramtop.app import VramtopApp
 
-    app = VramtopApp(feed.source, cfg, ray_poller=feed.ray_poller, telemetry_poller=feed.telemetry,
-                     readonly=args.readonly, exporter=exporter)
+    app = VramtopApp(feed, cfg, readonly=args.readonly, exporter=exporter)
     app.run()
     status = EXIT_OK
     if app.return_code:  # an exception ended the app; Textual printed its traceback once the terminal was back

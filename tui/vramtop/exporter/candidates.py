@@ -15,7 +15,8 @@ from typing import Any
 from vramtop.fit import GREEN, INVALID, RED, YELLOW, Candidate, FitResult, evaluate, node_from_snapshot
 from vramtop.fit.verdict import OLLAMA
 from vramtop.snapshot import NodeSnapshot
-from vramtop.whatif_state import FormState, candidate_of, describe, invalid
+from vramtop.widgets.whatif.assess import candidate_of, invalid
+from vramtop.widgets.whatif.form import FormState, describe
 from vramtop.yamlfile import quote
 
 # The verdict as a gauge: ordered from best to worst, so max() over candidates means something.

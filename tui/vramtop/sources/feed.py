@@ -4,18 +4,22 @@ snapshots (Ray Serve on its own slower interval, the serving engines' telemetry)
 or this machine.
 
 ``Feed.sample()`` returns a whole snapshot; ``Feed.attach(snapshot)`` puts the pollers' state on
-a snapshot taken elsewhere. The pollers are imported only where they are used, so a command
-that needs one picture pays for no client it does not open.
+a snapshot taken elsewhere. A command polls them in line with its samples; a view that must
+never wait for them (the live view) calls ``Feed.start()`` once, and from then on each poller
+runs on a thread of its own, on its own interval, and ``sample()`` attaches what each last
+returned. The pollers are imported only where they are used, so a command that needs one
+picture pays for no client it does not open.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from vramtop.snapshot import NodeSnapshot
+from vramtop.snapshot import NodeSnapshot, SourceError
 
 if TYPE_CHECKING:
     from vramtop.config import Config
@@ -27,23 +31,93 @@ class Source(Protocol):
     def sample(self) -> NodeSnapshot: ...
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class Poller:
+    """One slower source on a daemon thread of its own: ``poll()`` at once, then again
+    ``interval`` s after each poll ends, until ``stop()``. ``state()`` is the last result and
+    the failure to show beside it: a poll that raised (one line), or one that has run past
+    ``deadline`` s (it is left to finish; its poller's own request deadlines end it)."""
+
+    def __init__(self, name: str, poll: Callable[[], Any], interval: float, deadline: float) -> None:
+        self.name, self._poll, self._interval, self._deadline = name, poll, interval, deadline
+        self._latest: Any = None
+        self._error: SourceError | None = None
+        self._began: float | None = None  # monotonic start of the poll under way
+        self._stopped = threading.Event()
+        threading.Thread(target=self._run, name=f"vramtop {name} poller", daemon=True).start()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._began = time.monotonic()
+            try:
+                self._latest, self._error = self._poll(), None
+            except Exception as exc:  # a poller's failure is one line in place, never a crash
+                self._error = SourceError(self.name, f"failed ({_one_line(exc)})")
+            self._began = None
+            self._stopped.wait(self._interval)
+
+    def state(self) -> tuple[Any, SourceError | None]:
+        began = self._began
+        if began is not None and time.monotonic() - began > self._deadline:
+            return self._latest, SourceError(self.name, f"no answer within {self._deadline:g} s")
+        return self._latest, self._error
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
 class Feed:
     """A source, and optionally a Ray poller (polled first, then every ``ray_interval`` s) and a
-    telemetry poller (every sample). A source that ``carries_ray`` (a recording, the cluster)
-    already holds its Ray state: no poller is given one."""
+    telemetry poller (every ``telemetry_interval`` s once started, else every sample). A source
+    that ``carries_ray`` (a recording, the cluster) already holds its Ray state: no poller is
+    given one."""
 
     def __init__(self, source: Source, ray_poller: Any = None, telemetry: Any = None,
-                 ray_interval: float = 5.0) -> None:
+                 ray_interval: float = 5.0, telemetry_interval: float = 2.0) -> None:
         self.source = source
         self.ray_poller = ray_poller
         self.telemetry = telemetry
         self.ray_interval = ray_interval
+        self.telemetry_interval = telemetry_interval
         self._ray: Any = None
         self._ray_at: float | None = None
+        self._background: dict[str, Poller] | None = None  # set by start()
+        self._deadline = 0.0  # a background poll running longer is said to be late (start())
+        self._newest: NodeSnapshot | None = None  # the source's last snapshot, for the telemetry thread
+
+    @property
+    def carries_ray(self) -> bool:
+        """Its snapshots hold a Ray state: the source's own or the poller's."""
+        return self.ray_poller is not None or bool(getattr(self.source, "carries_ray", False))
+
+    def start(self, deadline: float = 30.0) -> None:
+        """Poll on threads from now on: Ray at once, the telemetry from the first sample on
+        (it reads the newest snapshot's instances). A poll still running after ``deadline`` s
+        (each poller bounds its own requests, so it only backs them up) is said on the
+        snapshots as that poller's failure."""
+        self._background, self._deadline = {}, deadline
+        if self.ray_poller is not None:
+            self._background["ray"] = Poller("ray", self.ray_poller.poll, self.ray_interval, deadline)
 
     def sample(self, now: float | None = None) -> NodeSnapshot:
         """One whole snapshot: the source's, with the pollers' state on it."""
-        return self.attach(self.source.sample(), now)
+        snapshot = self.source.sample()
+        if self._background is None:
+            return self.attach(snapshot, now)
+        self._newest = snapshot
+        if self.telemetry is not None and "telemetry" not in self._background:
+            self._background["telemetry"] = Poller("telemetry", lambda: self.telemetry.poll(self._newest),
+                                                   self.telemetry_interval, self._deadline)
+        failures = []
+        for name, poller in self._background.items():
+            latest, error = poller.state()
+            snapshot = replace(snapshot, **{name: latest})
+            failures += [error] if error is not None else []
+        return replace(snapshot, errors=snapshot.errors + tuple(failures)) if failures else snapshot
 
     def attach(self, snapshot: NodeSnapshot, now: float | None = None) -> NodeSnapshot:
         """``snapshot`` with the Ray state (polled again when ``ray_interval`` s have passed since
@@ -57,8 +131,14 @@ class Feed:
             snapshot = replace(snapshot, telemetry=self.telemetry.poll(snapshot))
         return snapshot
 
+    def stop(self) -> None:
+        """Stop the pollers' threads (a poll under way ends on its own deadline)."""
+        for poller in (self._background or {}).values():
+            poller.stop()
+
     def close(self) -> None:
-        """Release the source (NVML's handle) where it holds one."""
+        """Stop the pollers' threads and release the source (NVML's handle) where it holds one."""
+        self.stop()
         close = getattr(self.source, "close", None)
         if close is not None:
             close()
@@ -98,7 +178,7 @@ def open_feed(cfg: Config | None = None, *, demo: bool = False, replay: Path | N
         from vramtop.telemetry.demo import DemoTelemetry
 
         return Feed(DemoSource(), DemoRayPoller() if ray else None, DemoTelemetry() if telemetry else None,
-                    cfg.ray_interval)
+                    cfg.ray_interval, cfg.telemetry_interval)
     if cluster:
         from vramtop.sources.cluster import ClusterSource
 
@@ -109,7 +189,7 @@ def open_feed(cfg: Config | None = None, *, demo: bool = False, replay: Path | N
 
         source = LiveSource()
     return Feed(source, ray_poller(cfg) if ray else None, _telemetry_poller() if telemetry else None,
-                cfg.ray_interval)
+                cfg.ray_interval, cfg.telemetry_interval)
 
 
 def answering_cluster(cfg: Config, telemetry: bool = True) -> tuple[Feed, str] | None:
@@ -122,4 +202,5 @@ def answering_cluster(cfg: Config, telemetry: bool = True) -> tuple[Feed, str] |
     state = poller.poll()
     if state.error is not None or not state.nodes:
         return None
-    return Feed(ClusterSource(poller, first=state), telemetry=_telemetry_poller() if telemetry else None), poller.address
+    return Feed(ClusterSource(poller, first=state), telemetry=_telemetry_poller() if telemetry else None,
+                telemetry_interval=cfg.telemetry_interval), poller.address

@@ -14,7 +14,7 @@ from collections import deque
 from typing import Callable
 
 from vramtop.analysis import roles
-from vramtop.analysis.instances import Instance, instances_of
+from vramtop.analysis.instances import instances_of
 from vramtop.snapshot import NodeSnapshot
 from vramtop.telemetry import kv_check, ray_serve, vllm_metrics
 from vramtop.telemetry.model import (
@@ -43,8 +43,8 @@ class DemoTelemetry:
     def trend(self) -> MemoryTrend:
         return self._trend
 
-    def poll(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...] | None = None) -> Telemetry:
-        instances = instances_of(snapshot) if instances is None else instances
+    def poll(self, snapshot: NodeSnapshot) -> Telemetry:
+        instances = instances_of(snapshot)
         t = self._clock()
         busy = _wave(t, 41.0)
         gen_rate = round(900 + 1_100 * busy)

@@ -89,11 +89,10 @@ class TelemetryPoller:
         """The memory history (per GPU and process) for sparklines."""
         return self._trend
 
-    def poll(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...] | None = None) -> Telemetry:
+    def poll(self, snapshot: NodeSnapshot) -> Telemetry:
         """Telemetry for ``snapshot``; never raises."""
         try:
-            instances = instances_of(snapshot) if instances is None else instances
-            return self._poll(snapshot, instances)
+            return self._poll(snapshot, instances_of(snapshot))
         except Exception as exc:  # the view must keep running whatever a source does
             return Telemetry(snapshot.timestamp, notices=(f"telemetry: {_one_line(exc)}",))
 

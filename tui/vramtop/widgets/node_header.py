@@ -1,6 +1,6 @@
 """The top line: DEMO / REPLAY / CLUSTER / PAUSED badges first (always visible), then the host
 (in cluster mode the Ray dashboard), driver and CUDA versions (the node count in cluster mode) and
-the memory totals in MiB and GiB."""
+the memory totals in MiB and GiB. It watches the app's ``tick`` and ``paused``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from textual.widget import Widget
 from vramtop.snapshot import NodeSnapshot
 from vramtop.units import gib
 from vramtop.widgets.flow import flow
+from vramtop.widgets.tick import Tick
 
 BADGES = {"demo": "DEMO", "replay": "REPLAY", "cluster": "CLUSTER"}
 
@@ -57,6 +58,19 @@ class NodeHeader(Widget):
         self.snapshot: NodeSnapshot | None = None
         self.paused = False
         self._pieces = header_pieces(None, False)
+        self._where: str | None = None
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "tick", self._take_tick)
+        self.watch(self.app, "paused", self._take_paused)
+
+    def _take_tick(self, tick: Tick | None) -> None:
+        if tick is not None:
+            self._where = tick.where
+            self.show(tick.snapshot, self.paused, tick.where)
+
+    def _take_paused(self, paused: bool | None) -> None:
+        self.show(self.snapshot, bool(paused), self._where)
 
     def show(self, snapshot: NodeSnapshot | None, paused: bool, where: str | None = None) -> None:
         """Repaint only when the words change: a node at rest costs no repaint a tick."""

@@ -1,7 +1,8 @@
 """The Ray panel: each Serve deployment's replicas against its target, what a replica needs, how
 many can ever fit, and below the table what Ray says about waiting replicas and what cannot work.
 
-Feed it from the poller's state and its analysis::
+It watches the app's ``tick``: the snapshot's Ray state and its analysis (``feasibility.analyze``,
+derived off the UI thread), or, elsewhere, is given them::
 
     panel.show(ray_state, feasibility.analyze(ray_state, snapshot))
 
@@ -22,6 +23,7 @@ from textual.widgets import DataTable, Static
 from vramtop.ray.feasibility import DeploymentAnalysis, RayAnalysis
 from vramtop.ray.model import NOT_FOUND, Deployment, RayState
 from vramtop.units import duration, gib
+from vramtop.widgets.tick import Tick
 
 # (key, header, width); widths are minimums, the name column takes what is left.
 _ALL = (
@@ -134,6 +136,13 @@ class RayPanel(Widget):
         self._state: RayState | None = None
         self._analysis = RayAnalysis()
         self._texts: dict[str | None, str] = {}  # box id -> the text it shows
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "tick", self._take_tick)
+
+    def _take_tick(self, tick: Tick | None) -> None:
+        if tick is not None and not tick.at_rest:
+            self.show(tick.snapshot.ray, tick.ray)
 
     def compose(self) -> ComposeResult:
         yield Static("Ray: not polled", id="ray-summary", markup=False)

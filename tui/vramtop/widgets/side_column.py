@@ -1,13 +1,11 @@
 """The side column: what is useful beside the live view now, each source in as few lines as it
 needs: the pinned what-if candidates' live verdicts (one entry each) and the Ray panel.
 
-Feed it (the app does, after each new snapshot)::
-
-    column.show_pins(feed_whatif(app, snapshot))   # the pins judged on this snapshot
-
-With nothing pinned it is one hint line. On a wide terminal ``w`` opens the what-if panel inside
-it (``whatif_panel.toggle_whatif``); while the panel is open it takes the whole column (it shows
-the pins itself).
+It watches the app's ``tick`` and ``whatif_memory`` (the pins, as the what-if panel last said or
+as remembered from its last use) and judges the pins on each new snapshot and each change of
+pins. With nothing pinned it is one hint line. On a wide terminal ``w`` opens the what-if panel
+inside it; while the panel is open it takes the whole column (it shows the pins itself), and the
+column judges nothing until it closes.
 """
 
 from __future__ import annotations
@@ -21,7 +19,11 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from vramtop.fit.verdict import GREEN, FitResult
-from vramtop.whatif_state import FormState, describe
+from vramtop.snapshot import NodeSnapshot
+from vramtop.widgets.tick import Tick
+from vramtop.widgets.whatif.assess import pin_verdicts
+from vramtop.widgets.whatif.form import FormState, describe
+from vramtop.widgets.whatif.persist import WhatIfMemory
 
 HINT = "w what if · + pin: its verdict stays here"
 
@@ -55,10 +57,37 @@ class SideColumn(Vertical):
         super().__init__(**kwargs)
         self._ray = ray
         self._text: str | None = None
+        self._snapshot: NodeSnapshot | None = None
+        self._pins: tuple[FormState, ...] = ()
+        self._judged: tuple[NodeSnapshot, tuple[FormState, ...]] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(HINT, id="side-pins", classes="-hint")
         yield self._ray
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "tick", self._take_tick)
+        self.watch(self.app, "whatif_memory", self._take_memory)
+
+    def _take_tick(self, tick: Tick | None) -> None:
+        if tick is not None and not tick.at_rest:
+            self._snapshot = tick.snapshot
+            self._judge()
+
+    def _take_memory(self, memory: WhatIfMemory | None) -> None:
+        if memory is not None:
+            self._pins = memory.pins
+            self._judge()
+
+    def _judge(self) -> None:
+        """The pins on the newest snapshot, unless judged so already or the what-if panel,
+        open in the column, shows them itself."""
+        judged = self._judged
+        if (self._snapshot is None or self.has_class("-whatif")
+                or (judged is not None and judged[0] is self._snapshot and judged[1] == self._pins)):
+            return
+        self._judged = (self._snapshot, self._pins)
+        self.show_pins(zip(self._pins, pin_verdicts(self._pins, self._snapshot)))
 
     def show_pins(self, pins: Iterable[tuple[FormState, FitResult]]) -> None:
         """The pinned candidates with their verdicts on the newest snapshot (plain text: a model

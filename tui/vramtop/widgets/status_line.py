@@ -1,5 +1,6 @@
 """One-line failures shown in place ("nvml: GPU 2 lost", "processes: permission denied",
-"sample failed: …"), while every other part of the view stays live. Hidden when all is well."""
+"sample failed: …"), while every other part of the view stays live. Hidden when all is well.
+It watches the app's ``status``."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ class StatusLine(Widget):
         super().__init__(**kwargs)
         self.messages: tuple[str, ...] = ()
         self.add_class("-empty")
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "status", lambda lines: self.show(tuple(lines or ())))
 
     def show(self, messages: tuple[str, ...]) -> None:
         if messages == self.messages:

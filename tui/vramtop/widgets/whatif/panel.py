@@ -1,23 +1,15 @@
 """The what-if panel: pick a model and a config, and watch the fit engine's verdict on the live node.
 
-A view only: ``whatif_state`` turns the form into a fit-engine candidate and gets its
-``FitResult``; this module shows the form, marks bad values in place, and redraws the verdict on
-every keystroke and every new snapshot (``show_snapshot``). It holds no memory arithmetic.
+A view only: ``assess`` judges the form (``form``) and returns what to show; this module shows
+the form, marks bad values in place, and redraws the verdict on every keystroke and every new
+snapshot. It holds no memory arithmetic.
 
-Mounting (the app owns the ``w`` binding and the tick)::
-
-    from vramtop.widgets.whatif_panel import feed_whatif, toggle_whatif
-    Binding("w", "whatif", "What if")
-    def action_whatif(self) -> None:
-        toggle_whatif(self, self.snapshot)        # opens / closes
-
-    # after each new snapshot is shown: the pins judged on it, for the side column
-    pins = feed_whatif(self, snapshot)
-
-Wide terminals (150 columns or more) get it in the side column (``#side``), beside the live view,
-which keeps its width; narrower ones as a screen of its own; it moves when the terminal is
-resized. The panel posts ``PinsChanged`` to the app when its pins change or it closes.
-``escape`` (or ``w`` outside a text field) closes it.
+Data comes down and goes up as everywhere in the app: on mount the panel watches the app's
+``tick`` (each new snapshot, see ``widgets.tick``), and it posts ``WhatIfChanged`` (its form and
+what it remembers, as of now) when the form or the pins change, or it closes. The app opens it
+with ``w``: on wide terminals (``NARROW_COLUMNS`` or more) in the side column (``#side``), beside
+the live view, which keeps its width; on narrower ones as a screen of its own (``WhatIfScreen``);
+it moves when the terminal is resized. ``escape`` (or ``w`` outside a text field) closes it.
 
 Keys inside: tab / shift+tab between fields, up/down/enter in the model list, ``+`` pins the
 candidate, ``=`` applies the first suggestion and ``1``–``9`` the n-th (outside text fields, or
@@ -27,7 +19,7 @@ from the suggestion list), ``delete`` unpins the highlighted pin, ``enter`` on a
 from __future__ import annotations
 
 import time
-import weakref
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -45,14 +37,17 @@ from textual.widgets.option_list import Option
 
 from vramtop.analysis.instances import instances_of
 from vramtop.snapshot import NodeSnapshot
-from vramtop import whatif_state as ws
 from vramtop.fit import remote
 from vramtop.fit.placement import device_order
 from vramtop.fit.specs import SpecError
-from vramtop.fit.verdict import GREEN, INVALID, RED, YELLOW, Candidate, FitResult
+from vramtop.fit.verdict import GREEN, INVALID, RED, YELLOW, FitResult
 from vramtop.fit.fields import ModelChoice, list_models
-from vramtop.whatif_state import FormState, WhatIfMemory
-from vramtop.widgets.whatif_bars import NeedBars
+from vramtop.widgets.tick import Tick
+from vramtop.widgets.whatif import assess as judge
+from vramtop.widgets.whatif import form as wf
+from vramtop.widgets.whatif.bars import NeedBars
+from vramtop.widgets.whatif.form import FormState
+from vramtop.widgets.whatif.persist import WhatIfMemory, load_memory, save_memory
 
 NARROW_COLUMNS = 150  # below this the panel is a screen of its own
 _RECENT = "recent:"  # option ids of the last candidates in the model list
@@ -139,7 +134,7 @@ class WhatIfPanel(Vertical):
         self._snapshot = snapshot
         self._state_path = state_path
         self._list_models = models or _known_models
-        memory, warning = ws.load_memory(state_path)
+        memory, warning = load_memory(state_path)
         self._memory: WhatIfMemory = memory
         self._notes: list[str] = [warning] if warning else []
         self.form: FormState = memory.current or FormState()
@@ -179,17 +174,17 @@ class WhatIfPanel(Vertical):
             with Horizontal(classes="wi-row"):
                 yield Label("engine", classes="wi-label")
                 yield Select(
-                    [(label, key) for key, label in ws.ENGINE_LABELS.items()],
+                    [(label, key) for key, label in wf.ENGINE_LABELS.items()],
                     value=self.form.engine, allow_blank=False, type_to_search=False, compact=True,
                     id="f-engine",
                 )
             for name in _TEXT_FIELDS:
                 with Horizontal(classes="wi-row", id=f"r-{name}"):
-                    yield Label(ws.FIELD_LABELS[name], classes="wi-label")
+                    yield Label(wf.FIELD_LABELS[name], classes="wi-label")
                     yield FieldInput(getattr(self.form, name), on_value=self._field_changed, field=name,
                                      id=f"f-{name}", compact=True, select_on_focus=False)
                 yield Static("", id=f"e-{name}", classes="wi-error")
-            yield Static(ws.FIELD_LABELS["stopped"], classes="wi-section")
+            yield Static(wf.FIELD_LABELS["stopped"], classes="wi-section")
             yield SelectionList[str](id="f-stopped", compact=True)
             yield Static("no serving instance runs now", id="wi-no-instances", classes="wi-quiet")
             yield Static("", id="e-stopped", classes="wi-error")
@@ -205,11 +200,9 @@ class WhatIfPanel(Vertical):
             yield Static("", id="wi-note")
 
     def on_mount(self) -> None:
-        _MOUNTED.add(self)
         if self.parent is not None and self.parent.id == "side":
             self.parent.add_class("-whatif")  # the column shows the panel alone
-        if self._snapshot is None:
-            self._snapshot = getattr(self.app, "snapshot", None)
+        self.watch(self.app, "tick", self._take_tick)  # the newest snapshot at once, then each new one
         self._ready = True
         self._fields = {name: self.query_one(f"#f-{name}", Input) for name in ("model", *_TEXT_FIELDS)}
         self._boxes = {box.id: box for box in self.query(Static) if box.id}
@@ -239,7 +232,7 @@ class WhatIfPanel(Vertical):
         moved = WhatIfPanel(self._snapshot, state_path=self._state_path,
                             docked=isinstance(self.screen, WhatIfScreen), models=self._list_models)
         moved._memory, moved.form, moved._models = self._memory, self.form, self._models
-        side = _side_column(app)
+        side = side_column(app)
         if isinstance(self.screen, WhatIfScreen):
             if side is None:
                 return
@@ -250,19 +243,21 @@ class WhatIfPanel(Vertical):
             app.push_screen(WhatIfScreen(moved))
 
     def on_unmount(self) -> None:
-        _MOUNTED.discard(self)
         if self.parent is not None and self.parent.id == "side":
             self.parent.remove_class("-whatif")
         self._save()
-        self.app.post_message(PinsChanged())
 
     # ---- inputs -------------------------------------------------------------------------------
 
-    def show_snapshot(self, snapshot: NodeSnapshot) -> None:
-        """A new tick: re-judge the candidate and every pin against it."""
-        self._snapshot = snapshot
-        self._refresh_instances()
-        self.recompute()
+    def _take_tick(self, tick: Tick | None) -> None:
+        """A new snapshot (None: none yet, or a host app that publishes none): re-judge the
+        candidate and every pin against it. A tick at rest changes nothing the panel judges."""
+        if tick is None or tick.snapshot is self._snapshot or (tick.at_rest and self._snapshot is not None):
+            return
+        self._snapshot = tick.snapshot
+        if self._ready:
+            self._refresh_instances()
+            self.recompute()
 
     def _field_changed(self, name: str, value: str) -> None:
         """A field's text changed (typed, or written by the panel itself while ``_syncing``)."""
@@ -273,6 +268,7 @@ class WhatIfPanel(Vertical):
             self._show_matches(value)
             self._schedule_remote(value)
         self.recompute(pins=False)
+        self._tell()
 
     @on(Select.Changed, "#f-engine")
     def _engine_changed(self, event: Select.Changed) -> None:
@@ -281,6 +277,7 @@ class WhatIfPanel(Vertical):
         self.form = self.form.with_(engine=str(event.value))
         self._show_engine_fields()
         self.recompute(pins=False)
+        self._tell()
 
     @on(SelectionList.SelectedChanged, "#f-stopped")
     def _stopped_changed(self, event: SelectionList.SelectedChanged) -> None:
@@ -288,6 +285,7 @@ class WhatIfPanel(Vertical):
             return
         self.form = self.form.with_(stopped=tuple(sorted(event.selection_list.selected)))
         self.recompute(pins=False)
+        self._tell()
 
     # ---- model search -------------------------------------------------------------------------
 
@@ -307,11 +305,11 @@ class WhatIfPanel(Vertical):
         if not query.strip():
             recent = self._memory.recent
             matches.add_options([
-                Option(Content.assemble(ws.describe(form), ("  recent", "dim")), id=f"{_RECENT}{i}")
+                Option(Content.assemble(wf.describe(form), ("  recent", "dim")), id=f"{_RECENT}{i}")
                 for i, form in enumerate(recent)
             ])
         else:
-            found = ws.match_models(query, self._choices())
+            found = wf.match_models(query, self._choices())
             if not (len(found) == 1 and found[0].name == query.strip()):
                 matches.add_options([
                     Option(Content.assemble(c.name, (f"  {c.source}" + (f" · {c.detail}" if c.detail else ""), "dim")),
@@ -356,7 +354,7 @@ class WhatIfPanel(Vertical):
         if name.startswith(_RECENT):
             self._load_form(self._memory.recent[int(name[len(_RECENT):])])
         else:
-            self._load_form(ws.with_model(self.form, name))
+            self._load_form(wf.with_model(self.form, name))
 
     # ---- models not here yet: the Hub and the Ollama library ----------------------------------
 
@@ -410,7 +408,7 @@ class WhatIfPanel(Vertical):
         if name != self.form.model.strip():
             return
         if not failed:
-            ws._spec.cache_clear()  # it remembers this name as unknown from before the worker
+            judge.models_changed()  # it remembers this name as unknown from before the worker
             self.recompute(pins=False)
         self._show_source(line, failed=failed)
 
@@ -462,9 +460,10 @@ class WhatIfPanel(Vertical):
             self._syncing = False
         self._show_engine_fields()
         self.recompute(pins=False)
+        self._tell()
 
     def _show_engine_fields(self) -> None:
-        shown = ws.ENGINE_FIELDS.get(self.form.engine, ())
+        shown = wf.ENGINE_FIELDS.get(self.form.engine, ())
         for name in _TEXT_FIELDS:
             visible = name in shown
             self.query_one(f"#r-{name}").display = visible
@@ -474,7 +473,7 @@ class WhatIfPanel(Vertical):
     def _refresh_instances(self) -> None:
         """The "as if stopped" choices: the instances running now (rebuilt only when they change)."""
         instances = instances_of(self._snapshot) if self._snapshot else ()
-        options = tuple((inst.key, ws.instance_label(inst)) for inst in instances)
+        options = tuple((inst.key, wf.instance_label(inst)) for inst in instances)
         if options != self._instance_options:
             self._instance_options = options
             self._sync_stopped()
@@ -504,37 +503,33 @@ class WhatIfPanel(Vertical):
         if not self._ready:
             return
         with remote.cache_only():  # the network is for workers (_schedule_remote), never a keystroke
-            self.result = ws.assess(self.form, self._snapshot)
-        self._show_errors(self.result.errors)
-        self._show_placeholders()
-        self._show_result(self.result)
+            seen = judge.assess(self.form, self._snapshot)
+        self.result = seen.result
+        self._show_errors(seen.field_errors)
+        self._show_placeholders(seen.placeholders)
+        self._show_result(seen)
         if pins:
-            self.pin_results = judge_pins(self._memory, self._snapshot)
+            self.pin_results = judge.pin_verdicts(self._memory.pins, self._snapshot)
             self._show_pin_verdicts()
 
     def _show_errors(self, errors: dict[str, str]) -> None:
-        shown = ws.ENGINE_FIELDS.get(self.form.engine, ())
-        for name in ("model", *_TEXT_FIELDS):
+        for name in ("model", *_TEXT_FIELDS, "stopped"):
             message = errors.get(name, "")
-            if name == "model" and not self.form.model.strip():
-                message = ""  # an empty model is said once, in the verdict line
-            box = self._boxes[f"e-{name}"]
-            self._put(box, f"↳ {message}" if message else "")
-            _show(box, bool(message) and (name == "model" or name in shown))
-            self._fields[name].set_class(bool(message), "-invalid")
-        stopped = self._boxes["e-stopped"]
-        self._put(stopped, f"↳ {errors['stopped']}" if "stopped" in errors else "")
-        _show(stopped, "stopped" in errors)
+            self._put(self._boxes[f"e-{name}"], f"↳ {message}" if message else "")
+            _show(self._boxes[f"e-{name}"], bool(message))
+            if name in self._fields:
+                self._fields[name].set_class(bool(message), "-invalid")
 
-    def _show_placeholders(self) -> None:
-        for name, text in ws.field_defaults(self.form, self.result, self._snapshot).items():
+    def _show_placeholders(self, placeholders: dict[str, str]) -> None:
+        for name, text in placeholders.items():
             field = self._fields.get(name)
             if field is None:
                 continue
             if field.placeholder != text:
                 field.placeholder = text
 
-    def _show_result(self, result: FitResult) -> None:
+    def _show_result(self, seen: judge.Assessment) -> None:
+        result = seen.result
         headline = self._boxes["wi-headline"]
         for v in (GREEN, YELLOW, RED, INVALID):
             headline.set_class(result.verdict == v, f"-{v}")
@@ -551,10 +546,10 @@ class WhatIfPanel(Vertical):
         bars.show(tuple(sorted(result.per_gpu, key=lambda need: device_order(need.gpu_index))))
         _show(bars, bool(result.per_gpu))
         budget = self._boxes["wi-budget"]
-        self._put(budget, ws.budget_text(result.budget), wrap=False)
-        _show(budget, bool(result.budget))
+        self._put(budget, seen.budget, wrap=False)
+        _show(budget, bool(seen.budget))
         suggestions = self.query_one("#wi-suggestions", OptionList)
-        texts = [f"{i + 1}  {s.text}" for i, s in enumerate(result.suggestions[:9])]
+        texts = list(seen.suggestions)
         if texts != self._suggestion_texts:
             self._suggestion_texts = texts
             suggestions.clear_options()
@@ -582,7 +577,7 @@ class WhatIfPanel(Vertical):
     def _show_pin_verdicts(self) -> None:
         pins = self.query_one("#wi-pins", OptionList)
         for i, result in enumerate(self.pin_results):
-            prompt = ws.pin_line(self._memory.pins[i], result)
+            prompt = judge.pin_line(self._memory.pins[i], result)
             if i < pins.option_count and str(pins.get_option_at_index(i).prompt) != prompt:
                 pins.replace_option_prompt_at_index(i, Content(prompt))
 
@@ -590,7 +585,7 @@ class WhatIfPanel(Vertical):
         pins = self.query_one("#wi-pins", OptionList)
         highlighted = pins.highlighted
         pins.clear_options()
-        pins.add_options([Option(Content(ws.describe(p))) for p in self._memory.pins])
+        pins.add_options([Option(Content(wf.describe(p))) for p in self._memory.pins])
         pins.display = bool(self._memory.pins)
         if self._memory.pins and highlighted is not None:
             pins.highlighted = min(highlighted, len(self._memory.pins) - 1)
@@ -605,13 +600,12 @@ class WhatIfPanel(Vertical):
         self._refresh_pins_list()
         self.recompute()
         self._save()
-        self.app.post_message(PinsChanged())
 
     def action_apply_suggestion(self, index: int) -> None:
         suggestions = self.result.suggestions if self.result else ()
         if index >= len(suggestions):
             return
-        self._load_form(ws.with_changes(self.form, suggestions[index].changes))
+        self._load_form(wf.with_changes(self.form, suggestions[index].changes))
 
     @on(OptionList.OptionSelected, "#wi-suggestions")
     def _suggestion_chosen(self, event: OptionList.OptionSelected) -> None:
@@ -628,7 +622,6 @@ class WhatIfPanel(Vertical):
             self._refresh_pins_list()
             self.recompute()
             self._save()
-            self.app.post_message(PinsChanged())
 
     def action_copy_launch(self) -> None:
         """Copy the launch line of the form's candidate (OSC 52: over SSH and in tmux too) and
@@ -636,7 +629,7 @@ class WhatIfPanel(Vertical):
         from vramtop.fit.command import plan
         from vramtop.fit.placement import node_from_snapshot
 
-        cand, errors = ws.candidate_of(self.form)
+        cand, errors = judge.candidate_of(self.form)
         if errors or cand is None or self._snapshot is None:
             self.notify("no launch line: the form has no candidate to judge", severity="warning")
             return
@@ -659,12 +652,16 @@ class WhatIfPanel(Vertical):
 
     def _save(self) -> None:
         self._memory = self._memory.remember(self.form)
-        _MEMORY[self.app] = self._memory
+        self._tell()
         if getattr(self.app, "readonly", False):  # --readonly writes no file: remembered this session only
             return
-        warning = ws.save_memory(self._memory, self._state_path)
+        warning = save_memory(self._memory, self._state_path)
         if warning and self._ready:
             self._note(warning)
+
+    def _tell(self) -> None:
+        """Up to the app: the form as it is now, and what the panel remembers."""
+        self.app.post_message(WhatIfChanged(replace(self._memory, current=self.form)))
 
 
 def _known_models() -> tuple[ModelChoice, ...]:
@@ -685,83 +682,17 @@ class WhatIfScreen(Screen):
         yield self.panel
 
 
-# The mounted panels: the app asks on every tick, and a query of every screen's DOM for a panel
-# that is usually closed cost more than the rest of the tick's bookkeeping.
-_MOUNTED: weakref.WeakSet[WhatIfPanel] = weakref.WeakSet()
+class WhatIfChanged(Message):
+    """The panel's form or pins changed, or it closed: ``memory`` is what it remembers, with the
+    form on screen as ``current`` (what the side column's pins and a report judge)."""
+
+    def __init__(self, memory: WhatIfMemory) -> None:
+        super().__init__()
+        self.memory = memory
 
 
-def open_panels(app: App) -> list[WhatIfPanel]:
-    """Every mounted what-if panel of ``app``, on any screen of the stack."""
-    return [p for p in _MOUNTED if p.is_attached and p.app is app]
-
-
-class PinsChanged(Message):
-    """A panel pinned or unpinned a candidate, or closed: the side column shows the pins anew."""
-
-
-# What each app's panel remembered when it last saved: the side column judges these pins while
-# the panel is closed, without reading the file on every tick.
-_MEMORY: weakref.WeakKeyDictionary[App, WhatIfMemory] = weakref.WeakKeyDictionary()
-
-
-def _side_column(app: App) -> Widget | None:
+def side_column(app: App) -> Widget | None:
     """The main view's side column when it is shown (the wide layout), else None."""
     found = app.screen_stack[0].query("#side") if app.screen_stack else None
     side = found.first() if found else None
     return side if side is not None and side.display and app.size.width >= NARROW_COLUMNS else None
-
-
-def toggle_whatif(app: App, snapshot: NodeSnapshot | None) -> None:
-    """Open the panel (in the side column when wide, its own screen when narrow), or close the
-    open one."""
-    panels = open_panels(app)
-    if panels:
-        for panel in panels:
-            panel.action_close()
-        return
-    side = _side_column(app)
-    if side is not None and app.screen is app.screen_stack[0]:
-        side.mount(WhatIfPanel(snapshot, docked=True))
-    else:
-        app.push_screen(WhatIfScreen(WhatIfPanel(snapshot)))
-
-
-def judge_pins(memory: WhatIfMemory, snapshot: NodeSnapshot | None) -> tuple[FitResult, ...]:
-    """Every pin's verdict on ``snapshot`` (from cached model facts only: this runs on the UI
-    thread, on every tick)."""
-    with remote.cache_only():
-        return tuple(ws.assess(pin, snapshot) for pin in memory.pins)
-
-
-def pinned_verdicts(app: App, snapshot: NodeSnapshot | None) -> tuple[tuple[FormState, FitResult], ...]:
-    """The pins with their verdicts: the open panel's, as it judged them on its last tick, or,
-    with it closed, the remembered pins judged on ``snapshot``."""
-    panels = open_panels(app)
-    if panels:
-        return tuple(zip(panels[0].memory.pins, panels[0].pin_results))
-    if app not in _MEMORY:
-        _MEMORY[app] = ws.load_memory()[0]
-    memory = _MEMORY[app]
-    return tuple(zip(memory.pins, judge_pins(memory, snapshot)))
-
-
-def feed_whatif(app: App, snapshot: NodeSnapshot) -> tuple[tuple[FormState, FitResult], ...]:
-    """Hand a new snapshot to the open panel (call once per tick), and return the pins with their
-    verdicts on it."""
-    for panel in open_panels(app):
-        panel.show_snapshot(snapshot)
-    return pinned_verdicts(app, snapshot)
-
-
-def report_candidates(app: App) -> list[tuple[str, Candidate]]:
-    """The candidates a report of the current state judges: the open panel's form and pins, or,
-    with the panel closed, those it remembers from its last use (from cached model facts only:
-    the report is written on the UI thread)."""
-    panels = open_panels(app)
-    if panels:
-        forms = [panels[0].form, *panels[0].memory.pins]
-    else:
-        memory, _ = ws.load_memory()
-        forms = ([memory.current] if memory.current else []) + list(memory.pins)
-    with remote.cache_only():
-        return ws.report_candidates(forms)

@@ -1,0 +1,44 @@
+"""What the app publishes to every panel: one ``Tick`` per new snapshot.
+
+The app's sampling worker takes a whole snapshot from its feed and derives, off the UI thread,
+what several panels show (the serving instances, the analysis of the Ray state); the app sets
+its ``tick`` to the result, and each panel watches ``app.tick`` from its mount on (Textual's
+``watch``: attributes down, messages up). Textual-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vramtop.analysis.instances import Instance, instances_of
+from vramtop.ray.feasibility import RayAnalysis, analyze
+from vramtop.snapshot import NodeSnapshot
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A snapshot and what is derived from it. ``ray`` analyses ``snapshot.ray`` (None without a
+    Ray state). ``at_rest``: nothing the panels judge moved since the tick before (the same GPUs,
+    processes, errors and slower sources), only the clock-bound parts need drawing; a failed
+    sample's aged picture is one too. ``where``: a replay's position, for the header."""
+
+    snapshot: NodeSnapshot
+    instances: tuple[Instance, ...]
+    ray: RayAnalysis | None = None
+    at_rest: bool = False
+    where: str | None = None
+
+
+def same_picture(before: NodeSnapshot, now: NodeSnapshot) -> bool:
+    """Nothing a view shows moved between two snapshots but the clock."""
+    return (now.gpus == before.gpus and now.gpu_processes == before.gpu_processes and now.errors == before.errors
+            and now.ancestors == before.ancestors and now.ray is before.ray and now.telemetry is before.telemetry)
+
+
+def derive(snapshot: NodeSnapshot, before: Tick | None = None) -> Tick:
+    """The tick of ``snapshot``; what ``before`` derived is reused when nothing moved (the Ray
+    analysis grows with the cluster, so it is computed here, in the sampling worker)."""
+    if before is not None and same_picture(before.snapshot, snapshot):
+        return Tick(snapshot, before.instances, before.ray)
+    ray = analyze(snapshot.ray, snapshot) if snapshot.ray is not None else None
+    return Tick(snapshot, instances_of(snapshot), ray)
