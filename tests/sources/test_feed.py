@@ -1,8 +1,16 @@
 """The one way in for data: ``open_feed`` chooses the source and its pollers, ``Feed.sample``
-returns the whole snapshot, with Ray polled on its own slower interval."""
+returns the whole snapshot, with Ray polled on its own slower interval; once started (the live
+view), each poller runs on a thread of its own and a sample never waits for it."""
+
+import http.server
+import threading
+import time
+from contextlib import contextmanager
 
 from vramtop.config import Config
-from vramtop.sources.feed import open_feed
+from vramtop.ray.poller import RayPoller
+from vramtop.sources.demo import DemoSource
+from vramtop.sources.feed import Feed, open_feed
 
 
 def test_the_demo_feed_carries_ray_and_telemetry_on_each_snapshot():
@@ -30,3 +38,69 @@ def test_attach_puts_the_pollers_state_on_a_snapshot_taken_elsewhere():
     bare = feed.source.sample()
     assert bare.ray is None
     assert feed.attach(bare, now=0.0).ray is not None
+
+
+# -- started (the live view): the pollers run on threads of their own ----------------------------
+
+@contextmanager
+def slow_dashboard(delay: float):
+    """A dashboard on 127.0.0.1 that answers every request with a 404 after ``delay`` s."""
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            time.sleep(delay)
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_started_feed_never_waits_for_a_slow_dashboard_and_says_when_a_poll_runs_late():
+    with slow_dashboard(1.5) as address:
+        feed = Feed(DemoSource(), RayPoller(address, timeout=5.0, environ={}), ray_interval=3600.0)
+        feed.start(deadline=0.3)
+        try:
+            began = time.monotonic()
+            first = feed.sample()
+            assert time.monotonic() - began < 0.5 and first.ray is None and not first.errors
+            time.sleep(0.5)
+            late = feed.sample()
+            assert [(e.source, e.message) for e in late.errors] == [("ray", "no answer within 0.3 s")]
+            deadline = time.monotonic() + 10
+            while (answered := feed.sample()).ray is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert answered.ray is not None and not answered.errors  # the poll came back: its state rides on
+            assert feed.sample().ray is answered.ray  # and the same state on the next samples, until the next poll
+        finally:
+            feed.stop()
+
+
+def test_a_started_feeds_telemetry_reads_the_newest_snapshot_and_a_raising_poller_is_one_line():
+    class Broken:
+        polled = []
+
+        def poll(self, snapshot):
+            Broken.polled.append(snapshot.timestamp)
+            raise RuntimeError("metrics parser broke\nsecond line")
+
+    clock = iter(range(1, 10**6))
+    feed = Feed(DemoSource(clock=lambda: float(next(clock))), telemetry=Broken(), telemetry_interval=0.05)
+    feed.start()
+    try:
+        feed.sample()
+        deadline = time.monotonic() + 5
+        while not (errors := feed.sample().errors) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [(e.source, e.message) for e in errors] == [("telemetry", "failed (metrics parser broke)")]
+        seen = len(Broken.polled)
+        time.sleep(0.3)
+        assert len(Broken.polled) > seen and Broken.polled[-1] > 1.0  # it goes on, on newer snapshots
+    finally:
+        feed.stop()
