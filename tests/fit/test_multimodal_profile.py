@@ -220,3 +220,18 @@ def test_a_qwen3_vl_tower_with_its_deepstack_mergers_counts_what_its_checkpoint_
     assert tower.family == vision.QWEN3_VL and not tower.gated
     assert tower.params == headers.encoder_params
     assert tower.embeds_per_item == 16384 and tower.patches_per_item == 65536
+
+
+def test_internvl_and_phi4_multimodal_encoders_are_counted_as_encoders():
+    """InternVL's projector is ``mlp1`` beside ``vision_model`` (its checkpoints' names);
+    Phi-4-multimodal's SigLIP and audio encoders live under ``model.embed_tokens_extend``."""
+    internvl = weights_from_tensors([("vision_model.encoder.layers.0.mlp.fc1.weight", "BF16", [4096, 1024]),
+                                     ("mlp1.1.weight", "BF16", [2048, 4096]),
+                                     ("language_model.model.layers.0.mlp.gate_proj.weight", "BF16", [6144, 2048])])
+    assert internvl.encoder_params == 4096 * 1024 + 2048 * 4096
+    phi4 = weights_from_tensors([("model.embed_tokens_extend.image_embed.img_processor.encoder.layers.0."
+                                  "mlp.fc1.weight", "BF16", [4304, 1152]),
+                                 ("model.embed_tokens_extend.audio_embed.encoder.encoders.0.feed_forward_in."
+                                  "net.0.linear.weight", "BF16", [3072, 1024]),
+                                 ("model.layers.0.mlp.gate_up_proj.weight", "BF16", [16384, 3072])])
+    assert phi4.encoder_params == 4304 * 1152 + 3072 * 1024

@@ -16,9 +16,13 @@ DTYPE_BITS = {"F64": 64, "F32": 32, "BF16": 16, "F16": 16, "F8_E4M3": 8, "F8_E5M
               "F8_E8M0": 8, "I64": 64, "I32": 32, "I16": 16, "I8": 8, "U8": 8, "U16": 16,
               "U32": 32, "U64": 64, "BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6}
 _PACKED = {"I32", "U8", "I8", "U32", "I16"}  # integer tensors that hold packed low-bit weights
+# Encoder and projector modules by the names checkpoints give them; InternVL's projector is
+# ``mlp1`` and Phi-4-multimodal keeps its image and audio encoders under ``embed_tokens_extend``
+# (``internvl.py``, ``phi4mm.py`` in vllm/model_executor/models).
 _ENCODER_PREFIXES = ("vision_tower", "visual", "vision_model", "vision_encoder", "multi_modal_projector",
                      "mm_projector", "audio_tower", "audio_encoder", "audio_model", "embed_vision",
-                     "embed_audio", "image_newline", "vision_embed")
+                     "embed_audio", "image_newline", "vision_embed", "embed_tokens_extend")
+_ENCODER_MODULES = ("mlp1",)
 # Quantization side tensors: block scales (FP8's weight_scale_inv, MXFP4's *_scales), zero points
 # and group indices take bytes but are no parameters of the model.
 _QUANT_AUX = (".weight_scale", ".weight_scale_inv", ".weight_scale_2", ".input_scale", "_scales",
@@ -45,7 +49,7 @@ class WeightFigures:
 
 def _is_encoder(name: str) -> bool:
     parts = name.split(".")[:3]
-    return any(p.startswith(_ENCODER_PREFIXES) for p in parts)
+    return any(p.startswith(_ENCODER_PREFIXES) for p in parts) or parts[0] in _ENCODER_MODULES
 
 
 def weights_from_tensors(tensors: Iterable[tuple[str, str, Sequence[int]]],
