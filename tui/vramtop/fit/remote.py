@@ -24,6 +24,7 @@ from typing import Iterator
 
 from vramtop import paths
 from vramtop.fit import hub, ollama_library
+from vramtop.fit.layers import StateShape
 from vramtop.fit.specs import ModelSpec
 from vramtop.fit.vision import VisionSpec
 from vramtop.regular_file import NotRegularFile, open_regular
@@ -87,10 +88,21 @@ def cached(text: str) -> ModelSpec | None:
     if set(fields) != set(_FIELDS):
         return None
     try:
-        vision = VisionSpec(**fields["vision"]) if isinstance(fields["vision"], dict) else None
-        return ModelSpec(**{**fields, "aliases": tuple(fields["aliases"]), "vision": vision})
-    except (TypeError, ValueError):
+        return _spec_from_json(fields)
+    except (TypeError, ValueError, KeyError):
         return None
+
+
+def _spec_from_json(fields: dict) -> ModelSpec:
+    """A spec as ``_store`` wrote it, with its tuples and nested specs rebuilt: JSON gives lists
+    and dicts, and a spec holding one is unhashable (the fit engine caches by spec) or breaks
+    where the fit engine reads the hybrid state's shape."""
+    state, vision = fields["state"], fields["vision"]
+    return ModelSpec(**{
+        **fields, "aliases": tuple(fields["aliases"]), "unmodelled": tuple(fields["unmodelled"]),
+        "state": StateShape(**{**state, "dims": tuple(state["dims"])}) if isinstance(state, dict) else None,
+        "vision": VisionSpec(**vision) if isinstance(vision, dict) else None,
+    })
 
 
 def local_names(limit: int = 500) -> list[str]:
