@@ -11,6 +11,8 @@ mode has a line per slice under it, as nvidia-smi lists its MIG devices: ``├0`
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widget import Widget
@@ -78,26 +80,54 @@ def fields_that_fit(widths: dict[str, int], width: int) -> tuple[str, ...]:
     return tuple(keep)
 
 
-def _field(gpu: GpuInfo, key: str, width: int, trend: str = "") -> Content:
+def _field(gpu: GpuInfo | MigSlice, key: str, width: int, trend: str = "") -> Content:
     if key == "used":
-        text = Content(f"{gpu.used_mib:,}/{gpu.total_mib:,} MiB")
+        text = f"{gpu.used_mib:,}/{gpu.total_mib:,} MiB"
     elif key == "reserved":  # NVML's v1 memory (and Ray's reporter) folds the reserve into used
-        text = Content(f"{gpu.reserved_mib:,} rsv" if gpu.memory_api == "v2" else "– rsv").stylize("$vram-reserved")
+        text = f"{gpu.reserved_mib:,} rsv" if gpu.memory_api == "v2" else "– rsv"
     elif key == "free":
-        text = Content.assemble((f"{gpu.free_mib:,}", "bold"), " free")
+        text = f"{gpu.free_mib:,} free"
     elif key == "trend":
-        text = Content(trend[-width:]).stylize("$vram-used")
+        text = trend[-width:]
     elif key == "util":
-        text = Content("" if gpu.utilization_pct is None else f"util {gpu.utilization_pct}%")
+        text = "" if gpu.utilization_pct is None else f"util {gpu.utilization_pct}%"
     elif key == "temp":
-        text = Content("" if gpu.temperature_c is None else f"{gpu.temperature_c}°C")
+        text = "" if gpu.temperature_c is None else f"{gpu.temperature_c}°C"
     elif key == "power":
         limit = f"/{gpu.power_limit_w:.0f}" if gpu.power_limit_w else ""
-        text = Content("" if gpu.power_w is None else f"{gpu.power_w:.0f}{limit} W")
+        text = "" if gpu.power_w is None else f"{gpu.power_w:.0f}{limit} W"
     else:
-        text = Content(gpu.name).stylize("dim")
-    pad = " " * max(0, width - text.cell_length)
-    return Content.assemble(text, pad) if key == "name" else Content.assemble(pad, text)
+        text = gpu.name
+    return _field_content(key, text, width)
+
+
+@lru_cache(maxsize=1024)
+def _field_content(key: str, text: str, width: int) -> Content:
+    """A field's text, styled and padded to its width: kept, since most fields of a line read the
+    same from one tick to the next (a bar repaints when any one of them moves)."""
+    if key == "reserved":
+        content = Content(text).stylize("$vram-reserved")
+    elif key == "free":
+        number, _, rest = text.partition(" ")
+        content = Content.assemble((number, "bold"), f" {rest}")
+    elif key == "trend":
+        content = Content(text).stylize("$vram-used")
+    elif key == "name":
+        content = Content(text).stylize("dim")
+    else:
+        content = Content(text)
+    pad = " " * max(0, width - content.cell_length)
+    return Content.assemble(content, pad) if key == "name" else Content.assemble(pad, content)
+
+
+@lru_cache(maxsize=256)
+def _head(index: int, state: str) -> Content:
+    """A GPU line's index and state word (markup parsed once per GPU and state)."""
+    return Content.assemble(
+        (f"{index:>2} ", "bold"),
+        Content.from_markup(f"[$state-{state}]$sym {state:<{STATE_WIDTH}}[/]", sym=SYMBOLS[state]),
+        " ",
+    )
 
 
 HEAD_WIDTH = 3 + 2 + STATE_WIDTH + 1
@@ -109,11 +139,7 @@ def gpu_line(gpu: GpuInfo, state: str, width: int, widths: dict[str, int] | None
     ``trend`` is its used-memory sparkline; ``promised_mib`` of the free memory is drawn as
     reserved for launches."""
     widths = widths or field_widths((gpu,))
-    head = Content.assemble(
-        (f"{gpu.index:>2} ", "bold"),
-        Content.from_markup(f"[$state-{state}]$sym {state:<{STATE_WIDTH}}[/]", sym=SYMBOLS[state]),
-        " ",
-    )
+    head = _head(gpu.index, state)
     keys = fields_that_fit(widths, width)
     bar_width = max(MIN_BAR, width - HEAD_WIDTH - sum(widths[k] + 1 for k in keys))
     if gpu.lost:
