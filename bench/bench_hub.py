@@ -8,6 +8,14 @@
 2. The what-if panel answers a key within 50 ms while a worker waits on a slow registry: the
    time from a key (sent as Pilot sends it) to the field's new value, verdict recomputed, the
    median over ``--keys`` keys; the baseline is the same panel whose lookup already failed.
+3. The same keys while a thread beside the UI's parses a 12 MB safetensors header (every
+   DeepSeek-V3 tensor in one file) over and over, as a resolution's worker does: with
+   ``json.loads`` (one C call that holds the GIL for the whole header, as the Hub client parses
+   it), then as vramtop's resolution reads it (``hub.remote_safetensors_tensors``: a pair at a
+   time, shapes kept as tuples the garbage collector need not walk).
+   The median (under 50 ms) and the slowest key of each; the baseline is the same keys with
+   nothing beside. What is left of the slowest keys is the garbage collector's full passes over
+   the app's heap, which any thread's allocations set off.
 
     python bench/bench_hub.py [--repeat 50] [--keys 20]
 """
@@ -20,8 +28,10 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path[:0] = [str(TESTS / "hub"), str(TESTS)]
@@ -59,7 +69,8 @@ def resolution(args, tmp: Path, hub_url: str) -> bool:
     return ok
 
 
-async def key_latencies(n: int, registry, tmp: Path, in_flight: bool) -> list[float]:
+async def key_latencies(n: int, registry, tmp: Path, in_flight: bool,
+                        beside: Callable[[], object] | None = None) -> list[float]:
     from textual import events
     from textual.app import App
     from textual.widgets import Input
@@ -89,6 +100,15 @@ async def key_latencies(n: int, registry, tmp: Path, in_flight: bool) -> list[fl
         await pilot.press("tab", "tab")
         field = app.screen.query_one("#f-tensor_parallel_size", Input)
         await pilot.press("backspace")
+        stop = threading.Event()
+        if beside is not None:  # the GIL's other holder: run in a loop until the keys are done
+
+            def loop() -> None:
+                while not stop.is_set():
+                    beside()
+
+            threading.Thread(target=loop, daemon=True).start()
+            await asyncio.sleep(0.1)
         for i in range(n):
             key = str(i % 8 + 1)
             want = field.value + key
@@ -100,6 +120,7 @@ async def key_latencies(n: int, registry, tmp: Path, in_flight: bool) -> list[fl
                 await asyncio.sleep(0)
             out.append((time.perf_counter() - t0) * 1000)
             await pilot.pause()
+        stop.set()
         if in_flight:
             assert panel._resolving, f"the resolution ended during the measurement: {panel._source_text}"
         registry.manifest_delay_s = 0.0
@@ -131,12 +152,43 @@ def main() -> None:
     busy = asyncio.run(key_latencies(args.keys, registry, tmp, in_flight=True))
     base, during = statistics.median(idle), statistics.median(busy)
     print(f"baseline: a key in the panel, the same unknown name typed, nothing in flight  {base:.2f} ms "
-          f"(median of {len(idle)}, wall)")
+          f"(median of {len(idle)}, wall; max {max(idle):.2f} ms)")
     print(f"a key while a resolution waits on a slow registry  {during:.2f} ms (x{during / base:.2f}; "
           f"max {max(busy):.2f} ms; {'under' if during < BUDGET_MS else 'OVER'} {BUDGET_MS:.0f} ms)")
+    ok &= during < BUDGET_MS
+    ok &= parsing_beside(args, registry, tmp, idle)
     for server in servers:
         server.shutdown()
-    sys.exit(0 if ok and during < BUDGET_MS else 1)
+    sys.exit(0 if ok else 1)
+
+
+def parsing_beside(args, registry, tmp: Path, idle: list[float]) -> bool:
+    import json
+
+    from checkpoints import config, tensors_of
+    from standin import safetensors_blob
+    from vramtop.fit import hub
+
+    head = safetensors_blob(tensors_of(config("deepseek-ai/DeepSeek-V3"))).prefix
+    raw = head[8:]
+
+    def read(lo: int, hi: int) -> bytes:
+        return head[lo:hi + 1]
+    t0 = time.perf_counter()
+    json.loads(raw)
+    print(f"a {len(raw) / 1e6:.1f} MB safetensors header: json.loads takes {(time.perf_counter() - t0) * 1000:.0f} ms")
+    middle, slowest = {}, {}
+    for label, parse in (("json.loads (the client's parse)", lambda: json.loads(raw)),
+                         ("pair at a time (vramtop's)", lambda: hub.remote_safetensors_tensors(
+                             read, "model.safetensors", len(head), hub._Budget(hub.MAX_HEADERS)))):
+        keys = asyncio.run(key_latencies(args.keys, registry, tmp, in_flight=False, beside=parse))
+        middle[label], slowest[label] = mid, worst = statistics.median(keys), max(keys)
+        print(f"a key while a thread parses it with {label:<32} {mid:7.2f} ms (x{mid / statistics.median(idle):.2f}; "
+              f"{'under' if mid < BUDGET_MS else 'OVER'} {BUDGET_MS:.0f} ms); slowest {worst:7.2f} ms "
+              f"(x{worst / max(idle):.2f})")
+    ours, theirs = "pair at a time (vramtop's)", "json.loads (the client's parse)"
+    print(f"the slowest key beside vramtop's parse: x{slowest[ours] / slowest[theirs]:.2f} the slowest beside json.loads")
+    return middle[ours] < BUDGET_MS
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ vLLM loads the top-level ``*.safetensors`` (never ``original/``), only the shard
 ``weight_map`` names when there is an index, and not the multi-token-prediction layers that
 follow the model's own (DeepSeek-V3's layer 61). A header is read in at most two range reads,
 each streamed and cut at its length, and one over safetensors' own limit (100 MB) is refused
-before it is read. A repository of GGUF files only:
-the header of the chosen quant file (``hf.co/ORG/NAME:Q8_0`` names it, as Ollama spells it;
-else Q4_K_M as Ollama picks, else the smallest).
+before it is read; it is decoded a pair at a time (``json_object_items``), so the UI thread
+beside the resolving one keeps its turns.
+
+A repository of GGUF files only: the header of the chosen quant file (``hf.co/ORG/NAME:Q8_0``
+names it, as Ollama spells it; else Q4_K_M as Ollama picks, else the smallest).
 
 Endpoint, token, offline mode and cache are huggingface_hub's own settings (HF_ENDPOINT,
 HF_TOKEN or the stored login, HF_HUB_OFFLINE, HF_HOME), which it reads when imported. Every
@@ -28,7 +30,8 @@ import struct
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from json.decoder import scanstring
+from typing import Any, Callable, Iterator
 
 from vramtop.fit.remote_gguf import Deadline, spec_from_remote_gguf, within
 from vramtop.fit.specs import (BITS_PER_WEIGHT, ModelSpec, SpecError, closest_names,
@@ -172,17 +175,16 @@ def closest_hub_names(repo: str) -> list[str]:
 
 
 def _read_json(path: str, what: str) -> dict[str, Any]:
+    """A JSON object from the HF cache, read a pair at a time (``json_object_items``): an index
+    of DeepSeek-V3's 92,000 tensors would hold the GIL for 0.3 s in ``json.loads``."""
     with open(path, "rb") as f:
         raw = f.read(MAX_JSON + 1)
     if len(raw) > MAX_JSON:
         raise SpecError(f"{what}: larger than {MAX_JSON // MIB} MiB, not a config")
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return dict(json_object_items(raw.decode("utf-8"), frozenset({"weight_map"})))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise SpecError(f"{what}: malformed JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{what}: malformed JSON (not a mapping)")
-    return data
 
 
 def vllm_weight_files(files: list[str], weight_map_files: list[str] | None) -> list[str]:
@@ -282,21 +284,77 @@ def remote_safetensors_tensors(read: Callable[[int, int], bytes], filename: str,
         raw += read(8 + len(raw), 8 + length - 1)
     if len(raw) != length:
         raise SpecError(f"{filename}: the safetensors header was cut short ({len(raw):,} of {length:,} bytes)")
+    out = []
+    seen: set[str] = set()
     try:
-        header = json.loads(raw)
+        for name, info in json_object_items(raw.decode("utf-8")):
+            if name in seen:
+                raise SpecError(f"{filename}: malformed safetensors header (tensor '{name[:60]}' twice)")
+            seen.add(name)
+            if name == "__metadata__":
+                continue
+            if not (isinstance(info, dict) and isinstance(info.get("dtype"), str)
+                    and isinstance(info.get("shape"), list)):
+                raise SpecError(f"{filename}: malformed safetensors header (tensor '{name[:60]}')")
+            out.append((name, info["dtype"], tuple(info["shape"])))  # ints in a tuple: nothing for the GC
+    except SpecError:
+        raise
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise SpecError(f"{filename}: malformed safetensors header (not JSON)") from None
-    if not isinstance(header, dict):
-        raise SpecError(f"{filename}: malformed safetensors header (not a mapping)")
-    out = []
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if not (isinstance(info, dict) and isinstance(info.get("dtype"), str)
-                and isinstance(info.get("shape"), list)):
-            raise SpecError(f"{filename}: malformed safetensors header (tensor '{name[:60]}')")
-        out.append((name, info["dtype"], info["shape"]))
     return out
+
+
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def json_object_items(text: str, nested: frozenset[str] = frozenset()) -> Iterator[tuple[str, Any]]:
+    """The key/value pairs of the JSON object ``text``, decoded a pair at a time; an object under
+    a key in ``nested`` (an index's weight_map) is read a pair at a time too.
+
+    ``json.loads`` is one C call that holds the GIL for the whole text (a 12 MB header: 0.3 s),
+    and the what-if panel resolves in a thread beside the UI's; between pairs the UI thread gets
+    its turn. Raises ``ValueError`` on anything but one JSON object (trailing spaces allowed, as
+    safetensors pads its header)."""
+    pos = [0]
+    yield from _pairs(text, pos, nested)
+    if _SPACE.match(text, pos[0]).end() != len(text):
+        raise ValueError("data after the object")
+
+
+def _pairs(text: str, pos: list[int], nested: frozenset[str]) -> Iterator[tuple[str, Any]]:
+    """The pairs of the object at ``pos[0]``; ``pos[0]`` is left just past it."""
+    space = _SPACE.match
+    at = space(text, pos[0]).end()
+    if text[at:at + 1] != "{":
+        raise ValueError(f"no object at {at}")
+    at = space(text, at + 1).end()
+    if text[at:at + 1] == "}":
+        pos[0] = at + 1
+        return
+    while True:
+        if text[at:at + 1] != '"':
+            raise ValueError(f"no key at {at}")
+        key, at = scanstring(text, at + 1)
+        at = space(text, at).end()
+        if text[at:at + 1] != ":":
+            raise ValueError(f"no ':' at {at}")
+        at = space(text, at + 1).end()
+        if key in nested and text[at:at + 1] == "{":
+            pos[0] = at
+            value: Any = dict(_pairs(text, pos, frozenset()))
+            at = pos[0]
+        else:
+            value, at = _DECODER.raw_decode(text, at)
+        yield key, value
+        at = space(text, at).end()
+        sep = text[at:at + 1]
+        at = space(text, at + 1).end() if sep == "," else at + 1
+        if sep == "}":
+            break
+        if sep != ",":
+            raise ValueError(f"no ',' at {at - 1}")
+    pos[0] = at
 
 
 _LAYER = re.compile(r"^model\.layers\.(\d{1,6})\.")
