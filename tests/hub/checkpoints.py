@@ -227,6 +227,30 @@ def gpt_oss_tensors(cfg: dict) -> list[tuple[str, str, list[int]]]:
     return out + [("model.norm.weight", "BF16", [h]), ("lm_head.weight", "BF16", [vocab, h])]
 
 
+def qwen2_5_vl_tensors(cfg: dict) -> list[tuple[str, str, list[int]]]:
+    """``Qwen2_5_VLForConditionalGeneration`` as published: the Qwen2 language model under
+    ``model.``, the vision tower under ``visual.`` (models/qwen2_5_vl/modeling_qwen2_5_vl.py: a
+    bias-free patch convolution over two frames, RMSNorm blocks with fused qkv and a gated MLP,
+    a merger of spatial_merge_size² patches into the text width)."""
+    v = cfg["vision_config"]
+    h, inter, out = v["hidden_size"], v["intermediate_size"], v["out_hidden_size"]
+    wide = h * v["spatial_merge_size"] ** 2
+    tensors = decoder_tensors({**cfg, "model_type": "qwen2"})
+    tensors.append(("visual.patch_embed.proj.weight", "BF16",
+                    [h, v["in_chans"], v["temporal_patch_size"], v["patch_size"], v["patch_size"]]))
+    for i in range(v["depth"]):
+        p = f"visual.blocks.{i}."
+        tensors += [(p + "norm1.weight", "BF16", [h]), (p + "norm2.weight", "BF16", [h]),
+                    (p + "attn.qkv.weight", "BF16", [3 * h, h]), (p + "attn.qkv.bias", "BF16", [3 * h]),
+                    (p + "attn.proj.weight", "BF16", [h, h]), (p + "attn.proj.bias", "BF16", [h]),
+                    (p + "mlp.gate_proj.weight", "BF16", [inter, h]), (p + "mlp.gate_proj.bias", "BF16", [inter]),
+                    (p + "mlp.up_proj.weight", "BF16", [inter, h]), (p + "mlp.up_proj.bias", "BF16", [inter]),
+                    (p + "mlp.down_proj.weight", "BF16", [h, inter]), (p + "mlp.down_proj.bias", "BF16", [h])]
+    return tensors + [("visual.merger.ln_q.weight", "BF16", [h]),
+                      ("visual.merger.mlp.0.weight", "BF16", [wide, wide]), ("visual.merger.mlp.0.bias", "BF16", [wide]),
+                      ("visual.merger.mlp.2.weight", "BF16", [out, wide]), ("visual.merger.mlp.2.bias", "BF16", [out])]
+
+
 def tensors_of(cfg: dict) -> list[tuple[str, str, list[int]]]:
     """The tensors of the checkpoint published with ``cfg`` (by its model_type)."""
     kind = cfg["model_type"]
@@ -240,6 +264,8 @@ def tensors_of(cfg: dict) -> list[tuple[str, str, list[int]]]:
         return deepseek_v3_tensors(cfg)
     if kind == "gpt_oss":
         return gpt_oss_tensors(cfg)
+    if kind == "qwen2_5_vl":
+        return qwen2_5_vl_tensors(cfg)
     return decoder_tensors(cfg)
 
 

@@ -9,7 +9,10 @@ vLLM loads the top-level ``*.safetensors`` (never ``original/``), only the shard
 follow the model's own (DeepSeek-V3's layer 61). A header is read in at most two range reads,
 each streamed and cut at its length, and one over safetensors' own limit (100 MB) is refused
 before it is read; it is decoded a pair at a time (``json_object_items``), so the UI thread
-beside the resolving one keeps its turns.
+beside the resolving one keeps its turns. A Qwen-VL repository's preprocessor_config.json sets
+the largest image its processor lets through, which sizes vLLM's encoder budget; nothing else
+vLLM reads from a repository's other configs changes memory (generation_config.json gives
+default sampling parameters only: vllm/config ModelConfig.get_diff_sampling_param).
 
 A repository of GGUF files only: the header of the chosen quant file (``hf.co/ORG/NAME:Q8_0``
 names it, as Ollama spells it; else Q4_K_M as Ollama picks, else the smallest).
@@ -36,6 +39,7 @@ from typing import Any, Callable, Iterator
 from vramtop.fit.remote_gguf import Deadline, spec_from_remote_gguf, within
 from vramtop.fit.specs import (BITS_PER_WEIGHT, ModelSpec, SpecError, closest_names,
                                quantization_of, spec_from_config)
+from vramtop.fit.vision import QWEN2_5_VL, QWEN3_VL, VisionSpec
 from vramtop.fit.weights import weights_from_tensors
 from vramtop.units import MIB
 
@@ -370,6 +374,21 @@ def vllm_loads(name: str, layers: int, mtp: bool) -> bool:
     return m is None or int(m.group(1)) < layers
 
 
+def largest_image(tower: VisionSpec, processor: dict[str, Any]) -> VisionSpec:
+    """``tower`` with the largest image a Qwen-VL image processor lets through: at most
+    ``max_pixels`` (``size.longest_edge`` in newer processors) pixels, resized as vLLM's dummy
+    image of most features is (vllm/model_executor/models/qwen2_vl.py, smart_resize: a square
+    whose side is a multiple of patch x merge). Unchanged where the processor names no cap."""
+    size = processor.get("size") if isinstance(processor.get("size"), dict) else {}
+    cap = processor.get("max_pixels") or size.get("longest_edge") or size.get("max_pixels")
+    if type(cap) is not int or not 0 < cap <= 1 << 34 or not tower.embeds_per_item:
+        return tower
+    merged = max(1, tower.patches_per_item // tower.embeds_per_item)  # patches an embedding
+    side = math.isqrt(cap) // (tower.patch * math.isqrt(merged))
+    embeds = max(1, side * side)
+    return replace(tower, patches_per_item=embeds * merged, embeds_per_item=embeds)
+
+
 def _quant_config(ref: HubRef, files: list[str],
                   download: Callable[[str], str]) -> dict[str, Any] | None:
     """A quantization config kept beside config.json (AutoGPTQ's, NVIDIA ModelOpt's)."""
@@ -465,6 +484,10 @@ def _resolve(ref: HubRef, dl: Deadline) -> ModelSpec:
     except ValueError as exc:
         raise SpecError(f"{ref.repo}: malformed safetensors header on the Hub ({exc})") from None
     spec = spec_from_config(cfg, ref.repo, source, figures)
+    if spec.vision is not None and spec.vision.family in (QWEN2_5_VL, QWEN3_VL) \
+            and "preprocessor_config.json" in files:
+        processor = _read_json(download("preprocessor_config.json"), f"{ref.repo}/preprocessor_config.json")
+        spec = replace(spec, vision=largest_image(spec.vision, processor))
     return replace(spec, origin="hf", source=f"{source} (config.json, {len(chosen)} safetensors headers)")
 
 
