@@ -385,7 +385,7 @@ async def run_app(address: str, ticks: int, keys: int, pins: bool = False) -> di
         else:
             last[:] = [now, tick.snapshot.ray]
 
-    async def press(pilot, key: str, condition) -> None:
+    async def press(key: str, condition) -> None:
         before = len(app.latencies)
         app.waiting = (time.perf_counter(), condition)
         app.simulate_key(key)
@@ -397,7 +397,7 @@ async def run_app(address: str, ticks: int, keys: int, pins: bool = False) -> di
             app.waiting = None
 
     out: dict = {}
-    async with app.run_test(size=(200, 60)) as pilot:
+    async with app.run_test(size=(200, 60)):
         while app.tick is None or not app.tick.snapshot.gpus:
             await asyncio.sleep(0.05)
         app.watch(app, "tick", on_tick, init=False)
@@ -428,21 +428,21 @@ async def run_app(address: str, ticks: int, keys: int, pins: bool = False) -> di
         app.latencies = []
         for i in range(keys):
             row = table.cursor_row
-            await press(pilot, "down", lambda row=row: table.cursor_row != row)
+            await press("down", lambda row=row: table.cursor_row != row)
             await asyncio.sleep(0.13 + 0.05 * (i % 5))  # keys land at all points of the tick
         out["keys"]["down (process table)"] = app.latencies
         app.latencies = []
         for i in range(keys):
             sort = table.view.sort_column
-            await press(pilot, "s", lambda sort=sort: table.view.sort_column != sort)
+            await press("s", lambda sort=sort: table.view.sort_column != sort)
             await asyncio.sleep(0.13 + 0.05 * (i % 5))
         out["keys"]["s (sort the process table)"] = app.latencies
         app.latencies = []
         ray_table = app.query_one("#ray-table")
-        await press(pilot, "R", lambda: app.focused is ray_table)
+        await press("R", lambda: app.focused is ray_table)
         for i in range(keys - 1):
             row = ray_table.cursor_row
-            await press(pilot, "down", lambda row=row: ray_table.cursor_row != row)
+            await press("down", lambda row=row: ray_table.cursor_row != row)
             await asyncio.sleep(0.13 + 0.05 * (i % 5))
         out["keys"]["R, then down (Ray table)"] = app.latencies
         out["ui_with_keys"] = ui[keyed_from:]
@@ -502,7 +502,7 @@ def main(ticks: int, keys: int, repeat: int, pins: bool) -> None:
         heavy = [name for name, _ in out["ray_on_ui"]
                  if name.split(".")[0] in ("client", "poller", "parse", "cluster")
                  or name in ("feasibility.analyze", "feasibility.pack", "link.link_gpu_processes", "link.owners")]
-        print(f"  Ray code the UI thread ran over 3 ticks (profiled, cumulative): "
+        print("  Ray code the UI thread ran over 3 ticks (profiled, cumulative): "
               + (", ".join(f"{name} {ms:.1f} ms" for name, ms in out["ray_on_ui"][:4]) or "none")
               + f"; polling, parsing and analysis: {', '.join(heavy) or 'none'}")
         if out["ui_with_keys"]:

@@ -2,6 +2,8 @@
 
 import os
 import socket
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -147,6 +149,34 @@ def test_the_dashboard_is_polled_at_most_every_min_poll_s():
         snap = source.sample()
         assert snap.gpus  # every sample is a full picture, polled or not
     assert poller.polls == 3  # at 0.0, 2.0 and 4.1
+
+
+def test_between_polls_remote_rows_are_kept_and_this_machines_processes_are_read_again():
+    """Samples between polls reuse the poll's GPUs and remote rows, so a tick finds them
+    unchanged at once; a process here is still looked up every sample (one that ended shows so)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        state = ray_state(node("h" * 32, socket.gethostname(), "203.0.113.250", head=True,
+                               gpus=[gpu(0, 1_000, procs={child.pid: 900})]),
+                          node("r" * 32, "remote-gpu", "203.0.113.251", gpus=[gpu(0, 2_000, procs={child.pid: 1_900})]))
+        poller, now = FakePoller(state), [0.0]
+        source = ClusterSource(poller, min_poll_s=2.0, clock=lambda: now[0])
+        first = source.sample()
+        assert first.gpu_processes[0].host is not None and first.gpu_processes[0].host.pid == child.pid
+        child.kill()
+        child.wait()
+        now[0] = 1.0
+        second = source.sample()
+        assert poller.polls == 1 and second.gpus is first.gpus and second.gpu_processes[1] is first.gpu_processes[1]
+        assert second.gpu_processes[0].host is None and second.gpu_processes[0].hidden_reason is not None
+        poller.state = replace(state, nodes=(state.nodes[0], node("r" * 32, "remote-gpu", "203.0.113.251",
+                                                                   gpus=[gpu(0, 3_000, procs={child.pid: 2_900})])))
+        now[0] = 2.0
+        third = source.sample()
+        assert poller.polls == 2 and third.gpus[1].used_mib == 3_000 and third.gpu_processes[1].used_mib == 2_900
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_in_cluster_mode_a_pid_links_only_to_a_replica_of_its_own_node():
