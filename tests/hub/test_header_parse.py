@@ -47,3 +47,25 @@ def test_a_tensor_named_twice_is_refused():
     with pytest.raises(SpecError, match=r"^x.safetensors: malformed safetensors header \(tensor 'w' twice\)$"):
         hub.remote_safetensors_tensors(lambda lo, hi: data[lo:hi + 1], "x.safetensors", len(data),
                                        hub._Budget(hub.MAX_HEADERS))
+
+
+def test_the_headers_of_one_repository_share_one_budget():
+    # Two headers at safetensors' 100 MB limit (one tensor, padded with spaces as safetensors pads)
+    # take 200 MB of the 256 MiB a resolution may read; the third is refused before its body is read.
+    body = b'{"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}'
+    length = hub.MAX_HEADER
+    reads: list[tuple[int, int]] = []
+
+    def read(lo: int, hi: int) -> bytes:
+        reads.append((lo, hi))
+        data = struct.pack("<Q", length) + body
+        return (data[lo:hi + 1] + b" " * (hi + 1 - lo))[:hi + 1 - lo]
+
+    budget = hub._Budget(hub.MAX_HEADERS)
+    for name in ("a.safetensors", "b.safetensors"):
+        assert hub.remote_safetensors_tensors(read, name, 8 + length + 4, budget) == [("w", "BF16", (2,))]
+    reads.clear()
+    with pytest.raises(SpecError, match=r"^c.safetensors: the safetensors headers of this repository pass "
+                                        r"256 MiB together; not read$"):
+        hub.remote_safetensors_tensors(read, "c.safetensors", 8 + length + 4, budget)
+    assert reads == [(0, hub.FIRST_READ - 1)]  # the first read only
