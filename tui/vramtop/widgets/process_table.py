@@ -148,8 +148,10 @@ class ProcessTable(ScrollView, can_focus=True):
         self._shown: dict[str, Row] = {}
         self._volatile_at = float("-inf")  # snapshot time of the last CPU / RSS figures shown
         self._styles: tuple[Style, ...] = ()  # base, header, cursor, hover: taken once per repaint
-        self._kept_cells: LRUCache[tuple, list[Segment]] = LRUCache(10_000)
-        self._kept_lines: LRUCache[tuple, Strip] = LRUCache(4096)
+        # Kept for the rows in view over a few ticks, no more: on a node whose memory moves, each
+        # tick brings new cells and lines, and a larger cache only fills up (megabytes of RSS).
+        self._kept_cells: LRUCache[tuple, list[Segment]] = LRUCache(2048)
+        self._kept_lines: LRUCache[tuple, Strip] = LRUCache(512)
         self.border_title = "Processes"
 
     # -- data in ---------------------------------------------------------------------------
