@@ -334,7 +334,6 @@ async def run_app(address: str, ticks: int, keys: int, pins: bool = False) -> di
     from vramtop.app import VramtopApp
     from vramtop.config import Config
     from vramtop.sources.feed import open_feed
-    from vramtop.widgets.process_table import ProcessTable
 
     class Timed:
         """The cluster source, noting which thread samples and its CPU clock when it starts."""
@@ -421,33 +420,39 @@ async def run_app(address: str, ticks: int, keys: int, pins: bool = False) -> di
         keyed_from = len(ui)
         out["keys"] = {}
         out["ui_with_keys"] = []
-        if not keys:
-            feed.close()
-            return out
-        table = app.query_one(ProcessTable)
-        app.latencies = []
-        for i in range(keys):
-            row = table.cursor_row
-            await press("down", lambda row=row: table.cursor_row != row)
-            await asyncio.sleep(0.13 + 0.05 * (i % 5))  # keys land at all points of the tick
-        out["keys"]["down (process table)"] = app.latencies
-        app.latencies = []
-        for i in range(keys):
-            sort = table.view.sort_column
-            await press("s", lambda sort=sort: table.view.sort_column != sort)
-            await asyncio.sleep(0.13 + 0.05 * (i % 5))
-        out["keys"]["s (sort the process table)"] = app.latencies
-        app.latencies = []
-        ray_table = app.query_one("#ray-table")
-        await press("R", lambda: app.focused is ray_table)
-        for i in range(keys - 1):
-            row = ray_table.cursor_row
-            await press("down", lambda row=row: ray_table.cursor_row != row)
-            await asyncio.sleep(0.13 + 0.05 * (i % 5))
-        out["keys"]["R, then down (Ray table)"] = app.latencies
-        out["ui_with_keys"] = ui[keyed_from:]
+        if keys:
+            await press_keys(app, keys, out, press)
+            out["ui_with_keys"] = ui[keyed_from:]
+        app.action_pause()  # no tick lands while the app shuts down
     feed.close()
     return out
+
+
+async def press_keys(app, keys: int, out: dict, press) -> None:
+    """Each key ``keys`` times, spread over the tick (the Ray table's after ``R`` focuses it)."""
+    from vramtop.widgets.process_table import ProcessTable
+
+    table = app.query_one(ProcessTable)
+    app.latencies = []
+    for i in range(keys):
+        row = table.cursor_row
+        await press("down", lambda row=row: table.cursor_row != row)
+        await asyncio.sleep(0.13 + 0.05 * (i % 5))  # keys land at all points of the tick
+    out["keys"]["down (process table)"] = app.latencies
+    app.latencies = []
+    for i in range(keys):
+        sort = table.view.sort_column
+        await press("s", lambda sort=sort: table.view.sort_column != sort)
+        await asyncio.sleep(0.13 + 0.05 * (i % 5))
+    out["keys"]["s (sort the process table)"] = app.latencies
+    app.latencies = []
+    ray_table = app.query_one("#ray-table")
+    await press("R", lambda: app.focused is ray_table)
+    for i in range(keys - 1):
+        row = ray_table.cursor_row
+        await press("down", lambda row=row: ray_table.cursor_row != row)
+        await asyncio.sleep(0.13 + 0.05 * (i % 5))
+    out["keys"]["R, then down (Ray table)"] = app.latencies
 
 
 def main(ticks: int, keys: int, repeat: int, pins: bool) -> None:
