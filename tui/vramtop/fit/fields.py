@@ -6,6 +6,7 @@ Blank or "auto" means the engine's default. Field names are the Candidate's (and
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Mapping
@@ -13,11 +14,14 @@ from typing import Mapping
 from vramtop.fit import specs
 from vramtop.fit.specs import ModelSpec, SpecError
 from vramtop.fit.verdict import OLLAMA, VLLM, Candidate
+from vramtop.fit.vllm import DEFAULT_MM_LIMIT
 
 _TOKENS = re.compile(r"^(\d+(?:\.\d+)?)\s*([kK]?)$")
 INT_FIELDS = ("tensor_parallel_size", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
               "num_ctx", "num_parallel", "replicas", "pipeline_parallel_size", "data_parallel_size")
-WORD_FIELDS = ("dtype", "quantization", "kv_cache_dtype", "vllm_version")
+WORD_FIELDS = ("dtype", "quantization", "kv_cache_dtype", "vllm_version", "mm_encoder_tp_mode")
+SWITCH_FIELDS = ("enforce_eager", "enable_prefix_caching", "enable_expert_parallel", "skip_mm_profiling")
+_MODALITY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,39 @@ def _util(text: str) -> float:
     return value
 
 
+def parse_mm_limits(text: str) -> tuple[tuple[str, int], ...]:
+    """vLLM's ``--limit-mm-per-prompt``: JSON (``{"image": 2, "video": 0}``, a modality's
+    ``{"count": 2}`` too) or the older ``image=2,video=0``, as (modality, count) pairs
+    (none for ``{}``).
+    Dummy item sizes (``width``, ``num_frames``, ...) are refused: they are not modelled."""
+    raw = text.strip()
+    if raw.startswith("{"):
+        try:
+            data = json.loads(raw[:2000])
+        except ValueError:
+            raise ValueError(f"must be JSON like '{{\"image\": 2}}', got '{raw[:40]}'") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"must be JSON like '{{\"image\": 2}}', got '{raw[:40]}'")
+        pairs = list(data.items())
+    else:
+        pairs = [tuple(p.split("=", 1)) if "=" in p else (p, "") for p in re.split(r"[,\s]+", raw) if p]
+    out: list[tuple[str, int]] = []
+    for modality, count in pairs:
+        if isinstance(count, dict):
+            if set(count) - {"count"}:
+                raise ValueError(f"{modality}: only the count is modelled, not dummy sizes "
+                                 f"({', '.join(sorted(set(count) - {'count'}))[:60]})")
+            count = count.get("count", DEFAULT_MM_LIMIT)
+        if isinstance(count, str) and count.strip().isdigit():
+            count = int(count)
+        if not isinstance(modality, str) or not _MODALITY.match(modality):
+            raise ValueError(f"a modality is a word like image, video or audio, got '{str(modality)[:32]}'")
+        if type(count) is not int or count < 0:
+            raise ValueError(f"{modality} must be a whole number ≥ 0, got '{str(count)[:32]}'")
+        out.append((modality, count))
+    return tuple(dict(out).items())
+
+
 def parse_gpus(text: str) -> tuple[int, ...]:
     """"0,2" or "0 2" -> (0, 2)."""
     parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
@@ -76,7 +113,9 @@ def candidate_from_fields(fields: Mapping[str, str], model: ModelSpec | None = N
     max_model_len, dtype, quantization, kv_cache_dtype, max_num_seqs, max_num_batched_tokens,
     enforce_eager ("yes"/"no"), num_ctx, num_parallel, replicas, pipeline_parallel_size,
     data_parallel_size, enable_expert_parallel, gpus ("0,1"), stopped
-    (instance keys, comma-separated), vllm_version ("0.21.0"), enable_prefix_caching. ``model``: an already resolved spec (skips the lookup,
+    (instance keys, comma-separated), vllm_version ("0.21.0"), enable_prefix_caching,
+    limit_mm_per_prompt (vLLM's syntax, ``parse_mm_limits``), skip_mm_profiling,
+    mm_encoder_tp_mode (weights / data). ``model``: an already resolved spec (skips the lookup,
     which may read files). Values the engine itself refuses (TP that does not divide the
     heads, a GPU the node lacks) come back from ``evaluate`` as ``FitResult.errors``.
     """
@@ -114,8 +153,10 @@ def candidate_from_fields(fields: Mapping[str, str], model: ModelSpec | None = N
                 values[key] = None if text.lower() == "auto" else parse_gpus(text)
             elif key == "stopped":
                 values[key] = tuple(p for p in re.split(r"[,\s]+", text) if p)
-            elif key in ("enforce_eager", "enable_prefix_caching", "enable_expert_parallel"):
+            elif key in SWITCH_FIELDS:
                 values[key] = text.lower() in ("1", "yes", "true", "on")
+            elif key == "limit_mm_per_prompt":
+                values[key] = parse_mm_limits(text) or None  # "{}": vLLM's defaults
             else:
                 errors[key] = f"unknown field '{key}'"
         except ValueError as exc:

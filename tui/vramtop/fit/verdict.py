@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
-from vramtop.fit import ollama, vllm
+from vramtop.fit import ollama, vision, vllm
 from vramtop.fit.placement import (
     NodeView, find_instance, free_after_stops, node_from_snapshot, ollama_devices, pick_replica_sets,
 )
@@ -37,6 +37,11 @@ MIN_CONCURRENCY = 4  # "serves at least a few requests of max_model_len at once"
 THIN_MIB = 512  # less than this left free on a GPU after start-up is a thin fit
 VLLM_KV_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
 ACT_DTYPES = ("auto", "bfloat16", "float16", "float32")
+MM_ENCODER_TP_MODES = ("weights", "data")
+# Towers whose vLLM model sets ``supports_encoder_tp_data`` (qwen2_5_vl.py, qwen3_vl.py; not
+# gemma3_mm.py): for any other, ModelConfig (vllm/config/model.py) warns and falls back to
+# "weights".
+ENCODER_TP_DATA_FAMILIES = (vision.QWEN2_5_VL, vision.QWEN3_VL)
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,11 @@ class Candidate:
     stopped: tuple[str, ...] = ()
     vllm_version: str | None = None  # the release to model (None: the newest modelled)
     enable_prefix_caching: bool = False  # vLLM: state layers then keep two blocks per request
+    # vLLM's multimodal profile run: items a prompt per modality ((("image", 2),); None: 999 of
+    # each), the encoder left out of the profile, the encoder sharded ("weights") or whole per rank
+    limit_mm_per_prompt: tuple[tuple[str, int], ...] | None = None
+    skip_mm_profiling: bool = False
+    mm_encoder_tp_mode: str | None = None  # None: vLLM's "weights"
 
     def with_(self, **changes: Any) -> "Candidate":
         return replace(self, **changes)
@@ -281,6 +291,16 @@ def validate(c: Candidate, node: NodeView) -> dict[str, str]:
             errors["kv_cache_dtype"] = f"vLLM kv_cache_dtype must be auto or fp8, not '{kv}'"
         if c.engine == OLLAMA and kv.lower() not in ollama.KV_ELEMENT_BYTES:
             errors["kv_cache_dtype"] = f"Ollama's KV cache type is f16, q8_0 or q4_0, not '{kv}'"
+    if c.mm_encoder_tp_mode is not None and c.mm_encoder_tp_mode not in MM_ENCODER_TP_MODES:
+        errors["mm_encoder_tp_mode"] = (f"mm_encoder_tp_mode must be weights or data, "
+                                        f"not '{c.mm_encoder_tp_mode}'")
+    for modality, count in c.limit_mm_per_prompt or ():
+        if not isinstance(count, int) or count < 0:
+            errors["limit_mm_per_prompt"] = f"limit_mm_per_prompt: {modality} must be a whole number ≥ 0, got {count}"
+    if c.engine == OLLAMA and _mm_set(c):
+        name = next(n for n in ("limit_mm_per_prompt", "skip_mm_profiling", "mm_encoder_tp_mode")
+                    if getattr(c, n) not in (None, False))
+        errors[name] = f"{name} is vLLM's; Ollama has no multimodal profile run"
     if c.vllm_version is not None:
         try:
             vllm.parse_version(c.vllm_version)
@@ -339,6 +359,27 @@ def _rank_name(c: Candidate, engine_no: int, k: int) -> str:
         words.append(f"EP rank {ep} ({held} expert{'' if held == 1 else 's'})")
     return " ".join(words)
 
+
+def is_multimodal(spec: ModelSpec) -> bool:
+    """Whether the model has an encoder vLLM's multimodal arguments act on."""
+    return spec.vision is not None or spec.vision_params > 0
+
+
+def _mm_set(c: Candidate) -> bool:
+    return c.limit_mm_per_prompt is not None or c.skip_mm_profiling or c.mm_encoder_tp_mode is not None
+
+
+def mm_profile(c: Candidate) -> vllm.MmProfile:
+    """``c``'s multimodal arguments as vLLM applies them: the image limit (999 where unset,
+    ``MultiModalConfig.get_limit_per_prompt``), and ``--mm-encoder-tp-mode data`` only for a
+    tower whose model supports it (else vLLM falls back to "weights")."""
+    mode = c.mm_encoder_tp_mode or "weights"
+    if mode == "data" and (c.model.vision is None or c.model.vision.family not in ENCODER_TP_DATA_FAMILIES):
+        mode = "weights"
+    image = dict(c.limit_mm_per_prompt or ()).get("image", vllm.DEFAULT_MM_LIMIT)
+    return vllm.MmProfile(image, c.skip_mm_profiling, mode)
+
+
 def _vllm_config(c: Candidate, total_mib: int, gpu_name: str = "") -> vllm.VllmConfig:
     dtype = normalize_format(c.dtype) if c.dtype else "auto"
     if dtype == "auto":
@@ -355,7 +396,7 @@ def _vllm_config(c: Candidate, total_mib: int, gpu_name: str = "") -> vllm.VllmC
         max_num_batched_tokens=c.max_num_batched_tokens or vllm.default_max_num_batched_tokens(total_mib, gpu_name),
         enforce_eager=c.enforce_eager, weights_format=fmt, dtype=dtype,
         version=vllm.parse_version(c.vllm_version or vllm.NEWEST_MODELLED),
-        prefix_caching=c.enable_prefix_caching, gpu_name=gpu_name,
+        prefix_caching=c.enable_prefix_caching, gpu_name=gpu_name, mm=mm_profile(c),
     )
 
 
@@ -537,11 +578,42 @@ def _vllm_details(c: Candidate, cfg0: vllm.VllmConfig, tight: vllm.RankBudget,
         f"{tight.max_concurrency:.2f}× requests of {cfg0.max_model_len:,}")
     if c.model.weights_from:
         reasons.append(f"weights {c.model.weights_from}")
+    reasons += _mm_reasons(c, cfg0)
     if c.model.state_layers:
         reasons.append(f"{c.model.state_layers} of {c.model.layers} layers keep a fixed state per request "
                        f"({c.model.state.kind if c.model.state else 'state'}), not K/V per token; "
                        f"vLLM's attention blocks grow to {_block_size(c, cfg0)} tokens to hold it")
     return reasons, budget
+
+
+def _mm_reasons(c: Candidate, cfg: vllm.VllmConfig) -> list[str]:
+    """What the multimodal arguments do to the profile run, in vLLM's terms."""
+    if not is_multimodal(c.model):
+        return ["the model has no vision or audio encoder: vLLM ignores --limit-mm-per-prompt, "
+                "--skip-mm-profiling and --mm-encoder-tp-mode for it"] if _mm_set(c) else []
+    out: list[str] = []
+    v, mm = c.model.vision, cfg.mm
+    if c.mm_encoder_tp_mode == "data" and mm.encoder_tp_mode != "data":
+        out.append("vLLM would say: This model does not support `--mm-encoder-tp-mode data`. "
+                   "Falling back to `--mm-encoder-tp-mode weights`.")
+    elif mm.encoder_tp_mode == "data" and cfg.tp > 1:
+        out.append(f"--mm-encoder-tp-mode data: every TP rank holds the whole encoder "
+                   f"({c.model.vision_params / 1e6:,.0f}M parameters) and encodes its share of the images")
+    if v is None:
+        return out
+    items = vllm.encoder_items(v, cfg.max_num_batched_tokens, cfg.max_num_seqs, cfg.max_model_len,
+                               mm.limit_per_prompt)
+    limit = f"limit_mm_per_prompt image={mm.limit_per_prompt}" + (
+        "" if "image" in dict(c.limit_mm_per_prompt or ()) else ", vLLM's default")
+    if mm.skip_profiling:
+        out.append("--skip-mm-profiling: the profile run leaves the vision encoder out, so its peak is "
+                   "not reserved (vLLM leaves that to you)")
+    elif not items:
+        out.append(f"{limit}: no images, so the profile run does not run the vision encoder")
+    else:
+        out.append(f"profile run: {items} dummy image(s) of {v.embeds_per_item:,} embeddings through the "
+                   f"vision encoder, held while the language model runs ({limit})")
+    return out
 
 
 def _ollama_quant(c: Candidate) -> str:
