@@ -11,7 +11,9 @@ per row, the predicted and reported figures with their error:
   concurrency  "Maximum concurrency" from the reported KV memory (or, where the log gives no KV
                memory, from the block count its token figure implies)
   activation / non-torch   the profile run's torch peak and the memory outside torch, where the
-               log prints them (end to end only)
+               log prints them (end to end only). Releases before 0.7.0 counted torch's cached but
+               unallocated blocks as non-torch memory (``vllm.NON_TORCH_EXCLUDES_TORCH_CACHE_FROM``):
+               their rows are printed but kept out of the non-torch score
   outcome      started, or which start-up error vLLM raised ("start check": free memory below the
                request; "no cache"; "too long": one max_model_len request does not fit), against
                the error ``vllm.failure`` predicts for the row (end to end only)
@@ -65,7 +67,7 @@ def version_of(row: dict) -> tuple[int, int, int]:
 def config(row: dict, spec: ModelSpec, total_mib: int) -> vllm.VllmConfig:
     name = row.get("gpu_name", "")
     return vllm.VllmConfig(
-        tp=row.get("tp", 1), util=row.get("util", 0.9),
+        tp=row.get("tp", 1), pp=row.get("pp", 1), util=row.get("util", 0.9),
         max_model_len=row.get("max_model_len", spec.max_position),
         kv_cache_dtype=row.get("kv_cache_dtype", "auto"),
         max_num_seqs=row.get("max_num_seqs", vllm.default_max_num_seqs(total_mib, name)),
@@ -82,6 +84,7 @@ def err(pred: float, real: float) -> float:
     return (pred - real) / real * 100
 
 
+OLD_NON_TORCH = "non-torch GiB, before 0.7.0"  # printed, not scored
 TARGETS = {"weights GiB": 3.0, "KV tokens": 5.0, "KV GiB": 5.0, "concurrency": 5.0, "max model len": 5.0,
            "activation GiB": 10.0, "non-torch GiB": 10.0}
 
@@ -107,7 +110,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=Path, default=ROWS)
     rows = yaml.safe_load(ap.parse_args().rows.read_text(encoding="utf-8"))
-    terms: dict[str, list[float]] = {t: [] for t in TARGETS}
+    terms: dict[str, list[float]] = {t: [] for t in (*TARGETS, OLD_NON_TORCH)}
     outcomes: list[bool] = []
     print(f"{'row':<28} {'figure':<38} {'predicted':>12} {'reported':>12} {'error':>8}")
     for row in rows:
@@ -131,7 +134,9 @@ def main() -> None:
             if "activation_gib" in rep:
                 out.append(("activation peak GiB", "activation GiB", r.activation_bytes / GIB, rep["activation_gib"]))
             if "non_torch_gib" in rep:
-                out.append(("non-torch GiB", "non-torch GiB", r.non_torch_bytes / GIB, rep["non_torch_gib"]))
+                old = cfg.version < vllm.NON_TORCH_EXCLUDES_TORCH_CACHE_FROM
+                out.append(("non-torch GiB" + (" (before 0.7.0)" if old else ""),
+                            OLD_NON_TORCH if old else "non-torch GiB", r.non_torch_bytes / GIB, rep["non_torch_gib"]))
             if "outcome" in rep:
                 got = outcome(r, cfg)
                 outcomes.append(got == rep["outcome"])
@@ -174,6 +179,9 @@ def main() -> None:
         mean = sum(map(abs, errs)) / max(1, len(errs))
         print(f"{term:<14} within ±{limit:g} %: {ok} of {len(errs)} rows "
               f"({ok / max(1, len(errs)):.0%}), mean |error| {mean:.1f} %")
+    old = terms[OLD_NON_TORCH]
+    print(f"{'non-torch':<14} not scored: {len(old)} rows of releases before 0.7.0, which counted torch's cached "
+          f"blocks as non-torch (mean |error| {sum(map(abs, old)) / max(1, len(old)):.1f} %)")
     print(f"{'outcome':<14} right on {sum(outcomes)} of {len(outcomes)} rows whose start-up outcome is known")
 
 

@@ -2,9 +2,10 @@
 
 vLLM asks each rank for ``gpu_memory_utilization × the GPU's total memory`` (not a share of the
 model, not of free memory) and refuses to start when less than that is free after its CUDA
-context (and, since late 2025, NCCL) exist. The KV cache gets what is left of the request after
-the weights (sharded by TP), the activation peak of the profile run, non-torch memory and, from
-v0.21.0 on, the CUDA-graph estimate. Block counts, token counts, concurrency and the "cannot
+context (and, from 0.11.0, its NCCL communicators) exist. The KV cache gets what is
+left of the request after the weights (sharded by TP), the activation peak of the profile run,
+non-torch memory (which held the communicators before 0.11.0) and, from v0.21.0 on, the
+CUDA-graph estimate. Block counts, token counts, concurrency and the "cannot
 hold one request" check follow ``vllm/v1/core/kv_cache_utils.py`` (hybrid KV cache manager:
 sliding-window layers only keep their window). A multimodal model's profile run also pushes
 dummy images through its vision encoder (``encoder_activation_bytes``). The overhead constants
@@ -28,9 +29,28 @@ from vramtop.units import GIB, MIB
 BLOCK_SIZE = 16
 DEFAULT_UTIL = 0.9
 CUDA_CONTEXT_MIB = 400  # the worker's CUDA context, used before the start-up check
-NCCL_MIB = 600  # NCCL communicators with TP > 1, created before the check in current vLLM
-NON_TORCH_MIB = 250  # cuBLAS / attention workspaces counted in the budget
-NON_TORCH_TP_MIB = 250  # custom all-reduce buffers with TP > 1
+NCCL_MIB = 600  # the communicators vLLM creates at start-up with TP x PP > 1
+NON_TORCH_MIB = 250  # cuBLAS handles, kernels loaded on first use, attention-backend buffers
+NON_TORCH_TP_MIB = 250  # more non-torch memory with TP > 1 during the profile run (a typical figure)
+# "non-torch memory" is the increase of (CUDA used - torch reserved) from the worker's memory
+# snapshot to the end of the profile run (``memory_profiling`` in ``vllm/utils/mem_utils.py``).
+# What it holds depends on the release:
+# - before 0.7.0 (pull 11809, merged 2025-01-07) it was CUDA used - torch *allocated*, so the
+#   caching allocator's reserved but unallocated blocks counted too (1.79 GiB on an H100 at TP 1
+#   in pull 10511's log, 0.16 GiB with the same accounting fixed in pull 12126's): not modelled,
+#   and bench/accuracy_vllm.py keeps those rows out of its score;
+# - from 0.7.0 the snapshot came before the TP / PP communicators (NCCL_MIB) were created, so
+#   they were inside non-torch memory (and inside the request);
+# - from COMMUNICATORS_BEFORE_SNAPSHOT_FROM (pull 25359, merged 2025-09-22, assumed first in
+#   0.11.0: ``init_device`` in ``vllm/v1/worker/gpu_worker.py`` runs
+#   ``init_worker_distributed_environment`` before the snapshot) they are made before the
+#   snapshot and the start-up check: outside the request. Their size depends on the
+#   interconnect (pull 25359 saw about 4.5 GiB; 0.20 GiB of non-torch in all on 3090s in pull
+#   14447's log), which is not modelled.
+# V1 from 0.8.0 to pull 19312 (June 2025) charged everything on the GPU that torch had not
+# allocated, CUDA context and other processes included; that era is not modelled either.
+NON_TORCH_EXCLUDES_TORCH_CACHE_FROM = (0, 7, 0)
+COMMUNICATORS_BEFORE_SNAPSHOT_FROM = (0, 11, 0)
 # The profile run's dummy sampling (top-k and top-p on every request), bytes per request x vocab:
 # with the sort (``apply_top_k_top_p`` in ``vllm/v1/sample/ops/topk_topp_sampler.py``) the bf16
 # logits (2), their fp32 copy (4), the sorted values (4) and int64 indices (8), and, while
@@ -496,6 +516,12 @@ class VllmConfig:
         return mxfp4.backend_for(self.gpu_name, self.version)
 
     @property
+    def communicators_before_check(self) -> bool:
+        """Whether this release creates its TP / PP communicators before its memory snapshot
+        (outside the request) rather than inside non-torch memory."""
+        return self.version >= COMMUNICATORS_BEFORE_SNAPSHOT_FROM
+
+    @property
     def graphs_in_request(self) -> bool:
         """Whether this release takes the CUDA graphs out of the KV budget (v0.21.0 on)."""
         return self.version >= CUDAGRAPH_ESTIMATE_FROM
@@ -509,7 +535,7 @@ class RankBudget:
     total_bytes: float  # what CUDA reports as total
     free_bytes: float  # free before the engine starts
     requested_bytes: float  # gpu_memory_utilization × total
-    overhead_bytes: float  # CUDA context (+ NCCL) taken before the start-up check
+    overhead_bytes: float  # CUDA context (+ communicators from 0.11.0) taken before the start-up check
     weights_bytes: float  # "Model loading took"
     activation_bytes: float
     non_torch_bytes: float
@@ -533,7 +559,7 @@ class RankBudget:
 
     @property
     def needed_bytes(self) -> float:
-        """What the running engine holds on this GPU: its request plus context (and NCCL),
+        """What the running engine holds on this GPU: its request plus context (and communicators),
         plus the CUDA graphs' pool where the release does not count it in the request."""
         return self.requested_bytes + self.overhead_bytes + self.graphs_outside_bytes
 
@@ -575,7 +601,9 @@ def rank_budget(spec: ModelSpec, cfg: VllmConfig, gpu_index: int, total_bytes: f
         weights += spec.vision_params * (4 if cfg.dtype == "float32" else 2) * (1 - 1 / cfg.tp)  # replicated
     act = activation_bytes(spec, cfg.tp, cfg.max_num_batched_tokens, cfg.max_num_seqs, cfg.dtype, part.last,
                            cfg.version, cfg.max_model_len, cfg.mm)
-    non_torch = (NON_TORCH_MIB + (NON_TORCH_TP_MIB if cfg.tp > 1 else 0)) * MIB
+    communicators = (NCCL_MIB if cfg.tp * cfg.pp > 1 else 0) * MIB
+    non_torch = (NON_TORCH_MIB + (NON_TORCH_TP_MIB if cfg.tp > 1 else 0)) * MIB \
+        + (0.0 if cfg.communicators_before_check else communicators)
     graphs = cudagraph_bytes(stage_spec(spec, part), cfg.enforce_eager)
     outside = 0.0 if cfg.graphs_in_request else graphs
     kv = requested - weights - act - non_torch - graphs + outside
@@ -584,7 +612,8 @@ def rank_budget(spec: ModelSpec, cfg: VllmConfig, gpu_index: int, total_bytes: f
     return RankBudget(
         gpu_index=gpu_index, total_bytes=total_bytes, free_bytes=free_bytes,
         requested_bytes=requested,
-        overhead_bytes=(CUDA_CONTEXT_MIB + (NCCL_MIB if cfg.tp * cfg.pp > 1 else 0)) * MIB, stage=stage,
+        overhead_bytes=CUDA_CONTEXT_MIB * MIB + (communicators if cfg.communicators_before_check else 0.0),
+        stage=stage,
         weights_bytes=weights, activation_bytes=act, non_torch_bytes=non_torch,
         cudagraph_bytes=graphs, kv_cache_bytes=kv, graphs_outside_bytes=outside,
         request_bytes=request_bytes(layout, cfg.max_model_len, batched), num_blocks=blocks,
