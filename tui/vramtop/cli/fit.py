@@ -14,7 +14,7 @@ from vramtop.fit import specs, vllm
 from vramtop.fit.fields import candidate_from_fields, list_models
 from vramtop.fit.placement import NodeView, node_from_snapshot, paper_node
 from vramtop.fit.specs import SpecError
-from vramtop.fit.verdict import GREEN, INVALID, RED, YELLOW, FitResult, evaluate
+from vramtop.fit.verdict import GREEN, INVALID, RED, VLLM, YELLOW, FitResult, evaluate, is_multimodal, mm_profile
 
 EXIT = {GREEN: 0, YELLOW: 1, RED: 2, INVALID: 3}
 BAD_INPUT = 3
@@ -53,6 +53,10 @@ MODEL is a catalog name or alias (medgemma-27b, google/medgemma-27b-it, an Ollam
 as gemma3:12b or amsaravi/medgemma-4b-it:q8), a Hugging Face model directory, a repository in
 the local Hugging Face cache, a .gguf file, or a tag pulled into the local Ollama store.
 Without MODEL, --params guesses a Llama-shaped model of that size. --list shows the catalog.
+
+vLLM's own spellings (--tensor-parallel-size, --gpu-memory-utilization, --quantization,
+--pipeline-parallel-size, --data-parallel-size) are taken too, so the flags of a launch line
+can be given back as they are.
 
 --on NxSIZE plans for N empty GPUs of SIZE each, taken as the total that CUDA reports (a live
 GPU's nvidia-smi total less the driver's reserve, e.g. 22515MiB for an A10's 23028MiB).
@@ -100,6 +104,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+# vLLM's spellings of the options named shorter here (vllm/engine/arg_utils.py)
+VLLM_SPELLINGS = ((("--tensor-parallel-size", "-tp"), "tp"), (("--gpu-memory-utilization",), "util"),
+                  (("--quantization", "-q"), "quant"), (("--pipeline-parallel-size", "-pp"), "pp"),
+                  (("--data-parallel-size", "-dp"), "dp"))
+
+
 def _options(p: argparse.ArgumentParser) -> None:
     # Values stay text here so that a bad one gets one clear line and exit status 3.
     p.add_argument("model", nargs="?", metavar="MODEL", help="catalog name, HF directory or repo, .gguf, Ollama tag")
@@ -123,12 +133,21 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dp", metavar="N", help="data_parallel_size: N engine copies of --tp × --pp GPUs (vLLM, default 1)")
     p.add_argument("--enable-expert-parallel", action="store_true",
                    help="vLLM: a MoE model's experts whole, split over the --tp × --dp ranks")
+    p.add_argument("--limit-mm-per-prompt", metavar="JSON",
+                   help="vLLM: items a prompt per modality, '{\"image\": 2}' (default 999 each; "
+                        "image 0: no encoder in the profile run)")
+    p.add_argument("--skip-mm-profiling", action="store_true",
+                   help="vLLM: leave the multimodal encoder out of the profile run (its memory is then not reserved)")
+    p.add_argument("--mm-encoder-tp-mode", choices=("weights", "data"),
+                   help="vLLM: the encoder sharded over the TP ranks (weights, default) or whole on each (data)")
     p.add_argument("--replicas", metavar="N", help="Ray Serve replicas, each on its own --tp GPUs (default 1)")
     p.add_argument("--gpus", metavar="LIST", help="GPU indices to use, e.g. 0,1 (default: most free)")
     p.add_argument("--assume-stopped", action="append", default=[], metavar="INSTANCE",
                    help="count an instance's memory as free (key like ray:4000, name or PID); repeatable")
     p.add_argument("--on", metavar="NxSIZE", help="plan on N empty GPUs instead of this node: 1x24GiB, 4x23028MiB")
     p.add_argument("--params", metavar="SIZE", help="no MODEL: guess a model of this many parameters (27B)")
+    for flags, dest in VLLM_SPELLINGS:  # a launch line's flags, given back as they are
+        p.add_argument(*flags, dest=dest, help=argparse.SUPPRESS)
     p.add_argument("--json", dest="fit_json", action="store_true", help="print the verdict as JSON")
     p.add_argument("--list", dest="fit_list", action="store_true", help="list the built-in catalog and exit")
     p.add_argument("--command", dest="fit_command", action="store_true",
@@ -146,6 +165,8 @@ def _fields(args: argparse.Namespace) -> dict[str, str]:
         "enable_expert_parallel": "yes" if args.enable_expert_parallel else "",
         "stopped": ",".join(args.assume_stopped), "enforce_eager": "yes" if args.enforce_eager else "",
         "vllm_version": args.vllm_version, "enable_prefix_caching": "yes" if args.enable_prefix_caching else "",
+        "limit_mm_per_prompt": args.limit_mm_per_prompt, "mm_encoder_tp_mode": args.mm_encoder_tp_mode,
+        "skip_mm_profiling": "yes" if args.skip_mm_profiling else "",
     }
     return {k: v for k, v in pairs.items() if v}
 
@@ -261,6 +282,17 @@ def _run(args: argparse.Namespace) -> int:
         out = result.to_json()
         out["model_source"] = source
         out["launch"] = {"verdict": launch.result.verdict, **launch.line.to_json()}
+        for suggestion, entry in zip(result.suggestions, out["suggestions"]):  # the line each one is judged as
+            other = plan(candidate.with_(**suggestion.changes), node, args.model)
+            entry["launch"] = {"verdict": other.result.verdict, **other.line.to_json()}
+        if candidate.engine == VLLM:
+            mm = mm_profile(candidate)
+            out["multimodal"] = {
+                "encoder": is_multimodal(candidate.model),
+                "limit_mm_per_prompt": dict(candidate.limit_mm_per_prompt or ()),
+                "image_limit": mm.limit_per_prompt, "skip_mm_profiling": mm.skip_profiling,
+                "mm_encoder_tp_mode": mm.encoder_tp_mode,  # as vLLM applies it (data falls back where unsupported)
+            }
         out["node"] = {"label": node.label, "paper": node.paper,
                        "gpus": [{"gpu_index": g.index, "name": g.name, "total_mib": g.total_mib,
                                  "free_mib": g.free_mib} for g in node.gpus]}

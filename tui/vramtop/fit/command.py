@@ -10,7 +10,9 @@ verdict depends on (tensor parallel size, gpu_memory_utilization, max_model_len)
 user left gpu_memory_utilization to the default, the highest share up to vLLM's 0.9 that passes
 vLLM's start-up check ("free memory ... is less than desired GPU memory utilization") with
 ``MARGIN_MIB`` to spare on every GPU, if the verdict stays as good. vLLM flags are spelled as
-``vllm serve`` spells them (its EngineArgs field names with dashes, vllm/engine/arg_utils.py);
+``vllm serve`` spells them (its EngineArgs field names with dashes, vllm/engine/arg_utils.py;
+``--limit-mm-per-prompt`` as JSON, and left out with the other multimodal flags for a text-only
+model, which vLLM ignores them for);
 Ollama's as the server's environment (envconfig/config.go); several replicas as a Ray Serve LLM
 config (``engine_kwargs``, ``deployment_config.autoscaling_config``, ``placement_group_config``)
 whose autoscaling limits are the replicas the node can hold.
@@ -33,7 +35,7 @@ from typing import Any
 from vramtop.fit import vllm
 from vramtop.fit.placement import NodeView, find_instance, is_slice
 from vramtop.fit.specs import normalize_format
-from vramtop.fit.verdict import _RANK, INVALID, OLLAMA, RED, Candidate, FitResult, evaluate
+from vramtop.fit.verdict import _RANK, INVALID, OLLAMA, RED, Candidate, FitResult, evaluate, is_multimodal
 from vramtop.units import MIB
 
 MARGIN_MIB = 512  # what the chosen gpu_memory_utilization leaves free at vLLM's start-up check
@@ -235,12 +237,26 @@ def _vllm_flags(c: Candidate, result: FitResult) -> list[tuple[str, Any]]:
     for name in ("enforce_eager", "enable_prefix_caching", "enable_expert_parallel"):
         if getattr(c, name):
             pairs.append((name, True))
+    if is_multimodal(c.model):  # a text-only model: vLLM ignores them (0.9.2 refused limit_mm_per_prompt)
+        if c.limit_mm_per_prompt is not None:
+            pairs.append(("limit_mm_per_prompt", dict(c.limit_mm_per_prompt)))
+        if c.skip_mm_profiling:
+            pairs.append(("skip_mm_profiling", True))
+        if c.mm_encoder_tp_mode is not None and c.mm_encoder_tp_mode != "weights":
+            pairs.append(("mm_encoder_tp_mode", c.mm_encoder_tp_mode))
     return pairs
 
 
 def _vllm_line(c: Candidate, result: FitResult, env: list[tuple[str, str]], gpus: tuple[Any, ...],
                notes: list[str], margin_mib: int | None, model: str) -> LaunchLine:
     pairs = _vllm_flags(c, result)
+    quant = c.quantization and normalize_format(c.quantization)
+    if quant in ("awq", "gptq") and normalize_format(c.model.quant_hint or c.model.dtype) != quant:
+        notes.append(f"--quantization {c.quantization} needs the model quantized with {quant.upper()}: "
+                     f"put such a checkpoint of {model} in its place")
+    if not is_multimodal(c.model) and (c.limit_mm_per_prompt is not None or c.skip_mm_profiling
+                                       or c.mm_encoder_tp_mode is not None):
+        notes.append("the multimodal flags are left out: the model has no vision or audio encoder")
     if margin_mib is not None and result.verdict != RED:
         notes.append(f"gpu_memory_utilization {pairs[1][1]} passes vLLM's start-up check with "
                      f"{margin_mib:,} MiB to spare on the tightest GPU")
@@ -261,7 +277,8 @@ def _vllm_line(c: Candidate, result: FitResult, env: list[tuple[str, str]], gpus
     argv = ["vllm", "serve", model]
     for name, value in pairs:
         flag = "--" + name.replace("_", "-")
-        argv += [flag] if value is True else [flag, str(value)]
+        text = json.dumps(value, separators=(",", ":")) if isinstance(value, dict) else str(value)
+        argv += [flag] if value is True else [flag, text]  # a dict as JSON: '{"image":2}'
     return LaunchLine(c.engine, tuple(env), tuple(argv), gpus, notes=tuple(notes))
 
 
