@@ -3,7 +3,8 @@
 ``vllm serve MODEL [flags]`` (and ``python -m vllm.entrypoints.openai.api_server --model M``):
 the flags the fit engine models, spelled as vLLM's EngineArgs spells them
 (vllm/engine/arg_utils.py: field names with dashes, ``--flag value`` or ``--flag=value``,
-``-tp`` for ``--tensor-parallel-size``); every other flag is left alone. ``ollama serve``: the
+``-tp`` / ``-pp`` / ``-dp`` / ``-ep`` / ``-q`` as EngineArgs abbreviates them); every other flag is
+left alone. ``ollama serve``: the
 server's environment (``OLLAMA_CONTEXT_LENGTH``, ``OLLAMA_NUM_PARALLEL``,
 ``OLLAMA_KV_CACHE_TYPE``); its model is named apart (``--model``, or ``ollama run M`` after
 it in a launch line). Pure: nothing here runs or reads anything.
@@ -16,13 +17,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-VLLM_FLAGS = {  # EngineArgs field -> the fit field it sets
-    "tensor_parallel_size": "tensor_parallel_size", "gpu_memory_utilization": "gpu_memory_utilization",
-    "max_model_len": "max_model_len", "dtype": "dtype", "quantization": "quantization",
-    "kv_cache_dtype": "kv_cache_dtype", "max_num_seqs": "max_num_seqs",
-    "max_num_batched_tokens": "max_num_batched_tokens",
-}
-VLLM_SWITCHES = ("enforce_eager", "enable_prefix_caching")
+VLLM_FLAGS = (  # EngineArgs fields the fit engine models; the fit fields have the same names
+    "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "gpu_memory_utilization",
+    "max_model_len", "dtype", "quantization", "kv_cache_dtype", "max_num_seqs", "max_num_batched_tokens",
+    "limit_mm_per_prompt", "mm_encoder_tp_mode",
+)
+VLLM_SWITCHES = ("enforce_eager", "enable_prefix_caching", "enable_expert_parallel", "skip_mm_profiling")
+VLLM_SHORT = {"tensor_parallel_size": "-tp", "pipeline_parallel_size": "-pp", "data_parallel_size": "-dp",
+              "quantization": "-q", "enable_expert_parallel": "-ep"}  # EngineArgs' own aliases
 OLLAMA_ENV = {"OLLAMA_CONTEXT_LENGTH": "num_ctx", "OLLAMA_NUM_PARALLEL": "num_parallel",
               "OLLAMA_KV_CACHE_TYPE": "kv_cache_dtype"}
 
@@ -45,12 +47,10 @@ def _vllm_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
     p.add_argument("--model")
     for name in VLLM_FLAGS:
-        flags = ["--" + name.replace("_", "-")]
-        if name == "tensor_parallel_size":
-            flags.append("-tp")
-        p.add_argument(*flags, dest=name)
+        p.add_argument("--" + name.replace("_", "-"), *filter(None, [VLLM_SHORT.get(name)]), dest=name)
     for name in VLLM_SWITCHES:
-        p.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true")
+        p.add_argument("--" + name.replace("_", "-"), *filter(None, [VLLM_SHORT.get(name)]), dest=name,
+                       action="store_true")
         p.add_argument("--no-" + name.replace("_", "-"), dest=name, action="store_false")
     return p
 
@@ -90,10 +90,10 @@ def parse(argv: Sequence[str], env: Mapping[str, str], model: str | None = None,
         name = positional or known.model or model
         if name:
             fields["model"] = name
-        for attr, target in VLLM_FLAGS.items():
+        for attr in VLLM_FLAGS:
             value = getattr(known, attr)
             if value is not None:
-                fields[target] = value
+                fields[attr] = value
         for attr in VLLM_SWITCHES:
             if getattr(known, attr):
                 fields[attr] = "yes"

@@ -12,7 +12,8 @@ from __future__ import annotations
 from vramtop.fit import Candidate, candidate_from_fields
 
 ALIASES = {
-    "tp": "tensor_parallel_size", "util": "gpu_memory_utilization", "quant": "quantization",
+    "tp": "tensor_parallel_size", "pp": "pipeline_parallel_size", "dp": "data_parallel_size",
+    "ep": "enable_expert_parallel", "util": "gpu_memory_utilization", "quant": "quantization",
     "ctx": "max_model_len", "max-model-len": "max_model_len", "num-ctx": "num_ctx", "parallel": "num_parallel",
     "assume-stopped": "stopped", "assume_stopped": "stopped", "kv": "kv_cache_dtype", "eager": "enforce_eager",
 }
