@@ -81,8 +81,8 @@ def test_a_process_that_renames_itself_is_seen_under_its_new_title():
         late.wait()
 
 
-def test_a_long_known_process_that_renames_itself_is_seen_within_a_few_reads():
-    from vramtop.sources.processes import NEW_READS, RECHECK_EVERY
+def test_a_long_known_process_that_renames_itself_is_seen_at_the_next_read():
+    from vramtop.sources.processes import NEW_READS
 
     late = subprocess.Popen([sys.executable, "-c", "import setproctitle, sys, time; print(flush=True); sys.stdin.readline(); "
                              "setproctitle.setproctitle('ray::ServeReplica:app:D'); print(flush=True); time.sleep(60)"],
@@ -95,8 +95,33 @@ def test_a_long_known_process_that_renames_itself_is_seen_within_a_few_reads():
         late.stdin.write("\n")
         late.stdin.flush()
         late.stdout.readline()
+        # setproctitle sets the name in /proc/PID/stat too (as Ray's and vLLM's retitles do): at once
+        assert reader.read({late.pid})[0][late.pid].title == "ray::ServeReplica:app:D"
+    finally:
+        late.kill()
+        late.wait()
+
+
+def test_a_title_changed_past_the_name_is_seen_within_the_recheck_reads():
+    # The name keeps 15 characters: a title that changes after them (or a command line rewritten
+    # without the name) is only seen by the periodic check.
+    from vramtop.sources.processes import NEW_READS, RECHECK_EVERY
+
+    late = subprocess.Popen([sys.executable, "-c", "import setproctitle, sys, time; setproctitle.setproctitle("
+                             "'ray::ServeReplica:app:A'); print(flush=True); sys.stdin.readline(); "
+                             "setproctitle.setproctitle('ray::ServeReplica:app:B'); print(flush=True); time.sleep(60)"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        late.stdout.readline()
+        reader = ProcessReader()
+        for _ in range(NEW_READS + 1):  # past the reads that check every time
+            reader.read({late.pid})
+        late.stdin.write("\n")
+        late.stdin.flush()
+        late.stdout.readline()
         titles = [reader.read({late.pid})[0][late.pid].title for _ in range(RECHECK_EVERY)]
-        assert titles[-1] == "ray::ServeReplica:app:D"  # at most RECHECK_EVERY reads late
+        assert titles[0] == "ray::ServeReplica:app:A"  # the name did not change: not read again yet
+        assert titles[-1] == "ray::ServeReplica:app:B"  # at most RECHECK_EVERY reads late
     finally:
         late.kill()
         late.wait()

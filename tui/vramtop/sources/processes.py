@@ -2,13 +2,15 @@
 
 A process's name, command line, owner, parent and start time do not change, so psutil reads them
 once, when the PID is first seen. After that a tick costs one read of ``/proc/PID/stat`` per
-process: its start time tells a reused PID from the same process, and its CPU time and resident
-pages give CPU % and RSS. (psutil answers those with four reads, and a count of the CPUs, per
-process per tick: on a busy node that was most of vramtop's CPU.) A process whose figures did not
-move keeps its record, so a tick where nothing moved builds none. Whether a process retitled
-itself is checked on each of its first reads (engines and Ray workers retitle before they use a
-GPU, so early) and every few after. A PID that cannot be seen keeps its GPU memory; the reason
-goes with it.
+process: its start time tells a reused PID from the same process, its CPU time and resident
+pages give CPU % and RSS, and its name (what setproctitle also sets, as vLLM and Ray do when they
+retitle a process) tells when to read the command line again. (psutil answers those with four
+reads, and a count of the CPUs, per process per tick: on a busy node that was most of vramtop's
+CPU.) A process whose figures did not move keeps its record, so a tick where nothing moved builds
+none. The command line is read again on each of a process's first reads (engines retitle early),
+at once when its name changed, and every ``RECHECK_EVERY`` reads after (a title changed past the
+15 characters of the name). A PID that cannot be seen keeps its GPU memory; the reason goes with
+it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ NOT_VISIBLE = "not visible from here: no such PID in this PID namespace (a conta
 NO_PERMISSION = "not visible from here: permission denied reading the process"
 
 
-RECHECK_EVERY = 5  # reads between checks of a known process's title
+RECHECK_EVERY = 30  # reads between checks of a known process's title whose name did not change
 NEW_READS = 10  # ... after this many reads of it on every tick (a process retitles early)
 STAT_BYTES = 4096  # /proc/PID/stat is one line of about 300 bytes
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -37,18 +39,20 @@ class _Known:
     proc: psutil.Process
     static: HostProcess  # the fields that never change for this process
     started: int  # clock ticks after boot (stat field 22): another value means another process
+    comm: bytes  # its name in /proc/PID/stat when its title was last read
     cpu_s: float = 0.0  # CPU seconds at the last read ...
     read_at: float = 0.0  # ... and when (monotonic)
     host: HostProcess | None = None  # the last record given out
     reads: int = 0
 
 
-def _stat(pid: int) -> tuple[int, float, int]:
-    """(start time in clock ticks, CPU seconds, resident pages) of ``pid`` from /proc/PID/stat."""
+def _stat(pid: int) -> tuple[bytes, int, float, int]:
+    """(name, start time in clock ticks, CPU seconds, resident pages) of ``pid`` from /proc/PID/stat."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         data = f.read(STAT_BYTES)
-    fields = data[data.rindex(b")") + 2:].split()  # the name in parentheses may hold anything
-    return int(fields[19]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(fields[21])
+    end = data.rindex(b")")  # the name in parentheses may hold anything
+    fields = data[end + 2:].split()
+    return data[data.index(b"(") + 1:end], int(fields[19]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(fields[21])
 
 
 def _cpu_pct(known: _Known, cpu_s: float, now: float) -> float | None:
@@ -76,7 +80,7 @@ class ProcessReader:
         known = self._known.get(pid)
         if known is not None:
             return known
-        started = _stat(pid)[0]
+        comm, started, *_ = _stat(pid)
         proc = psutil.Process(pid)
         with proc.oneshot():
             name = proc.name()
@@ -97,7 +101,7 @@ class ProcessReader:
                 user=user,
                 create_time=proc.create_time(),
             )
-        known = _Known(proc, static, started)
+        known = _Known(proc, static, started, comm)
         self._known[pid] = known
         return known
 
@@ -123,15 +127,17 @@ class ProcessReader:
         for pid in sorted(gpu_pids):
             try:
                 known = self._lookup(pid)
-                started, cpu_s, pages = _stat(pid)
+                comm, started, cpu_s, pages = _stat(pid)
                 now = time.monotonic()
                 if started != known.started:  # the PID was reused
                     del self._known[pid]
                     known = self._lookup(pid)
                 known.reads += 1
                 # Its title costs a read of /proc: a process that has lived a while and kept its
-                # title is asked less often.
-                check = known.reads <= NEW_READS or known.reads % RECHECK_EVERY == 0
+                # name is asked less often.
+                check = known.reads <= NEW_READS or known.reads % RECHECK_EVERY == 0 or comm != known.comm
+                if check:
+                    known.comm = comm
                 s = self._retitled(known) if check else known.static
                 cpu, rss = _cpu_pct(known, cpu_s, now), to_mib(pages * PAGE_BYTES)
                 known.cpu_s, known.read_at = cpu_s, now
