@@ -18,9 +18,10 @@ per row, the predicted and reported figures with their error:
                request; "no cache"; "too long": one max_model_len request does not fit), against
                the error ``vllm.failure`` predicts for the row (end to end only)
 
-Each row is modelled as the vLLM release it names (its ``vllm`` field), and with prefix caching
-and the multimodal arguments (``limit_mm_per_prompt``, ``skip_mm_profiling``,
-``mm_encoder_tp_mode``) where the row says so. The summary (last lines) counts, per term, the rows within the issue's
+Each row is modelled as the vLLM release it names (its ``vllm`` field), and with prefix caching,
+speculative decoding (``num_speculative_tokens``, ``draft_attention_layers``) and the multimodal
+arguments (``limit_mm_per_prompt``, ``skip_mm_profiling``, ``mm_encoder_tp_mode``) where the row
+says so. The summary (last lines) counts, per term, the rows within the issue's
 targets: weights ±3 %, KV tokens ±5 %, KV GiB ±5 %, concurrency ±5 %, and the outcome right.
 
     python bench/accuracy_vllm.py [--rows bench/vllm_startup_rows.yaml]
@@ -74,6 +75,8 @@ def config(row: dict, spec: ModelSpec, total_mib: int) -> vllm.VllmConfig:
         max_num_batched_tokens=row.get("max_num_batched_tokens", vllm.default_max_num_batched_tokens(total_mib, name)),
         enforce_eager=row.get("enforce_eager", False), weights_format=row.get("quantization"), dtype="bfloat16",
         version=version_of(row), prefix_caching=row.get("enable_prefix_caching", False), gpu_name=name,
+        num_speculative_tokens=row.get("num_speculative_tokens", 0),
+        draft_attention_layers=row.get("draft_attention_layers", 0),
         mm=vllm.MmProfile(limit_per_prompt=row.get("limit_mm_per_prompt", vllm.DEFAULT_MM_LIMIT),
                           skip_profiling=row.get("skip_mm_profiling", False),
                           encoder_tp_mode=row.get("mm_encoder_tp_mode", "weights")),

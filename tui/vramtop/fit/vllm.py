@@ -133,7 +133,7 @@ class KvLayout:
     block_size: int = BLOCK_SIZE
     state_layers: int = 0
     state_groups: int = 0
-    state_blocks: int = 1  # per request and state layer: 1, or 2 with prefix caching ("align")
+    state_blocks: int = 1  # per request and state layer: 1, 2 with prefix caching ("align"), + speculative tokens
     window_block_size: int = 0  # 0: block_size
 
     @property
@@ -165,7 +165,7 @@ def state_page_bytes(spec: ModelSpec, tp: int, dtype: str) -> int:
 
 
 def kv_layout(spec: ModelSpec, tp: int, element_bytes: int, state_bytes: int = 0,
-              prefix_caching: bool = False) -> KvLayout:
+              prefix_caching: bool = False, speculative_tokens: int = 0) -> KvLayout:
     """Standard attention: K and V of this rank's KV heads (replicated when there are fewer KV
     heads than ranks). MLA: one latent of kv_lora_rank + qk_rope_head_dim, not split by TP.
 
@@ -177,7 +177,10 @@ def kv_layout(spec: ModelSpec, tp: int, element_bytes: int, state_bytes: int = 0
     ``vllm/model_executor/models/config.py``) raises the attention block size in steps of 16
     tokens until an attention page holds the state page, and pads the state page to it.
     ``state_bytes``: one state layer's page (``state_page_bytes``). With prefix caching vLLM
-    keeps state layers in its "align" mode, two blocks per request (``MambaSpec``), else one.
+    keeps state layers in its "align" mode, two blocks per request (``MambaSpec``), else one;
+    speculative decoding (MTP, EAGLE) adds ``speculative_tokens`` blocks a request to each
+    (``MambaSpec.max_memory_usage_bytes`` in ``vllm/v1/kv_cache_interface.py``: 2 + n in align
+    mode, 1 + n otherwise).
     """
     if spec.is_mla:
         per_token = window_per_token = (spec.kv_lora_rank + (spec.qk_rope_head_dim or 0)) * element_bytes
@@ -205,7 +208,8 @@ def kv_layout(spec: ModelSpec, tp: int, element_bytes: int, state_bytes: int = 0
     group = big if big < 1.5 * small else small
     return KvLayout(page, full, sliding, spec.sliding_window or 0, group,
                     ceil(full / group), ceil(sliding / group), block,
-                    state_layers, ceil(state_layers / group), 2 if prefix_caching else 1, window_block)
+                    state_layers, ceil(state_layers / group), (2 if prefix_caching else 1) + speculative_tokens,
+                    window_block)
 
 
 def _sliding_blocks(layout: KvLayout, tokens: int, batched: int) -> int:
@@ -509,6 +513,11 @@ class VllmConfig:
     dp: int = 1  # data_parallel_size (a MoE model's experts are split over dp × tp ranks)
     ep: bool = False  # enable_expert_parallel
     gpu_name: str = ""  # as NVML names it: picks the MXFP4 MoE backend
+    # Speculative decoding (``--speculative-config``): tokens drafted a step, and the draft's
+    # attention layers holding KV (an MTP module's layers, e.g. 1 for Qwen3.5 / Qwen3.6). Their
+    # weights and activations are not modelled.
+    num_speculative_tokens: int = 0
+    draft_attention_layers: int = 0
     mm: MmProfile = MmProfile()  # a multimodal model's profile run
 
     @property
@@ -577,11 +586,15 @@ class RankBudget:
 
 
 def layout_for(spec: ModelSpec, cfg: VllmConfig, stage: int = 0) -> KvLayout:
-    """The KV layout ``cfg`` gives ``spec`` on one rank of pipeline stage ``stage``."""
+    """The KV layout ``cfg`` gives ``spec`` on one rank of pipeline stage ``stage``; a draft
+    model's attention layers (``cfg.draft_attention_layers``) keep their KV on the last stage
+    beside the target's full-attention layers, in the same block pool."""
     if cfg.pp > 1:
         spec = stage_spec(spec, stages_of(spec, cfg.pp)[stage])
+    if cfg.draft_attention_layers and stage == cfg.pp - 1:
+        spec = replace(spec, layers=spec.layers + cfg.draft_attention_layers)
     return kv_layout(spec, cfg.tp, kv_element_bytes(cfg.kv_cache_dtype, cfg.dtype),
-                     state_page_bytes(spec, cfg.tp, cfg.dtype), cfg.prefix_caching)
+                     state_page_bytes(spec, cfg.tp, cfg.dtype), cfg.prefix_caching, cfg.num_speculative_tokens)
 
 
 def rank_budget(spec: ModelSpec, cfg: VllmConfig, gpu_index: int, total_bytes: float,
