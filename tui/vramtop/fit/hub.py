@@ -39,8 +39,8 @@ from typing import Any, Callable, Iterator
 from vramtop.fit.remote_gguf import Deadline, spec_from_remote_gguf, within
 from vramtop.fit.specs import (BITS_PER_WEIGHT, ModelSpec, SpecError, closest_names,
                                quantization_of, spec_from_config)
-from vramtop.fit.vision import QWEN2_5_VL, QWEN3_VL, VisionSpec
-from vramtop.fit.weights import weights_from_tensors
+from vramtop.fit.vision import QWEN2_5_VL, QWEN3_VL, largest_image
+from vramtop.fit.weights import loaded_by_vllm, weights_from_tensors
 from vramtop.units import MIB
 
 TIMEOUT_S = 10.0  # one resolution, all requests together
@@ -361,34 +361,6 @@ def _pairs(text: str, pos: list[int], nested: frozenset[str]) -> Iterator[tuple[
     pos[0] = at
 
 
-_LAYER = re.compile(r"^model\.layers\.(\d{1,6})\.")
-
-
-def vllm_loads(name: str, layers: int, mtp: bool) -> bool:
-    """Whether vLLM loads tensor ``name`` into the model: not a multi-token-prediction layer's
-    (numbered from ``layers`` on when config.json has num_nextn_predict_layers), which it skips
-    (vllm/model_executor/models/deepseek_v2.py, get_spec_layer_idx_from_weight_name)."""
-    if not mtp:
-        return True
-    m = _LAYER.match(name)
-    return m is None or int(m.group(1)) < layers
-
-
-def largest_image(tower: VisionSpec, processor: dict[str, Any]) -> VisionSpec:
-    """``tower`` with the largest image a Qwen-VL image processor lets through: at most
-    ``max_pixels`` (``size.longest_edge`` in newer processors) pixels, resized as vLLM's dummy
-    image of most features is (vllm/model_executor/models/qwen2_vl.py, smart_resize: a square
-    whose side is a multiple of patch x merge). Unchanged where the processor names no cap."""
-    size = processor.get("size") if isinstance(processor.get("size"), dict) else {}
-    cap = processor.get("max_pixels") or size.get("longest_edge") or size.get("max_pixels")
-    if type(cap) is not int or not 0 < cap <= 1 << 34 or not tower.embeds_per_item:
-        return tower
-    merged = max(1, tower.patches_per_item // tower.embeds_per_item)  # patches an embedding
-    side = math.isqrt(cap) // (tower.patch * math.isqrt(merged))
-    embeds = max(1, side * side)
-    return replace(tower, patches_per_item=embeds * merged, embeds_per_item=embeds)
-
-
 def _quant_config(ref: HubRef, files: list[str],
                   download: Callable[[str], str]) -> dict[str, Any] | None:
     """A quantization config kept beside config.json (AutoGPTQ's, NVIDIA ModelOpt's)."""
@@ -474,13 +446,9 @@ def _resolve(ref: HubRef, dl: Deadline) -> ModelSpec:
     with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
         headers = list(pool.map(header, chosen))
     fmt, _, _ = quantization_of(cfg)
-    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
-    layers = text.get("num_hidden_layers")
-    mtp = isinstance(layers, int) and bool(text.get("num_nextn_predict_layers"))
     try:
-        figures = weights_from_tensors(
-            (t for h in headers for t in h if vllm_loads(t[0], layers, mtp)),
-            math.floor(BITS_PER_WEIGHT[fmt]) if fmt else None)
+        figures = weights_from_tensors(loaded_by_vllm((t for h in headers for t in h), cfg),
+                                       math.floor(BITS_PER_WEIGHT[fmt]) if fmt else None)
     except ValueError as exc:
         raise SpecError(f"{ref.repo}: malformed safetensors header on the Hub ({exc})") from None
     spec = spec_from_config(cfg, ref.repo, source, figures)

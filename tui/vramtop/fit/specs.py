@@ -26,8 +26,8 @@ import yaml
 
 from vramtop import paths
 from vramtop.fit.layers import LayerPattern, StateShape, layer_pattern
-from vramtop.fit.vision import VisionSpec, from_config as vision_from_config
-from vramtop.fit.weights import DTYPE_BITS, WeightFigures, weights_from_tensors
+from vramtop.fit.vision import QWEN2_5_VL, QWEN3_VL, VisionSpec, from_config as vision_from_config, largest_image
+from vramtop.fit.weights import DTYPE_BITS, WeightFigures, loaded_by_vllm, weights_from_tensors
 from vramtop.units import MIB
 from vramtop.yamlfile import one_line
 
@@ -346,11 +346,12 @@ def safetensors_header(path: Path) -> dict[str, Any]:
     return {name: {"dtype": d, "shape": s} for name, d, s in safetensors_tensors(path)}
 
 
-def safetensors_weights(files: Iterable[Path], quant_bits: float | None = None) -> WeightFigures:
-    """The weight figures summed over the tensors of ``files``."""
+def safetensors_weights(files: Iterable[Path], quant_bits: float | None = None,
+                        cfg: dict[str, Any] | None = None) -> WeightFigures:
+    """The weight figures summed over the tensors of ``files`` that vLLM loads for ``cfg``."""
     tensors = [t for path in files for t in safetensors_tensors(path)]
     try:
-        return weights_from_tensors(tensors, quant_bits)
+        return weights_from_tensors(loaded_by_vllm(tensors, cfg or {}), quant_bits)
     except ValueError as exc:
         raise SpecError(f"safetensors files: {exc}") from None
 
@@ -666,8 +667,13 @@ def from_hf_dir(path: Path, name: str | None = None) -> ModelSpec:
     weights = None
     if files:
         fmt, _, _ = quantization_of(cfg)
-        weights = safetensors_weights(files, math.floor(BITS_PER_WEIGHT[fmt]) if fmt else None)
+        weights = safetensors_weights(files, math.floor(BITS_PER_WEIGHT[fmt]) if fmt else None, cfg)
     spec = spec_from_config(cfg, name or path.name, str(cfg_path), weights)
+    processor = path / "preprocessor_config.json"
+    if spec.vision is not None and spec.vision.family in (QWEN2_5_VL, QWEN3_VL) and processor.is_file():
+        data = _json(read_bounded(processor, CONFIG_LIMIT), f"{processor}: malformed preprocessor_config.json")
+        if isinstance(data, dict):
+            spec = replace(spec, vision=largest_image(spec.vision, data))
     return replace(spec, origin="hf")
 
 

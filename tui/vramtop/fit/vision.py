@@ -28,7 +28,7 @@ are not modelled (images only).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 SIGLIP, QWEN2_5_VL, QWEN3_VL = "siglip", "qwen2_5_vl", "qwen3_vl"
@@ -135,3 +135,19 @@ def from_config(cfg: Mapping[str, Any], text_hidden: int, where: str) -> VisionS
         gated = False
     return VisionSpec(kind, layers, h, inter, heads, patch, QWEN_MAX_IMAGE_EMBEDS * merge * merge,
                       QWEN_MAX_IMAGE_EMBEDS, text_hidden, tower, gated, channels, frames)
+
+
+def largest_image(tower: VisionSpec, processor: Mapping[str, Any]) -> VisionSpec:
+    """``tower`` with the largest image a Qwen-VL image processor (preprocessor_config.json) lets
+    through: at most ``max_pixels`` (``size.longest_edge`` in newer processors) pixels, resized
+    as vLLM's dummy image of most features is (vllm/model_executor/models/qwen2_vl.py,
+    smart_resize: a square whose side is a multiple of patch x merge). Unchanged where the
+    processor names no cap."""
+    size = processor.get("size") if isinstance(processor.get("size"), dict) else {}
+    cap = processor.get("max_pixels") or size.get("longest_edge") or size.get("max_pixels")
+    if type(cap) is not int or not 0 < cap <= 1 << 34 or not tower.embeds_per_item:
+        return tower
+    merged = max(1, tower.patches_per_item // tower.embeds_per_item)  # patches an embedding
+    side = math.isqrt(cap) // (tower.patch * math.isqrt(merged))
+    embeds = max(1, side * side)
+    return replace(tower, patches_per_item=embeds * merged, embeds_per_item=embeds)

@@ -8,8 +8,9 @@ a ``ModelSpec`` carries. Pure: validated numbers in, numbers out; a bad header r
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 # bits of one stored element, by safetensors dtype
 DTYPE_BITS = {"F64": 64, "F32": 32, "BF16": 16, "F16": 16, "F8_E4M3": 8, "F8_E5M2": 8,
@@ -27,6 +28,7 @@ _ENCODER_MODULES = ("mlp1",)
 # and group indices take bytes but are no parameters of the model.
 _QUANT_AUX = (".weight_scale", ".weight_scale_inv", ".weight_scale_2", ".input_scale", "_scales",
               ".scales", ".qzeros", ".g_idx")
+_LAYER = re.compile(r"^model\.layers\.(\d{1,6})\.")
 MAX_ELEMENTS = 1 << 46  # no checkpoint tensor comes near 70 trillion elements
 MAX_TENSORS = 1_000_000
 
@@ -84,3 +86,17 @@ def weights_from_tensors(tensors: Iterable[tuple[str, str, Sequence[int]]],
         raise ValueError("no weights (the tensors hold 0 bytes)")
     return WeightFigures(bytes=total_bits // 8, params=params, dtype=max(by_dtype, key=by_dtype.__getitem__),
                          encoder_params=encoder)
+
+
+def loaded_by_vllm(tensors: Iterable[tuple[str, str, Any]], cfg: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """The tensors vLLM loads into the model: a checkpoint's multi-token-prediction layers
+    (numbered from ``num_hidden_layers`` on where config.json sets num_nextn_predict_layers, as
+    DeepSeek-V3's do) are skipped (vllm/model_executor/models/deepseek_v2.py,
+    get_spec_layer_idx_from_weight_name)."""
+    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+    layers = text.get("num_hidden_layers")
+    mtp = type(layers) is int and bool(text.get("num_nextn_predict_layers"))
+    for t in tensors:
+        m = _LAYER.match(str(t[0])) if mtp else None
+        if m is None or int(m.group(1)) < layers:
+            yield t
