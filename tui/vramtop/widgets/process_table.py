@@ -144,7 +144,7 @@ class ProcessTable(ScrollView, can_focus=True):
         self._hover_row: int | None = None  # the row under the mouse, while it is there
         self._keys: tuple[str, ...] = ()  # the columns shown
         self.columns: tuple[tuple[str, int], ...] = ()  # (column, width) shown, from the table's width
-        self._looks: list[tuple] = []  # per row: what its line shows, but for cursor and hover
+        self._looks: dict[int, tuple] = {}  # by place, for rows in view or drawn: what the line shows
         self._shown: dict[str, Row] = {}
         self._volatile_at = float("-inf")  # snapshot time of the last CPU / RSS figures shown
         self._styles: tuple[Style, ...] = ()  # base, header, cursor, hover: taken once per repaint
@@ -167,7 +167,7 @@ class ProcessTable(ScrollView, can_focus=True):
         if wanted != self.columns:
             self.columns = wanted
             self._keys = tuple(key for key, _ in wanted)
-            self._looks = [self._look(row) for row in self.rows]
+            self._looks = {}
             self._set_virtual_size()
             self.refresh()
             self._apply()
@@ -219,18 +219,16 @@ class ProcessTable(ScrollView, can_focus=True):
             self._volatile_at = self.snapshot.timestamp
         if tuple(rows) == self.rows:
             return
-        looks = [self._look(row) for row in rows]
-        before, self._looks = self._looks, looks
         recounted = len(rows) != len(self.rows)
         self.rows = tuple(rows)
         self._shown = {row.key: row for row in rows}
         if recounted:
             self._set_virtual_size()
         cursor = order.index(keep) if keep in self._shown else min(self.cursor_row, max(len(rows) - 1, 0))
-        common = min(len(before), len(looks))
-        changed = [n for n in self._in_view()
-                   if n < max(len(before), len(looks)) and (n >= common or before[n] != looks[n])]
-        self._repaint(changed)
+        # Only the rows in view are looked at: one out of view is drawn from its row when it comes in.
+        before = self._looks
+        self._looks = {n: self._look(rows[n]) for n in self._in_view() if n < len(rows)}
+        self._repaint([n for n in self._in_view() if before.get(n) != self._looks.get(n)])
         self._move(cursor, scroll=False)
         self._announce()
 
@@ -372,7 +370,10 @@ class ProcessTable(ScrollView, can_focus=True):
             if n >= len(self.rows):
                 return Strip.blank(width, base)
             state = (CURSOR if n == self.cursor_row else NORMAL) | (HOVER if n == self._hover_row else NORMAL)
-            strip = self._row_line(self._looks[n], state, width)
+            look = self._looks.get(n)
+            if look is None:
+                look = self._looks[n] = self._look(self.rows[n])
+            strip = self._row_line(look, state, width)
         if scroll_x or strip.cell_length != width:
             strip = strip.crop(scroll_x, scroll_x + width).adjust_cell_length(width, base)
         return strip
