@@ -12,7 +12,8 @@ utilization, temperature, power and process list from NVML, and per process one 
 ``/proc/PID/stat`` and ``/proc/PID/statm``, once a second for the same window. Both monitors pay
 the stand-in driver's re-reading of the scenario file after each change; the floor does too.
 
-One-shot: ``vramtop --once --no-ray`` against ``nvitop -1``, wall time, medians of 7.
+One-shot: ``vramtop --once --no-ray`` against ``nvitop -1``, wall time, medians of 7; beside them
+``vramtop fit`` on a catalog model and a paper node, and the bare interpreter's start.
 
     bench/race_nvitop.sh [--seconds 25] [--nodes 8x64,16x512] [--nvitop PATH]
 """
@@ -188,8 +189,9 @@ def race(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float, nvito
     return row
 
 
-def one_shot(tmp: Path, nvitop: str, runs: int = 7) -> tuple[float, float]:
-    """Median wall seconds of ``vramtop --once --no-ray`` and ``nvitop -1`` on an 8 x 64 node."""
+def one_shot(tmp: Path, nvitop: str, runs: int = 7) -> tuple[float, float, float, float]:
+    """Median wall seconds of ``vramtop --once --no-ray`` and ``nvitop -1`` on an 8 x 64 node, of
+    ``vramtop fit`` on a catalog model and a paper node, and of the bare interpreter starting."""
     children = [subprocess.Popen(["sleep", "3600"]) for _ in range(64)]
     try:
         env = private_env(scenario(tmp / "once.txt", 8, [c.pid for c in children], 0, False), tmp)
@@ -203,13 +205,18 @@ def one_shot(tmp: Path, nvitop: str, runs: int = 7) -> tuple[float, float]:
             subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
             return time.monotonic() - t0
 
-        vramtop = [str(ROOT / ".venv/bin/python"), "-m", "vramtop", "--once", "--no-ray"]
+        python = str(ROOT / ".venv/bin/python")
+        vramtop = [python, "-m", "vramtop", "--once", "--no-ray"]
+        fit = [python, "-m", "vramtop", "fit", "medgemma-4b-it", "--on", "2x80GiB"]
         wall(vramtop, compiled)  # writes the bytecode
-        ours, theirs = [], []
-        for _ in range(runs):  # interleaved, so load on the machine falls on both alike
+        wall(fit, compiled)
+        ours, theirs, fits, bare = [], [], [], []
+        for _ in range(runs):  # interleaved, so load on the machine falls on all alike
             ours.append(wall(vramtop, compiled))
             theirs.append(wall([nvitop, "-1"], env))
-        return statistics.median(ours), statistics.median(theirs)
+            fits.append(wall(fit, compiled))
+            bare.append(wall([python, "-c", "pass"], compiled))
+        return tuple(statistics.median(t) for t in (ours, theirs, fits, bare))
     finally:
         for c in children:
             c.kill()
@@ -244,9 +251,10 @@ def main() -> None:
                       f"| {r['vramtop_rss']:.0f} MiB | {r['nvitop_rss']:.0f} MiB |",
                       flush=True)
         if not args.no_once:
-            ours, theirs = one_shot(Path(tmp), args.nvitop)
+            ours, theirs, fit, bare = one_shot(Path(tmp), args.nvitop)
             print(f"one-shot, 8 GPUs × 64 processes, wall, median of 7: vramtop --once {ours:.2f} s, "
-                  f"nvitop -1 {theirs:.2f} s ({ours / theirs:.2f}×)")
+                  f"nvitop -1 {theirs:.2f} s ({ours / theirs:.2f}×); vramtop fit medgemma-4b-it --on 2x80GiB "
+                  f"{fit:.2f} s; the bare interpreter {bare:.2f} s")
 
 
 if __name__ == "__main__":
