@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Mapping
 
 from vramtop.analysis.instances import Instance, instances_of, instance_of
@@ -64,14 +65,27 @@ class NodeView:
         """Device -> Ray node (cluster mode; empty on one machine)."""
         return {g.index: g.node for g in self.gpus if g.node is not None}
 
+    @cached_property
+    def by_ref(self) -> dict[str, Instance]:
+        """Instance by key, name, replica label or root PID, the first instance listed winning a
+        name two share: built once, since a verdict looks its stopped instances up for every
+        variant it judges (thousands on a cluster)."""
+        out: dict[str, Instance] = {}
+        for inst in self.instances:
+            for ref in (inst.key, inst.name, inst.label, str(inst.root_pid)):
+                out.setdefault(ref, inst)
+        return out
 
-_LAST: list = [None, None]  # (snapshot, view): the panel asks for the same tick many times
+
+_LAST: list = [None]  # (snapshot, view) in one item, swapped whole: the panel and the side column's
+# worker ask for the same tick many times, from two threads
 
 
 def node_from_snapshot(snapshot: NodeSnapshot) -> NodeView:
     """The usable (not lost) GPUs of ``snapshot`` and its serving instances."""
-    if _LAST[0] is snapshot:
-        return _LAST[1]
+    last = _LAST[0]
+    if last is not None and last[0] is snapshot:
+        return last[1]
     gpus = []
     for g in snapshot.gpus:
         if g.lost:
@@ -92,7 +106,7 @@ def node_from_snapshot(snapshot: NodeSnapshot) -> NodeView:
             per[where] = per.get(where, 0) + p.used_mib
     view = NodeView(snapshot.hostname or "this node", tuple(gpus), instances, on_slices=on_slices,
                     topology=snapshot.topology)
-    _LAST[:] = [snapshot, view]
+    _LAST[0] = (snapshot, view)
     return view
 
 
@@ -121,9 +135,8 @@ def paper_node(text: str) -> NodeView:
 def find_instance(node: NodeView, ref: str) -> Instance | None:
     """An instance by key, name, replica label or root PID, or by a part of its name that only
     it has."""
-    for inst in node.instances:
-        if ref in (inst.key, inst.name, inst.label, str(inst.root_pid)):
-            return inst
+    if (inst := node.by_ref.get(ref)) is not None:
+        return inst
     low = ref.lower()
     hits = [i for i in node.instances if low in i.name.lower() or low in i.key.lower()]
     return hits[0] if len(hits) == 1 else None

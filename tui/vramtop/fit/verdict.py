@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
+from vramtop.analysis.instances import Instance
 from vramtop.fit import ollama, vision, vllm
 from vramtop.fit.placement import (
     NodeView, find_instance, free_after_stops, node_from_snapshot, ollama_devices, pick_replica_sets,
@@ -799,11 +800,32 @@ def _variants(c: Candidate, r: FitResult, node: NodeView,
     if c.gpus is not None:
         out.append(("gpus", "auto", "let it pick the GPUs with most free memory", {"gpus": None}))
     taken = {i.key for s in c.stopped if (i := find_instance(node, s)) is not None}
-    for inst in sorted(node.instances, key=lambda i: (i.total_mib, i.key)):
-        if inst.key not in taken and inst.total_mib > 0:
-            out.append(("stopped", inst.key, f"stop {inst.name} (frees {inst.total_mib:,} MiB)",
-                        {"stopped": (*c.stopped, inst.key)}))
+    for inst in _stops_worth_judging(c, node, [i for i in node.instances if i.key not in taken and i.total_mib > 0]):
+        out.append(("stopped", inst.key, f"stop {inst.name} (frees {inst.total_mib:,} MiB)",
+                    {"stopped": (*c.stopped, inst.key)}))
     return out
+
+
+MAX_STOPS = 8  # "stop this instance" variants judged: a cluster has thousands of instances
+
+
+def _stops_worth_judging(c: Candidate, node: NodeView, stoppable: list[Instance]) -> list[Instance]:
+    """The instances whose stop is judged, smallest first. Past ``MAX_STOPS``, those that free
+    most on the GPUs one engine of the candidate would span (its TP x PP x DP largest releases
+    on the GPUs it may use; Ollama's: all of them), ties to the smaller instance: a stop helps
+    only through the memory it frees where the candidate runs, the suggestions show two stops,
+    and the search for two or three changes together takes its moves from these."""
+    if len(stoppable) > MAX_STOPS:
+        pool = set(c.gpus) if c.gpus is not None else {g.index for g in node.gpus}
+        span = c.pipeline_parallel_size * c.tensor_parallel_size * c.data_parallel_size if c.engine == VLLM \
+            else len(pool)
+
+        def frees(inst: Instance) -> int:
+            held = (*inst.per_gpu_mib.items(), *node.on_slices.get(inst.key, {}).items())
+            return sum(sorted((mib for gpu, mib in held if gpu in pool), reverse=True)[:span])
+
+        stoppable = sorted(stoppable, key=lambda i: (-frees(i), i.total_mib, i.key))[:MAX_STOPS]
+    return sorted(stoppable, key=lambda i: (i.total_mib, i.key))
 
 
 MAX_SUGGESTIONS = 6
