@@ -19,7 +19,8 @@ per row, the predicted and reported figures with their error:
                the error ``vllm.failure`` predicts for the row (end to end only)
 
 Each row is modelled as the vLLM release it names (its ``vllm`` field), and with prefix caching,
-speculative decoding (``num_speculative_tokens``, ``draft_attention_layers``) and the multimodal
+speculative decoding (``speculative_config`` in vLLM's JSON, read as ``vramtop fit
+--speculative-config`` reads it) and the multimodal
 arguments (``limit_mm_per_prompt``, ``skip_mm_profiling``, ``mm_encoder_tp_mode``) where the row
 says so. The summary (last lines) counts, per term, the rows within the issue's
 targets: weights ±3 %, KV tokens ±5 %, KV GiB ±5 %, concurrency ±5 %, and the outcome right.
@@ -30,12 +31,14 @@ targets: weights ±3 %, KV tokens ±5 %, KV GiB ±5 %, concurrency ±5 %, and th
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
 import yaml
 
 from vramtop.fit import vllm
+from vramtop.fit.fields import parse_speculative_config
 from vramtop.fit.specs import ModelSpec, from_catalog, spec_from_config
 
 GIB = 1024**3
@@ -75,8 +78,8 @@ def config(row: dict, spec: ModelSpec, total_mib: int) -> vllm.VllmConfig:
         max_num_batched_tokens=row.get("max_num_batched_tokens", vllm.default_max_num_batched_tokens(total_mib, name)),
         enforce_eager=row.get("enforce_eager", False), weights_format=row.get("quantization"), dtype="bfloat16",
         version=version_of(row), prefix_caching=row.get("enable_prefix_caching", False), gpu_name=name,
-        num_speculative_tokens=row.get("num_speculative_tokens", 0),
-        draft_attention_layers=row.get("draft_attention_layers", 0),
+        **vllm.speculative_terms(spec, parse_speculative_config(json.dumps(row["speculative_config"]))
+                                 if "speculative_config" in row else None),
         mm=vllm.MmProfile(limit_per_prompt=row.get("limit_mm_per_prompt", vllm.DEFAULT_MM_LIMIT),
                           skip_profiling=row.get("skip_mm_profiling", False),
                           encoder_tp_mode=row.get("mm_encoder_tp_mode", "weights")),

@@ -14,7 +14,8 @@ from typing import Mapping
 from vramtop.fit import specs
 from vramtop.fit.specs import ModelSpec, SpecError
 from vramtop.fit.verdict import OLLAMA, VLLM, Candidate
-from vramtop.fit.vllm import DEFAULT_MM_LIMIT
+from vramtop.fit import vllm
+from vramtop.fit.vllm import DEFAULT_MM_LIMIT, SpeculativeConfig
 
 _TOKENS = re.compile(r"^(\d+(?:\.\d+)?)\s*([kK]?)$")
 INT_FIELDS = ("tensor_parallel_size", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
@@ -97,6 +98,65 @@ def parse_mm_limits(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(dict(out).items())
 
 
+# Keys of vLLM's SpeculativeConfig that change no memory here: prompt lookup's window.
+_SPECULATIVE_KEYS = ("method", "model", "num_speculative_tokens", "prompt_lookup_min", "prompt_lookup_max")
+_SPECULATIVE_METHODS = (vllm.MTP_METHOD, *vllm.DRAFT_MODEL_METHODS, *vllm.WEIGHTLESS_METHODS)
+
+
+def parse_speculative_config(text: str, resolve=specs.resolve) -> SpeculativeConfig:
+    """vLLM's ``--speculative-config`` JSON (``{"method": "mtp", "num_speculative_tokens": 3}``)
+    read as ``SpeculativeConfig.__post_init__`` (vllm/config/speculative.py) reads it: without a
+    method, a model named "ngram" is prompt lookup, one whose name holds "eagle-" or "eagle3" an
+    EAGLE head, any other a draft model; the model-specific MTP names are "mtp"; an MTP draft
+    drafts its layers' count (1) by default, every other method needs num_speculative_tokens.
+    A draft repository is resolved with ``resolve`` (``specs.resolve``); where it cannot be,
+    the config says so (``SpeculativeConfig.unresolved``) rather than failing. ValueError (one
+    line) for bad JSON, an unknown key or method, or a bad count."""
+    raw = text.strip()
+    try:
+        data = json.loads(raw[:4000]) if len(raw) <= 4000 else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise ValueError("must be JSON like '{\"method\": \"mtp\", \"num_speculative_tokens\": 3}', "
+                         f"got '{raw[:40]}'")
+    unknown = [str(k)[:32] for k in data if k not in _SPECULATIVE_KEYS]
+    if unknown:
+        raise ValueError(f"'{unknown[0]}' is not modelled (it takes {', '.join(_SPECULATIVE_KEYS)})")
+    method, model, count = data.get("method"), data.get("model"), data.get("num_speculative_tokens")
+    if method is not None and not isinstance(method, str) or model is not None and not isinstance(model, str):
+        raise ValueError("method and model are text")
+    model = (model or "").strip()[:4096] or None
+    if method is None:
+        if model in ("ngram", "[ngram]"):
+            method = "ngram"
+        elif model is None:
+            raise ValueError("num_speculative_tokens was provided but without speculative model "
+                             "(give a method such as mtp or ngram, or a draft model)")
+        else:
+            low = model.lower()
+            method = "eagle" if "eagle-" in low else "eagle3" if "eagle3" in low else "draft_model"
+    method = method.strip().lower()
+    method = "ngram" if method == "[ngram]" else vllm.MTP_METHOD if method.endswith("_mtp") else method
+    if method not in _SPECULATIVE_METHODS:
+        raise ValueError(f"unknown speculative method '{method[:32]}' ({', '.join(_SPECULATIVE_METHODS)})")
+    if count is None and method == vllm.MTP_METHOD:
+        count = vllm.MTP_LAYERS
+    if type(count) is not int or not 1 <= count <= 64:
+        raise ValueError(f"num_speculative_tokens must be a whole number from 1 to 64, got '{str(count)[:32]}'")
+    draft = None
+    if method in vllm.DRAFT_MODEL_METHODS:
+        if model is None:
+            raise ValueError(f"method {method} needs the draft's model")
+        try:
+            draft = resolve(model)
+        except (SpecError, OSError):
+            draft = None  # the verdict names the draft as not resolved and stays YELLOW at best
+    if method in (vllm.MTP_METHOD, *vllm.WEIGHTLESS_METHODS):
+        model = None  # MTP drafts with the target's own checkpoint; prompt lookup has no model
+    return SpeculativeConfig(method, count, model, draft)
+
+
 def parse_gpus(text: str) -> tuple[int, ...]:
     """"0,2" or "0 2" -> (0, 2)."""
     parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
@@ -115,7 +175,8 @@ def candidate_from_fields(fields: Mapping[str, str], model: ModelSpec | None = N
     data_parallel_size, enable_expert_parallel, gpus ("0,1"), stopped
     (instance keys, comma-separated), vllm_version ("0.21.0"), enable_prefix_caching,
     limit_mm_per_prompt (vLLM's syntax, ``parse_mm_limits``), skip_mm_profiling,
-    mm_encoder_tp_mode (weights / data). ``model``: an already resolved spec (skips the lookup,
+    mm_encoder_tp_mode (weights / data), speculative_config (vLLM's JSON,
+    ``parse_speculative_config``). ``model``: an already resolved spec (skips the lookup,
     which may read files). Values the engine itself refuses (TP that does not divide the
     heads, a GPU the node lacks) come back from ``evaluate`` as ``FitResult.errors``.
     """
@@ -157,10 +218,14 @@ def candidate_from_fields(fields: Mapping[str, str], model: ModelSpec | None = N
                 values[key] = text.lower() in ("1", "yes", "true", "on")
             elif key == "limit_mm_per_prompt":
                 values[key] = parse_mm_limits(text) or None  # "{}": vLLM's defaults
+            elif key == "speculative_config":
+                values[key] = parse_speculative_config(text)
             else:
                 errors[key] = f"unknown field '{key}'"
         except ValueError as exc:
             errors[key] = str(exc)
+    if values.get("speculative_config") is not None and engine == OLLAMA:
+        errors["speculative_config"] = "speculative_config is vLLM's; Ollama does not draft tokens"
     if errors or model is None:
         return None, errors
     return Candidate(model=model, **values), errors

@@ -79,6 +79,7 @@ class Candidate:
     limit_mm_per_prompt: tuple[tuple[str, int], ...] | None = None
     skip_mm_profiling: bool = False
     mm_encoder_tp_mode: str | None = None  # None: vLLM's "weights"
+    speculative_config: vllm.SpeculativeConfig | None = None  # vLLM's --speculative-config (None: off)
 
     def with_(self, **changes: Any) -> "Candidate":
         return replace(self, **changes)
@@ -398,6 +399,7 @@ def _vllm_config(c: Candidate, total_mib: int, gpu_name: str = "") -> vllm.VllmC
         enforce_eager=c.enforce_eager, weights_format=fmt, dtype=dtype,
         version=vllm.parse_version(c.vllm_version or vllm.NEWEST_MODELLED),
         prefix_caching=c.enable_prefix_caching, gpu_name=gpu_name, mm=mm_profile(c),
+        **vllm.speculative_terms(c.model, c.speculative_config),
     )
 
 
@@ -580,6 +582,7 @@ def _vllm_details(c: Candidate, cfg0: vllm.VllmConfig, tight: vllm.RankBudget,
     if c.model.weights_from:
         reasons.append(f"weights {c.model.weights_from}")
     reasons += _mm_reasons(c, cfg0)
+    reasons += vllm.speculative_reasons(c.model, cfg0)
     if c.model.state_layers:
         reasons.append(f"{c.model.state_layers} of {c.model.layers} layers keep a fixed state per request "
                        f"({c.model.state.kind if c.model.state else 'state'}), not K/V per token; "
@@ -692,8 +695,9 @@ def _judge(c: Candidate, node: NodeView, brief: bool = False) -> FitResult:
         if inst.unknown_mib and not brief:
             out.reasons.append(f"the driver does not report all of {inst.name}'s memory: stopping it may "
                                "free more than counted here")
-    if c.model.unmodelled:  # what the arithmetic does not know can only lower confidence
-        gap = "not modelled: " + "; ".join(c.model.unmodelled)
+    unmodelled = (*c.model.unmodelled, *vllm.speculative_gaps(c.speculative_config))
+    if unmodelled:  # what the arithmetic does not know can only lower confidence
+        gap = "not modelled: " + "; ".join(unmodelled)
         out.reasons.insert(0, gap)
         if out.verdict == GREEN:
             out.verdict, out.headline = YELLOW, f"{out.headline}; but {gap}"

@@ -8,7 +8,9 @@ non-torch memory (which held the communicators before 0.11.0) and, from v0.21.0 
 CUDA-graph estimate. Block counts, token counts, concurrency and the "cannot
 hold one request" check follow ``vllm/v1/core/kv_cache_utils.py`` (hybrid KV cache manager:
 sliding-window layers only keep their window). A multimodal model's profile run also pushes
-dummy images through its vision encoder (``encoder_activation_bytes``). The overhead constants
+dummy images through its vision encoder (``encoder_activation_bytes``). Speculative decoding
+(``SpeculativeConfig``) adds the draft's weights and layer peak on the last stage, its attention
+layers to the KV pool and per-request blocks to state layers. The overhead constants
 are typical figures from public start-up logs; ``bench/accuracy_vllm.py`` measures how close
 this gets.
 """
@@ -24,7 +26,7 @@ from vramtop.fit.specs import (
     BITS_PER_WEIGHT, KEEPS_EMBEDDINGS_16BIT, ModelSpec, normalize_format, weight_bytes_as,
 )
 from vramtop.fit.vision import VisionSpec
-from vramtop.units import GIB, MIB
+from vramtop.units import GIB, MIB, gib_of_bytes
 
 BLOCK_SIZE = 16
 DEFAULT_UTIL = 0.9
@@ -494,6 +496,161 @@ def cudagraph_bytes(spec: ModelSpec, enforce_eager: bool) -> float:
     return 0.0 if enforce_eager else (0.1 + 0.008 * spec.layers) * GIB
 
 
+# Speculative decoding, as ``SpeculativeConfig`` (vllm/config/speculative.py) takes it. "mtp"
+# drafts with the target checkpoint's own multi-token-prediction layer(s) (the model-specific
+# names, deepseek_mtp, qwen3_next_mtp, ..., all ending in "_mtp", are deprecated aliases of it);
+# "eagle", "eagle3",
+# "draft_model" (the default when a model is named without a method), "dflash", "medusa" and
+# "mlp_speculator" load a separate draft repository; "ngram", "ngram_gpu" and "suffix" look
+# tokens up in the prompt and load nothing.
+MTP_METHOD = "mtp"
+DRAFT_MODEL_METHODS = ("eagle", "eagle3", "draft_model", "dflash", "medusa", "mlp_speculator")
+WEIGHTLESS_METHODS = ("ngram", "ngram_gpu", "suffix")
+# Draft methods without attention layers of their own (Medusa heads, MLP speculator).
+NO_KV_DRAFTS = ("medusa", "mlp_speculator")
+# MTP layers a checkpoint ships: num_nextn_predict_layers / mtp_num_hidden_layers is 1 in every
+# MTP checkpoint vLLM serves today (DeepSeek-V3/R1, Qwen3-Next, Qwen3.5/3.6, GLM-4.5, MiMo).
+MTP_LAYERS = 1
+
+
+@dataclass(frozen=True)
+class SpeculativeConfig:
+    """``--speculative-config`` as the budget needs it: the method (aliases already mapped), the
+    tokens drafted a step, the draft repository as named, and that draft resolved to a spec
+    (None where it was not, or where the method needs none)."""
+
+    method: str
+    num_speculative_tokens: int
+    model: str | None = None
+    draft: ModelSpec | None = None
+
+    @property
+    def needs_draft(self) -> bool:
+        return self.method in DRAFT_MODEL_METHODS
+
+    @property
+    def unresolved(self) -> bool:
+        """A draft repository is needed and could not be read: its weights are not counted."""
+        return self.needs_draft and self.draft is None
+
+    def to_engine(self) -> dict[str, object]:
+        """The JSON ``vllm serve --speculative-config`` takes."""
+        out: dict[str, object] = {"method": self.method}
+        if self.model:
+            out["model"] = self.model
+        out["num_speculative_tokens"] = self.num_speculative_tokens
+        return out
+
+
+def _kv_bytes_per_token(spec: ModelSpec) -> int:
+    if spec.is_mla:
+        return spec.kv_lora_rank + (spec.qk_rope_head_dim or 0)
+    return 2 * (spec.full_kv_heads or spec.kv_heads) * (spec.full_head_dim or spec.head_dim)
+
+
+def draft_kv_layers(spec: ModelSpec, sc: SpeculativeConfig) -> int:
+    """Attention layers the draft adds to the KV pool, counted in the target's layers: an MTP
+    module's own (``MTP_LAYERS``); every decoder layer of an EAGLE head or draft model, which vLLM
+    registers beside the target's in one KV cache config with the target's block size
+    (``get_kv_cache_spec`` in ``vllm/v1/worker/gpu_model_runner.py`` walks the drafter's
+    attention layers too), scaled by their K/V width against the target's where it differs;
+    none for Medusa, MLP speculators and prompt lookup."""
+    if sc.method == MTP_METHOD:
+        return MTP_LAYERS
+    if sc.draft is None or sc.method in NO_KV_DRAFTS:
+        return 0
+    draft = sc.draft
+    layers = draft.layers - (draft.state_layers or 0) - (draft.no_kv_layers or 0)
+    return ceil(layers * _kv_bytes_per_token(draft) / _kv_bytes_per_token(spec))
+
+
+def speculative_terms(spec: ModelSpec, sc: SpeculativeConfig | None) -> dict[str, object]:
+    """The ``VllmConfig`` fields ``sc`` sets: ``num_speculative_tokens`` (each state layer's
+    extra blocks a request), the draft's attention layers and the config itself (its weights)."""
+    if sc is None:
+        return {}
+    return {"speculative": sc, "num_speculative_tokens": sc.num_speculative_tokens,
+            "draft_attention_layers": draft_kv_layers(spec, sc)}
+
+
+def mtp_layer_bytes(spec: ModelSpec, fmt: str | None) -> float:
+    """One MTP module as loaded: a decoder layer of the target's shape (taken as the mean of its
+    layers, in the target's quantization, which the draft follows: ``SpeculativeConfig``
+    gives an MTP draft the target's ``quantization``) and the ``eh_proj`` that joins the
+    embedding and the hidden state (2 x hidden -> hidden, 16-bit). Its embedding and LM head are
+    the target's (``llm_base_proposer.py``: "Detected MTP model. Sharing target model embedding
+    weights with the draft model", the same for lm_head)."""
+    body = weight_bytes_as(spec, fmt) - _embedding_bytes(spec, fmt) * (1 if spec.tied else 2) \
+        - spec.vision_params * 2
+    return max(0.0, body) / spec.layers + 2 * spec.hidden * spec.hidden * 2
+
+
+def draft_weights_per_rank(spec: ModelSpec, cfg: "VllmConfig") -> float:
+    """The draft's weights on one rank of the last pipeline stage, sharded by TP (a draft's
+    ``draft_tensor_parallel_size`` defaults to the target's): MTP layers from the target's
+    shape, an EAGLE head or draft model from its own repository as stored, prompt lookup
+    nothing. An EAGLE head without an embedding of its own shares the target's; one that ships
+    its own keeps it unless it equals the target's, which only the weights tell: counted."""
+    sc = cfg.speculative
+    if sc is None:
+        return 0.0
+    if sc.method == MTP_METHOD:
+        return MTP_LAYERS * mtp_layer_bytes(spec, cfg.weights_format) / cfg.tp
+    if sc.draft is not None and sc.needs_draft:
+        return weights_per_rank(sc.draft, None, cfg.tp)
+    return 0.0
+
+
+def draft_activation_bytes(spec: ModelSpec, cfg: "VllmConfig") -> float:
+    """The drafter's part of the profile run: its dummy run (``drafter.dummy_run`` from
+    ``_dummy_run`` in ``vllm/v1/worker/gpu_model_runner.py``) pushes the same tokens through one
+    draft layer while the target's hidden states, its input, are held. Taken as one decoder
+    layer of the draft's shape (an MTP layer: the target's) plus those hidden states; prompt
+    lookup runs no model."""
+    sc = cfg.speculative
+    if sc is None or sc.method in WEIGHTLESS_METHODS or (sc.method != MTP_METHOD and sc.draft is None):
+        return 0.0
+    d = spec if sc.method == MTP_METHOD else sc.draft
+    element = 4 if cfg.dtype == "float32" else 2
+    if d.experts and d.experts_per_token:
+        mlp = d.experts_per_token * (3 * d.moe_intermediate / cfg.tp + d.hidden)
+    else:
+        mlp = 3 * d.intermediate / cfg.tp
+    return cfg.max_num_batched_tokens * (spec.hidden + 3 * d.hidden + mlp) * element
+
+
+def speculative_reasons(spec: ModelSpec, cfg: "VllmConfig") -> list[str]:
+    """What ``--speculative-config`` does to the budget, in vLLM's terms (the "why" lines)."""
+    sc = cfg.speculative
+    if sc is None:
+        return []
+    n = sc.num_speculative_tokens
+    state = (f"; each of the {spec.state_layers} state layers keeps {n} more block(s) a request"
+             if spec.state_layers else "")
+    lookahead = (f"{n} lookahead slot(s) a step, within max_model_len (vLLM's allocate_slots caps a "
+                 f"request there, so the KV cache figures of one request do not grow){state}")
+    if sc.method in WEIGHTLESS_METHODS:
+        return [f"speculative decoding by {sc.method}: no draft weights; {lookahead}"]
+    weights = gib_of_bytes(draft_weights_per_rank(spec, cfg))
+    if sc.method == MTP_METHOD:
+        return [f"speculative decoding by MTP: the checkpoint's {MTP_LAYERS} MTP layer(s), which vLLM "
+                f"otherwise skips, add {weights} of weights per GPU and {cfg.draft_attention_layers} "
+                f"attention layer(s) to the KV pool (assumed: the checkpoint ships them); {lookahead}"]
+    if sc.draft is None:
+        return [f"speculative decoding by {sc.method}: draft not resolved ({sc.model or 'no model named'}): "
+                f"its weights and KV layers are not counted; {lookahead}"]
+    return [f"speculative decoding by {sc.method} with {sc.draft.name}: {weights} of draft weights per GPU "
+            f"({sc.draft.weights_from or sc.draft.source}) and {cfg.draft_attention_layers} attention "
+            f"layer(s) in the KV pool; {lookahead}"]
+
+
+def speculative_gaps(sc: SpeculativeConfig | None) -> tuple[str, ...]:
+    """What the verdict cannot count (it then stays YELLOW at best)."""
+    if sc is not None and sc.unresolved:
+        return (f"the speculative draft '{sc.model or '?'}' (draft not resolved)",)
+    return ()
+
+
 @dataclass(frozen=True)
 class VllmConfig:
     """Every engine argument the budget depends on, defaults already applied."""
@@ -513,11 +670,12 @@ class VllmConfig:
     dp: int = 1  # data_parallel_size (a MoE model's experts are split over dp × tp ranks)
     ep: bool = False  # enable_expert_parallel
     gpu_name: str = ""  # as NVML names it: picks the MXFP4 MoE backend
-    # Speculative decoding (``--speculative-config``): tokens drafted a step, and the draft's
-    # attention layers holding KV (an MTP module's layers, e.g. 1 for Qwen3.5 / Qwen3.6). Their
-    # weights and activations are not modelled.
+    # Speculative decoding (``--speculative-config``): tokens drafted a step, the draft's
+    # attention layers holding KV (an MTP module's layers, e.g. 1 for Qwen3.5 / Qwen3.6), and the
+    # draft itself (its weights; ``speculative_terms`` sets all three from one config).
     num_speculative_tokens: int = 0
     draft_attention_layers: int = 0
+    speculative: SpeculativeConfig | None = None
     mm: MmProfile = MmProfile()  # a multimodal model's profile run
 
     @property
@@ -614,6 +772,9 @@ def rank_budget(spec: ModelSpec, cfg: VllmConfig, gpu_index: int, total_bytes: f
         weights += spec.vision_params * (4 if cfg.dtype == "float32" else 2) * (1 - 1 / cfg.tp)  # replicated
     act = activation_bytes(spec, cfg.tp, cfg.max_num_batched_tokens, cfg.max_num_seqs, cfg.dtype, part.last,
                            cfg.version, cfg.max_model_len, cfg.mm)
+    if part.last and cfg.speculative is not None:
+        weights += draft_weights_per_rank(spec, cfg)
+        act = max(act, draft_activation_bytes(spec, cfg))
     communicators = (NCCL_MIB if cfg.tp * cfg.pp > 1 else 0) * MIB
     non_torch = (NON_TORCH_MIB + (NON_TORCH_TP_MIB if cfg.tp > 1 else 0)) * MIB \
         + (0.0 if cfg.communicators_before_check else communicators)

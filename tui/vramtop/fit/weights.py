@@ -92,7 +92,8 @@ def loaded_by_vllm(tensors: Iterable[tuple[str, str, Any]], cfg: Mapping[str, An
     """The tensors vLLM loads into the model: a checkpoint's multi-token-prediction layers
     (numbered from ``num_hidden_layers`` on where config.json sets num_nextn_predict_layers, as
     DeepSeek-V3's do) are skipped (vllm/model_executor/models/deepseek_v2.py,
-    get_spec_layer_idx_from_weight_name)."""
+    get_spec_layer_idx_from_weight_name); with ``--speculative-config`` MTP they come back as the
+    draft (``fit/vllm.py``, ``mtp_layer_bytes``)."""
     text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
     layers = text.get("num_hidden_layers")
     mtp = type(layers) is int and bool(text.get("num_nextn_predict_layers"))
