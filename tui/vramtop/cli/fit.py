@@ -140,6 +140,9 @@ def _options(p: argparse.ArgumentParser) -> None:
                    help="vLLM: leave the multimodal encoder out of the profile run (its memory is then not reserved)")
     p.add_argument("--mm-encoder-tp-mode", choices=("weights", "data"),
                    help="vLLM: the encoder sharded over the TP ranks (weights, default) or whole on each (data)")
+    p.add_argument("--speculative-config", metavar="JSON",
+                   help="vLLM: speculative decoding as vLLM takes it, '{\"method\": \"mtp\", \"num_speculative_tokens\": 3}', "
+                        "an EAGLE head or draft model by \"model\", or \"ngram\"; the draft's weights and KV layers count")
     p.add_argument("--replicas", metavar="N", help="Ray Serve replicas, each on its own --tp GPUs (default 1)")
     p.add_argument("--gpus", metavar="LIST", help="GPU indices to use, e.g. 0,1 (default: most free)")
     p.add_argument("--assume-stopped", action="append", default=[], metavar="INSTANCE",
@@ -167,6 +170,7 @@ def _fields(args: argparse.Namespace) -> dict[str, str]:
         "vllm_version": args.vllm_version, "enable_prefix_caching": "yes" if args.enable_prefix_caching else "",
         "limit_mm_per_prompt": args.limit_mm_per_prompt, "mm_encoder_tp_mode": args.mm_encoder_tp_mode,
         "skip_mm_profiling": "yes" if args.skip_mm_profiling else "",
+        "speculative_config": args.speculative_config,
     }
     return {k: v for k, v in pairs.items() if v}
 
@@ -292,6 +296,12 @@ def _run(args: argparse.Namespace) -> int:
                 "limit_mm_per_prompt": dict(candidate.limit_mm_per_prompt or ()),
                 "image_limit": mm.limit_per_prompt, "skip_mm_profiling": mm.skip_profiling,
                 "mm_encoder_tp_mode": mm.encoder_tp_mode,  # as vLLM applies it (data falls back where unsupported)
+            }
+            sc = candidate.speculative_config
+            out["speculative_config"] = None if sc is None else {
+                **sc.to_engine(), "draft_resolved": not sc.unresolved,
+                "draft_model": sc.draft.name if sc.draft is not None else None,
+                "draft_attention_layers": vllm.draft_kv_layers(candidate.model, sc),
             }
         out["node"] = {"label": node.label, "paper": node.paper,
                        "gpus": [{"gpu_index": g.index, "name": g.name, "total_mib": g.total_mib,

@@ -237,6 +237,8 @@ def _vllm_flags(c: Candidate, result: FitResult) -> list[tuple[str, Any]]:
     for name in ("enforce_eager", "enable_prefix_caching", "enable_expert_parallel"):
         if getattr(c, name):
             pairs.append((name, True))
+    if c.speculative_config is not None:
+        pairs.append(("speculative_config", c.speculative_config.to_engine()))
     if is_multimodal(c.model):  # a text-only model: vLLM ignores them (0.9.2 refused limit_mm_per_prompt)
         if c.limit_mm_per_prompt is not None:
             pairs.append(("limit_mm_per_prompt", dict(c.limit_mm_per_prompt)))

@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 VLLM_FLAGS = (  # EngineArgs fields the fit engine models; the fit fields have the same names
     "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "gpu_memory_utilization",
     "max_model_len", "dtype", "quantization", "kv_cache_dtype", "max_num_seqs", "max_num_batched_tokens",
-    "limit_mm_per_prompt", "mm_encoder_tp_mode",
+    "limit_mm_per_prompt", "mm_encoder_tp_mode", "speculative_config",
 )
 VLLM_SWITCHES = ("enforce_eager", "enable_prefix_caching", "enable_expert_parallel", "skip_mm_profiling")
 VLLM_SHORT = {"tensor_parallel_size": "-tp", "pipeline_parallel_size": "-pp", "data_parallel_size": "-dp",
