@@ -95,3 +95,19 @@ def test_a_sentence_no_template_knows_is_left_to_the_report_to_mark():
     assert translate("the moon is made of VRAM") is None
     assert note("TP rank 3") == "rank TP 3" and note("replica 2 TP rank 0") == "réplica 2, rank TP 0"
     assert note("12 layers") == "12 capas" and note("something new") == "something new"
+
+
+@pytest.mark.parametrize("text", [
+    "medgemma-4b-it,tp=2,stopped=ray:4000,limit_mm_per_prompt=image=2",
+    "medgemma-4b-it,tp=2,stopped=ray:4000,limit_mm_per_prompt=image=0",
+    "medgemma-4b-it,tp=2,stopped=ray:4000,skip_mm_profiling=yes",
+    "qwen3-8b,skip_mm_profiling=yes",
+])
+def test_the_multimodal_sentences_have_their_spanish_with_the_same_figures(node, text):
+    r = evaluate(parse_candidate(text), node)
+    said = [s for s in r.reasons if "profile" in s or "encoder" in s]
+    assert said, r.reasons
+    for sentence in said:
+        spanish = translate(sentence)
+        assert spanish is not None, sentence
+        assert _figures(spanish) == _figures(sentence)

@@ -103,6 +103,24 @@ _RULES: list[tuple[str, str | Callable[[re.Match], str]]] = [
     (r"as things run now: (?P<rest>.+)", lambda m: f"tal como está ahora: {_inner(m['rest'])}"),
     (r"only if (?P<names>.+?) is stopped: (?P<rest>.+)",
      lambda m: f"solo si se detiene {m['names']}: {_inner(m['rest'])}"),
+    # A multimodal model's profile run (the vision encoder's share of it).
+    (rf"profile run: (?P<n>\d+) dummy image\(s\) of (?P<e>{_N}) embeddings through the vision encoder, held "
+     r"while the language model runs \((?P<limit>limit_mm_per_prompt image=\d+)(?P<default>, vLLM's default)?\)",
+     lambda m: (f"ejecución de perfilado: {m['n']} imagen(es) ficticia(s) de {m['e']} embeddings por el codificador "
+                f"de visión, retenidas mientras corre el modelo de lenguaje ({m['limit']}"
+                f"{', el valor por defecto de vLLM' if m['default'] else ''})")),
+    (r"(?P<limit>limit_mm_per_prompt image=\d+)(?P<default>, vLLM's default)?: no images, so the profile run does "
+     r"not run the vision encoder",
+     lambda m: (f"{m['limit']}{', el valor por defecto de vLLM' if m['default'] else ''}: sin imágenes, la "
+                f"ejecución de perfilado no pasa por el codificador de visión")),
+    (r"--skip-mm-profiling: the profile run leaves the vision encoder out, so its peak is not reserved "
+     r"\(vLLM leaves that to you\)",
+     "--skip-mm-profiling: la ejecución de perfilado deja fuera el codificador de visión, así que su pico no se "
+     "reserva (vLLM lo deja a su cargo)"),
+    (r"the model has no vision or audio encoder: vLLM ignores --limit-mm-per-prompt, --skip-mm-profiling and "
+     r"--mm-encoder-tp-mode for it",
+     "el modelo no tiene codificador de visión ni de audio: vLLM ignora --limit-mm-per-prompt, "
+     "--skip-mm-profiling y --mm-encoder-tp-mode para él"),
     (rf"stop (?P<name>.+) \(frees (?P<mib>{_N}) MiB\)", r"detener \g<name> (libera \g<mib> MiB)"),
     (r"(?P<n>\d+) replica\(s\)", r"\g<n> réplica(s)"),
     (r"(?P<flag>--[a-z-]+ \S+|OLLAMA_KV_CACHE_TYPE=\S+)", r"\g<flag>"),
