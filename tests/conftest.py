@@ -31,3 +31,14 @@ def fake_nvml(tmp_path, monkeypatch):
 
 
 # ---- end of fake NVML ---------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _own_user_folders(tmp_path_factory, monkeypatch):
+    """No test reads or writes the user's own config, state or cache (a saved what-if pin or
+    theme would change what a test sees, and a test's pins would change the user's screen):
+    each test, and every child it starts, gets empty XDG folders of its own. A test that
+    needs particular folders sets them again."""
+    root = tmp_path_factory.mktemp("xdg")
+    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(name, str(root / name.lower()))
