@@ -124,6 +124,10 @@ async def settle(pilot, keys: tuple[str, ...]) -> None:
                                                     for w in app.workers):
             break
         await pilot.pause(0.02)
+    for _ in range(250):  # the side column judges the pins in a worker: "⋯" until it has
+        if not any("⋯" in str(s.render()) for s in app.query("#side-pins")):
+            break
+        await pilot.pause(0.02)
     # The first picture only (a second sample of the same node would draw a trend), without the
     # header's PAUSED badge: set without calling the watchers.
     app.set_reactive(type(app).paused, True)

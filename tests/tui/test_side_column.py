@@ -4,7 +4,9 @@ opens the what-if panel in the column while the GPU bars and the process table k
 
 from __future__ import annotations
 
+import cProfile
 import os
+import pstats
 import socket
 from pathlib import Path
 
@@ -44,6 +46,14 @@ def pins_text(app) -> str:
     return str(app.screen_stack[0].query_one("#side-pins", Static).render())
 
 
+async def judged(pilot, start: str = "") -> str:
+    """The pins' lines once the side column's worker has judged them (none pending), the first
+    starting with ``start``."""
+    app = pilot.app
+    assert await wait_for(pilot, lambda: "⋯" not in pins_text(app) and pins_text(app).startswith(start)), pins_text(app)
+    return pins_text(app)
+
+
 def nothing_listens() -> str:
     """A dashboard address where nothing answers (a port just released)."""
     with socket.socket() as s:
@@ -76,7 +86,7 @@ async def test_pins_follow_the_node_and_the_whatif_panel_opens_in_the_column_at_
             assert await wait_for(pilot, lambda: absent in screen_text(app), seconds=10)
             assert app.query_one("RayPanel").region.height == 1  # a line, not a box
 
-            ollama, vllm_tp1 = pins_text(app).split("\n")
+            ollama, vllm_tp1 = (await judged(pilot)).split("\n")
             assert ollama.startswith("✗ RED  medgemma-27b-it:q8 · Ollama · GPU ")
             assert vllm_tp1.startswith("✗ RED  google/medgemma-27b-it · vLLM · TP=1")
             assert "weights need" in vllm_tp1 and "per GPU at TP 4" in vllm_tp1  # the plain reason
@@ -106,7 +116,7 @@ async def test_pins_follow_the_node_and_the_whatif_panel_opens_in_the_column_at_
             await pilot.press("escape")
             await pilot.pause()
             assert not app.query(WhatIfPanel)
-            ollama, vllm_tp1 = pins_text(app).split("\n")
+            ollama, vllm_tp1 = (await judged(pilot, "✓ GREEN")).split("\n")
             assert ollama.startswith("✓ GREEN  medgemma-27b-it:q8 · Ollama · GPU ")
             assert vllm_tp1.startswith("✗ RED") and "weights need" in vllm_tp1
 
@@ -123,11 +133,41 @@ async def test_the_side_column_judges_the_remembered_pins_on_every_new_snapshot(
         app = VramtopApp(LiveSource(), Config(interval=3600.0))
         async with app.run_test(size=(160, 50)) as pilot:
             assert await wait_for(pilot, lambda: app.snapshot is not None)
-            assert pins_text(app).startswith("✗ RED")
+            assert (await judged(pilot)).startswith("✗ RED")
             free_the_instance(fake_nvml)
             await next_sample(app, pilot)
-            assert pins_text(app).startswith("✓ GREEN"), pins_text(app)
+            await judged(pilot, "✓ GREEN")
             assert "Ray: not polled" in screen_text(app)
+
+
+async def test_the_pins_are_judged_in_a_worker_and_read_judging_until_then(fake_nvml):
+    """A new pin reads "judging" at once; its verdict, and the next one on a new snapshot, come
+    from the side column's worker: the fit engine never runs on the UI thread (profiled: cProfile
+    sees only the thread that enables it, here the app's)."""
+    with proc_tree(*VLLM_TP4) as tree:
+        for p in VLLM_TP4:
+            for gpu, mib in p.gpu_mib.items():
+                fake_nvml.add_process(gpu, tree.pid[p.name], mib)
+        fake_nvml.write()
+        app = VramtopApp(LiveSource(), Config(interval=3600.0))
+        async with app.run_test(size=(160, 50)) as pilot:
+            assert await wait_for(pilot, lambda: app.snapshot is not None)
+            assert pins_text(app) == HINT
+            ui_thread = cProfile.Profile()
+            ui_thread.enable()
+            app.whatif_memory = WhatIfMemory(pins=(OLLAMA_27B,))
+            assert pins_text(app) == "⋯ judging  medgemma-27b-it:q8 · Ollama"
+            await judged(pilot, "✗ RED  medgemma-27b-it:q8 · Ollama")
+            free_the_instance(fake_nvml)
+            await next_sample(app, pilot)
+            await judged(pilot, "✓ GREEN  medgemma-27b-it:q8 · Ollama")
+            ui_thread.disable()
+    fit_engine = f"vramtop{os.sep}fit{os.sep}"
+    on_ui = {f"{Path(path).stem}.{name}" for path, _, name in pstats.Stats(ui_thread).stats if fit_engine in path}
+    # Drawing a verdict reads its properties (word, symbol, the tightest GPU); judging is the rest.
+    judging = sorted(f for f in on_ui if f in ("verdict.evaluate", "verdict._judge")
+                     or f.split(".")[0] in ("vllm", "ollama", "placement", "specs"))
+    assert on_ui and not judging, judging
 
 
 async def test_nothing_pinned_is_a_hint_and_a_new_pin_shows_once_the_panel_closes():
@@ -141,7 +181,7 @@ async def test_nothing_pinned_is_a_hint_and_a_new_pin_shows_once_the_panel_close
         await pilot.pause()
         await pilot.press("+", "escape")
         await pilot.pause()
-        assert pins_text(app).startswith("✗ RED  google/medgemma-4b-it · vLLM · TP=2 · GPU "), pins_text(app)
+        await judged(pilot, "✗ RED  google/medgemma-4b-it · vLLM · TP=2 · GPU ")
         assert HINT not in screen_text(app)
 
 

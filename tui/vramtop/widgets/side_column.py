@@ -3,20 +3,26 @@ needs: the pinned what-if candidates' live verdicts (one entry each) and the Ray
 
 It watches the app's ``tick`` and ``whatif_memory`` (the pins, as the what-if panel last said or
 as remembered from its last use) and judges the pins on each new snapshot and each change of
-pins. With nothing pinned it is one hint line. On a wide terminal ``w`` opens the what-if panel
+pins, in a thread worker: on a cluster a pin weighs thousands of instances, which the UI thread
+must not. One judgement runs at a time; what changed meanwhile is judged when it ends, the newest
+snapshot and pins only. A pin not judged yet reads "judging"; the others keep their last verdict,
+marked pending without its figures once a judgement of a newer picture has run ``PENDING_AFTER``
+seconds. With nothing pinned it is one hint line. On a wide terminal ``w`` opens the what-if panel
 inside it; while the panel is open it takes the whole column (it shows the pins itself), and the
 column judges nothing until it closes.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
-
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
+from textual.message import Message
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Static
+from textual.worker import Worker, WorkerState
 
 from vramtop.fit.verdict import GREEN, FitResult
 from vramtop.snapshot import NodeSnapshot
@@ -26,6 +32,7 @@ from vramtop.widgets.whatif.form import FormState, describe
 from vramtop.widgets.whatif.persist import WhatIfMemory
 
 HINT = "w what if · + pin: its verdict stays here"
+PENDING_AFTER = 0.5  # s: a judgement that ends sooner changes no line twice (the node is sampled every 1 s)
 
 
 def pin_verdict(form: FormState, result: FitResult) -> str:
@@ -41,6 +48,22 @@ def pin_verdict(form: FormState, result: FitResult) -> str:
     if result.verdict != GREEN and (tight is None or tight.fits or weights_exceed):
         line += f" · {result.headline}"
     return line
+
+
+def pending_line(form: FormState, result: FitResult | None) -> str:
+    """A pin whose verdict on the newest picture is still being judged: its last verdict's word,
+    none of its figures (they are of an older picture)."""
+    if result is None:
+        return f"⋯ judging  {describe(form)}"
+    return f"⋯ {result.word}?  {describe(form)} · judging the newest picture"
+
+
+class PinsJudged(Message):
+    """The worker's verdicts: ``results`` for ``pins`` on ``snapshot``."""
+
+    def __init__(self, snapshot: NodeSnapshot, pins: tuple[FormState, ...], results: tuple[FitResult, ...]) -> None:
+        super().__init__()
+        self.snapshot, self.pins, self.results = snapshot, pins, results
 
 
 class SideColumn(Vertical):
@@ -59,7 +82,10 @@ class SideColumn(Vertical):
         self._text: str | None = None
         self._snapshot: NodeSnapshot | None = None
         self._pins: tuple[FormState, ...] = ()
-        self._judged: tuple[NodeSnapshot, tuple[FormState, ...]] | None = None
+        self._judged: tuple[NodeSnapshot, tuple[FormState, ...]] | None = None  # what the verdicts are of
+        self._verdicts: dict[FormState, FitResult] = {}
+        self._judging: tuple[NodeSnapshot, tuple[FormState, ...]] | None = None  # in the worker now
+        self._pending: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(HINT, id="side-pins", classes="-hint")
@@ -80,23 +106,49 @@ class SideColumn(Vertical):
             self._judge()
 
     def _judge(self) -> None:
-        """The pins on the newest snapshot, unless judged so already or the what-if panel,
-        open in the column, shows them itself."""
+        """Judge the pins on the newest snapshot in the worker, unless judged so already, a
+        judgement is running (it calls again when it ends), or the what-if panel, open in the
+        column, shows them itself."""
+        wanted = (self._snapshot, self._pins)
         judged = self._judged
-        if (self._snapshot is None or self.has_class("-whatif")
+        if (self._snapshot is None or self._judging is not None or self.has_class("-whatif")
                 or (judged is not None and judged[0] is self._snapshot and judged[1] == self._pins)):
             return
-        self._judged = (self._snapshot, self._pins)
-        self.show_pins(zip(self._pins, pin_verdicts(self._pins, self._snapshot)))
+        self._judging = wanted
+        self._draw(pending=False)  # a new pin reads "judging" at once
+        if self._verdicts and (judged is None or judged[0] is not self._snapshot):
+            self._pending = self.set_timer(PENDING_AFTER, lambda: self._draw(pending=True))
+        self._judge_pins(*wanted)
 
-    def show_pins(self, pins: Iterable[tuple[FormState, FitResult]]) -> None:
-        """The pinned candidates with their verdicts on the newest snapshot (plain text: a model
-        name is anyone's text)."""
-        lines = [pin_verdict(form, result) for form, result in pins]
+    @work(thread=True, group="side-pins", exit_on_error=False, description="judge the pinned candidates")
+    def _judge_pins(self, snapshot: NodeSnapshot, pins: tuple[FormState, ...]) -> None:
+        self.post_message(PinsJudged(snapshot, pins, pin_verdicts(pins, snapshot)))
+
+    def on_pins_judged(self, message: PinsJudged) -> None:
+        self._end_judging()
+        self._judged = (message.snapshot, message.pins)
+        self._verdicts = dict(zip(message.pins, message.results))
+        self._draw(pending=False)
+        self._judge()  # a newer snapshot or other pins came meanwhile
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "side-pins" and event.state == WorkerState.ERROR:
+            self._end_judging()  # a fit engine bug: the last lines stay, the next tick tries again
+
+    def _end_judging(self) -> None:
+        self._judging = None
+        if self._pending is not None:
+            self._pending.stop()
+            self._pending = None
+
+    def _draw(self, pending: bool) -> None:
+        """The pins with their verdicts; ``pending``: the verdicts shown are of an older picture."""
+        lines = [pin_verdict(form, result) if (result := self._verdicts.get(form)) is not None and not pending
+                 else pending_line(form, result) for form in self._pins]
         text = "\n".join(lines) or HINT
         if text == self._text:
             return
         self._text = text
         box = self.query_one("#side-pins", Static)
         box.set_class(not lines, "-hint")
-        box.update(Content(text))
+        box.update(Content(text))  # plain text: a model name is anyone's text

@@ -110,8 +110,8 @@ def verdict(form: FormState, snapshot: NodeSnapshot | None) -> FitResult:
 
 
 def pin_verdicts(pins: Iterable[FormState], snapshot: NodeSnapshot | None) -> tuple[FitResult, ...]:
-    """Each pinned form's verdict on ``snapshot``, from cached model facts only: this runs on the
-    UI thread on every tick."""
+    """Each pinned form's verdict on ``snapshot``, from cached model facts only: this runs on every
+    tick (in the side column's worker, and on the UI thread while the what-if panel is open)."""
     with remote.cache_only():
         return tuple(verdict(pin, snapshot) for pin in pins)
 
