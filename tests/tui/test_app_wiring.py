@@ -280,3 +280,64 @@ async def test_a_node_at_rest_moves_only_the_clock_bound_parts():
         await tick(dataclasses.replace(first, timestamp=first.timestamp + 2,
                                        gpu_processes=(moved,) + first.gpu_processes[1:]))
         assert app.instances is not grouped and app.instances[0].total_mib == grouped[0].total_mib + 100
+
+
+async def test_r_focuses_the_ray_table_and_sets_no_screen_class_where_the_column_shows_already():
+    """At 160 columns the side column is shown: ``R`` focuses the Ray table and leaves the screen's
+    classes as they are (a class set on the screen restyles every widget: half a second on a
+    cluster's process table); in a 40-column pane it brings the column up."""
+    from vramtop.ray.demo import DemoRayPoller
+
+    for columns in (160, 40):
+        app = VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=3600.0), ray_poller=DemoRayPoller(clock=lambda: 0.0))
+        async with app.run_test(size=(columns, 45)) as pilot:
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if app.query("#ray-table"):
+                    break
+            shown, classes = app.query_one("#side").display, set(app.screen.classes)
+            await pilot.press("R")
+            await pilot.pause()
+            assert app.focused is app.query_one("#ray-table")
+            assert app.query_one("#side").display
+            if shown:
+                assert set(app.screen.classes) == classes
+            else:
+                assert set(app.screen.classes) == classes | {"-side"}
+        assert shown == (columns == 160)
+
+
+async def test_a_tick_landing_while_the_app_shuts_down_is_dropped():
+    """The app takes its screen apart widget by widget as it shuts down; a tick that lands when
+    the GPU bars are gone but other widgets are still there is dropped, not a NoMatches error.
+    Here a widget of the screen, while it is being unmounted (so still on the screen), waits for
+    the GPU bars to go and then hands the app the last tick again, as a sample ending then does."""
+    import asyncio
+
+    from textual.widget import Widget
+
+    from vramtop.app import SnapshotReady
+    from vramtop.widgets.gpu_bars import GpuPanel
+
+    class LastToGo(Widget):
+        bars_gone = False
+
+        async def on_unmount(self) -> None:
+            app = self.app
+            for _ in range(200):
+                if not app.screen.query(GpuPanel):
+                    break
+                await asyncio.sleep(0.01)
+            self.bars_gone = not app.screen.query(GpuPanel) and bool(app.screen.children)
+            app.post_message(SnapshotReady(app.tick))
+            await asyncio.sleep(0.3)  # the app handles it meanwhile
+
+    app = VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=3600.0))
+    last = LastToGo()
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.tick is not None:
+                break
+        await app.screen.mount(last)
+    assert last.bars_gone  # and the app raised nothing (run_test re-raises what it did)

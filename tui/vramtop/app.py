@@ -255,14 +255,14 @@ class VramtopApp(App[None]):
             self._timer = self.set_timer(self.config.interval, self.sample_now, name="next sample")
 
     async def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        if self.paused:
+        if self.paused or not self.is_running:  # not running: shutting down, its widgets going
             return
         try:
             await self._take(message.tick)
         except NoMatches:
-            if self.screen.children:
+            if self.is_running:
                 raise
-            # a sample that lands while the app shuts down: its screen's widgets are gone
+            # the app began to shut down while the tick was being shown: its widgets are going
 
     async def _take(self, tick: Tick) -> None:
         self.sample_error = None
@@ -275,7 +275,7 @@ class VramtopApp(App[None]):
         await self.show_snapshot(snapshot, tick)
 
     async def on_sample_failed(self, message: SampleFailed) -> None:
-        if self.paused:
+        if self.paused or not self.is_running:
             return
         when = ""
         if self.snapshot is not None:
@@ -291,8 +291,8 @@ class VramtopApp(App[None]):
                 if self.tick is not None:
                     self.tick = replace(self.tick, snapshot=aged, at_rest=True)
                 await self.query_one(GpuPanel).show(aged, self.config.thresholds, self.history, self.config.interval)
-            except NoMatches:  # a failure that lands while the app shuts down
-                if self.screen.children:
+            except NoMatches:  # the app began to shut down meanwhile
+                if self.is_running:
                     raise
 
     async def show_snapshot(self, snapshot: NodeSnapshot, tick: Tick | None = None) -> None:
@@ -536,8 +536,11 @@ class VramtopApp(App[None]):
         self._screen_classes()
 
     def action_show_ray(self) -> None:
-        self._side_forced = True
-        self._screen_classes()
+        # Where the column shows already (150+ columns), a screen class set anyway would only
+        # restyle every widget of the screen (thousands on a cluster).
+        if not self.query_one("#side").display:
+            self._side_forced = True
+            self._screen_classes()
         for table in self.query("#side DataTable"):
             table.focus()
 
