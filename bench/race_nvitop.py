@@ -16,6 +16,7 @@ One-shot: ``vramtop --once --no-ray`` against ``nvitop -1``, wall time, medians 
 ``vramtop fit`` on a catalog model and a paper node, and the bare interpreter's start.
 
     bench/race_nvitop.sh [--seconds 25] [--nodes 8x64,16x512] [--nvitop PATH]
+    bench/race_nvitop.sh --nodes ''     # the one-shot line alone
 """
 
 from __future__ import annotations
@@ -240,7 +241,7 @@ def main() -> None:
           "| worst second: vramtop / nvitop | vramtop RSS | nvitop RSS |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        for node in args.nodes.split(","):
+        for node in filter(None, args.nodes.split(",")):  # --nodes '': the one-shot line alone
             gpus, procs = map(int, node.split("x"))
             for changing in (False, True):
                 r = race(Path(tmp), gpus, procs, changing, args.seconds, args.nvitop)

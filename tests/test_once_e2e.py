@@ -140,3 +140,21 @@ def test_a_damaged_recording_is_one_line_and_status_2(tmp_path):
     result = subprocess.run([sys.executable, "-m", "vramtop", "--replay", str(bad), "--once"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and str(bad) in result.stderr
+
+
+def test_once_imports_no_reader_for_an_engine_the_node_does_not_run(tmp_path, vllm_tp4):
+    """A vLLM engine core with no API server has no /metrics to read: ``--once`` imports no
+    metrics parser, no KV check or fit model, and nothing for SGLang, TGI, Ollama or Ray."""
+    _, workers = vllm_tp4
+    probe = ("import sys\nfrom vramtop.cli import main\nstatus = main(['--once', '--json', '--no-ray'])\n"
+             "print(' '.join(sorted(sys.modules)), file=sys.stderr)\nsys.exit(status)\n")
+    result = subprocess.run([sys.executable, "-c", probe], env=seed_with_workers(tmp_path, workers).env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["instances"][0]["tp_size"] == 4
+    loaded = set(result.stderr.split())
+    assert "vramtop.telemetry.poller" in loaded  # the telemetry did run
+    unneeded = {"prometheus_client", "vramtop.telemetry.kv_check", "vramtop.fit.specs", "vramtop.telemetry.ollama",
+                "vramtop.telemetry.sglang_metrics", "vramtop.telemetry.tgi_metrics", "vramtop.telemetry.ray_serve",
+                "vramtop.ray.link", "vramtop.ray.feasibility"}
+    assert loaded & unneeded == set()

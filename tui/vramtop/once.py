@@ -14,8 +14,6 @@ from vramtop import __version__
 from vramtop.analysis import roles
 from vramtop.analysis.instances import instance_of, instances_of
 from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
-from vramtop.ray import export as ray_export
-from vramtop.ray.feasibility import analyze
 from vramtop.snapshot import MigSlice, NodeSnapshot, slice_label
 from vramtop.telemetry.model import InstanceTelemetry, Telemetry, process_facts
 from vramtop.units import gib
@@ -121,6 +119,9 @@ def to_dict(snapshot: NodeSnapshot, thresholds: Thresholds) -> dict[str, Any]:
         "errors": [{"source": e.source, "message": e.message} for e in snapshot.errors],
     }
     if snapshot.ray is not None:
+        from vramtop.ray import export as ray_export
+        from vramtop.ray.feasibility import analyze
+
         doc["ray"] = ray_export.to_dict(snapshot.ray, analyze(snapshot.ray, snapshot))
     if snapshot.telemetry is not None:
         doc["telemetry"] = _node_telemetry(snapshot.telemetry)
@@ -222,6 +223,9 @@ def to_text(snapshot: NodeSnapshot, thresholds: Thresholds) -> str:
             inst = found.name if (found := owner.get((p.gpu_index, p.pid))) else "-"
             out.append(f"  GPU {slice_label(p.gpu_index, p.mig_slice)} pid {p.pid} {mib:>10}  {role.text:<22} {inst}  {what}")
     if snapshot.ray is not None:
+        from vramtop.ray import export as ray_export
+        from vramtop.ray.feasibility import analyze
+
         out += ray_export.text_lines(snapshot.ray, analyze(snapshot.ray, snapshot))
     for e in snapshot.errors:
         out.append(f"error: {e.source}: {e.message}")

@@ -20,13 +20,14 @@ from __future__ import annotations
 import re
 import weakref
 from dataclasses import dataclass, field, replace
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from vramtop.analysis import roles
 from vramtop.analysis.roles import Role
-from vramtop.ray.link import JobLink, ReplicaLink, link_gpu_processes, link_job_workers
-from vramtop.ray.model import RayState
 from vramtop.snapshot import GpuProcess, HostProcess, NodeSnapshot, slice_label
+
+if TYPE_CHECKING:  # Ray's linking is imported only where a snapshot carries Ray state
+    from vramtop.ray.link import JobLink, ReplicaLink
 
 # How strongly a role claims to be the instance root; the outermost of the strongest wins.
 _ROOT_RANK = {
@@ -225,6 +226,11 @@ def _name(root: HostProcess | None, role: Role, engine: str, members: list[Membe
 
 def _replica_links(snapshot: NodeSnapshot) -> dict[tuple[int, int], ReplicaLink]:
     state = snapshot.ray
+    if state is None:
+        return {}
+    from vramtop.ray.link import link_gpu_processes
+    from vramtop.ray.model import RayState
+
     if not isinstance(state, RayState) or not state.deployments:
         return {}
     return link_gpu_processes(state, snapshot)
@@ -232,6 +238,11 @@ def _replica_links(snapshot: NodeSnapshot) -> dict[tuple[int, int], ReplicaLink]
 
 def _job_links(snapshot: NodeSnapshot) -> dict[tuple[int, int], JobLink]:
     state = snapshot.ray
+    if state is None:
+        return {}
+    from vramtop.ray.link import link_job_workers
+    from vramtop.ray.model import RayState
+
     if not isinstance(state, RayState) or not state.jobs:
         return {}
     return link_job_workers(state, snapshot)

@@ -8,7 +8,6 @@ when the keep-alive expires. The server's address follows Ollama's own rule for 
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path, PurePath
 from typing import Callable, Mapping
@@ -192,7 +191,3 @@ def process_environ(pid: int) -> Mapping[str, str] | None:
         return psutil.Process(pid).environ()
     except psutil.Error:
         return None
-
-
-def own_environ() -> Mapping[str, str]:
-    return os.environ

@@ -6,11 +6,14 @@ result is attached to the next snapshots as ``NodeSnapshot.telemetry``. ``poll``
 an endpoint that does not answer becomes a quiet status on its instance and is retried after
 ``retry_s``. Each peer is read on its own: one that fails, answers garbage or runs out its
 deadline marks only its own instance's row (an unexpected failure there is one plain line on
-that row), and the others keep their telemetry.
+that row), and the others keep their telemetry. An engine's reader (SGLang's, TGI's, Ray's,
+Ollama's, the KV check and its fit model) is imported when an instance of it is first found, so a
+one-shot read of a node without it pays nothing for it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, replace
@@ -20,11 +23,8 @@ from typing import Callable, Mapping
 from vramtop import peer_http
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, instances_of
-from vramtop.fit import specs
 from vramtop.snapshot import NodeSnapshot
-from vramtop.telemetry import (
-    containers, kv_check, loaded, ollama, ray_serve, sglang_metrics, tgi_metrics, vllm_metrics,
-)
+from vramtop.telemetry import containers, loaded, vllm_metrics
 from vramtop.telemetry.per_process import PerProcess
 from vramtop.telemetry.model import (
     NO_ENDPOINT, NOT_REACHABLE, OK, InstanceTelemetry, OllamaModel, OllamaStatus, ServeAutoscaling, ServingHistory,
@@ -120,6 +120,8 @@ class TelemetryPoller:
             role = roles.classify(snapshot.host_process(inst.root_pid))
             if role.kind != "replica" or (a := by_deployment.get((role.app, role.deployment))) is None:
                 continue
+            from vramtop.telemetry import ray_serve
+
             line = "serve: " + ray_serve.summary(a)
             engine_tel = per_instance.get(inst.key)
             if engine_tel is not None and engine_tel.status == OK:
@@ -134,6 +136,8 @@ class TelemetryPoller:
         except Exception as exc:
             ollama_status = OllamaStatus("", NOT_REACHABLE, summary=f"ollama: failed ({_one_line(exc)})")
         if ollama_status is not None:
+            from vramtop.telemetry import ollama
+
             runners = [i for i in instances if i.engine == roles.OLLAMA]
             served = self._ollama_models(snapshot, runners, ollama_status)
             for inst in runners:
@@ -201,6 +205,8 @@ class TelemetryPoller:
             watched.retry_at = now + self._retry_s
             return watched.last
         watched.history.append(metrics)
+        from vramtop.telemetry import kv_check
+
         totals = {g: gpu.total_mib for g in inst.gpu_indices if (gpu := snapshot.gpu(g)) is not None}
         first_gpu = snapshot.gpu(inst.gpu_indices[0]) if inst.gpu_indices else None
         watched.last = InstanceTelemetry(
@@ -216,6 +222,8 @@ class TelemetryPoller:
     def _sglang_tgi(self, snapshot: NodeSnapshot, inst: Instance, now: float) -> InstanceTelemetry:
         """SGLang's and TGI's ``/metrics``: found from the server's command line and sockets,
         probed, read and retried as vLLM's are."""
+        from vramtop.telemetry import sglang_metrics, tgi_metrics
+
         sglang = inst.engine == roles.SGLANG
         server = sglang_metrics.server(snapshot, inst) if sglang else tgi_metrics.launcher(snapshot, inst)
         watched = self._watched.get(inst.key)
@@ -273,7 +281,12 @@ class TelemetryPoller:
     def _serve(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...], now: float) -> tuple[ServeAutoscaling, ...]:
         """Ray's autoscaling figures, read when a Serve replica is on the node."""
         has_replica = any(roles.classify(snapshot.host_process(i.root_pid)).kind == "replica" for i in instances)
-        self._ray_url = ray_serve.metrics_url(snapshot) if has_replica else None
+        if not has_replica:
+            self._ray_url, self._ray_last = None, ()
+            return ()
+        from vramtop.telemetry import ray_serve
+
+        self._ray_url = ray_serve.metrics_url(snapshot)
         if self._ray_url is None:
             self._ray_last = ()
             return ()
@@ -301,6 +314,9 @@ class TelemetryPoller:
         """Which loaded model each runner instance serves, through the server's model store."""
         if status.status != OK or not runners:
             return {}
+        from vramtop.fit import specs
+        from vramtop.telemetry import ollama
+
         blobs = {}
         for inst in runners:
             host = snapshot.host_process(inst.root_pid)
@@ -310,7 +326,7 @@ class TelemetryPoller:
 
     def _ollama(self, snapshot: NodeSnapshot, now: float) -> OllamaStatus | None:
         """Read Ollama when one of its processes is on the node (or OLLAMA_HOST names one)."""
-        own_env = self._environ if self._environ is not None else ollama.own_environ()
+        own_env = self._environ if self._environ is not None else os.environ
         seen = any(roles.classify(p.host).engine == roles.OLLAMA for p in snapshot.gpu_processes)
         server_pid = self._ollama_server_pid(snapshot)
         if not seen and server_pid is None and not own_env.get("OLLAMA_HOST"):
@@ -318,6 +334,8 @@ class TelemetryPoller:
             return None
         if self._ollama_last is not None and self._ollama_last.status == NOT_REACHABLE and now < self._ollama_retry_at:
             return self._ollama_last
+        from vramtop.telemetry import ollama
+
         server_env = ollama.process_environ(server_pid) if server_pid is not None else None
         base = ollama.server_address(server_env, own_env)
         self._ollama_store = ollama.models_dir(server_env, own_env)

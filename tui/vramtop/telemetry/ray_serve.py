@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import math
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from vramtop.snapshot import HostProcess, NodeSnapshot
 from vramtop.telemetry.model import ServeAutoscaling
 from vramtop.telemetry.vllm_metrics import MetricsUnavailable, argv_of
@@ -48,6 +46,8 @@ def metrics_url(snapshot: NodeSnapshot) -> str | None:
 
 def parse(text: str, url: str) -> tuple[ServeAutoscaling, ...]:
     """Every deployment's autoscaling figures in Ray's metrics text (one line on bad text)."""
+    from prometheus_client.parser import text_string_to_metric_families  # imported once an engine is found
+
     found: dict[tuple[str, str], dict] = {}
     lines = "\n".join(line for line in text.splitlines() if line.startswith(_WANTED)) + "\n"
     try:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import math
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance
 from vramtop.snapshot import HostProcess, NodeSnapshot
@@ -74,6 +72,8 @@ def default_port(host: HostProcess, snapshot: NodeSnapshot | None = None) -> int
 
 def parse(text: str, url: str) -> VllmMetrics:
     """The figures of one ``/metrics`` answer; ``MetricsUnavailable`` when there is none."""
+    from prometheus_client.parser import text_string_to_metric_families  # imported once an engine is found
+
     per_dp: dict[str, dict[str, float]] = {}  # data-parallel rank -> figure -> highest over its TP ranks
     totals: dict[str, float] = {}
     models: list[str] = []

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import math
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance
 from vramtop.snapshot import HostProcess, NodeSnapshot
@@ -90,6 +88,8 @@ def hostname(host: HostProcess) -> str | None:
 
 def parse(text: str, url: str) -> VllmMetrics:
     """The figures of one ``/metrics`` answer; ``MetricsUnavailable`` when there is none."""
+    from prometheus_client.parser import text_string_to_metric_families  # imported once an engine is found
+
     found: dict[str, float] = {}
     try:
         for family in text_string_to_metric_families(relevant(text, _WANTED)):

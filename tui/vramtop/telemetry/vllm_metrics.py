@@ -18,8 +18,6 @@ import os
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from vramtop import peer_http
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance
@@ -215,6 +213,8 @@ def parse(text: str, url: str, known_cache: CacheConfig | None = None) -> VllmMe
     changes while it runs; its long label line is then not parsed again.
     Raises ``MetricsUnavailable`` when the text is not Prometheus exposition or holds no vLLM
     figure at all (another server answered on that port)."""
+    from prometheus_client.parser import text_string_to_metric_families  # imported once an engine is found
+
     sums: dict[str, float] = {}
     kv: dict[str, float] = {}
     models: list[str] = []
