@@ -40,7 +40,7 @@ from vramtop.fit.remote_gguf import Deadline, spec_from_remote_gguf, within
 from vramtop.fit.specs import (BITS_PER_WEIGHT, ModelSpec, SpecError, closest_names,
                                quantization_of, spec_from_config)
 from vramtop.fit.vision import QWEN2_5_VL, QWEN3_VL, largest_image
-from vramtop.fit.weights import loaded_by_vllm, weights_from_tensors
+from vramtop.fit.weights import weights_for_vllm
 from vramtop.units import MIB
 
 TIMEOUT_S = 10.0  # one resolution, all requests together
@@ -447,8 +447,8 @@ def _resolve(ref: HubRef, dl: Deadline) -> ModelSpec:
         headers = list(pool.map(header, chosen))
     fmt, _, _ = quantization_of(cfg)
     try:
-        figures = weights_from_tensors(loaded_by_vllm((t for h in headers for t in h), cfg),
-                                       math.floor(BITS_PER_WEIGHT[fmt]) if fmt else None)
+        figures = weights_for_vllm((t for h in headers for t in h), cfg,
+                                   math.floor(BITS_PER_WEIGHT[fmt]) if fmt else None)
     except ValueError as exc:
         raise SpecError(f"{ref.repo}: malformed safetensors header on the Hub ({exc})") from None
     spec = spec_from_config(cfg, ref.repo, source, figures)

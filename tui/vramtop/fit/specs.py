@@ -27,7 +27,7 @@ import yaml
 from vramtop import paths
 from vramtop.fit.layers import LayerPattern, StateShape, layer_pattern
 from vramtop.fit.vision import QWEN2_5_VL, QWEN3_VL, VisionSpec, from_config as vision_from_config, largest_image
-from vramtop.fit.weights import DTYPE_BITS, WeightFigures, loaded_by_vllm, weights_from_tensors
+from vramtop.fit.weights import DTYPE_BITS, WeightFigures, mtp_layers, weights_for_vllm, weights_from_tensors
 from vramtop.units import MIB
 from vramtop.yamlfile import one_line
 
@@ -95,6 +95,8 @@ class ModelSpec:
     full_head_dim: int | None = None  # full-attention layers' head size, where it differs
     full_kv_heads: int | None = None  # full-attention layers' KV heads, where they differ
     vision: VisionSpec | None = None
+    mtp_layers: int = 0  # multi-token-prediction modules the checkpoint ships (a draft's; config.json)
+    mtp_bytes: int = 0  # their bytes as stored, where the safetensors headers were read (0: not read)
 
     @property
     def full_layers(self) -> int:
@@ -351,7 +353,7 @@ def safetensors_weights(files: Iterable[Path], quant_bits: float | None = None,
     """The weight figures summed over the tensors of ``files`` that vLLM loads for ``cfg``."""
     tensors = [t for path in files for t in safetensors_tensors(path)]
     try:
-        return weights_from_tensors(loaded_by_vllm(tensors, cfg or {}), quant_bits)
+        return weights_for_vllm(tensors, cfg or {}, quant_bits)
     except ValueError as exc:
         raise SpecError(f"safetensors files: {exc}") from None
 
@@ -532,6 +534,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, source: str,
         state_layers=pattern.state_layers, no_kv_layers=pattern.no_kv, state=pattern.state,
         unmodelled=tuple(unmodelled), weights_from=weights_from,
         full_head_dim=full_head_dim, full_kv_heads=full_kv_heads, vision=tower,
+        mtp_layers=mtp_layers(cfg), mtp_bytes=weights.mtp_bytes if weights is not None else 0,
     )
 
 

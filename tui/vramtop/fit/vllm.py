@@ -508,8 +508,9 @@ DRAFT_MODEL_METHODS = ("eagle", "eagle3", "draft_model", "dflash", "medusa", "ml
 WEIGHTLESS_METHODS = ("ngram", "ngram_gpu", "suffix")
 # Draft methods without attention layers of their own (Medusa heads, MLP speculator).
 NO_KV_DRAFTS = ("medusa", "mlp_speculator")
-# MTP layers a checkpoint ships: num_nextn_predict_layers / mtp_num_hidden_layers is 1 in every
-# MTP checkpoint vLLM serves today (DeepSeek-V3/R1, Qwen3-Next, Qwen3.5/3.6, GLM-4.5, MiMo).
+# MTP layers a checkpoint ships where its config.json is not at hand (a catalog entry):
+# num_nextn_predict_layers / mtp_num_hidden_layers is 1 in every MTP checkpoint vLLM serves today
+# (DeepSeek-V3/R1, Qwen3-Next, Qwen3.5/3.6, GLM-4.5, MiMo). A spec read from config.json has its own.
 MTP_LAYERS = 1
 
 
@@ -556,7 +557,7 @@ def draft_kv_layers(spec: ModelSpec, sc: SpeculativeConfig) -> int:
     attention layers too), scaled by their K/V width against the target's where it differs;
     none for Medusa, MLP speculators and prompt lookup."""
     if sc.method == MTP_METHOD:
-        return MTP_LAYERS
+        return spec.mtp_layers or MTP_LAYERS
     if sc.draft is None or sc.method in NO_KV_DRAFTS:
         return 0
     draft = sc.draft
@@ -595,7 +596,9 @@ def draft_weights_per_rank(spec: ModelSpec, cfg: "VllmConfig") -> float:
     if sc is None:
         return 0.0
     if sc.method == MTP_METHOD:
-        return MTP_LAYERS * mtp_layer_bytes(spec, cfg.weights_format) / cfg.tp
+        if spec.mtp_bytes:  # the checkpoint's own MTP tensors, as its headers give them
+            return spec.mtp_bytes / cfg.tp
+        return (spec.mtp_layers or MTP_LAYERS) * mtp_layer_bytes(spec, cfg.weights_format) / cfg.tp
     if sc.draft is not None and sc.needs_draft:
         return weights_per_rank(sc.draft, None, cfg.tp)
     return 0.0
@@ -633,9 +636,12 @@ def speculative_reasons(spec: ModelSpec, cfg: "VllmConfig") -> list[str]:
         return [f"speculative decoding by {sc.method}: no draft weights; {lookahead}"]
     weights = gib_of_bytes(draft_weights_per_rank(spec, cfg))
     if sc.method == MTP_METHOD:
-        return [f"speculative decoding by MTP: the checkpoint's {MTP_LAYERS} MTP layer(s), which vLLM "
-                f"otherwise skips, add {weights} of weights per GPU and {cfg.draft_attention_layers} "
-                f"attention layer(s) to the KV pool (assumed: the checkpoint ships them); {lookahead}"]
+        where = ("read from its safetensors headers" if spec.mtp_bytes else
+                 "estimated from the model's shape" if spec.mtp_layers else
+                 "assumed: the checkpoint ships them")
+        return [f"speculative decoding by MTP: the checkpoint's {spec.mtp_layers or MTP_LAYERS} MTP layer(s), "
+                f"which vLLM otherwise skips, add {weights} of weights per GPU and {cfg.draft_attention_layers} "
+                f"attention layer(s) to the KV pool ({where}); {lookahead}"]
     if sc.draft is None:
         return [f"speculative decoding by {sc.method}: draft not resolved ({sc.model or 'no model named'}): "
                 f"its weights and KV layers are not counted; {lookahead}"]

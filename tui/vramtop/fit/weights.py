@@ -9,8 +9,8 @@ a ``ModelSpec`` carries. Pure: validated numbers in, numbers out; a bad header r
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Iterable, Mapping, Sequence
 
 # bits of one stored element, by safetensors dtype
 DTYPE_BITS = {"F64": 64, "F32": 32, "BF16": 16, "F16": 16, "F8_E4M3": 8, "F8_E5M2": 8,
@@ -28,6 +28,7 @@ _ENCODER_MODULES = ("mlp1",)
 # and group indices take bytes but are no parameters of the model.
 _QUANT_AUX = (".weight_scale", ".weight_scale_inv", ".weight_scale_2", ".input_scale", "_scales",
               ".scales", ".qzeros", ".g_idx")
+_SHARED_WITH_TARGET = ("embed_tokens.weight", "shared_head.head.weight")
 _LAYER = re.compile(r"^model\.layers\.(\d{1,6})\.")
 MAX_ELEMENTS = 1 << 46  # no checkpoint tensor comes near 70 trillion elements
 MAX_TENSORS = 1_000_000
@@ -40,13 +41,15 @@ class WeightFigures:
     ``bytes``: as stored; ``params``: parameters (packed low-bit integers unpacked at
     ``quant_bits``; quantization scales are bytes, not parameters); ``dtype``: the safetensors
     dtype holding most bytes; ``encoder_params``: vision towers, audio encoders and their
-    projectors (multimodal checkpoints).
+    projectors (multimodal checkpoints); ``mtp_bytes``: the multi-token-prediction module the
+    checkpoint ships beside the model (not in ``bytes``; ``weights_for_vllm``).
     """
 
     bytes: int
     params: int
     dtype: str
     encoder_params: int = 0
+    mtp_bytes: int = 0
 
 
 def _is_encoder(name: str) -> bool:
@@ -88,16 +91,50 @@ def weights_from_tensors(tensors: Iterable[tuple[str, str, Sequence[int]]],
                          encoder_params=encoder)
 
 
-def loaded_by_vllm(tensors: Iterable[tuple[str, str, Any]], cfg: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
-    """The tensors vLLM loads into the model: a checkpoint's multi-token-prediction layers
-    (numbered from ``num_hidden_layers`` on where config.json sets num_nextn_predict_layers, as
-    DeepSeek-V3's do) are skipped (vllm/model_executor/models/deepseek_v2.py,
-    get_spec_layer_idx_from_weight_name); with ``--speculative-config`` MTP they come back as the
-    draft (``fit/vllm.py``, ``mtp_layer_bytes``)."""
+def mtp_layers(cfg: Mapping[str, Any]) -> int:
+    """The multi-token-prediction modules a checkpoint ships, as config.json counts them
+    (``num_nextn_predict_layers``: DeepSeek-V3, GLM-4.5; ``mtp_num_hidden_layers``: Qwen3-Next,
+    Qwen3.5); 0 where it names none."""
+    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+    for key in ("num_nextn_predict_layers", "mtp_num_hidden_layers"):
+        n = text.get(key)
+        if type(n) is int and 0 < n <= 64:
+            return n
+    return 0
+
+
+def split_mtp(tensors: Iterable[tuple[str, str, Any]], cfg: Mapping[str, Any]
+              ) -> tuple[list[tuple[str, str, Any]], list[tuple[str, str, Any]]]:
+    """The tensors vLLM loads into the model, and the MTP module's, which it leaves to a draft
+    (loaded only with ``--speculative-config`` method mtp): DeepSeek-style checkpoints number
+    them as layers from ``num_hidden_layers`` on (vllm/model_executor/models/deepseek_v2.py,
+    get_spec_layer_idx_from_weight_name); Qwen3-Next and Qwen3.5 keep them under ``mtp.``
+    (qwen3_next.py: "MTP weights are loaded by the draft model, not this one"). The module's copies
+    of the embedding and LM head are left out of both: a draft shares the target's
+    (vllm/v1/spec_decode/llm_base_proposer.py: "Sharing target model embedding weights with the
+    draft model")."""
     text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
     layers = text.get("num_hidden_layers")
-    mtp = type(layers) is int and bool(text.get("num_nextn_predict_layers"))
+    numbered = type(layers) is int and mtp_layers(cfg) > 0
+    loaded: list[tuple[str, str, Any]] = []
+    mtp: list[tuple[str, str, Any]] = []
     for t in tensors:
-        m = _LAYER.match(str(t[0])) if mtp else None
-        if m is None or int(m.group(1)) < layers:
-            yield t
+        name = str(t[0])
+        m = _LAYER.match(name) if numbered else None
+        if name.startswith("mtp.") or (m is not None and int(m.group(1)) >= layers):
+            if not name.endswith(_SHARED_WITH_TARGET):
+                mtp.append(t)
+        else:
+            loaded.append(t)
+    return loaded, mtp
+
+
+def weights_for_vllm(tensors: Iterable[tuple[str, str, Any]], cfg: Mapping[str, Any],
+                     quant_bits: float | None = None) -> WeightFigures:
+    """The figures of what vLLM loads for ``cfg``, with the MTP module's bytes kept apart in
+    ``mtp_bytes`` (a draft's weights, if one is asked for)."""
+    loaded, mtp = split_mtp(tensors, cfg)
+    figures = weights_from_tensors(loaded, quant_bits)
+    if mtp:
+        figures = replace(figures, mtp_bytes=weights_from_tensors(mtp, quant_bits).bytes)
+    return figures
