@@ -13,6 +13,11 @@ replica's instance even when no ancestry joins them: Ray Serve LLM's vLLM worker
 the replica's placement group, children of the raylet, and stop when the replica does. vLLM on
 Ray without Serve is joined the same way through the Ray job: its workers are the job's actors,
 and join the instance of the job's driver (its API server or engine core), which Ray names.
+
+Grouping is incremental: how processes group (an instance's shape: roots, roles, names, sizes)
+changes only with the processes listed, their parents and titles, the GPUs and Ray's state, so a
+tick where those are as before only adds memory up again, and the second ask about a tick (the
+telemetry's own snapshot of it) rebuilds nothing.
 """
 
 from __future__ import annotations
@@ -267,12 +272,26 @@ class _Group:
     role: Role
     replica: ReplicaLink | None
     node: str | None
-    per_member: dict[int, dict[int, int]] = field(default_factory=dict)
-    per_member_slice: dict[int, dict[tuple[int, int], int]] = field(default_factory=dict)  # (GPU, slice or -1)
     hosts: dict[int, HostProcess | None] = field(default_factory=dict)  # per group: PIDs repeat across nodes
     chains: list[list[HostProcess]] = field(default_factory=list)
-    unknown: bool = False
     job: JobLink | None = None
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What an instance's processes, their parents and Ray's state decide: everything but memory."""
+
+    key: str
+    engine: str
+    name: str
+    root_pid: int
+    roles: Mapping[int, Role]
+    sizes: Mapping[str, int | None]
+    replica: ReplicaLink | None
+    node: str | None
+    api_pid: int | None
+    note: str | None
+    job: JobLink | None
 
 
 def _member_roles(g: _Group, root_pid: int) -> dict[int, Role]:
@@ -291,13 +310,13 @@ def _member_roles(g: _Group, root_pid: int) -> dict[int, Role]:
                 and g.root is not None and g.hosts[pid].cmdline == g.root.cmdline)
             if untitled:
                 out[pid] = Role(root_role.engine if root_role.engine != roles.RAY else role.engine, "worker", "worker")
-    v0 = (root_role.engine == roles.VLLM and root_role.kind == "api-server" and root_pid in g.per_member
+    v0 = (root_role.engine == roles.VLLM and root_role.kind == "api-server" and root_pid in g.hosts
           and not any(r.kind == "engine" or r.tp_rank is not None for r in out.values())
           and any(r.label == "worker" for pid, r in out.items() if pid != root_pid))
     if not v0:
         return out
     out[root_pid] = replace(root_role, label="APIServer+Worker_TP0", tp_rank=0)
-    children = sorted((p for p in g.per_member if p != root_pid),
+    children = sorted((p for p in g.hosts if p != root_pid),
                       key=lambda p: ((g.hosts[p].create_time or 0) if g.hosts[p] else 0, p))
     for rank, pid in enumerate(children, start=1):
         out[pid] = Role(roles.VLLM, "worker", f"VllmWorkerProcess_TP{rank}", tp_rank=rank)
@@ -341,13 +360,16 @@ def _by_label(per_place: Mapping[tuple[int, int], int]) -> dict[str, int]:
     return {slice_label(gpu, None if mig < 0 else mig): mib for (gpu, mig), mib in sorted(per_place.items())}
 
 
-def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
-    """Every GPU process in exactly one instance, largest instance first."""
+def _shapes(snapshot: NodeSnapshot) -> tuple[tuple[int, ...], tuple[_Shape, ...]]:
+    """Which instance each GPU process (by its place in ``gpu_processes``) belongs to, and each
+    instance's shape."""
     links = _replica_links(snapshot)
     job_links = _job_links(snapshot)
     hosts = known_hosts(snapshot)
     node_of_gpu = {g.index: g.node for g in snapshot.gpus}
     groups: dict[tuple[str | None, int] | str, _Group] = {}
+    order: dict[tuple[str | None, int] | str, int] = {}
+    group_of: list[int] = []
     for proc in snapshot.gpu_processes:
         root, root_role, chain = _root(hosts, proc)
         replica = links.get((proc.gpu_index, proc.pid))
@@ -360,61 +382,151 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
         group = groups.get(group_id)
         if group is None:
             group = groups[group_id] = _Group(root, root_role, replica, node)
+            order[group_id] = len(order)
+        group_of.append(order[group_id])
         if job is not None:
             group.job = job
         elif _rank(root_role) > _rank(group.role):
             group.root, group.role = root, root_role  # the replica process itself, over its workers
-        per_gpu = group.per_member.setdefault(proc.pid, {})
-        per_gpu[proc.gpu_index] = per_gpu.get(proc.gpu_index, 0) + (proc.used_mib or 0)
-        per_slice = group.per_member_slice.setdefault(proc.pid, {})
-        place = (proc.gpu_index, -1 if proc.mig_slice is None else proc.mig_slice)
-        per_slice[place] = per_slice.get(place, 0) + (proc.used_mib or 0)
         group.hosts[proc.pid] = proc.host
         group.chains.append(chain)
-        group.unknown = group.unknown or proc.used_mib is None
 
-    out: list[Instance] = []
+    shapes = []
     for group_id, g in groups.items():
-        root_pid = g.root.pid if g.root is not None else (group_id[1] if isinstance(group_id, tuple) else min(g.per_member))
+        root_pid = g.root.pid if g.root is not None else (group_id[1] if isinstance(group_id, tuple) else min(g.hosts))
         member_roles = _member_roles(g, root_pid)
-        members = [
-            Member(pid, member_roles[pid], per_gpu, g.hosts[pid], _by_label(g.per_member_slice[pid]))
-            for pid, per_gpu in sorted(g.per_member.items())
-        ]
-        per_place: dict[tuple[int, int], int] = {}
-        for places in g.per_member_slice.values():
-            for place, mib in places.items():
-                per_place[place] = per_place.get(place, 0) + mib
-        per_gpu_total: dict[int, int] = {}
-        for m in members:
-            for gpu, mib in m.per_gpu_mib.items():
-                per_gpu_total[gpu] = per_gpu_total.get(gpu, 0) + mib
+        members = [Member(pid, member_roles[pid], {}, g.hosts[pid]) for pid in sorted(g.hosts)]
         engines = [m.role.engine for m in members if m.role.engine not in (roles.RAY, roles.OTHER, roles.UNKNOWN)]
         engine = engines[0] if engines else g.role.engine
         argvs = [_argv(h) for h in ([g.root] if g.root else []) + [m.host for m in members if m.host]]
         sizes = _sizes(members, argvs) if engine not in (roles.OTHER, roles.UNKNOWN) else {"tp": None, "pp": None, "dp": None}
         alone = g.replica is None and g.job is None and _rank(g.role) == 0 and len(members) == 1
-        out.append(
-            Instance(
-                key=f"{roles.RAY if g.replica is not None else g.role.engine}:{root_pid}"
-                    + (f"@{g.node}" if g.node is not None else ""),
-                engine=engine,
-                name=_name(g.root, g.role, engine, members, root_pid, g.replica, g.job),
-                root_pid=root_pid,
-                members=tuple(members),
-                per_gpu_mib=dict(sorted(per_gpu_total.items())),
-                tp_size=sizes["tp"],
-                unknown_mib=g.unknown,
-                replica=g.replica,
-                node=g.node,
-                pp_size=sizes["pp"],
-                dp_size=sizes["dp"],
-                api_pid=_api_pid(g.chains, g.root),
-                note=_alone_note(g.role) if alone else None,
-                job=g.job,
-                per_slice_mib=_by_label(per_place),
-            )
-        )
+        shapes.append(_Shape(
+            key=f"{roles.RAY if g.replica is not None else g.role.engine}:{root_pid}"
+                + (f"@{g.node}" if g.node is not None else ""),
+            engine=engine,
+            name=_name(g.root, g.role, engine, members, root_pid, g.replica, g.job),
+            root_pid=root_pid,
+            roles=member_roles,
+            sizes=sizes,
+            replica=g.replica,
+            node=g.node,
+            api_pid=_api_pid(g.chains, g.root),
+            note=_alone_note(g.role) if alone else None,
+            job=g.job,
+        ))
+    return tuple(group_of), tuple(shapes)
+
+
+def _instance(shape: _Shape, procs: list[GpuProcess]) -> Instance:
+    """One instance of ``shape`` with its processes' memory on this tick."""
+    if len(procs) == 1:  # most of a busy node's instances: no sums to make
+        (proc,) = procs
+        mib = proc.used_mib or 0
+        per_gpu, per_slice = {proc.gpu_index: mib}, {slice_label(proc.gpu_index, proc.mig_slice): mib}
+        return Instance(shape.key, shape.engine, shape.name, shape.root_pid,
+                        (Member(proc.pid, shape.roles[proc.pid], per_gpu, proc.host, per_slice),), per_gpu,
+                        shape.sizes["tp"], proc.used_mib is None, shape.replica, shape.node, shape.sizes["pp"],
+                        shape.sizes["dp"], shape.api_pid, shape.note, shape.job, per_slice)
+    per_member: dict[int, dict[int, int]] = {}
+    per_member_slice: dict[int, dict[tuple[int, int], int]] = {}  # (GPU, slice or -1)
+    hosts: dict[int, HostProcess | None] = {}
+    for proc in procs:
+        per_gpu = per_member.setdefault(proc.pid, {})
+        per_gpu[proc.gpu_index] = per_gpu.get(proc.gpu_index, 0) + (proc.used_mib or 0)
+        per_slice = per_member_slice.setdefault(proc.pid, {})
+        place = (proc.gpu_index, -1 if proc.mig_slice is None else proc.mig_slice)
+        per_slice[place] = per_slice.get(place, 0) + (proc.used_mib or 0)
+        hosts[proc.pid] = proc.host
+    members = tuple(
+        Member(pid, shape.roles[pid], per_gpu, hosts[pid], _by_label(per_member_slice[pid]))
+        for pid, per_gpu in sorted(per_member.items())
+    )
+    per_place: dict[tuple[int, int], int] = {}
+    for places in per_member_slice.values():
+        for place, mib in places.items():
+            per_place[place] = per_place.get(place, 0) + mib
+    per_gpu_total: dict[int, int] = {}
+    for m in members:
+        for gpu, mib in m.per_gpu_mib.items():
+            per_gpu_total[gpu] = per_gpu_total.get(gpu, 0) + mib
+    return Instance(
+        key=shape.key,
+        engine=shape.engine,
+        name=shape.name,
+        root_pid=shape.root_pid,
+        members=members,
+        per_gpu_mib=dict(sorted(per_gpu_total.items())),
+        tp_size=shape.sizes["tp"],
+        unknown_mib=any(p.used_mib is None for p in procs),
+        replica=shape.replica,
+        node=shape.node,
+        pp_size=shape.sizes["pp"],
+        dp_size=shape.sizes["dp"],
+        api_pid=shape.api_pid,
+        note=shape.note,
+        job=shape.job,
+        per_slice_mib=_by_label(per_place),
+    )
+
+
+def _host_facts(host: HostProcess | None) -> tuple | None:
+    """What grouping reads of a process: not its CPU or RSS, which move every tick."""
+    return None if host is None else (host.pid, host.ppid, host.create_time, host.name, host.title, host.cmdline)
+
+
+def _layout(snapshot: NodeSnapshot) -> tuple:
+    """Everything grouping reads but memory: equal layouts give the same shapes."""
+    ray = snapshot.ray
+    return (
+        tuple((p.pid, p.gpu_index, p.mig_slice, _host_facts(p.host)) for p in snapshot.gpu_processes),
+        tuple(_host_facts(h) for h in snapshot.ancestors.values()),
+        tuple((g.index, g.node) for g in snapshot.gpus),
+        # Ray's state by identity (it is replaced, not changed), and only where it links anything
+        id(ray) if getattr(ray, "deployments", None) or getattr(ray, "jobs", None) else None,
+    )
+
+
+@dataclass(frozen=True)
+class _Grouped:
+    layout: tuple
+    ray: object  # held so that the id in ``layout`` stays its own
+    group_of: tuple[int, ...]
+    shapes: tuple[_Shape, ...]
+    built: tuple[tuple[tuple[GpuProcess, ...], Instance], ...]  # per shape: its processes and the instance made of them
+
+
+# The last groupings (the view's snapshot and the telemetry's, which lacks the view's Ray state),
+# newest first; replaced whole, so threads that group at once each read a consistent one.
+_RECENT: tuple[_Grouped, ...] = ()
+
+
+def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
+    """Every GPU process in exactly one instance, largest instance first.
+
+    Incremental: where the processes, their parents, titles, GPUs and Ray's state are as in a
+    recent call, the shapes are reused and only memory is added up again; an instance whose
+    processes are the very same records keeps its object."""
+    global _RECENT
+    layout = _layout(snapshot)
+    previous = next((g for g in _RECENT if g.layout == layout), None)
+    if previous is not None:
+        group_of, shapes = previous.group_of, previous.shapes
+    else:
+        group_of, shapes = _shapes(snapshot)
+    procs_of: list[list[GpuProcess]] = [[] for _ in shapes]
+    for proc, index in zip(snapshot.gpu_processes, group_of):
+        procs_of[index].append(proc)
+    built = []
+    for index, shape in enumerate(shapes):
+        procs = tuple(procs_of[index])
+        if previous is not None and previous.built[index][0] == procs:
+            built.append(previous.built[index])
+        else:
+            built.append((procs, _instance(shape, procs_of[index])))
+    grouped = _Grouped(layout, snapshot.ray, group_of, shapes, tuple(built))
+    _RECENT = (grouped, *(g for g in _RECENT if g.layout != layout))[:2]
+    out = [inst for _, inst in built]
     out.sort(key=lambda i: (-i.total_mib, i.key))
     return tuple(out)
 
