@@ -62,44 +62,54 @@ def test_all_hidden_says_how_to_fix_a_container():
     assert len(errors) == 1 and "--pid=host" in errors[0].message
 
 
+class Renaming:
+    """A child that titles itself ``first`` (None: keeps the interpreter's command line) and
+    ``second`` when ``rename()`` is called, as Ray and vLLM retitle their processes through
+    setproctitle (ray/_private/worker.py, vllm/utils set_process_title)."""
+
+    def __init__(self, first: str | None, second: str) -> None:
+        code = "import setproctitle, sys, time; "
+        code += f"setproctitle.setproctitle({first!r}); " if first else ""
+        code += (f"print(flush=True); sys.stdin.readline(); setproctitle.setproctitle({second!r}); "
+                 "print(flush=True); time.sleep(60)")
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+
+    def __enter__(self) -> "Renaming":
+        self.proc.stdout.readline()  # started, with its first title
+        return self
+
+    def rename(self) -> None:
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        self.proc.stdout.readline()
+
+    def __exit__(self, *exc) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
 def test_a_process_that_renames_itself_is_seen_under_its_new_title():
-    late = subprocess.Popen([sys.executable, "-c", "import setproctitle, sys, time; print(flush=True); sys.stdin.readline(); "
-                             "setproctitle.setproctitle('VLLM::Worker_TP3'); print(flush=True); time.sleep(60)"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        late.stdout.readline()  # started: its command line is the interpreter's
+    with Renaming(None, "VLLM::Worker_TP3") as late:
         reader = ProcessReader()
         before, *_ = reader.read({late.pid})
-        late.stdin.write("\n")
-        late.stdin.flush()
-        late.stdout.readline()
+        late.rename()
         after, *_ = reader.read({late.pid})
         assert before[late.pid].title.startswith(sys.executable)
         assert after[late.pid].title == "VLLM::Worker_TP3"
-    finally:
-        late.kill()
-        late.wait()
 
 
 def test_a_long_known_process_that_renames_itself_is_seen_at_the_next_read():
     from vramtop.sources.processes import NEW_READS
 
-    late = subprocess.Popen([sys.executable, "-c", "import setproctitle, sys, time; print(flush=True); sys.stdin.readline(); "
-                             "setproctitle.setproctitle('ray::ServeReplica:app:D'); print(flush=True); time.sleep(60)"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        late.stdout.readline()
+    with Renaming(None, "ray::ServeReplica:app:D") as late:
         reader = ProcessReader()
         for _ in range(NEW_READS + 1):  # past the reads that check every time
             reader.read({late.pid})
-        late.stdin.write("\n")
-        late.stdin.flush()
-        late.stdout.readline()
+        late.rename()
         # setproctitle sets the name in /proc/PID/stat too (as Ray's and vLLM's retitles do): at once
         assert reader.read({late.pid})[0][late.pid].title == "ray::ServeReplica:app:D"
-    finally:
-        late.kill()
-        late.wait()
 
 
 def test_a_title_changed_past_the_name_is_seen_within_the_recheck_reads():
@@ -107,24 +117,14 @@ def test_a_title_changed_past_the_name_is_seen_within_the_recheck_reads():
     # without the name) is only seen by the periodic check.
     from vramtop.sources.processes import NEW_READS, RECHECK_EVERY
 
-    late = subprocess.Popen([sys.executable, "-c", "import setproctitle, sys, time; setproctitle.setproctitle("
-                             "'ray::ServeReplica:app:A'); print(flush=True); sys.stdin.readline(); "
-                             "setproctitle.setproctitle('ray::ServeReplica:app:B'); print(flush=True); time.sleep(60)"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        late.stdout.readline()
+    with Renaming("ray::ServeReplica:app:A", "ray::ServeReplica:app:B") as late:
         reader = ProcessReader()
         for _ in range(NEW_READS + 1):  # past the reads that check every time
             reader.read({late.pid})
-        late.stdin.write("\n")
-        late.stdin.flush()
-        late.stdout.readline()
+        late.rename()
         titles = [reader.read({late.pid})[0][late.pid].title for _ in range(RECHECK_EVERY)]
         assert titles[0] == "ray::ServeReplica:app:A"  # the name did not change: not read again yet
         assert titles[-1] == "ray::ServeReplica:app:B"  # at most RECHECK_EVERY reads late
-    finally:
-        late.kill()
-        late.wait()
 
 
 def test_a_parent_that_holds_gpu_memory_itself_is_still_its_workers_ancestor(engine_tree):
