@@ -6,33 +6,20 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-import fakenvml
 from vramtop.analysis.states import Thresholds
 from vramtop.exporter.collector import LatestSnapshot, registry_for
-from vramtop.sources.live import LiveSource
 
 MIB = 2**20
 
 
 @pytest.fixture
-def families(fake_nvml):
-    """Slice 0:1 holds a vLLM V1 EngineCore with TP=1 (vllm/v1/engine/core.py titles it through
-    vllm/utils set_process_title, prefix VLLM); GPU 1 is whole, with a training job."""
-    scenario = fakenvml.a100_mig(fake_nvml.path)
-    with fakenvml.spawn_processes("VLLM::EngineCore", "python3 train.py") as (engine, job):
-        mig = scenario.gpus[0].migs[1]
-        mig.used, mig.free = mig.used + 36_000 * fakenvml.MIB, mig.free - 36_000 * fakenvml.MIB
-        scenario.add_process(0, engine, 35_990, mig=1)
-        scenario.add_process(1, job, 2_048)
-        scenario.write()
-        source = LiveSource()
-        try:
-            latest = LatestSnapshot(Thresholds(), pid_labels=True)
-            latest.publish(source.sample())
-        finally:
-            source.close()
-        text = generate_latest(registry_for(latest)).decode()
-        yield {f.name: f for f in text_string_to_metric_families(text)}, engine, job
+def families(live_mig_node):
+    """Slice 0:1 holds a vLLM engine, GPU 1 a training job (the fixture in conftest.py)."""
+    snapshot, engine, job = live_mig_node
+    latest = LatestSnapshot(Thresholds(), pid_labels=True)
+    latest.publish(snapshot)
+    text = generate_latest(registry_for(latest)).decode()
+    return {f.name: f for f in text_string_to_metric_families(text)}, engine, job
 
 
 def test_each_slice_has_its_memory_and_profile(families):

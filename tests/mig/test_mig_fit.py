@@ -4,32 +4,15 @@ tensor-parallel group never spans slices, stopping an instance on a slice frees 
 
 import pytest
 
-import fakenvml
 from vramtop.fit.placement import node_from_snapshot
 from vramtop.fit.specs import resolve
 from vramtop.fit.verdict import GREEN, RED, YELLOW, Candidate, evaluate
-from vramtop.sources.live import LiveSource
 
 
 @pytest.fixture
-def node(fake_nvml):
-    """GPU 0: slice 0:0 empty, slice 0:1 holding a vLLM V1 engine with TP=1 (the EngineCore owns
-    the GPU; vllm/v1/engine/core.py titles it through vllm/utils set_process_title, prefix VLLM);
-    GPU 1 whole with a training job that leaves about 11 GiB free."""
-    scenario = fakenvml.a100_mig(fake_nvml.path)
-    with fakenvml.spawn_processes("VLLM::EngineCore", "python3 train.py") as (engine, job):
-        mig = scenario.gpus[0].migs[1]
-        mig.used, mig.free = mig.used + 36_000 * fakenvml.MIB, mig.free - 36_000 * fakenvml.MIB
-        gpu1 = scenario.gpus[1]
-        gpu1.used, gpu1.free = gpu1.used + 70_000 * fakenvml.MIB, gpu1.free - 70_000 * fakenvml.MIB
-        scenario.add_process(0, engine, 35_990, mig=1)
-        scenario.add_process(1, job, 70_000)
-        scenario.write()
-        source = LiveSource()
-        try:
-            yield source.sample(), engine
-        finally:
-            source.close()
+def node(live_mig_node):
+    snapshot, engine, _ = live_mig_node
+    return snapshot, engine
 
 
 def test_the_slices_are_devices_and_the_gpu_in_mig_mode_is_not(node):
