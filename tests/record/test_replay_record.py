@@ -228,3 +228,32 @@ def test_recording_the_nvml_stand_in_with_real_processes(fake_nvml, tmp_path):
     assert {p.pid for p in replayed[0].gpu_processes} == set(pids)
     assert any(p.host is not None and p.host.title == "VLLM::Worker_TP1" for p in replayed[0].gpu_processes)
     assert replayed[-1].gpu(2).lost and replayed[-1].errors
+
+
+def test_the_history_gives_back_live_ticks_whose_memory_alone_moved(fake_nvml):
+    """Read live from the stand-in driver with real processes: ticks where only the processes'
+    memory moved (one process's becoming unknown to the driver, then known again) read back from
+    the ring as they were taken, and so does the tick where a process left."""
+    children = [subprocess.Popen(["sleep", "60"]) for _ in range(3)]
+    try:
+        from vramtop.sources.live import LiveSource
+
+        live, taken, h = LiveSource(), [], History(length=5)
+        try:
+            for used in ((100, 200, 300), (150, 200, 300), (150, None, 300), (150, 250, 300), (150, 250, 300),
+                         (160, 250)):
+                fake_nvml.processes.clear()
+                for gpu, (child, mib) in enumerate(zip(children, used)):
+                    fake_nvml.add_process(gpu, child.pid, mib)
+                fake_nvml.write()
+                taken.append(live.sample())
+                h.add(taken[-1])
+        finally:
+            live.close()
+    finally:
+        for c in children:
+            c.kill()
+            c.wait()
+    assert h.snapshots() == tuple(taken[1:]) and h.latest is taken[-1]
+    assert [[p.used_mib for p in s.gpu_processes] for s in h] == [
+        [150, 200, 300], [150, None, 300], [150, 250, 300], [150, 250, 300], [160, 250]]
