@@ -14,6 +14,7 @@ table are still called by the app (``show_snapshot``).
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -272,7 +273,12 @@ class VramtopApp(App[None]):
             self.history.add(snapshot)  # (a paused or rewound replay shows snapshots it already has)
         if self.exporter is not None:  # only stores it: a scrape builds the metrics in its own thread
             self.exporter.publish(snapshot)
+        first = self.snapshot is None
         await self.show_snapshot(snapshot, tick)
+        if first and not gc.get_freeze_count():
+            # Start-up's objects (modules, widgets, the catalog) live on: frozen, once a process, no
+            # full collection walks them again, on whichever thread it runs (bench/bench_gc.py).
+            gc.freeze()
 
     async def on_sample_failed(self, message: SampleFailed) -> None:
         if self.paused or not self.is_running:
