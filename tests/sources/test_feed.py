@@ -104,3 +104,27 @@ def test_a_started_feeds_telemetry_reads_the_newest_snapshot_and_a_raising_polle
         assert len(Broken.polled) > seen and Broken.polled[-1] > 1.0  # it goes on, on newer snapshots
     finally:
         feed.stop()
+
+
+def test_a_started_feeds_telemetry_reads_snapshots_with_the_ray_state_on_them():
+    """The telemetry groups instances as the view does: a Serve LLM replica's placement-group
+    workers join it only through the Ray state, so the telemetry must see it too."""
+    from vramtop.ray.demo import DemoRayPoller
+
+    seen = []
+
+    class Recording:
+        def poll(self, snapshot):
+            seen.append(snapshot.ray)
+            return None
+
+    feed = Feed(DemoSource(), ray_poller=DemoRayPoller(), telemetry=Recording(), telemetry_interval=0.05)
+    feed.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not any(ray is not None for ray in seen) and time.monotonic() < deadline:
+            feed.sample()
+            time.sleep(0.02)
+        assert seen and seen[-1] is not None and seen[-1].deployments
+    finally:
+        feed.stop()

@@ -108,16 +108,19 @@ class Feed:
         snapshot = self.source.sample()
         if self._background is None:
             return self.attach(snapshot, now)
+        states = {name: poller.state() for name, poller in self._background.items()}
+        if "ray" in states:
+            snapshot = replace(snapshot, ray=states["ray"][0])
+        # The telemetry reads the instances of this snapshot as the view groups them: with the Ray
+        # state, which joins a Serve replica's placement-group workers to it.
         self._newest = snapshot
         if self.telemetry is not None and "telemetry" not in self._background:
             self._background["telemetry"] = Poller("telemetry", lambda: self.telemetry.poll(self._newest),
                                                    self.telemetry_interval, self._deadline)
-        failures = []
-        for name, poller in self._background.items():
-            latest, error = poller.state()
-            snapshot = replace(snapshot, **{name: latest})
-            failures += [error] if error is not None else []
-        return replace(snapshot, errors=snapshot.errors + tuple(failures)) if failures else snapshot
+        if "telemetry" in states:
+            snapshot = replace(snapshot, telemetry=states["telemetry"][0])
+        failures = tuple(error for _, error in states.values() if error is not None)
+        return replace(snapshot, errors=snapshot.errors + failures) if failures else snapshot
 
     def attach(self, snapshot: NodeSnapshot, now: float | None = None) -> NodeSnapshot:
         """``snapshot`` with the Ray state (polled again when ``ray_interval`` s have passed since
