@@ -308,8 +308,9 @@ async def test_r_focuses_the_ray_table_and_sets_no_screen_class_where_the_column
 
 
 async def test_a_tick_landing_while_the_app_shuts_down_is_dropped():
-    """The app takes its screen apart widget by widget as it shuts down; a tick that lands when
-    the GPU bars are gone but other widgets are still there is dropped, not a NoMatches error.
+    """The app takes its screen apart widget by widget as it shuts down; a tick (or the process
+    table's cursor) that lands when the GPU bars are gone but other widgets are still there is
+    dropped, not a NoMatches error.
     Here a widget of the screen, while it is being unmounted (so still on the screen), waits for
     the GPU bars to go and then hands the app the last tick again, as a sample ending then does."""
     import asyncio
@@ -330,7 +331,8 @@ async def test_a_tick_landing_while_the_app_shuts_down_is_dropped():
                 await asyncio.sleep(0.01)
             self.bars_gone = not app.screen.query(GpuPanel) and bool(app.screen.children)
             app.post_message(SnapshotReady(app.tick))
-            await asyncio.sleep(0.3)  # the app handles it meanwhile
+            app.post_message(ProcessTable.Highlighted(None))  # and the table's cursor moved
+            await asyncio.sleep(0.3)  # the app handles them meanwhile
 
     app = VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=3600.0))
     last = LastToGo()

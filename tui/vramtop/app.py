@@ -333,7 +333,8 @@ class VramtopApp(App[None]):
     # -- the detail line and the filter -----------------------------------------------------
 
     def on_process_table_highlighted(self, message: ProcessTable.Highlighted) -> None:
-        self._show_detail(message.row)
+        if self.is_running:  # not once the app shuts down: the detail line may be gone already
+            self._show_detail(message.row)
 
     def _show_detail(self, row: Row | None) -> None:
         detail = self.query_one("#detail", Static)
