@@ -8,6 +8,7 @@ import cProfile
 import os
 import pstats
 import socket
+from contextlib import contextmanager
 from pathlib import Path
 
 import fakenvml
@@ -61,6 +62,17 @@ def nothing_listens() -> str:
         return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
+@contextmanager
+def serving(scenario):
+    """The vLLM TP=4 tree running, its memory on the stand-in driver's GPUs."""
+    with proc_tree(*VLLM_TP4) as tree:
+        for p in VLLM_TP4:
+            for gpu, mib in p.gpu_mib.items():
+                scenario.add_process(gpu, tree.pid[p.name], mib)
+        scenario.write()
+        yield tree
+
+
 def free_the_instance(scenario) -> None:
     """The instance ended: the driver lists no process and its memory is free again."""
     scenario.processes.clear()
@@ -74,11 +86,7 @@ def free_the_instance(scenario) -> None:
 async def test_pins_follow_the_node_and_the_whatif_panel_opens_in_the_column_at_160(fake_nvml):
     save_memory(WhatIfMemory(current=VLLM_27B_TP1, pins=(OLLAMA_27B, VLLM_27B_TP1)), state_path())
     address = nothing_listens()
-    with proc_tree(*VLLM_TP4) as tree:
-        for p in VLLM_TP4:
-            for gpu, mib in p.gpu_mib.items():
-                fake_nvml.add_process(gpu, tree.pid[p.name], mib)
-        fake_nvml.write()
+    with serving(fake_nvml):
         app = VramtopApp(LiveSource(), Config(interval=3600.0), ray_poller=RayPoller(address, timeout=1.0))
         async with app.run_test(size=(160, 50)) as pilot:
             assert await wait_for(pilot, lambda: app.snapshot is not None)
@@ -125,11 +133,7 @@ async def test_the_side_column_judges_the_remembered_pins_on_every_new_snapshot(
     """With the panel never opened, the pins read from the state file turn GREEN on the tick the
     memory is freed."""
     save_memory(WhatIfMemory(pins=(OLLAMA_27B,)), state_path())
-    with proc_tree(*VLLM_TP4) as tree:
-        for p in VLLM_TP4:
-            for gpu, mib in p.gpu_mib.items():
-                fake_nvml.add_process(gpu, tree.pid[p.name], mib)
-        fake_nvml.write()
+    with serving(fake_nvml):
         app = VramtopApp(LiveSource(), Config(interval=3600.0))
         async with app.run_test(size=(160, 50)) as pilot:
             assert await wait_for(pilot, lambda: app.snapshot is not None)
@@ -144,11 +148,7 @@ async def test_the_pins_are_judged_in_a_worker_and_read_judging_until_then(fake_
     """A new pin reads "judging" at once; its verdict, and the next one on a new snapshot, come
     from the side column's worker: the fit engine never runs on the UI thread (profiled: cProfile
     sees only the thread that enables it, here the app's)."""
-    with proc_tree(*VLLM_TP4) as tree:
-        for p in VLLM_TP4:
-            for gpu, mib in p.gpu_mib.items():
-                fake_nvml.add_process(gpu, tree.pid[p.name], mib)
-        fake_nvml.write()
+    with serving(fake_nvml):
         app = VramtopApp(LiveSource(), Config(interval=3600.0))
         async with app.run_test(size=(160, 50)) as pilot:
             assert await wait_for(pilot, lambda: app.snapshot is not None)
