@@ -343,3 +343,28 @@ async def test_a_tick_landing_while_the_app_shuts_down_is_dropped():
                 break
         await app.screen.mount(last)
     assert last.bars_gone  # and the app raised nothing (run_test re-raises what it did)
+
+
+async def test_the_gpu_bars_and_the_process_table_take_each_published_tick():
+    """Attributes down: the app only sets its ``tick``; the bars and the table, like every
+    panel, watch it (nothing is pushed into them)."""
+    import dataclasses
+
+    from vramtop.widgets.gpu_bars import GpuBar
+    from vramtop.widgets.tick import derive
+
+    app = VramtopApp(DemoSource(clock=lambda: 1.7e9), Config(interval=3600.0))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause(0.2)
+        first = app.snapshot
+        gpu0 = dataclasses.replace(first.gpus[0], used_mib=first.gpus[0].used_mib - 5_000,
+                                   free_mib=first.gpus[0].free_mib + 5_000)
+        proc = dataclasses.replace(first.gpu_processes[0], used_mib=first.gpu_processes[0].used_mib + 777)
+        moved = dataclasses.replace(first, timestamp=first.timestamp + 1, gpus=(gpu0, *first.gpus[1:]),
+                                    gpu_processes=(proc, *first.gpu_processes[1:]))
+        app.tick = derive(moved, app.tick)
+        await pilot.pause(0.1)
+        bar = app.query(GpuBar).first()
+        assert f"{gpu0.used_mib:,}/" in str(bar.render())
+        table = app.query_one(ProcessTable)
+        assert table.snapshot is moved and table.instances == app.tick.instances

@@ -174,7 +174,7 @@ class VramtopApp(App[None]):
         yield StatusLine(id="status")
         with Horizontal(id="body"):
             with Vertical(id="main"):
-                yield GpuPanel(id="gpus")
+                yield GpuPanel(self.config.thresholds, self.history, self.config.interval, id="gpus")
                 with Vertical(id="procs-pane"):
                     yield Input(placeholder="filter: pid, user, role, instance, command",
                                 id="filter", compact=True)
@@ -293,13 +293,8 @@ class VramtopApp(App[None]):
             aged = replace(last, timestamp=time.time(), gpus=tuple(
                 g if g.lost or g.stale_since is not None else replace(g, stale_since=last.timestamp)
                 for g in last.gpus))
-            try:
-                if self.tick is not None:
-                    self.tick = replace(self.tick, snapshot=aged, at_rest=True)
-                await self.query_one(GpuPanel).show(aged, self.config.thresholds, self.history, self.config.interval)
-            except NoMatches:  # the app began to shut down meanwhile
-                if self.is_running:
-                    raise
+            if self.tick is not None:  # the GPU bars grey and age their figures
+                self.tick = replace(self.tick, snapshot=aged, at_rest=True)
 
     async def show_snapshot(self, snapshot: NodeSnapshot, tick: Tick | None = None) -> None:
         """Show ``snapshot`` (its ``tick`` derived in the worker; here when not given), then
@@ -310,14 +305,10 @@ class VramtopApp(App[None]):
         tick = replace(tick or derive(snapshot, self.tick), at_rest=at_rest, where=self._replay_position())
         self.snapshot = snapshot
         with self.batch_update():
-            self.tick = tick
+            self.tick = tick  # every panel, the GPU bars and the process table take it from here
             self._show_status()
-            await self.query_one(GpuPanel).show(snapshot, self.config.thresholds, self.history,
-                                                self.config.interval)
-            if not at_rest:
-                table = self.query_one(ProcessTable)
-                table.show(snapshot, tick.instances)
-                self._show_detail(table.highlighted_row)  # telemetry changes it without a row change
+            if not at_rest:  # telemetry changes the detail line without a row change
+                self._show_detail(self.query_one(ProcessTable).highlighted_row)
 
     def on_what_if_changed(self, message: WhatIfChanged) -> None:
         self.whatif_memory = message.memory

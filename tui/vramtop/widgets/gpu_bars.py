@@ -12,6 +12,7 @@ mode has a line per slice under it, as nvidia-smi lists its MIG devices: ``├0`
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any, Awaitable
 
 from textual.containers import VerticalScroll
 from textual.content import Content
@@ -277,18 +278,37 @@ class GpuPanel(VerticalScroll):
     GpuPanel > .node-title { height: 1; text-style: bold; color: $text-muted; }
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, thresholds: Thresholds = Thresholds(), history: History | None = None,
+                 interval: float = 1.0, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.thresholds, self.history, self.interval = thresholds, history, interval
         self.border_title = "GPUs"
         self._layout: list[tuple[str | None, int]] = []
         self._trends: dict[int, tuple[tuple, str]] = {}  # GPU index -> (what it was drawn from, sparkline)
         self._span = ""  # "trend: used, last 15 min" (the subtitle, where the trend fits)
         self._widths: dict[str, int] = {}
 
+    def on_mount(self) -> None:
+        if hasattr(self.app, "tick"):  # the live view publishes each tick (attributes down)
+            self.watch(self.app, "tick", self._take_tick)
+
+    def _take_tick(self, tick: Any) -> Awaitable[None] | None:
+        if tick is not None:
+            return self._update(tick.snapshot, self.thresholds, self.history, self.interval)
+        return None
+
     async def show(self, snapshot: NodeSnapshot, thresholds: Thresholds, history: History | None = None,
                    interval: float = 1.0) -> None:
         """Show the snapshot's GPUs; with ``history``, each bar also draws its used memory over
         the history's span (``interval`` seconds a snapshot)."""
+        remount = self._update(snapshot, thresholds, history, interval)
+        if remount is not None:
+            await remount
+
+    def _update(self, snapshot: NodeSnapshot, thresholds: Thresholds, history: History | None,
+                interval: float) -> Awaitable[None] | None:
+        """Update the bars in place, or return the remount a new set of GPUs needs (a watcher's
+        awaitable runs next, so a tick's bars move at once and only new bars wait a turn)."""
         widths = field_widths(snapshot.gpus, trend=history is not None)
         self._span = f"trend: used, last {duration(history.length * interval)}" if history is not None else ""
         self._widths = widths
@@ -296,14 +316,18 @@ class GpuPanel(VerticalScroll):
         layout = [(g.node, g.index) for g in snapshot.gpus]
         if layout != self._layout:
             self._layout = layout
-            await self.remove_children()
-            await self.mount_all(self._children_for(snapshot.gpus, thresholds, widths, history, snapshot.timestamp))
-            for bar, gpu in zip(self.query_children(GpuBar), snapshot.gpus):
-                bar.set_launch(launch_held(snapshot, gpu.index))
-            return
+            return self._remount(snapshot, thresholds, widths, history)
         for bar, gpu in zip(self.query_children(GpuBar), snapshot.gpus):
             bar.update_gpu(gpu, gpu_state(gpu, thresholds), widths, self._trend(history, gpu),
                            stale_age(gpu, snapshot.timestamp))
+            bar.set_launch(launch_held(snapshot, gpu.index))
+        return None
+
+    async def _remount(self, snapshot: NodeSnapshot, thresholds: Thresholds, widths: dict[str, int],
+                       history: History | None) -> None:
+        await self.remove_children()
+        await self.mount_all(self._children_for(snapshot.gpus, thresholds, widths, history, snapshot.timestamp))
+        for bar, gpu in zip(self.query_children(GpuBar), snapshot.gpus):
             bar.set_launch(launch_held(snapshot, gpu.index))
 
     def _subtitle(self) -> None:

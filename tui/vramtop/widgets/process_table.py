@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -155,6 +156,14 @@ class ProcessTable(ScrollView, can_focus=True):
         self.border_title = "Processes"
 
     # -- data in ---------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        if hasattr(self.app, "tick"):  # the live view publishes each tick (attributes down)
+            self.watch(self.app, "tick", self._take_tick)
+
+    def _take_tick(self, tick: Any) -> None:
+        if tick is not None and not tick.at_rest:  # a node at rest shows what it showed
+            self.show(tick.snapshot, tick.instances)
 
     def show(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...]) -> None:
         """Show a new snapshot (and its instances, grouped once by the app)."""
