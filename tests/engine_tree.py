@@ -132,11 +132,24 @@ class ProcTree:
         for g in range(gpus):
             used = sum(p.gpu_mib.get(g, 0) for p in self.procs.values()) + (extra_used_mib or {}).get(g, 0)
             scenario.add_gpu(name, total_mib=total_mib, reserved_mib=reserved_mib, used_mib=used)
+        self.list_on(scenario)
+        return scenario
+
+    def list_on(self, scenario: fakenvml.Scenario) -> None:
+        """List each process with its real PID on ``scenario``, whose GPUs already count its memory."""
         for p in self.procs.values():
             for gpu, mib in sorted(p.gpu_mib.items()):
                 scenario.add_process(gpu, self.pid[p.name], mib)
         scenario.write()
-        return scenario
+
+    def freed_on(self, scenario: fakenvml.Scenario) -> None:
+        """The tree ended: ``scenario`` lists no process and the memory it held is free again."""
+        scenario.processes.clear()
+        for gpu, g in enumerate(scenario.gpus):
+            held = sum(p.gpu_mib.get(gpu, 0) for p in self.procs.values()) * fakenvml.MIB
+            g.used -= held
+            g.free += held
+        scenario.write()
 
 
 def _command(proc: Proc, bin_dir: Path) -> list[str]:

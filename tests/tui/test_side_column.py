@@ -8,10 +8,8 @@ import cProfile
 import os
 import pstats
 import socket
-from contextlib import contextmanager
 from pathlib import Path
 
-import fakenvml
 from textual.widgets import Static
 
 from engine_tree import Proc, proc_tree
@@ -62,31 +60,11 @@ def nothing_listens() -> str:
         return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
-@contextmanager
-def serving(scenario):
-    """The vLLM TP=4 tree running, its memory on the stand-in driver's GPUs."""
-    with proc_tree(*VLLM_TP4) as tree:
-        for p in VLLM_TP4:
-            for gpu, mib in p.gpu_mib.items():
-                scenario.add_process(gpu, tree.pid[p.name], mib)
-        scenario.write()
-        yield tree
-
-
-def free_the_instance(scenario) -> None:
-    """The instance ended: the driver lists no process and its memory is free again."""
-    scenario.processes.clear()
-    for gpu, g in enumerate(scenario.gpus):
-        held = sum(p.gpu_mib.get(gpu, 0) for p in VLLM_TP4) * fakenvml.MIB
-        g.used -= held
-        g.free += held
-    scenario.write()
-
-
 async def test_pins_follow_the_node_and_the_whatif_panel_opens_in_the_column_at_160(fake_nvml):
     save_memory(WhatIfMemory(current=VLLM_27B_TP1, pins=(OLLAMA_27B, VLLM_27B_TP1)), state_path())
     address = nothing_listens()
-    with serving(fake_nvml):
+    with proc_tree(*VLLM_TP4) as tree:
+        tree.list_on(fake_nvml)
         app = VramtopApp(LiveSource(), Config(interval=3600.0), ray_poller=RayPoller(address, timeout=1.0))
         async with app.run_test(size=(160, 50)) as pilot:
             assert await wait_for(pilot, lambda: app.snapshot is not None)
@@ -115,7 +93,7 @@ async def test_pins_follow_the_node_and_the_whatif_panel_opens_in_the_column_at_
 
             # The live view stays live beside the panel, and the panel's pins follow the node.
             gpu_line = str(app.query_one("#gpu-0").render())
-            free_the_instance(fake_nvml)
+            tree.freed_on(fake_nvml)
             await next_sample(app, pilot)
             assert str(app.query_one("#gpu-0").render()) != gpu_line
             assert str(pins.get_option_at_index(0).prompt).startswith("✓ GREEN")
@@ -133,12 +111,13 @@ async def test_the_side_column_judges_the_remembered_pins_on_every_new_snapshot(
     """With the panel never opened, the pins read from the state file turn GREEN on the tick the
     memory is freed."""
     save_memory(WhatIfMemory(pins=(OLLAMA_27B,)), state_path())
-    with serving(fake_nvml):
+    with proc_tree(*VLLM_TP4) as tree:
+        tree.list_on(fake_nvml)
         app = VramtopApp(LiveSource(), Config(interval=3600.0))
         async with app.run_test(size=(160, 50)) as pilot:
             assert await wait_for(pilot, lambda: app.snapshot is not None)
             assert (await judged(pilot)).startswith("✗ RED")
-            free_the_instance(fake_nvml)
+            tree.freed_on(fake_nvml)
             await next_sample(app, pilot)
             await judged(pilot, "✓ GREEN")
             assert "Ray: not polled" in screen_text(app)
@@ -148,7 +127,8 @@ async def test_the_pins_are_judged_in_a_worker_and_read_judging_until_then(fake_
     """A new pin reads "judging" at once; its verdict, and the next one on a new snapshot, come
     from the side column's worker: the fit engine never runs on the UI thread (profiled: cProfile
     sees only the thread that enables it, here the app's)."""
-    with serving(fake_nvml):
+    with proc_tree(*VLLM_TP4) as tree:
+        tree.list_on(fake_nvml)
         app = VramtopApp(LiveSource(), Config(interval=3600.0))
         async with app.run_test(size=(160, 50)) as pilot:
             assert await wait_for(pilot, lambda: app.snapshot is not None)
@@ -158,7 +138,7 @@ async def test_the_pins_are_judged_in_a_worker_and_read_judging_until_then(fake_
             app.whatif_memory = WhatIfMemory(pins=(OLLAMA_27B,))
             assert pins_text(app) == "⋯ judging  medgemma-27b-it:q8 · Ollama"
             await judged(pilot, "✗ RED  medgemma-27b-it:q8 · Ollama")
-            free_the_instance(fake_nvml)
+            tree.freed_on(fake_nvml)
             await next_sample(app, pilot)
             await judged(pilot, "✓ GREEN  medgemma-27b-it:q8 · Ollama")
             ui_thread.disable()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 
-import fakenvml
 from textual.widgets import Static
 
 from engine_tree import Proc, proc_tree
@@ -36,10 +35,7 @@ def headline(app) -> str:
 async def test_only_the_whole_instance_is_offered_and_stopping_it_turns_red_into_green(fake_nvml, state_path):
     save_memory(WhatIfMemory(current=CANDIDATE), state_path)
     with proc_tree(*SEED_TREE) as tree:
-        for p in SEED_TREE:
-            for gpu, mib in p.gpu_mib.items():
-                fake_nvml.add_process(gpu, tree.pid[p.name], mib)
-        fake_nvml.write()  # the seed's figures: 32 / 1,256 / 1,254 / 1,364 MiB free
+        tree.list_on(fake_nvml)  # the seed's figures: 32 / 1,256 / 1,254 / 1,364 MiB free
         app = VramtopApp(LiveSource(), Config(interval=3600.0))
         async with app.run_test(size=(140, 50)) as pilot:
             await first_picture(pilot)
@@ -63,12 +59,6 @@ async def test_only_the_whole_instance_is_offered_and_stopping_it_turns_red_into
                 await pilot.pause(0.05)
             assert stopper.remaining(plan) == ()
 
-            # The driver lists no process any more and their memory is free again.
-            fake_nvml.processes.clear()
-            for gpu, g in enumerate(fake_nvml.gpus):
-                held = sum(p.gpu_mib.get(gpu, 0) for p in SEED_TREE) * fakenvml.MIB
-                g.used -= held
-                g.free += held
-            fake_nvml.write()
+            tree.freed_on(fake_nvml)  # the driver lists no process any more
             await next_tick(pilot)
             assert "GREEN" in headline(app), headline(app)
