@@ -33,6 +33,7 @@ from vramtop.snapshot import GpuProcess, HostProcess, NodeSnapshot, slice_label
 
 if TYPE_CHECKING:  # Ray's linking is imported only where a snapshot carries Ray state
     from vramtop.ray.link import JobLink, ReplicaLink
+    from vramtop.ray.model import RayState
 
 # How strongly a role claims to be the instance root; the outermost of the strongest wins.
 _ROOT_RANK = {
@@ -229,27 +230,31 @@ def _name(root: HostProcess | None, role: Role, engine: str, members: list[Membe
     return f"{role.label or root.name} pid {pid}"
 
 
-def _replica_links(snapshot: NodeSnapshot) -> dict[tuple[int, int], ReplicaLink]:
-    state = snapshot.ray
-    if state is None:
-        return {}
-    from vramtop.ray.link import link_gpu_processes
+def _ray_state(snapshot: NodeSnapshot) -> RayState | None:
+    """The snapshot's Ray state; Ray's model is imported only where there is one (``--once`` on
+    a node without Ray pays for none of it)."""
+    if snapshot.ray is None:
+        return None
     from vramtop.ray.model import RayState
 
-    if not isinstance(state, RayState) or not state.deployments:
+    return snapshot.ray if isinstance(snapshot.ray, RayState) else None
+
+
+def _replica_links(snapshot: NodeSnapshot) -> dict[tuple[int, int], ReplicaLink]:
+    state = _ray_state(snapshot)
+    if state is None or not state.deployments:
         return {}
+    from vramtop.ray.link import link_gpu_processes
+
     return link_gpu_processes(state, snapshot)
 
 
 def _job_links(snapshot: NodeSnapshot) -> dict[tuple[int, int], JobLink]:
-    state = snapshot.ray
-    if state is None:
+    state = _ray_state(snapshot)
+    if state is None or not state.jobs:
         return {}
     from vramtop.ray.link import link_job_workers
-    from vramtop.ray.model import RayState
 
-    if not isinstance(state, RayState) or not state.jobs:
-        return {}
     return link_job_workers(state, snapshot)
 
 
