@@ -5,6 +5,7 @@ loaded: a real process maps a ``vllm`` extension module from a site-packages dir
 from __future__ import annotations
 
 import _ctypes
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,8 @@ import pytest
 
 from vramtop.fit import specs
 from vramtop.fit.verdict import Candidate, predicted_kv_blocks
-from vramtop.snapshot import GpuInfo
+from vramtop.snapshot import GpuInfo, HostProcess
+from vramtop.sources.processes import ProcessReader
 from vramtop.telemetry import kv_check as kv
 from vramtop.telemetry.model import CacheConfig, VllmMetrics
 
@@ -39,10 +41,11 @@ def loaded(tmp_path):
     procs = []
 
     def start(library):
+        """The process as the process reader sees it (its start time keys what is remembered)."""
         proc = subprocess.Popen([sys.executable, "-c", LOADER, str(library)], stdout=subprocess.PIPE, text=True)
         procs.append(proc)
         assert proc.stdout.readline().strip() == "loaded"
-        return proc.pid
+        return ProcessReader().read({proc.pid})[0][proc.pid]
 
     yield start
     for proc in procs:
@@ -52,8 +55,14 @@ def loaded(tmp_path):
 
 
 def test_the_release_is_read_from_the_dist_info_beside_the_loaded_package(tmp_path, loaded):
-    pid = loaded(_package(tmp_path / "venv" / "lib" / "site-packages", version_dist="0.19.1"))
-    assert kv.vllm_version_of([pid]) == "0.19.1"
+    site = tmp_path / "venv" / "lib" / "site-packages"
+    proc = loaded(_package(site, version_dist="0.19.1"))
+    assert kv.vllm_version_of([proc]) == "0.19.1"
+    # remembered for that process; a later process that gets the same PID is read again
+    (site / "vllm-0.19.1.dist-info").rename(site / "vllm-0.20.0.dist-info")
+    assert kv.vllm_version_of([proc]) == "0.19.1"
+    reused = dataclasses.replace(proc, create_time=proc.create_time + 60)
+    assert kv.vllm_version_of([reused]) == "0.20.0"
 
 
 def test_a_source_checkout_is_read_from_its_version_file_and_other_processes_are_passed_over(tmp_path, loaded):
@@ -61,7 +70,7 @@ def test_a_source_checkout_is_read_from_its_version_file_and_other_processes_are
     checkout = loaded(_package(tmp_path / "src", version_py="0.10.1.dev3+g1234abc"))
     assert kv.vllm_version_of([plain]) is None
     assert kv.vllm_version_of([plain, checkout]) == "0.10.1.dev3+g1234abc"
-    assert kv.vllm_version_of([2 ** 22 + 12345]) is None  # no such process
+    assert kv.vllm_version_of([HostProcess(2 ** 22 + 12345, 1, "gone", "gone")]) is None  # no such process
 
 
 def test_the_check_models_the_release_the_instance_runs():

@@ -22,7 +22,7 @@ from vramtop.analysis.instances import served_model
 from vramtop.fit import specs, vllm
 from vramtop.fit.specs import ModelSpec
 from vramtop.fit.verdict import Candidate, predicted_kv_blocks
-from vramtop.snapshot import GpuInfo
+from vramtop.snapshot import GpuInfo, HostProcess
 from vramtop.telemetry.model import VllmMetrics
 from vramtop.telemetry.vllm_metrics import flag_value
 
@@ -84,8 +84,9 @@ def _release(text: str) -> str | None:
 
 
 @lru_cache(maxsize=256)
-def _version_of_pid(pid: int) -> str | None:
-    """The vLLM release process ``pid`` runs: an extension module of the ``vllm`` package it
+def _version_of_pid(pid: int, started: float | None) -> str | None:
+    """The vLLM release process ``pid`` (started at ``started``: the cache's key, so a PID
+    reused by a later process is read again) runs: an extension module of the ``vllm`` package it
     has mapped (``vllm/_C.abi3.so`` and its kin, in ``/proc/PID/maps``) names the directory the
     package was imported from; beside it, the ``vllm-X.Y.Z.dist-info`` pip wrote names the
     release (or, for a source checkout, ``vllm/_version.py``). Paths are read inside the
@@ -114,11 +115,12 @@ def _version_of_pid(pid: int) -> str | None:
     return None
 
 
-def vllm_version_of(pids: Iterable[int]) -> str | None:
-    """The vLLM release the first of ``pids`` that shows one runs (the API server may not load
-    vLLM's extension modules; its engine and workers do), or None. Remembered per PID."""
-    for pid in pids:
-        if (version := _version_of_pid(pid)) is not None:
+def vllm_version_of(procs: Iterable[HostProcess]) -> str | None:
+    """The vLLM release the first of ``procs`` that shows one runs (the API server may not load
+    vLLM's extension modules; its engine and workers do), or None. Remembered per process (PID
+    and start time)."""
+    for proc in procs:
+        if (version := _version_of_pid(proc.pid, proc.create_time)) is not None:
             return version
     return None
 

@@ -213,7 +213,7 @@ class TelemetryPoller:
             inst.key, inst.engine, OK, vllm_metrics.summary(metrics, totals), endpoint.url, metrics,
             ServingHistory.of(watched.history),
             kv_check.kv_check(metrics, inst.tp_size or 1, first_gpu, vllm_metrics.argv_of(server),
-                              kv_check.vllm_version_of([server.pid, *(m.pid for m in inst.members)])),
+                              kv_check.vllm_version_of([server, *(m.host for m in inst.members if m.host)])),
         )
         return watched.last
 
