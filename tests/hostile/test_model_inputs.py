@@ -156,3 +156,19 @@ def test_the_what_if_panel_takes_such_a_directory_as_an_invalid_model(tmp_path):
     _model_dir(tmp_path, {**CONFIG, "num_key_value_heads": -2})
     result = verdict(FormState(model=str(tmp_path)), None)
     assert result.verdict == "invalid" and "num_key_value_heads" in result.errors["model"]
+
+
+@pytest.mark.parametrize("option, value, why", [
+    ("--limit-mm-per-prompt", '{"image": ' + "[" * 1990, "must be JSON"),  # past json's nesting depth
+    ("--speculative-config", '{"model": ' + "[" * 1990, "must be JSON"),
+    ("--limit-mm-per-prompt", '{"\x1b[31mimage": 2}', "must be JSON"),  # raw: not JSON, echoed plain
+    ("--limit-mm-per-prompt", '{"\\u001b[31mimage": 2}', "a modality is a word"),  # escaped: in the value
+    ("--speculative-config", '{"method": "\\u001b]0;owned\\u0007mtp"}', "unknown speculative method"),
+    ("--speculative-config", '{"\\u001b[2Jmethod": "mtp"}', "is not modelled"),
+])
+def test_vllm_json_flags_that_are_hostile_are_one_plain_line(option, value, why):
+    """vLLM's JSON-valued flags as vramtop fit reads them: nesting past the JSON parser's depth
+    and terminal control sequences give the one line, with nothing of the sequences in it."""
+    assert_refused(["google/medgemma-4b-it", option, value], why)
+    rc, out, err, took = fit("google/medgemma-4b-it", option, value)
+    assert "\x1b" not in err and "\x07" not in err

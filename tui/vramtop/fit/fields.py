@@ -16,6 +16,7 @@ from vramtop.fit.specs import ModelSpec, SpecError
 from vramtop.fit.verdict import OLLAMA, VLLM, Candidate
 from vramtop.fit import vllm
 from vramtop.fit.vllm import DEFAULT_MM_LIMIT, SpeculativeConfig
+from vramtop.yamlfile import one_line
 
 _TOKENS = re.compile(r"^(\d+(?:\.\d+)?)\s*([kK]?)$")
 INT_FIELDS = ("tensor_parallel_size", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
@@ -74,10 +75,10 @@ def parse_mm_limits(text: str) -> tuple[tuple[str, int], ...]:
     if raw.startswith("{"):
         try:
             data = json.loads(raw[:2000])
-        except ValueError:
-            raise ValueError(f"must be JSON like '{{\"image\": 2}}', got '{raw[:40]}'") from None
+        except (ValueError, RecursionError):  # nesting past the parser's depth is no limit map either
+            data = None
         if not isinstance(data, dict):
-            raise ValueError(f"must be JSON like '{{\"image\": 2}}', got '{raw[:40]}'")
+            raise ValueError(f"must be JSON like '{{\"image\": 2}}', got '{one_line(raw[:40])}'")
         pairs = list(data.items())
     else:
         pairs = [tuple(p.split("=", 1)) if "=" in p else (p, "") for p in re.split(r"[,\s]+", raw) if p]
@@ -91,9 +92,9 @@ def parse_mm_limits(text: str) -> tuple[tuple[str, int], ...]:
         if isinstance(count, str) and count.strip().isdigit():
             count = int(count)
         if not isinstance(modality, str) or not _MODALITY.match(modality):
-            raise ValueError(f"a modality is a word like image, video or audio, got '{str(modality)[:32]}'")
+            raise ValueError(f"a modality is a word like image, video or audio, got '{one_line(str(modality)[:32])}'")
         if type(count) is not int or count < 0:
-            raise ValueError(f"{modality} must be a whole number ≥ 0, got '{str(count)[:32]}'")
+            raise ValueError(f"{modality} must be a whole number ≥ 0, got '{one_line(str(count)[:32])}'")
         out.append((modality, count))
     return tuple(dict(out).items())
 
@@ -115,12 +116,12 @@ def parse_speculative_config(text: str, resolve=specs.resolve) -> SpeculativeCon
     raw = text.strip()
     try:
         data = json.loads(raw[:4000]) if len(raw) <= 4000 else None
-    except ValueError:
+    except (ValueError, RecursionError):  # nesting past the parser's depth is no config either
         data = None
     if not isinstance(data, dict):
         raise ValueError("must be JSON like '{\"method\": \"mtp\", \"num_speculative_tokens\": 3}', "
-                         f"got '{raw[:40]}'")
-    unknown = [str(k)[:32] for k in data if k not in _SPECULATIVE_KEYS]
+                         f"got '{one_line(raw[:40])}'")
+    unknown = [one_line(str(k)[:32]) for k in data if k not in _SPECULATIVE_KEYS]
     if unknown:
         raise ValueError(f"'{unknown[0]}' is not modelled (it takes {', '.join(_SPECULATIVE_KEYS)})")
     method, model, count = data.get("method"), data.get("model"), data.get("num_speculative_tokens")
@@ -139,11 +140,11 @@ def parse_speculative_config(text: str, resolve=specs.resolve) -> SpeculativeCon
     method = method.strip().lower()
     method = "ngram" if method == "[ngram]" else vllm.MTP_METHOD if method.endswith("_mtp") else method
     if method not in _SPECULATIVE_METHODS:
-        raise ValueError(f"unknown speculative method '{method[:32]}' ({', '.join(_SPECULATIVE_METHODS)})")
+        raise ValueError(f"unknown speculative method '{one_line(method[:32])}' ({', '.join(_SPECULATIVE_METHODS)})")
     if count is None and method == vllm.MTP_METHOD:
         count = vllm.MTP_LAYERS
     if type(count) is not int or not 1 <= count <= 64:
-        raise ValueError(f"num_speculative_tokens must be a whole number from 1 to 64, got '{str(count)[:32]}'")
+        raise ValueError(f"num_speculative_tokens must be a whole number from 1 to 64, got '{one_line(str(count)[:32])}'")
     draft = None
     if method in vllm.DRAFT_MODEL_METHODS:
         if model is None:
