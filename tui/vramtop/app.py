@@ -43,7 +43,7 @@ from vramtop.fit import remote
 from vramtop.actions import Stopper
 from vramtop.history import History, save_history
 from vramtop.snapshot import NodeSnapshot
-from vramtop.sources.feed import Feed, Source
+from vramtop.sources.feed import Feed, Source, first_line
 from vramtop.sources.replay import JumpError, ReplaySource, jump_target
 from vramtop.widgets.gpu_bars import GpuPanel
 from vramtop.widgets.jump_dialog import JumpDialog
@@ -86,11 +86,6 @@ class SampleFailed(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, (SnapshotReady, SampleFailed))
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 # Keys of a replay (shown in the footer only there: see ``check_action``).
@@ -242,7 +237,7 @@ class VramtopApp(App[None]):
         try:
             snapshot = self.feed.sample()
         except Exception as exc:  # any source failure is one line in place, never a crash
-            self.post_message(SampleFailed(one_line(exc)))
+            self.post_message(SampleFailed(first_line(exc)))
             return
         self._derived = derive(snapshot, self._derived)
         self.post_message(SnapshotReady(self._derived))
@@ -251,7 +246,7 @@ class VramtopApp(App[None]):
         if event.worker.group != "poll" or not event.worker.is_finished:
             return
         if event.state == WorkerState.ERROR:
-            self.post_message(SampleFailed(one_line(event.worker.error)))
+            self.post_message(SampleFailed(first_line(event.worker.error)))
         if not self.paused and self.is_running:
             self._timer = self.set_timer(self.config.interval, self.sample_now, name="next sample")
 

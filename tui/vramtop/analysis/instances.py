@@ -501,7 +501,7 @@ class _Grouped:
     built: tuple[tuple[tuple[GpuProcess, ...], Instance], ...]  # per shape: its processes and the instance made of them
 
 
-# The last groupings (the view's snapshot and the telemetry's, which lacks the view's Ray state),
+# The last two groupings (the view's newest and, on a thread a tick behind, the telemetry's),
 # newest first; replaced whole, so threads that group at once each read a consistent one.
 _RECENT: tuple[_Grouped, ...] = ()
 

@@ -31,7 +31,8 @@ class Source(Protocol):
     def sample(self) -> NodeSnapshot: ...
 
 
-def _one_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """A failure as the one line a snapshot's errors and the status line show."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -56,7 +57,7 @@ class Poller:
             try:
                 self._latest, self._error = self._poll(), None
             except Exception as exc:  # a poller's failure is one line in place, never a crash
-                self._error = SourceError(self.name, f"failed ({_one_line(exc)})")
+                self._error = SourceError(self.name, f"failed ({first_line(exc)})")
             self._began = None
             self._stopped.wait(self._interval)
 
@@ -109,18 +110,19 @@ class Feed:
         if self._background is None:
             return self.attach(snapshot, now)
         states = {name: poller.state() for name, poller in self._background.items()}
-        if "ray" in states:
-            snapshot = replace(snapshot, ray=states["ray"][0])
-        # The telemetry reads the instances of this snapshot as the view groups them: with the Ray
-        # state, which joins a Serve replica's placement-group workers to it.
+        for name, (latest, _) in states.items():
+            snapshot = replace(snapshot, **{name: latest})
+        failures = tuple(error for _, error in states.values() if error is not None)
+        if failures:
+            snapshot = replace(snapshot, errors=snapshot.errors + failures)
+        # The telemetry reads the very snapshot the view shows: its instances are grouped with the
+        # Ray state (which joins a Serve replica's placement-group workers to it), and grouped once
+        # (``instances_of`` keeps them by snapshot).
         self._newest = snapshot
         if self.telemetry is not None and "telemetry" not in self._background:
             self._background["telemetry"] = Poller("telemetry", lambda: self.telemetry.poll(self._newest),
                                                    self.telemetry_interval, self._deadline)
-        if "telemetry" in states:
-            snapshot = replace(snapshot, telemetry=states["telemetry"][0])
-        failures = tuple(error for _, error in states.values() if error is not None)
-        return replace(snapshot, errors=snapshot.errors + failures) if failures else snapshot
+        return snapshot
 
     def attach(self, snapshot: NodeSnapshot, now: float | None = None) -> NodeSnapshot:
         """``snapshot`` with the Ray state (polled again when ``ray_interval`` s have passed since
