@@ -12,7 +12,7 @@ mode has a line per slice under it, as nvidia-smi lists its MIG devices: ``├0`
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Awaitable
+from typing import Awaitable
 
 from textual.containers import VerticalScroll
 from textual.content import Content
@@ -24,6 +24,7 @@ from vramtop.history import History
 from vramtop.snapshot import GpuInfo, MigSlice, NodeSnapshot
 from vramtop.units import duration
 from vramtop.widgets.spark import spark
+from vramtop.widgets.tick import Tick
 
 USED, RESERVED, FREE = "█", "▒", "░"
 LAUNCH = "▚"  # free memory promised to an engine that vramtop launch is starting
@@ -289,44 +290,33 @@ class GpuPanel(VerticalScroll):
         self._widths: dict[str, int] = {}
 
     def on_mount(self) -> None:
-        if hasattr(self.app, "tick"):  # the live view publishes each tick (attributes down)
-            self.watch(self.app, "tick", self._take_tick)
+        self.watch(self.app, "tick", self._take_tick)  # the app publishes each tick (attributes down)
 
-    def _take_tick(self, tick: Any) -> Awaitable[None] | None:
-        if tick is not None:
-            return self._update(tick.snapshot, self.thresholds, self.history, self.interval)
-        return None
-
-    async def show(self, snapshot: NodeSnapshot, thresholds: Thresholds, history: History | None = None,
-                   interval: float = 1.0) -> None:
-        """Show the snapshot's GPUs; with ``history``, each bar also draws its used memory over
-        the history's span (``interval`` seconds a snapshot)."""
-        remount = self._update(snapshot, thresholds, history, interval)
-        if remount is not None:
-            await remount
-
-    def _update(self, snapshot: NodeSnapshot, thresholds: Thresholds, history: History | None,
-                interval: float) -> Awaitable[None] | None:
-        """Update the bars in place, or return the remount a new set of GPUs needs (a watcher's
-        awaitable runs next, so a tick's bars move at once and only new bars wait a turn)."""
+    def _take_tick(self, tick: Tick | None) -> Awaitable[None] | None:
+        """Show the tick's GPUs; with a history, each bar also draws its used memory over the
+        history's span. Returns the remount a new set of GPUs needs (a watcher's awaitable runs
+        next, so a tick's bars move at once and only new bars wait a turn)."""
+        if tick is None:
+            return None
+        snapshot, history = tick.snapshot, self.history
         widths = field_widths(snapshot.gpus, trend=history is not None)
-        self._span = f"trend: used, last {duration(history.length * interval)}" if history is not None else ""
+        self._span = f"trend: used, last {duration(history.length * self.interval)}" if history is not None else ""
         self._widths = widths
         self._subtitle()
         layout = [(g.node, g.index) for g in snapshot.gpus]
         if layout != self._layout:
             self._layout = layout
-            return self._remount(snapshot, thresholds, widths, history)
+            return self._remount(snapshot, widths)
         for bar, gpu in zip(self.query_children(GpuBar), snapshot.gpus):
-            bar.update_gpu(gpu, gpu_state(gpu, thresholds), widths, self._trend(history, gpu),
+            bar.update_gpu(gpu, gpu_state(gpu, self.thresholds), widths, self._trend(history, gpu),
                            stale_age(gpu, snapshot.timestamp))
             bar.set_launch(launch_held(snapshot, gpu.index))
         return None
 
-    async def _remount(self, snapshot: NodeSnapshot, thresholds: Thresholds, widths: dict[str, int],
-                       history: History | None) -> None:
+    async def _remount(self, snapshot: NodeSnapshot, widths: dict[str, int]) -> None:
         await self.remove_children()
-        await self.mount_all(self._children_for(snapshot.gpus, thresholds, widths, history, snapshot.timestamp))
+        await self.mount_all(self._children_for(snapshot.gpus, self.thresholds, widths, self.history,
+                                                snapshot.timestamp))
         for bar, gpu in zip(self.query_children(GpuBar), snapshot.gpus):
             bar.set_launch(launch_held(snapshot, gpu.index))
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -33,6 +32,7 @@ from textual.strip import Strip
 from vramtop.analysis.instances import Instance
 from vramtop.snapshot import NodeSnapshot
 from vramtop.widgets.process_rows import COLUMN, PADDING, Row, build_rows, columns_for_width, short_label
+from vramtop.widgets.tick import Tick
 
 
 VOLATILE = ("cpu", "rss")  # columns whose figures move on every tick of a busy node
@@ -158,10 +158,9 @@ class ProcessTable(ScrollView, can_focus=True):
     # -- data in ---------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        if hasattr(self.app, "tick"):  # the live view publishes each tick (attributes down)
-            self.watch(self.app, "tick", self._take_tick)
+        self.watch(self.app, "tick", self._take_tick)  # the app publishes each tick (attributes down)
 
-    def _take_tick(self, tick: Any) -> None:
+    def _take_tick(self, tick: Tick | None) -> None:
         if tick is not None and not tick.at_rest:  # a node at rest shows what it showed
             self.show(tick.snapshot, tick.instances)
 
