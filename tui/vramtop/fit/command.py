@@ -35,7 +35,8 @@ from typing import Any
 from vramtop.fit import vllm
 from vramtop.fit.placement import NodeView, find_instance, is_slice
 from vramtop.fit.specs import normalize_format
-from vramtop.fit.verdict import _RANK, INVALID, OLLAMA, RED, Candidate, FitResult, evaluate, is_multimodal
+from vramtop.fit.verdict import (_RANK, INVALID, OLLAMA, RED, Candidate, FitResult, evaluate, is_multimodal,
+                                 mm_flags_given)
 from vramtop.units import MIB
 
 MARGIN_MIB = 512  # what the chosen gpu_memory_utilization leaves free at vLLM's start-up check
@@ -256,8 +257,7 @@ def _vllm_line(c: Candidate, result: FitResult, env: list[tuple[str, str]], gpus
     if quant in ("awq", "gptq") and normalize_format(c.model.quant_hint or c.model.dtype) != quant:
         notes.append(f"--quantization {c.quantization} needs the model quantized with {quant.upper()}: "
                      f"put such a checkpoint of {model} in its place")
-    if not is_multimodal(c.model) and (c.limit_mm_per_prompt is not None or c.skip_mm_profiling
-                                       or c.mm_encoder_tp_mode is not None):
+    if not is_multimodal(c.model) and mm_flags_given(c):
         notes.append("the multimodal flags are left out: the model has no vision or audio encoder")
     if margin_mib is not None and result.verdict != RED:
         notes.append(f"gpu_memory_utilization {pairs[1][1]} passes vLLM's start-up check with "

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator
 from vramtop.fit.remote_gguf import Deadline, spec_from_remote_gguf, within
 from vramtop.fit.specs import (BITS_PER_WEIGHT, ModelSpec, SpecError, closest_names,
                                quantization_of, spec_from_config)
-from vramtop.fit.vision import QWEN2_5_VL, QWEN3_VL, largest_image
+from vramtop.fit.vision import largest_image, sized_by_processor
 from vramtop.fit.weights import weights_for_vllm
 from vramtop.units import MIB
 
@@ -452,8 +452,7 @@ def _resolve(ref: HubRef, dl: Deadline) -> ModelSpec:
     except ValueError as exc:
         raise SpecError(f"{ref.repo}: malformed safetensors header on the Hub ({exc})") from None
     spec = spec_from_config(cfg, ref.repo, source, figures)
-    if spec.vision is not None and spec.vision.family in (QWEN2_5_VL, QWEN3_VL) \
-            and "preprocessor_config.json" in files:
+    if sized_by_processor(spec.vision) and "preprocessor_config.json" in files:
         processor = _read_json(download("preprocessor_config.json"), f"{ref.repo}/preprocessor_config.json")
         spec = replace(spec, vision=largest_image(spec.vision, processor))
     return replace(spec, origin="hf", source=f"{source} (config.json, {len(chosen)} safetensors headers)")

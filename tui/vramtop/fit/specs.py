@@ -26,7 +26,7 @@ import yaml
 
 from vramtop import paths
 from vramtop.fit.layers import LayerPattern, StateShape, layer_pattern
-from vramtop.fit.vision import QWEN2_5_VL, QWEN3_VL, VisionSpec, from_config as vision_from_config, largest_image
+from vramtop.fit.vision import VisionSpec, from_config as vision_from_config, largest_image, sized_by_processor
 from vramtop.fit.weights import DTYPE_BITS, WeightFigures, mtp_layers, weights_for_vllm, weights_from_tensors
 from vramtop.units import MIB
 from vramtop.yamlfile import one_line
@@ -673,7 +673,7 @@ def from_hf_dir(path: Path, name: str | None = None) -> ModelSpec:
         weights = safetensors_weights(files, math.floor(BITS_PER_WEIGHT[fmt]) if fmt else None, cfg)
     spec = spec_from_config(cfg, name or path.name, str(cfg_path), weights)
     processor = path / "preprocessor_config.json"
-    if spec.vision is not None and spec.vision.family in (QWEN2_5_VL, QWEN3_VL) and processor.is_file():
+    if sized_by_processor(spec.vision) and processor.is_file():
         data = _json(read_bounded(processor, CONFIG_LIMIT), f"{processor}: malformed preprocessor_config.json")
         if isinstance(data, dict):
             spec = replace(spec, vision=largest_image(spec.vision, data))

@@ -299,7 +299,7 @@ def validate(c: Candidate, node: NodeView) -> dict[str, str]:
     for modality, count in c.limit_mm_per_prompt or ():
         if not isinstance(count, int) or count < 0:
             errors["limit_mm_per_prompt"] = f"limit_mm_per_prompt: {modality} must be a whole number ≥ 0, got {count}"
-    if c.engine == OLLAMA and _mm_set(c):
+    if c.engine == OLLAMA and mm_flags_given(c):
         name = next(n for n in ("limit_mm_per_prompt", "skip_mm_profiling", "mm_encoder_tp_mode")
                     if getattr(c, n) not in (None, False))
         errors[name] = f"{name} is vLLM's; Ollama has no multimodal profile run"
@@ -367,7 +367,8 @@ def is_multimodal(spec: ModelSpec) -> bool:
     return spec.vision is not None or spec.vision_params > 0
 
 
-def _mm_set(c: Candidate) -> bool:
+def mm_flags_given(c: Candidate) -> bool:
+    """Any of vLLM's multimodal flags was given (a text-only model's engine ignores them)."""
     return c.limit_mm_per_prompt is not None or c.skip_mm_profiling or c.mm_encoder_tp_mode is not None
 
 
@@ -594,7 +595,7 @@ def _mm_reasons(c: Candidate, cfg: vllm.VllmConfig) -> list[str]:
     """What the multimodal arguments do to the profile run, in vLLM's terms."""
     if not is_multimodal(c.model):
         return ["the model has no vision or audio encoder: vLLM ignores --limit-mm-per-prompt, "
-                "--skip-mm-profiling and --mm-encoder-tp-mode for it"] if _mm_set(c) else []
+                "--skip-mm-profiling and --mm-encoder-tp-mode for it"] if mm_flags_given(c) else []
     out: list[str] = []
     v, mm = c.model.vision, cfg.mm
     if c.mm_encoder_tp_mode == "data" and mm.encoder_tp_mode != "data":

@@ -137,6 +137,12 @@ def from_config(cfg: Mapping[str, Any], text_hidden: int, where: str) -> VisionS
                       QWEN_MAX_IMAGE_EMBEDS, text_hidden, tower, gated, channels, frames)
 
 
+def sized_by_processor(tower: VisionSpec | None) -> bool:
+    """Whether the repository's preprocessor_config.json sets the tower's largest image (the
+    Qwen-VL families), so that it is worth reading for ``largest_image``."""
+    return tower is not None and tower.family in (QWEN2_5_VL, QWEN3_VL)
+
+
 def largest_image(tower: VisionSpec, processor: Mapping[str, Any]) -> VisionSpec:
     """``tower`` with the largest image a Qwen-VL image processor (preprocessor_config.json) lets
     through: at most ``max_pixels`` (``size.longest_edge`` in newer processors) pixels, resized

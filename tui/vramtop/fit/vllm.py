@@ -460,6 +460,14 @@ def encoder_activation_bytes(spec: ModelSpec, batched: int, max_num_seqs: int, m
             float(items * v.embeds_per_item * v.text_hidden * element))
 
 
+def _mlp_per_token(spec: ModelSpec, tp: int) -> float:
+    """Elements a token's MLP holds at its peak on one rank: the gated MLP's three projections
+    (the routed experts' for a MoE, each with its input)."""
+    if spec.experts and spec.experts_per_token:
+        return spec.experts_per_token * (3 * spec.moe_intermediate / tp + spec.hidden)
+    return 3 * spec.intermediate / tp
+
+
 def activation_bytes(spec: ModelSpec, tp: int, batched: int, max_num_seqs: int, dtype: str,
                      last_stage: bool = True,
                      version: tuple[int, int, int] = parse_version(NEWEST_MODELLED),
@@ -476,11 +484,7 @@ def activation_bytes(spec: ModelSpec, tp: int, batched: int, max_num_seqs: int, 
     gone before the forward starts, its outputs are not: the peak is the larger of the encoder
     pass and the outputs plus the language model's peak."""
     element = 4 if dtype == "float32" else 2
-    if spec.experts and spec.experts_per_token:
-        mlp = spec.experts_per_token * (3 * spec.moe_intermediate / tp + spec.hidden)
-    else:
-        mlp = 3 * spec.intermediate / tp
-    forward = batched * (3 * spec.hidden + mlp) * element
+    forward = batched * (3 * spec.hidden + _mlp_per_token(spec, tp)) * element
     language = forward
     if last_stage:
         sampling = batched * spec.hidden * element + sampler_bytes(spec.vocab, min(max_num_seqs, batched), version)
@@ -615,11 +619,7 @@ def draft_activation_bytes(spec: ModelSpec, cfg: "VllmConfig") -> float:
         return 0.0
     d = spec if sc.method == MTP_METHOD else sc.draft
     element = 4 if cfg.dtype == "float32" else 2
-    if d.experts and d.experts_per_token:
-        mlp = d.experts_per_token * (3 * d.moe_intermediate / cfg.tp + d.hidden)
-    else:
-        mlp = 3 * d.intermediate / cfg.tp
-    return cfg.max_num_batched_tokens * (spec.hidden + 3 * d.hidden + mlp) * element
+    return cfg.max_num_batched_tokens * (spec.hidden + 3 * d.hidden + _mlp_per_token(d, cfg.tp)) * element
 
 
 def speculative_reasons(spec: ModelSpec, cfg: "VllmConfig") -> list[str]:
