@@ -81,3 +81,14 @@ def test_the_check_models_the_release_the_instance_runs():
     assert old.predicted_blocks == predicted_kv_blocks(cand, 22_515, "NVIDIA A10") and old.vllm_version == "0.19.1"
     # before 0.21 the CUDA graphs were not taken out of the KV budget: more blocks
     assert old.predicted_blocks > new.predicted_blocks
+
+
+def test_a_version_file_that_is_a_fifo_or_a_device_says_nothing_and_does_not_block(tmp_path, loaded):
+    """Inside a container someone else controls, vllm/_version.py may be anything."""
+    import os
+
+    fifo = _package(tmp_path / "fifo")
+    os.mkfifo(tmp_path / "fifo" / "vllm" / "_version.py")
+    device = _package(tmp_path / "device")
+    os.symlink("/dev/zero", tmp_path / "device" / "vllm" / "_version.py")
+    assert kv.vllm_version_of([loaded(fifo), loaded(device)]) is None

@@ -22,6 +22,7 @@ from vramtop.analysis.instances import served_model
 from vramtop.fit import specs, vllm
 from vramtop.fit.specs import ModelSpec
 from vramtop.fit.verdict import Candidate, predicted_kv_blocks
+from vramtop.regular_file import NotRegularFile, open_regular
 from vramtop.snapshot import GpuInfo, HostProcess
 from vramtop.telemetry.model import VllmMetrics
 from vramtop.telemetry.vllm_metrics import flag_value
@@ -63,9 +64,11 @@ class KvCheck:
 
 
 def _read_bounded(path: str, limit: int) -> str | None:
+    """At most ``limit`` bytes of a regular file (a version file inside a container someone else
+    controls may be a FIFO or a device), or None."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
+        fd = open_regular(path)
+    except (OSError, NotRegularFile):
         return None
     try:
         return os.read(fd, limit).decode("utf-8", "replace")
