@@ -84,7 +84,7 @@ class SideColumn(Vertical):
         self._pins: tuple[FormState, ...] = ()
         self._judged: tuple[NodeSnapshot, tuple[FormState, ...]] | None = None  # what the verdicts are of
         self._verdicts: dict[FormState, FitResult] = {}
-        self._judging: tuple[NodeSnapshot, tuple[FormState, ...]] | None = None  # in the worker now
+        self._judging = False  # a judgement is in the worker now
         self._pending: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -111,10 +111,10 @@ class SideColumn(Vertical):
         column, shows them itself."""
         wanted = (self._snapshot, self._pins)
         judged = self._judged
-        if (self._snapshot is None or self._judging is not None or self.has_class("-whatif")
+        if (self._snapshot is None or self._judging or self.has_class("-whatif")
                 or (judged is not None and judged[0] is self._snapshot and judged[1] == self._pins)):
             return
-        self._judging = wanted
+        self._judging = True
         self._draw(pending=False)  # a new pin reads "judging" at once
         if self._verdicts and (judged is None or judged[0] is not self._snapshot):
             self._pending = self.set_timer(PENDING_AFTER, lambda: self._draw(pending=True))
@@ -136,7 +136,7 @@ class SideColumn(Vertical):
             self._end_judging()  # a fit engine bug: the last lines stay, the next tick tries again
 
     def _end_judging(self) -> None:
-        self._judging = None
+        self._judging = False
         if self._pending is not None:
             self._pending.stop()
             self._pending = None

@@ -128,13 +128,15 @@ class WhatIfPanel(Vertical):
         state_path: Path | None = None,
         models: Callable[[], tuple[ModelChoice, ...]] | None = None,
         docked: bool = False,
+        memory: WhatIfMemory | None = None,
         id: str | None = "whatif-panel",
     ) -> None:
         super().__init__(id=id, classes="-docked" if docked else "")
         self._snapshot = snapshot
         self._state_path = state_path
         self._list_models = models or _known_models
-        memory, warning = load_memory(state_path)
+        # ``memory``: what a panel being moved already holds; else read from the state file
+        memory, warning = (memory, None) if memory is not None else load_memory(state_path)
         self._memory: WhatIfMemory = memory
         self._notes: list[str] = [warning] if warning else []
         self.form: FormState = memory.current or FormState()
@@ -229,9 +231,9 @@ class WhatIfPanel(Vertical):
             return
         self._save()
         app = self.app
-        moved = WhatIfPanel(self._snapshot, state_path=self._state_path,
+        moved = WhatIfPanel(self._snapshot, state_path=self._state_path, memory=self._memory,
                             docked=isinstance(self.screen, WhatIfScreen), models=self._list_models)
-        moved._memory, moved.form, moved._models = self._memory, self.form, self._models
+        moved.form, moved._models = self.form, self._models
         side = side_column(app)
         if isinstance(self.screen, WhatIfScreen):
             if side is None:
