@@ -165,6 +165,25 @@ async def test_nothing_pinned_is_a_hint_and_a_new_pin_shows_once_the_panel_close
         assert HINT not in screen_text(app)
 
 
+async def test_with_nothing_pinned_a_new_snapshot_starts_no_worker(fake_nvml):
+    """Nothing to judge: a tick costs the side column no thread (it did one a tick, for nothing)."""
+    with proc_tree(*VLLM_TP4) as tree:
+        tree.list_on(fake_nvml)
+        app = VramtopApp(LiveSource(), Config(interval=3600.0))
+        async with app.run_test(size=(160, 50)) as pilot:
+            assert await wait_for(pilot, lambda: app.snapshot is not None)
+            side = app.query_one("#side")
+            started = []
+            original = side._judge_pins
+            side._judge_pins = lambda *args: started.append(args) or original(*args)
+            tree.freed_on(fake_nvml)
+            await next_sample(app, pilot)
+            assert pins_text(app) == HINT and not started
+            app.whatif_memory = WhatIfMemory(pins=(OLLAMA_27B,))  # a pin: judged at once
+            await judged(pilot, "✓ GREEN  medgemma-27b-it:q8 · Ollama")
+            assert len(started) == 1
+
+
 async def test_under_150_columns_the_panel_is_a_screen_and_escape_returns():
     app = VramtopApp(DemoSource(clock=lambda: 1_700_000_000.0), Config(interval=3600.0))
     async with app.run_test(size=(149, 50)) as pilot:

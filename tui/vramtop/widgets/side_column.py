@@ -114,6 +114,10 @@ class SideColumn(Vertical):
         if (self._snapshot is None or self._judging or self.has_class("-whatif")
                 or (judged is not None and judged[0] is self._snapshot and judged[1] == self._pins)):
             return
+        if not self._pins:  # nothing to judge: no worker, no thread, the hint line
+            self._judged, self._verdicts = wanted, {}
+            self._draw(pending=False)
+            return
         self._judging = True
         self._draw(pending=False)  # a new pin reads "judging" at once
         if self._verdicts and (judged is None or judged[0] is not self._snapshot):
