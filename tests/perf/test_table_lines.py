@@ -83,7 +83,7 @@ async def test_only_changed_cells_are_laid_out_and_only_changed_lines_repainted(
         repainted.clear()
         await next_sample(app, pilot)
         assert laid_out == ["8,600"]  # the row that only moved is not laid out again ...
-        assert None not in repainted and len(set(repainted)) == 2 and {r.height for r in repainted} == {1}
+        assert None not in repainted and sum(r.height for r in set(repainted)) == 2  # next lines: one region
         after = strips_by_row(table)
         assert after["p:20007:3"] is before["p:20007:3"]  # ... and its line is the one it had
 

@@ -346,12 +346,17 @@ class ProcessTable(ScrollView, can_focus=True):
         return range(top, top + max(0, self.scrollable_content_region.height - HEADER))
 
     def _repaint(self, rows: list[int]) -> None:
-        """Repaint the lines of these rows where they are in view."""
-        top = round(self.scroll_y)
-        width = self.size.width
-        for n in sorted(set(rows)):
-            if n in self._in_view():
-                self.refresh(Region(0, HEADER + n - top, width, 1))
+        """Repaint the lines of these rows where they are in view, each run of next rows as one region."""
+        view = self._in_view()
+        top, width = view.start, self.size.width
+        runs: list[list[int]] = []
+        for n in sorted({n for n in rows if n in view}):
+            if runs and runs[-1][1] == n:
+                runs[-1][1] = n + 1
+            else:
+                runs.append([n, n + 1])
+        for first, end in runs:
+            self.refresh(Region(0, HEADER + first - top, width, end - first))
 
     def notify_style_update(self) -> None:
         self._kept_cells.clear()
