@@ -215,6 +215,28 @@ def colours(bar: GpuBar) -> set:
     return {seg.style.color for seg in bar.render_line(0) if seg.text.strip() and seg.style is not None}
 
 
+async def test_a_gpu_name_with_markup_and_escapes_is_drawn_as_text(fake_nvml):
+    """The driver's name of a GPU (in cluster mode, a peer's) is text: its markup stays as typed,
+    its control characters never reach the terminal; a note too long for a narrow pane ends in
+    an ellipsis."""
+    fake_nvml.gpus[0].name = "[bold red]A10[/]\x1b[2J\x07"
+    fake_nvml.fault("nvmlDeviceGetTemperature", 0, "UNKNOWN")
+    fake_nvml.write()
+    app, _ = live_app()
+    async with app.run_test(size=(260, 45)) as pilot:  # wide: the name is the first field to go
+        assert await wait_for(pilot, lambda: app.snapshot is not None)
+        bar = app.query_one("#gpu-0", GpuBar)
+        drawn = "".join(segment.text for segment in bar.render_line(0))
+        assert drawn == bar.plain.split("\n")[0] and len(drawn) == bar.size.width
+        assert "[bold red]A10[/]\ufffd[2J\ufffd" in drawn and "\x1b" not in drawn and "\x07" not in drawn
+        await pilot.resize_terminal(26, 30)
+        await pilot.pause()
+        note = bar.lines()[-1].plain
+        assert len(note) > bar.size.width  # the note says more than fits ...
+        drawn = "".join(segment.text for segment in bar.render_line(1))
+        assert len(drawn) == bar.size.width and drawn.endswith("…") and note.startswith(drawn[:-1])  # ... cut
+
+
 async def test_when_the_driver_fails_mid_run_the_last_figures_are_greyed_and_aged(fake_nvml):
     app, source = live_app()
     try:

@@ -50,7 +50,7 @@ async def test_the_bar_draws_the_reservation_and_names_it(loading):
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.pause(0.3)
         bar = app.query_one("#gpu-0", GpuBar)
-        line, note = bar.render().plain.split("\n")
+        line, note = bar.plain.split("\n")
         # used, driver-reserved, promised to the launch (what its engine has not taken yet), free
         assert re.search(f"█+▒+{LAUNCH}{{5,}}░+", line) and bar.size.height == 2
         assert note.strip().startswith(f"{LAUNCH} reserved for launch: google/medgemma-4b-it, ")

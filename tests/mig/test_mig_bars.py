@@ -36,7 +36,7 @@ async def test_each_slice_sits_under_its_gpu_with_its_memory_and_profile(source,
     async with app.run_test(size=size) as pilot:
         await pilot.pause(0.3)
         bar0 = app.query_one("#gpu-0", GpuBar)
-        lines = bar0.render().plain.split("\n")
+        lines = bar0.plain.split("\n")
         assert len(lines) == 3 and bar0.size.height == 3
         gpu, first, second = lines
         assert first.startswith(" ├0 ● ok ") and second.startswith(" └1 ▲ low ")
@@ -45,6 +45,6 @@ async def test_each_slice_sits_under_its_gpu_with_its_memory_and_profile(source,
         assert first.rstrip().endswith("40,179 free" if size[0] < 60 else "40,179 free 3g.40gb")
         if size[0] >= 60:
             assert "13/40,192 MiB" in first and "39,013/40,192 MiB" in second
-        assert app.query_one("#gpu-1", GpuBar).render().plain.count("\n") == 0  # a whole GPU: one line
+        assert app.query_one("#gpu-1", GpuBar).plain.count("\n") == 0  # a whole GPU: one line
         screen = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
         assert re.search(rf"[│ ]0:1 +{engine} ", screen), screen  # the table's GPU column names the slice

@@ -365,6 +365,6 @@ async def test_the_gpu_bars_and_the_process_table_take_each_published_tick():
         app.tick = derive(moved, app.tick)
         await pilot.pause(0.1)
         bar = app.query(GpuBar).first()
-        assert f"{gpu0.used_mib:,}/" in str(bar.render())
+        assert f"{gpu0.used_mib:,}/" in bar.plain
         table = app.query_one(ProcessTable)
         assert table.snapshot is moved and table.instances == app.tick.instances

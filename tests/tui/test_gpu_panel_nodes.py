@@ -70,5 +70,5 @@ async def test_cluster_mode_shows_each_nodes_gpus_and_the_ray_panel_without_a_po
         assert app.feed.ray_poller is None and app.query_one(RayPanel)  # the state rides on the snapshots
         header = app.query_one(NodeHeader).render().plain
         assert "CLUSTER" in header and "2 nodes with GPUs · reserved memory counted as used" in header
-        bar = next(iter(panel.query(GpuBar))).render().plain
+        bar = next(iter(panel.query(GpuBar))).plain
         assert "– rsv" in bar and "22,996/23,028 MiB" in bar  # Ray's reporter folds the reserve into used

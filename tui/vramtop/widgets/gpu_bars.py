@@ -2,11 +2,13 @@
 a sparkline of its used memory over the app's history, utilization, temperature, power and the
 state word with its symbol. In cluster mode the GPUs come grouped under their Ray node.
 
-The bar is drawn by ``render()`` (no ProgressBar: no timers, no child widgets). Segments differ
-by glyph as well as colour, so they read under NO_COLOR and for colour-blind users. Fields drop
-by priority as the line gets narrower; the index, the state and the bar always stay. A GPU in MIG
-mode has a line per slice under it, as nvidia-smi lists its MIG devices: ``├0``, ``└1`` (slice
-``0:0``, ``0:1``), its state, bar, figures and profile, aligned with the GPUs' columns.
+A line is (text, style) pieces drawn straight into a strip (``widgets/pieces.py``): no
+ProgressBar, no timers, no child widgets, and a repaint a fraction of what ``Content`` costs,
+since on a node whose memory moves every bar repaints every tick. Segments differ by glyph as
+well as colour, so they read under NO_COLOR and for colour-blind users. Fields drop by priority
+as the line gets narrower; the index, the state and the bar always stay. A GPU in MIG mode has
+a line per slice under it, as nvidia-smi lists its MIG devices: ``├0``, ``└1`` (slice ``0:0``,
+``0:1``), its state, bar, figures and profile, aligned with the GPUs' columns.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Awaitable
 
+from rich.cells import cell_len
 from textual.containers import VerticalScroll
-from textual.content import Content
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -23,6 +26,7 @@ from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
 from vramtop.history import History
 from vramtop.snapshot import GpuInfo, MigSlice, NodeSnapshot
 from vramtop.units import duration
+from vramtop.widgets.pieces import Line, Piece, PieceStyles, printable
 from vramtop.widgets.spark import spark
 from vramtop.widgets.tick import Tick
 
@@ -82,7 +86,23 @@ def fields_that_fit(widths: dict[str, int], width: int) -> tuple[str, ...]:
     return tuple(keep)
 
 
-def _field(gpu: GpuInfo | MigSlice, key: str, width: int, trend: str = "") -> Content:
+@lru_cache(maxsize=1024)
+def _field_pieces(key: str, text: str, width: int) -> Line:
+    """A field's text, styled and padded to its width: kept, since most fields of a line read the
+    same from one tick to the next (a bar repaints when any one of them moves). The text is
+    made printable here, where its width is counted (a name comes from a driver or a peer)."""
+    text = printable(text)
+    if key == "free":
+        number, _, rest = text.partition(" ")
+        pieces = [(number, ("bold",)), (f" {rest}", ())]
+    else:
+        style = {"reserved": "$vram-reserved", "trend": "$vram-used", "name": "dim"}.get(key)
+        pieces = [(text, (style,) if style else ())]
+    pad = (" " * max(0, width - cell_len(text)), ())
+    return Line([*pieces, pad] if key == "name" else [pad, *pieces])
+
+
+def _field(gpu: GpuInfo | MigSlice, key: str, width: int, trend: str = "") -> Line:
     if key == "used":
         text = f"{gpu.used_mib:,}/{gpu.total_mib:,} MiB"
     elif key == "reserved":  # NVML's v1 memory (and Ray's reporter) folds the reserve into used
@@ -100,43 +120,35 @@ def _field(gpu: GpuInfo | MigSlice, key: str, width: int, trend: str = "") -> Co
         text = "" if gpu.power_w is None else f"{gpu.power_w:.0f}{limit} W"
     else:
         text = gpu.name
-    return _field_content(key, text, width)
+    return _field_pieces(key, text, width)
 
 
-@lru_cache(maxsize=1024)
-def _field_content(key: str, text: str, width: int) -> Content:
-    """A field's text, styled and padded to its width: kept, since most fields of a line read the
-    same from one tick to the next (a bar repaints when any one of them moves)."""
-    if key == "reserved":
-        content = Content(text).stylize("$vram-reserved")
-    elif key == "free":
-        number, _, rest = text.partition(" ")
-        content = Content.assemble((number, "bold"), f" {rest}")
-    elif key == "trend":
-        content = Content(text).stylize("$vram-used")
-    elif key == "name":
-        content = Content(text).stylize("dim")
-    else:
-        content = Content(text)
-    pad = " " * max(0, width - content.cell_length)
-    return Content.assemble(content, pad) if key == "name" else Content.assemble(pad, content)
+def _state_word(state: str) -> Piece:
+    return (f"{SYMBOLS[state]} {state:<{STATE_WIDTH}}", (f"$state-{state}",))
 
 
 @lru_cache(maxsize=256)
-def _head(index: int, state: str) -> Content:
-    """A GPU line's index and state word (markup parsed once per GPU and state)."""
-    return Content.assemble(
-        (f"{index:>2} ", "bold"),
-        Content.from_markup(f"[$state-{state}]$sym {state:<{STATE_WIDTH}}[/]", sym=SYMBOLS[state]),
-        " ",
-    )
+def _head(index: int, state: str) -> Line:
+    """A GPU line's index and state word."""
+    return Line([(f"{index:>2} ", ("bold",)), _state_word(state), (" ", ())])
 
 
 HEAD_WIDTH = 3 + 2 + STATE_WIDTH + 1
 
 
+def _bar(cells: list[int], glyphs: tuple[tuple[str, str], ...]) -> list[Piece]:
+    return [(glyph * n, (style,)) for n, (glyph, style) in zip(cells, glyphs) if n]
+
+
+BAR = ((USED, "$vram-used"), (RESERVED, "$vram-reserved"), (LAUNCH, "$warning"), (FREE, "$vram-free"))
+
+
+def _fields(gpu: GpuInfo | MigSlice, keys: tuple[str, ...], widths: dict[str, int], trend: str = "") -> list[Piece]:
+    return [piece for k in keys for piece in ((" ", ()), *_field(gpu, k, widths[k], trend))]
+
+
 def gpu_line(gpu: GpuInfo, state: str, width: int, widths: dict[str, int] | None = None,
-             trend: str = "", promised_mib: int = 0) -> Content:
+             trend: str = "", promised_mib: int = 0) -> Line:
     """The GPU's line at ``width`` cells; ``widths`` (shared by a node's GPUs) align the bars;
     ``trend`` is its used-memory sparkline; ``promised_mib`` of the free memory is drawn as
     reserved for launches."""
@@ -147,51 +159,40 @@ def gpu_line(gpu: GpuInfo, state: str, width: int, widths: dict[str, int] | None
     if gpu.lost:
         room = bar_width + sum(widths[k] + 1 for k in keys if k != "name")
         label = " no figures: GPU lost "
-        lost = Content(label.center(room, "╌")[:room]).stylize("$state-lost")
-        name = (" ", _field(gpu, "name", widths["name"])) if "name" in keys else ()
-        return Content.assemble(head, lost, *name)
+        lost = (label.center(room, "╌")[:room], ("$state-lost",))
+        name = _fields(gpu, ("name",), widths) if "name" in keys else []
+        return Line([*head, lost, *name])
     free_mib = max(gpu.free_mib, 0)
     promised = min(max(promised_mib, 0), free_mib)
-    used, reserved, launch, free = split_cells(
-        bar_width, [max(gpu.used_mib, 0), max(gpu.reserved_mib, 0), promised, free_mib - promised])
-    bar = Content.assemble(
-        (USED * used, "$vram-used"), (RESERVED * reserved, "$vram-reserved"), (LAUNCH * launch, "$warning"),
-        (FREE * free, "$vram-free"),
-    )
-    return Content.assemble(head, bar, *(part for k in keys for part in (" ", _field(gpu, k, widths[k], trend))))
+    cells = split_cells(bar_width, [max(gpu.used_mib, 0), max(gpu.reserved_mib, 0), promised, free_mib - promised])
+    return Line([*head, *_bar(cells, BAR), *_fields(gpu, keys, widths, trend)])
 
 
-def slice_line(mig: MigSlice, state: str, width: int, widths: dict[str, int], last: bool) -> Content:
+def slice_line(mig: MigSlice, state: str, width: int, widths: dict[str, int], last: bool) -> Line:
     """A MIG slice's line under its GPU's: the head one cell wider (tree glyph and slice index),
     the bar one cell shorter, so its figures stand under the GPU's. The driver gives no
     utilization, temperature, power or trend per slice; its profile takes the name column, or
     where that is dropped, those empty columns when it fits there."""
-    head = Content.assemble(
-        f" {'└' if last else '├'}",
-        (f"{mig.index} ", "bold"),
-        Content.from_markup(f"[$state-{state}]$sym {state:<{STATE_WIDTH}}[/]", sym=SYMBOLS[state]),
-        " ",
-    )
+    head = [(f" {'└' if last else '├'}", ()), (f"{mig.index} ", ("bold",)), _state_word(state), (" ", ())]
     keys = fields_that_fit(widths, width)
-    bar_width = max(MIN_BAR, width - head.cell_length - sum(widths[k] + 1 for k in keys))
-    used, reserved, free = split_cells(bar_width, [max(mig.used_mib, 0), max(mig.reserved_mib, 0), max(mig.free_mib, 0)])
-    bar = Content.assemble(
-        (USED * used, "$vram-used"), (RESERVED * reserved, "$vram-reserved"), (FREE * free, "$vram-free")
-    )
-    figures = [part for k in keys if k in ("used", "reserved", "free") for part in (" ", _field(mig, k, widths[k]))]
+    bar_width = max(MIN_BAR, width - sum(cell_len(t) for t, _ in head) - sum(widths[k] + 1 for k in keys))
+    cells = split_cells(bar_width, [max(mig.used_mib, 0), max(mig.reserved_mib, 0), max(mig.free_mib, 0)])
+    bar = _bar(cells, (BAR[0], BAR[1], BAR[3]))
+    figures = _fields(mig, tuple(k for k in keys if k in ("used", "reserved", "free")), widths)
     empty = sum(widths[k] + 1 for k in keys if k not in ("used", "reserved", "free", "name"))
     if "name" in keys:
-        name = Content(f"MIG {mig.profile}"[: widths["name"]].ljust(widths["name"])).stylize("dim")
-        return Content.assemble(head, bar, *figures, " " * empty, " ", name)
-    profile = f" {mig.profile}" if len(mig.profile) < empty else ""
-    return Content.assemble(head, bar, *figures, Content(profile.ljust(empty)).stylize("dim"))
+        name = (f"MIG {printable(mig.profile)}"[: widths["name"]].ljust(widths["name"]), ("dim",))
+        return Line([*head, *bar, *figures, (" " * empty, ()), (" ", ()), name])
+    profile = f" {printable(mig.profile)}" if len(mig.profile) < empty else ""
+    return Line([*head, *bar, *figures, (profile.ljust(empty), ("dim",))])
 
 
 class GpuBar(Widget):
     """One GPU, a line under it per MIG slice, and a last line saying why figures are missing when
     NVML reported an error. ``thresholds`` give the slices their states."""
 
-    DEFAULT_CSS = "GpuBar { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }"
+    DEFAULT_CSS = "GpuBar { height: auto; }"
+    ALLOW_SELECT = False  # its lines are drawn as strips, without the cell offsets selection reads
 
     def __init__(self, gpu: GpuInfo, state: str, widths: dict[str, int], trend: str = "",
                  stale_age: int | None = None, thresholds: Thresholds = Thresholds(), **kwargs) -> None:
@@ -203,6 +204,8 @@ class GpuBar(Widget):
         self.trend = trend
         self.stale_age = stale_age  # seconds since its figures were read, where they are not live
         self.launch: tuple[tuple[str, int, int], ...] = ()  # (model, MiB, seconds) reserved for launches
+        self._drawn: tuple[int, list[Line]] | None = None  # (width, lines) as last drawn
+        self._pieces = PieceStyles()
 
     def update_gpu(self, gpu: GpuInfo, state: str, widths: dict[str, int], trend: str = "",
                    stale_age: int | None = None) -> None:
@@ -212,6 +215,7 @@ class GpuBar(Widget):
         noted = bool(gpu.error or stale_age is not None) != bool(self.gpu.error or self.stale_age is not None)
         relayout = noted or len(gpu.mig) != len(self.gpu.mig)
         self.gpu, self.state, self.widths, self.trend, self.stale_age = gpu, state, widths, trend, stale_age
+        self._drawn = None
         self.refresh(layout=relayout)
 
     def get_content_height(self, container, viewport, width: int) -> int:
@@ -222,27 +226,40 @@ class GpuBar(Widget):
         if launch != self.launch:
             relayout = bool(launch) != bool(self.launch)
             self.launch = launch
+            self._drawn = None
             self.refresh(layout=relayout)
 
-    def render(self) -> Content:
+    def lines(self) -> list[Line]:
+        """What the bar shows at its width: the GPU's line, its slices', the notes."""
         width = self.size.width or 80
-        line = Content("\n").join([
-            gpu_line(self.gpu, self.state, width, self.widths, self.trend, sum(m for _, m, _ in self.launch)),
-            *(slice_line(m, gpu_state(m, self.thresholds), width, self.widths, m is self.gpu.mig[-1])
-              for m in self.gpu.mig),
-        ])
+        lines = [gpu_line(self.gpu, self.state, width, self.widths, self.trend, sum(m for _, m, _ in self.launch)),
+                 *(slice_line(m, gpu_state(m, self.thresholds), width, self.widths, m is self.gpu.mig[-1])
+                   for m in self.gpu.mig)]
         error = self.gpu.error
         if self.stale_age is not None:  # figures of an earlier read: greyed, never shown as live
-            line = line.stylize("$text-disabled")
+            lines = [line.restyled("$text-disabled") for line in lines]
             error = f"not live: last read {duration(self.stale_age)} ago" + (f" · {error}" if error else "")
         if error:
-            note = Content.from_markup("   [$warning]⚠ $error[/]", error=error)
-            line = Content("\n").join([line, note])
+            lines.append(Line([("   ", ()), (f"⚠ {error}", ("$warning",))]))
         if self.launch:
             held = "; ".join(f"{model}, {duration(age)}" for model, _, age in self.launch)
-            line = Content("\n").join([line, Content.from_markup(f"   [$warning]{LAUNCH} reserved for launch: $held[/]",
-                                                                  held=held)])
-        return line
+            lines.append(Line([("   ", ()), (f"{LAUNCH} reserved for launch: {held}", ("$warning",))]))
+        return lines
+
+    @property
+    def plain(self) -> str:
+        return "\n".join(line.plain for line in self.lines())
+
+    def notify_style_update(self) -> None:
+        self._pieces.clear()
+        super().notify_style_update()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if self._drawn is None or self._drawn[0] != width:
+            self._drawn = (width, self.lines())
+        lines = self._drawn[1]
+        return self._pieces.strip(self, lines[y] if y < len(lines) else Line(), width)
 
 
 def stale_age(gpu: GpuInfo, now: float) -> int | None:

@@ -1,0 +1,87 @@
+"""Lines made of styled pieces, drawn straight into strips: for lines that change every tick.
+
+A ``Line`` is a tuple of ``(text, styles)`` pieces; ``styles`` names Textual styles (theme
+variables such as ``$vram-used``, or ``bold``), later names over earlier ones, as nested spans
+of ``Content`` combine. ``PieceStyles`` turns a line into a ``Strip`` for one widget: each
+piece's segment is kept by its text and styles, each style resolved once per look of the widget
+(a theme change resolves them again). Drawing a GPU bar this way costs a small part of what
+``Content`` costs it (wrapping, spans and per-cell offsets on every repaint), and the bars
+repaint on every tick of a node whose memory moves. Text is plain, never markup; control
+characters (any local user names a process) show as U+FFFD.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from rich.segment import Segment
+from rich.style import Style as RichStyle
+from textual.cache import LRUCache
+from textual.strip import Strip
+from textual.style import Style
+from textual.widget import Widget
+
+Piece = tuple[str, tuple[str, ...]]
+ELLIPSIS = "…"
+
+
+class Line(tuple):
+    """A line's pieces, in order."""
+
+    @property
+    def plain(self) -> str:
+        return "".join(text for text, _ in self)
+
+    def restyled(self, style: str) -> Line:
+        """The line with ``style`` over every piece's own (a stale line greys at once)."""
+        return Line((text, (*styles, style)) for text, styles in self)
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters replaced: never sent to a terminal."""
+    if text.isprintable():
+        return text
+    return "".join("\ufffd" if unicodedata.category(c) == "Cc" else c for c in text)
+
+
+class PieceStyles:
+    """The segments of pieces as one widget draws them, kept across repaints."""
+
+    def __init__(self, size: int = 512) -> None:
+        self._look: Style | None = None  # the widget's style the kept segments were drawn on
+        self._styles: dict[tuple[str, ...], RichStyle] = {}
+        self._segments: LRUCache[Piece, Segment] = LRUCache(size)
+
+    def clear(self) -> None:
+        """Forget every resolved style: the theme changed."""
+        self._look = None
+        self._styles.clear()
+        self._segments.clear()
+
+    def strip(self, widget: Widget, line: Line, width: int) -> Strip:
+        """``line`` as a strip of ``width`` cells on ``widget``: cut with an ellipsis or padded."""
+        look = widget.visual_style
+        if look is not self._look:
+            self.clear()
+            self._look = look
+        segments = []
+        for piece in line:
+            if not piece[0]:
+                continue
+            segment = self._segments.get(piece)
+            if segment is None:
+                text, styles = piece
+                segment = self._segments[piece] = Segment(printable(text), self._style(widget, styles))
+            segments.append(segment)
+        strip = Strip(segments)
+        if strip.cell_length > width > 0:
+            strip = Strip([*strip.crop(0, width - 1), Segment(ELLIPSIS, segments[-1].style)])
+        return strip.adjust_cell_length(width, look.rich_style)
+
+    def _style(self, widget: Widget, styles: tuple[str, ...]) -> RichStyle:
+        rich = self._styles.get(styles)
+        if rich is None:
+            look = self._look
+            combined = Style.combine([look, *(widget._get_style(name) for name in styles)])
+            rich = self._styles[styles] = (look + combined).rich_style
+        return rich
