@@ -8,6 +8,7 @@ The import rules, read from the source with ``ast``: only the UI and the command
 nothing but a command imports a command; the fit engine reaches no source (``sources/``, NVML)."""
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,27 @@ def test_fit_imports_no_textual():
     assert "vramtop.fit.verdict" in modules
     assert "textual" not in top(modules)
     assert not {"vramtop.recording", "vramtop.report.build", "vramtop.cli.launch", "prometheus_client"} & modules
+
+
+def test_once_without_a_config_file_reads_no_yaml(tmp_path):
+    scenario = fakenvml.seed_a10(tmp_path / "scenario.txt")
+    scenario.write()
+    env = scenario.env(base={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "none")})
+    result, modules = imported(["--once", "--no-ray"], env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "GPU 0 NVIDIA A10" in result.stdout and "vramtop.config" in modules
+    assert "yaml" not in top(modules)
+    assert not {"textual", "rich"} & top(modules)
+
+    # With a file, it is read: its threshold decides the GPUs' states (32 MiB free on GPU 0 is
+    # critical by default, not under a 16 MiB threshold).
+    (tmp_path / "none" / "vramtop").mkdir(parents=True)
+    (tmp_path / "none" / "vramtop" / "config.yaml").write_text("critical_free_mib: 16\n")
+    result, modules = imported(["--once", "--no-ray"], env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "yaml" in modules
+    gpu0 = next(line for line in result.stdout.splitlines() if line.startswith("GPU 0 "))
+    assert "critical" not in gpu0
 
 
 def test_help_still_lists_every_subcommand():

@@ -6,15 +6,16 @@ lines into gigabytes, and none of these files needs them. So is nesting deeper t
 ``MAX_DEPTH``, which PyYAML would otherwise follow into a RecursionError. Every failure is a
 ``YamlError`` with one line naming the line and the problem, quoting at most a few characters of
 the file; a missing file is ``FileNotFoundError``, for callers to whom that means "defaults".
+PyYAML is imported by the first parse, not with this module: a start-up with no config file, or
+a caller that only quotes a value in a message, does not pay for it.
 """
 
 from __future__ import annotations
 
 import os
+from functools import cache
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from vramtop.regular_file import NotRegularFile, open_regular
 
@@ -37,26 +38,31 @@ def quote(value: object, limit: int = 24) -> str:
     return one_line(repr(value), limit)
 
 
-class _PlainLoader(yaml.SafeLoader):
-    """SafeLoader without anchors and aliases, and with a bound on nesting."""
+@cache
+def _plain_loader() -> type:
+    """SafeLoader without anchors and aliases, and with a bound on nesting (made once, on first use)."""
+    import yaml
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
+    class PlainLoader(yaml.SafeLoader):
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self._depth = 0
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise yaml.composer.ComposerError(None, None, "anchors and aliases (& and *) are not allowed",
-                                              event.start_mark)
-        if self._depth >= MAX_DEPTH:
-            raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
-                                              event.start_mark)
-        self._depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                raise yaml.composer.ComposerError(None, None, "anchors and aliases (& and *) are not allowed",
+                                                  event.start_mark)
+            if self._depth >= MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
+                                                  event.start_mark)
+            self._depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+    return PlainLoader
 
 
 def read_text(path: Path, max_bytes: int = MAX_BYTES) -> str:
@@ -84,9 +90,11 @@ def read_text(path: Path, max_bytes: int = MAX_BYTES) -> str:
 
 def parse(text: str) -> Any:
     """Plain YAML data from ``text``; YamlError in one line for anything else."""
+    import yaml
+
     loader = None
     try:
-        loader = _PlainLoader(text)
+        loader = _plain_loader()(text)
         return loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

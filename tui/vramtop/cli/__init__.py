@@ -1,5 +1,6 @@
 """The ``vramtop`` command: the live view, ``--once`` pictures, and the subcommands, one module
-each in this package. Nothing else imports it: the commands use the rest, never the reverse."""
+each in this package. Nothing else imports it: the commands use the rest, never the reverse.
+A command imports what its path uses when it takes it (a subcommand does not read the config)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import os
 import importlib
 import math
 import sys
-import traceback
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from vramtop import __version__, config as config_mod
-from vramtop.config import Config, ConfigError
+from vramtop import __version__
+
+if TYPE_CHECKING:
+    from vramtop.config import Config
 
 DESCRIPTION = """\
 vramtop shows, live, what uses the VRAM of a GPU node that serves LLMs: a bar per GPU
@@ -69,8 +71,10 @@ def positive_seconds(text: str) -> float:
 def sample_interval(text: str) -> float:
     """``--interval``: a span of time in the range the config file's ``interval`` takes, so a bad
     value on the command line is a command-line error (exit 3), not a config error."""
+    from vramtop.config import RANGES
+
     value = positive_seconds(text)
-    low, high = config_mod.RANGES["interval"]
+    low, high = RANGES["interval"]
     if not low <= value <= high:
         raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g} seconds: {text!r}")
     return value
@@ -169,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_PIPE_CLOSED
     except Exception as exc:  # a bug: the traceback for the report, then one line that says so
+        import traceback
+
         traceback.print_exc()
         print(f"vramtop: internal error ({crash_line(exc)}); this is a bug, please report it with the "
               "traceback above", file=sys.stderr)
@@ -186,10 +192,12 @@ def _main(argv: list[str] | None) -> int:
         getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command:
         return args.run(args)
+    from vramtop import config as config_mod
+
     try:
         cfg = config_mod.load(args.config, {"interval": args.interval, "theme": args.theme,
                                              "ray_address": args.ray_address})
-    except ConfigError as exc:
+    except config_mod.ConfigError as exc:
         print(f"vramtop: {exc}", file=sys.stderr)
         return 2
     if args.print_config:
