@@ -53,6 +53,25 @@ def test_fit_imports_no_textual():
     assert not {"vramtop.recording", "vramtop.report.build", "vramtop.cli.launch", "prometheus_client"} & modules
 
 
+# What a path does not use it does not import: the network stack (``http.client``, ``urllib``,
+# ``email``, ``ssl``) only where a request may be made, PyYAML only where a YAML file is read, the
+# node's sources and the snapshot's grouping only where a live node is read.
+NETWORK = {"http.client", "urllib.request", "email.parser", "ssl", "huggingface_hub", "vramtop.peer_http",
+           "vramtop.fit.remote", "vramtop.fit.hub", "vramtop.fit.ollama_library"}
+
+
+def test_fit_on_a_name_the_catalog_lacks_goes_on_to_the_remote_lookups(tmp_path):
+    """The other side of the rule above: a name the catalog does not know still reaches the
+    Hub's cache and the network lookups (here refused: offline, nothing cached)."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf"),
+           "HF_HUB_OFFLINE": "1", "OLLAMA_HOST": "127.0.0.1:9", "OLLAMA_MODELS": str(tmp_path / "ollama")}
+    result, modules = imported(["fit", "no-such-org/no-such-model", "--on", "1x24GiB"], env)
+    assert result.returncode == 3, result.stderr[-2000:]
+    said = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+    assert len(said) == 1 and "no-such-org/no-such-model" in said[0] and "HF_HUB_OFFLINE" in said[0]
+    assert "vramtop.fit.remote" in modules
+
+
 def test_once_without_a_config_file_reads_no_yaml(tmp_path):
     scenario = fakenvml.seed_a10(tmp_path / "scenario.txt")
     scenario.write()

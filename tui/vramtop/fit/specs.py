@@ -9,7 +9,6 @@ Any failure is a ``SpecError`` with one line naming the cause.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
@@ -18,11 +17,8 @@ import stat
 import struct
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
-
-import yaml
 
 from vramtop import paths
 from vramtop.fit.layers import LayerPattern, StateShape, layer_pattern
@@ -191,9 +187,15 @@ def _catalog_entry(raw: dict[str, Any]) -> ModelSpec:
 
 @lru_cache(maxsize=1)
 def catalog() -> tuple[ModelSpec, ...]:
-    """The built-in catalog (``catalog.yaml`` shipped in this package), read once."""
-    text = resources.files("vramtop.fit").joinpath("catalog.yaml").read_text(encoding="utf-8")
-    return tuple(_catalog_entry(e) for e in yaml.safe_load(text))
+    """The built-in catalog (``catalog.yaml`` shipped in this package, beside this module: the
+    wheel installs it as a file, and importlib.resources would cost more start-up than the
+    parse), read once, by libyaml's parser where PyYAML was built with it (a sixth of the
+    pure-Python parser's time; the same safe constructor makes the same data)."""
+    import yaml
+
+    text = Path(__file__).with_name("catalog.yaml").read_text(encoding="utf-8")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # a PyYAML without libyaml has only the latter
+    return tuple(_catalog_entry(e) for e in yaml.load(text, Loader=loader))
 
 
 def catalog_names() -> tuple[str, ...]:
@@ -232,6 +234,8 @@ def _split_tag(name: str) -> tuple[str, str | None]:
 
 def closest_names(name: str, limit: int = 5) -> list[str]:
     """Catalog names nearest to ``name`` (by id, short name or alias), best first."""
+    import difflib  # only for a name that is not known
+
     index = _catalog_index()
     hits = difflib.get_close_matches(_key(name), list(index), n=limit * 3, cutoff=0.4)
     out: list[str] = []
@@ -1036,9 +1040,11 @@ def resolve(name: str) -> ModelSpec:
             return _from_path(path)
         except OSError as exc:  # a directory that vanishes or cannot be listed while it is read
             raise SpecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if (spec := from_catalog(text)) is not None:
+        return spec
     from vramtop.fit import remote  # Hub repositories, Ollama library tags (it imports this module)
 
-    for lookup in (from_catalog, from_ollama_store, remote.cached, from_hf_cache, from_ollama_api,
+    for lookup in (from_ollama_store, remote.cached, from_hf_cache, from_ollama_api,
                    remote.fetch):  # cheapest first; remote.fetch alone goes to the network
         if (spec := lookup(text)) is not None:
             return spec
