@@ -2,12 +2,15 @@
 ``vramtop fit`` run in a child process (``python -X importtime`` lists every module it imported),
 on the stand-in driver with a real vLLM process tree; neither may import Textual, and the
 one-shot picture may not import the subcommands' own modules (the recording format, the report,
-the launcher; the fit model is there only because the telemetry's KV check uses it).
+the launcher; the fit model is there only because the telemetry's KV check uses it). ``fit`` on a
+catalog model and paper GPUs imports no network client, no source of the node and no grouping;
+``--once`` with no config file imports no PyYAML.
 
 The import rules, read from the source with ``ast``: only the UI and the commands import Textual;
 nothing but a command imports a command; the fit engine reaches no source (``sources/``, NVML)."""
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -58,6 +61,17 @@ def test_fit_imports_no_textual():
 # node's sources and the snapshot's grouping only where a live node is read.
 NETWORK = {"http.client", "urllib.request", "email.parser", "ssl", "huggingface_hub", "vramtop.peer_http",
            "vramtop.fit.remote", "vramtop.fit.hub", "vramtop.fit.ollama_library"}
+
+
+def test_fit_on_paper_with_a_catalog_model_imports_no_network_no_node_and_no_config(tmp_path):
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    result, modules = imported(["fit", "medgemma-4b-it", "--on", "2x80GiB", "--json"], env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["kv_cache_tokens"] > 0  # a verdict with its numbers, not an early exit
+    assert {"vramtop.fit.verdict", "vramtop.fit.command", "yaml"} <= modules  # the listing is complete
+    assert not NETWORK & modules
+    assert not {m for m in modules if _within(m, ("vramtop.sources", "vramtop.analysis", "vramtop.snapshot",
+                                                    "vramtop.config", "pynvml", "psutil"))}
 
 
 def test_fit_on_a_name_the_catalog_lacks_goes_on_to_the_remote_lookups(tmp_path):

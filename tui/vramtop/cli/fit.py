@@ -189,15 +189,21 @@ def _bad(message: str) -> int:
 
 
 def _node(args: argparse.Namespace) -> NodeView:
+    """The node to plan on: ``--on``'s paper GPUs, else this node's (its sources are imported
+    only then); ValueError in one line where there is none."""
     if args.on:
         return paper_node(args.on)
     from vramtop.sources.feed import open_feed
+    from vramtop.sources.nvml import NvmlUnavailable
 
-    feed = open_feed(demo=getattr(args, "demo", False), ray=False, telemetry=False)  # the verdict reads GPU memory
     try:
-        return node_from_snapshot(feed.sample())
-    finally:
-        feed.close()
+        feed = open_feed(demo=getattr(args, "demo", False), ray=False, telemetry=False)  # the verdict reads GPU memory
+        try:
+            return node_from_snapshot(feed.sample())
+        finally:
+            feed.close()
+    except NvmlUnavailable as exc:
+        raise ValueError(f"{exc} (use --demo or --on NxSIZE to plan without a GPU)") from None
 
 
 def _print_list() -> None:
@@ -254,14 +260,10 @@ def _run(args: argparse.Namespace) -> int:
             model = specs.guess_spec(specs.parse_params(args.params), args.quant)
         except SpecError as exc:
             return _bad(str(exc))
-    from vramtop.sources.nvml import NvmlUnavailable
-
     try:
         node = _node(args)
     except ValueError as exc:
         return _bad(str(exc))
-    except NvmlUnavailable as exc:
-        return _bad(f"{exc} (use --demo or --on NxSIZE to plan without a GPU)")
     fields = _fields(args)
     if args.model:
         fields["model"] = args.model

@@ -14,6 +14,9 @@ gets the slice with most free memory).
 In cluster mode a GPU carries its Ray node (``GpuSlot.node``): a tensor-parallel group is one
 vLLM process tree, so it never spans nodes, while replicas (each a placement group Ray packs on
 one node) may go to different nodes.
+
+The grouping of a snapshot into instances is imported by ``node_from_snapshot``, its one user:
+a node on paper needs neither it nor the snapshot's types.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from vramtop.analysis.instances import Instance, instances_of, instance_of
-from vramtop.snapshot import NodeSnapshot, slice_label
+if TYPE_CHECKING:
+    from vramtop.analysis.instances import Instance
+    from vramtop.snapshot import NodeSnapshot
 
 Device = int | str  # a whole GPU's index, or a MIG slice's "GPU:index"
 
@@ -83,6 +87,9 @@ _LAST: list = [None]  # (snapshot, view) in one item, swapped whole: the panel a
 
 def node_from_snapshot(snapshot: NodeSnapshot) -> NodeView:
     """The usable (not lost) GPUs of ``snapshot`` and its serving instances."""
+    from vramtop.analysis.instances import instance_of, instances_of
+    from vramtop.snapshot import slice_label
+
     last = _LAST[0]
     if last is not None and last[0] is snapshot:
         return last[1]

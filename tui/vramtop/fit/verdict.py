@@ -18,16 +18,18 @@ import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from vramtop.analysis.instances import Instance
 from vramtop.fit import ollama, vision, vllm
 from vramtop.fit.placement import (
     NodeView, find_instance, free_after_stops, node_from_snapshot, ollama_devices, pick_replica_sets,
 )
 from vramtop.fit.specs import BITS_PER_WEIGHT, ModelSpec, normalize_format
-from vramtop.snapshot import NodeSnapshot
 from vramtop.units import GIB, MIB, gib_of_bytes
+
+if TYPE_CHECKING:
+    from vramtop.analysis.instances import Instance
+    from vramtop.snapshot import NodeSnapshot
 
 GREEN, YELLOW, RED, INVALID = "green", "yellow", "red", "invalid"
 WORDS = {GREEN: "GREEN", YELLOW: "YELLOW", RED: "RED", INVALID: "INVALID"}
@@ -922,7 +924,7 @@ def evaluate(candidate: Candidate, node: NodeSnapshot | NodeView, *, suggest: bo
     ``paper_node("1x24GiB")``), with the smallest changes that would do better: single ones
     first, pairs only when no single change helps. ``parallel_changes``: suggestions may also
     change pipeline, data and expert parallel (for callers that can carry those fields)."""
-    view = node_from_snapshot(node) if isinstance(node, NodeSnapshot) else node
+    view = node if isinstance(node, NodeView) else node_from_snapshot(node)
     result = _judge(candidate, view)
     if not suggest or result.verdict in (GREEN, INVALID):
         return result
