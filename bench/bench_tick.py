@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import fakenvml  # noqa: E402
 from cpu import median_ms  # noqa: E402
+from race_nvitop import start_pane, stop_pane  # noqa: E402
 
 fakenvml.load_in_process()
 
@@ -76,18 +77,16 @@ def ticks(tmp: Path) -> None:
 def idle_share(command: list[str], env: dict[str, str], seconds: float) -> float:
     """CPU share of one core that ``command`` uses in a 120x40 tmux pane over ``seconds``."""
     session = f"vramtop-bench-{os.getpid()}"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", *command], env=env, check=True)
+    pane_pid = start_pane(session, command, env, size=(120, 40))
     try:
         time.sleep(3)  # start-up is not idle
-        pane_pid = int(subprocess.run(["tmux", "list-panes", "-t", session, "-F", "#{pane_pid}"],
-                                      capture_output=True, text=True, check=True).stdout.split()[0])
         proc = psutil.Process(pane_pid)
         t0, c0 = time.monotonic(), proc.cpu_times()
         time.sleep(seconds)
         c1, t1 = proc.cpu_times(), time.monotonic()
         return (c1.user + c1.system - c0.user - c0.system) / (t1 - t0) * 100
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+        stop_pane(session)
 
 
 def idle(tmp: Path, seconds: float) -> None:

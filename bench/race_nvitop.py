@@ -102,12 +102,19 @@ def private_env(sc: fakenvml.Scenario, tmp: Path) -> dict[str, str]:
     return env
 
 
-def start_pane(session: str, command: list[str], env: dict[str, str]) -> int:
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "45", *command],
-                   env=env, check=True)
-    out = subprocess.run(["tmux", "list-panes", "-t", session, "-F", "#{pane_pid}"],
+def start_pane(session: str, command: list[str], env: dict[str, str], size: tuple[int, int] = (160, 45)) -> int:
+    """Run ``command`` in a tmux pane of a server of its own (socket ``session``) and return the
+    pane's PID. A server already running (the one the user's own panes live in) would start the
+    command in the server's environment, not ``env``: another driver, node and config."""
+    subprocess.run(["tmux", "-L", session, "-f", "/dev/null", "new-session", "-d", "-s", session,
+                    "-x", str(size[0]), "-y", str(size[1]), *command], env=env, check=True)
+    out = subprocess.run(["tmux", "-L", session, "list-panes", "-t", session, "-F", "#{pane_pid}"],
                          capture_output=True, text=True, check=True).stdout
     return int(out.split()[0])
+
+
+def stop_pane(session: str) -> None:
+    subprocess.run(["tmux", "-L", session, "kill-server"], check=False, capture_output=True)
 
 
 def floor_ms(path: Path, gpus: int, pids: list[int], changing: bool, seconds: float) -> float:
@@ -180,7 +187,7 @@ def race(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float, nvito
             mover.stop.set()
             mover.join()
         for s in (f"{tag}-v", f"{tag}-n"):
-            subprocess.run(["tmux", "kill-session", "-t", s], check=False, capture_output=True)
+            stop_pane(s)
     try:
         row["floor"] = floor_ms(path, gpus, pids, changing, min(seconds, 10.0))
     finally:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from race_nvitop import ROOT, private_env, scenario, start_pane, tree_rss_mib  # noqa: E402
+from race_nvitop import ROOT, private_env, scenario, start_pane, stop_pane, tree_rss_mib  # noqa: E402
 
 GPUS, PROCS, REPLACED = 8, 64, 4  # REPLACED processes end and start again at each churn
 
@@ -91,7 +91,7 @@ def main() -> None:
         finally:
             churn.stop.set()
             churn.join()
-            subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
+            stop_pane(session)
             for c in churn.children:
                 c.kill()
                 c.wait()
