@@ -86,14 +86,22 @@ def test_fit_on_a_name_the_catalog_lacks_goes_on_to_the_remote_lookups(tmp_path)
     assert "vramtop.fit.remote" in modules
 
 
-def test_once_without_a_config_file_reads_no_yaml(tmp_path):
-    scenario = fakenvml.seed_a10(tmp_path / "scenario.txt")
-    scenario.write()
-    env = scenario.env(base={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "none")})
-    result, modules = imported(["--once", "--no-ray"], env)
+def test_once_without_a_config_file_or_a_peer_to_ask_imports_no_yaml_and_no_http(tmp_path):
+    """No file to read, no engine's server to ask (the engine core has no API server): neither
+    PyYAML nor the HTTP client and its TLS library is imported. The telemetry tests ask a real
+    server from ``--once`` in a child process, where the client is imported by that request."""
+    with engine_tree(2) as (_, workers):
+        scenario = fakenvml.seed_a10(tmp_path / "scenario.txt")
+        for gpu, pid in enumerate(workers):
+            scenario.add_process(gpu, pid, 20_730)
+        scenario.write()
+        env = scenario.env(base={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "none")})
+        result, modules = imported(["--once", "--no-ray"], env)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "GPU 0 NVIDIA A10" in result.stdout and "vramtop.config" in modules
+    assert "GPU 0 NVIDIA A10" in result.stdout and "VLLM::Worker_TP0" in result.stdout
+    assert {"vramtop.config", "vramtop.telemetry.poller", "vramtop.peer_http"} <= modules  # the listing is complete
     assert "yaml" not in top(modules)
+    assert not {"http.client", "ssl", "email.parser"} & modules
     assert not {"textual", "rich"} & top(modules)
 
     # With a file, it is read: its threshold decides the GPUs' states (32 MiB free on GPU 0 is

@@ -18,15 +18,16 @@ redirects to any host with the ``Authorization`` header and sends loopback reque
 - a redirect is followed only to the same scheme, host and port (so a token stays with the host
   it was configured for); any other is refused and says so;
 - a ``PeerError`` message never carries more of the peer's bytes than ``sample`` lets through.
+
+``http.client`` and ``ssl`` (with the TLS library they load) are imported by the first request,
+not with this module: ``vramtop --once`` on a node with no peer to ask does not pay for them.
 """
 
 from __future__ import annotations
 
-import http.client
 import io
 import ipaddress
 import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -121,6 +122,8 @@ def connect(tls: bool, host: str, port: int, deadline: float, verify_tls: bool =
     sock = _connect_any(_addresses(host, port, deadline), deadline)
     if not tls:
         return sock
+    import ssl
+
     try:
         context = ssl.create_default_context()
         if not verify_tls:
@@ -193,6 +196,8 @@ def request_head(method: str, target: str, host: str, port: int, headers: list[s
 
 def _one(method: str, url: str, payload: bytes | None, deadline: float, max_bytes: int,
          headers: Mapping[str, str], verify_tls: bool) -> tuple[int, str | None, bytes]:
+    import http.client
+
     scheme, host, port = _origin(url)
     parts = urlsplit(url)
     target = _clean((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
@@ -244,6 +249,9 @@ def post(url: str, payload: bytes, deadline_s: float, max_bytes: int,
 
 def _request(method: str, url: str, payload: bytes | None, deadline_s: float, max_bytes: int,
              headers: Mapping[str, str] | None, verify_tls: bool) -> Answer:
+    import http.client
+    import ssl  # both name failures caught below
+
     deadline = time.monotonic() + deadline_s
     origin = _origin(url)
     try:
