@@ -31,7 +31,7 @@ from vramtop.ray.poller import RayPoller
 from vramtop.sources.live import LiveSource
 from vramtop.sources.demo import DemoSource
 from vramtop.sources.replay import ReplaySource
-from vramtop.widgets.gpu_bars import GpuBar
+from vramtop.widgets.gpu_bars import GpuPanel
 from vramtop.widgets.jump_dialog import JumpDialog
 from vramtop.widgets.process_table import ProcessTable
 from vramtop.widgets.stop_dialog import StopDialog
@@ -210,9 +210,9 @@ async def test_names_and_messages_from_the_ray_dashboard_are_shown_as_text(dashb
 # ---- figures the driver no longer gives are never shown as live --------------------------------
 
 
-def colours(bar: GpuBar) -> set:
-    """The foreground colours of the bar line's visible cells."""
-    return {seg.style.color for seg in bar.render_line(0) if seg.text.strip() and seg.style is not None}
+def colours(panel: GpuPanel, index: int) -> set:
+    """The foreground colours of the visible cells of a GPU's line."""
+    return {seg.style.color for seg in panel.strips_of(index)[0] if seg.text.strip() and seg.style is not None}
 
 
 async def test_a_gpu_name_with_markup_and_escapes_is_drawn_as_text(fake_nvml):
@@ -225,16 +225,15 @@ async def test_a_gpu_name_with_markup_and_escapes_is_drawn_as_text(fake_nvml):
     app, _ = live_app()
     async with app.run_test(size=(260, 45)) as pilot:  # wide: the name is the first field to go
         assert await wait_for(pilot, lambda: app.snapshot is not None)
-        bar = app.query_one("#gpu-0", GpuBar)
-        drawn = "".join(segment.text for segment in bar.render_line(0))
-        assert drawn == bar.plain.split("\n")[0] and len(drawn) == bar.size.width
-        assert "[bold red]A10[/]\ufffd[2J\ufffd" in drawn and "\x1b" not in drawn and "\x07" not in drawn
+        panel = app.query_one(GpuPanel)
+        line = panel.strips_of(0)[0].text
+        assert len(line) == panel.scrollable_content_region.width
+        assert "[bold red]A10[/]\ufffd[2J\ufffd" in line and "\x1b" not in line and "\x07" not in line
         await pilot.resize_terminal(26, 30)
         await pilot.pause()
-        note = bar.lines()[-1].plain
-        assert len(note) > bar.size.width  # the note says more than fits ...
-        drawn = "".join(segment.text for segment in bar.render_line(1))
-        assert len(drawn) == bar.size.width and drawn.endswith("…") and note.startswith(drawn[:-1])  # ... cut
+        _, note = panel.strips_of(0)
+        assert note.cell_length == panel.scrollable_content_region.width
+        assert note.text.endswith("…") and note.text.startswith("   ⚠ temperature: ")  # cut, not wrapped
 
 
 async def test_when_the_driver_fails_mid_run_the_last_figures_are_greyed_and_aged(fake_nvml):
@@ -242,8 +241,8 @@ async def test_when_the_driver_fails_mid_run_the_last_figures_are_greyed_and_age
     try:
         async with app.run_test(size=(160, 45), notifications=True) as pilot:
             assert await wait_for(pilot, lambda: app.snapshot is not None)
-            bars = list(app.query(GpuBar))
-            live_colours = colours(bars[0])
+            panel = app.query_one(GpuPanel)
+            live_colours = colours(panel, 0)
             assert len(live_colours) >= 3  # state word, used, reserved and free in their colours
             fake_nvml.fault("*", None, "UNKNOWN")  # every call of the driver fails from now on
             fake_nvml.write()
@@ -251,19 +250,19 @@ async def test_when_the_driver_fails_mid_run_the_last_figures_are_greyed_and_age
             app.sample_now()
             assert await wait_for(pilot, lambda: app.snapshot is not first)
             text = screen_text(app)
-            ages = {b.stale_age for b in bars}
+            ages = {b.stale_age for b in panel.bars}
             (age,) = ages  # one driver, one failed read: the same age on every GPU
             assert age >= int(app.snapshot.timestamp - first.timestamp)  # since the last good read, before ``first``
             assert text.count(f"not live: last read {age} s ago") == 4
             assert "still live" not in text and "4 GPUs (4 not live)" in text
-            assert all(len(colours(b)) == 1 for b in bars)  # greyed: one colour for the whole line
+            assert all(len(colours(panel, i)) == 1 for i in range(4))  # greyed: one colour for the whole line
             assert f"{first.gpus[0].free_mib:,} free" in text  # the last figures, said to be old
 
             await pilot.pause(2.1)
             second = app.snapshot
             app.sample_now()
             assert await wait_for(pilot, lambda: app.snapshot is not second)
-            (later,) = {b.stale_age for b in bars}
+            (later,) = {b.stale_age for b in panel.bars}
             assert later >= age + 2 and screen_text(app).count(f"not live: last read {later} s ago") == 4
 
             fake_nvml.clear_faults()
@@ -271,7 +270,7 @@ async def test_when_the_driver_fails_mid_run_the_last_figures_are_greyed_and_age
             third = app.snapshot
             app.sample_now()
             assert await wait_for(pilot, lambda: app.snapshot is not third)
-            assert "not live" not in screen_text(app) and colours(bars[0]) == live_colours
+            assert "not live" not in screen_text(app) and colours(panel, 0) == live_colours
     finally:
         source.close()
 

@@ -12,7 +12,7 @@ from launch_support import events, launch
 from vramtop.app import VramtopApp
 from vramtop.config import Config
 from vramtop.sources.live import LiveSource
-from vramtop.widgets.gpu_bars import LAUNCH, GpuBar
+from vramtop.widgets.gpu_bars import LAUNCH, GpuPanel
 
 
 @pytest.fixture
@@ -49,8 +49,8 @@ async def test_the_bar_draws_the_reservation_and_names_it(loading):
     app = VramtopApp(loading, Config(interval=3600.0))
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.pause(0.3)
-        bar = app.query_one("#gpu-0", GpuBar)
-        line, note = bar.plain.split("\n")
+        panel = app.query_one(GpuPanel)
+        line, note = (strip.text for strip in panel.strips_of(0))
         # used, driver-reserved, promised to the launch (what its engine has not taken yet), free
-        assert re.search(f"█+▒+{LAUNCH}{{5,}}░+", line) and bar.size.height == 2
+        assert re.search(f"█+▒+{LAUNCH}{{5,}}░+", line) and panel.bars[0].height == 2
         assert note.strip().startswith(f"{LAUNCH} reserved for launch: google/medgemma-4b-it, ")

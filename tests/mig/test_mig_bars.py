@@ -9,7 +9,7 @@ import fakenvml
 from vramtop.app import VramtopApp
 from vramtop.config import Config
 from vramtop.sources.live import LiveSource
-from vramtop.widgets.gpu_bars import GpuBar
+from vramtop.widgets.gpu_bars import GpuPanel
 
 
 @pytest.fixture
@@ -35,9 +35,9 @@ async def test_each_slice_sits_under_its_gpu_with_its_memory_and_profile(source,
     app = VramtopApp(live, Config(interval=3600.0))
     async with app.run_test(size=size) as pilot:
         await pilot.pause(0.3)
-        bar0 = app.query_one("#gpu-0", GpuBar)
-        lines = bar0.plain.split("\n")
-        assert len(lines) == 3 and bar0.size.height == 3
+        panel = app.query_one(GpuPanel)
+        lines = [strip.text for strip in panel.strips_of(0)]
+        assert len(lines) == 3 and panel.bars[0].height == 3
         gpu, first, second = lines
         assert first.startswith(" ├0 ● ok ") and second.startswith(" └1 ▲ low ")
         # The slices' figures stand in the GPU's columns: each line ends at the same cell.
@@ -45,6 +45,6 @@ async def test_each_slice_sits_under_its_gpu_with_its_memory_and_profile(source,
         assert first.rstrip().endswith("40,179 free" if size[0] < 60 else "40,179 free 3g.40gb")
         if size[0] >= 60:
             assert "13/40,192 MiB" in first and "39,013/40,192 MiB" in second
-        assert app.query_one("#gpu-1", GpuBar).plain.count("\n") == 0  # a whole GPU: one line
+        assert len(panel.strips_of(1)) == 1  # a whole GPU: one line
         screen = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
         assert re.search(rf"[│ ]0:1 +{engine} ", screen), screen  # the table's GPU column names the slice

@@ -8,7 +8,7 @@ from tui_support import (
     ScriptedSource, demo_snapshot, hidden_process, make_app, next_sample, screen_text, visible_process, wait_for,
 )
 from vramtop.snapshot import SourceError
-from vramtop.widgets.gpu_bars import GpuBar
+from vramtop.widgets.gpu_bars import GpuPanel
 from vramtop.widgets.process_table import ProcessTable
 
 
@@ -22,7 +22,7 @@ async def test_demo_node_header_bars_and_table():
         snap = app.snapshot
         assert f"{snap.used_mib:,}/{snap.total_mib:,} MiB" in text
         assert f"free {snap.free_mib:,} MiB" in text
-        bars = list(app.query(GpuBar))
+        bars = app.query_one(GpuPanel).bars
         assert [b.gpu.index for b in bars] == [0, 1, 2, 3]
         assert [b.state for b in bars] == ["critical", "low", "low", "low"]
         assert "✖ critical" in text and "▲ low" in text
@@ -77,7 +77,7 @@ async def test_source_that_raises_mid_run_keeps_the_last_picture():
         assert app.snapshot is good and app.query_one(ProcessTable).row_count == rows
         assert "demo-a10-node" in text and "✖ critical" in text
         assert text.count("not live: last read") == 4 and "4 GPUs (4 not live)" in text  # not shown as live
-        assert all(bar.stale_age is not None for bar in app.query(GpuBar))
+        assert all(bar.stale_age is not None for bar in app.query_one(GpuPanel).bars)
 
 
 async def test_first_sample_failing_still_shows_a_view():
@@ -101,7 +101,7 @@ async def test_a_gpu_going_lost_marks_its_bar_and_the_others_keep_updating():
     async with app.run_test(size=(120, 40)) as pilot:
         assert await wait_for(pilot, lambda: app.snapshot is first)
         await next_sample(app, pilot)
-        bars = {b.gpu.index: b for b in app.query(GpuBar)}
+        bars = {b.gpu.index: b for b in app.query_one(GpuPanel).bars}
         assert bars[2].state == "lost" and bars[0].gpu.utilization_pct == 12
         text = screen_text(app)
         assert "? lost" in text and "GPU lost" in text

@@ -13,7 +13,7 @@ from pathlib import Path
 from textual.widgets import Static
 
 from engine_tree import Proc, proc_tree
-from tui_support import next_sample, screen_text, wait_for
+from tui_support import gpu_lines, next_sample, screen_text, wait_for
 from vramtop.app import VramtopApp
 from vramtop.config import Config
 from vramtop.ray.poller import RayPoller
@@ -92,10 +92,10 @@ async def test_pins_follow_the_node_and_the_whatif_panel_opens_in_the_column_at_
             assert [str(pins.get_option_at_index(i).prompt)[:5] for i in range(2)] == ["✗ RED"] * 2
 
             # The live view stays live beside the panel, and the panel's pins follow the node.
-            gpu_line = app.query_one("#gpu-0").plain
+            gpu_line = gpu_lines(app, 0)[0]
             tree.freed_on(fake_nvml)
             await next_sample(app, pilot)
-            assert app.query_one("#gpu-0").plain != gpu_line
+            assert gpu_lines(app, 0)[0] != gpu_line
             assert str(pins.get_option_at_index(0).prompt).startswith("✓ GREEN")
             assert str(pins.get_option_at_index(1).prompt).startswith("✗ RED")
 

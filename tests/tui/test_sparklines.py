@@ -15,7 +15,7 @@ from vramtop.history import History
 from vramtop.sources.demo import DemoSource
 from vramtop.telemetry.demo import DemoTelemetry
 from vramtop.telemetry.model import ServingHistory, VllmMetrics
-from vramtop.widgets.gpu_bars import TREND_CELLS, GpuBar, GpuPanel, field_widths, gpu_line, used_trend
+from vramtop.widgets.gpu_bars import TREND_CELLS, GpuPanel, field_widths, gpu_line, used_trend
 from vramtop.widgets.process_table import ProcessTable
 from vramtop.widgets.spark import BARS, serving_sparks, spark
 
@@ -90,7 +90,7 @@ async def test_the_live_view_draws_each_gpu_trend_and_the_engine_history_on_the_
             tel = app.snapshot.telemetry if app.snapshot else None
             if tel and all(len(t.history.kv_cache_usage) >= 3 for t in tel.instances.values()):
                 break
-        bars = list(app.query_one(GpuPanel).query(GpuBar))
+        bars = app.query_one(GpuPanel).bars
         assert bars and all(bar.trend.strip() for bar in bars)
         assert app.query_one(GpuPanel).border_subtitle == f"trend: used, last {app.history.length * 0.05:.0f} s"
         table = app.query_one(ProcessTable)

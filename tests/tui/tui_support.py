@@ -73,3 +73,10 @@ def visible_process(pid: int, gpu: int, mib: int, title: str, user: str = "alice
     host = HostProcess(pid, 1, title.split()[0][:15], title, tuple(title.split()), user, 1.5, 700)
     return GpuProcess(pid, gpu, mib, host=host)
 
+
+
+def gpu_lines(app, index: int) -> list[str]:
+    """The text of the GPU ``index``'s lines as the GPU panel draws them."""
+    from vramtop.widgets.gpu_bars import GpuPanel
+
+    return [strip.text for strip in app.query_one(GpuPanel).strips_of(index)]

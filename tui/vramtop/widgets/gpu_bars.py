@@ -13,14 +13,14 @@ a line per slice under it, as nvidia-smi lists its MIG devices: ``├0``, ``└1
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Awaitable
 
 from rich.cells import cell_len
-from textual.containers import VerticalScroll
+from textual.geometry import Region, Size
+from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widget import Widget
-from textual.widgets import Static
 
 from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
 from vramtop.history import History
@@ -187,56 +187,30 @@ def slice_line(mig: MigSlice, state: str, width: int, widths: dict[str, int], la
     return Line([*head, *bar, *figures, (profile.ljust(empty), ("dim",))])
 
 
-class GpuBar(Widget):
-    """One GPU, a line under it per MIG slice, and a last line saying why figures are missing when
-    NVML reported an error. ``thresholds`` give the slices their states."""
+@dataclass(frozen=True)
+class GpuBar:
+    """What one GPU's lines are drawn from: its figures and state word, its sparkline, the age of
+    figures that are not live (None while they are) and what launches have reserved on it
+    ((model, MiB, seconds held) each)."""
 
-    DEFAULT_CSS = "GpuBar { height: auto; }"
-    ALLOW_SELECT = False  # its lines are drawn as strips, without the cell offsets selection reads
+    gpu: GpuInfo
+    state: str
+    trend: str = ""
+    stale_age: int | None = None
+    launch: tuple[tuple[str, int, int], ...] = ()
 
-    def __init__(self, gpu: GpuInfo, state: str, widths: dict[str, int], trend: str = "",
-                 stale_age: int | None = None, thresholds: Thresholds = Thresholds(), **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.thresholds = thresholds
-        self.gpu = gpu
-        self.state = state
-        self.widths = widths
-        self.trend = trend
-        self.stale_age = stale_age  # seconds since its figures were read, where they are not live
-        self.launch: tuple[tuple[str, int, int], ...] = ()  # (model, MiB, seconds) reserved for launches
-        self._drawn: tuple[int, list[Line]] | None = None  # (width, lines) as last drawn
-        self._pieces = PieceStyles()
+    @property
+    def height(self) -> int:
+        return 1 + len(self.gpu.mig) + bool(self.gpu.error or self.stale_age is not None) + bool(self.launch)
 
-    def update_gpu(self, gpu: GpuInfo, state: str, widths: dict[str, int], trend: str = "",
-                   stale_age: int | None = None) -> None:
-        if (gpu == self.gpu and state == self.state and widths == self.widths and trend == self.trend
-                and stale_age == self.stale_age):
-            return
-        noted = bool(gpu.error or stale_age is not None) != bool(self.gpu.error or self.stale_age is not None)
-        relayout = noted or len(gpu.mig) != len(self.gpu.mig)
-        self.gpu, self.state, self.widths, self.trend, self.stale_age = gpu, state, widths, trend, stale_age
-        self._drawn = None
-        self.refresh(layout=relayout)
-
-    def get_content_height(self, container, viewport, width: int) -> int:
-        return (2 if self.gpu.error or self.stale_age is not None else 1) + len(self.gpu.mig) + bool(self.launch)
-
-    def set_launch(self, launch: tuple[tuple[str, int, int], ...]) -> None:
-        """Show what launches have reserved here: its own bar segment and a line naming them."""
-        if launch != self.launch:
-            relayout = bool(launch) != bool(self.launch)
-            self.launch = launch
-            self._drawn = None
-            self.refresh(layout=relayout)
-
-    def lines(self) -> list[Line]:
-        """What the bar shows at its width: the GPU's line, its slices', the notes."""
-        width = self.size.width or 80
-        lines = [gpu_line(self.gpu, self.state, width, self.widths, self.trend, sum(m for _, m, _ in self.launch)),
-                 *(slice_line(m, gpu_state(m, self.thresholds), width, self.widths, m is self.gpu.mig[-1])
-                   for m in self.gpu.mig)]
-        error = self.gpu.error
-        if self.stale_age is not None:  # figures of an earlier read: greyed, never shown as live
+    def lines(self, width: int, widths: dict[str, int], thresholds: Thresholds) -> list[Line]:
+        """The GPU's line, its slices', then a note why figures are missing (an NVML error, or
+        figures of an earlier read: greyed, never shown as live) and one naming the launches."""
+        gpu = self.gpu
+        lines = [gpu_line(gpu, self.state, width, widths, self.trend, sum(m for _, m, _ in self.launch)),
+                 *(slice_line(m, gpu_state(m, thresholds), width, widths, m is gpu.mig[-1]) for m in gpu.mig)]
+        error = gpu.error
+        if self.stale_age is not None:
             lines = [line.restyled("$text-disabled") for line in lines]
             error = f"not live: last read {duration(self.stale_age)} ago" + (f" · {error}" if error else "")
         if error:
@@ -245,21 +219,6 @@ class GpuBar(Widget):
             held = "; ".join(f"{model}, {duration(age)}" for model, _, age in self.launch)
             lines.append(Line([("   ", ()), (f"{LAUNCH} reserved for launch: {held}", ("$warning",))]))
         return lines
-
-    @property
-    def plain(self) -> str:
-        return "\n".join(line.plain for line in self.lines())
-
-    def notify_style_update(self) -> None:
-        self._pieces.clear()
-        super().notify_style_update()
-
-    def render_line(self, y: int) -> Strip:
-        width = self.size.width
-        if self._drawn is None or self._drawn[0] != width:
-            self._drawn = (width, self.lines())
-        lines = self._drawn[1]
-        return self._pieces.strip(self, lines[y] if y < len(lines) else Line(), width)
 
 
 def stale_age(gpu: GpuInfo, now: float) -> int | None:
@@ -282,70 +241,122 @@ def launch_held(snapshot: NodeSnapshot, gpu_index: int) -> tuple[tuple[str, int,
                  for r in snapshot.reservations if r.on(gpu_index))
 
 
-def node_title(node: str, gpus: list[GpuInfo]) -> str:
-    count = len(gpus)
+def node_title(node: str, count: int) -> str:
     return f"{node} · {count} GPU{'s' if count != 1 else ''}"
 
 
-class GpuPanel(VerticalScroll):
-    """The GPU bars; scrolls when a node has more GPUs than lines to show them. GPUs that carry
-    a Ray node (cluster mode) come under a title line per node."""
+class GpuPanel(ScrollView):
+    """The GPU bars, a line-API view: a GPU's lines are drawn only when it changed and is in
+    view, so a cluster of a thousand GPUs costs the lines on screen. GPUs that carry a Ray node
+    (cluster mode) come under a title line per node. Scrolls when there are more lines than room."""
 
-    DEFAULT_CSS = """
-    GpuPanel { height: auto; }
-    GpuPanel > .node-title { height: 1; text-style: bold; color: $text-muted; }
-    """
+    DEFAULT_CSS = "GpuPanel { height: auto; }"
+    ALLOW_SELECT = False  # its lines are drawn as strips, without the cell offsets selection reads
 
     def __init__(self, thresholds: Thresholds = Thresholds(), history: History | None = None,
                  interval: float = 1.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.thresholds, self.history, self.interval = thresholds, history, interval
         self.border_title = "GPUs"
-        self._layout: list[tuple[str | None, int]] = []
+        self.bars: tuple[GpuBar, ...] = ()
+        self.rows: tuple[tuple, ...] = ()  # ("title", node, GPUs on it) or ("bar", which bar, which of its lines)
+        self._first_row: list[int] = []  # the row of each bar's first line
+        self._drawn: dict[int, tuple[GpuBar, int, list[Line]]] = {}  # bar -> (bar, width, its lines)
         self._trends: dict[int, tuple[tuple, str]] = {}  # GPU index -> (what it was drawn from, sparkline)
         self._span = ""  # "trend: used, last 15 min" (the subtitle, where the trend fits)
         self._widths: dict[str, int] = {}
+        self._pieces = PieceStyles()
 
     def on_mount(self) -> None:
         self.watch(self.app, "tick", self._take_tick)  # the app publishes each tick (attributes down)
 
-    def _take_tick(self, tick: Tick | None) -> Awaitable[None] | None:
+    def _take_tick(self, tick: Tick | None) -> None:
         """Show the tick's GPUs; with a history, each bar also draws its used memory over the
-        history's span. Returns the remount a new set of GPUs needs (a watcher's awaitable runs
-        next, so a tick's bars move at once and only new bars wait a turn)."""
+        history's span. Only the lines of bars that changed are repainted."""
         if tick is None:
-            return None
+            return
         snapshot, history = tick.snapshot, self.history
         widths = field_widths(snapshot.gpus, trend=history is not None)
         self._span = f"trend: used, last {duration(history.length * self.interval)}" if history is not None else ""
-        self._widths = widths
+        bars = tuple(GpuBar(gpu, gpu_state(gpu, self.thresholds), self._trend(history, gpu),
+                            stale_age(gpu, snapshot.timestamp), launch_held(snapshot, gpu.index))
+                     for gpu in snapshot.gpus)
+        before, self.bars = self.bars, bars
+        if widths != self._widths:
+            self._widths = widths
+            self._drawn.clear()
+            self.refresh()
         self._subtitle()
-        layout = [(g.node, g.index) for g in snapshot.gpus]
-        if layout != self._layout:
-            self._layout = layout
-            return self._remount(snapshot, widths)
-        for bar, gpu in zip(self.query_children(GpuBar), snapshot.gpus):
-            bar.update_gpu(gpu, gpu_state(gpu, self.thresholds), widths, self._trend(history, gpu),
-                           stale_age(gpu, snapshot.timestamp))
-            bar.set_launch(launch_held(snapshot, gpu.index))
-        return None
+        rows = self._rows_for(bars)
+        if rows != self.rows:
+            self.rows = rows
+            self._drawn.clear()
+            self.virtual_size = Size(self.scrollable_content_region.width, len(rows))
+            self.refresh(layout=True)
+            return
+        view = self._in_view()
+        for n, (old, new) in enumerate(zip(before, bars)):
+            if old != new:
+                first = self._first_row[n]
+                lines = range(first, first + new.height)
+                if lines.start < view.stop and view.start < lines.stop:
+                    self.refresh(Region(0, first - view.start, self.size.width, new.height))
 
-    async def _remount(self, snapshot: NodeSnapshot, widths: dict[str, int]) -> None:
-        await self.remove_children()
-        await self.mount_all(self._children_for(snapshot.gpus, self.thresholds, widths, self.history,
-                                                snapshot.timestamp))
-        for bar, gpu in zip(self.query_children(GpuBar), snapshot.gpus):
-            bar.set_launch(launch_held(snapshot, gpu.index))
+    def _rows_for(self, bars: tuple[GpuBar, ...]) -> tuple:
+        rows: list[tuple] = []
+        self._first_row = []
+        on_node = Counter(bar.gpu.node for bar in bars)
+        for n, bar in enumerate(bars):
+            node = bar.gpu.node
+            if node is not None and (n == 0 or bars[n - 1].gpu.node != node):
+                rows.append(("title", node, on_node[node]))
+            self._first_row.append(len(rows))
+            rows.extend(("bar", n, line) for line in range(bar.height))
+        return tuple(rows)
+
+    def _in_view(self) -> range:
+        top = round(self.scroll_y)
+        return range(top, top + self.scrollable_content_region.height)
+
+    def strips_of(self, index: int) -> list[Strip]:
+        """The lines of the GPU ``index`` as the panel draws them, in view or not."""
+        width = self.scrollable_content_region.width
+        n = next(n for n, bar in enumerate(self.bars) if bar.gpu.index == index)
+        return [self._pieces.strip(self, line, width) for line in self._lines(n, width)]
+
+    def _lines(self, n: int, width: int) -> list[Line]:
+        bar = self.bars[n]
+        drawn = self._drawn.get(n)
+        if drawn is None or drawn[0] is not bar or drawn[1] != width:
+            drawn = self._drawn[n] = (bar, width, bar.lines(width, self._widths, self.thresholds))
+        return drawn[2]
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        row_at = y + round(self.scroll_y)
+        if row_at >= len(self.rows):
+            return Strip.blank(width, self.visual_style.rich_style)
+        row = self.rows[row_at]
+        if row[0] == "title":
+            line = Line([(node_title(row[1], row[2]), ("bold", "$text-muted"))])
+        else:
+            line = self._lines(row[1], width)[row[2]]
+        return self._pieces.strip(self, line, width)
+
+    def notify_style_update(self) -> None:
+        self._pieces.clear()
+        super().notify_style_update()
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.scrollable_content_region.width, len(self.rows))
+        self._subtitle()
 
     def _subtitle(self) -> None:
         """Name the sparkline's span where the bars have room to draw it."""
-        width = self.content_size.width
+        width = self.scrollable_content_region.width
         subtitle = self._span if self._span and width and "trend" in fields_that_fit(self._widths, width) else ""
         if subtitle != self.border_subtitle:  # setting it repaints the panel, even to the same text
             self.border_subtitle = subtitle
-
-    def on_resize(self) -> None:
-        self._subtitle()
 
     def _trend(self, history: History | None, gpu: GpuInfo) -> str:
         """``used_trend``, drawn again only when a bucket starts or the GPU's used memory moved
@@ -360,14 +371,3 @@ class GpuPanel(VerticalScroll):
         if cached is None or cached[0] != key:
             cached = self._trends[gpu.index] = (key, used_trend(history, gpu))
         return cached[1]
-
-    def _children_for(self, gpus: tuple[GpuInfo, ...], thresholds: Thresholds, widths: dict[str, int],
-                      history: History | None, now: float) -> list[Widget]:
-        children: list[Widget] = []
-        for i, gpu in enumerate(gpus):
-            if gpu.node is not None and (i == 0 or gpus[i - 1].node != gpu.node):
-                on_node = [g for g in gpus if g.node == gpu.node]
-                children.append(Static(node_title(gpu.node, on_node), classes="node-title", markup=False))
-            children.append(GpuBar(gpu, gpu_state(gpu, thresholds), widths, self._trend(history, gpu),
-                                   stale_age(gpu, now), thresholds=thresholds, id=f"gpu-{gpu.index}"))
-        return children
