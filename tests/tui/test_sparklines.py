@@ -8,13 +8,14 @@ import itertools
 
 from hypothesis import given, strategies as st
 
-from tui_support import FIXED, demo_snapshot
+from tui_support import FIXED, ScriptedSource, demo_snapshot, make_app, wait_for
 from vramtop.app import VramtopApp
 from vramtop.config import Config
 from vramtop.history import History
 from vramtop.sources.demo import DemoSource
 from vramtop.telemetry.demo import DemoTelemetry
 from vramtop.telemetry.model import ServingHistory, VllmMetrics
+from vramtop.widgets import gpu_bars
 from vramtop.widgets.gpu_bars import TREND_CELLS, GpuPanel, field_widths, gpu_line, used_trend
 from vramtop.widgets.process_table import ProcessTable
 from vramtop.widgets.spark import BARS, serving_sparks, spark
@@ -91,7 +92,7 @@ async def test_the_live_view_draws_each_gpu_trend_and_the_engine_history_on_the_
             if tel and all(len(t.history.kv_cache_usage) >= 3 for t in tel.instances.values()):
                 break
         bars = app.query_one(GpuPanel).bars
-        assert bars and all(bar.trend.strip() for bar in bars)
+        assert bars and all(app.query_one(GpuPanel).trend(bar).strip() for bar in bars)
         assert app.query_one(GpuPanel).border_subtitle == f"trend: used, last {app.history.length * 0.05:.0f} s"
         table = app.query_one(ProcessTable)
         table.move_cursor(row=0)
@@ -110,3 +111,27 @@ def test_serving_sparks_span_every_scrape_kept_showing_each_stretchs_peak():
     scrapes = [VllmMetrics("u", kv_cache_usage=1.0 if i == 3 else 0.0) for i in range(40)]
     line = serving_sparks(ServingHistory.of(scrapes), cells=10)  # 4 scrapes a cell
     assert line == "KV " + BARS[-1] + BARS[0] * 9  # an early spike still shows
+
+
+async def test_only_the_bars_in_view_draw_their_trend(monkeypatch):
+    """64 GPUs in a panel of a few lines, every GPU's memory moving: a tick draws the sparklines
+    of the bars on screen, not of the 64 (at a thousand GPUs the rest cost a frame's time)."""
+    base = demo_snapshot()
+    gpu = base.gpus[0]
+
+    def node(tick: int):
+        gpus = tuple(dataclasses.replace(gpu, index=i, uuid=f"GPU-{i}", used_mib=1_000 + i + tick)
+                     for i in range(64))
+        return dataclasses.replace(base, timestamp=FIXED + tick, gpus=gpus, gpu_processes=())
+
+    drawn = []
+    monkeypatch.setattr(gpu_bars, "used_trend", lambda history, g: drawn.append(g.index) or "▁▂")
+    app = make_app(ScriptedSource(*(node(t) for t in range(3))), interval=0.05)
+    async with app.run_test(size=(160, 40)) as pilot:
+        assert await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.timestamp >= FIXED + 2)
+        await pilot.pause()
+        panel = app.query_one(GpuPanel)
+        in_view = panel.scrollable_content_region.height
+        assert 0 < in_view < 64 and len(panel.bars) == 64
+        assert drawn and set(drawn) <= set(range(in_view))  # the bars on screen, in order from the top
+        assert "▁▂" in panel.strips_of(0)[0].text

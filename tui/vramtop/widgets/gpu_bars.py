@@ -189,13 +189,14 @@ def slice_line(mig: MigSlice, state: str, width: int, widths: dict[str, int], la
 
 @dataclass(frozen=True)
 class GpuBar:
-    """What one GPU's lines are drawn from: its figures and state word, its sparkline, the age of
+    """What one GPU's lines are drawn from: its figures and state word, what its sparkline is
+    drawn from (``trend_key``: the sparkline itself is drawn only for a bar in view), the age of
     figures that are not live (None while they are) and what launches have reserved on it
     ((model, MiB, seconds held) each)."""
 
     gpu: GpuInfo
     state: str
-    trend: str = ""
+    trend_key: tuple = ()
     stale_age: int | None = None
     launch: tuple[tuple[str, int, int], ...] = ()
 
@@ -203,11 +204,12 @@ class GpuBar:
     def height(self) -> int:
         return 1 + len(self.gpu.mig) + bool(self.gpu.error or self.stale_age is not None) + bool(self.launch)
 
-    def lines(self, width: int, widths: dict[str, int], thresholds: Thresholds) -> list[Line]:
-        """The GPU's line, its slices', then a note why figures are missing (an NVML error, or
-        figures of an earlier read: greyed, never shown as live) and one naming the launches."""
+    def lines(self, width: int, widths: dict[str, int], thresholds: Thresholds, trend: str = "") -> list[Line]:
+        """The GPU's line (``trend``: its sparkline), its slices', then a note why figures are
+        missing (an NVML error, or figures of an earlier read: greyed, never shown as live) and
+        one naming the launches."""
         gpu = self.gpu
-        lines = [gpu_line(gpu, self.state, width, widths, self.trend, sum(m for _, m, _ in self.launch)),
+        lines = [gpu_line(gpu, self.state, width, widths, trend, sum(m for _, m, _ in self.launch)),
                  *(slice_line(m, gpu_state(m, thresholds), width, widths, m is gpu.mig[-1]) for m in gpu.mig)]
         error = gpu.error
         if self.stale_age is not None:
@@ -278,7 +280,7 @@ class GpuPanel(ScrollView):
         snapshot, history = tick.snapshot, self.history
         widths = field_widths(snapshot.gpus, trend=history is not None)
         self._span = f"trend: used, last {duration(history.length * self.interval)}" if history is not None else ""
-        bars = tuple(GpuBar(gpu, gpu_state(gpu, self.thresholds), self._trend(history, gpu),
+        bars = tuple(GpuBar(gpu, gpu_state(gpu, self.thresholds), self._trend_key(history, gpu),
                             stale_age(gpu, snapshot.timestamp), launch_held(snapshot, gpu.index))
                      for gpu in snapshot.gpus)
         before, self.bars = self.bars, bars
@@ -328,7 +330,8 @@ class GpuPanel(ScrollView):
         bar = self.bars[n]
         drawn = self._drawn.get(n)
         if drawn is None or drawn[0] is not bar or drawn[1] != width:
-            drawn = self._drawn[n] = (bar, width, bar.lines(width, self._widths, self.thresholds))
+            lines = bar.lines(width, self._widths, self.thresholds, self.trend(bar))
+            drawn = self._drawn[n] = (bar, width, lines)
         return drawn[2]
 
     def render_line(self, y: int) -> Strip:
@@ -358,16 +361,22 @@ class GpuPanel(ScrollView):
         if subtitle != self.border_subtitle:  # setting it repaints the panel, even to the same text
             self.border_subtitle = subtitle
 
-    def _trend(self, history: History | None, gpu: GpuInfo) -> str:
-        """``used_trend``, drawn again only when a bucket starts or the GPU's used memory moved
-        since the last tick: a node at rest redraws no sparkline (the oldest cell may show a
-        dropped sample's height until its bucket goes)."""
+    def _trend_key(self, history: History | None, gpu: GpuInfo) -> tuple:
+        """What ``used_trend`` draws for the GPU from: it changes only when a bucket starts or the
+        GPU's used memory moved since the last tick (the oldest cell may show a dropped
+        sample's height until its bucket goes)."""
         if history is None or not len(history):
-            return ""
+            return ()
         per_cell = -(-history.length // TREND_CELLS)
-        key = ((history.added - len(history)) // per_cell, (history.added - 1) // per_cell,
-               gpu.used_mib, gpu.total_mib, gpu.lost, len(history) > 1)  # one sample draws nothing
-        cached = self._trends.get(gpu.index)
-        if cached is None or cached[0] != key:
-            cached = self._trends[gpu.index] = (key, used_trend(history, gpu))
+        return ((history.added - len(history)) // per_cell, (history.added - 1) // per_cell,
+                gpu.used_mib, gpu.total_mib, gpu.lost, len(history) > 1)  # one sample draws nothing
+
+    def trend(self, bar: GpuBar) -> str:
+        """The bar's sparkline, drawn again only when what it is drawn from changed: a node at
+        rest, or a bar out of view, draws none."""
+        if not bar.trend_key:
+            return ""
+        cached = self._trends.get(bar.gpu.index)
+        if cached is None or cached[0] != bar.trend_key:
+            cached = self._trends[bar.gpu.index] = (bar.trend_key, used_trend(self.history, bar.gpu))
         return cached[1]
