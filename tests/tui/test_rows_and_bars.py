@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 from tui_support import demo_snapshot, hidden_process, visible_process
 from vramtop.analysis.instances import group_instances
 from vramtop.widgets.gpu_bars import field_widths, gpu_line, split_cells
-from vramtop.widgets.process_rows import PADDING, build_rows, columns_for_width, gpu_ranges
+from vramtop.widgets.process_rows import PADDING, RowMemo, build_rows, columns_for_width, gpu_ranges
 
 
 def test_gpu_ranges():
@@ -69,6 +69,22 @@ def test_filter_on_the_instance_name_keeps_all_its_members_and_folding_hides_the
     assert [r.kind for r in folded] == ["instance"] and folded[0].cells["role"].startswith("▸")
     flat = build_rows(snap, instances, grouped=False)
     assert all(r.kind == "process" for r in flat) and len(flat) == 9
+
+
+def test_a_build_reuses_the_rows_of_processes_that_did_not_move():
+    import dataclasses
+
+    base = demo_snapshot(gpu_processes=demo_snapshot().gpu_processes + (visible_process(70_001, 2, 300, "python t.py"),))
+    instances = group_instances(base)
+    memo = RowMemo()
+    first = {r.key: r for r in build_rows(base, instances, grouped=False, memo=memo)}
+    moved = dataclasses.replace(base.gpu_processes[-1], used_mib=301)
+    snap = dataclasses.replace(base, gpu_processes=base.gpu_processes[:-1] + (moved,))
+    again = build_rows(snap, instances, grouped=False, memo=memo)
+    assert again == build_rows(snap, instances, grouped=False)  # the same rows as a build from nothing
+    kept = [r.key for r in again if r is first[r.key]]
+    assert sorted(kept) == sorted(k for k in first if k != "p:70001:2")  # all but the moved one's
+    assert next(r for r in again if r.key == "p:70001:2").cells["vram"] == "301"
 
 
 async def test_cpu_and_rss_alone_are_shown_every_few_seconds_and_other_changes_at_once():

@@ -31,7 +31,7 @@ from textual.strip import Strip
 
 from vramtop.analysis.instances import Instance
 from vramtop.snapshot import NodeSnapshot
-from vramtop.widgets.process_rows import COLUMN, PADDING, Row, build_rows, columns_for_width, short_label
+from vramtop.widgets.process_rows import COLUMN, PADDING, Row, RowMemo, build_rows, columns_for_width, short_label
 from vramtop.widgets.tick import Tick
 
 
@@ -153,6 +153,7 @@ class ProcessTable(ScrollView, can_focus=True):
         # tick brings new cells and lines, and a larger cache only fills up (megabytes of RSS).
         self._kept_cells: LRUCache[tuple, list[Segment]] = LRUCache(2048)
         self._kept_lines: LRUCache[tuple, Strip] = LRUCache(512)
+        self._memo = RowMemo()  # the last build's process rows, for the next one
         self.border_title = "Processes"
 
     # -- data in ---------------------------------------------------------------------------
@@ -217,6 +218,7 @@ class ProcessTable(ScrollView, can_focus=True):
             sort_column=self.view.sort_column,
             reverse=self.view.reverse,
             filter_text=self.view.filter_text,
+            memo=self._memo,
         )
         order = [row.key for row in rows]
         if (order == [row.key for row in self.rows] and self.view.sort_column not in VOLATILE
