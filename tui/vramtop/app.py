@@ -63,6 +63,7 @@ from vramtop.widgets.whatif.panel import WhatIfChanged, WhatIfPanel, WhatIfScree
 from vramtop.widgets.whatif.persist import WhatIfMemory, load_memory
 
 DEFAULT_THEME = "vramtop-dark"
+GC_THRESHOLDS = (50_000, 20, 10)  # young, middle, old: see _take
 
 
 class SnapshotReady(Message):
@@ -274,6 +275,11 @@ class VramtopApp(App[None]):
             # Start-up's objects (modules, widgets, the catalog) live on: frozen, once a process, no
             # full collection walks them again, on whichever thread it runs (bench/bench_gc.py).
             gc.freeze()
+            # A tick allocates tens of thousands of objects that die with it (rows, strips,
+            # segments) and keeps some (the history): at the default 700 allocations the young
+            # collections ran 25 times a tick and walked the survivors again and again (a tenth of
+            # a cluster tick). Refcounting frees what is not in a cycle at once either way.
+            gc.set_threshold(*GC_THRESHOLDS)
 
     async def on_sample_failed(self, message: SampleFailed) -> None:
         if self.paused or not self.is_running:
