@@ -129,3 +129,29 @@ async def test_rows_out_of_view_are_not_laid_out(monkeypatch):
         await next_sample(app, pilot)
         lines(table)
         assert 0 < len([t for t in laid_out if t.replace(",", "").isdigit()]) <= in_view
+
+
+async def test_a_new_snapshots_rows_are_built_off_the_ui_thread_and_a_new_view_on_it():
+    """The sampling worker builds the rows for the table's view; the UI thread only compares
+    them (cProfile sees only the thread that enables it, here the app's). A key that changes the
+    view builds its rows at once, on the UI thread, and the next sample is built for it."""
+    import cProfile
+    import pstats
+
+    app = make_app(ScriptedSource(node(0), node(1, {4: 5_100}), node(2, {4: 5_100, 6: 9_900})))
+    async with app.run_test(size=(160, 45)) as pilot:
+        table = app.query_one(ProcessTable)
+        await pilot.pause()
+        ui_thread = cProfile.Profile()
+        ui_thread.enable()
+        await next_sample(app, pilot)
+        ui_thread.disable()
+        built = {name for (path, _, name) in pstats.Stats(ui_thread).stats if path.endswith("process_rows.py")}
+        assert "build_rows" not in built and table.rows == app.tick.rows
+        assert table.cell("p:20004:0", "vram") == "5,100"
+        await pilot.press("s")  # sort by the next column: this view's rows come from the UI thread
+        assert table.view.sort_column != app.tick.rows_view.sort_column
+        by_gpu = [row.key for row in table.rows]
+        await next_sample(app, pilot)
+        assert app.tick.rows_view == table.view and table.rows == app.tick.rows
+        assert [row.key for row in table.rows] == by_gpu and table.cell("p:20006:2", "vram") == "9,900"

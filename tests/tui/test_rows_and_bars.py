@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 from tui_support import demo_snapshot, hidden_process, visible_process
 from vramtop.analysis.instances import group_instances
 from vramtop.widgets.gpu_bars import field_widths, gpu_line, split_cells
-from vramtop.widgets.process_rows import PADDING, RowMemo, build_rows, columns_for_width, gpu_ranges
+from vramtop.widgets.process_rows import PADDING, RowMemo, RowView, build_rows, columns_for_width, gpu_ranges
 
 
 def test_gpu_ranges():
@@ -51,23 +51,23 @@ def test_every_process_appears_once_and_instances_stay_whole():
         hidden_process(70_000, 1, 100), visible_process(70_001, 2, 300, "python train.py"),
     ))
     instances = group_instances(snap)
-    rows = build_rows(snap, instances, sort_column="pid", reverse=False)
+    rows = build_rows(snap, instances, RowView(sort_column="pid", reverse=False))
     process_keys = [r.key for r in rows if r.kind == "process"]
     assert len(process_keys) == len(set(process_keys)) == len(snap.gpu_processes)
     header = next(i for i, r in enumerate(rows) if r.kind == "instance")
     members = [r for r in rows[header + 1:] if r.instance_key == rows[header].instance_key]
-    assert len(members) == 9 and rows[header + 1: header + 10] == members
+    assert len(members) == 9 and list(rows[header + 1: header + 10]) == members
 
 
 def test_filter_on_the_instance_name_keeps_all_its_members_and_folding_hides_them():
     snap = demo_snapshot()
     instances = group_instances(snap)
-    rows = build_rows(snap, instances, filter_text="MEDGEMMA")
+    rows = build_rows(snap, instances, RowView(filter_text="MEDGEMMA"))
     assert len(rows) == 10
     key = instances[0].key
-    folded = build_rows(snap, instances, collapsed=frozenset({key}))
+    folded = build_rows(snap, instances, RowView(collapsed=frozenset({key})))
     assert [r.kind for r in folded] == ["instance"] and folded[0].cells["role"].startswith("▸")
-    flat = build_rows(snap, instances, grouped=False)
+    flat = build_rows(snap, instances, RowView(grouped=False))
     assert all(r.kind == "process" for r in flat) and len(flat) == 9
 
 
@@ -77,11 +77,11 @@ def test_a_build_reuses_the_rows_of_processes_that_did_not_move():
     base = demo_snapshot(gpu_processes=demo_snapshot().gpu_processes + (visible_process(70_001, 2, 300, "python t.py"),))
     instances = group_instances(base)
     memo = RowMemo()
-    first = {r.key: r for r in build_rows(base, instances, grouped=False, memo=memo)}
+    first = {r.key: r for r in build_rows(base, instances, RowView(grouped=False), memo)}
     moved = dataclasses.replace(base.gpu_processes[-1], used_mib=301)
     snap = dataclasses.replace(base, gpu_processes=base.gpu_processes[:-1] + (moved,))
-    again = build_rows(snap, instances, grouped=False, memo=memo)
-    assert again == build_rows(snap, instances, grouped=False)  # the same rows as a build from nothing
+    again = build_rows(snap, instances, RowView(grouped=False), memo)
+    assert again == build_rows(snap, instances, RowView(grouped=False))  # the same rows as a build from nothing
     kept = [r.key for r in again if r is first[r.key]]
     assert sorted(kept) == sorted(k for k in first if k != "p:70001:2")  # all but the moved one's
     assert next(r for r in again if r.key == "p:70001:2").cells["vram"] == "301"

@@ -50,7 +50,7 @@ from vramtop.widgets.jump_dialog import JumpDialog
 from vramtop.widgets.spark import serving_sparks
 from vramtop.widgets.help_screen import HelpScreen
 from vramtop.widgets.node_header import NodeHeader
-from vramtop.widgets.process_rows import Row
+from vramtop.widgets.process_rows import Row, RowMemo, RowView
 from vramtop.widgets.process_table import ProcessTable
 from vramtop.widgets.ray_panel import RayPanel
 from vramtop.widgets.side_column import SideColumn
@@ -145,6 +145,7 @@ class VramtopApp(App[None]):
         self.readonly = readonly  # no signals and no files written: see ``refuse_in_readonly``
         self.stopper = Stopper(readonly=readonly)
         self._derived: Tick | None = None  # the sampling worker's last tick (it reuses what did not move)
+        self._row_memo = RowMemo()  # the worker's last process rows, for its next build
         self.history = History()  # the last minutes, for ctrl+r (dump to a recording)
         self.snapshot: NodeSnapshot | None = None  # the last good sample
         self.sample_error: str | None = None
@@ -227,20 +228,24 @@ class VramtopApp(App[None]):
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
+        if not self.screen_stack:  # shutting down: its screens are gone
+            return
         if not any(w.group == "poll" and not w.is_finished for w in self.workers):
-            self._sample()
+            self._sample(self.screen_stack[0].query_one(ProcessTable).view)
 
     def on_unmount(self) -> None:
         self.feed.stop()
 
     @work(thread=True, group="poll", exit_on_error=False, description="sample the node")
-    def _sample(self) -> None:
+    def _sample(self, view: RowView) -> None:
+        """Sample, then derive the tick, with the process table's rows for ``view`` (the
+        table's when the sample began: a view changed since is built by the table itself)."""
         try:
             snapshot = self.feed.sample()
         except Exception as exc:  # any source failure is one line in place, never a crash
             self.post_message(SampleFailed(first_line(exc)))
             return
-        self._derived = derive(snapshot, self._derived)
+        self._derived = derive(snapshot, self._derived, view, self._row_memo)
         self.post_message(SnapshotReady(self._derived))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

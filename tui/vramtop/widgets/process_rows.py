@@ -244,17 +244,21 @@ def _matches(row: Row, needle: str) -> bool:
     return any(needle in text.casefold() for text in row.cells.values())
 
 
-def build_rows(
-    snapshot: NodeSnapshot,
-    instances: tuple[Instance, ...],
-    *,
-    grouped: bool = True,
-    collapsed: frozenset[str] = frozenset(),
-    sort_column: str = "vram",
-    reverse: bool = True,
-    filter_text: str = "",
-    memo: RowMemo | None = None,
-) -> list[Row]:
+@dataclass(frozen=True)
+class RowView:
+    """What the user chose for the table: its sort, grouping, filter and folded instances. Rows
+    are built from a snapshot and a view; the app builds them off the UI thread for the view the
+    table had when the sample began."""
+
+    sort_column: str = "vram"
+    reverse: bool = True
+    grouped: bool = True
+    filter_text: str = ""
+    collapsed: frozenset[str] = frozenset()
+
+
+def build_rows(snapshot: NodeSnapshot, instances: tuple[Instance, ...], view: RowView = RowView(),
+               memo: RowMemo | None = None) -> tuple[Row, ...]:
     """The table's rows in display order; ``memo`` keeps process rows from one build to the next.
 
     Groups sort by the instance's total (or its header's text) and members sort inside their
@@ -262,7 +266,8 @@ def build_rows(
     matches, else only the members that match.
     """
     memo = memo or RowMemo()
-    needle = filter_text.strip().casefold()
+    grouped, collapsed, sort_column, reverse = view.grouped, view.collapsed, view.sort_column, view.reverse
+    needle = view.filter_text.strip().casefold()
     owner = instance_of(instances)
     groups: dict[str | None, list[GpuProcess]] = {}
     for proc in snapshot.gpu_processes:
@@ -297,4 +302,4 @@ def build_rows(
                 ordered.append((_sort_value(row, sort, sort_column), [row]))
     ordered = _ordered(ordered, lambda item: item[0], reverse)
     memo.done()
-    return [row for _, rows in ordered for row in rows]
+    return tuple(row for _, rows in ordered for row in rows)

@@ -16,7 +16,7 @@ are never read as markup, and control characters in them are shown as U+FFFD.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import replace
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -31,7 +31,7 @@ from textual.strip import Strip
 
 from vramtop.analysis.instances import Instance
 from vramtop.snapshot import NodeSnapshot
-from vramtop.widgets.process_rows import COLUMN, PADDING, Row, RowMemo, build_rows, columns_for_width, short_label
+from vramtop.widgets.process_rows import COLUMN, PADDING, Row, RowView, build_rows, columns_for_width, short_label
 from vramtop.widgets.tick import Tick
 
 
@@ -75,16 +75,6 @@ def fit(text: str, width: int, right: bool, ellipsis: bool = True) -> tuple[str,
         length = cell_len(text)
     room = " " * max(0, width - length)
     return (room, text, "") if right else ("", text, room)
-
-
-@dataclass
-class TableView:
-    """What the user chose: the table rebuilds its rows from this and the latest snapshot."""
-
-    sort_column: str = "vram"
-    reverse: bool = True
-    grouped: bool = True
-    filter_text: str = ""
 
 
 class ProcessTable(ScrollView, can_focus=True):
@@ -136,8 +126,7 @@ class ProcessTable(ScrollView, can_focus=True):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.view = TableView()
-        self.collapsed: set[str] = set()
+        self.view = RowView()  # what the user chose: sort, grouping, filter, folded instances
         self.snapshot: NodeSnapshot | None = None
         self.instances: tuple[Instance, ...] = ()
         self.rows: tuple[Row, ...] = ()  # in the order shown
@@ -153,7 +142,6 @@ class ProcessTable(ScrollView, can_focus=True):
         # tick brings new cells and lines, and a larger cache only fills up (megabytes of RSS).
         self._kept_cells: LRUCache[tuple, list[Segment]] = LRUCache(2048)
         self._kept_lines: LRUCache[tuple, Strip] = LRUCache(512)
-        self._memo = RowMemo()  # the last build's process rows, for the next one
         self.border_title = "Processes"
 
     # -- data in ---------------------------------------------------------------------------
@@ -163,13 +151,14 @@ class ProcessTable(ScrollView, can_focus=True):
 
     def _take_tick(self, tick: Tick | None) -> None:
         if tick is not None and not tick.at_rest:  # a node at rest shows what it showed
-            self.show(tick.snapshot, tick.instances)
+            self.show(tick.snapshot, tick.instances, tick.rows if tick.rows_view == self.view else None)
 
-    def show(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...]) -> None:
-        """Show a new snapshot (and its instances, grouped once by the app)."""
+    def show(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...], rows: tuple[Row, ...] | None = None) -> None:
+        """Show a new snapshot (and its instances, grouped once by the app); ``rows``: its rows
+        for the table's view, where the app built them off the UI thread."""
         self.snapshot = snapshot
         self.instances = instances
-        self._apply()
+        self._apply(rows=rows)
 
     def on_resize(self) -> None:
         wanted = columns_for_width(self.size.width)
@@ -205,21 +194,13 @@ class ProcessTable(ScrollView, can_focus=True):
         texts = tuple(row.cells["role_short" if c == "role" and narrow else c] for c in self._keys)
         return texts, "bold" if row.kind == "instance" else "italic" if row.hidden else None
 
-    def _apply(self, keep: str | None = None) -> None:
+    def _apply(self, keep: str | None = None, rows: tuple[Row, ...] | None = None) -> None:
         if self.snapshot is None or not self._keys:
             return
         highlighted = self.highlighted_row
         keep = keep or (highlighted.key if highlighted else None)
-        rows = build_rows(
-            self.snapshot,
-            self.instances,
-            grouped=self.view.grouped,
-            collapsed=frozenset(self.collapsed),
-            sort_column=self.view.sort_column,
-            reverse=self.view.reverse,
-            filter_text=self.view.filter_text,
-            memo=self._memo,
-        )
+        if rows is None:
+            rows = build_rows(self.snapshot, self.instances, self.view)
         order = [row.key for row in rows]
         if (order == [row.key for row in self.rows] and self.view.sort_column not in VOLATILE
                 and self.snapshot.timestamp - self._volatile_at < VOLATILE_EVERY_S):
@@ -315,8 +296,7 @@ class ProcessTable(ScrollView, can_focus=True):
     # -- what the user does ----------------------------------------------------------------
 
     def set_view(self, **changes) -> None:
-        for name, value in changes.items():
-            setattr(self.view, name, value)
+        self.view = replace(self.view, **changes)
         self._apply()
         self.refresh()  # the column labels
 
@@ -338,7 +318,7 @@ class ProcessTable(ScrollView, can_focus=True):
         header = f"i:{row.instance_key}"
         if header not in self._shown:
             return
-        self.collapsed.symmetric_difference_update({row.instance_key})
+        self.view = replace(self.view, collapsed=self.view.collapsed ^ {row.instance_key})
         self._apply(keep=header)
 
     # -- rendering -------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """What the app publishes to every panel: one ``Tick`` per new snapshot.
 
 The app's sampling worker takes a whole snapshot from its feed and derives, off the UI thread,
-what several panels show (the serving instances, the analysis of the Ray state); the app sets
+what several panels show (the serving instances, the analysis of the Ray state, the process
+table's rows for the view the table had when the sample began); the app sets
 its ``tick`` to the result, and each panel watches ``app.tick`` from its mount on (Textual's
 ``watch``: attributes down, messages up). Textual-free.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from vramtop.analysis.instances import Instance, instances_of
 from vramtop.ray.feasibility import RayAnalysis, analyze
 from vramtop.snapshot import NodeSnapshot
+from vramtop.widgets.process_rows import Row, RowMemo, RowView, build_rows
 
 
 @dataclass(frozen=True)
@@ -20,13 +22,16 @@ class Tick:
     """A snapshot and what is derived from it. ``ray`` analyses ``snapshot.ray`` (None without a
     Ray state). ``at_rest``: nothing the panels judge moved since the tick before (the same GPUs,
     processes, errors and slower sources), only the clock-bound parts need drawing; a failed
-    sample's aged picture is one too. ``where``: a replay's position, for the header."""
+    sample's aged picture is one too. ``where``: a replay's position, for the header. ``rows``:
+    the process table's rows for ``rows_view`` (None: not built; the table builds its own)."""
 
     snapshot: NodeSnapshot
     instances: tuple[Instance, ...]
     ray: RayAnalysis | None = None
     at_rest: bool = False
     where: str | None = None
+    rows: tuple[Row, ...] | None = None
+    rows_view: RowView | None = None
 
 
 def same_picture(before: NodeSnapshot, now: NodeSnapshot) -> bool:
@@ -35,10 +40,16 @@ def same_picture(before: NodeSnapshot, now: NodeSnapshot) -> bool:
             and now.ancestors == before.ancestors and now.ray is before.ray and now.telemetry is before.telemetry)
 
 
-def derive(snapshot: NodeSnapshot, before: Tick | None = None) -> Tick:
+def derive(snapshot: NodeSnapshot, before: Tick | None = None, view: RowView | None = None,
+           memo: RowMemo | None = None) -> Tick:
     """The tick of ``snapshot``; what ``before`` derived is reused when nothing moved (the Ray
-    analysis grows with the cluster, so it is computed here, in the sampling worker)."""
+    analysis grows with the cluster and the rows with the processes, so they are built here, in
+    the sampling worker). With a ``view``, the process table's rows for it (``memo``: the rows of
+    the last build, kept for the next)."""
     if before is not None and same_picture(before.snapshot, snapshot):
-        return Tick(snapshot, before.instances, before.ray)
+        rows = before.rows if view == before.rows_view else None
+        return Tick(snapshot, before.instances, before.ray, rows=rows, rows_view=view if rows is not None else None)
     ray = analyze(snapshot.ray, snapshot) if snapshot.ray is not None else None
-    return Tick(snapshot, instances_of(snapshot), ray)
+    instances = instances_of(snapshot)
+    rows = build_rows(snapshot, instances, view, memo) if view is not None else None
+    return Tick(snapshot, instances, ray, rows=rows, rows_view=view)
