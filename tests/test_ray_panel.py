@@ -8,7 +8,7 @@ from textual.app import App, ComposeResult
 
 from vramtop.ray.feasibility import analyze
 from vramtop.ray.model import NOT_FOUND, Autoscaling, Deployment, LLMConfig, Node, RayState, Replica
-from vramtop.widgets.ray_panel import RayPanel
+from vramtop.widgets.ray_panel import DETAIL_LINES, RayPanel, shown_details
 
 NOW = 1_000_000.0
 
@@ -112,3 +112,11 @@ async def test_a_status_change_alone_reaches_its_cell_and_a_returning_deployment
         panel.show(sick, analyze(sick))
         await pilot.pause()
         assert table.row_count == 2 and table.get_cell("llm/LLMServer:qwen", "status").plain == "UNHEALTHY"
+
+
+def test_details_past_what_fits_under_the_table_are_counted_not_laid_out():
+    lines = [f"dep-{n}: 1 replica pending (no node has the resources)" for n in range(200)]
+    shown = shown_details(lines).split("\n")
+    assert len(shown) == DETAIL_LINES and shown[:-1] == lines[:DETAIL_LINES - 1]
+    assert shown[-1] == f"… {200 - DETAIL_LINES + 1} more lines"
+    assert shown_details(lines[:DETAIL_LINES]) == "\n".join(lines[:DETAIL_LINES])  # all fit: all shown

@@ -115,17 +115,29 @@ def absent_line(address: str) -> str:
     return f"no Ray at {address.removeprefix('http://')} · --ray-address"
 
 
+DETAIL_LINES = 14  # the most lines of details shown under the table
+
+
+def shown_details(lines: list[str]) -> str:
+    """The details that fit under the table, the last line saying how many more there are: on a
+    cluster of 200 deployments they run to hundreds of lines, laid out again on every poll for
+    the first few that can be seen."""
+    if len(lines) > DETAIL_LINES:
+        lines = [*lines[:DETAIL_LINES - 1], f"… {len(lines) - DETAIL_LINES + 1} more lines"]
+    return "\n".join(lines)
+
+
 class RayPanel(Widget):
     """Ray Serve deployments and what the cluster can hold. ``show`` with each new poll."""
 
-    DEFAULT_CSS = """
-    RayPanel { height: auto; max-height: 60%; layout: vertical; }
-    RayPanel > #ray-summary { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
-    RayPanel > #ray-table { height: auto; max-height: 12; }
-    RayPanel > #ray-details { height: auto; max-height: 14; }
-    RayPanel.-quiet > #ray-summary { color: $text-muted; }
-    RayPanel.-quiet > #ray-table, RayPanel.-quiet > #ray-details { display: none; }
-    RayPanel.-stale > #ray-summary { text-style: bold; }
+    DEFAULT_CSS = f"""
+    RayPanel {{ height: auto; max-height: 60%; layout: vertical; }}
+    RayPanel > #ray-summary {{ height: 1; text-wrap: nowrap; text-overflow: ellipsis; }}
+    RayPanel > #ray-table {{ height: auto; max-height: 12; }}
+    RayPanel > #ray-details {{ height: auto; max-height: {DETAIL_LINES}; }}
+    RayPanel.-quiet > #ray-summary {{ color: $text-muted; }}
+    RayPanel.-quiet > #ray-table, RayPanel.-quiet > #ray-details {{ display: none; }}
+    RayPanel.-stale > #ray-summary {{ text-style: bold; }}
     """
 
     def __init__(self, **kwargs) -> None:
@@ -227,4 +239,4 @@ class RayPanel(Widget):
                             table.update_cell(key, c, row[c])
                 self._shown[key] = texts
             details = detail_lines(state, analysis) if state is not None and state.found else []
-            self._put(self.query_one("#ray-details", Static), "\n".join(details))
+            self._put(self.query_one("#ray-details", Static), shown_details(details))
