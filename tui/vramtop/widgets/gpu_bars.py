@@ -268,6 +268,7 @@ class GpuPanel(ScrollView):
         self._span = ""  # "trend: used, last 15 min" (the subtitle, where the trend fits)
         self._widths: dict[str, int] = {}
         self._pieces = PieceStyles()
+        self._drawn_from: tuple = ()  # (GPUs, sparkline buckets) of the last tick with nothing moving
 
     def on_mount(self) -> None:
         self.watch(self.app, "tick", self._take_tick)  # the app publishes each tick (attributes down)
@@ -278,9 +279,18 @@ class GpuPanel(ScrollView):
         if tick is None:
             return
         snapshot, history = tick.snapshot, self.history
+        buckets = self._buckets(history)
+        # The same GPUs (a cluster between dashboard polls), no figure aging, no launch, no new
+        # sparkline bucket: no bar can differ from the last tick's.
+        steady = (not snapshot.reservations and not any(g.stale_since is not None for g in snapshot.gpus))
+        drawn_from = (snapshot.gpus, buckets) if steady else ()
+        if drawn_from and self._drawn_from and drawn_from[0] is self._drawn_from[0] and buckets == self._drawn_from[1]:
+            return
+        self._drawn_from = drawn_from
         widths = field_widths(snapshot.gpus, trend=history is not None)
         self._span = f"trend: used, last {duration(history.length * self.interval)}" if history is not None else ""
-        bars = tuple(GpuBar(gpu, gpu_state(gpu, self.thresholds), self._trend_key(history, gpu),
+        bars = tuple(GpuBar(gpu, gpu_state(gpu, self.thresholds),
+                            (buckets, gpu.used_mib, gpu.total_mib, gpu.lost) if buckets else (),
                             stale_age(gpu, snapshot.timestamp), launch_held(snapshot, gpu.index))
                      for gpu in snapshot.gpus)
         before, self.bars = self.bars, bars
@@ -361,15 +371,17 @@ class GpuPanel(ScrollView):
         if subtitle != self.border_subtitle:  # setting it repaints the panel, even to the same text
             self.border_subtitle = subtitle
 
-    def _trend_key(self, history: History | None, gpu: GpuInfo) -> tuple:
-        """What ``used_trend`` draws for the GPU from: it changes only when a bucket starts or the
-        GPU's used memory moved since the last tick (the oldest cell may show a dropped
-        sample's height until its bucket goes)."""
+    @staticmethod
+    def _buckets(history: History | None) -> tuple:
+        """The history's first and last sparkline buckets: with a GPU's used, total and lost,
+        what ``used_trend`` draws from. A sparkline changes only when a bucket starts or the
+        GPU's memory moved (the oldest cell may show a dropped sample's height until its
+        bucket goes)."""
         if history is None or not len(history):
             return ()
         per_cell = -(-history.length // TREND_CELLS)
         return ((history.added - len(history)) // per_cell, (history.added - 1) // per_cell,
-                gpu.used_mib, gpu.total_mib, gpu.lost, len(history) > 1)  # one sample draws nothing
+                len(history) > 1)  # one sample draws nothing
 
     def trend(self, bar: GpuBar) -> str:
         """The bar's sparkline, drawn again only when what it is drawn from changed: a node at
