@@ -2,7 +2,9 @@
 
 ``sample()`` gives the snapshot recorded at the replay's current time (``source`` = "replay").
 Playing, the replay's time follows the wall clock times ``speed``; the controls (pause, step,
-jump, speed) are plain methods so any key binding can call them. Nothing here imports Textual.
+jump, speed) are plain methods so any key binding can call them. Nothing here imports Textual;
+the recording format is imported when a replay opens (the live view only asks whether its source
+is one).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from array import array
 from pathlib import Path
 from typing import Callable
 
-from vramtop.recording import Recording
 from vramtop.snapshot import NodeSnapshot
 
 SPEEDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -77,6 +78,8 @@ class ReplaySource:
     carries_ray = True  # the recorded Ray state rides on each snapshot
 
     def __init__(self, path: str | Path, speed: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        from vramtop.recording import Recording
+
         self.recording = Recording(path)
         # Play time never goes back, even where the recorded clock did (an NTP step).
         self._times = array("d", self.recording.timestamps)
