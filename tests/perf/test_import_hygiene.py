@@ -4,7 +4,9 @@ on the stand-in driver with a real vLLM process tree; neither may import Textual
 one-shot picture may not import the subcommands' own modules (the recording format, the report,
 the launcher; the fit model is there only because the telemetry's KV check uses it). ``fit`` on a
 catalog model and paper GPUs imports no network client, no source of the node and no grouping;
-``--once`` with no config file imports no PyYAML.
+``--once`` with no config file imports no PyYAML. The live view, headless in a child process on a
+node without pins and without Ray, loads neither the fit engine nor the what-if and Ray panels,
+the recording format or the HTTP client; a pin loads the fit engine when it is judged.
 
 The import rules, read from the source with ``ast``: only the UI and the commands import Textual;
 nothing but a command imports a command; the fit engine reaches no source (``sources/``, NVML)."""
@@ -18,6 +20,8 @@ from pathlib import Path
 
 import fakenvml
 from engine_tree import engine_tree
+from vramtop.widgets.whatif.form import FormState
+from vramtop.widgets.whatif.persist import WhatIfMemory, save_memory
 
 
 def imported(args: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, set[str]]:
@@ -113,6 +117,73 @@ def test_once_without_a_config_file_or_a_peer_to_ask_imports_no_yaml_and_no_http
     assert "yaml" in modules
     gpu0 = next(line for line in result.stdout.splitlines() if line.startswith("GPU 0 "))
     assert "critical" not in gpu0
+
+
+# The live view run as the command runs it (the config's defaults, ``open_feed`` on this node with
+# no Ray, ``VramtopApp``), headless in a child process, for a few ticks; it prints the side
+# column's line and the modules it imported.
+LIVE_VIEW = r"""
+import asyncio, json, os, sys, time
+from vramtop.app import VramtopApp
+from vramtop.config import Config
+from vramtop.sources.feed import open_feed
+
+async def main():
+    cfg = Config(interval=0.2)
+    app = VramtopApp(open_feed(cfg, ray=False), cfg)
+    async with app.run_test(size=(160, 45)) as pilot:
+        deadline = time.monotonic() + 30
+        pins = ""
+        while time.monotonic() < deadline and (app.history.added < 3 or "judging" in pins):
+            await pilot.pause(0.05)
+            pins = str(app.query_one("#side-pins").render())
+        shown = [p.pid for p in app.snapshot.gpu_processes] if app.snapshot else []
+    print(json.dumps({"ticks": app.history.added, "pids": shown, "pins": pins, "modules": sorted(sys.modules)}))
+    sys.stdout.flush()
+    os._exit(0)  # the feed's threads end with the process
+
+asyncio.run(main())
+"""
+
+# What the live view loads only when it is used: the what-if panel (the fit engine and the model
+# lookups over the network), the Ray panel, the recording format. (Textual's asyncio imports
+# ``ssl``, and the telemetry ``peer_http``, which imports the HTTP client with its first request.)
+ON_DEMAND = {"vramtop.fit.verdict", "vramtop.fit.specs", "vramtop.fit.fields", "vramtop.fit.vllm",
+             "vramtop.widgets.whatif.assess", "vramtop.widgets.whatif.panel", "vramtop.widgets.ray_panel",
+             "vramtop.recording", "vramtop.record_types", *(NETWORK - {"ssl", "vramtop.peer_http"})}
+
+
+def _live_view(env: dict[str, str]) -> dict:
+    result = subprocess.run([sys.executable, "-c", LIVE_VIEW], env=env, capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_live_view_loads_the_fit_engine_only_for_a_pin(tmp_path):
+    """A node of training jobs, no Ray, nothing pinned: the live view samples it without the
+    what-if panel's fit engine, the Ray panel, the recording format or the HTTP client. Once a
+    candidate is pinned (as the what-if panel saves it), the side column judges it, and only then
+    is the fit engine loaded."""
+    with fakenvml.spawn_processes("python train.py --run 0", "python train.py --run 1") as pids:
+        scenario = fakenvml.seed_a10(tmp_path / "scenario.txt")
+        for gpu, pid in enumerate(pids):
+            scenario.add_process(gpu, pid, 20_000)
+        scenario.write()
+        env = scenario.env(base={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"),
+                                 "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+                                 "HF_HUB_OFFLINE": "1"})
+        bare = _live_view(env)
+        assert bare["ticks"] >= 3 and sorted(bare["pids"]) == sorted(pids)  # it sampled this node, live
+        assert bare["pins"].startswith("w what if")  # the hint: nothing pinned
+        assert {"vramtop.sources.live", "vramtop.widgets.side_column", "vramtop.widgets.whatif.persist",
+                "pynvml"} <= set(bare["modules"])  # the listing is complete
+        assert ON_DEMAND & set(bare["modules"]) == set()
+
+        pin = FormState(model="medgemma-4b-it", engine="vllm")
+        assert save_memory(WhatIfMemory(pins=(pin,)), tmp_path / "state" / "vramtop" / "whatif.yaml") is None
+        pinned = _live_view(env)
+    assert pinned["pins"].split()[0] in ("✓", "!", "✗") and "medgemma-4b-it" in pinned["pins"]
+    assert "vramtop.fit.verdict" in pinned["modules"]
 
 
 def test_help_still_lists_every_subcommand():

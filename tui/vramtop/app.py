@@ -18,7 +18,7 @@ import gc
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -39,7 +39,6 @@ from textual.worker import Worker, WorkerState
 from vramtop import actions, themes
 from vramtop.analysis.instances import Instance
 from vramtop.config import Config
-from vramtop.fit import remote
 from vramtop.actions import Stopper
 from vramtop.history import History, save_history
 from vramtop.snapshot import NodeSnapshot
@@ -52,15 +51,15 @@ from vramtop.widgets.help_screen import HelpScreen
 from vramtop.widgets.node_header import NodeHeader
 from vramtop.widgets.process_rows import Row, RowMemo, RowView
 from vramtop.widgets.process_table import ProcessTable
-from vramtop.widgets.ray_panel import RayPanel
 from vramtop.widgets.side_column import SideColumn
 from vramtop.widgets.status_line import StatusLine
 from vramtop.widgets.theme_palette import PlainThemeProvider
 from vramtop.widgets.stop_dialog import StopDialog, StopOutcome
 from vramtop.widgets.tick import Tick, derive, same_picture
-from vramtop.widgets.whatif.assess import report_candidates
-from vramtop.widgets.whatif.panel import WhatIfChanged, WhatIfPanel, WhatIfScreen, side_column
 from vramtop.widgets.whatif.persist import WhatIfMemory, load_memory
+
+if TYPE_CHECKING:  # the what-if panel, the fit engine and the Ray panel: imported where first used
+    from vramtop.widgets.whatif.panel import WhatIfChanged
 
 DEFAULT_THEME = "vramtop-dark"
 GC_THRESHOLDS = (50_000, 20, 10)  # young, middle, old: see _take
@@ -200,6 +199,8 @@ class VramtopApp(App[None]):
     def _ray_panel(self) -> Widget:
         if not self.feed.carries_ray:
             return Static("Ray: not polled", id="ray-placeholder", classes="placeholder")
+        from vramtop.widgets.ray_panel import RayPanel
+
         return RayPanel(id="ray-panel")
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -431,7 +432,9 @@ class VramtopApp(App[None]):
         if self.snapshot is None:
             self.notify("nothing to report yet: no snapshot taken")
             return
+        from vramtop.fit import remote
         from vramtop.report.save import save_report
+        from vramtop.widgets.whatif.assess import report_candidates
 
         label = self.source.label if self.replaying else None
         memory = self.whatif_memory  # the open panel's form and pins, or what it remembers from its last use
@@ -484,6 +487,8 @@ class VramtopApp(App[None]):
     def action_whatif(self) -> None:
         """Open or close the what-if panel (beside the live view when wide, a screen of its own
         when narrow): would a candidate model fit on this node now?"""
+        from vramtop.widgets.whatif.panel import WhatIfPanel, WhatIfScreen, side_column
+
         panels = [panel for screen in self.screen_stack for panel in screen.query(WhatIfPanel)]
         for panel in panels:
             panel.action_close()

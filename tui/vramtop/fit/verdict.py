@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Mapping
 
 from vramtop.fit import ollama, vision, vllm
+from vramtop.fit.engines import OLLAMA, VLLM
 from vramtop.fit.placement import (
     NodeView, find_instance, free_after_stops, node_from_snapshot, ollama_devices, pick_replica_sets,
 )
@@ -35,7 +36,6 @@ GREEN, YELLOW, RED, INVALID = "green", "yellow", "red", "invalid"
 WORDS = {GREEN: "GREEN", YELLOW: "YELLOW", RED: "RED", INVALID: "INVALID"}
 SYMBOLS = {GREEN: "✓", YELLOW: "!", RED: "✗", INVALID: "?"}
 _RANK = {GREEN: 0, YELLOW: 1, RED: 2, INVALID: 3}
-VLLM, OLLAMA = "vllm", "ollama"
 MIN_CONCURRENCY = 4  # "serves at least a few requests of max_model_len at once"
 THIN_MIB = 512  # less than this left free on a GPU after start-up is a thin fit
 VLLM_KV_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")

@@ -9,10 +9,13 @@ snapshot and pins only. A pin not judged yet reads "judging"; the others keep th
 marked pending without its figures once a judgement of a newer picture has run ``PENDING_AFTER``
 seconds. With nothing pinned it is one hint line. On a wide terminal ``w`` opens the what-if panel
 inside it; while the panel is open it takes the whole column (it shows the pins itself), and the
-column judges nothing until it closes.
+column judges nothing until it closes. The fit engine is imported by the first judgement: with
+nothing pinned the live view does not load it.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
@@ -24,12 +27,13 @@ from textual.widget import Widget
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
-from vramtop.fit.verdict import GREEN, FitResult
 from vramtop.snapshot import NodeSnapshot
 from vramtop.widgets.tick import Tick
-from vramtop.widgets.whatif.assess import pin_verdicts
 from vramtop.widgets.whatif.form import FormState, describe
 from vramtop.widgets.whatif.persist import WhatIfMemory
+
+if TYPE_CHECKING:
+    from vramtop.fit.verdict import FitResult
 
 HINT = "w what if · + pin: its verdict stays here"
 PENDING_AFTER = 0.5  # s: a judgement that ends sooner changes no line twice (the node is sampled every 1 s)
@@ -40,6 +44,8 @@ def pin_verdict(form: FormState, result: FitResult) -> str:
     fit engine's reason where that figure is not the whole story: a verdict that is not GREEN
     although the tightest GPU has the room (too few requests, thin margin), or weights that alone
     outgrow each GPU's request, which no freed memory mends."""
+    from vramtop.fit.verdict import GREEN
+
     line = f"{result.symbol} {result.word}  {describe(form)}"
     tight = min(result.per_gpu, key=lambda g: g.left_mib) if result.per_gpu else None
     if tight is not None:
@@ -126,6 +132,8 @@ class SideColumn(Vertical):
 
     @work(thread=True, group="side-pins", exit_on_error=False, description="judge the pinned candidates")
     def _judge_pins(self, snapshot: NodeSnapshot, pins: tuple[FormState, ...]) -> None:
+        from vramtop.widgets.whatif.assess import pin_verdicts
+
         self.post_message(PinsJudged(snapshot, pins, pin_verdicts(pins, snapshot)))
 
     def on_pins_judged(self, message: PinsJudged) -> None:

@@ -4,18 +4,21 @@ form reads in a line.
 Textual-free, beside the panel that shows it. Every field keeps the text as typed (a half-typed
 "0." must survive a redraw); a blank field means "the engine's and the model's default". The fit
 engine reads the texts (``form_fields``: ``fields.candidate_from_fields`` names each bad one);
-``assess`` judges a form, ``persist`` remembers forms between runs.
+``assess`` judges a form, ``persist`` remembers forms between runs. Of the fit engine it imports
+only the engines' names, so a live view that remembers forms but judges none does not load it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from vramtop import yamlfile
 from vramtop.analysis.instances import Instance
-from vramtop.fit.fields import ModelChoice
-from vramtop.fit.verdict import OLLAMA, VLLM
+from vramtop.fit.engines import OLLAMA, VLLM
+
+if TYPE_CHECKING:
+    from vramtop.fit.fields import ModelChoice
 
 ENGINES = (VLLM, OLLAMA)
 ENGINE_LABELS = {VLLM: "vLLM", OLLAMA: "Ollama"}
