@@ -12,6 +12,9 @@ utilization, temperature, power and process list from NVML, and per process one 
 ``/proc/PID/stat`` and ``/proc/PID/statm``, once a second for the same window. Both monitors pay
 the stand-in driver's re-reading of the scenario file after each change; the floor does too.
 
+Beside the table, the RSS of a bare Textual app (a line of text and the footer) in a tmux pane
+of the same size, measured in the same run: the part of vramtop's RSS that any Textual app pays.
+
 One-shot: ``vramtop --once --no-ray`` against ``nvitop -1``, wall time, medians of 7; beside them
 ``vramtop fit`` on a catalog model and a paper node, and the bare interpreter's start.
 
@@ -197,6 +200,33 @@ def race(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float, nvito
     return row
 
 
+BARE_TEXTUAL = """
+from textual.app import App
+from textual.widgets import Footer, Static
+
+class Bare(App):
+    BINDINGS = [("q", "quit", "Quit")]
+
+    def compose(self):
+        yield Static("a bare Textual app")
+        yield Footer()
+
+Bare().run()
+"""
+
+
+def bare_textual_rss(tmp: Path) -> float:
+    """RSS MiB of a bare Textual app after the same warm-up as the race's panes."""
+    session = f"bare{os.getpid()}"
+    env = {**os.environ, "TERM": "xterm-256color"}
+    try:
+        pane = start_pane(session, [str(ROOT / ".venv/bin/python"), "-c", BARE_TEXTUAL], env)
+        time.sleep(WARMUP_S)
+        return tree_rss_mib(pane)
+    finally:
+        stop_pane(session)
+
+
 def one_shot(tmp: Path, nvitop: str, runs: int = 7) -> tuple[float, float, float, float]:
     """Median wall seconds of ``vramtop --once --no-ray`` and ``nvitop -1`` on an 8 x 64 node, of
     ``vramtop fit`` on a catalog model and a paper node, and of the bare interpreter starting."""
@@ -248,6 +278,7 @@ def main() -> None:
           "| worst second: vramtop / nvitop | vramtop RSS | nvitop RSS |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
+        print(f"a bare Textual app (a line of text and the footer): {bare_textual_rss(Path(tmp)):.1f} MiB RSS", flush=True)
         for node in filter(None, args.nodes.split(",")):  # --nodes '': the one-shot line alone
             gpus, procs = map(int, node.split("x"))
             for changing in (False, True):
@@ -256,7 +287,7 @@ def main() -> None:
                 print(f"| {gpus} GPUs × {procs} processes, {what} | {r['vramtop']:.0f} | {r['nvitop']:.0f} "
                       f"| {r['vramtop'] / r['nvitop']:.2f}× | {r['floor']:.1f} | {r['vramtop'] / r['floor']:.1f}× "
                       f"| {r['nvitop'] / r['floor']:.1f}× | {r['vramtop_worst']:.0f} / {r['nvitop_worst']:.0f} ms "
-                      f"| {r['vramtop_rss']:.0f} MiB | {r['nvitop_rss']:.0f} MiB |",
+                      f"| {r['vramtop_rss']:.1f} MiB | {r['nvitop_rss']:.1f} MiB |",
                       flush=True)
         if not args.no_once:
             ours, theirs, fit, bare = one_shot(Path(tmp), args.nvitop)
