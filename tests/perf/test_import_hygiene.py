@@ -146,11 +146,11 @@ asyncio.run(main())
 """
 
 # What the live view loads only when it is used: the what-if panel (the fit engine and the model
-# lookups over the network), the Ray panel, the recording format. (Textual's asyncio imports
+# lookups over the network), the Ray panel and the Ray analysis, the recording format. (Textual's asyncio imports
 # ``ssl``, and the telemetry ``peer_http``, which imports the HTTP client with its first request.)
 ON_DEMAND = {"vramtop.fit.verdict", "vramtop.fit.specs", "vramtop.fit.fields", "vramtop.fit.vllm",
              "vramtop.widgets.whatif.assess", "vramtop.widgets.whatif.panel", "vramtop.widgets.ray_panel",
-             "vramtop.recording", "vramtop.record_types", *(NETWORK - {"ssl", "vramtop.peer_http"})}
+             "vramtop.ray.feasibility", "vramtop.recording", "vramtop.record_types", *(NETWORK - {"ssl", "vramtop.peer_http"})}
 
 
 def _live_view(env: dict[str, str]) -> dict:

@@ -10,11 +10,14 @@ its ``tick`` to the result, and each panel watches ``app.tick`` from its mount o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from vramtop.analysis.instances import Instance, instances_of
-from vramtop.ray.feasibility import RayAnalysis, analyze
 from vramtop.snapshot import NodeSnapshot
 from vramtop.widgets.process_rows import Row, RowMemo, RowView, build_rows
+
+if TYPE_CHECKING:  # the Ray analysis loads with the first Ray state: none with --no-ray
+    from vramtop.ray.feasibility import RayAnalysis
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,11 @@ def derive(snapshot: NodeSnapshot, before: Tick | None = None, view: RowView | N
     if before is not None and same_picture(before.snapshot, snapshot):
         rows = before.rows if view == before.rows_view else None
         return Tick(snapshot, before.instances, before.ray, rows=rows, rows_view=view if rows is not None else None)
-    ray = analyze(snapshot.ray, snapshot) if snapshot.ray is not None else None
+    ray = None
+    if snapshot.ray is not None:
+        from vramtop.ray.feasibility import analyze
+
+        ray = analyze(snapshot.ray, snapshot)
     instances = instances_of(snapshot)
     rows = build_rows(snapshot, instances, view, memo) if view is not None else None
     return Tick(snapshot, instances, ray, rows=rows, rows_view=view)
