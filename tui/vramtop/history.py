@@ -106,7 +106,9 @@ def _frame(snapshot: NodeSnapshot, previous: NodeSnapshot) -> tuple[NodeSnapshot
     """What the ring keeps of ``snapshot``, the tick after ``previous`` (a kept frame's snapshot)."""
     procs, earlier = snapshot.gpu_processes, previous.gpu_processes
     memory = None
-    if len(procs) == len(earlier) and all(_but_memory(n, o) for n, o in zip(procs, earlier)):
+    if procs is earlier:  # a cluster between dashboard polls: the very same records, nothing to compare
+        pass
+    elif len(procs) == len(earlier) and all(_but_memory(n, o) for n, o in zip(procs, earlier)):
         if any(n.used_mib != o.used_mib for n, o in zip(procs, earlier)):
             memory = array("q", (_NO_FIGURE if p.used_mib is None else p.used_mib for p in procs))
         procs = earlier
