@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import replace
 
 import pytest
@@ -174,6 +175,37 @@ def test_between_polls_remote_rows_are_kept_and_this_machines_processes_are_read
         now[0] = 2.0
         third = source.sample()
         assert poller.polls == 2 and third.gpus[1].used_mib == 3_000 and third.gpu_processes[1].used_mib == 2_900
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_between_polls_an_unchanged_local_process_keeps_its_row_and_the_rows_their_tuple():
+    """A sleeping local process reads the same from one sample to the next: its row, and so the
+    whole tuple, are the last sample's objects (the history and the tick compare by identity
+    first); once it has ended, its row changes and says why."""
+    child = subprocess.Popen(["sleep", "60"])  # its CPU and RSS stay put
+    try:
+        state = ray_state(node("h" * 32, socket.gethostname(), "203.0.113.250", head=True,
+                               gpus=[gpu(0, 1_000, procs={child.pid: 900})]),
+                          node("r" * 32, "remote-gpu", "203.0.113.251", gpus=[gpu(0, 2_000, procs={4242: 1_900})]))
+        poller, now = FakePoller(state), [0.0]
+        source = ClusterSource(poller, min_poll_s=60.0, clock=lambda: now[0])
+        source.sample()  # the first read of a process knows no CPU % yet
+        time.sleep(0.3)
+        first = source.sample()
+        time.sleep(0.3)
+        second = source.sample()
+        local = next(p for p in second.gpu_processes if p.pid == child.pid)
+        assert local.host is not None and local.host.cpu_pct == 0.0  # asleep: nothing moved
+        assert second.gpu_processes is first.gpu_processes
+        child.kill()
+        child.wait()
+        third = source.sample()
+        assert third.gpu_processes is not first.gpu_processes
+        gone = next(p for p in third.gpu_processes if p.pid == child.pid)
+        assert gone.host is None and gone.hidden_reason is not None
+        assert third.gpu_processes[1] is first.gpu_processes[1]  # the remote row, as polled
     finally:
         child.kill()
         child.wait()

@@ -113,7 +113,8 @@ class ClusterSource:
     refresh their figures every few seconds; a large cluster's dashboard should not answer five
     requests a second for nothing); samples in between reuse the last poll's GPUs and remote
     processes (the same objects, so a tick that compares them finds them unchanged at once) and
-    read only this machine's processes again."""
+    read only this machine's processes again; a local row whose process record did not change is
+    last tick's object too, and the whole tuple when none changed."""
 
     name = "cluster"
     carries_ray = True  # each snapshot holds the Ray state it was built from: no second poll
@@ -128,6 +129,7 @@ class ClusterSource:
         self._hostname = socket.gethostname()
         self._addresses = local_addresses()
         self._built: tuple[RayState, tuple[GpuInfo, ...], tuple[GpuProcess, ...]] | None = None
+        self._shown: tuple[tuple[GpuProcess, ...], tuple[GpuProcess, ...]] | None = None  # (built, with local hosts)
 
     def _state(self) -> RayState:
         now = self._clock()
@@ -146,9 +148,25 @@ class ClusterSource:
         local = {p.pid for p in procs if p.hidden_reason is None}
         hosts, hidden, ancestors, errors = self._processes.read(local)
         if local:  # the same PID may run on another machine too: only the local rows (no reason yet) are ours
-            procs = tuple(p if p.hidden_reason else replace(p, host=hosts.get(p.pid), hidden_reason=hidden.get(p.pid))
-                          for p in procs)
+            procs = self._with_hosts(procs, hosts, hidden)
         return replace(snapshot, gpus=gpus, gpu_processes=procs, ancestors=ancestors, errors=tuple(errors))
+
+    def _with_hosts(self, built: tuple[GpuProcess, ...], hosts: dict[int, HostProcess],
+                    hidden: dict[int, str]) -> tuple[GpuProcess, ...]:
+        """The poll's rows with this machine's process records on its local ones."""
+        before = self._shown[1] if self._shown is not None and self._shown[0] is built else None
+        rows = []
+        for n, p in enumerate(built):
+            if p.hidden_reason:
+                rows.append(p)
+                continue
+            host, reason = hosts.get(p.pid), hidden.get(p.pid)
+            old = before[n] if before is not None else None
+            kept = old is not None and old.host is host and old.hidden_reason == reason
+            rows.append(old if kept else replace(p, host=host, hidden_reason=reason))
+        shown = before if before is not None and all(a is b for a, b in zip(rows, before)) else tuple(rows)
+        self._shown = (built, shown)
+        return shown
 
     def close(self) -> None:
         """Nothing to release: each poll is its own HTTP requests."""
