@@ -257,3 +257,20 @@ def test_the_history_gives_back_live_ticks_whose_memory_alone_moved(fake_nvml):
     assert h.snapshots() == tuple(taken[1:]) and h.latest is taken[-1]
     assert [[p.used_mib for p in s.gpu_processes] for s in h] == [
         [150, 200, 300], [150, None, 300], [150, 250, 300], [150, 250, 300], [160, 250]]
+
+
+def test_ticks_that_repeat_the_last_ticks_records_read_back_as_they_were_taken():
+    """A cluster between two dashboard polls gives the very same process records tick after
+    tick, after a tick whose memory alone moved: the ring keeps them as that tick's frame does
+    and gives each tick back whole."""
+    import dataclasses
+
+    base = DemoSource(clock=lambda: 1_700_000_000.0).sample()
+    moved = tuple(dataclasses.replace(p, used_mib=p.used_mib + 7) for p in base.gpu_processes)
+    taken = [base, dataclasses.replace(base, timestamp=base.timestamp + 1, gpu_processes=moved)]
+    taken += [dataclasses.replace(taken[-1], timestamp=base.timestamp + t) for t in (2, 3)]  # the same records
+    h = History(length=10)
+    for snapshot in taken:
+        h.add(snapshot)
+    assert h.snapshots() == tuple(taken)
+    assert [[p.used_mib for p in s.gpu_processes] for s in h][-1] == [p.used_mib for p in moved]

@@ -42,7 +42,16 @@ class History:
     def add(self, snapshot: NodeSnapshot) -> None:
         full = len(self._frames) == self.length
         self.added += 1
-        self._frames.append(_frame(snapshot, self._frames[-1][0]) if self._frames else (snapshot, None))
+        if not self._frames:
+            frame = (snapshot, None)
+        elif snapshot.gpu_processes is self._latest.gpu_processes:  # the last tick's very records (a
+            kept, memory = self._frames[-1]  # cluster between polls): kept as that tick's frame keeps them
+            frame = (replace(snapshot, gpus=_shared(snapshot.gpus, kept.gpus), gpu_processes=kept.gpu_processes,
+                             ancestors=kept.ancestors if snapshot.ancestors == kept.ancestors else snapshot.ancestors),
+                     memory)
+        else:
+            frame = _frame(snapshot, self._frames[-1][0])
+        self._frames.append(frame)
         self._latest = snapshot
         used = {g.index: (None if g.lost else g.used_mib) for g in snapshot.gpus}
         for index in used.keys() - self._used.keys():  # a GPU seen for the first time
@@ -106,9 +115,7 @@ def _frame(snapshot: NodeSnapshot, previous: NodeSnapshot) -> tuple[NodeSnapshot
     """What the ring keeps of ``snapshot``, the tick after ``previous`` (a kept frame's snapshot)."""
     procs, earlier = snapshot.gpu_processes, previous.gpu_processes
     memory = None
-    if procs is earlier:  # a cluster between dashboard polls: the very same records, nothing to compare
-        pass
-    elif len(procs) == len(earlier) and all(_but_memory(n, o) for n, o in zip(procs, earlier)):
+    if len(procs) == len(earlier) and all(_but_memory(n, o) for n, o in zip(procs, earlier)):
         if any(n.used_mib != o.used_mib for n, o in zip(procs, earlier)):
             memory = array("q", (_NO_FIGURE if p.used_mib is None else p.used_mib for p in procs))
         procs = earlier
