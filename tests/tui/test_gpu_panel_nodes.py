@@ -29,6 +29,10 @@ async def test_gpus_of_each_node_sit_under_its_title_and_a_moved_gpu_redraws_the
         await pilot.pause(0.2)
         panel = app.query_one(GpuPanel)
         assert drawn(panel) == ["head · 2 GPUs", 0, 1, "worker-1 · 2 GPUs", 2, 3]
+        title = next(seg for seg in panel.render_line(0) if seg.text.strip())
+        got, text, back = (c.triplet for c in (title.style.color, panel.rich_style.color, panel.rich_style.bgcolor))
+        # muted: bold, in a colour between the panel's text and its background
+        assert title.style.bold and got != text and all(min(b, t) <= g <= max(b, t) for g, t, b in zip(got, text, back))
         source.items.append(_on_nodes("head", "worker-1", "worker-1", "worker-1"))
         app.sample_now()
         await pilot.pause(0.2)

@@ -252,7 +252,11 @@ class GpuPanel(ScrollView):
     view, so a cluster of a thousand GPUs costs the lines on screen. GPUs that carry a Ray node
     (cluster mode) come under a title line per node. Scrolls when there are more lines than room."""
 
-    DEFAULT_CSS = "GpuPanel { height: auto; }"
+    DEFAULT_CSS = """
+    GpuPanel { height: auto; }
+    GpuPanel > .gpu-panel--node { text-style: bold; color: $text-muted; }
+    """
+    COMPONENT_CLASSES = {"gpu-panel--node"}  # a node's title line (CSS resolves the muted colour)
     ALLOW_SELECT = False  # its lines are drawn as strips, without the cell offsets selection reads
 
     def __init__(self, thresholds: Thresholds = Thresholds(), history: History | None = None,
@@ -351,7 +355,7 @@ class GpuPanel(ScrollView):
             return Strip.blank(width, self.visual_style.rich_style)
         row = self.rows[row_at]
         if row[0] == "title":
-            line = Line([(node_title(row[1], row[2]), ("bold", "$text-muted"))])
+            line = Line([(node_title(row[1], row[2]), (".gpu-panel--node",))])
         else:
             line = self._lines(row[1], width)[row[2]]
         return self._pieces.strip(self, line, width)

@@ -1,8 +1,9 @@
 """Lines made of styled pieces, drawn straight into strips: for lines that change every tick.
 
 A ``Line`` is a tuple of ``(text, styles)`` pieces; ``styles`` names Textual styles (theme
-variables such as ``$vram-used``, or ``bold``), later names over earlier ones, as nested spans
-of ``Content`` combine. ``PieceStyles`` turns a line into a ``Strip`` for one widget: each
+variables such as ``$vram-used``, ``bold``, or ``.name``: the widget's component class, for a
+colour only CSS resolves, such as ``$text-muted``), later names over earlier ones, as nested
+spans of ``Content`` combine. ``PieceStyles`` turns a line into a ``Strip`` for one widget: each
 piece's segment is kept by its text and styles, each style resolved once per look of the widget
 (a theme change resolves them again). Drawing a GPU bar this way costs a small part of what
 ``Content`` costs it (wrapping, spans and per-cell offsets on every repaint), and the bars
