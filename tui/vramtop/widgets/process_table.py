@@ -15,7 +15,6 @@ are never read as markup, and control characters in them are shown as U+FFFD.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import replace
 
 from rich.cells import cell_len, set_cell_size
@@ -31,6 +30,7 @@ from textual.strip import Strip
 
 from vramtop.analysis.instances import Instance
 from vramtop.snapshot import NodeSnapshot
+from vramtop.widgets.pieces import printable
 from vramtop.widgets.process_rows import COLUMN, PADDING, Row, RowView, build_rows, columns_for_width, short_label
 from vramtop.widgets.tick import Tick
 
@@ -47,13 +47,6 @@ def _only_volatile(old: Row, new: Row) -> bool:
             and all(old.cells.get(k) == v for k, v in new.cells.items() if k not in VOLATILE))
 
 
-def _printable(text: str) -> str:
-    """``text`` with control characters (a title may hold any) replaced: never sent to a terminal."""
-    if text.isprintable():
-        return text
-    return "".join("\ufffd" if unicodedata.category(c) == "Cc" else c for c in text)
-
-
 def _meta(column: int) -> Style:
     """A cell's style names its column, as DataTable's did: next cells never merge into one
     segment, so the screen is drawn (and an SVG of it written) as it was."""
@@ -66,7 +59,7 @@ PAST = Style.from_meta({"out_of_bounds": True})  # the line past the last column
 def fit(text: str, width: int, right: bool, ellipsis: bool = True) -> tuple[str, str, str]:
     """(spaces before, text, spaces after) filling ``width`` cells as Rich lays out a one-line
     cell: right-aligned text loses its trailing spaces, text too long ends in "…" (or is cut)."""
-    text = _printable(text)
+    text = printable(text)
     if right:
         text = text.rstrip()
     length = cell_len(text)
