@@ -17,7 +17,7 @@ import pytest
 
 from vramtop.snapshot import GpuProcess, HostProcess, NodeSnapshot
 from vramtop.telemetry.loaded import parse_maps, read_loaded
-from vramtop.telemetry.per_process import PerProcess
+from vramtop.telemetry.per_process import PerProcess, spread
 from vramtop.telemetry.model import LoadedFiles
 
 MAPS = """\
@@ -151,18 +151,45 @@ def test_maps_are_read_when_a_process_appears_then_less_and_less_often():
         procs = tuple(GpuProcess(p, g, 10, host=host) for p in pids for g in (0, 1))  # one process on two GPUs
         return lookup.lookup(NodeSnapshot(t, "h", "test", gpu_processes=procs))
 
-    for t in range(120):
+    for t in range(150):
         assert at(float(t)) == {7: LoadedFiles(("jax",))}
-    assert reads == [0, 10, 30, 70, 110]  # waits of 10, 20, 40, then 40 (the cap)
-    assert at(120.0, pids=()) == {}
-    at(121.0)
-    assert reads[-1] == 121.0  # forgotten once gone: a new process under that PID is read afresh
+    # waits of 10, 20, 40, then 40 (the cap), each stretched by the PID's spread (a tick rounds up)
+    s = spread(7)
+    assert 1.0 <= s <= 1.25
+    gaps = [b - a for a, b in zip(reads, reads[1:])]
+    assert len(gaps) == 4
+    for gap, wait in zip(gaps, (10, 20, 40, 40)):
+        assert wait * s - 1 < gap < wait * s + 1
+    assert at(150.0, pids=()) == {}
+    at(151.0)
+    assert reads[-1] == 151.0  # forgotten once gone: a new process under that PID is read afresh
 
     reads.clear()
     lookup = PerProcess(reader)  # as containers are read: a process never moves to another
     for t in range(0, 10_000, 7):
         at(float(t))
     assert reads == [0.0]
+
+
+def test_processes_that_appeared_together_are_read_again_over_several_ticks():
+    """A node's thousand workers start together; their maps are not all read again in one tick."""
+    reads: dict[float, int] = {}
+    clock = [0.0]
+
+    def reader(pid):
+        reads[clock[0]] = reads.get(clock[0], 0) + 1
+        return None
+
+    procs = tuple(GpuProcess(pid, 0, 10, host=HostProcess(pid, 1, "python3", "python3 w.py", create_time=5.0))
+                  for pid in range(40_000, 41_000))
+    lookup = PerProcess(reader, first_refresh_s=10, max_refresh_s=320)
+    for t in range(40):
+        clock[0] = float(t)
+        lookup.lookup(NodeSnapshot(float(t), "h", "test", gpu_processes=procs))
+    assert reads[0.0] == 1_000  # each is read when first seen
+    again = {t: n for t, n in reads.items() if t > 0}
+    assert sum(again.values()) == 2_000  # after about 10 s, then after about 20 more
+    assert max(again.values()) <= 400  # spread over the ticks from 10 s to 13 s, and 30 s to 38 s
 
 
 def test_a_process_on_another_machine_never_gets_this_machines_facts_by_pid(holder):

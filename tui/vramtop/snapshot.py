@@ -8,6 +8,7 @@ say: a view shows "n/a", it never guesses.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Mapping
 
 from vramtop.units import MIB
@@ -188,7 +189,14 @@ class NodeSnapshot:
 
     def host_process(self, pid: int) -> HostProcess | None:
         """The host record of any PID the snapshot knows (GPU process or ancestor)."""
-        for p in self.gpu_processes:
-            if p.pid == pid and p.host is not None:
-                return p.host
-        return self.ancestors.get(pid)
+        return self._hosts.get(pid)
+
+    @cached_property
+    def _hosts(self) -> dict[int, HostProcess]:
+        """PID -> host record, built on first use: a busy node asks for each of its thousand
+        processes every tick, and a scan per question made that quadratic."""
+        hosts = dict(self.ancestors)
+        for p in reversed(self.gpu_processes):  # the first GPU process of a PID wins, as it did
+            if p.host is not None:
+                hosts[p.pid] = p.host
+        return hosts

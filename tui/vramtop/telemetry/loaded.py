@@ -3,9 +3,10 @@
 A process title says "python3" for a training job and for a notebook alike; the shared libraries
 it mapped say PyTorch or JAX, and the files it mapped say which model (llama.cpp and Ollama map
 their GGUF, safetensors loaders map the shards while they read them). Read once when a process is
-first seen, then after ``FIRST_REFRESH_S``, twice that, ... up to ``MAX_REFRESH_S`` (weights load
-after the CUDA context that makes NVML list the process, and a worker's maps cost some milliseconds
-to read); a process whose maps cannot be read (another user's, without root) has none.
+first seen, then after about ``FIRST_REFRESH_S``, twice that, ... up to about ``MAX_REFRESH_S``
+(weights load after the CUDA context that makes NVML list the process, and a worker's maps cost
+some milliseconds to read); a process whose maps cannot be read (another user's, without root)
+has none.
 """
 
 from __future__ import annotations

@@ -16,9 +16,16 @@ from vramtop.snapshot import NodeSnapshot
 T = TypeVar("T")
 
 
+def spread(pid: int) -> float:
+    """1 to 1.25, by PID: the waits of processes that appeared together (a node's thousand
+    workers at start-up) end over a few seconds, not all in one tick."""
+    return 1.0 + (pid * 2_654_435_761 % 2**32) / 2**34
+
+
 class PerProcess(Generic[T]):
     """``reader(pid)`` for each process, once, or again after ``first_refresh_s``, twice that,
-    and so on up to ``max_refresh_s`` (for facts that change early in a process's life)."""
+    and so on up to ``max_refresh_s`` (for facts that change early in a process's life), each
+    wait stretched by the process's ``spread``."""
 
     def __init__(self, reader: Callable[[int], T | None],
                  first_refresh_s: float = math.inf, max_refresh_s: float = math.inf) -> None:
@@ -40,9 +47,10 @@ class PerProcess(Generic[T]):
             alive.add(key)
             known = self._known.get(key)
             if known is None:
-                known = self._known[key] = (now + self._first, self._first, self._reader(p.pid))
+                wait = self._first * spread(p.pid)
+                known = self._known[key] = (now + wait, wait, self._reader(p.pid))
             elif now >= known[0]:
-                wait = min(2 * known[1], self._max)
+                wait = min(2 * known[1], self._max * spread(p.pid))
                 known = self._known[key] = (now + wait, wait, self._reader(p.pid))
             if known[2] is not None:
                 out[p.pid] = known[2]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance
-from vramtop.snapshot import NodeSnapshot, slice_label
+from vramtop.snapshot import GpuProcess, NodeSnapshot, slice_label
 from vramtop.telemetry.model import TrendWarning
 from vramtop.units import duration
 
@@ -145,8 +145,12 @@ class MemoryTrend:
     def warnings(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...] = ()) -> tuple[TrendWarning, ...]:
         fixed = {pid for inst in instances if inst.engine == roles.VLLM for pid in inst.pids}
         out: list[TrendWarning] = []
-        for (gpu_index, pid), series in self._procs.items():
-            proc = next((p for p in snapshot.gpu_processes if p.pid == pid and p.gpu_index == gpu_index), None)
+        procs: dict[tuple[int, int], GpuProcess] = {}
+        for p in snapshot.gpu_processes:
+            procs.setdefault((p.gpu_index, p.pid), p)
+        for key, series in self._procs.items():
+            gpu_index, pid = key
+            proc = procs.get(key)
             if pid in fixed or (proc is not None and roles.classify(proc.host).engine == roles.VLLM):
                 continue
             rate = keeps_growing(list(series), self.rule)
