@@ -104,7 +104,7 @@ def test_a_long_known_process_that_renames_itself_is_seen_at_the_next_read():
     from vramtop.sources.processes import NEW_READS
 
     with Renaming(None, "ray::ServeReplica:app:D") as late:
-        reader = ProcessReader()
+        reader = ProcessReader(reread_s=0)  # each read reads /proc (see the test of REREAD_S below)
         for _ in range(NEW_READS + 1):  # past the reads that check every time
             reader.read({late.pid})
         late.rename()
@@ -118,7 +118,7 @@ def test_a_title_changed_past_the_name_is_seen_within_the_recheck_reads():
     from vramtop.sources.processes import NEW_READS, RECHECK_EVERY
 
     with Renaming("ray::ServeReplica:app:A", "ray::ServeReplica:app:B") as late:
-        reader = ProcessReader()
+        reader = ProcessReader(reread_s=0)
         for _ in range(NEW_READS + 1):  # past the reads that check every time
             reader.read({late.pid})
         late.rename()
@@ -172,3 +172,36 @@ def test_a_process_that_did_not_move_keeps_its_record(engine_tree):
     second, *_ = reader.read(set(workers))
     assert all(second[p] is first[p] for p in workers)
     assert all(second[p].cpu_pct == 0.0 for p in workers)  # the engine stand-ins sleep
+
+
+def test_a_settled_process_is_read_every_reread_s_and_keeps_its_record_between():
+    # A spinning process's CPU time moves on every read; between reads it keeps its record.
+    from vramtop.sources.processes import NEW_READS
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        reader = ProcessReader(reread_s=0.6)
+        for _ in range(NEW_READS):  # read on every tick while new
+            first = reader.read({busy.pid})[0][busy.pid]
+            time.sleep(0.01)
+        records, start = [first], time.monotonic()
+        while time.monotonic() - start < 2.0:
+            records.append(reader.read({busy.pid})[0][busy.pid])
+            time.sleep(0.02)
+        changes = [i for i in range(1, len(records)) if records[i] is not records[i - 1]]
+        # about 100 reads asked for in 2 s: the first due within 0.6 s (its phase), then every 0.6 s
+        assert 2 <= len(changes) <= 4, changes
+        assert changes[0] * 0.02 < 0.6 + 0.2
+        assert all(records[i].cpu_pct > 20 for i in changes)  # CPU % over the time since the last read
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def test_workers_started_together_are_read_on_phases_spread_over_reread_s():
+    from vramtop.sources.processes import _phase
+
+    tenths = [0] * 10
+    for pid in range(31_000, 32_000):  # a thousand workers started together: consecutive PIDs
+        tenths[int(_phase(pid) * 10)] += 1
+    assert min(tenths) >= 80 and max(tenths) <= 120, tenths

@@ -1,16 +1,19 @@
 """What the OS says about the GPU processes NVML lists, and about their parents.
 
 A process's name, command line, owner, parent and start time do not change, so psutil reads them
-once, when the PID is first seen. After that a tick costs one read of ``/proc/PID/stat`` per
-process: its start time tells a reused PID from the same process, its CPU time and resident
-pages give CPU % and RSS, and its name (what setproctitle also sets, as vLLM and Ray do when they
-retitle a process) tells when to read the command line again. (psutil answers those with four
-reads, and a count of the CPUs, per process per tick: on a busy node that was most of vramtop's
-CPU.) A process whose figures did not move keeps its record, so a tick where nothing moved builds
-none. The command line is read again on each of a process's first reads (engines retitle early),
-at once when its name changed, and every ``RECHECK_EVERY`` reads after (a title changed past the
-15 characters of the name). A PID that cannot be seen keeps its GPU memory; the reason goes with
-it.
+once, when the PID is first seen. After that a read is one of ``/proc/PID/stat``: its start
+time tells a reused PID from the same process, its CPU time and resident pages give CPU % and
+RSS, and its name (what setproctitle also sets, as vLLM and Ray do when they retitle a process)
+tells when to read the command line again. (psutil answers those with four reads, and a count of
+the CPUs, per process: on a busy node that was most of vramtop's CPU.) A process is read on each
+of its first ``NEW_READS`` ticks (engines retitle early), then every ``REREAD_S`` seconds, each on
+a phase of its own so that a thousand workers started together are not all read in one tick:
+between reads it keeps its record (the process table shows CPU % and RSS that often; a PID that
+NVML lists on every tick is the same process). A process whose figures did not move keeps its
+record too, so a tick where nothing moved builds none. The command line is read again on each of
+a process's first reads, at once when its name changed, and every ``RECHECK_EVERY`` reads after (a
+title changed past the 15 characters of the name). A PID that cannot be seen keeps its GPU
+memory; the reason goes with it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ NO_PERMISSION = "not visible from here: permission denied reading the process"
 
 RECHECK_EVERY = 30  # reads between checks of a known process's title whose name did not change
 NEW_READS = 10  # ... after this many reads of it on every tick (a process retitles early)
+REREAD_S = 3.0  # a settled process is read this often, as the process table shows CPU % and RSS
 STAT_BYTES = 4096  # /proc/PID/stat is one line of about 300 bytes
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -44,6 +48,7 @@ class _Known:
     read_at: float = 0.0  # ... and when (monotonic)
     host: HostProcess | None = None  # the last record given out
     reads: int = 0
+    due: float = 0.0  # when a settled process is read again (monotonic)
 
 
 def _stat(pid: int) -> tuple[bytes, int, float, int]:
@@ -68,11 +73,17 @@ def _title(cmdline: list[str], name: str) -> str:
     return title or name
 
 
+def _phase(pid: int) -> float:
+    """0 to 1, by PID: where in each ``REREAD_S`` a settled process is read."""
+    return (pid * 2_654_435_761 % 2**32) / 2**32
+
+
 class ProcessReader:
     """Reads host records for PIDs; reuse one instance across ticks."""
 
-    def __init__(self) -> None:
+    def __init__(self, reread_s: float = REREAD_S) -> None:
         self._known: dict[int, _Known] = {}
+        self._reread_s = reread_s
 
     def _lookup(self, pid: int) -> _Known:
         """The kept record of ``pid``, read the first time it is seen. Whether it is still the
@@ -125,10 +136,14 @@ class ProcessReader:
         hidden: dict[int, str] = {}
         errors: list[SourceError] = []
         for pid in sorted(gpu_pids):
+            now = time.monotonic()
+            settled = self._known.get(pid)
+            if settled is not None and settled.host is not None and now < settled.due:
+                hosts[pid] = settled.host
+                continue
             try:
                 known = self._lookup(pid)
                 comm, started, cpu_s, pages = _stat(pid)
-                now = time.monotonic()
                 if started != known.started:  # the PID was reused
                     del self._known[pid]
                     known = self._lookup(pid)
@@ -141,6 +156,9 @@ class ProcessReader:
                 s = self._retitled(known) if check else known.static
                 cpu, rss = _cpu_pct(known, cpu_s, now), to_mib(pages * PAGE_BYTES)
                 known.cpu_s, known.read_at = cpu_s, now
+                if known.reads >= NEW_READS:
+                    phase = _phase(pid) if known.reads == NEW_READS else 1.0
+                    known.due = now + self._reread_s * phase
                 host = known.host
                 if host is None or (host.cpu_pct, host.rss_mib, host.cmdline, host.title) != (cpu, rss, s.cmdline, s.title):
                     host = known.host = HostProcess(s.pid, s.ppid, s.name, s.title, s.cmdline, s.user, cpu, rss,
