@@ -26,6 +26,7 @@ from textual.binding import Binding
 from textual.command import CommandPalette
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.driver import Driver
 from textual.content import Content
 from textual.message import Message
 from textual.notifications import SeverityLevel
@@ -202,6 +203,16 @@ class VramtopApp(App[None]):
         from vramtop.widgets.ray_panel import RayPanel
 
         return RayPanel(id="ray-panel")
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver for this terminal; on POSIX, one whose input thread sleeps until a
+        key comes (``widgets/quiet_driver.py``)."""
+        driver = super().get_driver_class()
+        if (driver.__module__, driver.__name__) == ("textual.drivers.linux_driver", "LinuxDriver"):
+            from vramtop.widgets.quiet_driver import QuietDriver
+
+            return QuietDriver
+        return driver
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return themes.variable_defaults(self.current_theme)
