@@ -11,7 +11,7 @@ climb is not a leak. No I/O and no clock here: the tracker is fed snapshots and 
 
 from __future__ import annotations
 
-from collections import deque
+from array import array
 from dataclasses import dataclass
 
 from vramtop.analysis import roles
@@ -87,22 +87,51 @@ def phase_text(name: str, rate: float) -> str:
     return f"memory {name}"
 
 
+class _Series:
+    """One memory series over the window: its times and MiB side by side in two flat arrays, 16
+    bytes a sample (a deque of (time, MiB) tuples held about 100: the tuple, the int, the slot).
+    Times only grow: a sample not newer than the last is dropped."""
+
+    __slots__ = ("times", "values")
+
+    def __init__(self) -> None:
+        self.times = array("d")
+        self.values = array("q")
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def push(self, t: float, mib: int, window_s: float, cap: int) -> None:
+        times = self.times
+        if times and t <= times[-1]:
+            return  # the same snapshot twice, or a clock that went back
+        times.append(t)
+        self.values.append(mib)
+        drop = max(0, len(times) - cap)
+        while drop < len(times) and t - times[drop] > window_s:
+            drop += 1
+        if drop:
+            del times[:drop]
+            del self.values[:drop]
+
+    def samples(self) -> list[tuple[float, int]]:
+        return list(zip(self.times, self.values))
+
+
 class MemoryTrend:
     """Keeps the recent used memory of each GPU and each (GPU, process), and judges growth."""
 
     def __init__(self, rule: TrendRule = TrendRule(), max_samples: int = 600) -> None:
         self.rule = rule
         self._max = max_samples
-        self._gpus: dict[int, deque[tuple[float, int]]] = {}
-        self._procs: dict[tuple[int, int], deque[tuple[float, int]]] = {}
+        self._gpus: dict[int, _Series] = {}
+        self._procs: dict[tuple[int, int], _Series] = {}
 
     def _push(self, store: dict, key, t: float, mib: int) -> None:
-        series = store.setdefault(key, deque(maxlen=self._max))
-        if series and t <= series[-1][0]:
-            return  # the same snapshot twice, or a clock that went back
-        series.append((t, mib))
-        while series and t - series[0][0] > self.rule.window_s:
-            series.popleft()
+        series = store.get(key)
+        if series is None:
+            series = store[key] = _Series()
+        series.push(t, mib, self.rule.window_s, self._max)
 
     def update(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...] = ()) -> tuple[TrendWarning, ...]:
         """Record ``snapshot`` and return the warnings it raises, fastest-filling first."""
@@ -127,17 +156,19 @@ class MemoryTrend:
 
     def gpu_history(self, gpu_index: int) -> tuple[int, ...]:
         """Used MiB of one GPU over the window, oldest first (for a sparkline)."""
-        return tuple(v for _, v in self._gpus.get(gpu_index, ()))
+        series = self._gpus.get(gpu_index)
+        return tuple(series.values) if series is not None else ()
 
     def process_history(self, gpu_index: int, pid: int) -> tuple[int, ...]:
-        return tuple(v for _, v in self._procs.get((gpu_index, pid), ()))
+        series = self._procs.get((gpu_index, pid))
+        return tuple(series.values) if series is not None else ()
 
     def phases(self) -> dict[int, str]:
         """PID -> how its memory moved over the window ("memory growing 12 MiB/s"), for the
         processes the window can judge; a process on several GPUs reads as its worst GPU."""
         worst: dict[int, tuple[str, float]] = {}
         for (_, pid), series in self._procs.items():
-            found = phase(list(series), self.rule)
+            found = phase(series.samples(), self.rule)
             if found is not None and (pid not in worst or _PHASE_ORDER.index(found[0]) < _PHASE_ORDER.index(worst[pid][0])):
                 worst[pid] = found
         return {pid: phase_text(*found) for pid, found in worst.items()}
@@ -153,7 +184,7 @@ class MemoryTrend:
             proc = procs.get(key)
             if pid in fixed or (proc is not None and roles.classify(proc.host).engine == roles.VLLM):
                 continue
-            rate = keeps_growing(list(series), self.rule)
+            rate = keeps_growing(series.samples(), self.rule)
             if rate is None:
                 continue
             gpu = snapshot.gpu(gpu_index)

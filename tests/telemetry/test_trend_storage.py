@@ -1,0 +1,123 @@
+"""The memory trend keeps its series in flat arrays: what it reads back (histories, phases,
+warnings) is what a deque of (time, MiB) tuples, the plain way to keep them, gives for any run of
+snapshots: repeated or backward timestamps, processes that come and go, a window or a sample cap
+that drops the oldest."""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+
+from hypothesis import given, settings, strategies as st
+
+from vramtop.snapshot import GpuInfo, GpuProcess, HostProcess, NodeSnapshot
+from vramtop.telemetry.trend import MemoryTrend, TrendRule, keeps_growing, phase, phase_text
+
+TOTAL = 81_559
+
+
+class DequeTrend:
+    """The reference: each series a deque of (time, MiB) tuples, trimmed to the window."""
+
+    def __init__(self, rule: TrendRule, max_samples: int) -> None:
+        self.rule, self.max = rule, max_samples
+        self.gpus: dict[int, deque] = {}
+        self.procs: dict[tuple[int, int], deque] = {}
+
+    def _push(self, store: dict, key, t: float, mib: int) -> None:
+        series = store.setdefault(key, deque(maxlen=self.max))
+        if series and t <= series[-1][0]:
+            return
+        series.append((t, mib))
+        while series and t - series[0][0] > self.rule.window_s:
+            series.popleft()
+
+    def update(self, snapshot: NodeSnapshot) -> None:
+        t = snapshot.timestamp
+        for g in snapshot.gpus:
+            self._push(self.gpus, g.index, t, g.used_mib)
+        per_proc: dict[tuple[int, int], int] = {}
+        for p in snapshot.gpu_processes:
+            if p.used_mib is not None:
+                per_proc[(p.gpu_index, p.pid)] = per_proc.get((p.gpu_index, p.pid), 0) + p.used_mib
+        for key, mib in per_proc.items():
+            self._push(self.procs, key, t, mib)
+        for key in [k for k in self.procs if k not in per_proc]:
+            del self.procs[key]
+
+    def phases(self) -> dict[int, str]:
+        order = ("growing", "shrinking", "volatile", "stable")
+        worst: dict[int, tuple[str, float]] = {}
+        for (_, pid), series in self.procs.items():
+            found = phase(list(series), self.rule)
+            if found is not None and (pid not in worst or order.index(found[0]) < order.index(worst[pid][0])):
+                worst[pid] = found
+        return {pid: phase_text(*found) for pid, found in worst.items()}
+
+    def growing(self) -> dict[tuple[int, int], float]:
+        return {key: rate for key, series in self.procs.items()
+                if (rate := keeps_growing(list(series), self.rule)) is not None}
+
+
+def _snapshot(t: float, procs: list[tuple[int, int, int | None]]) -> NodeSnapshot:
+    gpus = (0, 1)
+    used = {g: sum(m or 0 for pid, gg, m in procs if gg == g) for g in gpus}
+    return NodeSnapshot(
+        timestamp=t, hostname="h", source="test",
+        gpus=tuple(GpuInfo(g, "NVIDIA H100 80GB HBM3", f"GPU-{g}", TOTAL, 545, used[g], TOTAL - 545 - used[g])
+                   for g in gpus),
+        gpu_processes=tuple(GpuProcess(pid, g, mib, host=HostProcess(pid, 1, "python3", "python3 train.py", ("python3",)))
+                            for pid, g, mib in procs))
+
+
+_tick = st.tuples(
+    st.sampled_from([0.0, 1.0, 1.0, 2.5, 5.0, 10.0, 45.0, -3.0]),  # time step: repeats, jumps, a clock going back
+    st.lists(st.tuples(st.integers(1, 6), st.integers(0, 1), st.one_of(st.none(), st.integers(0, 80_000))),
+             max_size=8))
+
+
+@settings(max_examples=150, deadline=None)
+@given(ticks=st.lists(_tick, min_size=1, max_size=60),
+       window=st.sampled_from([10.0, 30.0, 120.0]), cap=st.sampled_from([3, 8, 600]),
+       trend_like=st.booleans())
+def test_histories_phases_and_warnings_are_the_deque_trends(ticks, window, cap, trend_like):
+    rule = TrendRule(window_s=window, min_span_s=window / 6, min_samples=3, min_growth_mib=256, max_drop_mib=64)
+    ours, ref = MemoryTrend(rule, max_samples=cap), DequeTrend(rule, cap)
+    t = 1_000.0
+    for n, (step, procs) in enumerate(ticks):
+        t += step
+        if trend_like:  # steady growth for some, so that the growing and shrinking verdicts are reached
+            procs = [(pid, g, None if mib is None else 1_000 + (300 * n if pid % 2 else -40 * n) + mib % 50)
+                     for pid, g, mib in procs]
+        snap = _snapshot(t, procs)
+        warnings = ours.update(snap)
+        ref.update(snap)
+        assert ours.phases() == ref.phases()
+        assert {(w.gpu_index, w.pid): w.mib_per_s for w in warnings} == ref.growing()
+        for g in (0, 1):
+            assert ours.gpu_history(g) == tuple(v for _, v in ref.gpus.get(g, ()))
+        for (g, pid), series in ref.procs.items():
+            assert ours.process_history(g, pid) == tuple(v for _, v in series)
+        assert ours.process_history(0, 99) == ()
+
+
+def test_a_full_window_of_many_processes_takes_a_fraction_of_the_deques_memory():
+    rule = TrendRule()
+    ours, ref = MemoryTrend(rule), DequeTrend(rule, 600)
+    for i in range(150):  # past the 120 s window: 8 GPUs x 8 processes, each a different MiB every second
+        procs = [(pid, pid % 2, 2_000 + (pid * 131 + i * 37) % 900) for pid in range(1, 65)]
+        snap = _snapshot(1_000.0 + i, procs)
+        ours.update(snap)
+        ref.update(snap)
+
+    def held(store: dict, flat: bool) -> int:
+        total = sys.getsizeof(store)
+        for series in store.values():
+            if flat:
+                total += sys.getsizeof(series) + sys.getsizeof(series.times) + sys.getsizeof(series.values)
+            else:
+                total += sys.getsizeof(series) + sum(sys.getsizeof(s) + sys.getsizeof(s[1]) for s in series)
+        return total
+
+    assert len(ours.process_history(1, 1)) == len(ref.procs[(1, 1)]) == 121
+    assert held(ours._procs, True) * 4 < held(ref.procs, False)
