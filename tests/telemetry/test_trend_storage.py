@@ -121,3 +121,24 @@ def test_a_full_window_of_many_processes_takes_a_fraction_of_the_deques_memory()
 
     assert len(ours.process_history(1, 1)) == len(ref.procs[(1, 1)]) == 121
     assert held(ours._procs, True) * 4 < held(ref.procs, False)
+
+
+def test_phases_that_hold_are_the_last_answer_and_equal_texts_one_string():
+    rule = TrendRule(window_s=30.0, min_span_s=5.0, min_samples=3)
+    trend = MemoryTrend(rule)
+    answers = []
+    for i in range(20):  # eight processes whose memory holds: all "memory stable" once the window can say
+        trend.update(_snapshot(1_000.0 + i, [(pid, pid % 2, 4_000 + pid) for pid in range(1, 9)]))
+        answers.append(trend.phases())
+    first = next(a for a in answers if a)
+    assert set(first.values()) == {"memory stable"} and len(first) == 8
+    assert len({id(a) for a in answers[answers.index(first):]}) == 1  # one dict while the phases hold
+    assert len({id(text) for text in first.values()}) == 1  # and one string for the eight processes
+    before = dict(first)
+    for i in range(20, 40):  # process 1 starts to grow: a new answer, the last one left as it was
+        trend.update(_snapshot(1_000.0 + i, [(pid, pid % 2, 4_000 + pid + (300 * (i - 19) if pid == 1 else 0))
+                                             for pid in range(1, 9)]))
+    now = trend.phases()
+    assert now is not first and first == before
+    assert now[1].startswith("memory growing ") and now[2] == "memory stable"
+    assert now[2] is first[2]

@@ -62,6 +62,7 @@ def keeps_growing(samples: list[tuple[float, int]], rule: TrendRule) -> float | 
 
 STABLE, GROWING, SHRINKING, VOLATILE = "stable", "growing", "shrinking", "volatile"
 _PHASE_ORDER = (GROWING, SHRINKING, VOLATILE, STABLE)  # a process on several GPUs reads as its worst
+_MAX_TEXTS = 1024  # phase texts kept for sharing; a growing process's rate makes a new one each read
 
 
 def phase(samples: list[tuple[float, int]], rule: TrendRule) -> tuple[str, float] | None:
@@ -126,6 +127,8 @@ class MemoryTrend:
         self._max = max_samples
         self._gpus: dict[int, _Series] = {}
         self._procs: dict[tuple[int, int], _Series] = {}
+        self._phases: dict[int, str] = {}  # the last answer of ``phases``: not changed once returned
+        self._texts: dict[str, str] = {}
 
     def _push(self, store: dict, key, t: float, mib: int) -> None:
         series = store.get(key)
@@ -165,13 +168,27 @@ class MemoryTrend:
 
     def phases(self) -> dict[int, str]:
         """PID -> how its memory moved over the window ("memory growing 12 MiB/s"), for the
-        processes the window can judge; a process on several GPUs reads as its worst GPU."""
+        processes the window can judge; a process on several GPUs reads as its worst GPU. The
+        answer may be the last call's very dict: read it, never change it."""
         worst: dict[int, tuple[str, float]] = {}
         for (_, pid), series in self._procs.items():
             found = phase(series.samples(), self.rule)
             if found is not None and (pid not in worst or _PHASE_ORDER.index(found[0]) < _PHASE_ORDER.index(worst[pid][0])):
                 worst[pid] = found
-        return {pid: phase_text(*found) for pid, found in worst.items()}
+        # Each telemetry read keeps its answer, and the app's history keeps each tick's telemetry:
+        # an answer equal to the last is the last (one dict for a node whose phases hold), and
+        # equal texts are one string (64 processes all "memory stable" hold one).
+        if len(self._texts) > _MAX_TEXTS:
+            self._texts.clear()
+        texts = self._texts
+        phases = {}
+        for pid, found in worst.items():
+            text = phase_text(*found)
+            phases[pid] = texts.setdefault(text, text)
+        if phases == self._phases:
+            return self._phases
+        self._phases = phases
+        return phases
 
     def warnings(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...] = ()) -> tuple[TrendWarning, ...]:
         fixed = {pid for inst in instances if inst.engine == roles.VLLM for pid in inst.pids}
