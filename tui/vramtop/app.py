@@ -287,6 +287,10 @@ class VramtopApp(App[None]):
         if self.exporter is not None:  # only stores it: a scrape builds the metrics in its own thread
             self.exporter.publish(snapshot)
         first = self.snapshot is None
+        if first:  # before the node's lines are drawn: those Textual's ANSI colour filter would
+            from vramtop.widgets.lean_strips import install  # not change keep no copy of them
+
+            install()
         await self.show_snapshot(snapshot, tick)
         if first and not gc.get_freeze_count():
             # Start-up's objects (modules, widgets, the catalog) live on: frozen, once a process, no

@@ -1,0 +1,81 @@
+"""A line Textual's ANSI colour filter would not change is given back as it is; any other line,
+and any other filter, gets what Textual's own method gives."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings, strategies as st
+from rich.segment import Segment
+from rich.style import Style
+from textual._ansi_theme import ALABASTER, MONOKAI
+from textual.color import Color
+from textual.filter import ANSIToTruecolor, Monochrome
+from textual.strip import Strip
+
+from vramtop.widgets import lean_strips
+
+STYLES = [
+    None,
+    Style(color="#e0e0e0", bgcolor="#1e1e2e"),
+    Style.parse("bold #ff8800"),
+    Style(bgcolor="#202020"),
+    Style(color="red"),  # ANSI: the filter turns these into the theme's truecolour
+    Style(bgcolor="bright_blue"),
+    Style.parse("dim #aaaaaa on #101010"),  # dim: blended into the background
+    Style(color="color(208)"),
+    Style.parse("underline"),
+]
+BACKGROUNDS = [Color(0, 0, 0), Color(30, 30, 46), Color(250, 250, 250)]
+
+
+def _original():
+    assert lean_strips.install()
+    return Strip.apply_filter.__wrapped__
+
+
+def test_a_line_in_truecolour_is_given_back_as_it_is():
+    segments = [Segment("GPU 0 ", STYLES[1]), Segment("72%", STYLES[2]), Segment("  ", None)]
+    f = ANSIToTruecolor(MONOKAI)
+    theirs = Strip(segments)
+    assert _original()(theirs, f, BACKGROUNDS[1]) is not theirs  # Textual's own: a copy of each segment
+    line = Strip(segments)
+    assert line.apply_filter(f, BACKGROUNDS[1]) is line
+    assert line.apply_filter(f, BACKGROUNDS[1]) is line  # drawn again: the verdict kept
+    assert all(not isinstance(v, Strip) for v in line._filter_cache._cache.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(picks=st.lists(st.tuples(st.text("ab █", max_size=4), st.integers(0, len(STYLES) - 1), st.booleans()),
+                      max_size=8),
+       bg=st.sampled_from(BACKGROUNDS), light=st.booleans())
+def test_any_line_reads_as_textuals_filter_makes_it(picks, bg, light):
+    original = _original()
+    segments = [Segment(text, STYLES[i], [(1,)] if control else None) for text, i, control in picks]
+    styled = [s for s in segments if s.style is not None]  # (Textual's Monochrome needs a style)
+    for f, line in ((ANSIToTruecolor(ALABASTER if light else MONOKAI), segments), (Monochrome(), styled)):
+        ours = Strip(line).apply_filter(f, bg)
+        theirs = original(Strip(line), f, bg)
+        assert list(ours) == list(theirs)
+        assert ours.cell_length == theirs.cell_length
+    changes = any(c or (STYLES[i] is not None and (STYLES[i].dim or STYLES[i].color and STYLES[i].color.triplet is None
+                                                    or STYLES[i].bgcolor and STYLES[i].bgcolor.triplet is None))
+                  for _, i, c in picks)
+    line, f = Strip(segments), ANSIToTruecolor(MONOKAI)
+    for _ in range(2):  # the first draw and one from the line's cache
+        assert (line.apply_filter(f, bg) is line) is not changes
+
+
+def test_another_filter_still_gets_a_copy():
+    line = Strip([Segment("x", STYLES[1])])
+    _original()
+    assert line.apply_filter(Monochrome(), BACKGROUNDS[0]) is not line
+
+
+def test_nothing_is_changed_where_textual_is_not_as_expected(monkeypatch):
+    class Bare:  # a filter class without the per-style conversion this relies on
+        pass
+
+    current = Strip.apply_filter
+    monkeypatch.setattr(lean_strips, "_installed", False)
+    monkeypatch.setattr(lean_strips, "ANSIToTruecolor", Bare)
+    assert lean_strips.install() is False
+    assert Strip.apply_filter is current
