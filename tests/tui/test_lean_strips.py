@@ -79,3 +79,30 @@ def test_nothing_is_changed_where_textual_is_not_as_expected(monkeypatch):
     monkeypatch.setattr(lean_strips, "ANSIToTruecolor", Bare)
     assert lean_strips.install() is False
     assert Strip.apply_filter is current
+
+
+def test_a_line_cut_only_at_its_end_is_its_one_piece_and_keeps_no_reference_to_itself():
+    import sys
+
+    _original()
+    line = Strip([Segment("GPU 0 ", STYLES[1]), Segment("72%", STYLES[2])])
+    held = sys.getrefcount(line)
+    for cuts in ([9], [9, 12], (c for c in [9])):  # cuts past the end are dropped, as Textual drops them
+        (piece,) = line.divide(cuts)
+        assert piece is line
+    del piece
+    assert sys.getrefcount(line) == held  # nothing in its caches refers to it: freed when last drawn
+    assert Strip([Segment("x", STYLES[1])]).divide([]) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.text("ab█ ", min_size=1, max_size=5), max_size=6),
+       cuts=st.lists(st.integers(0, 24), max_size=5))
+def test_any_cuts_give_textuals_pieces(texts, cuts):
+    original_divide = (_original(), Strip.divide.__wrapped__)[1]
+    segments = [Segment(t, STYLES[i % len(STYLES)]) for i, t in enumerate(texts)]
+    ordered = sorted(set(cuts))
+    for pick in (ordered, ordered + [Strip(segments).cell_length]):
+        ours = Strip(segments).divide(pick)
+        theirs = original_divide(Strip(segments), pick)
+        assert [(list(s), s.cell_length) for s in ours] == [(list(s), s.cell_length) for s in theirs]

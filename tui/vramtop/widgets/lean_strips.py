@@ -1,4 +1,4 @@
-"""Lines that Textual's ANSI colour filter would leave as they are keep no converted copy.
+"""Lines on screen keep less: no copy the ANSI colour filter would not change, no self-reference.
 
 Textual passes every line a widget draws through the app's line filters; the first is
 ``ANSIToTruecolor`` (ANSI colours to the theme's truecolour, dim text to a blended colour). It
@@ -11,8 +11,17 @@ processes, 0.7 MiB of RSS half a minute in, more as the screen's lines change).
 would change (each style maps to itself, no control codes, which the filter drops) is returned
 as it is, the same text and styles the copy would hold. Any other line, and any other filter,
 goes through Textual's own method. The verdict is kept in the line's filter cache, where the
-copy was (a line is drawn many times). Installed once; where Textual's classes no longer look the
-way this relies on, nothing is changed.
+copy was (a line is drawn many times).
+
+It wraps ``Strip.divide`` too. The compositor divides each line it draws at the edges of the
+widgets on that row; a line cut only at its own end is its own one piece, and Textual kept that
+answer, ``[line]``, in the line's divide cache: each such line referred to itself, so it outlived
+its last use until a cyclic collection found it (with its caches and its rendered text), and at
+a tick's allocation rate that is many lines. The answer is now given and not kept: a line that
+is no longer drawn is freed at once. Other cuts go through Textual's own method.
+
+Installed once; where Textual's classes no longer look the way this relies on, nothing is
+changed.
 """
 
 from __future__ import annotations
@@ -39,12 +48,14 @@ def _unchanged(strip: Strip, line_filter: ANSIToTruecolor, background: Any) -> b
 
 
 def install() -> bool:
-    """Wrap ``Strip.apply_filter`` (once); False where Textual's classes are not as expected."""
+    """Wrap ``Strip.apply_filter`` and ``Strip.divide`` (once); False where Textual's classes are
+    not as expected."""
     global _installed
     if _installed:
         return True
     original = getattr(Strip, "apply_filter", None)
-    if (original is None or "_segments" not in getattr(Strip, "__slots__", ())
+    original_divide = getattr(Strip, "divide", None)
+    if (original is None or original_divide is None or "_segments" not in getattr(Strip, "__slots__", ())
             or not callable(getattr(ANSIToTruecolor, "truecolor_style", None))):
         return False
 
@@ -59,8 +70,16 @@ def install() -> bool:
                 return self
         return original(self, filter, background)
 
-    apply_filter.__doc__ = original.__doc__
-    apply_filter.__wrapped__ = original  # type: ignore[attr-defined]
-    Strip.apply_filter = apply_filter  # type: ignore[method-assign]
+    def divide(self: Strip, cuts: Any) -> Any:
+        cuts = list(cuts)
+        cell_length = self.cell_length
+        if [cut for cut in cuts if cut <= cell_length] == [cell_length]:
+            return [self]  # what Textual answers, not kept in the strip's own cache
+        return original_divide(self, cuts)
+
+    for name, wrapper, wrapped in (("apply_filter", apply_filter, original), ("divide", divide, original_divide)):
+        wrapper.__doc__ = wrapped.__doc__
+        wrapper.__wrapped__ = wrapped  # type: ignore[attr-defined]
+        setattr(Strip, name, wrapper)
     _installed = True
     return True
