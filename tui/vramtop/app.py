@@ -295,6 +295,8 @@ class VramtopApp(App[None]):
         if first and not gc.get_freeze_count():
             # Start-up's objects (modules, widgets, the catalog) live on: frozen, once a process, no
             # full collection walks them again, on whichever thread it runs (bench/bench_gc.py).
+            # Start-up's garbage in cycles is collected first: frozen, it would never be.
+            gc.collect()
             gc.freeze()
             # A tick allocates tens of thousands of objects that die with it (rows, strips,
             # segments) and keeps some (the history): at the default 700 allocations the young
