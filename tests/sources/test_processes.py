@@ -199,9 +199,9 @@ def test_a_settled_process_is_read_every_reread_s_and_keeps_its_record_between()
 
 
 def test_workers_started_together_are_read_on_phases_spread_over_reread_s():
-    from vramtop.sources.processes import _phase
+    from vramtop.sources.processes import pid_phase
 
     tenths = [0] * 10
     for pid in range(31_000, 32_000):  # a thousand workers started together: consecutive PIDs
-        tenths[int(_phase(pid) * 10)] += 1
+        tenths[int(pid_phase(pid) * 10)] += 1
     assert min(tenths) >= 80 and max(tenths) <= 120, tenths

@@ -73,8 +73,9 @@ def _title(cmdline: list[str], name: str) -> str:
     return title or name
 
 
-def _phase(pid: int) -> float:
-    """0 to 1, by PID: where in each ``REREAD_S`` a settled process is read."""
+def pid_phase(pid: int) -> float:
+    """0 to 1, by PID, evenly for consecutive PIDs: where in each ``REREAD_S`` a settled process
+    is read (workers started together have consecutive PIDs)."""
     return (pid * 2_654_435_761 % 2**32) / 2**32
 
 
@@ -157,7 +158,7 @@ class ProcessReader:
                 cpu, rss = _cpu_pct(known, cpu_s, now), to_mib(pages * PAGE_BYTES)
                 known.cpu_s, known.read_at = cpu_s, now
                 if known.reads >= NEW_READS:
-                    phase = _phase(pid) if known.reads == NEW_READS else 1.0
+                    phase = pid_phase(pid) if known.reads == NEW_READS else 1.0
                     known.due = now + self._reread_s * phase
                 host = known.host
                 if host is None or (host.cpu_pct, host.rss_mib, host.cmdline, host.title) != (cpu, rss, s.cmdline, s.title):

@@ -12,6 +12,7 @@ import math
 from typing import Callable, Generic, Mapping, TypeVar
 
 from vramtop.snapshot import NodeSnapshot
+from vramtop.sources.processes import pid_phase
 
 T = TypeVar("T")
 
@@ -19,7 +20,7 @@ T = TypeVar("T")
 def spread(pid: int) -> float:
     """1 to 1.25, by PID: the waits of processes that appeared together (a node's thousand
     workers at start-up) end over a few seconds, not all in one tick."""
-    return 1.0 + (pid * 2_654_435_761 % 2**32) / 2**34
+    return 1.0 + pid_phase(pid) / 4
 
 
 class PerProcess(Generic[T]):
