@@ -118,6 +118,19 @@ class _Series:
     def samples(self) -> list[tuple[float, int]]:
         return list(zip(self.times, self.values))
 
+    def stable(self, rule: TrendRule) -> bool | None:
+        """What ``phase`` says first, from the arrays: None while the window cannot judge, True
+        when the series stays within ``rule.max_drop_mib`` (most do, on most polls)."""
+        times, values = self.times, self.values
+        if len(times) < rule.min_samples or times[-1] - times[0] < rule.min_span_s:
+            return None
+        return max(values) - min(values) <= rule.max_drop_mib
+
+    def may_grow(self, rule: TrendRule) -> bool:
+        """False where ``keeps_growing`` is sure to say None: too few samples, or not up enough."""
+        values = self.values
+        return len(values) >= rule.min_samples and values[-1] - values[0] >= rule.min_growth_mib
+
 
 class MemoryTrend:
     """Keeps the recent used memory of each GPU and each (GPU, process), and judges growth."""
@@ -172,7 +185,8 @@ class MemoryTrend:
         answer may be the last call's very dict: read it, never change it."""
         worst: dict[int, tuple[str, float]] = {}
         for (_, pid), series in self._procs.items():
-            found = phase(series.samples(), self.rule)
+            stable = series.stable(self.rule)  # the arrays answer first: no samples built for it
+            found = None if stable is None else (STABLE, 0.0) if stable else phase(series.samples(), self.rule)
             if found is not None and (pid not in worst or _PHASE_ORDER.index(found[0]) < _PHASE_ORDER.index(worst[pid][0])):
                 worst[pid] = found
         # Each telemetry read keeps its answer, and the app's history keeps each tick's telemetry:
@@ -197,6 +211,8 @@ class MemoryTrend:
         for p in snapshot.gpu_processes:
             procs.setdefault((p.gpu_index, p.pid), p)
         for key, series in self._procs.items():
+            if not series.may_grow(self.rule):
+                continue
             gpu_index, pid = key
             proc = procs.get(key)
             if pid in fixed or (proc is not None and roles.classify(proc.host).engine == roles.VLLM):
