@@ -3,7 +3,7 @@
 Sampling never runs on the UI thread. A thread worker calls ``feed.sample()`` (the feed polls
 Ray and the engines' telemetry on threads of its own, so a sample never waits for them) and
 derives the tick (``widgets.tick``: instances, the Ray analysis); when it ends, the next one is
-armed with ``set_timer`` (so samples never overlap, even if a driver call hangs), and the tick
+armed on the event loop (so samples never overlap, even if a driver call hangs), and the tick
 comes back as a message that a newer one replaces if the UI is behind. A failing sample leaves
 the last picture in place with one line saying why.
 
@@ -14,6 +14,7 @@ table are still called by the app (``show_snapshot``).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from dataclasses import replace
@@ -32,7 +33,6 @@ from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.reactive import var
-from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
@@ -149,7 +149,7 @@ class VramtopApp(App[None]):
         self.history = History()  # the last minutes, for ctrl+r (dump to a recording)
         self.snapshot: NodeSnapshot | None = None  # the last good sample
         self.sample_error: str | None = None
-        self._timer: Timer | None = None
+        self._timer: asyncio.TimerHandle | None = None  # the next sample, armed when one ends
         self._notes: list[str] = []  # lasting one-line problems (a theme file, an unknown theme)
         self._side_forced: bool | None = None  # the user's choice; None: the layout decides
         self._hidden: set[str] = set()
@@ -238,14 +238,24 @@ class VramtopApp(App[None]):
     def sample_now(self) -> None:
         """Start a sample unless one is running; the next is armed when it ends."""
         if self._timer is not None:
-            self._timer.stop()
+            self._timer.cancel()
             self._timer = None
         if not self.screen_stack:  # shutting down: its screens are gone
             return
         if not any(w.group == "poll" and not w.is_finished for w in self.workers):
             self._sample(self.screen_stack[0].query_one(ProcessTable).view)
 
+    def _next_sample(self) -> None:
+        self._timer = None
+        try:
+            self.sample_now()
+        except Exception as error:  # as a Textual timer's callback would: shown, and the app ends
+            self._handle_exception(error)
+
     def on_unmount(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self.feed.stop()
 
     @work(thread=True, group="poll", exit_on_error=False, description="sample the node")
@@ -266,7 +276,10 @@ class VramtopApp(App[None]):
         if event.state == WorkerState.ERROR:
             self.post_message(SampleFailed(first_line(event.worker.error)))
         if not self.paused and self.is_running:
-            self._timer = self.set_timer(self.config.interval, self.sample_now, name="next sample")
+            # A plain loop timer: Textual's set_timer wraps its callback in a new partial each
+            # time, and the first call of each costs an inspect.signature() (a tenth of the UI
+            # thread's CPU a tick on a node at rest).
+            self._timer = asyncio.get_running_loop().call_later(self.config.interval, self._next_sample)
 
     async def on_snapshot_ready(self, message: SnapshotReady) -> None:
         if self.paused or not self.is_running:  # not running: shutting down, its widgets going
@@ -419,7 +432,7 @@ class VramtopApp(App[None]):
             return
         self.paused = not self.paused
         if self.paused and self._timer is not None:
-            self._timer.stop()
+            self._timer.cancel()
             self._timer = None
         if not self.paused:
             self.sample_now()
