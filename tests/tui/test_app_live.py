@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from tui_support import (
     ScriptedSource, demo_snapshot, hidden_process, make_app, next_sample, screen_text, visible_process, wait_for,
 )
@@ -184,3 +186,19 @@ async def test_table_handles_processes_appearing_and_leaving():
         keys = [r.key for r in table.rows]
         assert "p:9001:3" not in keys and "p:4100:0" not in keys
         assert len(keys) == len(set(keys)) == 1 + len(fewer.gpu_processes)
+
+
+async def test_a_sample_that_cannot_start_ends_the_app_with_its_error_not_silently():
+    # The next sample is armed on the event loop, outside Textual's timers: an error there must
+    # still reach the app (shown, and the app ends) rather than stop sampling without a word.
+    app = make_app(interval=0.05)
+    with pytest.raises(RuntimeError, match="cannot start"):
+        async with app.run_test(size=(120, 40)) as pilot:
+            assert await wait_for(pilot, lambda: app.snapshot is not None)
+
+            def broken() -> None:
+                raise RuntimeError("cannot start")
+
+            app.sample_now = broken
+            await pilot.pause(1.0)
+    assert app.return_code == 1
