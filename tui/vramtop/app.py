@@ -247,6 +247,8 @@ class VramtopApp(App[None]):
 
     def _next_sample(self) -> None:
         self._timer = None
+        if not self.is_running:  # shutting down, its widgets going: as Textual's timers, no call
+            return
         try:
             self.sample_now()
         except Exception as error:  # as a Textual timer's callback would: shown, and the app ends
