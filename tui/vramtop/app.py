@@ -218,6 +218,9 @@ class VramtopApp(App[None]):
         return themes.variable_defaults(self.current_theme)
 
     def on_mount(self) -> None:
+        from vramtop.widgets.lean_strips import install
+
+        install()  # before any line is drawn: lines on screen keep no copy Textual need not make
         self.whatif_memory = load_memory()[0]  # a bad file is said in the panel when it opens
         self.feed.start()
         self.query_one("#filter").display = False
@@ -237,13 +240,17 @@ class VramtopApp(App[None]):
 
     def sample_now(self) -> None:
         """Start a sample unless one is running; the next is armed when it ends."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._disarm()
         if not self.screen_stack:  # shutting down: its screens are gone
             return
         if not any(w.group == "poll" and not w.is_finished for w in self.workers):
             self._sample(self.screen_stack[0].query_one(ProcessTable).view)
+
+    def _disarm(self) -> None:
+        """Forget the next sample armed, if any."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _next_sample(self) -> None:
         self._timer = None
@@ -255,9 +262,7 @@ class VramtopApp(App[None]):
             self._handle_exception(error)
 
     def on_unmount(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._disarm()
         self.feed.stop()
 
     @work(thread=True, group="poll", exit_on_error=False, description="sample the node")
@@ -302,10 +307,6 @@ class VramtopApp(App[None]):
         if self.exporter is not None:  # only stores it: a scrape builds the metrics in its own thread
             self.exporter.publish(snapshot)
         first = self.snapshot is None
-        if first:  # before the node's lines are drawn: those Textual's ANSI colour filter would
-            from vramtop.widgets.lean_strips import install  # not change keep no copy of them
-
-            install()
         await self.show_snapshot(snapshot, tick)
         if first and not gc.get_freeze_count():
             # Start-up's objects (modules, widgets, the catalog) live on: frozen, once a process, no
@@ -433,10 +434,9 @@ class VramtopApp(App[None]):
             self.sample_now()
             return
         self.paused = not self.paused
-        if self.paused and self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if not self.paused:
+        if self.paused:
+            self._disarm()
+        else:
             self.sample_now()
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
