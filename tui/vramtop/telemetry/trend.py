@@ -99,9 +99,6 @@ class _Series:
         self.times = array("d")
         self.values = array("q")
 
-    def __len__(self) -> int:
-        return len(self.times)
-
     def push(self, t: float, mib: int, window_s: float, cap: int) -> None:
         times = self.times
         if times and t <= times[-1]:
