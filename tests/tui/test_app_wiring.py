@@ -123,6 +123,41 @@ async def test_trend_warnings_and_notices_reach_the_status_line():
         assert "GPU 0 full in about 4 min" in text and "PID namespace" in text
 
 
+async def test_a_warning_whose_figures_move_is_repainted_without_a_layout():
+    """New text on as many lines repaints the status line; a layout (of the whole screen) comes
+    only when it needs another line."""
+    from vramtop.telemetry.model import Telemetry, TrendWarning
+    from vramtop.widgets.status_line import StatusLine
+
+    texts = ["pid 10 grows: GPU 0 full in about 4 min"]
+
+    class Growing:
+        def poll(self, snapshot):
+            return Telemetry(0.0, trends=tuple(TrendWarning(10, 0, 50.0, 240.0, t) for t in texts))
+
+    app = VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=0.05), telemetry_poller=Growing())
+    async with app.run_test(size=(160, 45)) as pilot:
+        line = app.query_one(StatusLine)
+
+        async def shown(text: str) -> None:
+            for _ in range(60):
+                await pilot.pause(0.05)
+                if text in " ".join(line.messages):
+                    await pilot.pause(0.1)
+                    return
+            raise AssertionError(f"{text!r} never reached the status line")
+
+        await shown("about 4 min")
+        layouts, height = line._layout_updates, line.size.height
+        texts[0] = "pid 10 grows: GPU 0 full in about 3 min"
+        await shown("about 3 min")
+        assert "about 3 min" in line.render().plain
+        assert (line._layout_updates, line.size.height) == (layouts, height) == (layouts, 1)
+        texts.append("pid 11 grows: GPU 1 full in about 9 min " + "x" * 150)
+        await shown("about 9 min")
+        assert line._layout_updates > layouts and line.size.height == 2
+
+
 
 async def test_a_recording_replays_through_the_same_views_with_its_controls(tmp_path):
     from vramtop.history import History

@@ -1,6 +1,8 @@
 """One-line failures shown in place ("nvml: GPU 2 lost", "processes: permission denied",
 "sample failed: …"), while every other part of the view stays live. Hidden when all is well.
-It watches the app's ``status``."""
+It watches the app's ``status``. New text on as many lines is repainted in place: a layout of
+the whole screen (about ten times a repaint's cost) is asked for only when the height changes,
+so a warning whose figures move every second ("full in about 27 min") costs what a figure does."""
 
 from __future__ import annotations
 
@@ -27,9 +29,13 @@ class StatusLine(Widget):
     def show(self, messages: tuple[str, ...]) -> None:
         if messages == self.messages:
             return
+        height = len(self._lines(self.size.width)) if self.messages else 0
         self.messages = messages
         self.set_class(not messages, "-empty")
-        self.refresh(layout=True)
+        if messages and len(self._lines(self.size.width)) == height:
+            self.refresh()
+        else:
+            self.refresh(layout=True)
 
     def _lines(self, width: int) -> list[Content]:
         pieces = [Content.assemble(("⚠ ", "bold"), m) for m in self.messages]
