@@ -123,11 +123,14 @@ async def test_trend_warnings_and_notices_reach_the_status_line():
         assert "GPU 0 full in about 4 min" in text and "PID namespace" in text
 
 
-async def test_a_warning_whose_figures_move_is_repainted_without_a_layout():
+async def test_a_warning_whose_figures_move_is_repainted_without_a_layout(monkeypatch):
     """New text on as many lines repaints the status line; a layout (of the whole screen) comes
-    only when it needs another line."""
+    only when it needs another line, and a line that went keeps its room for a while."""
     from vramtop.telemetry.model import Telemetry, TrendWarning
+    from vramtop.widgets import status_line
     from vramtop.widgets.status_line import StatusLine
+
+    monkeypatch.setattr(status_line, "HOLD_S", 0.6)
 
     texts = ["pid 10 grows: GPU 0 full in about 4 min"]
 
@@ -156,6 +159,25 @@ async def test_a_warning_whose_figures_move_is_repainted_without_a_layout():
         texts.append("pid 11 grows: GPU 1 full in about 9 min " + "x" * 150)
         await shown("about 9 min")
         assert line._layout_updates > layouts and line.size.height == 2
+        layouts = line._layout_updates
+        del texts[1]
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if "about 9 min" not in " ".join(line.messages):
+                break
+        await pilot.pause(0.1)
+        assert (line._layout_updates, line.size.height, line.render().plain.count("grows")) == (layouts, 2, 1)
+        await pilot.pause(0.8)
+        assert line._layout_updates > layouts and line.size.height == 1
+        texts.clear()
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if not line.messages:
+                break
+        await pilot.pause(0.1)
+        assert line.display and line.size.height == 1
+        await pilot.pause(0.8)
+        assert not line.display
 
 
 

@@ -1,15 +1,22 @@
 """One-line failures shown in place ("nvml: GPU 2 lost", "processes: permission denied",
 "sample failed: …"), while every other part of the view stays live. Hidden when all is well.
-It watches the app's ``status``. New text on as many lines is repainted in place: a layout of
-the whole screen (about ten times a repaint's cost) is asked for only when the height changes,
-so a warning whose figures move every second ("full in about 27 min") costs what a figure does."""
+It watches the app's ``status``.
+
+New text on as many lines is repainted in place; a layout of the whole screen (ten times a
+repaint's cost) comes only when it needs more lines. A line that goes keeps its room, blank, for
+``HOLD_S``: a warning that comes and goes every few seconds (a process whose memory grows, then
+drops) neither moves the screen up and down nor lays it out each time.
+"""
 
 from __future__ import annotations
 
 from textual.content import Content
+from textual.timer import Timer
 from textual.widget import Widget
 
 from vramtop.widgets.flow import flow
+
+HOLD_S = 10.0
 
 
 class StatusLine(Widget):
@@ -21,6 +28,9 @@ class StatusLine(Widget):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.messages: tuple[str, ...] = ()
+        self._room = 0  # the lines it took at the last layout; 0 while hidden
+        self._hold = 0  # the lines it keeps while lines that went still hold their room
+        self._shrink: Timer | None = None  # gives that room back
         self.add_class("-empty")
 
     def on_mount(self) -> None:
@@ -29,20 +39,39 @@ class StatusLine(Widget):
     def show(self, messages: tuple[str, ...]) -> None:
         if messages == self.messages:
             return
-        height = len(self._lines(self.size.width)) if self.messages else 0
         self.messages = messages
-        self.set_class(not messages, "-empty")
-        if messages and len(self._lines(self.size.width)) == height:
-            self.refresh()
-        else:
+        if not self._room:  # hidden: its width is known once it is laid out
+            self.set_class(not messages, "-empty")
             self.refresh(layout=True)
+            return
+        lines = len(self._lines(self.size.width)) if messages else 0
+        if lines < self._room:
+            if self._shrink is None:
+                self._hold = self._room
+                self._shrink = self.set_timer(HOLD_S, self._give_back_room)
+            self.refresh()
+            return
+        if self._shrink is not None:
+            self._shrink.stop()
+            self._shrink = None
+            self._hold = 0
+        self.refresh(layout=lines != self._room)
+
+    def _give_back_room(self) -> None:
+        self._shrink = None
+        self._hold = 0
+        if not self.messages:
+            self._room = 0
+            self.add_class("-empty")
+        self.refresh(layout=True)
 
     def _lines(self, width: int) -> list[Content]:
         pieces = [Content.assemble(("⚠ ", "bold"), m) for m in self.messages]
         return flow(pieces, max(width, 1), Content("  "))
 
     def get_content_height(self, container, viewport, width: int) -> int:
-        return len(self._lines(width))
+        self._room = max(len(self._lines(width)), self._hold)
+        return self._room
 
     def render(self) -> Content:
         return Content("\n").join(self._lines(self.size.width))
