@@ -208,7 +208,7 @@ async def test_a_recording_replays_through_the_same_views_with_its_controls(tmp_
         await pilot.press("less_than_sign")
         await pilot.pause(0.2)
         assert app.snapshot.timestamp == at - 1
-        header = app.query_one(NodeHeader).render().plain
+        header = app.query_one(NodeHeader).text
         assert "REPLAY" in header and "paused" in header and f"#{app.source.index + 1}/5" in header  # where it stands
 
 

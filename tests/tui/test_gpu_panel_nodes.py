@@ -72,7 +72,7 @@ async def test_cluster_mode_shows_each_nodes_gpus_and_the_ray_panel_without_a_po
         assert drawn(panel) == ["gpu-a · 2 GPUs", 0, 1, "gpu-b · 1 GPU", 2]
         assert [b.gpu.free_mib for b in panel.bars] == [32, 22_028, 22_528]
         assert app.feed.ray_poller is None and app.query_one(RayPanel)  # the state rides on the snapshots
-        header = app.query_one(NodeHeader).render().plain
+        header = app.query_one(NodeHeader).text
         assert "CLUSTER" in header and "2 nodes with GPUs · reserved memory counted as used" in header
         bar = panel.strips_of(panel.bars[0].gpu.index)[0].text
         assert "– rsv" in bar and "22,996/23,028 MiB" in bar  # Ray's reporter folds the reserve into used

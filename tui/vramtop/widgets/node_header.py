@@ -4,52 +4,54 @@ the memory totals in MiB and GiB. It watches the app's ``tick`` and ``paused``."
 
 from __future__ import annotations
 
-from textual.content import Content
+from textual.strip import Strip
 from textual.widget import Widget
 
 from vramtop.snapshot import NodeSnapshot
 from vramtop.units import gib
 from vramtop.widgets.flow import flow
+from vramtop.widgets.pieces import Line, Piece, PieceStyles
 from vramtop.widgets.tick import Tick
 
 BADGES = {"demo": "DEMO", "replay": "REPLAY", "cluster": "CLUSTER"}
 
 
-def header_pieces(snapshot: NodeSnapshot | None, paused: bool, where: str | None = None) -> list[Content]:
+def header_pieces(snapshot: NodeSnapshot | None, paused: bool, where: str | None = None) -> list[Line]:
     """``where``: the replay's position ("replay 14:02:11  +00:05:12 / 01:00:00 ..."), shown
     right after the badges."""
-    badges: list[Content] = []
+    badges: list[Piece] = []
     if snapshot is not None and snapshot.source in BADGES:
-        badges.append(Content(f" {BADGES[snapshot.source]} ").stylize("bold reverse $accent"))
+        badges.append((f" {BADGES[snapshot.source]} ", ("bold reverse $accent",)))
     if paused:
-        badges.append(Content(" PAUSED ").stylize("bold reverse $warning"))
-    title = Content.assemble(*(p for b in badges for p in (b, " ")), ("vramtop", "bold"))
+        badges.append((" PAUSED ", ("bold reverse $warning",)))
+    title = Line([*(p for b in badges for p in (b, (" ", ()))), ("vramtop", ("bold",))])
     if snapshot is None:
-        return [title, Content("waiting for the first sample…").stylize("dim")]
-    pieces = [title] + ([Content(where).stylize("bold $accent")] if where else [])
-    pieces.append(Content(snapshot.hostname).stylize("bold"))
+        return [title, Line([("waiting for the first sample…", ("dim",))])]
+    pieces = [title] + ([Line([(where, ("bold $accent",))])] if where else [])
+    pieces.append(Line([(snapshot.hostname, ("bold",))]))
     if snapshot.source == "cluster":  # the GPUs of every Ray node, as Ray's reporters read them
         nodes = len({g.node for g in snapshot.gpus})
-        pieces.append(Content(f"{nodes} node{'s' if nodes != 1 else ''} with GPUs"))
-        pieces.append(Content("reserved memory counted as used").stylize("dim"))
+        pieces.append(Line([(f"{nodes} node{'s' if nodes != 1 else ''} with GPUs", ())]))
+        pieces.append(Line([("reserved memory counted as used", ("dim",))]))
     else:
-        pieces.append(Content(f"driver {snapshot.driver_version or 'n/a'}"))
-        pieces.append(Content(f"CUDA {snapshot.cuda_version or 'n/a'}"))
+        pieces.append(Line([(f"driver {snapshot.driver_version or 'n/a'}", ())]))
+        pieces.append(Line([(f"CUDA {snapshot.cuda_version or 'n/a'}", ())]))
     lost = sum(g.lost for g in snapshot.gpus)
     stale = sum(g.stale_since is not None and not g.lost for g in snapshot.gpus)  # totals include old figures
     gpus = f"{len(snapshot.gpus)} GPU" + ("s" if len(snapshot.gpus) != 1 else "")
     gone = ", ".join(n for n in (f"{lost} lost" if lost else "", f"{stale} not live" if stale else "") if n)
-    pieces.append(Content(gpus + (f" ({gone})" if gone else "")))
+    pieces.append(Line([(gpus + (f" ({gone})" if gone else ""), ())]))
     used, total, free = snapshot.used_mib, snapshot.total_mib, snapshot.free_mib
-    pieces.append(Content.assemble(
-        "used ", (f"{used:,}", "bold"), f"/{total:,} MiB ({gib(used, unit=False)}/{gib(total, unit=False)} GiB)"
-    ))
-    pieces.append(Content.assemble("free ", (f"{free:,}", "bold"), f" MiB ({gib(free, unit=False)} GiB)"))
+    pieces.append(Line([("used ", ()), (f"{used:,}", ("bold",)),
+                        (f"/{total:,} MiB ({gib(used, unit=False)}/{gib(total, unit=False)} GiB)", ())]))
+    pieces.append(Line([("free ", ()), (f"{free:,}", ("bold",)), (f" MiB ({gib(free, unit=False)} GiB)", ())]))
     return pieces
 
 
 class NodeHeader(Widget):
-    """Wraps between figures, never inside one, so nothing is cut at 40 columns."""
+    """Wraps between figures, never inside one, so nothing is cut at 40 columns. Its figures
+    move on every tick of a busy node: its lines are styled pieces drawn straight into strips
+    (``pieces.py``), not ``Content``."""
 
     DEFAULT_CSS = "NodeHeader { height: auto; }"
 
@@ -59,6 +61,8 @@ class NodeHeader(Widget):
         self.paused = False
         self._pieces = header_pieces(None, False)
         self._where: str | None = None
+        self._styles = PieceStyles(64)
+        self._flowed: tuple = ()  # (pieces, width, their lines)
 
     def on_mount(self) -> None:
         self.watch(self.app, "tick", self._take_tick)
@@ -82,11 +86,25 @@ class NodeHeader(Widget):
         self._pieces = pieces
         self.refresh(layout=len(self._lines(self.size.width)) != len(before))
 
-    def _lines(self, width: int) -> list[Content]:
-        return flow(self._pieces, max(width, 1))
+    @property
+    def text(self) -> str:
+        """The header's words, a line each, as drawn at its width."""
+        return "\n".join(line.plain for line in self._lines(self.size.width))
+
+    def _lines(self, width: int) -> list[Line]:
+        if self._flowed[:2] != (self._pieces, width):  # asked for by each line drawn
+            self._flowed = (self._pieces, width, flow(self._pieces, max(width, 1)))
+        return self._flowed[2]
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return len(self._lines(width))
 
-    def render(self) -> Content:
-        return Content("\n").join(self._lines(self.size.width))
+    def notify_style_update(self) -> None:
+        self._styles.clear()
+        super().notify_style_update()
+
+    def render_line(self, y: int) -> Strip:
+        lines, width = self._lines(self.size.width), self.size.width
+        if y >= len(lines):
+            return Strip.blank(width, self.visual_style.rich_style)
+        return self._styles.strip(self, lines[y], width)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import unicodedata
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style as RichStyle
 from textual.cache import LRUCache
@@ -29,9 +30,17 @@ ELLIPSIS = "…"
 class Line(tuple):
     """A line's pieces, in order."""
 
+    @classmethod
+    def assemble(cls, *lines: Line) -> Line:
+        return cls(piece for line in lines for piece in line)
+
     @property
     def plain(self) -> str:
         return "".join(text for text, _ in self)
+
+    @property
+    def cell_length(self) -> int:
+        return sum(cell_len(text) for text, _ in self)
 
     def restyled(self, style: str) -> Line:
         """The line with ``style`` over every piece's own (a stale line greys at once)."""
