@@ -90,3 +90,39 @@ async def test_no_color_keeps_states_readable(monkeypatch):
         assert "✖ critical" in text and "▲ low" in text
         assert "█" in text and "▒" in text  # used and reserved differ by glyph too
         assert "#ef5350" not in app.export_screenshot()
+
+
+async def test_the_cursor_row_follows_focus_and_theme():
+    """The table takes its styles once per look, not per repaint: focus moving away, coming back
+    and a new theme each draw the cursor row in the look of the moment."""
+    from textual.geometry import Region
+
+    from vramtop.widgets.process_table import HEADER, ProcessTable
+
+    app = make_app(theme="vramtop-dark")
+    async with app.run_test(size=(160, 45)) as pilot:
+        assert await wait_for(pilot, lambda: app.snapshot is not None)
+        table = app.query_one(ProcessTable)
+        table.focus()
+        await pilot.pause()
+
+        def cursor_colours():
+            y = 1 + HEADER + table.cursor_row - round(table.scroll_y)  # 1: the border
+            (strip,) = table.render_lines(Region(0, y, table.size.width, 1))
+            return {seg.style.bgcolor for seg in list(strip)[1:-1] if seg.text.strip()}  # in the borders
+
+        def expected():
+            return {table.get_component_rich_style("process-table--cursor").bgcolor}
+
+        focused = cursor_colours()
+        assert focused == expected()
+        app.query_one("#filter").focus()
+        await pilot.pause()
+        blurred = cursor_colours()
+        assert blurred == expected() != focused
+        table.focus()
+        await pilot.pause()
+        assert cursor_colours() == focused
+        app.theme = "vramtop-high-contrast"
+        await pilot.pause()
+        assert cursor_colours() == expected() != focused

@@ -16,6 +16,7 @@ are never read as markup, and control characters in them are shown as U+FFFD.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -47,6 +48,7 @@ def _only_volatile(old: Row, new: Row) -> bool:
             and all(old.cells.get(k) == v for k, v in new.cells.items() if k not in VOLATILE))
 
 
+@lru_cache(maxsize=64)
 def _meta(column: int) -> Style:
     """A cell's style names its column, as DataTable's did: next cells never merge into one
     segment, so the screen is drawn (and an SVG of it written) as it was."""
@@ -130,7 +132,9 @@ class ProcessTable(ScrollView, can_focus=True):
         self._looks: dict[int, tuple] = {}  # by place, for rows in view or drawn: what the line shows
         self._shown: dict[str, Row] = {}
         self._volatile_at = float("-inf")  # snapshot time of the last CPU / RSS figures shown
-        self._styles: tuple[Style, ...] = ()  # base, header, cursor, hover: taken once per repaint
+        self._styles: tuple[Style, ...] = ()  # base, header, cursor, hover: taken once per look
+        self._styles_drawn: tuple[Style, ...] = ()  # what the kept cells and lines were drawn in
+        self._state_looks: dict[int, tuple[Style, Style]] = {}  # by state: from _styles
         # Kept for the rows in view over a few ticks, no more: on a node whose memory moves, each
         # tick brings new cells and lines, and a larger cache only fills up (160 lines: three
         # ticks of a 50-row view; 512 held 0.5 MiB more at 8 GPUs x 64 processes).
@@ -335,17 +339,20 @@ class ProcessTable(ScrollView, can_focus=True):
             self.refresh(Region(0, HEADER + first - top, width, end - first))
 
     def notify_style_update(self) -> None:
-        self._kept_cells.clear()
-        self._kept_lines.clear()
+        """A theme or focus change (Textual calls this on either): the styles are taken again at
+        the next repaint, not on every one (three component styles cost a tenth of a repaint)."""
+        self._styles = ()
         super().notify_style_update()
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        styles = (self.rich_style, *(self.get_component_rich_style(f"process-table--{name}")
-                                     for name in ("header", "cursor", "hover")))
-        if styles != self._styles:  # a theme or focus change: every kept cell and line was drawn in the old look
-            self._styles = styles
-            self._kept_cells.clear()
-            self._kept_lines.clear()
+        if not self._styles:
+            styles = (self.rich_style, *(self.get_component_rich_style(f"process-table--{name}")
+                                         for name in ("header", "cursor", "hover")))
+            if styles != self._styles_drawn:  # every kept cell and line was drawn in the old look
+                self._kept_cells.clear()
+                self._kept_lines.clear()
+                self._state_looks.clear()
+            self._styles = self._styles_drawn = styles
         return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
@@ -381,13 +388,17 @@ class ProcessTable(ScrollView, can_focus=True):
 
     def _state_styles(self, state: int) -> tuple[Style, Style]:
         """(the style of a cell's spaces, of the line past the last column) in this state."""
-        base, _, cursor, hover = self._styles
-        part = Style()
-        if state & HOVER:
-            part += hover
-        if state & CURSOR:
-            part += cursor
-        return base + part + Style.from_color(part.color) + Style.from_color(bgcolor=part.bgcolor), base + part
+        looks = self._state_looks.get(state)
+        if looks is None:
+            base, _, cursor, hover = self._styles
+            part = Style()
+            if state & HOVER:
+                part += hover
+            if state & CURSOR:
+                part += cursor
+            looks = self._state_looks[state] = (
+                base + part + Style.from_color(part.color) + Style.from_color(bgcolor=part.bgcolor), base + part)
+        return looks
 
     def _row_line(self, look: tuple, state: int, width: int) -> Strip:
         key = (look, state, width)
