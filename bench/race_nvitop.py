@@ -13,7 +13,9 @@ utilization, temperature, power and process list from NVML, and per process one 
 the stand-in driver's re-reading of the scenario file after each change; the floor does too.
 
 Beside the table, the RSS of a bare Textual app (a line of text and the footer) in a tmux pane
-of the same size, measured in the same run: the part of vramtop's RSS that any Textual app pays.
+of the same size, measured in the same run: the part of vramtop's RSS that any Textual app pays;
+and the CPU of a bare Textual app that repaints every line of the pane once a second (one
+bordered widget, one segment a line): what Textual alone costs where everything on screen moves.
 
 One-shot: ``vramtop --once --no-ray`` against ``nvitop -1``, wall time, medians of 7; beside them
 ``vramtop fit`` on a catalog model and a paper node, and the bare interpreter's start.
@@ -215,6 +217,52 @@ Bare().run()
 """
 
 
+BARE_REPAINT = """
+from rich.segment import Segment
+from textual.app import App
+from textual.strip import Strip
+from textual.widget import Widget
+from textual.widgets import Footer
+
+class Lines(Widget):
+    DEFAULT_CSS = "Lines { border: round $primary; height: 1fr; }"
+    tick = 0
+
+    def on_mount(self):
+        self.set_interval(1.0, self.next_tick)
+
+    def next_tick(self):
+        self.tick += 1
+        self.refresh()
+
+    def render_line(self, y):
+        return Strip([Segment(f"{y:>4} {self.tick * 37 + y * 131:>10,} MiB".ljust(self.size.width))])
+
+class Bare(App):
+    def compose(self):
+        yield Lines()
+        yield Footer()
+
+Bare().run()
+"""
+
+
+def bare_textual_repaint_ms(seconds: float) -> float:
+    """CPU ms a second of a bare Textual app whose every line (one bordered widget filling the
+    pane, one segment a line) shows new text once a second: what Textual alone costs to repaint
+    a screen that changes everywhere, as a node whose every process's memory moves does."""
+    session = f"repaint{os.getpid()}"
+    env = {**os.environ, "TERM": "xterm-256color"}
+    try:
+        pane = start_pane(session, [str(ROOT / ".venv/bin/python"), "-c", BARE_REPAINT], env)
+        time.sleep(WARMUP_S)
+        c0, t0 = tree_cpu(pane), time.monotonic()
+        time.sleep(seconds)
+        return (tree_cpu(pane) - c0) * 1000 / (time.monotonic() - t0)
+    finally:
+        stop_pane(session)
+
+
 def bare_textual_rss(tmp: Path) -> float:
     """RSS MiB of a bare Textual app after the same warm-up as the race's panes."""
     session = f"bare{os.getpid()}"
@@ -279,6 +327,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         print(f"a bare Textual app (a line of text and the footer): {bare_textual_rss(Path(tmp)):.1f} MiB RSS", flush=True)
+        if args.nodes:
+            print(f"a bare Textual app repainting every line once a second: "
+                  f"{bare_textual_repaint_ms(min(args.seconds, 20.0)):.1f} ms CPU / tick", flush=True)
         for node in filter(None, args.nodes.split(",")):  # --nodes '': the one-shot line alone
             gpus, procs = map(int, node.split("x"))
             for changing in (False, True):
