@@ -198,6 +198,28 @@ def test_a_settled_process_is_read_every_reread_s_and_keeps_its_record_between()
         busy.wait()
 
 
+def test_a_process_that_has_run_a_while_when_first_seen_is_settled_at_once():
+    # vramtop started on a busy node: its thousand workers are not new, and are not read on each
+    # of the first ticks.
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        records = []
+        for settled_after_s in (0.2, 60.0):
+            reader = ProcessReader(reread_s=0.6, settled_after_s=settled_after_s)
+            seen, start = [], time.monotonic()
+            while time.monotonic() - start < 0.5:
+                seen.append(reader.read({busy.pid})[0][busy.pid])
+                time.sleep(0.02)
+            records.append(len({id(r) for r in seen}))
+        old, new = records
+        assert old <= 2  # the first read, then at most one on its phase
+        assert new >= 6  # young: read on each of its first ticks, a new record where CPU % moved
+    finally:
+        busy.kill()
+        busy.wait()
+
+
 def test_workers_started_together_are_read_on_phases_spread_over_reread_s():
     from vramtop.sources.processes import pid_phase
 

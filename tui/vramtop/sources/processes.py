@@ -6,9 +6,10 @@ time tells a reused PID from the same process, its CPU time and resident pages g
 RSS, and its name (what setproctitle also sets, as vLLM and Ray do when they retitle a process)
 tells when to read the command line again. (psutil answers those with four reads, and a count of
 the CPUs, per process: on a busy node that was most of vramtop's CPU.) A process is read on each
-of its first ``NEW_READS`` ticks (engines retitle early), then every ``REREAD_S`` seconds, each on
-a phase of its own so that a thousand workers started together are not all read in one tick:
-between reads it keeps its record (the process table shows CPU % and RSS that often; a PID that
+of its first ``NEW_READS`` ticks (engines retitle early; one that had already run
+``SETTLED_AFTER_S`` when first seen, as most have when vramtop starts on a busy node, is past
+that), then every ``REREAD_S`` seconds, each on a phase of its own so that a thousand workers
+started together are not all read in one tick: between reads it keeps its record (the process table shows CPU % and RSS that often; a PID that
 NVML lists on every tick is the same process). A process whose figures did not move keeps its
 record too, so a tick where nothing moved builds none. The command line is read again on each of
 a process's first reads, at once when its name changed, and every ``RECHECK_EVERY`` reads after (a
@@ -33,6 +34,7 @@ NO_PERMISSION = "not visible from here: permission denied reading the process"
 RECHECK_EVERY = 30  # reads between checks of a known process's title whose name did not change
 NEW_READS = 10  # ... after this many reads of it on every tick (a process retitles early)
 REREAD_S = 3.0  # a settled process is read this often, as the process table shows CPU % and RSS
+SETTLED_AFTER_S = 60.0  # a process this old when first seen is settled at once
 STAT_BYTES = 4096  # /proc/PID/stat is one line of about 300 bytes
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -82,9 +84,10 @@ def pid_phase(pid: int) -> float:
 class ProcessReader:
     """Reads host records for PIDs; reuse one instance across ticks."""
 
-    def __init__(self, reread_s: float = REREAD_S) -> None:
+    def __init__(self, reread_s: float = REREAD_S, settled_after_s: float = SETTLED_AFTER_S) -> None:
         self._known: dict[int, _Known] = {}
         self._reread_s = reread_s
+        self._settled_after_s = settled_after_s
 
     def _lookup(self, pid: int) -> _Known:
         """The kept record of ``pid``, read the first time it is seen. Whether it is still the
@@ -148,6 +151,8 @@ class ProcessReader:
                 if started != known.started:  # the PID was reused
                     del self._known[pid]
                     known = self._lookup(pid)
+                if not known.reads and time.time() - (known.static.create_time or 0.0) > self._settled_after_s:
+                    known.reads = NEW_READS - 1  # this first read is its last on every tick
                 known.reads += 1
                 # Its title costs a read of /proc: a process that has lived a while and kept its
                 # name is asked less often.
