@@ -123,6 +123,36 @@ async def test_trend_warnings_and_notices_reach_the_status_line():
         assert "GPU 0 full in about 4 min" in text and "PID namespace" in text
 
 
+async def test_more_warnings_than_four_lines_hold_end_in_how_many_are_not_shown():
+    """A node whose hundred processes all grow: four lines, each message whole or cut with "…",
+    and the count of the rest, not ninety lines silently clipped."""
+    from vramtop.telemetry.model import Telemetry, TrendWarning
+    from vramtop.widgets.status_line import StatusLine
+
+    class Growing:
+        def poll(self, snapshot):
+            return Telemetry(0.0, trends=tuple(
+                TrendWarning(p, 0, 37.0, 1_600.0, f"pid {p} (python train.py) grows 37 MiB/s: GPU 0 full in about 27 min")
+                for p in range(1_000, 1_100)))
+
+    for width in (160, 40):
+        app = VramtopApp(DemoSource(clock=lambda: 0.0), Config(interval=0.05), telemetry_poller=Growing())
+        async with app.run_test(size=(width, 45)) as pilot:
+            line = app.query_one(StatusLine)
+            for _ in range(60):
+                await pilot.pause(0.05)
+                if len(line.messages) == 100:
+                    break
+            await pilot.pause(0.2)
+            drawn = [strip.text.rstrip() for strip in line.render_lines(line.region.reset_offset)]
+            assert line.size.height == 4 and len(drawn) == 4
+            shown = sum(text.count("⚠") for text in drawn)
+            assert drawn[-1].endswith(f"+{100 - shown} more") and shown >= (4 if width == 160 else 3)
+            assert all(len(text) <= line.region.width for text in drawn)
+            if width == 40:
+                assert drawn[0].endswith("…")
+
+
 async def test_a_warning_whose_figures_move_is_repainted_without_a_layout(monkeypatch):
     """New text on as many lines repaints the status line; a layout (of the whole screen) comes
     only when it needs another line, and a line that went keeps its room for a while."""

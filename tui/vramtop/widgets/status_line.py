@@ -1,6 +1,7 @@
 """One-line failures shown in place ("nvml: GPU 2 lost", "processes: permission denied",
 "sample failed: …"), while every other part of the view stays live. Hidden when all is well.
-It watches the app's ``status``.
+It watches the app's ``status``. It takes at most ``MAX_LINES`` lines, a message longer than one
+is cut with "…", and what does not fit is counted at the end ("+93 more").
 
 New text on as many lines is repainted in place; a layout of the whole screen (ten times a
 repaint's cost) comes only when it needs more lines. A line that goes keeps its room, blank, for
@@ -17,11 +18,34 @@ from textual.widget import Widget
 from vramtop.widgets.flow import flow
 
 HOLD_S = 10.0
+MAX_LINES = 4
+GAP = Content("  ")
+
+
+def _flow(messages: tuple[str, ...], width: int) -> list[Content]:
+    pieces = [Content.assemble(("⚠ ", "bold"), m) for m in messages]
+    lines = flow(pieces, width, GAP)
+    if len(lines) <= MAX_LINES:
+        return lines
+    shown, line, used = 0, 1, -GAP.cell_length  # the pieces that fit on MAX_LINES lines, as flow lays them
+    for piece in pieces:
+        used += GAP.cell_length + piece.cell_length
+        if used > width and used != piece.cell_length:
+            line, used = line + 1, piece.cell_length
+        if line > MAX_LINES:
+            break
+        shown += 1
+    while True:  # drop pieces from the end until the count fits on the last line
+        more = Content(f"+{len(pieces) - shown} more").stylize("bold")
+        lines = flow([*pieces[:shown], more], width, GAP)
+        if len(lines) <= MAX_LINES or shown == 0:
+            return lines[:MAX_LINES]
+        shown -= 1
 
 
 class StatusLine(Widget):
     DEFAULT_CSS = """
-    StatusLine { height: auto; max-height: 4; color: $warning; }
+    StatusLine { height: auto; color: $warning; text-wrap: nowrap; text-overflow: ellipsis; }
     StatusLine.-empty { display: none; }
     """
 
@@ -31,6 +55,7 @@ class StatusLine(Widget):
         self._room = 0  # the lines it took at the last layout; 0 while hidden
         self._hold = 0  # the lines it keeps while lines that went still hold their room
         self._shrink: Timer | None = None  # gives that room back
+        self._flowed: tuple = ()  # (messages, width, their lines)
         self.add_class("-empty")
 
     def on_mount(self) -> None:
@@ -66,8 +91,11 @@ class StatusLine(Widget):
         self.refresh(layout=True)
 
     def _lines(self, width: int) -> list[Content]:
-        pieces = [Content.assemble(("⚠ ", "bold"), m) for m in self.messages]
-        return flow(pieces, max(width, 1), Content("  "))
+        """At most ``MAX_LINES``; where the messages need more, the last line ends in how many
+        are not shown ("+93 more": a node whose thousand processes all grow)."""
+        if self._flowed[:2] != (self.messages, width):
+            self._flowed = (self.messages, width, _flow(self.messages, max(width, 1)))
+        return self._flowed[2]
 
     def get_content_height(self, container, viewport, width: int) -> int:
         self._room = max(len(self._lines(width)), self._hold)
