@@ -9,12 +9,12 @@ the CPUs, per process: on a busy node that was most of vramtop's CPU.) A process
 of its first ``NEW_READS`` ticks (engines retitle early; one that had already run
 ``SETTLED_AFTER_S`` when first seen, as most have when vramtop starts on a busy node, is past
 that), then every ``REREAD_S`` seconds, each on a phase of its own so that a thousand workers
-started together are not all read in one tick: between reads it keeps its record (the process table shows CPU % and RSS that often; a PID that
-NVML lists on every tick is the same process). A process whose figures did not move keeps its
-record too, so a tick where nothing moved builds none. The command line is read again on each of
-a process's first reads, at once when its name changed, and every ``RECHECK_EVERY`` reads after (a
-title changed past the 15 characters of the name). A PID that cannot be seen keeps its GPU
-memory; the reason goes with it.
+started together are not all read in one tick: between reads it keeps its record (the process
+table shows CPU % and RSS that often; a PID that NVML lists on every tick is the same process).
+A process whose figures did not move keeps its record too, so a tick where nothing moved builds
+none. The command line is read again on each of a process's first reads, at once when its name
+changed, and every ``RECHECK_EVERY`` reads after (a title changed past the 15 characters of the
+name). A PID that cannot be seen keeps its GPU memory; the reason goes with it.
 """
 
 from __future__ import annotations

@@ -27,13 +27,13 @@ def _flow(messages: tuple[str, ...], width: int) -> list[Content]:
     lines = flow(pieces, width, GAP)
     if len(lines) <= MAX_LINES:
         return lines
-    shown, line, used = 0, 1, -GAP.cell_length  # the pieces that fit on MAX_LINES lines, as flow lays them
+    shown, line, used = 0, 1, None  # the pieces that fit on MAX_LINES lines, as flow lays them
     for piece in pieces:
-        used += GAP.cell_length + piece.cell_length
-        if used > width and used != piece.cell_length:
-            line, used = line + 1, piece.cell_length
-        if line > MAX_LINES:
-            break
+        if used is not None and used + GAP.cell_length + piece.cell_length > width:
+            line, used = line + 1, None
+            if line > MAX_LINES:
+                break
+        used = piece.cell_length if used is None else used + GAP.cell_length + piece.cell_length
         shown += 1
     while True:  # drop pieces from the end until the count fits on the last line
         more = Content(f"+{len(pieces) - shown} more").stylize("bold")
