@@ -198,8 +198,10 @@ def test_expert_parallel_gives_whole_experts_the_first_ranks_taking_the_remainde
     assert even.ranks[0].weights_bytes == pytest.approx(MIXTRAL_REST / 2 + MIXTRAL_EXPERTS / 6, rel=1e-6)
 
 
-def test_launch_line_passes_expert_parallel_through(capsys):
-    code = vramtop_main(["fit", "qwen3-30b-a3b", "--tp", "2", "--dp", "2", "--enable-expert-parallel",
-                         "--on", "4x48GiB", "--max-model-len", "8192", "--command"])
+@pytest.mark.parametrize("flags", [["--tp", "2", "--dp", "2", "--enable-expert-parallel"],
+                                   ["-tp", "2", "-dp", "2", "-ep"]], ids=["long", "vllm-short"])
+def test_launch_line_passes_expert_parallel_through(capsys, flags):
+    # vLLM's own short aliases (-tp, -dp, -ep) as a pasted launch line has them
+    code = vramtop_main(["fit", "qwen3-30b-a3b", *flags, "--on", "4x48GiB", "--max-model-len", "8192", "--command"])
     out = capsys.readouterr().out
-    assert code in (0, 1) and "--data-parallel-size 2 --enable-expert-parallel" in out
+    assert code in (0, 1) and "--tensor-parallel-size 2" in out and "--data-parallel-size 2 --enable-expert-parallel" in out

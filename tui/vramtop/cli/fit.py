@@ -15,6 +15,7 @@ from vramtop.fit.fields import candidate_from_fields, list_models
 from vramtop.fit.placement import NodeView, node_from_snapshot, paper_node
 from vramtop.fit.specs import SpecError
 from vramtop.fit.verdict import GREEN, INVALID, RED, VLLM, YELLOW, FitResult, evaluate, is_multimodal, mm_profile
+from vramtop.launch.engine_args import VLLM_SHORT
 
 EXIT = {GREEN: 0, YELLOW: 1, RED: 2, INVALID: 3}
 BAD_INPUT = 3
@@ -104,10 +105,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-# vLLM's spellings of the options named shorter here (vllm/engine/arg_utils.py)
-VLLM_SPELLINGS = ((("--tensor-parallel-size", "-tp"), "tp"), (("--gpu-memory-utilization",), "util"),
-                  (("--quantization", "-q"), "quant"), (("--pipeline-parallel-size", "-pp"), "pp"),
-                  (("--data-parallel-size", "-dp"), "dp"))
+# vLLM's spellings of the options named shorter here (vllm/engine/arg_utils.py), with the short
+# aliases its launch lines use, as the launcher reads them
+VLLM_SPELLINGS = tuple((("--" + name.replace("_", "-"), *filter(None, [VLLM_SHORT.get(name)])), dest) for name, dest in (
+    ("tensor_parallel_size", "tp"), ("gpu_memory_utilization", "util"), ("quantization", "quant"),
+    ("pipeline_parallel_size", "pp"), ("data_parallel_size", "dp")))
 
 
 def _options(p: argparse.ArgumentParser) -> None:
@@ -131,7 +133,7 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-parallel", metavar="N", help="Ollama parallel requests (default 1)")
     p.add_argument("--pp", metavar="N", help="pipeline_parallel_size: layers split into N stages of --tp GPUs (vLLM, default 1)")
     p.add_argument("--dp", metavar="N", help="data_parallel_size: N engine copies of --tp × --pp GPUs (vLLM, default 1)")
-    p.add_argument("--enable-expert-parallel", action="store_true",
+    p.add_argument("--enable-expert-parallel", VLLM_SHORT["enable_expert_parallel"], action="store_true",
                    help="vLLM: a MoE model's experts whole, split over the --tp × --dp ranks")
     p.add_argument("--limit-mm-per-prompt", metavar="JSON",
                    help="vLLM: items a prompt per modality, '{\"image\": 2}' (default 999 each; "
