@@ -454,3 +454,30 @@ async def test_the_gpu_bars_and_the_process_table_take_each_published_tick():
         assert f"{gpu0.used_mib:,}/" in gpu_lines(app, 0)[0]
         table = app.query_one(ProcessTable)
         assert table.snapshot is moved and table.instances == app.tick.instances
+
+
+async def test_the_header_cuts_no_figure_in_a_40_column_pane():
+    """Eight H100s: "used 156,568/652,472 MiB (152.9/637.2 GiB)" is wider than a 40-column pane's
+    header; it drops the GiB, which only repeat it, and no figure ends in "…"."""
+    import dataclasses
+
+    from textual.geometry import Region
+
+    from tui_support import ScriptedSource, demo_snapshot, make_app, wait_for
+    from vramtop.widgets.node_header import NodeHeader
+
+    base = demo_snapshot()
+    gpus = tuple(dataclasses.replace(base.gpus[0], index=i, total_mib=81_559, used_mib=19_571, free_mib=61_443)
+                 for i in range(8))
+    app = make_app(ScriptedSource(dataclasses.replace(base, gpus=gpus, gpu_processes=())))
+    async with app.run_test(size=(40, 30)) as pilot:
+        assert await wait_for(pilot, lambda: app.snapshot is not None)
+        header = app.query_one(NodeHeader)
+        drawn = [strip.text.strip() for strip in header.render_lines(Region(0, 0, *header.region.size))]
+        used = f"used {app.snapshot.used_mib:,}/{app.snapshot.total_mib:,} MiB"
+        assert used in drawn and not any("…" in line for line in drawn)
+        assert f"free {app.snapshot.free_mib:,} MiB" in " ".join(drawn)
+    app = make_app(ScriptedSource(dataclasses.replace(base, gpus=gpus, gpu_processes=())))
+    async with app.run_test(size=(160, 30)) as pilot:
+        assert await wait_for(pilot, lambda: app.snapshot is not None)
+        assert " GiB) · free " in app.query_one(NodeHeader).text  # where there is room, the GiB stay

@@ -42,14 +42,22 @@ def header_pieces(snapshot: NodeSnapshot | None, paused: bool, where: str | None
     gone = ", ".join(n for n in (f"{lost} lost" if lost else "", f"{stale} not live" if stale else "") if n)
     pieces.append(Line([(gpus + (f" ({gone})" if gone else ""), ())]))
     used, total, free = snapshot.used_mib, snapshot.total_mib, snapshot.free_mib
-    pieces.append(Line([("used ", ()), (f"{used:,}", ("bold",)),
-                        (f"/{total:,} MiB ({gib(used, unit=False)}/{gib(total, unit=False)} GiB)", ())]))
-    pieces.append(Line([("free ", ()), (f"{free:,}", ("bold",)), (f" MiB ({gib(free, unit=False)} GiB)", ())]))
+    pieces.append(Line([("used ", ()), (f"{used:,}", ("bold",)), (f"/{total:,} MiB", ()),
+                        (f" ({gib(used, unit=False)}/{gib(total, unit=False)} GiB)", ())]))
+    pieces.append(Line([("free ", ()), (f"{free:,}", ("bold",)), (" MiB", ()), (f" ({gib(free, unit=False)} GiB)", ())]))
     return pieces
 
 
+def fitted(piece: Line, width: int) -> Line:
+    """A figure wider than the line without its last part where that only repeats it in GiB."""
+    if piece.cell_length > width and piece[-1][0].endswith(" GiB)"):
+        return Line(piece[:-1])
+    return piece
+
+
 class NodeHeader(Widget):
-    """Wraps between figures, never inside one, so nothing is cut at 40 columns. Its figures
+    """Wraps between figures, never inside one, so nothing is cut at 40 columns (the memory
+    totals drop their GiB where the line is narrower than them). Its figures
     move on every tick of a busy node: its lines are styled pieces drawn straight into strips
     (``pieces.py``), not ``Content``."""
 
@@ -93,7 +101,7 @@ class NodeHeader(Widget):
 
     def _lines(self, width: int) -> list[Line]:
         if self._flowed[:2] != (self._pieces, width):  # asked for by each line drawn
-            self._flowed = (self._pieces, width, flow(self._pieces, max(width, 1)))
+            self._flowed = (self._pieces, width, flow([fitted(p, width) for p in self._pieces], max(width, 1)))
         return self._flowed[2]
 
     def get_content_height(self, container, viewport, width: int) -> int:
