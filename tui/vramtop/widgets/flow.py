@@ -1,8 +1,8 @@
-"""Lay short pieces of text into lines of a given width, breaking only between pieces.
+"""Lay short figures of text into lines of a given width, breaking only between figures.
 
 The header and the status line use it so that, in a 40-column pane, a figure moves to the next
-line whole instead of being cut. A piece is anything with a ``cell_length`` whose class
-``assemble``-s pieces into one: Textual's ``Content``, or a ``Line`` of styled pieces.
+line whole instead of being cut. A figure is anything with a ``cell_length`` whose class
+``assemble``-s figures into one: Textual's ``Content``, or a ``Line`` of styled pieces.
 """
 
 from __future__ import annotations
@@ -15,21 +15,21 @@ from vramtop.widgets.pieces import Line
 
 SEPARATOR = Line([(" · ", ("dim",))])
 
-Piece = TypeVar("Piece", Content, Line)
+Figure = TypeVar("Figure", Content, Line)
 
 
-def flow(pieces: list[Piece], width: int, separator: Piece = SEPARATOR) -> list[Piece]:
-    """Lines of at most ``width`` cells (a piece longer than a line gets a line of its own)."""
-    lines: list[Piece] = []
-    line: Piece | None = None
-    for piece in pieces:
+def flow(figures: list[Figure], width: int, separator: Figure = SEPARATOR) -> list[Figure]:
+    """Lines of at most ``width`` cells (a figure longer than a line gets a line of its own)."""
+    lines: list[Figure] = []
+    line: Figure | None = None
+    for figure in figures:
         if line is None:
-            line = piece
-        elif line.cell_length + separator.cell_length + piece.cell_length <= width:
-            line = type(line).assemble(line, separator, piece)
+            line = figure
+        elif line.cell_length + separator.cell_length + figure.cell_length <= width:
+            line = type(line).assemble(line, separator, figure)
         else:
             lines.append(line)
-            line = piece
+            line = figure
     if line is not None:
         lines.append(line)
     return lines
