@@ -18,18 +18,29 @@ SEPARATOR = Line([(" · ", ("dim",))])
 Figure = TypeVar("Figure", Content, Line)
 
 
-def flow(figures: list[Figure], width: int, separator: Figure = SEPARATOR) -> list[Figure]:
-    """Lines of at most ``width`` cells (a figure longer than a line gets a line of its own)."""
-    lines: list[Figure] = []
-    line: Figure | None = None
-    for figure in figures:
-        if line is None:
-            line = figure
-        elif line.cell_length + separator.cell_length + figure.cell_length <= width:
-            line = type(line).assemble(line, separator, figure)
+def line_counts(lengths: list[int], width: int, gap: int) -> list[int]:
+    """How many figures of these cell lengths each line takes, ``gap`` cells between two on a
+    line (a figure longer than a line gets a line of its own)."""
+    counts: list[int] = []
+    used = 0
+    for length in lengths:
+        if counts and used + gap + length <= width:
+            counts[-1] += 1
+            used += gap + length
         else:
-            lines.append(line)
-            line = figure
-    if line is not None:
+            counts.append(1)
+            used = length
+    return counts
+
+
+def flow(figures: list[Figure], width: int, separator: Figure = SEPARATOR) -> list[Figure]:
+    """Lines of at most ``width`` cells, as ``line_counts`` breaks them."""
+    lines: list[Figure] = []
+    start = 0
+    for count in line_counts([f.cell_length for f in figures], width, separator.cell_length):
+        line = figures[start]
+        for figure in figures[start + 1:start + count]:
+            line = type(line).assemble(line, separator, figure)
         lines.append(line)
+        start += count
     return lines

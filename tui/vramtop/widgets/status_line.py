@@ -15,7 +15,7 @@ from textual.content import Content
 from textual.timer import Timer
 from textual.widget import Widget
 
-from vramtop.widgets.flow import flow
+from vramtop.widgets.flow import flow, line_counts
 
 HOLD_S = 10.0
 MAX_LINES = 4
@@ -24,17 +24,10 @@ GAP = Content("  ")
 
 def _flow(messages: tuple[str, ...], width: int) -> list[Content]:
     pieces = [Content.assemble(("⚠ ", "bold"), m) for m in messages]
-    lines = flow(pieces, width, GAP)
-    if len(lines) <= MAX_LINES:
-        return lines
-    shown, line, used = 0, 1, None  # the pieces that fit on MAX_LINES lines, as flow lays them
-    for piece in pieces:
-        if used is not None and used + GAP.cell_length + piece.cell_length > width:
-            line, used = line + 1, None
-            if line > MAX_LINES:
-                break
-        used = piece.cell_length if used is None else used + GAP.cell_length + piece.cell_length
-        shown += 1
+    counts = line_counts([p.cell_length for p in pieces], width, GAP.cell_length)
+    if len(counts) <= MAX_LINES:
+        return flow(pieces, width, GAP)
+    shown = sum(counts[:MAX_LINES])
     while True:  # drop pieces from the end until the count fits on the last line
         more = Content(f"+{len(pieces) - shown} more").stylize("bold")
         lines = flow([*pieces[:shown], more], width, GAP)
