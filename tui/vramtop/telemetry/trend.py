@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
+from typing import Sequence
 
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance
@@ -33,52 +34,70 @@ class TrendRule:
     max_drop_mib: int = 64
 
 
-def slope(samples: list[tuple[float, int]]) -> float:
-    """Least-squares growth in MiB per second of (time, MiB) samples."""
-    n = len(samples)
+# Each judgement reads a series as its times and MiB side by side (``_Series`` keeps them so);
+# the public forms take (time, MiB) samples.
+
+def _slope(times: Sequence[float], values: Sequence[int]) -> float:
+    n = len(times)
     if n < 2:
         return 0.0
-    mean_t = sum(t for t, _ in samples) / n
-    mean_v = sum(v for _, v in samples) / n
-    var = sum((t - mean_t) ** 2 for t, _ in samples)
+    mean_t = sum(times) / n
+    mean_v = sum(values) / n
+    var = sum((t - mean_t) ** 2 for t in times)
     if var == 0:
         return 0.0
-    return sum((t - mean_t) * (v - mean_v) for t, v in samples) / var
+    return sum((t - mean_t) * (v - mean_v) for t, v in zip(times, values)) / var
+
+
+def _keeps_growing(times: Sequence[float], values: Sequence[int], rule: TrendRule) -> float | None:
+    if len(times) < rule.min_samples or times[-1] - times[0] < rule.min_span_s:
+        return None
+    if values[-1] - values[0] < rule.min_growth_mib:
+        return None
+    peak = values[0]
+    for v in values:
+        if peak - v > rule.max_drop_mib:
+            return None
+        peak = max(peak, v)
+    rate = _slope(times, values)
+    return rate if rate > 0 else None
+
+
+def _split(samples: list[tuple[float, int]]) -> tuple[list[float], list[int]]:
+    return [t for t, _ in samples], [v for _, v in samples]
+
+
+def slope(samples: list[tuple[float, int]]) -> float:
+    """Least-squares growth in MiB per second of (time, MiB) samples."""
+    return _slope(*_split(samples))
 
 
 def keeps_growing(samples: list[tuple[float, int]], rule: TrendRule) -> float | None:
     """The growth rate (MiB/s) when ``samples`` show steady growth under ``rule``, else None."""
-    if len(samples) < rule.min_samples or samples[-1][0] - samples[0][0] < rule.min_span_s:
-        return None
-    if samples[-1][1] - samples[0][1] < rule.min_growth_mib:
-        return None
-    peak = samples[0][1]
-    for _, v in samples:
-        if peak - v > rule.max_drop_mib:
-            return None
-        peak = max(peak, v)
-    rate = slope(samples)
-    return rate if rate > 0 else None
+    return _keeps_growing(*_split(samples), rule)
 
 STABLE, GROWING, SHRINKING, VOLATILE = "stable", "growing", "shrinking", "volatile"
 _PHASE_ORDER = (GROWING, SHRINKING, VOLATILE, STABLE)  # a process on several GPUs reads as its worst
 _MAX_TEXTS = 1024  # phase texts kept for sharing; a growing process's rate makes a new one each read
 
 
+def _phase(times: Sequence[float], values: Sequence[int], rule: TrendRule) -> tuple[str, float] | None:
+    if len(times) < rule.min_samples or times[-1] - times[0] < rule.min_span_s:
+        return None
+    if max(values) - min(values) <= rule.max_drop_mib:
+        return STABLE, 0.0
+    if (rate := _keeps_growing(times, values, rule)) is not None:
+        return GROWING, rate
+    if (rate := _keeps_growing(times, [-v for v in values], rule)) is not None:
+        return SHRINKING, -rate
+    return VOLATILE, _slope(times, values)
+
+
 def phase(samples: list[tuple[float, int]], rule: TrendRule) -> tuple[str, float] | None:
     """How a process's memory moved over the window, with its rate (MiB/s): ``stable`` (within
     ``rule.max_drop_mib``), ``growing`` / ``shrinking`` (steadily, as ``keeps_growing`` judges),
     else ``volatile``. None until the window holds enough to say."""
-    if len(samples) < rule.min_samples or samples[-1][0] - samples[0][0] < rule.min_span_s:
-        return None
-    values = [v for _, v in samples]
-    if max(values) - min(values) <= rule.max_drop_mib:
-        return STABLE, 0.0
-    if (rate := keeps_growing(samples, rule)) is not None:
-        return GROWING, rate
-    if (rate := keeps_growing([(t, -v) for t, v in samples], rule)) is not None:
-        return SHRINKING, -rate
-    return VOLATILE, slope(samples)
+    return _phase(*_split(samples), rule)
 
 
 def phase_text(name: str, rate: float) -> str:
@@ -111,22 +130,6 @@ class _Series:
         if drop:
             del times[:drop]
             del self.values[:drop]
-
-    def samples(self) -> list[tuple[float, int]]:
-        return list(zip(self.times, self.values))
-
-    def stable(self, rule: TrendRule) -> bool | None:
-        """What ``phase`` says first, from the arrays: None while the window cannot judge, True
-        when the series stays within ``rule.max_drop_mib`` (most do, on most polls)."""
-        times, values = self.times, self.values
-        if len(times) < rule.min_samples or times[-1] - times[0] < rule.min_span_s:
-            return None
-        return max(values) - min(values) <= rule.max_drop_mib
-
-    def may_grow(self, rule: TrendRule) -> bool:
-        """False where ``keeps_growing`` is sure to say None: too few samples, or not up enough."""
-        values = self.values
-        return len(values) >= rule.min_samples and values[-1] - values[0] >= rule.min_growth_mib
 
 
 class MemoryTrend:
@@ -182,8 +185,7 @@ class MemoryTrend:
         answer may be the last call's very dict: read it, never change it."""
         worst: dict[int, tuple[str, float]] = {}
         for (_, pid), series in self._procs.items():
-            stable = series.stable(self.rule)  # the arrays answer first: no samples built for it
-            found = None if stable is None else (STABLE, 0.0) if stable else phase(series.samples(), self.rule)
+            found = _phase(series.times, series.values, self.rule)  # from the arrays: no samples built
             if found is not None and (pid not in worst or _PHASE_ORDER.index(found[0]) < _PHASE_ORDER.index(worst[pid][0])):
                 worst[pid] = found
         # Each telemetry read keeps its answer, and the app's history keeps each tick's telemetry:
@@ -208,14 +210,12 @@ class MemoryTrend:
         for p in snapshot.gpu_processes:
             procs.setdefault((p.gpu_index, p.pid), p)
         for key, series in self._procs.items():
-            if not series.may_grow(self.rule):
+            rate = _keeps_growing(series.times, series.values, self.rule)  # most say None at once
+            if rate is None:
                 continue
             gpu_index, pid = key
             proc = procs.get(key)
             if pid in fixed or (proc is not None and roles.classify(proc.host).engine == roles.VLLM):
-                continue
-            rate = keeps_growing(series.samples(), self.rule)
-            if rate is None:
                 continue
             gpu = snapshot.gpu(gpu_index)
             mig = proc.mig_slice if proc is not None else None
