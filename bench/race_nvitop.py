@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -247,32 +248,34 @@ Bare().run()
 """
 
 
+@contextmanager
+def bare_app(script: str):
+    """The PID of a bare Textual app running ``script`` in a pane like the race's, once it has
+    warmed up as long as they do."""
+    session = f"bare{os.getpid()}"
+    try:
+        pane = start_pane(session, [str(ROOT / ".venv/bin/python"), "-c", script],
+                          {**os.environ, "TERM": "xterm-256color"})
+        time.sleep(WARMUP_S)
+        yield pane
+    finally:
+        stop_pane(session)
+
+
 def bare_textual_repaint_ms(seconds: float) -> float:
     """CPU ms a second of a bare Textual app whose every line (one bordered widget filling the
     pane, one segment a line) shows new text once a second: what Textual alone costs to repaint
     a screen that changes everywhere, as a node whose every process's memory moves does."""
-    session = f"repaint{os.getpid()}"
-    env = {**os.environ, "TERM": "xterm-256color"}
-    try:
-        pane = start_pane(session, [str(ROOT / ".venv/bin/python"), "-c", BARE_REPAINT], env)
-        time.sleep(WARMUP_S)
+    with bare_app(BARE_REPAINT) as pane:
         c0, t0 = tree_cpu(pane), time.monotonic()
         time.sleep(seconds)
         return (tree_cpu(pane) - c0) * 1000 / (time.monotonic() - t0)
-    finally:
-        stop_pane(session)
 
 
-def bare_textual_rss(tmp: Path) -> float:
+def bare_textual_rss() -> float:
     """RSS MiB of a bare Textual app after the same warm-up as the race's panes."""
-    session = f"bare{os.getpid()}"
-    env = {**os.environ, "TERM": "xterm-256color"}
-    try:
-        pane = start_pane(session, [str(ROOT / ".venv/bin/python"), "-c", BARE_TEXTUAL], env)
-        time.sleep(WARMUP_S)
+    with bare_app(BARE_TEXTUAL) as pane:
         return tree_rss_mib(pane)
-    finally:
-        stop_pane(session)
 
 
 def one_shot(tmp: Path, nvitop: str, runs: int = 7) -> tuple[float, float, float, float]:
@@ -326,7 +329,7 @@ def main() -> None:
           "| worst second: vramtop / nvitop | vramtop RSS | nvitop RSS |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"a bare Textual app (a line of text and the footer): {bare_textual_rss(Path(tmp)):.1f} MiB RSS", flush=True)
+        print(f"a bare Textual app (a line of text and the footer): {bare_textual_rss():.1f} MiB RSS", flush=True)
         if args.nodes:
             print(f"a bare Textual app repainting every line once a second: "
                   f"{bare_textual_repaint_ms(min(args.seconds, 20.0)):.1f} ms CPU / tick", flush=True)
