@@ -194,6 +194,31 @@ async def test_the_live_replay_shows_a_damaged_snapshot_in_one_line_and_goes_on(
         assert app.is_running and app.snapshot.gpus[1].used_mib == 21_259  # the last good picture stays
 
 
+async def test_a_recorded_hostname_with_escape_sequences_and_markup_is_plain_text_in_the_header(tmp_path):
+    """The header draws the recording's hostname as the text it is: markup stays markup-looking
+    text, a terminal's escape sequences are drawn as U+FFFD and never sent."""
+    from textual.geometry import Region
+
+    from vramtop.app import VramtopApp
+    from vramtop.config import Config
+    from vramtop.widgets.node_header import NodeHeader
+
+    items = demo_items()
+    items["m"] = ["evil\x1b]0;owned\x07\x1b[2J[bold]x[/bold]", *items["m"][1:]]
+    path = write(tmp_path / "host.vtrec", json_record(items))
+    app = VramtopApp(ReplaySource(path), Config(interval=3600.0))
+    async with app.run_test(size=(160, 40)) as pilot:
+        for _ in range(100):
+            if app.snapshot is not None:
+                break
+            await pilot.pause(0.05)
+        await pilot.pause()
+        header = app.query_one(NodeHeader)
+        drawn = "".join(strip.text for strip in header.render_lines(Region(0, 0, *header.region.size)))
+        assert not {"\x1b", "\x07"} & set(drawn)
+        assert "evil\ufffd]0;owned\ufffd\ufffd[2J[bold]x[/bold]" in drawn
+
+
 @pytest.mark.parametrize("delta", [
     [1, 2], {"c": {"g0": {"999": 1}}}, {"c": {"m": {"0": 5}}}, {"x": "g0"}, {"c": {"nope": {"0": 1}}},
     {"c": {"g0": {"-1": 1}}}, {"s": []},
