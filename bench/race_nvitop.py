@@ -27,6 +27,7 @@ One-shot: ``vramtop --once --no-ray`` against ``nvitop -1``, wall time, medians 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import statistics
@@ -248,11 +249,15 @@ Bare().run()
 """
 
 
+_BARE_PANES = itertools.count()
+
+
 @contextmanager
 def bare_app(script: str):
     """The PID of a bare Textual app running ``script`` in a pane like the race's, once it has
-    warmed up as long as they do."""
-    session = f"bare{os.getpid()}"
+    warmed up as long as they do. Each pane gets a server of its own name: tmux's ``kill-server``
+    returns before the old server has gone, and a new session on its socket can meet it dying."""
+    session = f"bare{os.getpid()}-{next(_BARE_PANES)}"
     try:
         pane = start_pane(session, [str(ROOT / ".venv/bin/python"), "-c", script],
                           {**os.environ, "TERM": "xterm-256color"})
