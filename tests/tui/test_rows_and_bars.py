@@ -87,6 +87,36 @@ def test_a_build_reuses_the_rows_of_processes_that_did_not_move():
     assert next(r for r in again if r.key == "p:70001:2").cells["vram"] == "301"
 
 
+def test_rows_made_again_from_kept_rows_are_those_a_build_from_nothing_makes():
+    """Memory moving alone (every process, a hidden one and an instance's members too) is made from
+    the kept rows; CPU, a telemetry fact and grouping moving with it are made from scratch."""
+    import dataclasses
+
+    from vramtop.telemetry.model import Telemetry
+
+    base = demo_snapshot()
+    base = dataclasses.replace(base, gpu_processes=base.gpu_processes + (
+        visible_process(70_001, 2, 300, "python t.py"), hidden_process(70_002, 3, 500)))
+
+    def moved(snap, by: int, **host_changes):
+        return dataclasses.replace(snap, gpu_processes=tuple(
+            dataclasses.replace(p, used_mib=p.used_mib + by,
+                                host=dataclasses.replace(p.host, **host_changes) if p.host and host_changes else p.host)
+            for p in snap.gpu_processes))
+
+    steps = [moved(base, 1), moved(base, 2)]
+    steps.append(moved(steps[-1], 3, cpu_pct=42.0))
+    steps.append(dataclasses.replace(moved(steps[-1], 4), telemetry=Telemetry(0.0, phases={70_001: "memory growing 9 MiB/s"})))
+    memo = RowMemo()
+    for view in (RowView(), RowView(grouped=False), RowView()):
+        for snap in [base, *steps]:
+            instances = group_instances(snap)
+            built = build_rows(snap, instances, view, memo)
+            assert built == build_rows(snap, instances, view)
+    assert "memory growing 9 MiB/s" in next(r for r in built if r.key == "p:70001:2").detail
+    assert " 509 MiB" in next(r for r in built if r.key == "p:70002:3").detail
+
+
 async def test_cpu_and_rss_alone_are_shown_every_few_seconds_and_other_changes_at_once():
     import dataclasses
 
