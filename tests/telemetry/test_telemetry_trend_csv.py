@@ -72,6 +72,8 @@ def test_each_process_reads_stable_growing_shrinking_or_volatile_once_the_window
         trend.update(_node(2.0 * i, {pid: ("python3 job.py", f(i)) for pid, f in shapes.items()}))
     assert trend.phases() == {10: "memory stable", 11: "memory growing 50 MiB/s",
                               12: "memory shrinking 30 MiB/s", 13: "memory volatile"}
+    window = [(2.0 * i, shapes[13](i)) for i in range(30)]
+    assert phase(window, TrendRule()) == ("volatile", 0.0)  # no steady rate: none is fitted
 
 
 def test_a_process_on_several_gpus_reads_as_its_worst_gpu():

@@ -12,6 +12,8 @@ climb is not a leak. No I/O and no clock here: the tracker is fed snapshots and 
 from __future__ import annotations
 
 from array import array
+from itertools import repeat
+from operator import mul, sub
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -38,15 +40,19 @@ class TrendRule:
 # the public forms take (time, MiB) samples.
 
 def _slope(times: Sequence[float], values: Sequence[int]) -> float:
+    """Least squares, its sums taken by ``map`` in C rather than by a generator's steps (a node
+    whose processes grow has a fit a process each poll). Times and values count from their
+    first, so the squares of epoch seconds do not swamp a two-minute window."""
     n = len(times)
     if n < 2:
         return 0.0
-    mean_t = sum(times) / n
-    mean_v = sum(values) / n
-    var = sum((t - mean_t) ** 2 for t in times)
-    if var == 0:
+    ts = list(map(sub, times, repeat(times[0], n)))
+    vs = list(map(sub, values, repeat(values[0], n)))
+    sum_t = sum(ts)
+    var = sum(map(mul, ts, ts)) - sum_t * sum_t / n
+    if var <= 0:
         return 0.0
-    return sum((t - mean_t) * (v - mean_v) for t, v in zip(times, values)) / var
+    return (sum(map(mul, ts, vs)) - sum_t * sum(vs) / n) / var
 
 
 def _keeps_growing(times: Sequence[float], values: Sequence[int], rule: TrendRule) -> float | None:
@@ -54,11 +60,12 @@ def _keeps_growing(times: Sequence[float], values: Sequence[int], rule: TrendRul
         return None
     if values[-1] - values[0] < rule.min_growth_mib:
         return None
-    peak = values[0]
+    peak, drop = values[0], rule.max_drop_mib
     for v in values:
-        if peak - v > rule.max_drop_mib:
+        if v > peak:
+            peak = v
+        elif peak - v > drop:
             return None
-        peak = max(peak, v)
     rate = _slope(times, values)
     return rate if rate > 0 else None
 
@@ -88,15 +95,17 @@ def _phase(times: Sequence[float], values: Sequence[int], rule: TrendRule) -> tu
         return STABLE, 0.0
     if (rate := _keeps_growing(times, values, rule)) is not None:
         return GROWING, rate
-    if (rate := _keeps_growing(times, [-v for v in values], rule)) is not None:
+    shrinks = values[0] - values[-1] >= rule.min_growth_mib  # the first test of the one below, before a copy
+    if shrinks and (rate := _keeps_growing(times, [-v for v in values], rule)) is not None:
         return SHRINKING, -rate
-    return VOLATILE, _slope(times, values)
+    return VOLATILE, 0.0  # no steady rate to speak of: a least-squares fit of it was most of a poll
 
 
 def phase(samples: list[tuple[float, int]], rule: TrendRule) -> tuple[str, float] | None:
     """How a process's memory moved over the window, with its rate (MiB/s): ``stable`` (within
     ``rule.max_drop_mib``), ``growing`` / ``shrinking`` (steadily, as ``keeps_growing`` judges),
-    else ``volatile``. None until the window holds enough to say."""
+    else ``volatile``; the rate is the steady growth of a growing or shrinking one, 0 otherwise.
+    None until the window holds enough to say."""
     return _phase(*_split(samples), rule)
 
 

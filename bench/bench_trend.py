@@ -1,0 +1,63 @@
+"""What the memory trend's judgements cost a telemetry poll on a busy node, in CPU milliseconds.
+
+Run from the repository root: ``python bench/bench_trend.py [--processes 1000]``.
+
+A ``MemoryTrend`` is fed 120 snapshots a second apart (its whole two-minute window) of one GPU
+with ``--processes`` processes: a quarter stable, a quarter growing, a quarter whose memory
+rises and drops back (volatile, as a saw-tooth allocator), a quarter shrinking. Measured on the
+full window: ``phases()`` (each process's phase, every poll) and ``update()`` (one new snapshot
+recorded, with its warnings). Baseline in the same run: one pass over every series' values
+(``max`` and ``min``: the least any judgement of a series reads), so the ratio says how far above
+reading the window the judgements are.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from cpu import median_ms
+from vramtop.snapshot import GpuInfo, GpuProcess, HostProcess, NodeSnapshot
+from vramtop.telemetry.trend import MemoryTrend
+
+TOTAL = 81_559
+
+
+def mib(i: int, t: int) -> int:
+    shape = i % 4
+    if shape == 0:
+        return 4_000
+    if shape == 1:
+        return 2_000 + 20 * t
+    if shape == 2:
+        return 2_000 + (i * 131 + t * 37) % 900
+    return 9_000 - 20 * t
+
+
+def snapshot(processes: int, t: int) -> NodeSnapshot:
+    procs = tuple(GpuProcess(10_000 + i, 0, mib(i, t), host=HostProcess(10_000 + i, 1, "python3", "python3 job.py"))
+                  for i in range(processes))
+    used = min(TOTAL - 545, sum(p.used_mib for p in procs))
+    return NodeSnapshot(1_700_000_000.0 + t, "bench", "test", gpu_processes=procs,
+                        gpus=(GpuInfo(0, "NVIDIA H100 80GB HBM3", "GPU-0", TOTAL, 545, used, TOTAL - 545 - used),))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processes", type=int, default=1000)
+    args = parser.parse_args()
+    trend = MemoryTrend()
+    for t in range(120):
+        trend.update(snapshot(args.processes, t))
+    series = list(trend._procs.values())
+    floor, _ = median_ms(lambda: [max(s.values) - min(s.values) for s in series], 15)
+    phases, _ = median_ms(trend.phases, 15)
+    nxt = [snapshot(args.processes, t) for t in range(120, 136)]
+    update, _ = median_ms(lambda: trend.update(nxt.pop(0)), 15)
+    print(f"{args.processes} processes, 120 samples each (the whole window), median of 15")
+    print(f"one pass over the values  {floor:7.2f} ms   (baseline)")
+    print(f"phases()                  {phases:7.2f} ms   {phases / floor:5.1f}x the pass")
+    print(f"update() with warnings    {update:7.2f} ms   {update / floor:5.1f}x the pass")
+
+
+if __name__ == "__main__":
+    main()
