@@ -11,6 +11,7 @@ drops) neither moves the screen up and down nor lays it out each time.
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from textual.content import Content
 from textual.timer import Timer
 from textual.widget import Widget
@@ -20,16 +21,24 @@ from vramtop.widgets.flow import flow, line_counts
 HOLD_S = 10.0
 MAX_LINES = 4
 GAP = Content("  ")
+MARK = ("⚠ ", "bold")
+MARK_CELLS = cell_len(MARK[0])
+
+
+def _piece(message: str) -> Content:
+    return Content.assemble(MARK, message)
 
 
 def _flow(messages: tuple[str, ...], width: int) -> list[Content]:
-    pieces = [Content.assemble(("⚠ ", "bold"), m) for m in messages]
-    counts = line_counts([p.cell_length for p in pieces], width, GAP.cell_length)
+    """Pieces are made for the messages shown, not for all (a node whose thousand processes all
+    grow has hundreds of warnings, and they change on every telemetry poll)."""
+    counts = line_counts([MARK_CELLS + cell_len(m) for m in messages], width, GAP.cell_length)
     if len(counts) <= MAX_LINES:
-        return flow(pieces, width, GAP)
+        return flow([_piece(m) for m in messages], width, GAP)
     shown = sum(counts[:MAX_LINES])
+    pieces = [_piece(m) for m in messages[:shown]]
     while True:  # drop pieces from the end until the count fits on the last line
-        more = Content(f"+{len(pieces) - shown} more").stylize("bold")
+        more = Content(f"+{len(messages) - shown} more").stylize("bold")
         lines = flow([*pieces[:shown], more], width, GAP)
         if len(lines) <= MAX_LINES or shown == 0:
             return lines[:MAX_LINES]
