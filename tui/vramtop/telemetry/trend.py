@@ -12,9 +12,9 @@ climb is not a leak. No I/O and no clock here: the tracker is fed snapshots and 
 from __future__ import annotations
 
 from array import array
+from dataclasses import dataclass
 from itertools import repeat
 from operator import mul, sub
-from dataclasses import dataclass
 from typing import Sequence
 
 from vramtop.analysis import roles
