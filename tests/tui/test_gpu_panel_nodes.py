@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tui_support import ScriptedSource, demo_snapshot, make_app
+from tui_support import ScriptedSource, demo_snapshot, make_app, wait_for
 from vramtop.widgets.gpu_bars import GpuPanel
 from vramtop.widgets.node_header import NodeHeader
 
@@ -76,3 +76,34 @@ async def test_cluster_mode_shows_each_nodes_gpus_and_the_ray_panel_without_a_po
         assert "CLUSTER" in header and "2 nodes with GPUs · reserved memory counted as used" in header
         bar = panel.strips_of(panel.bars[0].gpu.index)[0].text
         assert "– rsv" in bar and "22,996/23,028 MiB" in bar  # Ray's reporter folds the reserve into used
+
+
+async def test_a_status_line_that_takes_the_panels_last_line_brings_a_vertical_scrollbar_only():
+    """Sixteen GPUs that just fit; a warning takes a line from them. The panel scrolls up and down
+    (its lines are drawn to its width): no horizontal scrollbar comes and goes with the vertical
+    one, each a layout of the whole screen."""
+    from vramtop.app import VramtopApp
+    from vramtop.config import Config
+    from vramtop.telemetry.model import Telemetry, TrendWarning
+
+    base = demo_snapshot()
+    gpus = tuple(dataclasses.replace(base.gpus[0], index=i, uuid=f"GPU-{i}") for i in range(16))
+    warnings = []
+
+    class Growing:
+        def poll(self, snapshot):
+            return Telemetry(0.0, trends=tuple(warnings))
+
+    app = VramtopApp(ScriptedSource(dataclasses.replace(base, gpus=gpus, gpu_processes=())), Config(interval=0.05),
+                     telemetry_poller=Growing())
+    async with app.run_test(size=(160, 42)) as pilot:
+        await pilot.pause(0.3)
+        panel = app.query_one(GpuPanel)
+        assert not panel.show_vertical_scrollbar and panel.size.height == len(panel.rows) == 16
+        horizontal: list[bool] = []
+        app.watch(panel, "show_horizontal_scrollbar", horizontal.append, init=False)
+        warnings.append(TrendWarning(10, 0, 50.0, 240.0, "pid 10 grows: GPU 0 full in about 4 min"))
+        assert await wait_for(pilot, lambda: panel.show_vertical_scrollbar)
+        await pilot.pause(0.2)
+        assert panel.size.height == 15
+        assert horizontal == []

@@ -250,10 +250,14 @@ def node_title(node: str, count: int) -> str:
 class GpuPanel(ScrollView):
     """The GPU bars, a line-API view: a GPU's lines are drawn only when it changed and is in
     view, so a cluster of a thousand GPUs costs the lines on screen. GPUs that carry a Ray node
-    (cluster mode) come under a title line per node. Scrolls when there are more lines than room."""
+    (cluster mode) come under a title line per node. Scrolls when there are more lines than room,
+    up and down only: the lines are drawn to the panel's width, so its virtual width is none. (It
+    was the width, set again on each resize: a vertical scrollbar coming narrowed the panel under
+    it, a horizontal one came for a column and went at the next resize, each a layout of the
+    whole screen, when a status line took a line from a 16-GPU panel.)"""
 
     DEFAULT_CSS = """
-    GpuPanel { height: auto; }
+    GpuPanel { height: auto; overflow-x: hidden; }
     GpuPanel > .gpu-panel--node { text-style: bold; color: $text-muted; }
     """
     COMPONENT_CLASSES = {"gpu-panel--node"}  # a node's title line (CSS resolves the muted colour)
@@ -307,7 +311,7 @@ class GpuPanel(ScrollView):
         if rows != self.rows:
             self.rows = rows
             self._drawn.clear()
-            self.virtual_size = Size(self.scrollable_content_region.width, len(rows))
+            self.virtual_size = Size(0, len(rows))
             self.refresh(layout=True)
             return
         view = self._in_view()
@@ -365,7 +369,6 @@ class GpuPanel(ScrollView):
         super().notify_style_update()
 
     def on_resize(self) -> None:
-        self.virtual_size = Size(self.scrollable_content_region.width, len(self.rows))
         self._subtitle()
 
     def _subtitle(self) -> None:
