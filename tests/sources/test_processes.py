@@ -127,6 +127,18 @@ def test_a_title_changed_past_the_name_is_seen_within_the_recheck_reads():
         assert titles[-1] == "ray::ServeReplica:app:B"  # at most RECHECK_EVERY reads late
 
 
+def test_a_new_process_whose_title_changes_past_the_name_is_seen_within_its_first_reads():
+    # While new, its command line is read on its 2nd, 4th and 8th reads (and whenever its
+    # name changes): a thousand workers started together are not all read twice every tick.
+    with Renaming("ray::ServeReplica:app:A", "ray::ServeReplica:app:B") as late:
+        reader = ProcessReader(reread_s=0)
+        for _ in range(2):
+            reader.read({late.pid})
+        late.rename()
+        titles = [reader.read({late.pid})[0][late.pid].title for _ in range(2)]  # its 3rd and 4th reads
+        assert titles == ["ray::ServeReplica:app:A", "ray::ServeReplica:app:B"]
+
+
 def test_a_parent_that_holds_gpu_memory_itself_is_still_its_workers_ancestor(engine_tree):
     # The engine core is a GPU process too (a context, or TP=1): the walk up from its workers must
     # not stop at it, or grouping sees three instances where there is one.

@@ -12,9 +12,10 @@ that), then every ``REREAD_S`` seconds, each on a phase of its own so that a tho
 started together are not all read in one tick: between reads it keeps its record (the process
 table shows CPU % and RSS that often; a PID that NVML lists on every tick is the same process).
 A process whose figures did not move keeps its record too, so a tick where nothing moved builds
-none. The command line is read again on each of a process's first reads, at once when its name
-changed, and every ``RECHECK_EVERY`` reads after (a title changed past the 15 characters of the
-name). A PID that cannot be seen keeps its GPU memory; the reason goes with it.
+none. The command line is read again at once when its name changed (a retitle sets both), on a
+new process's 2nd, 4th and 8th reads, and every ``RECHECK_EVERY`` reads after (a title changed
+past the 15 characters of the name). A PID that cannot be seen keeps its GPU memory;
+the reason goes with it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ NO_PERMISSION = "not visible from here: permission denied reading the process"
 
 RECHECK_EVERY = 30  # reads between checks of a known process's title whose name did not change
 NEW_READS = 10  # ... after this many reads of it on every tick (a process retitles early)
+NEW_TITLE_READS = (2, 4, 8)  # ... of which these read its title again (the first follows its lookup)
 REREAD_S = 3.0  # a settled process is read this often, as the process table shows CPU % and RSS
 SETTLED_AFTER_S = 60.0  # a process this old when first seen is settled at once
 STAT_BYTES = 4096  # /proc/PID/stat is one line of about 300 bytes
@@ -156,7 +158,8 @@ class ProcessReader:
                 known.reads += 1
                 # Its title costs a read of /proc: a process that has lived a while and kept its
                 # name is asked less often.
-                check = known.reads <= NEW_READS or known.reads % RECHECK_EVERY == 0 or comm != known.comm
+                reads = known.reads
+                check = comm != known.comm or reads in NEW_TITLE_READS or reads % RECHECK_EVERY == 0
                 if check:
                     known.comm = comm
                 s = self._retitled(known) if check else known.static
