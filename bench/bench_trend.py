@@ -14,6 +14,7 @@ reading the window the judgements are.
 from __future__ import annotations
 
 import argparse
+from array import array
 
 from cpu import median_ms
 from vramtop.snapshot import GpuInfo, GpuProcess, HostProcess, NodeSnapshot
@@ -48,8 +49,8 @@ def main() -> None:
     trend = MemoryTrend()
     for t in range(120):
         trend.update(snapshot(args.processes, t))
-    series = list(trend._procs.values())
-    floor, _ = median_ms(lambda: [max(s.values) - min(s.values) for s in series], 15)
+    windows = [array("q", [mib(i, t) for t in range(120)]) for i in range(args.processes)]  # what it holds
+    floor, _ = median_ms(lambda: [max(w) - min(w) for w in windows], 15)
     phases, _ = median_ms(trend.phases, 15)
     nxt = [snapshot(args.processes, t) for t in range(120, 136)]
     update, _ = median_ms(lambda: trend.update(nxt.pop(0)), 15)
