@@ -4,8 +4,8 @@ Run through ``bench/race_nvitop.sh`` (it installs nvitop into a venv of its own,
 dependencies). For each node (GPUs x processes, memory steady or each process's memory moving
 every second) it starts real processes (``sleep``: their PIDs are the scenario's GPU processes),
 runs ``vramtop`` and ``nvitop`` side by side in two tmux panes on the same scenario file, and
-counts the CPU seconds of each one's process tree over the same window (and the most it spent in
-any one second of it: about one tick's worth; read from the kernel's per-process CPU clocks, to the
+counts the CPU seconds of each one's process tree over the same window (and the two most it spent
+in any one second of it: about one tick's worth; read from the kernel's per-process CPU clocks, to the
 nanosecond), and its RSS at the end.
 
 The floor is the CPU of the bare reads a monitor cannot avoid, with no UI: per GPU its memory,
@@ -203,16 +203,17 @@ def race(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float, nvito
         theirs = start_pane(f"{tag}-n", [nvitop, "--interval", "1"], env)
         time.sleep(WARMUP_S)
         t0, v0, n0 = time.monotonic(), tree_cpu(ours), tree_cpu(theirs)
-        worst_v = worst_n = 0.0  # the most CPU either spent in one second: about one tick's worth
+        seconds_v: list[float] = []  # the CPU each spent in each second: about one tick's worth
+        seconds_n: list[float] = []
         v, n, t = v0, n0, t0
         while t - t0 < seconds:
             time.sleep(max(0.0, t + 1.0 - time.monotonic()))
             v_now, n_now, t_now = tree_cpu(ours), tree_cpu(theirs), time.monotonic()
-            worst_v = max(worst_v, (v_now - v) * 1000 / (t_now - t))
-            worst_n = max(worst_n, (n_now - n) * 1000 / (t_now - t))
+            seconds_v.append((v_now - v) * 1000 / (t_now - t))
+            seconds_n.append((n_now - n) * 1000 / (t_now - t))
             v, n, t = v_now, n_now, t_now
         row = {"vramtop": (v - v0) * 1000 / (t - t0), "nvitop": (n - n0) * 1000 / (t - t0),
-               "vramtop_worst": worst_v, "nvitop_worst": worst_n,
+               "vramtop_worst": sorted(seconds_v)[-2:][::-1], "nvitop_worst": sorted(seconds_n)[-2:][::-1],
                "vramtop_rss": tree_rss_mib(ours), "nvitop_rss": tree_rss_mib(theirs)}
     finally:
         if mover:
@@ -342,6 +343,12 @@ def one_shot(tmp: Path, nvitop: str, runs: int = 7) -> tuple[float, float, float
             c.wait()
 
 
+def worst(seconds: list[float]) -> str:
+    """The two highest seconds, highest first ("63, 48"): a one-off (a layout of the whole screen)
+    and what a monitor reaches again and again read apart."""
+    return ", ".join(f"{s:.0f}" for s in seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=25.0)
@@ -356,7 +363,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; CPU over {args.seconds:.0f} s "
           f"after {WARMUP_S:.0f} s of start-up, ms per 1 s tick")
     print("| node | vramtop ms CPU / tick | nvitop | ratio | floor | vramtop / floor | nvitop / floor "
-          "| worst second: vramtop / nvitop | vramtop RSS | nvitop RSS |")
+          "| worst two seconds: vramtop / nvitop | vramtop RSS | nvitop RSS |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         print(f"a bare Textual app (a line of text and the footer): {bare_textual_rss():.1f} MiB RSS", flush=True)
@@ -370,7 +377,7 @@ def main() -> None:
                 what = "each process's memory changing every second" if changing else "memory steady"
                 print(f"| {gpus} GPUs × {procs} processes, {what} | {r['vramtop']:.0f} | {r['nvitop']:.0f} "
                       f"| {r['vramtop'] / r['nvitop']:.2f}× | {r['floor']:.1f} | {r['vramtop'] / r['floor']:.1f}× "
-                      f"| {r['nvitop'] / r['floor']:.1f}× | {r['vramtop_worst']:.0f} / {r['nvitop_worst']:.0f} ms "
+                      f"| {r['nvitop'] / r['floor']:.1f}× | {worst(r['vramtop_worst'])} / {worst(r['nvitop_worst'])} ms "
                       f"| {r['vramtop_rss']:.1f} MiB | {r['nvitop_rss']:.1f} MiB |",
                       flush=True)
         if not args.no_once:
