@@ -171,7 +171,7 @@ class RowMemo:
         place = (proc.pid, proc.gpu_index, proc.kind)
         made = self._now.get(place) or self._last.get(place)
         if made is None or not made.shows(proc, instance, facts):
-            made = _process_row(proc, inst, facts)
+            made = _Made(proc, instance, facts, *_process_row(proc, inst, facts))
         else:
             made.move_to(proc.used_mib)
         self._now[place] = made
@@ -182,7 +182,9 @@ class RowMemo:
         self._last, self._now = self._now, {}
 
 
-def _process_row(proc: GpuProcess, inst: Instance | None, facts: ProcessFacts) -> _Made:
+def _process_row(proc: GpuProcess, inst: Instance | None,
+                 facts: ProcessFacts) -> tuple[Row, dict[str, Any], str, str]:
+    """The row, its sort values, and its detail line's text before and after the memory figure."""
     host = proc.host
     role = roles.classify(host)
     if role.engine == roles.OTHER and facts.loaded is not None and facts.loaded.frameworks:
@@ -219,7 +221,7 @@ def _process_row(proc: GpuProcess, inst: Instance | None, facts: ProcessFacts) -
         tail += f" · {fact}"
     row = Row(process_key(proc), "process", cells, head + cells["vram"] + tail, inst.key if inst else None,
               hidden, proc.pid)
-    return _Made(proc, (inst.key, inst.label) if inst else None, facts, row, sort, head, tail)
+    return row, sort, head, tail
 
 
 def instance_summary(inst: Instance) -> str:
