@@ -213,7 +213,8 @@ def race(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float, nvito
             seconds_n.append((n_now - n) * 1000 / (t_now - t))
             v, n, t = v_now, n_now, t_now
         row = {"vramtop": (v - v0) * 1000 / (t - t0), "nvitop": (n - n0) * 1000 / (t - t0),
-               "vramtop_worst": sorted(seconds_v)[-2:][::-1], "nvitop_worst": sorted(seconds_n)[-2:][::-1],
+               "vramtop_worst": sorted(seconds_v, reverse=True)[:2],
+               "nvitop_worst": sorted(seconds_n, reverse=True)[:2],
                "vramtop_rss": tree_rss_mib(ours), "nvitop_rss": tree_rss_mib(theirs)}
     finally:
         if mover:
@@ -377,7 +378,8 @@ def main() -> None:
                 what = "each process's memory changing every second" if changing else "memory steady"
                 print(f"| {gpus} GPUs × {procs} processes, {what} | {r['vramtop']:.0f} | {r['nvitop']:.0f} "
                       f"| {r['vramtop'] / r['nvitop']:.2f}× | {r['floor']:.1f} | {r['vramtop'] / r['floor']:.1f}× "
-                      f"| {r['nvitop'] / r['floor']:.1f}× | {worst(r['vramtop_worst'])} / {worst(r['nvitop_worst'])} ms "
+                      f"| {r['nvitop'] / r['floor']:.1f}× "
+                      f"| {worst(r['vramtop_worst'])} / {worst(r['nvitop_worst'])} ms "
                       f"| {r['vramtop_rss']:.1f} MiB | {r['nvitop_rss']:.1f} MiB |",
                       flush=True)
         if not args.no_once:
