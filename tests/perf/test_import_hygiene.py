@@ -14,8 +14,11 @@ nothing but a command imports a command; the fit engine reaches no source (``sou
 import ast
 import json
 import os
+import ssl
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import fakenvml
@@ -123,8 +126,9 @@ def test_once_without_a_config_file_or_a_peer_to_ask_imports_no_yaml_and_no_http
 # no Ray, ``VramtopApp``), headless in a child process, for a few ticks; it prints the side
 # column's line and the modules it imported.
 LIVE_VIEW = r"""
-import asyncio, json, os, sys, time
-from vramtop.app import VramtopApp
+import json, os, sys, time
+from vramtop.app import VramtopApp  # first, as the command imports it: before anything imports asyncio
+import asyncio
 from vramtop.config import Config
 from vramtop.sources.feed import open_feed
 
@@ -146,11 +150,12 @@ asyncio.run(main())
 """
 
 # What the live view loads only when it is used: the what-if panel (the fit engine and the model
-# lookups over the network), the Ray panel and the Ray analysis, the recording format. (Textual's asyncio imports
-# ``ssl``, and the telemetry ``peer_http``, which imports the HTTP client with its first request.)
+# lookups over the network), the Ray panel and the Ray analysis, the recording format, and ``ssl`` with
+# OpenSSL (asyncio is imported without it; the telemetry's ``peer_http`` is there, and imports the HTTP client
+# and ``ssl`` with its first request).
 ON_DEMAND = {"vramtop.fit.verdict", "vramtop.fit.specs", "vramtop.fit.fields", "vramtop.fit.vllm",
              "vramtop.widgets.whatif.assess", "vramtop.widgets.whatif.panel", "vramtop.widgets.ray_panel",
-             "vramtop.ray.feasibility", "vramtop.recording", "vramtop.record_types", *(NETWORK - {"ssl", "vramtop.peer_http"})}
+             "vramtop.ray.feasibility", "vramtop.recording", "vramtop.record_types", *(NETWORK - {"vramtop.peer_http"})}
 
 
 def _live_view(env: dict[str, str]) -> dict:
@@ -184,6 +189,56 @@ def test_the_live_view_loads_the_fit_engine_only_for_a_pin(tmp_path):
         pinned = _live_view(env)
     assert pinned["pins"].split()[0] in ("✓", "!", "✗") and "medgemma-4b-it" in pinned["pins"]
     assert "vramtop.fit.verdict" in pinned["modules"]
+
+
+# The live view's asyncio came without ``ssl``; ``ssl`` itself is imported as usual afterwards:
+# an HTTPS request (a dashboard, the Hub) from the live view's process, to a server on 127.0.0.1
+# whose self-signed certificate the client trusts through SSL_CERT_FILE, verified.
+HTTPS_AFTER = r"""
+import sys
+from vramtop.app import VramtopApp
+import asyncio
+from vramtop import peer_http
+
+held_off = "ssl" not in sys.modules
+
+async def main():
+    return await asyncio.to_thread(peer_http.get, sys.argv[1], 10, 1 << 16)
+
+answer = asyncio.run(main())
+print(held_off, answer.status, answer.body.decode())
+"""
+
+
+def test_an_https_request_works_in_the_live_views_process(tmp_path):
+    cert, key = tmp_path / "node.crt", tmp_path / "node.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"hello")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = subprocess.run([sys.executable, "-c", HTTPS_AFTER, f"https://127.0.0.1:{server.server_port}/"],
+                                env={**os.environ, "SSL_CERT_FILE": str(cert)}, capture_output=True, text=True,
+                                timeout=60)
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["True", "200", "hello"]
 
 
 def test_help_still_lists_every_subcommand():

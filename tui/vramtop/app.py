@@ -14,6 +14,8 @@ table are still called by the app (``show_snapshot``).
 
 from __future__ import annotations
 
+from vramtop import lean_asyncio  # noqa: F401  # first: asyncio (and Textual) without OpenSSL
+
 import asyncio
 import gc
 import time
