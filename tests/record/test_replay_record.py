@@ -259,6 +259,69 @@ def test_the_history_gives_back_live_ticks_whose_memory_alone_moved(fake_nvml):
         [150, 200, 300], [150, None, 300], [150, 250, 300], [150, 250, 300], [160, 250]]
 
 
+# A busy process, as an engine's worker is: it burns CPU and its RSS grows, a page at a time.
+BUSY = "import time\nheld = []\nwhile True:\n    held.append(b'x' * 100_000)\n    time.sleep(0.01)\n"
+
+
+def _busy_ticks(fake_nvml, keep) -> list[tuple]:
+    """Ten ticks of eight new busy processes (the reader reads a new process on each of its first
+    reads), the GPUs' memory, load, temperature and power moving too; each handed to ``keep``.
+    Gives each tick's moving figures, to check that they moved."""
+    from vramtop.sources.live import LiveSource
+
+    children = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(8)]
+    moved = []
+    try:
+        live = LiveSource()
+        try:
+            for n in range(10):
+                fake_nvml.processes.clear()
+                for i, child in enumerate(children):
+                    fake_nvml.add_process(i % 4, child.pid, 1_000 + 37 * n + i)
+                for gpu in fake_nvml.gpus:
+                    gpu.utilization, gpu.temperature, gpu.power_mw = 50 + n, 60 + n % 3, 100_000 + 1_234 * n
+                fake_nvml.write()
+                time.sleep(0.05)
+                snapshot = live.sample()
+                moved.append(tuple((p.used_mib, p.host.cpu_pct, p.host.rss_mib) for p in snapshot.gpu_processes)
+                             + tuple((g.utilization_pct, g.power_w) for g in snapshot.gpus))
+                keep(snapshot)
+        finally:
+            live.close()
+    finally:
+        for c in children:
+            c.kill()
+            c.wait()
+    return moved
+
+
+def test_live_ticks_whose_cpu_rss_and_gpu_figures_moved_read_back_whole_from_a_smaller_ring(fake_nvml):
+    """Where every figure moves from tick to tick (a busy node: memory, CPU % and RSS of each
+    process, the GPUs' memory, load, temperature and power), the ring keeps the first tick's
+    records once and gives every tick back as it was taken, holding under half of what the
+    snapshots as taken hold."""
+    import tracemalloc
+
+    taken, h = [], History(length=20)
+    moved = _busy_ticks(fake_nvml, lambda s: (taken.append(s), h.add(s)))
+    assert len({m[:8] for m in moved}) == 10  # the processes' figures moved on every tick
+    assert len({tuple(f[1] for f in m[:8]) for m in moved}) > 2  # CPU %, at each read
+    assert len({tuple(f[2] for f in m[:8]) for m in moved}) > 2  # RSS
+    assert h.snapshots() == tuple(taken)
+    assert [[type(p.host.cpu_pct) for p in s.gpu_processes] for s in h] == [
+        [type(p.host.cpu_pct) for p in s.gpu_processes] for s in taken]  # a float stays a float, None None
+
+    grew = {}  # the heap each keeps for each of the last five ticks (its fixed costs and first tick aside)
+    for name, kept in (("ring", History(length=20)), ("as taken", [])):
+        held = []
+        add = getattr(kept, "add", None) or kept.append
+        tracemalloc.start()
+        _busy_ticks(fake_nvml, lambda s: (add(s), held.append(tracemalloc.get_traced_memory()[0])))
+        tracemalloc.stop()
+        grew[name] = (held[-1] - held[4]) / 5
+    assert grew["ring"] < grew["as taken"] / 2, grew
+
+
 def test_ticks_that_repeat_the_last_ticks_records_read_back_as_they_were_taken():
     """A cluster between two dashboard polls gives the very same process records tick after
     tick, after a tick whose memory alone moved: the ring keeps them as that tick's frame does

@@ -2,25 +2,26 @@
 
 Fed once per tick; pure and Textual-free. The per-GPU series (for sparklines) are kept beside
 the ring as it fills, so reading them costs nothing per tick. The ring keeps each tick compactly:
-where the GPU processes are the tick before's but for their memory (a busy node's usual tick),
-it keeps the earlier records once and this tick's memory as one array, and records equal to the
-tick before's as that tick's objects; a snapshot is made whole again only when read.
-``save`` writes the ring as a
-recording, which is how the app dumps "what just happened" with one key (``save_history``, which
-names the file after the node and the time and answers in one line).
+where the GPU processes and the GPUs are the tick before's but for the figures that move (a
+process's memory, CPU % and RSS; a GPU's memory, load, temperature and power: a busy node's usual
+tick), it keeps the earlier records once and this tick's figures as two arrays, and records equal
+to the tick before's as that tick's objects; a snapshot is made whole again only when read.
+``save`` writes the ring as a recording, which is how the app dumps "what just happened" with one
+key (``save_history``, which names the file after the node and the time and answers in one line).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from array import array
 from collections import deque
 from dataclasses import fields, replace
-from operator import attrgetter
+from operator import attrgetter, ne
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
-from vramtop.snapshot import GpuProcess, NodeSnapshot
+from vramtop.snapshot import GpuInfo, GpuProcess, HostProcess, NodeSnapshot
 
 DEFAULT_LENGTH = 900  # 15 minutes at 1 Hz: a few tens of MB of a live node's snapshots
 
@@ -32,9 +33,7 @@ class History:
         if length < 1:
             raise ValueError(f"history length must be at least 1, got {length}")
         self.length = length
-        # Per tick: the snapshot, its GPU processes perhaps an earlier tick's, and then this
-        # tick's memory of each (None: theirs).
-        self._frames: deque[tuple[NodeSnapshot, array | None]] = deque(maxlen=length)
+        self._frames: deque[Frame] = deque(maxlen=length)
         self._latest: NodeSnapshot | None = None
         self._used: dict[int, deque[int | None]] = {}
         self.added = 0  # snapshots ever added: the number of the oldest kept is added - len(self)
@@ -42,16 +41,10 @@ class History:
     def add(self, snapshot: NodeSnapshot) -> None:
         full = len(self._frames) == self.length
         self.added += 1
-        if not self._frames:
-            frame = (snapshot, None)
-        elif snapshot.gpu_processes is self._latest.gpu_processes:  # the last tick's very records (a
-            kept, memory = self._frames[-1]  # cluster between polls): kept as that tick's frame keeps them
-            frame = (replace(snapshot, gpus=_shared(snapshot.gpus, kept.gpus), gpu_processes=kept.gpu_processes,
-                             ancestors=kept.ancestors if snapshot.ancestors == kept.ancestors else snapshot.ancestors),
-                     memory)
+        if self._frames:
+            self._frames.append(_frame(snapshot, self._frames[-1], self._latest))
         else:
-            frame = _frame(snapshot, self._frames[-1][0])
-        self._frames.append(frame)
+            self._frames.append((snapshot, None, None))
         self._latest = snapshot
         used = {g.index: (None if g.lost else g.used_mib) for g in snapshot.gpus}
         for index in used.keys() - self._used.keys():  # a GPU seen for the first time
@@ -91,7 +84,66 @@ class History:
         return write_recording(path, list(self), interval)
 
 
-_NO_FIGURE = -1  # in a frame's memory array: NVML could not say (used_mib None)
+class _Column(NamedTuple):
+    """One figure of a record that moves from tick to tick, kept in a frame as an array."""
+
+    get: Callable[[Any], Any]  # the record's figure: int ("i") or float ("d"), or None
+    code: str
+
+
+class _Moving(NamedTuple):
+    """The figures of one kind of record that move from tick to tick: a frame keeps an earlier
+    frame's records and, for each figure that moved, this tick's values as one array."""
+
+    still: Callable[[Any, Any], bool]  # the same record but for these figures
+    columns: tuple[_Column, ...]
+    put: Callable[[Any, tuple], Any]  # the record with these figures, one per column (itself if they are its own)
+
+
+# In an array: the figure was None. Not NaN, so that equal columns compare equal.
+_NO_INT, _NO_FLOAT = -(2**31), -math.inf
+_GPU_INTS = ("reserved_mib", "used_mib", "free_mib", "utilization_pct", "memory_utilization_pct", "temperature_c")
+_GPU_FIGURES = attrgetter(*_GPU_INTS, "power_w")
+_GPU_STILL = attrgetter(*(f.name for f in fields(GpuInfo) if f.name not in (*_GPU_INTS, "power_w")))
+_PROC_STILL = attrgetter(*(f.name for f in fields(GpuProcess) if f.name not in ("used_mib", "host")))
+_HOST_STILL = attrgetter(*(f.name for f in fields(HostProcess) if f.name not in ("cpu_pct", "rss_mib")))
+
+
+def _put_gpu(gpu: GpuInfo, figures: tuple) -> GpuInfo:
+    if figures == _GPU_FIGURES(gpu):
+        return gpu
+    return replace(gpu, **dict(zip(_GPU_INTS, figures)), power_w=figures[-1])
+
+
+def _proc_still(new: GpuProcess, old: GpuProcess) -> bool:
+    if new is old:
+        return True
+    a, b = new.host, old.host
+    return _PROC_STILL(new) == _PROC_STILL(old) and (
+        a is b or (a is not None and b is not None and _HOST_STILL(a) == _HOST_STILL(b)))
+
+
+def _put_proc(p: GpuProcess, figures: tuple) -> GpuProcess:
+    used, rss, cpu = figures
+    host = p.host
+    if host is not None and (host.rss_mib, host.cpu_pct) != (rss, cpu):
+        host = replace(host, rss_mib=rss, cpu_pct=cpu)
+    return p if host is p.host and used == p.used_mib else replace(p, used_mib=used, host=host)
+
+
+_GPUS = _Moving(lambda n, o: n is o or _GPU_STILL(n) == _GPU_STILL(o),
+                (*(_Column(attrgetter(name), "i") for name in _GPU_INTS), _Column(attrgetter("power_w"), "d")),
+                _put_gpu)
+# A busy node's processes move their memory on every tick and their CPU % and RSS at each read.
+_PROCS = _Moving(_proc_still, (_Column(attrgetter("used_mib"), "i"),
+                               _Column(lambda p: None if p.host is None else p.host.rss_mib, "i"),
+                               _Column(lambda p: None if p.host is None else p.host.cpu_pct, "d")),
+                 _put_proc)
+
+Figures = tuple["array | None", ...]  # per column: this tick's values, or None (the records' own)
+# Per tick: the snapshot, its GPU processes and GPUs perhaps an earlier frame's records, and then
+# the figures of each that moved since (None: the records' own).
+Frame = tuple[NodeSnapshot, "Figures | None", "Figures | None"]
 
 
 def _shared(new: tuple, old: tuple) -> tuple:
@@ -103,39 +155,65 @@ def _shared(new: tuple, old: tuple) -> tuple:
     return old if len(kept) == len(old) and all(k is o for k, o in zip(kept, old)) else kept
 
 
-_BUT_MEMORY = attrgetter(*(f.name for f in fields(GpuProcess) if f.name != "used_mib"))
+def _keep(new: tuple, old: tuple, moving: _Moving, before: Figures | None) -> tuple[tuple, Figures | None]:
+    """What a frame keeps of the records ``new``, where the frame before kept ``old`` and
+    ``before``: ``old`` and the figures that moved where they are ``old`` but for those figures,
+    a column that did not move since the frame before as that frame's very array."""
+    if len(new) != len(old) or not all(map(moving.still, new, old)):
+        return _shared(new, old), None
+    figures = []
+    try:
+        for column, was in zip(moving.columns, before or (None,) * len(moving.columns)):
+            if was is None and not any(map(ne, map(column.get, new), map(column.get, old))):
+                figures.append(None)
+            else:
+                now = _array(column, new)
+                figures.append(was if was == now else now)
+    except (TypeError, OverflowError):  # a figure not of its type or range: the records kept as they are
+        return _shared(new, old), None
+    return old, None if all(f is None for f in figures) else tuple(figures)
 
 
-def _but_memory(new: GpuProcess, old: GpuProcess) -> bool:
-    """The same process record but for its memory."""
-    return new is old or _BUT_MEMORY(new) == _BUT_MEMORY(old)
+def _array(column: _Column, records: tuple) -> array:
+    values = list(map(column.get, records))
+    if column.code == "i":
+        return array("i", [_NO_INT if v is None else v for v in values])
+    if not all(v is None or type(v) is float for v in values):
+        raise TypeError("not a float")  # an int would come back as a float
+    return array("d", [_NO_FLOAT if v is None else v for v in values])
 
 
-def _frame(snapshot: NodeSnapshot, previous: NodeSnapshot) -> tuple[NodeSnapshot, array | None]:
-    """What the ring keeps of ``snapshot``, the tick after ``previous`` (a kept frame's snapshot)."""
-    procs, earlier = snapshot.gpu_processes, previous.gpu_processes
-    memory = None
-    if len(procs) == len(earlier) and all(_but_memory(n, o) for n, o in zip(procs, earlier)):
-        if any(n.used_mib != o.used_mib for n, o in zip(procs, earlier)):
-            memory = array("q", (_NO_FIGURE if p.used_mib is None else p.used_mib for p in procs))
-        procs = earlier
+def _made_whole(records: tuple, figures: Figures | None, moving: _Moving) -> tuple:
+    if figures is None:
+        return records
+    kept = [(c.get, f, c.code == "i") for c, f in zip(moving.columns, figures)]
+    return tuple(moving.put(r, tuple(get(r) if f is None else _figure(f[k], whole) for get, f, whole in kept))
+                 for k, r in enumerate(records))
+
+
+def _figure(value: int | float, whole: bool) -> int | float | None:
+    return None if value == (_NO_INT if whole else _NO_FLOAT) else value
+
+
+def _frame(snapshot: NodeSnapshot, previous: Frame, latest: NodeSnapshot) -> Frame:
+    """What the ring keeps of ``snapshot``, the tick after ``latest``, which the ring kept as ``previous``."""
+    kept, kept_procs, kept_gpus = previous
+    if snapshot.gpu_processes is latest.gpu_processes:  # the last tick's very records (a cluster between polls)
+        procs, proc_figures = kept.gpu_processes, kept_procs
     else:
-        procs = _shared(procs, earlier)
-    ancestors = previous.ancestors if snapshot.ancestors == previous.ancestors else snapshot.ancestors
-    return replace(snapshot, gpus=_shared(snapshot.gpus, previous.gpus), gpu_processes=procs,
-                   ancestors=ancestors), memory
+        procs, proc_figures = _keep(snapshot.gpu_processes, kept.gpu_processes, _PROCS, kept_procs)
+    gpus, gpu_figures = _keep(snapshot.gpus, kept.gpus, _GPUS, kept_gpus)
+    ancestors = kept.ancestors if snapshot.ancestors == kept.ancestors else snapshot.ancestors
+    return replace(snapshot, gpus=gpus, gpu_processes=procs, ancestors=ancestors), proc_figures, gpu_figures
 
 
-def _whole(frame: tuple[NodeSnapshot, array | None]) -> NodeSnapshot:
+def _whole(frame: Frame) -> NodeSnapshot:
     """A kept frame as the snapshot it was."""
-    snapshot, memory = frame
-    if memory is None:
+    snapshot, procs, gpus = frame
+    if procs is None and gpus is None:
         return snapshot
-    procs = []
-    for p, mib in zip(snapshot.gpu_processes, memory):
-        used = None if mib == _NO_FIGURE else mib
-        procs.append(p if p.used_mib == used else replace(p, used_mib=used))
-    return replace(snapshot, gpu_processes=tuple(procs))
+    return replace(snapshot, gpu_processes=_made_whole(snapshot.gpu_processes, procs, _PROCS),
+                   gpus=_made_whole(snapshot.gpus, gpus, _GPUS))
 
 
 def default_path(snapshot: NodeSnapshot, directory: str | Path = ".") -> Path:
