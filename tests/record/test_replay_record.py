@@ -4,6 +4,7 @@ node, a recorder killed mid-run, and the NVML stand-in driver with real processe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import signal
@@ -230,30 +231,38 @@ def test_recording_the_nvml_stand_in_with_real_processes(fake_nvml, tmp_path):
     assert replayed[-1].gpu(2).lost and replayed[-1].errors
 
 
-def test_the_history_gives_back_live_ticks_whose_memory_alone_moved(fake_nvml):
-    """Read live from the stand-in driver with real processes: ticks where only the processes'
-    memory moved (one process's becoming unknown to the driver, then known again) read back from
-    the ring as they were taken, and so does the tick where a process left."""
-    children = [subprocess.Popen(["sleep", "60"]) for _ in range(3)]
-    try:
-        from vramtop.sources.live import LiveSource
+@contextlib.contextmanager
+def _live(command: list[str], count: int):
+    """The live source on the stand-in node, and the PIDs of ``count`` real children running
+    ``command`` to list in its scenario."""
+    from vramtop.sources.live import LiveSource
 
-        live, taken, h = LiveSource(), [], History(length=5)
+    children = [subprocess.Popen(command) for _ in range(count)]
+    try:
+        live = LiveSource()
         try:
-            for used in ((100, 200, 300), (150, 200, 300), (150, None, 300), (150, 250, 300), (150, 250, 300),
-                         (160, 250)):
-                fake_nvml.processes.clear()
-                for gpu, (child, mib) in enumerate(zip(children, used)):
-                    fake_nvml.add_process(gpu, child.pid, mib)
-                fake_nvml.write()
-                taken.append(live.sample())
-                h.add(taken[-1])
+            yield live, [c.pid for c in children]
         finally:
             live.close()
     finally:
         for c in children:
             c.kill()
             c.wait()
+
+
+def test_the_history_gives_back_live_ticks_whose_memory_alone_moved(fake_nvml):
+    """Read live from the stand-in driver with real processes: ticks where only the processes'
+    memory moved (one process's becoming unknown to the driver, then known again) read back from
+    the ring as they were taken, and so does the tick where a process left."""
+    taken, h = [], History(length=5)
+    with _live(["sleep", "60"], 3) as (live, pids):
+        for used in ((100, 200, 300), (150, 200, 300), (150, None, 300), (150, 250, 300), (150, 250, 300), (160, 250)):
+            fake_nvml.processes.clear()
+            for gpu, (pid, mib) in enumerate(zip(pids, used)):
+                fake_nvml.add_process(gpu, pid, mib)
+            fake_nvml.write()
+            taken.append(live.sample())
+            h.add(taken[-1])
     assert h.snapshots() == tuple(taken[1:]) and h.latest is taken[-1]
     assert [[p.used_mib for p in s.gpu_processes] for s in h] == [
         [150, 200, 300], [150, None, 300], [150, 250, 300], [150, 250, 300], [160, 250]]
@@ -267,31 +276,20 @@ def _busy_ticks(fake_nvml, keep) -> list[tuple]:
     """Ten ticks of eight new busy processes (the reader reads a new process on each of its first
     reads), the GPUs' memory, load, temperature and power moving too; each handed to ``keep``.
     Gives each tick's moving figures, to check that they moved."""
-    from vramtop.sources.live import LiveSource
-
-    children = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(8)]
     moved = []
-    try:
-        live = LiveSource()
-        try:
-            for n in range(10):
-                fake_nvml.processes.clear()
-                for i, child in enumerate(children):
-                    fake_nvml.add_process(i % 4, child.pid, 1_000 + 37 * n + i)
-                for gpu in fake_nvml.gpus:
-                    gpu.utilization, gpu.temperature, gpu.power_mw = 50 + n, 60 + n % 3, 100_000 + 1_234 * n
-                fake_nvml.write()
-                time.sleep(0.05)
-                snapshot = live.sample()
-                moved.append(tuple((p.used_mib, p.host.cpu_pct, p.host.rss_mib) for p in snapshot.gpu_processes)
-                             + tuple((g.utilization_pct, g.power_w) for g in snapshot.gpus))
-                keep(snapshot)
-        finally:
-            live.close()
-    finally:
-        for c in children:
-            c.kill()
-            c.wait()
+    with _live([sys.executable, "-c", BUSY], 8) as (live, pids):
+        for n in range(10):
+            fake_nvml.processes.clear()
+            for i, pid in enumerate(pids):
+                fake_nvml.add_process(i % 4, pid, 1_000 + 37 * n + i)
+            for gpu in fake_nvml.gpus:
+                gpu.utilization, gpu.temperature, gpu.power_mw = 50 + n, 60 + n % 3, 100_000 + 1_234 * n
+            fake_nvml.write()
+            time.sleep(0.05)
+            snapshot = live.sample()
+            moved.append(tuple((p.used_mib, p.host.cpu_pct, p.host.rss_mib) for p in snapshot.gpu_processes)
+                         + tuple((g.utilization_pct, g.power_w) for g in snapshot.gpus))
+            keep(snapshot)
     return moved
 
 
