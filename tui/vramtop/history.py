@@ -4,8 +4,9 @@ Fed once per tick; pure and Textual-free. The per-GPU series (for sparklines) ar
 the ring as it fills, so reading them costs nothing per tick. The ring keeps each tick compactly:
 where the GPU processes and the GPUs are the tick before's but for the figures that move (a
 process's memory, CPU % and RSS; a GPU's memory, load, temperature and power: a busy node's usual
-tick), it keeps the earlier records once and this tick's figures as two arrays, and records equal
-to the tick before's as that tick's objects; a snapshot is made whole again only when read.
+tick), it keeps the earlier records once and each figure that moved as one array of this tick's
+values, and records equal to the tick before's as that tick's objects; a snapshot is made whole
+again only when read.
 ``save`` writes the ring as a recording, which is how the app dumps "what just happened" with one
 key (``save_history``, which names the file after the node and the time and answers in one line).
 """
