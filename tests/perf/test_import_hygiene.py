@@ -14,6 +14,7 @@ nothing but a command imports a command; the fit engine reaches no source (``sou
 import ast
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -133,16 +134,20 @@ from vramtop.config import Config
 from vramtop.sources.feed import open_feed
 
 async def main():
-    cfg = Config(interval=0.2)
-    app = VramtopApp(open_feed(cfg, ray=False), cfg)
+    ray_at = os.environ.get("VRAMTOP_TEST_RAY")  # a dashboard to poll; none: no Ray
+    cfg = Config(interval=0.2, ray_address=ray_at, ray_interval=0.5)
+    app = VramtopApp(open_feed(cfg, ray=ray_at is not None), cfg)
     async with app.run_test(size=(160, 45)) as pilot:
         deadline = time.monotonic() + 30
         pins = ""
-        while time.monotonic() < deadline and (app.history.added < 3 or "judging" in pins):
+        ray = None
+        while time.monotonic() < deadline and (app.history.added < 3 or "judging" in pins or (ray_at and not ray)):
             await pilot.pause(0.05)
             pins = str(app.query_one("#side-pins").render())
+            ray = app.snapshot.ray.error if app.snapshot and app.snapshot.ray else None
         shown = [p.pid for p in app.snapshot.gpu_processes] if app.snapshot else []
-    print(json.dumps({"ticks": app.history.added, "pids": shown, "pins": pins, "modules": sorted(sys.modules)}))
+    print(json.dumps({"ticks": app.history.added, "pids": shown, "pins": pins, "ray": ray,
+                      "modules": sorted(sys.modules)}))
     sys.stdout.flush()
     os._exit(0)  # the feed's threads end with the process
 
@@ -239,6 +244,38 @@ def test_an_https_request_works_in_the_live_views_process(tmp_path):
         server.shutdown()
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["True", "200", "hello"]
+
+
+def test_the_live_view_polls_an_absent_dashboard_without_loading_the_http_client(tmp_path):
+    """The default on a node without Ray: the dashboard's address is polled and refuses. The HTTP
+    client (``http.client``, ``email``, ``ssl`` and OpenSSL: 5 MiB) is loaded by the first peer
+    that accepts a connection, not by polls that find no one; a dashboard that answers loads it."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    base = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_STATE_HOME": str(tmp_path / "state")}
+    with fakenvml.spawn_processes("python train.py") as (pid,):
+        scenario = fakenvml.seed_a10(tmp_path / "scenario.txt")
+        scenario.add_process(0, pid, 20_000)
+        scenario.write()
+        absent = _live_view(scenario.env(base={**base, "VRAMTOP_TEST_RAY": f"http://127.0.0.1:{closed}"}))
+        assert "refused" in absent["ray"]  # polled, and said so
+        assert not {"http.client", "ssl", "email.parser"} & set(absent["modules"])
+
+        class NotRay(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_error(404)
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), NotRay)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            there = _live_view(scenario.env(base={**base, "VRAMTOP_TEST_RAY": f"http://127.0.0.1:{server.server_port}"}))
+        finally:
+            server.shutdown()
+    assert "404" in there["ray"] and "http.client" in there["modules"]
 
 
 def test_help_still_lists_every_subcommand():

@@ -19,8 +19,9 @@ redirects to any host with the ``Authorization`` header and sends loopback reque
   it was configured for); any other is refused and says so;
 - a ``PeerError`` message never carries more of the peer's bytes than ``sample`` lets through.
 
-``http.client`` and ``ssl`` (with the TLS library they load) are imported by the first request,
-not with this module: ``vramtop --once`` on a node with no peer to ask does not pay for them.
+``http.client`` (with ``email`` and ``ssl``, which loads the TLS library: 5 MiB in all) is imported
+once a peer accepts a connection, not with this module nor by a request that finds no one: a
+node without Ray, polled for its dashboard every few seconds, never loads it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -196,13 +198,13 @@ def request_head(method: str, target: str, host: str, port: int, headers: list[s
 
 def _one(method: str, url: str, payload: bytes | None, deadline: float, max_bytes: int,
          headers: Mapping[str, str], verify_tls: bool) -> tuple[int, str | None, bytes]:
-    import http.client
-
     scheme, host, port = _origin(url)
     parts = urlsplit(url)
     target = _clean((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
     sock = connect(scheme == "https", host, port, deadline, verify_tls)
     try:
+        import http.client  # a peer is there: now the HTTP client is worth loading
+
         lines = ["Accept-Encoding: identity"]
         lines += [f"{_clean(k)}: {_clean(v)}" for k, v in headers.items()]
         if payload is not None:
@@ -249,9 +251,6 @@ def post(url: str, payload: bytes, deadline_s: float, max_bytes: int,
 
 def _request(method: str, url: str, payload: bytes | None, deadline_s: float, max_bytes: int,
              headers: Mapping[str, str] | None, verify_tls: bool) -> Answer:
-    import http.client
-    import ssl  # both name failures caught below
-
     deadline = time.monotonic() + deadline_s
     origin = _origin(url)
     try:
@@ -274,17 +273,30 @@ def _request(method: str, url: str, payload: bytes | None, deadline_s: float, ma
         raise
     except (TimeoutError, socket.timeout):
         raise PeerError(TIMEOUT, f"no complete answer within {deadline_s:g} s") from None
-    except http.client.RemoteDisconnected:
-        raise PeerError(NOT_HTTP, "closed the connection without an answer") from None
-    except http.client.IncompleteRead:
-        raise PeerError(NOT_HTTP, "the answer broke off before its end") from None
-    except (http.client.HTTPException, ssl.SSLError):
-        # BadStatusLine and friends quote the peer's bytes: say what it is, not what it sent
-        raise PeerError(NOT_HTTP, "answered, but not with HTTP") from None
-    except socket.gaierror:
-        raise PeerError(UNREACHABLE, f"unknown host {sample(origin[1], 60)}") from None
-    except ConnectionRefusedError:
-        raise PeerError(UNREACHABLE, "connection refused") from None
-    except (OSError, ValueError, UnicodeError) as exc:
+    except Exception as exc:
+        failure = _failure(exc, origin[1])
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def _failure(exc: Exception, host: str) -> PeerError | None:
+    """The line a failed request reads as (None: not a failure of the peer or the network).
+    ``http.client`` and ``ssl`` are looked up, not imported: only a request that has loaded
+    them can raise their exceptions."""
+    client, tls = sys.modules.get("http.client"), sys.modules.get("ssl")
+    if client is not None and isinstance(exc, client.RemoteDisconnected):
+        return PeerError(NOT_HTTP, "closed the connection without an answer")
+    if client is not None and isinstance(exc, client.IncompleteRead):
+        return PeerError(NOT_HTTP, "the answer broke off before its end")
+    not_http = (client.HTTPException if client else ()), (tls.SSLError if tls else ())
+    if isinstance(exc, not_http):  # BadStatusLine and friends quote the peer's bytes: say what it is, not what it sent
+        return PeerError(NOT_HTTP, "answered, but not with HTTP")
+    if isinstance(exc, socket.gaierror):
+        return PeerError(UNREACHABLE, f"unknown host {sample(host, 60)}")
+    if isinstance(exc, ConnectionRefusedError):
+        return PeerError(UNREACHABLE, "connection refused")
+    if isinstance(exc, (OSError, ValueError, UnicodeError)):
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise PeerError(UNREACHABLE, sample(reason.lower(), 60)) from None
+        return PeerError(UNREACHABLE, sample(reason.lower(), 60))
+    return None
