@@ -78,13 +78,15 @@ async def test_cluster_mode_shows_each_nodes_gpus_and_the_ray_panel_without_a_po
         assert "– rsv" in bar and "22,996/23,028 MiB" in bar  # Ray's reporter folds the reserve into used
 
 
-async def test_a_status_line_that_takes_the_panels_last_line_brings_a_vertical_scrollbar_only():
-    """Sixteen GPUs that just fit; a warning takes a line from them. The panel scrolls up and down
-    (its lines are drawn to its width): no horizontal scrollbar comes and goes with the vertical
-    one, each a layout of the whole screen."""
+async def test_a_status_line_takes_its_line_from_the_processes_not_the_gpus_or_the_side_column():
+    """Sixteen GPUs that just fit; a warning comes. It takes its line from the process pane under
+    it: the GPU panel keeps its sixteen lines (no scrollbar comes, each a layout of the whole
+    screen), and the header and the side column stay where they were."""
     from vramtop.app import VramtopApp
     from vramtop.config import Config
     from vramtop.telemetry.model import Telemetry, TrendWarning
+    from vramtop.widgets.side_column import SideColumn
+    from vramtop.widgets.status_line import StatusLine
 
     base = demo_snapshot()
     gpus = tuple(dataclasses.replace(base.gpus[0], index=i, uuid=f"GPU-{i}") for i in range(16))
@@ -98,12 +100,16 @@ async def test_a_status_line_that_takes_the_panels_last_line_brings_a_vertical_s
                      telemetry_poller=Growing())
     async with app.run_test(size=(160, 42)) as pilot:
         await pilot.pause(0.3)
-        panel = app.query_one(GpuPanel)
+        panel, side, procs = app.query_one(GpuPanel), app.query_one(SideColumn), app.query_one("#procs-pane")
         assert not panel.show_vertical_scrollbar and panel.size.height == len(panel.rows) == 16
-        horizontal: list[bool] = []
-        app.watch(panel, "show_horizontal_scrollbar", horizontal.append, init=False)
+        before = side.region, procs.region
+        scrollbars: list[bool] = []
+        for name in ("show_vertical_scrollbar", "show_horizontal_scrollbar"):
+            app.watch(panel, name, scrollbars.append, init=False)
         warnings.append(TrendWarning(10, 0, 50.0, 240.0, "pid 10 grows: GPU 0 full in about 4 min"))
-        assert await wait_for(pilot, lambda: panel.show_vertical_scrollbar)
+        line = app.query_one(StatusLine)
+        assert await wait_for(pilot, lambda: line.display and line.size.height == 1)
         await pilot.pause(0.2)
-        assert panel.size.height == 15
-        assert horizontal == []
+        assert panel.size.height == 16 and scrollbars == []
+        assert side.region == before[0] and line.region.bottom == panel.region.y  # right above the GPUs
+        assert procs.region.height == before[1].height - 1

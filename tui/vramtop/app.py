@@ -170,9 +170,9 @@ class VramtopApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield NodeHeader(id="header")
-        yield StatusLine(id="status")
         with Horizontal(id="body"):
             with Vertical(id="main"):
+                yield StatusLine(id="status")
                 yield GpuPanel(self.config.thresholds, self.history, self.config.interval, id="gpus")
                 with Vertical(id="procs-pane"):
                     yield Input(placeholder="filter: pid, user, role, instance, command",

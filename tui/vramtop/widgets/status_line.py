@@ -3,10 +3,12 @@
 It watches the app's ``status``. It takes at most ``MAX_LINES`` lines, a message longer than one
 is cut with "…", and what does not fit is counted at the end ("+93 more").
 
-New text on as many lines is repainted in place; a layout of the whole screen (ten times a
-repaint's cost) comes only when it needs more lines. A line that goes keeps its room, blank, for
-``HOLD_S``: a warning that comes and goes every few seconds (a process whose memory grows, then
-drops) neither moves the screen up and down nor lays it out each time.
+It sits at the top of the main column, over the GPU panel: the lines it takes come from the
+process table, and the header and the side column never move for it. New text on as many lines
+is repainted in place; a layout (ten times a repaint's cost) comes only when it needs more lines.
+A line that goes keeps its room, blank, for ``HOLD_S``: a warning that comes and goes every few
+seconds (a process whose memory grows, then drops) neither moves the panels up and down nor lays
+them out each time.
 """
 
 from __future__ import annotations
