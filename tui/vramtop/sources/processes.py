@@ -13,9 +13,10 @@ started together are not all read in one tick: between reads it keeps its record
 table shows CPU % and RSS that often; a PID that NVML lists on every tick is the same process).
 A process whose figures did not move keeps its record too, so a tick where nothing moved builds
 none. The command line is read again at once when its name changed (a retitle sets both), on a
-new process's 2nd, 4th and 8th reads, and every ``RECHECK_EVERY`` reads after (a title changed
-past the 15 characters of the name). A PID that cannot be seen keeps its GPU memory;
-the reason goes with it.
+new process's 2nd, 5th and 8th reads (or one or two reads later, by its PID, so that a thousand
+workers started together have a third of their titles read on each of those ticks), and every
+``RECHECK_EVERY`` reads after (a title changed past the 15 characters of the name). A PID that
+cannot be seen keeps its GPU memory; the reason goes with it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ NO_PERMISSION = "not visible from here: permission denied reading the process"
 
 RECHECK_EVERY = 30  # reads between checks of a known process's title whose name did not change
 NEW_READS = 10  # ... after this many reads of it on every tick (a process retitles early)
-NEW_TITLE_READS = (2, 4, 8)  # ... of which these read its title again (the first follows its lookup)
+NEW_TITLE_READS = (2, 5, 8)  # ... of which these, 0-2 later by PID, read its title (the first follows its lookup)
 REREAD_S = 3.0  # a settled process is read this often, as the process table shows CPU % and RSS
 SETTLED_AFTER_S = 60.0  # a process this old when first seen is settled at once
 STAT_BYTES = 4096  # /proc/PID/stat is one line of about 300 bytes
@@ -159,7 +160,7 @@ class ProcessReader:
                 # Its title costs a read of /proc: a process that has lived a while and kept its
                 # name is asked less often.
                 reads = known.reads
-                check = comm != known.comm or reads in NEW_TITLE_READS or reads % RECHECK_EVERY == 0
+                check = comm != known.comm or reads - pid % 3 in NEW_TITLE_READS or reads % RECHECK_EVERY == 0
                 if check:
                     known.comm = comm
                 s = self._retitled(known) if check else known.static
