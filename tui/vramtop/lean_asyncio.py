@@ -2,8 +2,9 @@
 
 asyncio imports ``ssl`` for the TLS transports of its own event loop, and ``ssl`` loads OpenSSL:
 about 4 MiB resident, a tenth of the live view, kept for days in a tmux pane. The live view never
-opens a TLS transport through asyncio: its HTTPS requests (the Hub, a dashboard, a peer) are made
-by ``vramtop.peer_http`` on worker threads, which imports ``ssl`` with its first request.
+opens a TLS transport through asyncio: its requests run on worker threads, through
+``vramtop.peer_http`` (a dashboard, an engine: it imports ``ssl`` once a peer accepts a
+connection) or huggingface_hub (the Hub), each importing ``ssl`` when it first needs it.
 
 Importing this module imports asyncio with ``ssl`` held off (asyncio takes the ImportError as
 "no TLS", as on a Python built without it), then lets ``ssl`` be imported as usual. In this process
