@@ -24,13 +24,13 @@ PROCS = (
 )
 
 
-def write(tree, path, w1_mib=20_000, listed=(("w0", 0, 20_000), ("w1", 1, None), ("job", 2, 4_000))):
+def write(tree, path, w1_mib=20_000, listed=(("w0", 0, 20_000), ("w1", 1, None), ("job", 2, None)), job_mib=4_000):
     """The node as the driver lists it: each GPU process with its real PID."""
     scenario = fakenvml.Scenario(path)
     for _ in range(4):
         scenario.add_gpu("NVIDIA A10", total_mib=23_028, reserved_mib=513, used_mib=22_000)
     for name, gpu, mib in listed:
-        scenario.add_process(gpu, tree.pid[name], w1_mib if mib is None else mib)
+        scenario.add_process(gpu, tree.pid[name], (w1_mib if name == "w1" else job_mib) if mib is None else mib)
     scenario.write()
 
 
@@ -58,11 +58,14 @@ def node(fake_nvml):
 def test_memory_moves_shapes_stay(node, fake_nvml):
     tree, source = node
     before = {i.root_pid: i for i in group_instances(source.sample())}
-    write(tree, fake_nvml.path, w1_mib=21_500)
+    write(tree, fake_nvml.path, w1_mib=21_500, job_mib=4_300)  # an instance of one process moves too
     snap = source.sample()
     after = group_instances(snap)
     assert after == first_tick(snap)
     by_root = {i.root_pid: i for i in after}
+    job = by_root[tree.pid["job"]]
+    assert job.per_gpu_mib == {2: 4_300} and job.per_slice_mib == {"2": 4_300} and job.members[0].per_gpu_mib == {2: 4_300}
+    assert before[tree.pid["job"]].total_mib == 4_000
     vllm = by_root[tree.pid["api"]]
     assert vllm.per_gpu_mib == {0: 20_000, 1: 21_500} and vllm.total_mib == 41_500
     assert vllm.tp_size == 2 and vllm.name == "vLLM Qwen/Qwen3-8B" and vllm.api_pid == tree.pid["api"]

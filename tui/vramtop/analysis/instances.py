@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import weakref
 from dataclasses import dataclass, field, replace
+from operator import is_
 from typing import TYPE_CHECKING, Mapping
 
 from vramtop.analysis import roles
@@ -475,6 +476,25 @@ def _instance(shape: _Shape, procs: list[GpuProcess]) -> Instance:
     )
 
 
+def _fresh(record, **changes):
+    """A copy of a frozen record with ``changes``, its other fields taken as they are: a thousand
+    instances of one process each have their memory move on a busy node's tick, and their
+    dataclasses' ``__init__`` (sixteen guarded assignments) cost more than the grouping around it."""
+    copy = object.__new__(type(record))
+    copy.__dict__.update(record.__dict__, **changes)
+    return copy
+
+
+def _moved(before: Instance, proc: GpuProcess) -> Instance:
+    """``before``, an instance of this one process (the same PID on the same GPU or slice, in the
+    same shape), with its memory and host record of this tick."""
+    mib = proc.used_mib or 0
+    per_gpu, per_slice = {proc.gpu_index: mib}, {slice_label(proc.gpu_index, proc.mig_slice): mib}
+    member = _fresh(before.members[0], per_gpu_mib=per_gpu, host=proc.host, per_slice_mib=per_slice)
+    return _fresh(before, members=(member,), per_gpu_mib=per_gpu, unknown_mib=proc.used_mib is None,
+                  per_slice_mib=per_slice)
+
+
 def _host_facts(host: HostProcess | None) -> tuple | None:
     """What grouping reads of a process: not its CPU or RSS, which move every tick."""
     return None if host is None else (host.pid, host.ppid, host.create_time, host.name, host.title, host.cmdline)
@@ -511,7 +531,8 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
 
     Incremental: where the processes, their parents, titles, GPUs and Ray's state are as in a
     recent call, the shapes are reused and only memory is added up again; an instance whose
-    processes are the very same records keeps its object."""
+    processes are the very same records keeps its object, and one of a single process whose
+    memory or record moved is the earlier instance with this tick's figure."""
     global _RECENT
     layout = _layout(snapshot)
     previous = next((g for g in _RECENT if g.layout == layout), None)
@@ -525,8 +546,11 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
     built = []
     for index, shape in enumerate(shapes):
         procs = tuple(procs_of[index])
-        if previous is not None and previous.built[index][0] == procs:
-            built.append(previous.built[index])
+        before = previous.built[index] if previous is not None else None
+        if before is not None and len(before[0]) == len(procs) and all(map(is_, before[0], procs)):
+            built.append(before)
+        elif before is not None and len(procs) == 1:  # one process, its memory or record moved
+            built.append((procs, _moved(before[1], procs[0])))
         else:
             built.append((procs, _instance(shape, procs_of[index])))
     grouped = _Grouped(layout, snapshot.ray, group_of, shapes, tuple(built))
