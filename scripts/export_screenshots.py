@@ -118,13 +118,11 @@ async def settle(pilot, keys: tuple[str, ...]) -> None:
         if app.snapshot is not None and app.snapshot.ray is not None:
             break
         await pilot.pause(0.02)
-    for _ in range(250):  # the Ray panel is fed from a worker that analyses the poll
-        shown = [str(s.render()) for s in app.query("#ray-summary")]
-        if shown != ["Ray: not polled"] and not any(w.group == "ray-analysis" and not w.is_finished
-                                                    for w in app.workers):
+    for _ in range(250):  # the Ray panel shows the tick's analysis of the poll
+        if [str(s.render()) for s in app.query("#ray-summary")] != ["Ray: not polled"]:
             break
         await pilot.pause(0.02)
-    for _ in range(250):  # the side column judges the pins in a worker: "⋯" until it has
+    for _ in range(250):  # the side column judges the pins on a thread: "⋯" until it has
         if not any("⋯" in str(s.render()) for s in app.query("#side-pins")):
             break
         await pilot.pause(0.02)

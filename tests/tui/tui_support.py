@@ -58,7 +58,7 @@ async def next_sample(app, pilot) -> None:
 
 
 def _settled(app) -> bool:
-    return not any(w.group == "poll" and not w.is_finished for w in app.workers)
+    return not app.sampling
 
 
 def screen_text(app) -> str:

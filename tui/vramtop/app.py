@@ -1,11 +1,11 @@
 """The live view: header, GPU bars, the process table grouped by serving instance, the side column.
 
-Sampling never runs on the UI thread. A thread worker calls ``feed.sample()`` (the feed polls
-Ray and the engines' telemetry on threads of its own, so a sample never waits for them) and
-derives the tick (``widgets.tick``: instances, the Ray analysis); when it ends, the next one is
-armed on the event loop (so samples never overlap, even if a driver call hangs), and the tick
-comes back as a message that a newer one replaces if the UI is behind. A failing sample leaves
-the last picture in place with one line saying why.
+Sampling never runs on the UI thread. The sampling thread (``job_thread``) calls
+``feed.sample()`` (the feed polls Ray and the engines' telemetry on threads of its own, so a
+sample never waits for them) and derives the tick (``widgets.tick``: instances, the Ray
+analysis); the tick comes back as a message that a newer one replaces if the UI is behind, and
+when it is taken the next sample is armed on the event loop (samples never overlap, even if a
+driver call hangs). A failing sample leaves the last picture in place with one line saying why.
 
 The app publishes each tick by setting ``tick``; panels watch it (and ``paused``, ``status``,
 ``whatif_memory``) from their mount on, and send messages up. The GPU bars and the process
@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from textual import on, work
+from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.command import CommandPalette
@@ -37,13 +37,13 @@ from textual.screen import Screen
 from textual.reactive import var
 from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
-from textual.worker import Worker, WorkerState
 
 from vramtop import actions, themes
 from vramtop.analysis.instances import Instance
 from vramtop.config import Config
 from vramtop.actions import Stopper
 from vramtop.history import History, save_history
+from vramtop.job_thread import JobThread
 from vramtop.snapshot import NodeSnapshot
 from vramtop.sources.feed import Feed, Source, first_line
 from vramtop.sources.replay import JumpError, ReplaySource, jump_target
@@ -146,12 +146,13 @@ class VramtopApp(App[None]):
         self.exporter = exporter  # ``.publish(snapshot)``: the --export endpoint's holder
         self.readonly = readonly  # no signals and no files written: see ``refuse_in_readonly``
         self.stopper = Stopper(readonly=readonly)
-        self._derived: Tick | None = None  # the sampling worker's last tick (it reuses what did not move)
+        self._derived: Tick | None = None  # the sampling thread's last tick (it reuses what did not move)
         self._row_memo = RowMemo()  # the worker's last process rows, for its next build
         self.history = History()  # the last minutes, for ctrl+r (dump to a recording)
         self.snapshot: NodeSnapshot | None = None  # the last good sample
         self.sample_error: str | None = None
-        self._timer: asyncio.TimerHandle | None = None  # the next sample, armed when one ends
+        self._sampler: JobThread | None = None  # the thread samples run on, from mount to unmount
+        self._timer: asyncio.TimerHandle | None = None  # the next sample, armed when one is shown
         self._notes: list[str] = []  # lasting one-line problems (a theme file, an unknown theme)
         self._side_forced: bool | None = None  # the user's choice; None: the layout decides
         self._hidden: set[str] = set()
@@ -225,11 +226,12 @@ class VramtopApp(App[None]):
         install()  # before any line is drawn: lines on screen keep no copy Textual need not make
         self.whatif_memory = load_memory()[0]  # a bad file is said in the panel when it opens
         self.feed.start()
+        self._sampler = JobThread("sampler", self._sample, self.post_message)
         self.query_one("#filter").display = False
         self.query_one("#detail").display = False
         self.query_one(ProcessTable).focus()
         self._show_status()
-        self.sample_now()
+        self.call_after_refresh(self.sample_now)  # the first sample once the screen is laid out
 
     def _screen_classes(self) -> None:
         screen = self.screen_stack[0]  # the main view, even under the help screen
@@ -240,19 +242,32 @@ class VramtopApp(App[None]):
 
     # -- sampling --------------------------------------------------------------------------
 
+    @property
+    def sampling(self) -> bool:
+        """A sample is asked for or under way."""
+        return self._sampler is not None and self._sampler.busy
+
     def sample_now(self) -> None:
-        """Start a sample unless one is running; the next is armed when it ends."""
+        """Start a sample unless one is running; the next is armed when it has been shown."""
         self._disarm()
-        if not self.screen_stack:  # shutting down: its screens are gone
+        if not self.screen_stack or self._sampler is None:  # shutting down, or not mounted yet
             return
-        if not any(w.group == "poll" and not w.is_finished for w in self.workers):
-            self._sample(self.screen_stack[0].query_one(ProcessTable).view)
+        self._sampler.start(self.screen_stack[0].query_one(ProcessTable).view)
 
     def _disarm(self) -> None:
         """Forget the next sample armed, if any."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _arm(self) -> None:
+        """The next sample, ``interval`` s from now, unless paused or shutting down."""
+        if not self.paused and self.is_running:
+            # A plain loop timer: Textual's set_timer wraps its callback in a new partial each
+            # time, and the first call of each costs an inspect.signature() (a tenth of the UI
+            # thread's CPU a tick on a node at rest).
+            self._disarm()
+            self._timer = asyncio.get_running_loop().call_later(self.config.interval, self._next_sample)
 
     def _next_sample(self) -> None:
         self._timer = None
@@ -265,34 +280,25 @@ class VramtopApp(App[None]):
 
     def on_unmount(self) -> None:
         self._disarm()
+        if self._sampler is not None:
+            self._sampler.stop()
         self.feed.stop()
 
-    @work(thread=True, group="poll", exit_on_error=False, description="sample the node")
-    def _sample(self, view: RowView) -> None:
-        """Sample, then derive the tick, with the process table's rows for ``view`` (the
-        table's when the sample began: a view changed since is built by the table itself)."""
+    def _sample(self, view: RowView) -> Message:
+        """On the sampling thread: sample, then derive the tick, with the process table's rows
+        for ``view`` (the table's when the sample began: a view changed since is built by the
+        table itself). Any failure is one line in place, never a crash."""
         try:
             snapshot = self.feed.sample()
-        except Exception as exc:  # any source failure is one line in place, never a crash
-            self.post_message(SampleFailed(first_line(exc)))
-            return
-        self._derived = derive(snapshot, self._derived, view, self._row_memo)
-        self.post_message(SnapshotReady(self._derived))
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "poll" or not event.worker.is_finished:
-            return
-        if event.state == WorkerState.ERROR:
-            self.post_message(SampleFailed(first_line(event.worker.error)))
-        if not self.paused and self.is_running:
-            # A plain loop timer: Textual's set_timer wraps its callback in a new partial each
-            # time, and the first call of each costs an inspect.signature() (a tenth of the UI
-            # thread's CPU a tick on a node at rest).
-            self._timer = asyncio.get_running_loop().call_later(self.config.interval, self._next_sample)
+            self._derived = derive(snapshot, self._derived, view, self._row_memo)
+        except Exception as exc:
+            return SampleFailed(first_line(exc))
+        return SnapshotReady(self._derived)
 
     async def on_snapshot_ready(self, message: SnapshotReady) -> None:
         if self.paused or not self.is_running:  # not running: shutting down, its widgets going
             return
+        self._arm()
         try:
             await self._take(message.tick)
         except NoMatches:
@@ -325,6 +331,7 @@ class VramtopApp(App[None]):
     async def on_sample_failed(self, message: SampleFailed) -> None:
         if self.paused or not self.is_running:
             return
+        self._arm()
         when = ""
         if self.snapshot is not None:
             when = time.strftime("; showing the picture of %H:%M:%S", time.localtime(self.snapshot.timestamp))

@@ -2,22 +2,21 @@
 needs: the pinned what-if candidates' live verdicts (one entry each) and the Ray panel.
 
 It watches the app's ``tick`` and ``whatif_memory`` (the pins, as the what-if panel last said or
-as remembered from its last use) and judges the pins on each new snapshot and each change of
-pins, in a thread worker: on a cluster a pin weighs thousands of instances, which the UI thread
-must not. One judgement runs at a time; what changed meanwhile is judged when it ends, the newest
-snapshot and pins only. A pin not judged yet reads "judging"; the others keep their last verdict,
-marked pending without its figures once a judgement of a newer picture has run ``PENDING_AFTER``
-seconds. With nothing pinned it is one hint line. On a wide terminal ``w`` opens the what-if panel
-inside it; while the panel is open it takes the whole column (it shows the pins itself), and the
-column judges nothing until it closes. The fit engine is imported by the first judgement: with
-nothing pinned the live view does not load it.
+as remembered from its last use) and judges the pins on each new snapshot and each change of pins,
+on a thread of its own (``job_thread``): on a cluster a pin weighs thousands of instances, which
+the UI thread must not. One judgement runs at a time; what changed meanwhile is judged when it
+ends, the newest snapshot and pins only. A pin not judged yet reads "judging"; the others keep
+their last verdict, marked pending without its figures once a judgement of a newer picture has run
+``PENDING_AFTER`` seconds. With nothing pinned it is one hint line. On a wide terminal ``w`` opens
+the what-if panel inside it; while the panel is open it takes the whole column (it shows the pins
+itself), and the column judges nothing until it closes. The fit engine is imported by the first
+judgement: with nothing pinned the live view does not load it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
@@ -25,8 +24,8 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Static
-from textual.worker import Worker, WorkerState
 
+from vramtop.job_thread import JobThread
 from vramtop.snapshot import NodeSnapshot
 from vramtop.widgets.tick import Tick
 from vramtop.widgets.whatif.form import FormState, describe
@@ -65,11 +64,15 @@ def pending_line(form: FormState, result: FitResult | None) -> str:
 
 
 class PinsJudged(Message):
-    """The worker's verdicts: ``results`` for ``pins`` on ``snapshot``."""
+    """The judging thread's verdicts: ``results`` for ``pins`` on ``snapshot``."""
 
     def __init__(self, snapshot: NodeSnapshot, pins: tuple[FormState, ...], results: tuple[FitResult, ...]) -> None:
         super().__init__()
         self.snapshot, self.pins, self.results = snapshot, pins, results
+
+
+class PinsNotJudged(Message):
+    """The judgement raised (a fit engine bug): the last lines stay, the next tick tries again."""
 
 
 class SideColumn(Vertical):
@@ -90,8 +93,9 @@ class SideColumn(Vertical):
         self._pins: tuple[FormState, ...] = ()
         self._judged: tuple[NodeSnapshot, tuple[FormState, ...]] | None = None  # what the verdicts are of
         self._verdicts: dict[FormState, FitResult] = {}
-        self._judging = False  # a judgement is in the worker now
+        self._judging = False  # a judgement is on the thread now
         self._pending: Timer | None = None
+        self._thread: JobThread | None = None  # started by the first judgement
 
     def compose(self) -> ComposeResult:
         yield Static(HINT, id="side-pins", classes="-hint")
@@ -100,6 +104,10 @@ class SideColumn(Vertical):
     def on_mount(self) -> None:
         self.watch(self.app, "tick", self._take_tick)
         self.watch(self.app, "whatif_memory", self._take_memory)
+
+    def on_unmount(self) -> None:
+        if self._thread is not None:
+            self._thread.stop()
 
     def _take_tick(self, tick: Tick | None) -> None:
         if tick is not None and not tick.at_rest:
@@ -112,7 +120,7 @@ class SideColumn(Vertical):
             self._judge()
 
     def _judge(self) -> None:
-        """Judge the pins on the newest snapshot in the worker, unless judged so already, a
+        """Judge the pins on the newest snapshot on the thread, unless judged so already, a
         judgement is running (it calls again when it ends), or the what-if panel, open in the
         column, shows them itself."""
         wanted = (self._snapshot, self._pins)
@@ -120,7 +128,7 @@ class SideColumn(Vertical):
         if (self._snapshot is None or self._judging or self.has_class("-whatif")
                 or (judged is not None and judged[0] is self._snapshot and judged[1] == self._pins)):
             return
-        if not self._pins:  # nothing to judge: no worker, no thread, the hint line
+        if not self._pins:  # nothing to judge: no thread, the hint line
             self._judged, self._verdicts = wanted, {}
             self._draw(pending=False)
             return
@@ -128,13 +136,20 @@ class SideColumn(Vertical):
         self._draw(pending=False)  # a new pin reads "judging" at once
         if self._verdicts and (judged is None or judged[0] is not self._snapshot):
             self._pending = self.set_timer(PENDING_AFTER, lambda: self._draw(pending=True))
-        self._judge_pins(*wanted)
+        if self._thread is None:
+            self._thread = JobThread("pins", self._judge_pins, self.post_message)
+        self._thread.start(wanted)
 
-    @work(thread=True, group="side-pins", exit_on_error=False, description="judge the pinned candidates")
-    def _judge_pins(self, snapshot: NodeSnapshot, pins: tuple[FormState, ...]) -> None:
-        from vramtop.widgets.whatif.assess import pin_verdicts
+    @staticmethod
+    def _judge_pins(wanted: tuple[NodeSnapshot, tuple[FormState, ...]]) -> Message:
+        """On the thread: the verdicts of the pins on the snapshot."""
+        snapshot, pins = wanted
+        try:
+            from vramtop.widgets.whatif.assess import pin_verdicts
 
-        self.post_message(PinsJudged(snapshot, pins, pin_verdicts(pins, snapshot)))
+            return PinsJudged(snapshot, pins, pin_verdicts(pins, snapshot))
+        except Exception:
+            return PinsNotJudged()
 
     def on_pins_judged(self, message: PinsJudged) -> None:
         self._end_judging()
@@ -143,9 +158,8 @@ class SideColumn(Vertical):
         self._draw(pending=False)
         self._judge()  # a newer snapshot or other pins came meanwhile
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "side-pins" and event.state == WorkerState.ERROR:
-            self._end_judging()  # a fit engine bug: the last lines stay, the next tick tries again
+    def on_pins_not_judged(self, message: PinsNotJudged) -> None:
+        self._end_judging()
 
     def _end_judging(self) -> None:
         self._judging = False

@@ -1,6 +1,6 @@
 """What the app publishes to every panel: one ``Tick`` per new snapshot.
 
-The app's sampling worker takes a whole snapshot from its feed and derives, off the UI thread,
+The app's sampling thread takes a whole snapshot from its feed and derives, off the UI thread,
 what several panels show (the serving instances, the analysis of the Ray state, the process
 table's rows for the view the table had when the sample began); the app sets
 its ``tick`` to the result, and each panel watches ``app.tick`` from its mount on (Textual's
@@ -47,7 +47,7 @@ def derive(snapshot: NodeSnapshot, before: Tick | None = None, view: RowView | N
            memo: RowMemo | None = None) -> Tick:
     """The tick of ``snapshot``; what ``before`` derived is reused when nothing moved (the Ray
     analysis grows with the cluster and the rows with the processes, so they are built here, in
-    the sampling worker). With a ``view``, the process table's rows for it (``memo``: the rows of
+    the sampling thread). With a ``view``, the process table's rows for it (``memo``: the rows of
     the last build, kept for the next)."""
     if before is not None and same_picture(before.snapshot, snapshot):
         rows = before.rows if view == before.rows_view else None
