@@ -142,6 +142,42 @@ def test_processes_merge_lists_and_keep_unknown_memory_as_none(fake_nvml, source
     ]
 
 
+def test_a_process_list_longer_than_any_before_is_read_whole_and_a_shorter_one_after_it_alone(fake_nvml, source):
+    fake_nvml.add_process(0, 500, 1_000)
+    fake_nvml.write()
+    assert [p.pid for p in source.read().processes] == [500]
+    # Past the buffer the first list sized (twice 1 and 5): the driver says INSUFFICIENT_SIZE.
+    fake_nvml.processes = [fakenvml.FakeProcess(g % 4, 600 + g, (100 + g) * fakenvml.MIB, "compute", None)
+                           for g in range(200)]
+    fake_nvml.write()
+    assert sorted((p.pid, p.gpu_index, p.used_mib) for p in source.read().processes) == [
+        (600 + g, g % 4, 100 + g) for g in range(200)]
+    fake_nvml.processes = [fakenvml.FakeProcess(1, 700, 5 * fakenvml.MIB, "compute", None)]
+    fake_nvml.write()
+    assert [(p.pid, p.gpu_index, p.used_mib) for p in source.read().processes] == [(700, 1, 5)]
+
+
+def test_the_kept_buffer_reads_every_list_as_nvidia_ml_pys_own_functions_do(fake_nvml, source):
+    import pynvml
+
+    from vramtop.sources.nvml_lists import ProcessLists
+
+    fake_nvml.add_process(0, 500, 1_234)
+    fake_nvml.add_process(0, 501, None, "graphics")  # WDDM: NVML cannot say
+    for n in range(40):
+        fake_nvml.add_process(1 + n % 3, 900 + n, 77 + n)
+    fake_nvml.write()
+    direct, own = ProcessLists(pynvml), ProcessLists(pynvml)
+    own.direct = False  # through pynvml's nvmlDevice...RunningProcesses_v3, entry by entry
+    assert direct.direct
+    for index in range(4):
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        for symbol in ("nvmlDeviceGetComputeRunningProcesses_v3", "nvmlDeviceGetGraphicsRunningProcesses_v3"):
+            assert direct.read(symbol, handle) == own.read(symbol, handle)
+    assert direct.read("nvmlDeviceGetGraphicsRunningProcesses_v3", pynvml.nvmlDeviceGetHandleByIndex(0)) == [
+        (501, None, 0xFFFFFFFF, 0xFFFFFFFF)]
+
+
 def test_names_and_limits_are_read_once_memory_every_tick(fake_nvml, source):
     source.read()
     fake_nvml.gpus[0].name = "Renamed"

@@ -2,7 +2,8 @@
 
 Opened once, read once per tick. What does not change (handles, names, UUIDs, the enforced power
 limit, which API versions the driver has) is read once and kept, so a tick costs only the calls
-whose answers move: memory, utilization, temperature, power and the process lists.
+whose answers move: memory, utilization, temperature, power and the process lists (each list
+one call into a kept buffer: ``nvml_lists``).
 
 Memory comes from ``nvmlDeviceGetMemoryInfo_v2``: total = reserved + used + free, as nvidia-smi
 counts. Drivers without it (before R510, or NOT_SUPPORTED) get the v1 call, which folds the memory
@@ -32,10 +33,10 @@ pynvml: Any = None  # nvidia-ml-py, imported when NVML is opened: a command that
 # (vramtop fit --on, on paper) does not load it
 
 from vramtop.snapshot import GpuInfo, MigSlice, SourceError, slice_label, to_mib
+from vramtop.sources.nvml_lists import NO_INSTANCE, ProcessLists
 
 LIBRARY_NOT_FOUND = "the NVIDIA driver's NVML library (libnvidia-ml.so.1) was not found"
 MIG_RESCAN_S = 10.0
-NO_INSTANCE = 0xFFFFFFFF  # the instance IDs of a process outside MIG
 
 
 class NvmlUnavailable(Exception):
@@ -159,6 +160,7 @@ class NvmlSource:
         self.nvml_version = self._system(pynvml.nvmlSystemGetNVMLVersion)
         self.cuda_version = self._cuda_version()
         self._processes_v3 = True
+        self._lists = ProcessLists(pynvml)
         self._topology: tuple[tuple[int, int, int], ...] | None = None
         self._gpus = [_Gpu(i) for i in range(count)]
         for gpu in self._gpus:
@@ -252,12 +254,10 @@ class NvmlSource:
         return tuple(out), problems
 
     @staticmethod
-    def _slice_of(gpu: _Gpu, entry) -> int | None:
-        """The slice a process list entry names by its instance IDs (None: not on a slice)."""
-        gi = getattr(entry, "gpuInstanceId", NO_INSTANCE)
+    def _slice_of(gpu: _Gpu, gi: int, ci: int) -> int | None:
+        """The slice a process list entry names by its GPU and compute instance IDs (None: not on a slice)."""
         if not gpu.mig or gi is None or gi == NO_INSTANCE:
             return None
-        ci = getattr(entry, "computeInstanceId", None)
         for s in gpu.slices:
             if s.gpu_instance_id == gi and s.compute_instance_id == ci:
                 return s.index
@@ -385,15 +385,12 @@ class NvmlSource:
     def _processes(self, gpu: _Gpu, on_slice: _Slice | None = None) -> tuple[list[NvmlProcess], Exception | None]:
         """Compute then graphics processes of the GPU (or of one slice); a PID in both is listed
         once, as compute. A GPU in MIG mode whose own list is refused is read slice by slice."""
-        if self._processes_v3:
-            lists = (("compute", pynvml.nvmlDeviceGetComputeRunningProcesses_v3),
-                     ("graphics", pynvml.nvmlDeviceGetGraphicsRunningProcesses_v3))
-        else:
-            lists = (("compute", pynvml.nvmlDeviceGetComputeRunningProcesses_v2),
-                     ("graphics", pynvml.nvmlDeviceGetGraphicsRunningProcesses_v2))
+        version = "_v3" if self._processes_v3 else "_v2"
+        handle = gpu.handle if on_slice is None else on_slice.handle
         out: dict[int, NvmlProcess] = {}
-        for kind, fn in lists:
-            entries, exc = _call(fn, gpu.handle if on_slice is None else on_slice.handle)
+        for kind, symbol in (("compute", "nvmlDeviceGetComputeRunningProcesses"),
+                             ("graphics", "nvmlDeviceGetGraphicsRunningProcesses")):
+            entries, exc = _call(self._lists.read, symbol + version, handle)
             if isinstance(exc, pynvml.NVMLError_FunctionNotFound) and self._processes_v3:
                 self._processes_v3 = False  # a driver before R510: the _v2 calls, same struct
                 return self._processes(gpu, on_slice)
@@ -403,11 +400,10 @@ class NvmlSource:
                 return self._slice_processes(gpu)
             if exc is not None:
                 return list(out.values()), exc
-            for p in entries:
-                if p.pid not in out:
-                    used = None if p.usedGpuMemory is None else to_mib(p.usedGpuMemory)
-                    where = self._slice_of(gpu, p) if on_slice is None else on_slice.index
-                    out[p.pid] = NvmlProcess(p.pid, gpu.index, used, kind, where)
+            for pid, used, gi, ci in entries:
+                if pid not in out:
+                    where = self._slice_of(gpu, gi, ci) if on_slice is None else on_slice.index
+                    out[pid] = NvmlProcess(pid, gpu.index, None if used is None else to_mib(used), kind, where)
         return list(out.values()), None
 
     def _slice_processes(self, gpu: _Gpu) -> tuple[list[NvmlProcess], Exception | None]:
