@@ -81,21 +81,20 @@ def _ranks(label: str) -> dict[str, int]:
     return {k: int(v) for k, v in _RANK.findall(label)}
 
 
-def _argv_text(host: HostProcess) -> str:
-    return " ".join(host.cmdline) if host.cmdline else host.title
-
-
 def classify(host: HostProcess | None) -> Role:
     """The role of one process; ``UNKNOWN`` when the OS does not show it."""
     if host is None:
         return Role(UNKNOWN, "hidden", "")
-    return _classify(host.title.strip(), _argv_text(host), host.name)
+    return _classify(host.title, host.cmdline, host.name)
 
 
 @lru_cache(maxsize=4096)
-def _classify(title: str, argv: str, name: str) -> Role:
-    """Pure in its text: cached, since every tick asks again about the same processes."""
-
+def _classify(title: str, cmdline: tuple[str, ...], name: str) -> Role:
+    """Pure in its text: cached, since every tick asks again about the same processes (several
+    times: the grouping, the rows, the telemetry). Keyed by the command line's words, whose hashes
+    the strings keep, not by their join: a join made on each call was hashed anew, the most of it."""
+    argv = " ".join(cmdline) if cmdline else title
+    title = title.strip()
     if m := _VLLM_TITLE.match(title):
         label = m.group(2)
         r = _ranks(label)
