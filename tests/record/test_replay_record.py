@@ -335,3 +335,50 @@ def test_ticks_that_repeat_the_last_ticks_records_read_back_as_they_were_taken()
         h.add(snapshot)
     assert h.snapshots() == tuple(taken)
     assert [[p.used_mib for p in s.gpu_processes] for s in h][-1] == [p.used_mib for p in moved]
+
+
+def _churning_ticks(fake_nvml, keep) -> None:
+    """Ten ticks of eight real processes whose memory moves on every tick, one of them replaced by
+    a new process (a new PID) on each; each tick handed to ``keep``."""
+    from vramtop.sources.live import LiveSource
+
+    children = [subprocess.Popen(["sleep", "60"]) for _ in range(8)]
+    live = LiveSource()
+    try:
+        for n in range(10):
+            slot = n % len(children)  # the new process takes the old one's GPU
+            children[slot].kill()
+            children[slot].wait()
+            children[slot] = subprocess.Popen(["sleep", "60"])
+            fake_nvml.processes.clear()
+            for i, child in enumerate(children):
+                fake_nvml.add_process(i % 4, child.pid, 1_000 + 37 * n + i)
+            fake_nvml.write()
+            keep(live.sample())
+    finally:
+        live.close()
+        for child in children:
+            child.kill()
+            child.wait()
+
+
+def test_ticks_where_processes_come_and_go_read_back_whole_and_keep_the_others_records_once(fake_nvml):
+    """A process replaced on every tick while every process's memory moves (a node where jobs
+    start and end): each tick reads back as it was taken, and the ring keeps the processes that
+    stayed as their earlier records and a figure each, under half of what the ticks as taken hold."""
+    import tracemalloc
+
+    taken, h = [], History(length=20)
+    _churning_ticks(fake_nvml, lambda s: (taken.append(s), h.add(s)))
+    assert len({frozenset(p.pid for p in s.gpu_processes) for s in taken}) == 10
+    assert h.snapshots() == tuple(taken)
+
+    grew = {}
+    for name, kept in (("ring", History(length=20)), ("as taken", [])):
+        held = []
+        add = getattr(kept, "add", None) or kept.append
+        tracemalloc.start()
+        _churning_ticks(fake_nvml, lambda s: (add(s), held.append(tracemalloc.get_traced_memory()[0])))
+        tracemalloc.stop()
+        grew[name] = (held[-1] - held[4]) / 5
+    assert grew["ring"] < grew["as taken"] / 2, grew

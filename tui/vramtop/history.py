@@ -2,11 +2,11 @@
 
 Fed once per tick; pure and Textual-free. The per-GPU series (for sparklines) are kept beside
 the ring as it fills, so reading them costs nothing per tick. The ring keeps each tick compactly:
-where the GPU processes and the GPUs are the tick before's but for the figures that move (a
-process's memory, CPU % and RSS; a GPU's memory, load, temperature and power: a busy node's usual
-tick), it keeps the earlier records once and each figure that moved as one array of this tick's
-values, and records equal to the tick before's as that tick's objects; a snapshot is made whole
-again only when read.
+a GPU process or GPU that is the tick before's but for the figures that move (a process's memory,
+CPU % and RSS; a GPU's memory, load, temperature and power: a busy node's usual tick) is kept as
+the earlier record, matched by PID and GPU (or GPU index), so also while other processes come and
+go, and each figure that moved as one array of this tick's values; a snapshot is made whole again
+only when read.
 ``save`` writes the ring as a recording, which is how the app dumps "what just happened" with one
 key (``save_history``, which names the file after the node and the time and answers in one line).
 """
@@ -18,7 +18,7 @@ import time
 from array import array
 from collections import deque
 from dataclasses import fields, replace
-from operator import attrgetter, ne
+from operator import attrgetter, is_, ne
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
@@ -96,6 +96,7 @@ class _Moving(NamedTuple):
     """The figures of one kind of record that move from tick to tick: a frame keeps an earlier
     frame's records and, for each figure that moved, this tick's values as one array."""
 
+    key: Callable[[Any], Any]  # which process or GPU a record is of
     still: Callable[[Any, Any], bool]  # the same record but for these figures
     columns: tuple[_Column, ...]
     put: Callable[[Any, tuple], Any]  # the record with these figures, one per column (itself if they are its own)
@@ -132,11 +133,11 @@ def _put_proc(p: GpuProcess, figures: tuple) -> GpuProcess:
     return p if host is p.host and used == p.used_mib else replace(p, used_mib=used, host=host)
 
 
-_GPUS = _Moving(lambda n, o: n is o or _GPU_STILL(n) == _GPU_STILL(o),
+_GPUS = _Moving(attrgetter("index"), lambda n, o: n is o or _GPU_STILL(n) == _GPU_STILL(o),
                 (*(_Column(attrgetter(name), "i") for name in _GPU_INTS), _Column(attrgetter("power_w"), "d")),
                 _put_gpu)
 # A busy node's processes move their memory on every tick and their CPU % and RSS at each read.
-_PROCS = _Moving(_proc_still, (_Column(attrgetter("used_mib"), "i"),
+_PROCS = _Moving(attrgetter("pid", "gpu_index"), _proc_still, (_Column(attrgetter("used_mib"), "i"),
                                _Column(lambda p: None if p.host is None else p.host.rss_mib, "i"),
                                _Column(lambda p: None if p.host is None else p.host.cpu_pct, "d")),
                  _put_proc)
@@ -156,23 +157,34 @@ def _shared(new: tuple, old: tuple) -> tuple:
     return old if len(kept) == len(old) and all(k is o for k, o in zip(kept, old)) else kept
 
 
+def _matched(new: tuple, old: tuple, moving: _Moving) -> tuple:
+    """``new``, each record as ``old``'s of the same process or GPU where that is the same but for
+    the moving figures: when processes come and go, the others' records are still kept once."""
+    by_key = {moving.key(o): o for o in old}
+    return tuple(o if (o := by_key.get(moving.key(n))) is not None and moving.still(n, o) else n for n in new)
+
+
 def _keep(new: tuple, old: tuple, moving: _Moving, before: Figures | None) -> tuple[tuple, Figures | None]:
     """What a frame keeps of the records ``new``, where the frame before kept ``old`` and
-    ``before``: ``old`` and the figures that moved where they are ``old`` but for those figures,
-    a column that did not move since the frame before as that frame's very array."""
+    ``before``: ``old``'s records where they are ``new``'s but for the figures that move, and
+    those figures where they moved, a column that did not move since the frame before as that
+    frame's very array."""
+    base = old
     if len(new) != len(old) or not all(map(moving.still, new, old)):
-        return _shared(new, old), None
+        base, before = _matched(new, old, moving), None  # ``before`` holds figures of other places
+        if all(map(is_, base, new)):  # no record of the frame before is kept
+            return _shared(new, old), None
     figures = []
     try:
         for column, was in zip(moving.columns, before or (None,) * len(moving.columns)):
-            if was is None and not any(map(ne, map(column.get, new), map(column.get, old))):
+            if was is None and not any(map(ne, map(column.get, new), map(column.get, base))):
                 figures.append(None)
             else:
                 now = _array(column, new)
                 figures.append(was if was == now else now)
     except (TypeError, OverflowError):  # a figure not of its type or range: the records kept as they are
         return _shared(new, old), None
-    return old, None if all(f is None for f in figures) else tuple(figures)
+    return base, None if all(f is None for f in figures) else tuple(figures)
 
 
 def _array(column: _Column, records: tuple) -> array:
