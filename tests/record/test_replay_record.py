@@ -293,13 +293,27 @@ def _busy_ticks(fake_nvml, keep) -> list[tuple]:
     return moved
 
 
+def _heap_per_tick(fake_nvml, ticks) -> dict[str, float]:
+    """The heap a ring and a list of the snapshots as taken each keep per tick of ``ticks``, over
+    the last five of ten (their fixed costs and first ticks aside)."""
+    import tracemalloc
+
+    grew = {}
+    for name, kept in (("ring", History(length=20)), ("as taken", [])):
+        held = []
+        add = getattr(kept, "add", None) or kept.append
+        tracemalloc.start()
+        ticks(fake_nvml, lambda s: (add(s), held.append(tracemalloc.get_traced_memory()[0])))
+        tracemalloc.stop()
+        grew[name] = (held[-1] - held[4]) / 5
+    return grew
+
+
 def test_live_ticks_whose_cpu_rss_and_gpu_figures_moved_read_back_whole_from_a_smaller_ring(fake_nvml):
     """Where every figure moves from tick to tick (a busy node: memory, CPU % and RSS of each
     process, the GPUs' memory, load, temperature and power), the ring keeps the first tick's
     records once and gives every tick back as it was taken, holding under half of what the
     snapshots as taken hold."""
-    import tracemalloc
-
     taken, h = [], History(length=20)
     moved = _busy_ticks(fake_nvml, lambda s: (taken.append(s), h.add(s)))
     assert len({m[:8] for m in moved}) == 10  # the processes' figures moved on every tick
@@ -309,14 +323,7 @@ def test_live_ticks_whose_cpu_rss_and_gpu_figures_moved_read_back_whole_from_a_s
     assert [[type(p.host.cpu_pct) for p in s.gpu_processes] for s in h] == [
         [type(p.host.cpu_pct) for p in s.gpu_processes] for s in taken]  # a float stays a float, None None
 
-    grew = {}  # the heap each keeps for each of the last five ticks (its fixed costs and first tick aside)
-    for name, kept in (("ring", History(length=20)), ("as taken", [])):
-        held = []
-        add = getattr(kept, "add", None) or kept.append
-        tracemalloc.start()
-        _busy_ticks(fake_nvml, lambda s: (add(s), held.append(tracemalloc.get_traced_memory()[0])))
-        tracemalloc.stop()
-        grew[name] = (held[-1] - held[4]) / 5
+    grew = _heap_per_tick(fake_nvml, _busy_ticks)
     assert grew["ring"] < grew["as taken"] / 2, grew
 
 
@@ -366,19 +373,10 @@ def test_ticks_where_processes_come_and_go_read_back_whole_and_keep_the_others_r
     """A process replaced on every tick while every process's memory moves (a node where jobs
     start and end): each tick reads back as it was taken, and the ring keeps the processes that
     stayed as their earlier records and a figure each, under half of what the ticks as taken hold."""
-    import tracemalloc
-
     taken, h = [], History(length=20)
     _churning_ticks(fake_nvml, lambda s: (taken.append(s), h.add(s)))
     assert len({frozenset(p.pid for p in s.gpu_processes) for s in taken}) == 10
     assert h.snapshots() == tuple(taken)
 
-    grew = {}
-    for name, kept in (("ring", History(length=20)), ("as taken", [])):
-        held = []
-        add = getattr(kept, "add", None) or kept.append
-        tracemalloc.start()
-        _churning_ticks(fake_nvml, lambda s: (add(s), held.append(tracemalloc.get_traced_memory()[0])))
-        tracemalloc.stop()
-        grew[name] = (held[-1] - held[4]) / 5
+    grew = _heap_per_tick(fake_nvml, _churning_ticks)
     assert grew["ring"] < grew["as taken"] / 2, grew
