@@ -18,11 +18,9 @@ import ctypes
 import struct
 from typing import Any
 
-NOT_AVAILABLE = 0xFFFFFFFFFFFFFFFF  # usedGpuMemory where the driver cannot say (Windows WDDM)
 NO_INSTANCE = 0xFFFFFFFF  # the instance IDs of a process outside MIG
 _ENTRY = struct.Struct("=I4xQII")  # pid, (padding), usedGpuMemory, gpuInstanceId, computeInstanceId
 _OFFSETS = {"pid": 0, "usedGpuMemory": 8, "gpuInstanceId": 16, "computeInstanceId": 20}
-_SUCCESS, _INSUFFICIENT_SIZE = 0, 7
 _TRIES = 4  # calls before a list that keeps growing past the buffer is an error
 
 Entry = tuple[int, "int | None", int, int]  # pid, used bytes (None: not available), GPU and compute instance
@@ -47,6 +45,9 @@ class ProcessLists:
         self._buffer: Any = None
         self._capacity = 0
         self._count = ctypes.c_uint()
+        if self.direct:  # pynvml's names for the codes and for usedGpuMemory the driver cannot say (WDDM)
+            self._success, self._too_small = nvml.NVML_SUCCESS, nvml.NVML_ERROR_INSUFFICIENT_SIZE
+            self._not_available = nvml.NVML_VALUE_NOT_AVAILABLE_ulonglong.value
 
     def read(self, symbol: str, handle: Any) -> list[Entry]:
         """The entries of list ``symbol`` (``nvmlDeviceGetComputeRunningProcesses_v3``, ...) of
@@ -59,13 +60,14 @@ class ProcessLists:
         for _ in range(_TRIES):
             count.value = self._capacity
             code = fn(handle, ctypes.byref(count), self._buffer)
-            if code != _INSUFFICIENT_SIZE:
+            if code != self._too_small:
                 break
             self._capacity = count.value * 2 + 5
             self._buffer = (self._info * self._capacity)()
-        if code != _SUCCESS:
+        if code != self._success:
             raise self._nvml.NVMLError(code)
         if not count.value:
             return []
         raw = memoryview(self._buffer).cast("B")[:count.value * _ENTRY.size]
-        return [(pid, None if used == NOT_AVAILABLE else used, gi, ci) for pid, used, gi, ci in _ENTRY.iter_unpack(raw)]
+        unknown = self._not_available
+        return [(pid, None if used == unknown else used, gi, ci) for pid, used, gi, ci in _ENTRY.iter_unpack(raw)]
