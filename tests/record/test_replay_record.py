@@ -268,8 +268,11 @@ def test_the_history_gives_back_live_ticks_whose_memory_alone_moved(fake_nvml):
         [150, 200, 300], [150, None, 300], [150, 250, 300], [150, 250, 300], [160, 250]]
 
 
-# A busy process, as an engine's worker is: it burns CPU and its RSS grows, a page at a time.
-BUSY = "import time\nheld = []\nwhile True:\n    held.append(b'x' * 100_000)\n    time.sleep(0.01)\n"
+# A busy process, as an engine's worker is: it burns CPU and its RSS grows, a page at a time. It
+# spins most of each 10 ms: the kernel charges CPU time a clock tick at a time to whoever runs at
+# the tick, so a process that mostly sleeps may show 0 % read after read on a loaded machine.
+BUSY = ("import time\nheld = []\nwhile True:\n    held.append(b'x' * 100_000)\n"
+        "    t = time.monotonic()\n    while time.monotonic() - t < 0.008:\n        pass\n    time.sleep(0.002)\n")
 
 
 def _busy_ticks(fake_nvml, keep) -> list[tuple]:
