@@ -476,12 +476,17 @@ def _instance(shape: _Shape, procs: list[GpuProcess]) -> Instance:
     )
 
 
+_set = object.__setattr__  # past a frozen dataclass's guard
+
+
 def _fresh(record, **changes):
     """A copy of a frozen record with ``changes``, its other fields taken as they are: a thousand
     instances of one process each have their memory move on a busy node's tick, and their
     dataclasses' ``__init__`` (sixteen guarded assignments) cost more than the grouping around it."""
+    fields = record.__dict__.copy()  # a copy of the table at once, not its entries one by one
+    fields.update(changes)
     copy = object.__new__(type(record))
-    copy.__dict__.update(record.__dict__, **changes)
+    _set(copy, "__dict__", fields)
     return copy
 
 
