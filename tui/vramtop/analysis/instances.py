@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from vramtop.analysis import roles
 from vramtop.analysis.roles import Role
+from vramtop.frozen import fresh
 from vramtop.snapshot import GpuProcess, HostProcess, NodeSnapshot, slice_label
 
 if TYPE_CHECKING:  # Ray's linking is imported only where a snapshot carries Ray state
@@ -476,27 +477,13 @@ def _instance(shape: _Shape, procs: list[GpuProcess]) -> Instance:
     )
 
 
-_set = object.__setattr__  # past a frozen dataclass's guard
-
-
-def _fresh(record, **changes):
-    """A copy of a frozen record with ``changes``, its other fields taken as they are: a thousand
-    instances of one process each have their memory move on a busy node's tick, and their
-    dataclasses' ``__init__`` (sixteen guarded assignments) cost more than the grouping around it."""
-    fields = record.__dict__.copy()  # a copy of the table at once, not its entries one by one
-    fields.update(changes)
-    copy = object.__new__(type(record))
-    _set(copy, "__dict__", fields)
-    return copy
-
-
 def _moved(before: Instance, proc: GpuProcess) -> Instance:
     """``before``, an instance of this one process (the same PID on the same GPU or slice, in the
     same shape), with its memory and host record of this tick."""
     mib = proc.used_mib or 0
     per_gpu, per_slice = {proc.gpu_index: mib}, {slice_label(proc.gpu_index, proc.mig_slice): mib}
-    member = _fresh(before.members[0], per_gpu_mib=per_gpu, host=proc.host, per_slice_mib=per_slice)
-    return _fresh(before, members=(member,), per_gpu_mib=per_gpu, unknown_mib=proc.used_mib is None,
+    member = fresh(before.members[0], per_gpu_mib=per_gpu, host=proc.host, per_slice_mib=per_slice)
+    return fresh(before, members=(member,), per_gpu_mib=per_gpu, unknown_mib=proc.used_mib is None,
                   per_slice_mib=per_slice)
 
 

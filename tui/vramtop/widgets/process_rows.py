@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, instance_of
+from vramtop.frozen import fresh
 from vramtop.snapshot import GpuProcess, NodeSnapshot, slice_label
 from vramtop.telemetry.model import ProcessFacts, process_facts
 
@@ -149,9 +150,9 @@ class _Made:
         """The row with this memory figure."""
         row, mib = self.row, _mib(used_mib)
         if row.cells["vram"] != mib:
-            self.sort = dict(self.sort, vram=-1 if used_mib is None else used_mib)
-            self.row = Row(row.key, row.kind, dict(row.cells, vram=mib), self.head + mib + self.tail,
-                           row.instance_key, row.hidden, row.pid)
+            sort, cells = self.sort.copy(), row.cells.copy()
+            sort["vram"], cells["vram"] = -1 if used_mib is None else used_mib, mib
+            self.sort, self.row = sort, fresh(row, cells=cells, detail=self.head + mib + self.tail)
 
 
 class RowMemo:
