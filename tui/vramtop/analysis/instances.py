@@ -484,7 +484,7 @@ def _moved(before: Instance, proc: GpuProcess) -> Instance:
     per_gpu, per_slice = {proc.gpu_index: mib}, {slice_label(proc.gpu_index, proc.mig_slice): mib}
     member = fresh(before.members[0], per_gpu_mib=per_gpu, host=proc.host, per_slice_mib=per_slice)
     return fresh(before, members=(member,), per_gpu_mib=per_gpu, unknown_mib=proc.used_mib is None,
-                  per_slice_mib=per_slice)
+                 per_slice_mib=per_slice)
 
 
 def _host_facts(host: HostProcess | None) -> tuple | None:

@@ -150,9 +150,8 @@ class _Made:
         """The row with this memory figure."""
         row, mib = self.row, _mib(used_mib)
         if row.cells["vram"] != mib:
-            sort, cells = self.sort.copy(), row.cells.copy()
-            sort["vram"], cells["vram"] = -1 if used_mib is None else used_mib, mib
-            self.sort, self.row = sort, fresh(row, cells=cells, detail=self.head + mib + self.tail)
+            self.sort = dict(self.sort, vram=-1 if used_mib is None else used_mib)
+            self.row = fresh(row, cells=dict(row.cells, vram=mib), detail=self.head + mib + self.tail)
 
 
 class RowMemo:
