@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
 from textual.geometry import Region  # noqa: E402
 
 from tui_support import ScriptedSource, demo_snapshot, make_app, next_sample, visible_process  # noqa: E402
-from vramtop.widgets import process_table  # noqa: E402
+from vramtop.widgets import process_rows, process_table  # noqa: E402
 from vramtop.widgets.process_table import HEADER, ProcessTable  # noqa: E402
 
 
@@ -129,6 +129,37 @@ async def test_rows_out_of_view_are_not_laid_out(monkeypatch):
         await next_sample(app, pilot)
         lines(table)
         assert 0 < len([t for t in laid_out if t.replace(",", "").isdigit()]) <= in_view
+
+
+async def test_rows_out_of_view_are_made_only_when_they_come_in_with_the_newest_figures(monkeypatch):
+    # Every process's memory moves on every tick: the build keeps what each row is made from and
+    # makes only the rows the table reads, those in view; a row scrolled into view later is made
+    # from the newest tick, not the one it was last made for.
+    many = [dataclasses.replace(demo_snapshot(), ancestors={}, timestamp=1_700_000_000.0 + t, gpu_processes=tuple(
+        visible_process(30_000 + n, n % 4, 50_000 - n * 100 + t, f"python train.py --run {n}") for n in range(40)))
+        for t in range(3)]
+    app = make_app(ScriptedSource(*many))
+    async with app.run_test(size=(100, 24)) as pilot:
+        table = app.query_one(ProcessTable)
+        await pilot.pause()
+        lines(table)
+        made: list[str] = []
+        own_at = process_rows._Made.at
+
+        def at(self, used_mib, branch):
+            made.append(self.row.key)
+            return own_at(self, used_mib, branch)
+
+        monkeypatch.setattr(process_rows._Made, "at", at)
+        in_view = table.size.height - HEADER
+        for _ in range(2):
+            await next_sample(app, pilot)
+            lines(table)
+        assert table.row_count == 40 and 0 < len(made) <= 2 * in_view
+        assert set(made) == {row.key for row in table.rows[:in_view]}
+        await pilot.press("end")
+        assert table.cell("p:30039:3", "vram") == "46,102"  # 50,000 - 39 x 100 + the third tick's 2
+        assert lines(table) == fresh_lines(table)
 
 
 async def test_a_new_snapshots_rows_are_built_off_the_ui_thread_and_a_new_view_on_it():

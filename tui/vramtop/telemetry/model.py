@@ -238,8 +238,15 @@ class ProcessFacts:
 
 def process_facts(telemetry: Telemetry | None, proc: Any) -> ProcessFacts:
     """The facts of ``proc`` (a ``GpuProcess``). The poll keys them by PID, so they are this
-    machine's: none for a process on another node (cluster mode), none when nothing was polled."""
+    machine's: none for a process on another node (cluster mode), none when nothing was polled.
+    A process with none gets one shared record (most on a busy node: asked of each, every tick)."""
     if not isinstance(telemetry, Telemetry) or proc.hidden_reason:
-        return ProcessFacts()
-    return ProcessFacts(telemetry.containers.get(proc.pid), telemetry.loaded.get(proc.pid),
-                        telemetry.phases.get(proc.pid))
+        return NO_FACTS
+    pid = proc.pid
+    container, files, phase = telemetry.containers.get(pid), telemetry.loaded.get(pid), telemetry.phases.get(pid)
+    if container is None and files is None and phase is None:
+        return NO_FACTS
+    return ProcessFacts(container, files, phase)
+
+
+NO_FACTS = ProcessFacts()

@@ -7,6 +7,8 @@ follow it, indented; the widget only applies the difference between two lists of
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -130,8 +132,8 @@ def _fact_texts(facts: ProcessFacts) -> tuple[str, ...]:
 class _Made:
     """A process row and what it was made from. Its detail line is ``head``, the memory figure,
     ``tail``: a row whose process moved only its memory is made again from these, not from
-    scratch. Held by one memo only, which moves it to the new row (a frozen record made anew
-    for each of a thousand rows a tick cost more than the row)."""
+    scratch, and only when it is read (``Rows``). Never changed once made, so the table may read
+    a build's rows while the next build reuses what they were made from."""
 
     __slots__ = ("host", "mig_slice", "hidden_reason", "instance", "facts", "row", "sort", "head", "tail")
 
@@ -144,38 +146,94 @@ class _Made:
     def shows(self, proc: GpuProcess, instance: tuple[str, str] | None, facts: ProcessFacts) -> bool:
         """Whether the row was made from all of this but the memory figure."""
         return ((self.host is proc.host or self.host == proc.host) and self.mig_slice == proc.mig_slice
-                and self.hidden_reason == proc.hidden_reason and self.instance == instance and self.facts == facts)
+                and self.hidden_reason == proc.hidden_reason and self.instance == instance
+                and (self.facts is facts or self.facts == facts))
 
-    def move_to(self, used_mib: int | None) -> None:
-        """The row with this memory figure."""
+    def sort_value(self, column: str, used_mib: int | None) -> Any:
+        if column == "vram":
+            return -1 if used_mib is None else used_mib
+        return _sort_value(self.row, self.sort, column)
+
+    def at(self, used_mib: int | None, branch: str) -> Row:
+        """The row with this memory figure, under ``branch`` ("├ ", "└ ") as an instance's member."""
         row, mib = self.row, _mib(used_mib)
         if row.cells["vram"] != mib:
-            self.sort = dict(self.sort, vram=-1 if used_mib is None else used_mib)
-            self.row = fresh(row, cells=dict(row.cells, vram=mib), detail=self.head + mib + self.tail)
+            row = fresh(row, cells=dict(row.cells, vram=mib), detail=self.head + mib + self.tail)
+        if branch:
+            cells = row.cells
+            row = fresh(row, cells=dict(cells, role=branch + cells["role"], role_short=branch + cells["role_short"]))
+        return row
+
+
+class Rows(Sequence[Row]):
+    """The table's rows in display order, each made when it is first read: a table shows a few
+    dozen of a thousand processes, and on a node where every process's memory moves a row made
+    for each of them every tick cost more than everything the table draws. ``keys`` are all
+    the rows' keys, in order. ``keep`` puts a row the table already shows in place of one that
+    differs from it only in what the table shows later (its CPU and RSS figures)."""
+
+    __slots__ = ("keys", "_items", "_at")
+
+    def __init__(self, keys: tuple[str, ...], items: list) -> None:
+        self.keys = keys
+        self._items = items  # a Row, or (what it is made from, its memory figure, its branch)
+        self._at: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, n):
+        if isinstance(n, slice):
+            return tuple(self[i] for i in range(*n.indices(len(self._items))))
+        item = self._items[n]
+        if type(item) is tuple:
+            made, used_mib, branch = item
+            item = self._items[n] = made.at(used_mib, branch)
+        return item
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Rows, tuple)):
+            return len(self) == len(other) and all(map(operator.eq, self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Rows({list(self)!r})"
+
+    def place(self, key: str) -> int | None:
+        """Where the row ``key`` stands, or None."""
+        if self._at is None:
+            self._at = {key: n for n, key in enumerate(self.keys)}
+        return self._at.get(key)
+
+    def keep(self, n: int, row: Row) -> None:
+        self._items[n] = row
+
+
+NO_ROWS = Rows((), [])
 
 
 class RowMemo:
     """The process rows of the last build, kept by process and GPU with all they were built from
-    (the process, its instance's key and label, its telemetry facts): a build reuses the rows of
-    processes that did not move, and makes those whose memory alone moved (every process on a
-    node where PyTorch's allocators work) from the kept row, with the new figure: at 1,000
-    processes, 4.7 ms a build against 8.9. It holds the rows of one build, no more."""
+    (the process, its instance's key and label, its telemetry facts): a build reuses what the
+    rows of processes that did not move were made from, and of those whose memory alone moved
+    (every process on a node where PyTorch's allocators work), and makes a row only for the
+    processes that moved otherwise. It holds the rows of one build, no more."""
 
     def __init__(self) -> None:
         self._last: dict[tuple, _Made] = {}
         self._now: dict[tuple, _Made] = {}
 
-    def row(self, snapshot: NodeSnapshot, proc: GpuProcess, inst: Instance | None) -> tuple[Row, dict[str, Any]]:
+    def made(self, snapshot: NodeSnapshot, proc: GpuProcess, inst: Instance | None) -> _Made:
         facts = process_facts(snapshot.telemetry, proc)
         instance = (inst.key, inst.label) if inst is not None else None
         place = (proc.pid, proc.gpu_index, proc.kind)
         made = self._now.get(place) or self._last.get(place)
         if made is None or not made.shows(proc, instance, facts):
             made = _Made(proc, instance, facts, *_process_row(proc, inst, facts))
-        else:
-            made.move_to(proc.used_mib)
         self._now[place] = made
-        return made.row, made.sort
+        return made
 
     def done(self) -> None:
         """The build ended: its rows are the ones the next build may reuse."""
@@ -270,10 +328,14 @@ def _sort_value(row: Row, sort: dict[str, Any], column: str) -> Any:
     return row.cells[column].lstrip(f"{EXPANDED}{COLLAPSED}├└ ").casefold()
 
 
-def _ordered(items: list, value, reverse: bool) -> list:
-    """Sorted by ``value``; ties keep ascending key order whichever the direction."""
-    items = sorted(items, key=lambda item: item[0].key if isinstance(item[0], Row) else item[1][0].key)
-    return sorted(items, key=value, reverse=reverse)
+def _ordered(items: list, reverse: bool) -> list:
+    """(key, sort value, ...) items sorted by value; ties keep ascending key order whichever the direction."""
+    items.sort(key=_KEY)
+    items.sort(key=_VALUE, reverse=reverse)
+    return items
+
+
+_KEY, _VALUE = operator.itemgetter(0), operator.itemgetter(1)
 
 
 def _matches(row: Row, needle: str) -> bool:
@@ -294,7 +356,7 @@ class RowView:
 
 
 def build_rows(snapshot: NodeSnapshot, instances: tuple[Instance, ...], view: RowView = RowView(),
-               memo: RowMemo | None = None) -> tuple[Row, ...]:
+               memo: RowMemo | None = None) -> Rows:
     """The table's rows in display order; ``memo`` keeps process rows from one build to the next.
 
     Groups sort by the instance's total (or its header's text) and members sort inside their
@@ -305,37 +367,44 @@ def build_rows(snapshot: NodeSnapshot, instances: tuple[Instance, ...], view: Ro
     grouped, collapsed, sort_column, reverse = view.grouped, view.collapsed, view.sort_column, view.reverse
     needle = view.filter_text.strip().casefold()
     owner = instance_of(instances)
-    groups: dict[str | None, list[GpuProcess]] = {}
+    groups: dict[Any, list[GpuProcess]] = {}
     for proc in snapshot.gpu_processes:
         inst = owner.get((proc.gpu_index, proc.pid))
-        groups.setdefault(inst.key if inst and grouped else f"solo:{process_key(proc)}", []).append(proc)
+        groups.setdefault(inst.key if inst and grouped else (proc.pid, proc.gpu_index, proc.kind), []).append(proc)
     inst_by_key = {i.key: i for i in instances}
 
-    ordered: list[tuple[Any, list[Row]]] = []
+    def entry(made: _Made, proc: GpuProcess, branch: str = "") -> Row | tuple:
+        """The row, made now where a filter reads it, else what ``Rows`` makes it from."""
+        return made.at(proc.used_mib, branch) if needle else (made, proc.used_mib, branch)
+
+    ordered: list[tuple[str, Any, list]] = []  # (its first row's key, sort value, its rows)
     for key, procs in groups.items():
         inst = inst_by_key.get(key) if grouped else None
         if inst is not None and len(procs) > 1:
             header, header_sort = _instance_row(snapshot, inst, inst.key in collapsed)
-            members = _ordered([memo.row(snapshot, p, inst) for p in procs],
-                               lambda rs: _sort_value(rs[0], rs[1], sort_column), reverse)
+            members = []
+            for proc in procs:
+                made = memo.made(snapshot, proc, inst)
+                members.append((made.row.key, made.sort_value(sort_column, proc.used_mib), made, proc))
+            members = _ordered(members, reverse)
             if needle and not _matches(header, needle):
-                members = [rs for rs in members if _matches(rs[0], needle)]
+                members = [m for m in members if _matches(m[2].at(m[3].used_mib, ""), needle)]
                 if not members:
                     continue
-            rows = [header]
+            items: list = [header]
             if inst.key not in collapsed:
-                for n, (row, _) in enumerate(members):
-                    branch = "└ " if n == len(members) - 1 else "├ "
-                    cells = {**row.cells, "role": branch + row.cells["role"],
-                             "role_short": branch + row.cells["role_short"]}
-                    rows.append(Row(row.key, row.kind, cells, row.detail, row.instance_key, row.hidden, row.pid))
-            ordered.append((_sort_value(header, header_sort, sort_column), rows))
+                last = len(members) - 1
+                items += [entry(made, proc, "└ " if n == last else "├ ")
+                          for n, (_, _, made, proc) in enumerate(members)]
+            ordered.append((header.key, _sort_value(header, header_sort, sort_column), items))
         else:
             for proc in procs:
-                row, sort = memo.row(snapshot, proc, owner.get((proc.gpu_index, proc.pid)))
-                if needle and not _matches(row, needle):
+                made = memo.made(snapshot, proc, owner.get((proc.gpu_index, proc.pid)))
+                item = entry(made, proc)
+                if needle and not _matches(item, needle):
                     continue
-                ordered.append((_sort_value(row, sort, sort_column), [row]))
-    ordered = _ordered(ordered, lambda item: item[0], reverse)
+                ordered.append((made.row.key, made.sort_value(sort_column, proc.used_mib), [item]))
+    ordered = _ordered(ordered, reverse)
     memo.done()
-    return tuple(row for _, rows in ordered for row in rows)
+    items = [item for _, _, group in ordered for item in group]
+    return Rows(tuple(item.key if type(item) is Row else item[0].row.key for item in items), items)

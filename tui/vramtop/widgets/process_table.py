@@ -1,16 +1,17 @@
 """The process table: a line-API view that draws only the lines in view whose text changed.
 
 Each tick the rows from ``process_rows.build_rows`` are compared place by place with the rows
-shown: a line is repainted only where the row at that place now shows other text (or the cursor
-came or went), and nothing is done for rows out of view but building them. A row's line is kept
-by what it shows (its cells' text, emphasis, cursor and hover), not by where it stands, so a row
-that moved up or down is not drawn again; a new line is put together from kept cells. It looks
-exactly as Textual's DataTable did (the same component styles, padding and ellipsis).
+shown, in view only: a line is repainted only where the row at that place now shows other text
+(or the cursor came or went), and a row out of view is not even made until it comes in. A row's
+line is kept by what it shows (its cells' text, emphasis, cursor and hover), not by where it
+stands, so a row that moved up or down is not drawn again; a new line is put together from kept
+cells. It looks exactly as Textual's DataTable did (the same component styles, padding and
+ellipsis).
 
 On a busy node the CPU % and RSS of every process move on every tick while its VRAM stays put,
-so figures that move alone are shown every ``VOLATILE_EVERY_S`` seconds; any other change
-(memory, a new process, the order) shows at once, with them. Cells are plain text: process titles
-are never read as markup, and control characters in them are shown as U+FFFD.
+so figures in view that move alone are shown every ``VOLATILE_EVERY_S`` seconds; any other
+change (memory, a new process, the order) shows at once, with them. Cells are plain text:
+process titles are never read as markup, and control characters in them are shown as U+FFFD.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from textual.strip import Strip
 from vramtop.analysis.instances import Instance
 from vramtop.snapshot import NodeSnapshot
 from vramtop.widgets.pieces import printable
-from vramtop.widgets.process_rows import COLUMN, PADDING, Row, RowView, build_rows, columns_for_width, short_label
+from vramtop.widgets.process_rows import (
+    COLUMN, NO_ROWS, PADDING, Row, Rows, RowView, build_rows, columns_for_width, short_label,
+)
 from vramtop.widgets.tick import Tick
 
 
@@ -124,13 +127,12 @@ class ProcessTable(ScrollView, can_focus=True):
         self.view = RowView()  # what the user chose: sort, grouping, filter, folded instances
         self.snapshot: NodeSnapshot | None = None
         self.instances: tuple[Instance, ...] = ()
-        self.rows: tuple[Row, ...] = ()  # in the order shown
+        self.rows: Rows = NO_ROWS  # in the order shown
         self.cursor_row = 0
         self._hover_row: int | None = None  # the row under the mouse, while it is there
         self._keys: tuple[str, ...] = ()  # the columns shown
         self.columns: tuple[tuple[str, int], ...] = ()  # (column, width) shown, from the table's width
         self._looks: dict[int, tuple] = {}  # by place, for rows in view or drawn: what the line shows
-        self._shown: dict[str, Row] = {}
         self._volatile_at = float("-inf")  # snapshot time of the last CPU / RSS figures shown
         self._styles: tuple[Style, ...] = ()  # base, header, cursor, hover: taken once per look
         self._styles_drawn: tuple[Style, ...] = ()  # what the kept cells and lines were drawn in
@@ -151,7 +153,7 @@ class ProcessTable(ScrollView, can_focus=True):
         if tick is not None and not tick.at_rest:  # a node at rest shows what it showed
             self.show(tick.snapshot, tick.instances, tick.rows if tick.rows_view == self.view else None)
 
-    def show(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...], rows: tuple[Row, ...] | None = None) -> None:
+    def show(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...], rows: Rows | None = None) -> None:
         """Show a new snapshot (and its instances, grouped once by the app); ``rows``: its rows
         for the table's view, where the app built them off the UI thread."""
         self.snapshot = snapshot
@@ -178,7 +180,10 @@ class ProcessTable(ScrollView, can_focus=True):
 
     def cell(self, key: str, column: str) -> str:
         """The text shown in ``column`` of the row ``key`` (before it is cut to the column)."""
-        return self._look(self._shown[key])[0][self._keys.index(column)]
+        place = self.rows.place(key)
+        if place is None:
+            raise KeyError(key)
+        return self._look(self.rows[place])[0][self._keys.index(column)]
 
     # -- the diff --------------------------------------------------------------------------
 
@@ -192,34 +197,41 @@ class ProcessTable(ScrollView, can_focus=True):
         texts = tuple(row.cells["role_short" if c == "role" and narrow else c] for c in self._keys)
         return texts, "bold" if row.kind == "instance" else "italic" if row.hidden else None
 
-    def _apply(self, keep: str | None = None, rows: tuple[Row, ...] | None = None) -> None:
+    def _apply(self, keep: str | None = None, rows: Rows | None = None) -> None:
         if self.snapshot is None or not self._keys:
             return
         highlighted = self.highlighted_row
         keep = keep or (highlighted.key if highlighted else None)
         if rows is None:
             rows = build_rows(self.snapshot, self.instances, self.view)
-        order = [row.key for row in rows]
-        if (order == [row.key for row in self.rows] and self.view.sort_column not in VOLATILE
+        before, view = self.rows, self._in_view()
+        # Only the rows in view (and the cursor's) are looked at: one out of view is made and
+        # drawn from the newest build when it comes in.
+        looked = [n for n in view if n < len(rows)]
+        if (rows.keys == before.keys and self.view.sort_column not in VOLATILE
                 and self.snapshot.timestamp - self._volatile_at < VOLATILE_EVERY_S):
-            rows = [old if (old := self._shown.get(row.key)) is not None and _only_volatile(old, row) else row
-                    for row in rows]
+            for n in {*looked, self.cursor_row} if self.cursor_row < len(rows) else looked:
+                if _only_volatile(old := before[n], rows[n]):
+                    rows.keep(n, old)
         else:
             self._volatile_at = self.snapshot.timestamp
-        if tuple(rows) == self.rows:
-            return
-        recounted = len(rows) != len(self.rows)
-        self.rows = tuple(rows)
-        self._shown = {row.key: row for row in rows}
+        recounted = len(rows) != len(before)
+        self.rows = rows
         if recounted:
             self._set_virtual_size()
-        cursor = order.index(keep) if keep in self._shown else min(self.cursor_row, max(len(rows) - 1, 0))
-        # Only the rows in view are looked at: one out of view is drawn from its row when it comes in.
-        before = self._looks
-        self._looks = {n: self._look(rows[n]) for n in self._in_view() if n < len(rows)}
-        self._repaint([n for n in self._in_view() if before.get(n) != self._looks.get(n)])
+        if self.cursor_row < len(rows) and rows.keys[self.cursor_row] == keep:
+            cursor = self.cursor_row  # most ticks: the cursor's row stays where it was
+        elif (place := rows.place(keep) if keep is not None else None) is not None:
+            cursor = place
+        else:
+            cursor = min(self.cursor_row, max(len(rows) - 1, 0))
+        looks = self._looks
+        self._looks = {n: self._look(rows[n]) for n in looked}
+        self._repaint([n for n in view if looks.get(n) != self._looks.get(n)])
+        moved = cursor != self.cursor_row
         self._move(cursor, scroll=False)
-        self._announce()
+        if moved or self.highlighted_row != highlighted:
+            self._announce()
 
     def _set_virtual_size(self) -> None:
         width = sum(w + PADDING for _, w in self.columns)
@@ -314,7 +326,7 @@ class ProcessTable(ScrollView, can_focus=True):
         if row is None or row.instance_key is None or not self.view.grouped:
             return
         header = f"i:{row.instance_key}"
-        if header not in self._shown:
+        if self.rows.place(header) is None:
             return
         self.view = replace(self.view, collapsed=self.view.collapsed ^ {row.instance_key})
         self._apply(keep=header)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from vramtop.analysis.instances import Instance, instances_of
 from vramtop.snapshot import NodeSnapshot
-from vramtop.widgets.process_rows import Row, RowMemo, RowView, build_rows
+from vramtop.widgets.process_rows import RowMemo, Rows, RowView, build_rows
 
 if TYPE_CHECKING:  # the Ray analysis loads with the first Ray state: none with --no-ray
     from vramtop.ray.feasibility import RayAnalysis
@@ -33,7 +33,7 @@ class Tick:
     ray: RayAnalysis | None = None
     at_rest: bool = False
     where: str | None = None
-    rows: tuple[Row, ...] | None = None
+    rows: Rows | None = None
     rows_view: RowView | None = None
 
 
