@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import time
 
+from vramtop.frozen import fresh
 from vramtop.launch.reservations import for_snapshot
 from vramtop.snapshot import GpuProcess, NodeSnapshot, SourceError
 from vramtop.sources.nvml import NvmlSource
@@ -38,8 +39,10 @@ class LiveSource:
             key = (p.pid, p.gpu_index, p.kind, p.mig_slice)
             host, reason = hosts.get(p.pid), hidden.get(p.pid)
             kept = last.get(key)
-            if kept is None or kept.used_mib != p.used_mib or kept.host is not host or kept.hidden_reason != reason:
+            if kept is None or kept.host is not host or kept.hidden_reason != reason:
                 kept = GpuProcess(p.pid, p.gpu_index, p.used_mib, p.kind, host, reason, p.mig_slice)
+            elif kept.used_mib != p.used_mib:  # its memory alone moved: most processes of a busy node
+                kept = fresh(kept, used_mib=p.used_mib)
             self._last[key] = kept
             procs.append(kept)
         held, notices = for_snapshot()  # memory promised to engines vramtop launch is starting
