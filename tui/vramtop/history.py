@@ -90,6 +90,9 @@ class _Column(NamedTuple):
 
     get: Callable[[Any], Any]  # the record's figure: int ("i") or float ("d"), or None
     code: str
+    # Where the figure is read from a part of the record (a process's host record): records whose
+    # parts are the very objects they were have the same figures, with no figure compared.
+    part: Callable[[Any], Any] | None = None
 
 
 class _Moving(NamedTuple):
@@ -109,6 +112,7 @@ _GPU_FIGURES = attrgetter(*_GPU_INTS, "power_w")
 _GPU_STILL = attrgetter(*(f.name for f in fields(GpuInfo) if f.name not in (*_GPU_INTS, "power_w")))
 _PROC_STILL = attrgetter(*(f.name for f in fields(GpuProcess) if f.name not in ("used_mib", "host")))
 _HOST_STILL = attrgetter(*(f.name for f in fields(HostProcess) if f.name not in ("cpu_pct", "rss_mib")))
+_HOST = attrgetter("host")
 
 
 def _put_gpu(gpu: GpuInfo, figures: tuple) -> GpuInfo:
@@ -138,8 +142,8 @@ _GPUS = _Moving(attrgetter("index"), lambda n, o: n is o or _GPU_STILL(n) == _GP
                 _put_gpu)
 # A busy node's processes move their memory on every tick and their CPU % and RSS at each read.
 _PROCS = _Moving(attrgetter("pid", "gpu_index"), _proc_still, (_Column(attrgetter("used_mib"), "i"),
-                               _Column(lambda p: None if p.host is None else p.host.rss_mib, "i"),
-                               _Column(lambda p: None if p.host is None else p.host.cpu_pct, "d")),
+                               _Column(lambda p: None if p.host is None else p.host.rss_mib, "i", _HOST),
+                               _Column(lambda p: None if p.host is None else p.host.cpu_pct, "d", _HOST)),
                  _put_proc)
 
 Figures = tuple["array | None", ...]  # per column: this tick's values, or None (the records' own)
@@ -175,9 +179,13 @@ def _keep(new: tuple, old: tuple, moving: _Moving, before: Figures | None) -> tu
         if all(map(is_, base, new)):  # no record of the frame before is kept
             return _shared(new, old), None
     figures = []
+    same_parts: dict[Callable, bool] = {}  # by part: every record's is the base record's own
     try:
         for column, was in zip(moving.columns, before or (None,) * len(moving.columns)):
-            if was is None and not any(map(ne, map(column.get, new), map(column.get, base))):
+            if column.part is not None and column.part not in same_parts:
+                same_parts[column.part] = all(map(is_, map(column.part, new), map(column.part, base)))
+            if same_parts.get(column.part) or (
+                    was is None and not any(map(ne, map(column.get, new), map(column.get, base)))):
                 figures.append(None)
             else:
                 now = _array(column, new)
