@@ -2,7 +2,8 @@
 
 One row per process per GPU (as NVML lists them). In grouped mode a serving instance with more
 than one row gets a header row (its name, engine, TP and cost per GPU) and its member rows
-follow it, indented; the widget only applies the difference between two lists of rows.
+follow it, indented; the widget only applies the difference between two lists of rows. A build
+orders every process but makes a row only when it is read (``Rows``): the table reads those in view.
 """
 
 from __future__ import annotations
