@@ -90,9 +90,7 @@ class _Column(NamedTuple):
 
     get: Callable[[Any], Any]  # the record's figure: int ("i") or float ("d"), or None
     code: str
-    # Where the figure is read from a part of the record (a process's host record): records whose
-    # parts are the very objects they were have the same figures, with no figure compared.
-    part: Callable[[Any], Any] | None = None
+    in_part: bool = False  # read from the record's part (a process's host record), not the record
 
 
 class _Moving(NamedTuple):
@@ -103,6 +101,10 @@ class _Moving(NamedTuple):
     still: Callable[[Any, Any], bool]  # the same record but for these figures
     columns: tuple[_Column, ...]
     put: Callable[[Any, tuple], Any]  # the record with these figures, one per column (itself if they are its own)
+    # Whether every record of a tick is the tick before's but for its own figures, its part the
+    # very object it was (and so the part's figures too): one glance at a whole tick where ``still``
+    # asks record by record. The live source hands out a host record again until it moves.
+    as_last: Callable[[tuple, tuple], bool] | None = None
 
 
 # In an array: the figure was None. Not NaN, so that equal columns compare equal.
@@ -129,6 +131,12 @@ def _proc_still(new: GpuProcess, old: GpuProcess) -> bool:
         a is b or (a is not None and b is not None and _HOST_STILL(a) == _HOST_STILL(b)))
 
 
+def _procs_as_last(new: tuple, last: tuple) -> bool:
+    """Every process is the tick before's, with its very host record."""
+    return (all(map(is_, map(_HOST, new), map(_HOST, last)))
+            and list(map(_PROC_STILL, new)) == list(map(_PROC_STILL, last)))
+
+
 def _put_proc(p: GpuProcess, figures: tuple) -> GpuProcess:
     used, rss, cpu = figures
     host = p.host
@@ -142,9 +150,9 @@ _GPUS = _Moving(attrgetter("index"), lambda n, o: n is o or _GPU_STILL(n) == _GP
                 _put_gpu)
 # A busy node's processes move their memory on every tick and their CPU % and RSS at each read.
 _PROCS = _Moving(attrgetter("pid", "gpu_index"), _proc_still, (_Column(attrgetter("used_mib"), "i"),
-                               _Column(lambda p: None if p.host is None else p.host.rss_mib, "i", _HOST),
-                               _Column(lambda p: None if p.host is None else p.host.cpu_pct, "d", _HOST)),
-                 _put_proc)
+                               _Column(lambda p: None if p.host is None else p.host.rss_mib, "i", True),
+                               _Column(lambda p: None if p.host is None else p.host.cpu_pct, "d", True)),
+                 _put_proc, _procs_as_last)
 
 Figures = tuple["array | None", ...]  # per column: this tick's values, or None (the records' own)
 # Per tick: the snapshot, its GPU processes and GPUs perhaps an earlier frame's records, and then
@@ -168,24 +176,25 @@ def _matched(new: tuple, old: tuple, moving: _Moving) -> tuple:
     return tuple(o if (o := by_key.get(moving.key(n))) is not None and moving.still(n, o) else n for n in new)
 
 
-def _keep(new: tuple, old: tuple, moving: _Moving, before: Figures | None) -> tuple[tuple, Figures | None]:
+def _keep(new: tuple, old: tuple, moving: _Moving, before: Figures | None,
+          last: tuple) -> tuple[tuple, Figures | None]:
     """What a frame keeps of the records ``new``, where the frame before kept ``old`` and
-    ``before``: ``old``'s records where they are ``new``'s but for the figures that move, and
-    those figures where they moved, a column that did not move since the frame before as that
-    frame's very array."""
+    ``before`` of the tick's records ``last``: ``old``'s records where they are ``new``'s but for
+    the figures that move, and those figures where they moved, a column that did not move since
+    the frame before as that frame's very array. (``old``'s records are, place by place, ``last``'s
+    but for those figures, so records that are ``last``'s but for theirs are ``old``'s too.)"""
     base = old
-    if len(new) != len(old) or not all(map(moving.still, new, old)):
+    glance = moving.as_last is not None and len(new) == len(last) == len(old) and moving.as_last(new, last)
+    if not glance and (len(new) != len(old) or not all(map(moving.still, new, old))):
         base, before = _matched(new, old, moving), None  # ``before`` holds figures of other places
         if all(map(is_, base, new)):  # no record of the frame before is kept
             return _shared(new, old), None
     figures = []
-    same_parts: dict[Callable, bool] = {}  # by part: every record's is the base record's own
     try:
         for column, was in zip(moving.columns, before or (None,) * len(moving.columns)):
-            if column.part is not None and column.part not in same_parts:
-                same_parts[column.part] = all(map(is_, map(column.part, new), map(column.part, base)))
-            if same_parts.get(column.part) or (
-                    was is None and not any(map(ne, map(column.get, new), map(column.get, base)))):
+            if glance and column.in_part:  # the very parts of the tick before: its figures
+                figures.append(was)
+            elif was is None and not any(map(ne, map(column.get, new), map(column.get, base))):
                 figures.append(None)
             else:
                 now = _array(column, new)
@@ -222,8 +231,9 @@ def _frame(snapshot: NodeSnapshot, previous: Frame, latest: NodeSnapshot) -> Fra
     if snapshot.gpu_processes is latest.gpu_processes:  # the last tick's very records (a cluster between polls)
         procs, proc_figures = kept.gpu_processes, kept_procs
     else:
-        procs, proc_figures = _keep(snapshot.gpu_processes, kept.gpu_processes, _PROCS, kept_procs)
-    gpus, gpu_figures = _keep(snapshot.gpus, kept.gpus, _GPUS, kept_gpus)
+        procs, proc_figures = _keep(snapshot.gpu_processes, kept.gpu_processes, _PROCS, kept_procs,
+                                    latest.gpu_processes)
+    gpus, gpu_figures = _keep(snapshot.gpus, kept.gpus, _GPUS, kept_gpus, latest.gpus)
     ancestors = kept.ancestors if snapshot.ancestors == kept.ancestors else snapshot.ancestors
     return replace(snapshot, gpus=gpus, gpu_processes=procs, ancestors=ancestors), proc_figures, gpu_figures
 
