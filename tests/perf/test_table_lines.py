@@ -112,37 +112,24 @@ async def test_kept_lines_are_what_the_table_draws_anew():
         assert lines(table) == fresh_lines(table)
 
 
-async def test_rows_out_of_view_are_not_laid_out(monkeypatch):
-    # Forty processes in a table with room for about ten rows: a tick that changes every process
-    # lays out only the cells of the rows in view.
-    many = [dataclasses.replace(demo_snapshot(), ancestors={}, timestamp=1_700_000_000.0 + t, gpu_processes=tuple(
+def forty(ticks: int) -> list:
+    """Forty processes, every one's memory moving on every tick, for a table with room for about ten rows."""
+    return [dataclasses.replace(demo_snapshot(), ancestors={}, timestamp=1_700_000_000.0 + t, gpu_processes=tuple(
         visible_process(30_000 + n, n % 4, 50_000 - n * 100 + t, f"python train.py --run {n}") for n in range(40)))
-        for t in range(2)]
-    app = make_app(ScriptedSource(*many))
+        for t in range(ticks)]
+
+
+async def test_rows_out_of_view_are_neither_made_nor_laid_out_and_come_in_with_the_newest_figures(monkeypatch):
+    # Every process's memory moves on every tick: the build keeps what each row is made from and
+    # makes only the rows the table reads, those in view, and lays out only their cells; a row
+    # scrolled into view later is made from the newest tick, not the one it was last made for.
+    app = make_app(ScriptedSource(*forty(3)))
     async with app.run_test(size=(100, 24)) as pilot:
         table = app.query_one(ProcessTable)
         await pilot.pause()
         lines(table)
         in_view = table.size.height - HEADER
         assert table.row_count == 40 > in_view
-        laid_out, _ = recording(table, monkeypatch)
-        await next_sample(app, pilot)
-        lines(table)
-        assert 0 < len([t for t in laid_out if t.replace(",", "").isdigit()]) <= in_view
-
-
-async def test_rows_out_of_view_are_made_only_when_they_come_in_with_the_newest_figures(monkeypatch):
-    # Every process's memory moves on every tick: the build keeps what each row is made from and
-    # makes only the rows the table reads, those in view; a row scrolled into view later is made
-    # from the newest tick, not the one it was last made for.
-    many = [dataclasses.replace(demo_snapshot(), ancestors={}, timestamp=1_700_000_000.0 + t, gpu_processes=tuple(
-        visible_process(30_000 + n, n % 4, 50_000 - n * 100 + t, f"python train.py --run {n}") for n in range(40)))
-        for t in range(3)]
-    app = make_app(ScriptedSource(*many))
-    async with app.run_test(size=(100, 24)) as pilot:
-        table = app.query_one(ProcessTable)
-        await pilot.pause()
-        lines(table)
         made: list[str] = []
         own_at = process_rows._Made.at
 
@@ -151,11 +138,13 @@ async def test_rows_out_of_view_are_made_only_when_they_come_in_with_the_newest_
             return own_at(self, used_mib, branch)
 
         monkeypatch.setattr(process_rows._Made, "at", at)
-        in_view = table.size.height - HEADER
-        for _ in range(2):
-            await next_sample(app, pilot)
-            lines(table)
-        assert table.row_count == 40 and 0 < len(made) <= 2 * in_view
+        laid_out, _ = recording(table, monkeypatch)
+        await next_sample(app, pilot)
+        lines(table)
+        assert 0 < len([t for t in laid_out if t.replace(",", "").isdigit()]) <= in_view
+        await next_sample(app, pilot)
+        lines(table)
+        assert 0 < len(made) <= 2 * in_view
         assert set(made) == {row.key for row in table.rows[:in_view]}
         await pilot.press("end")
         assert table.cell("p:30039:3", "vram") == "46,102"  # 50,000 - 39 x 100 + the third tick's 2
