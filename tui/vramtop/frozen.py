@@ -1,9 +1,10 @@
 """Copies of frozen dataclass records with a few fields changed, for the per-process paths of a tick.
 
 On a busy node every process's memory moves each tick, and the live source and the grouping each
-make a record or two per process from the last tick's (the process table, one per row it shows). ``dataclasses.replace`` calls the
-class's ``__init__`` (a guarded assignment per field, its defaults and checks again); a record
-whose fields are already known good needs only its field table copied and the changes set.
+make a record or two per process from the last tick's (the process table, one per row it shows).
+``dataclasses.replace`` calls the class's ``__init__`` (a guarded assignment per field, its
+defaults and checks again); a record whose fields are already known good needs only its field
+table copied and the changes set.
 """
 
 from __future__ import annotations

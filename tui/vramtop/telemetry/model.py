@@ -236,6 +236,9 @@ class ProcessFacts:
     phase: str | None = None  # "memory growing 12 MiB/s", ...
 
 
+NO_FACTS = ProcessFacts()
+
+
 def process_facts(telemetry: Telemetry | None, proc: Any) -> ProcessFacts:
     """The facts of ``proc`` (a ``GpuProcess``). The poll keys them by PID, so they are this
     machine's: none for a process on another node (cluster mode), none when nothing was polled.
@@ -247,6 +250,3 @@ def process_facts(telemetry: Telemetry | None, proc: Any) -> ProcessFacts:
     if container is None and files is None and phase is None:
         return NO_FACTS
     return ProcessFacts(container, files, phase)
-
-
-NO_FACTS = ProcessFacts()
