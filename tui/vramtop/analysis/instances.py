@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import weakref
 from dataclasses import dataclass, field, replace
-from operator import is_
+from operator import is_, itemgetter
 from typing import TYPE_CHECKING, Mapping
 
 from vramtop.analysis import roles
@@ -425,7 +425,7 @@ def _shapes(snapshot: NodeSnapshot) -> tuple[tuple[int, ...], tuple[_Shape, ...]
     return tuple(group_of), tuple(shapes)
 
 
-def _instance(shape: _Shape, procs: list[GpuProcess]) -> Instance:
+def _instance(shape: _Shape, procs: tuple[GpuProcess, ...]) -> Instance:
     """One instance of ``shape`` with its processes' memory on this tick."""
     if len(procs) == 1:  # most of a busy node's instances: no sums to make
         (proc,) = procs
@@ -481,7 +481,8 @@ def _moved(before: Instance, proc: GpuProcess) -> Instance:
     """``before``, an instance of this one process (the same PID on the same GPU or slice, in the
     same shape), with its memory and host record of this tick."""
     mib = proc.used_mib or 0
-    per_gpu, per_slice = {proc.gpu_index: mib}, {slice_label(proc.gpu_index, proc.mig_slice): mib}
+    per_gpu = {proc.gpu_index: mib}
+    per_slice = dict.fromkeys(before.per_slice_mib, mib)  # the same GPU or slice: its one label
     member = fresh(before.members[0], per_gpu_mib=per_gpu, host=proc.host, per_slice_mib=per_slice)
     return fresh(before, members=(member,), per_gpu_mib=per_gpu, unknown_mib=proc.used_mib is None,
                  per_slice_mib=per_slice)
@@ -508,9 +509,11 @@ def _layout(snapshot: NodeSnapshot) -> tuple:
 class _Grouped:
     layout: tuple
     ray: object  # held so that the id in ``layout`` stays its own
-    group_of: tuple[int, ...]
     shapes: tuple[_Shape, ...]
     built: tuple[tuple[tuple[GpuProcess, ...], Instance], ...]  # per shape: its processes and the instance made of them
+    places: tuple[tuple[int, ...], ...]  # per shape: where its processes are in ``gpu_processes``
+    single: tuple[tuple[int, int], ...]  # (shape, where its process is) for the shapes of one process
+    shared: tuple[int, ...]  # the other shapes
 
 
 # The last two groupings (the view's newest and, on a thread a tick behind, the telemetry's),
@@ -528,28 +531,39 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
     global _RECENT
     layout = _layout(snapshot)
     previous = next((g for g in _RECENT if g.layout == layout), None)
+    procs = snapshot.gpu_processes
     if previous is not None:
-        group_of, shapes = previous.group_of, previous.shapes
+        shapes = previous.shapes
+        built = list(previous.built)
+        for index, at in previous.single:  # most of a busy node's instances: one process each
+            before = built[index]
+            if before[0][0] is not (proc := procs[at]):
+                built[index] = ((proc,), _moved(before[1], proc))
+        for index in previous.shared:
+            mine = tuple(procs[at] for at in previous.places[index])
+            if not all(map(is_, built[index][0], mine)):
+                built[index] = (mine, _instance(shapes[index], mine))
+        places, single, shared = previous.places, previous.single, previous.shared
     else:
         group_of, shapes = _shapes(snapshot)
-    procs_of: list[list[GpuProcess]] = [[] for _ in shapes]
-    for proc, index in zip(snapshot.gpu_processes, group_of):
-        procs_of[index].append(proc)
-    built = []
-    for index, shape in enumerate(shapes):
-        procs = tuple(procs_of[index])
-        before = previous.built[index] if previous is not None else None
-        if before is not None and len(before[0]) == len(procs) and all(map(is_, before[0], procs)):
-            built.append(before)
-        elif before is not None and len(procs) == 1:  # one process, its memory or record moved
-            built.append((procs, _moved(before[1], procs[0])))
-        else:
-            built.append((procs, _instance(shape, procs_of[index])))
-    grouped = _Grouped(layout, snapshot.ray, group_of, shapes, tuple(built))
+        where: list[list[int]] = [[] for _ in shapes]
+        for at, index in enumerate(group_of):
+            where[index].append(at)
+        places = tuple(map(tuple, where))
+        single = tuple((index, at[0]) for index, at in enumerate(places) if len(at) == 1)
+        shared = tuple(index for index, at in enumerate(places) if len(at) != 1)
+        built = []
+        for shape, at in zip(shapes, places):
+            mine = tuple(procs[i] for i in at)
+            built.append((mine, _instance(shape, mine)))
+    grouped = _Grouped(layout, snapshot.ray, shapes, tuple(built), places, single, shared)
     _RECENT = (grouped, *(g for g in _RECENT if g.layout != layout))[:2]
-    out = [inst for _, inst in built]
-    out.sort(key=lambda i: (-i.total_mib, i.key))
-    return tuple(out)
+    out = [(-sum(inst.per_gpu_mib.values()), inst.key, inst) for _, inst in built]
+    out.sort(key=_FIRST_TWO)
+    return tuple(entry[2] for entry in out)
+
+
+_FIRST_TWO = itemgetter(0, 1)  # (minus the total, key): largest first, then by key
 
 
 _CACHE: dict[int, tuple[weakref.ref, tuple[Instance, ...]]] = {}
