@@ -368,23 +368,23 @@ def build_rows(snapshot: NodeSnapshot, instances: tuple[Instance, ...], view: Ro
     grouped, collapsed, sort_column, reverse = view.grouped, view.collapsed, view.sort_column, view.reverse
     needle = view.filter_text.strip().casefold()
     owner = instance_of(instances)
-    groups: dict[Any, list[GpuProcess]] = {}
+    groups: dict[Any, list[tuple[GpuProcess, Instance | None]]] = {}  # by instance, or alone
     for proc in snapshot.gpu_processes:
         inst = owner.get((proc.gpu_index, proc.pid))
-        groups.setdefault(inst.key if inst and grouped else (proc.pid, proc.gpu_index, proc.kind), []).append(proc)
-    inst_by_key = {i.key: i for i in instances}
+        key = inst.key if inst is not None and grouped else (proc.pid, proc.gpu_index, proc.kind)
+        groups.setdefault(key, []).append((proc, inst))
 
     def entry(made: _Made, proc: GpuProcess, branch: str = "") -> Row | tuple:
         """The row, made now where a filter reads it, else what ``Rows`` makes it from."""
         return made.at(proc.used_mib, branch) if needle else (made, proc.used_mib, branch)
 
     ordered: list[tuple[str, Any, list]] = []  # (its first row's key, sort value, its rows)
-    for key, procs in groups.items():
-        inst = inst_by_key.get(key) if grouped else None
+    for procs in groups.values():
+        inst = procs[0][1] if grouped else None
         if inst is not None and len(procs) > 1:
             header, header_sort = _instance_row(snapshot, inst, inst.key in collapsed)
             members = []
-            for proc in procs:
+            for proc, _ in procs:
                 made = memo.made(snapshot, proc, inst)
                 members.append((made.row.key, made.sort_value(sort_column, proc.used_mib), made, proc))
             members = _ordered(members, reverse)
@@ -399,8 +399,8 @@ def build_rows(snapshot: NodeSnapshot, instances: tuple[Instance, ...], view: Ro
                           for n, (_, _, made, proc) in enumerate(members)]
             ordered.append((header.key, _sort_value(header, header_sort, sort_column), items))
         else:
-            for proc in procs:
-                made = memo.made(snapshot, proc, owner.get((proc.gpu_index, proc.pid)))
+            for proc, inst in procs:
+                made = memo.made(snapshot, proc, inst)
                 item = entry(made, proc)
                 if needle and not _matches(item, needle):
                     continue
