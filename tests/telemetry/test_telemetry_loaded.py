@@ -169,6 +169,9 @@ def test_maps_are_read_when_a_process_appears_then_less_and_less_often():
     for t in range(0, 10_000, 7):
         at(float(t))
     assert reads == [0.0]
+    answer = at(10_000.0)
+    assert at(10_007.0) is answer  # the same processes, none due: the last answer itself, not a new one
+    assert at(10_014.0, pids=(7, 8)) == {7: LoadedFiles(("jax",)), 8: LoadedFiles(("jax",))} and reads[-1] == 10_014.0
 
 
 def test_processes_that_appeared_together_are_read_again_over_several_ticks():

@@ -41,12 +41,20 @@ class PerProcess(Generic[T]):
         self._max_rereads = max_rereads
         # (PID, start time) -> (when to read again, the wait after that, what was read)
         self._known: dict[tuple[int, float | None], tuple[float, float, T | None]] = {}
+        # The last lookup's processes, its answer, and when the first of them is due again
+        self._last: tuple[tuple, Mapping[int, T], float] = ((), {}, -math.inf)
 
     def lookup(self, snapshot: NodeSnapshot) -> Mapping[int, T]:
-        """PID -> what was read, for the processes where the reader found something."""
+        """PID -> what was read, for the processes where the reader found something. The same
+        processes as the last lookup's, none of them due, get the last answer (the very dict)."""
+        now = snapshot.timestamp
+        keys = tuple((p.pid, p.host.create_time) for p in snapshot.gpu_processes
+                     if p.host is not None and not p.hidden_reason)
+        last_keys, last_out, due = self._last
+        if keys == last_keys and now < due:
+            return last_out
         out: dict[int, T] = {}
         alive: set[tuple[int, float | None]] = set()
-        now = snapshot.timestamp
         rereads = self._max_rereads
         for p in snapshot.gpu_processes:
             if p.host is None or p.hidden_reason or p.pid in out:
@@ -65,4 +73,5 @@ class PerProcess(Generic[T]):
                 out[p.pid] = known[2]
         for key in [k for k in self._known if k not in alive]:
             del self._known[key]
+        self._last = (keys, out, min((known[0] for known in self._known.values()), default=math.inf))
         return out
