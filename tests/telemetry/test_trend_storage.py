@@ -11,7 +11,7 @@ from collections import deque
 from hypothesis import given, settings, strategies as st
 
 from vramtop.snapshot import GpuInfo, GpuProcess, HostProcess, NodeSnapshot
-from vramtop.telemetry.trend import MemoryTrend, TrendRule, keeps_growing, phase, phase_text
+from vramtop.telemetry.trend import JUDGED_PER_UPDATE, MemoryTrend, TrendRule, keeps_growing, phase, phase_text
 
 TOTAL = 81_559
 
@@ -99,6 +99,42 @@ def test_histories_phases_and_warnings_are_the_deque_trends(ticks, window, cap, 
         for (g, pid), series in ref.procs.items():
             assert ours.process_history(g, pid) == tuple(v for _, v in series)
         assert ours.process_history(0, 99) == ()
+
+
+def test_a_rule_that_counts_growth_within_its_allowed_drop_warns_of_memory_that_reads_stable():
+    rule = TrendRule(window_s=30.0, min_span_s=3.0, min_samples=3, min_growth_mib=32, max_drop_mib=64)
+    ours, ref = MemoryTrend(rule), DequeTrend(rule, 600)
+    for i in range(6):  # 10 MiB a second: 50 MiB over the window, within the 64 that "stable" allows
+        snap = _snapshot(1_000.0 + i, [(1, 0, 4_000 + 10 * i)])
+        warnings = ours.update(snap)
+        ref.update(snap)
+    assert ours.phases() == ref.phases() == {1: "memory stable"}
+    assert [(w.pid, round(w.mib_per_s)) for w in warnings] == [(1, 10)] and ref.growing() == {(0, 1): 10.0}
+
+
+def test_on_a_node_of_many_processes_each_judgement_is_at_most_a_few_updates_old():
+    rule = TrendRule(window_s=30.0, min_span_s=5.0, min_samples=3)
+    count = 3 * JUDGED_PER_UPDATE - 100  # judged in turns of three updates
+    ours, ref = MemoryTrend(rule), DequeTrend(rule, 600)
+    answers: list[tuple[dict, dict]] = []  # the reference's phases and growing series, update by update
+    differed = 0
+    for i in range(60):
+        # a third holds, a third grows 40 MiB/s from update 20 on, a third moves back and forth
+        procs = [(pid, pid % 2, 4_000 + (40 * max(0, i - 20) if pid % 3 == 1 else (pid * 131 + i * 97) % 900
+                                         if pid % 3 == 2 else 0)) for pid in range(1, count + 1)]
+        snap = _snapshot(1_000.0 + i, procs)
+        warned = {(w.gpu_index, w.pid) for w in ours.update(snap)}
+        ref.update(snap)
+        answers.append((ref.phases(), ref.growing()))
+        recent = answers[-3:]
+        phases = ours.phases()
+        # each process's phase (or none yet) is what the reference said on one of the last three
+        assert all(any(phases.get(pid) == seen.get(pid) for seen, _ in recent) for pid in range(1, count + 1))
+        assert all(any(key in growing for _, growing in recent) for key in warned)
+        differed += phases != answers[-1][0]
+    assert differed  # judged in turns: not every series on every update
+    assert len(warned) == len(range(1, count + 1, 3))
+    assert set(phases.values()) >= {"memory stable", "memory growing 40 MiB/s"}
 
 
 def test_a_full_window_of_many_processes_takes_a_fraction_of_the_deques_memory():

@@ -86,6 +86,10 @@ def keeps_growing(samples: list[tuple[float, int]], rule: TrendRule) -> float | 
 STABLE, GROWING, SHRINKING, VOLATILE = "stable", "growing", "shrinking", "volatile"
 _PHASE_ORDER = (GROWING, SHRINKING, VOLATILE, STABLE)  # a process on several GPUs reads as its worst
 _MAX_TEXTS = 1024  # phase texts kept for sharing; a growing process's rate makes a new one each read
+# Process series judged on one update, about: a node of more has each judged every few updates,
+# by PID in turn, its last judgement standing between (1,000 processes: every 4th, 8 s apart at
+# the telemetry's 2 s; judging them all was most of a poll).
+JUDGED_PER_UPDATE = 256
 
 
 def _phase(times: Sequence[float], values: Sequence[int], rule: TrendRule) -> tuple[str, float] | None:
@@ -151,6 +155,10 @@ class MemoryTrend:
         self._procs: dict[tuple[int, int], _Series] = {}
         self._phases: dict[int, str] = {}  # the last answer of ``phases``: not changed once returned
         self._texts: dict[str, str] = {}
+        # Each process series judged once per update, for ``phases`` and ``warnings`` both: its
+        # phase (None until the window can say), and its steady growth rate where it keeps growing
+        self._judged: dict[tuple[int, int], tuple[tuple[str, float] | None, float | None]] = {}
+        self._updates = 0
 
     def _push(self, store: dict, key, t: float, mib: int) -> None:
         series = store.get(key)
@@ -177,7 +185,25 @@ class MemoryTrend:
             del self._procs[key]
         for key in [k for k in self._gpus if snapshot.gpu(k) is None]:
             del self._gpus[key]
+        self._updates += 1
+        turns = -(-len(self._procs) // JUDGED_PER_UPDATE)  # each series judged at least this often
+        last, judged = self._judged, {}
+        for key, series in self._procs.items():
+            kept = last.get(key) if turns > 1 and (key[1] + self._updates) % turns else None
+            judged[key] = self._judge(series) if kept is None else kept
+        self._judged = judged
         return self.warnings(snapshot, instances)
+
+    def _judge(self, series: _Series) -> tuple[tuple[str, float] | None, float | None]:
+        """(phase, growth rate) of one series, from its arrays: no samples built."""
+        rule = self.rule
+        found = _phase(series.times, series.values, rule)
+        if found is not None and found[0] == GROWING:
+            return found, found[1]
+        if found is not None and found[0] == STABLE and rule.min_growth_mib <= rule.max_drop_mib:
+            # a rule under which memory within its allowed drop may still grow enough to warn
+            return found, _keeps_growing(series.times, series.values, rule)
+        return found, None  # the phase tested growth first: none
 
     def gpu_history(self, gpu_index: int) -> tuple[int, ...]:
         """Used MiB of one GPU over the window, oldest first (for a sparkline)."""
@@ -193,8 +219,7 @@ class MemoryTrend:
         processes the window can judge; a process on several GPUs reads as its worst GPU. The
         answer may be the last call's very dict: read it, never change it."""
         worst: dict[int, tuple[str, float]] = {}
-        for (_, pid), series in self._procs.items():
-            found = _phase(series.times, series.values, self.rule)  # from the arrays: no samples built
+        for (_, pid), (found, _) in self._judged.items():
             if found is not None and (pid not in worst or _PHASE_ORDER.index(found[0]) < _PHASE_ORDER.index(worst[pid][0])):
                 worst[pid] = found
         # Each telemetry read keeps its answer, and the app's history keeps each tick's telemetry:
@@ -218,8 +243,7 @@ class MemoryTrend:
         procs: dict[tuple[int, int], GpuProcess] = {}
         for p in snapshot.gpu_processes:
             procs.setdefault((p.gpu_index, p.pid), p)
-        for key, series in self._procs.items():
-            rate = _keeps_growing(series.times, series.values, self.rule)  # most say None at once
+        for key, (_, rate) in self._judged.items():
             if rate is None:
                 continue
             gpu_index, pid = key
