@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from vramtop.snapshot import GpuProcess, HostProcess, NodeSnapshot
+from vramtop.sources.processes import mapped_size
 from vramtop.telemetry.loaded import parse_maps, read_loaded
 from vramtop.telemetry.per_process import PerProcess, spread
 from vramtop.telemetry.model import LoadedFiles
@@ -194,6 +195,56 @@ def test_processes_that_appeared_together_are_read_again_over_several_ticks():
     assert sum(again.values()) == 2_000  # after about 10 s, then after about 20 more
     assert max(again.values()) == 150  # due together from 10 s to 13 s: 150 a lookup, the rest later
     assert max(t for t, n in again.items()) < 60
+
+
+LOADER = """\
+import mmap, sys
+maps = []
+for line in sys.stdin:  # one path a line: map it, then say so
+    with open(line.strip(), "rb") as fh:
+        maps.append(mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ))
+    print("mapped", flush=True)
+"""
+
+
+def test_maps_due_again_are_read_only_where_the_process_mapped_something_since(tmp_path):
+    """A real process maps a GGUF, then (later) a second: its maps are read again when its
+    virtual size grew, and not while it held."""
+    models = [tmp_path / f"part-{n}.gguf" for n in (1, 2)]
+    for model in models:
+        model.write_bytes(b"\0" * 16 * mmap.PAGESIZE)
+    proc = subprocess.Popen([sys.executable, "-c", LOADER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    reads: list[float] = []
+    clock = [0.0]
+
+    def reader(pid):
+        reads.append(clock[0])
+        return read_loaded(pid)
+
+    def load(model):
+        proc.stdin.write(f"{model}\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "mapped"
+
+    try:
+        load(models[0])
+        lookup = PerProcess(reader, first_refresh_s=2, max_refresh_s=2, version=mapped_size)
+        host = HostProcess(proc.pid, os.getpid(), "python3", "python3 -c", create_time=1.0)
+
+        def at(t):
+            clock[0] = t
+            snap = NodeSnapshot(t, "h", "test", gpu_processes=(GpuProcess(proc.pid, 0, 10, host=host),))
+            return lookup.lookup(snap)[proc.pid].model_files
+
+        assert at(0.0) == (str(models[0]),)
+        for t in range(3, 30, 3):  # due again every 2 to 2.5 s: its size held, nothing read
+            assert at(float(t)) == (str(models[0]),)
+        assert reads == [0.0]
+        load(models[1])
+        assert set(at(30.0)) == {str(models[0]), str(models[1])} and reads == [0.0, 30.0]
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_a_process_on_another_machine_never_gets_this_machines_facts_by_pid(holder):

@@ -56,16 +56,32 @@ class _Known:
     due: float = 0.0  # when a settled process is read again (monotonic)
 
 
-def _stat(pid: int) -> tuple[bytes, int, float, int]:
-    """(name, start time in clock ticks, CPU seconds, resident pages) of ``pid`` from /proc/PID/stat."""
+def _stat_fields(pid: int) -> tuple[bytes, list[bytes]]:
+    """The name and the fields after it (state first) of ``/proc/PID/stat``."""
     fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)  # not open(): a buffered file object costs half again
     try:
         data = os.read(fd, STAT_BYTES)
     finally:
         os.close(fd)
     end = data.rindex(b")")  # the name in parentheses may hold anything
-    fields = data[end + 2:].split()
-    return data[data.index(b"(") + 1:end], int(fields[19]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(fields[21])
+    return data[data.index(b"(") + 1:end], data[end + 2:].split()
+
+
+def _stat(pid: int) -> tuple[bytes, int, float, int]:
+    """(name, start time in clock ticks, CPU seconds, resident pages) of ``pid`` from /proc/PID/stat."""
+    name, fields = _stat_fields(pid)
+    return name, int(fields[19]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(fields[21])
+
+
+def mapped_size(pid: int) -> tuple[int, int] | None:
+    """(start time in clock ticks, virtual size in bytes) of ``pid``, or None where it cannot be
+    read: a new mapping (a model file, a library) grows the size, so an equal one says the
+    process most likely maps what it mapped before, for one small read instead of its maps."""
+    try:
+        _, fields = _stat_fields(pid)
+        return int(fields[19]), int(fields[20])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _cpu_pct(known: _Known, cpu_s: float, now: float) -> float | None:

@@ -5,8 +5,9 @@ it mapped say PyTorch or JAX, and the files it mapped say which model (llama.cpp
 their GGUF, safetensors loaders map the shards while they read them). Read once when a process is
 first seen, then after about ``FIRST_REFRESH_S``, twice that, ... up to about ``MAX_REFRESH_S``
 (weights load after the CUDA context that makes NVML list the process, and a worker's maps cost
-some milliseconds to read); a process whose maps cannot be read (another user's, without root)
-has none.
+some milliseconds to read), and then only where its virtual size changed since (the poller's
+``mapped_size``: a new mapping grows it); a process whose maps cannot be read (another user's,
+without root) has none.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ machine, is never read: /proc here is not its.
 from __future__ import annotations
 
 import math
-from typing import Callable, Generic, Mapping, TypeVar
+from typing import Callable, Generic, Hashable, Mapping, TypeVar
 
 from vramtop.snapshot import NodeSnapshot
 from vramtop.sources.processes import pid_phase
@@ -31,16 +31,21 @@ class PerProcess(Generic[T]):
     and so on up to ``max_refresh_s`` (for facts that change early in a process's life), each
     wait stretched by the process's ``spread``. A lookup reads a process it has not seen at once,
     and at most ``max_rereads`` of those due again: the rest wait for the next lookups (a node's
-    thousand workers, due together ten seconds after start, cost one lookup 40 ms otherwise)."""
+    thousand workers, due together ten seconds after start, cost one lookup 40 ms otherwise).
+    With ``version(pid)`` (a cheap read that changes where what ``reader`` reads may have, None
+    where it cannot tell), a process due again whose version is the one read with its facts keeps
+    them, unread."""
 
     def __init__(self, reader: Callable[[int], T | None], first_refresh_s: float = math.inf,
-                 max_refresh_s: float = math.inf, max_rereads: int = REREADS_PER_LOOKUP) -> None:
+                 max_refresh_s: float = math.inf, max_rereads: int = REREADS_PER_LOOKUP,
+                 version: Callable[[int], Hashable | None] | None = None) -> None:
         self._reader = reader
         self._first = first_refresh_s
         self._max = max_refresh_s
         self._max_rereads = max_rereads
-        # (PID, start time) -> (when to read again, the wait after that, what was read)
-        self._known: dict[tuple[int, float | None], tuple[float, float, T | None]] = {}
+        self._version = version
+        # (PID, start time) -> (when to read again, the wait after that, what was read, its version)
+        self._known: dict[tuple[int, float | None], tuple[float, float, T | None, Hashable | None]] = {}
         # The last lookup's processes, its answer, and when the first of them is due again
         self._last: tuple[tuple, Mapping[int, T], float] = ((), {}, -math.inf)
 
@@ -64,14 +69,24 @@ class PerProcess(Generic[T]):
             known = self._known.get(key)
             if known is None:
                 wait = self._first * spread(p.pid)
-                known = self._known[key] = (now + wait, wait, self._reader(p.pid))
+                known = self._known[key] = (now + wait, wait, *self._read(p.pid))
             elif now >= known[0] and rereads > 0:
                 rereads -= 1
                 wait = min(2 * known[1], self._max * spread(p.pid))
-                known = self._known[key] = (now + wait, wait, self._reader(p.pid))
+                version = self._version(p.pid) if self._version is not None else None
+                if version is not None and version == known[3]:  # unchanged: what was read stands
+                    known = self._known[key] = (now + wait, wait, known[2], version)
+                else:
+                    known = self._known[key] = (now + wait, wait, self._reader(p.pid), version)
             if known[2] is not None:
                 out[p.pid] = known[2]
         for key in [k for k in self._known if k not in alive]:
             del self._known[key]
         self._last = (keys, out, min((known[0] for known in self._known.values()), default=math.inf))
         return out
+
+    def _read(self, pid: int) -> tuple[T | None, Hashable | None]:
+        """What ``reader`` reads of ``pid``, with its version taken first (a change made during
+        the read shows as a new version next time)."""
+        version = self._version(pid) if self._version is not None else None
+        return self._reader(pid), version

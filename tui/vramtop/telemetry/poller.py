@@ -24,6 +24,7 @@ from vramtop import peer_http
 from vramtop.analysis import roles
 from vramtop.analysis.instances import Instance, instances_of
 from vramtop.snapshot import NodeSnapshot
+from vramtop.sources.processes import mapped_size
 from vramtop.telemetry import containers, loaded, vllm_metrics
 from vramtop.telemetry.per_process import PerProcess
 from vramtop.telemetry.model import (
@@ -74,7 +75,8 @@ class TelemetryPoller:
         self._scraper = vllm_metrics.VllmScraper(timeout_s, fetch)
         self._watched: dict[str, _Watched] = {}
         self._containers = PerProcess(containers.read_container)  # a process never changes container
-        self._loaded = PerProcess(loaded.read_loaded, loaded.FIRST_REFRESH_S, loaded.MAX_REFRESH_S)
+        self._loaded = PerProcess(loaded.read_loaded, loaded.FIRST_REFRESH_S, loaded.MAX_REFRESH_S,
+                                  version=mapped_size)  # a process whose size held maps what it mapped
         self._trend = MemoryTrend()
         self._own_pid_ns = containers.in_own_pid_namespace()
         self._ollama_retry_at = 0.0
