@@ -146,7 +146,8 @@ class _Series:
 
 
 class MemoryTrend:
-    """Keeps the recent used memory of each GPU and each (GPU, process), and judges growth."""
+    """Keeps the recent used memory of each GPU and each (GPU, process), and judges growth: each
+    process's series on each update, or in turns on a node of more than ``JUDGED_PER_UPDATE``."""
 
     def __init__(self, rule: TrendRule = TrendRule(), max_samples: int = 600) -> None:
         self.rule = rule
