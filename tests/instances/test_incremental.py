@@ -5,6 +5,10 @@ processes and their parents stay, memory is added up again every tick, and a pro
 or appears regroups the node as a first tick would."""
 
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -87,3 +91,49 @@ def test_a_process_that_leaves_or_joins_the_gpus_regroups_the_node(node, fake_nv
     vllm = next(i for i in after if i.root_pid == tree.pid["api"])
     assert vllm.pids == tuple(sorted((tree.pid["engine"], tree.pid["w0"]))) and vllm.per_gpu_mib == {0: 20_000, 3: 600}
     assert {m.pid: m.role.kind for m in vllm.members}[tree.pid["engine"]] == "engine"
+
+
+# A vLLM worker is started as a plain Python process and takes its title once it runs
+# (vllm/v1/executor/multiproc_executor.py calls set_process_title, vllm/utils/system_utils.py);
+# this one takes it when told to, between two ticks.
+RETITLING = r"""
+import setproctitle, subprocess, sys
+setproctitle.setproctitle("VLLM::EngineCore")
+worker = subprocess.Popen([sys.executable, "-c",
+    "import setproctitle, sys; print(flush=True); sys.stdin.readline(); "
+    "setproctitle.setproctitle('VLLM::Worker_TP0'); print(flush=True); sys.stdin.readline()"],
+    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+worker.stdout.readline()
+print(worker.pid, flush=True)
+sys.stdin.readline()
+worker.stdin.write("\n"); worker.stdin.flush(); worker.stdout.readline()
+print(flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_worker_that_retitles_between_ticks_regroups_the_node(fake_nvml):
+    engine = subprocess.Popen([sys.executable, "-c", RETITLING], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    worker = int(engine.stdout.readline())
+    source = LiveSource()
+    try:
+        scenario = fakenvml.Scenario(fake_nvml.path)
+        scenario.add_gpu("NVIDIA A10", total_mib=23_028, reserved_mib=513, used_mib=20_000)
+        scenario.add_process(0, worker, 20_000)
+        scenario.write()
+        (before,) = group_instances(source.sample())
+        assert [m.role.label for m in before.members] != ["Worker_TP0"]
+        engine.stdin.write("\n")
+        engine.stdin.flush()
+        engine.stdout.readline()  # the worker took its title
+        snap = source.sample()
+        after = group_instances(snap)
+        assert after == first_tick(snap)
+        (inst,) = after
+        assert [m.role.label for m in inst.members] == ["Worker_TP0"] and inst.root_pid == engine.pid
+    finally:
+        source.close()
+        for pid in (worker, engine.pid):
+            os.kill(pid, signal.SIGKILL)
+        engine.wait()

@@ -493,27 +493,45 @@ def _host_facts(host: HostProcess | None) -> tuple | None:
     return None if host is None else (host.pid, host.ppid, host.create_time, host.name, host.title, host.cmdline)
 
 
-def _layout(snapshot: NodeSnapshot) -> tuple:
-    """Everything grouping reads but memory: equal layouts give the same shapes."""
+def _ray_link(snapshot: NodeSnapshot) -> object:
+    """Ray's state where it links anything to processes (its deployments or jobs), else None;
+    compared by identity: it is replaced, not changed."""
     ray = snapshot.ray
-    return (
-        tuple((p.pid, p.gpu_index, p.mig_slice, _host_facts(p.host)) for p in snapshot.gpu_processes),
-        tuple(_host_facts(h) for h in snapshot.ancestors.values()),
-        tuple((g.index, g.node) for g in snapshot.gpus),
-        # Ray's state by identity (it is replaced, not changed), and only where it links anything
-        id(ray) if getattr(ray, "deployments", None) or getattr(ray, "jobs", None) else None,
-    )
+    return ray if getattr(ray, "deployments", None) or getattr(ray, "jobs", None) else None
 
 
 @dataclass(frozen=True)
 class _Grouped:
-    layout: tuple
-    ray: object  # held so that the id in ``layout`` stays its own
+    """A grouping and what it was made from: the snapshot's processes, their parents, its GPUs and
+    Ray's links (everything grouping reads but memory)."""
+
+    procs: tuple[GpuProcess, ...]
+    ancestors: Mapping[int, HostProcess]
+    gpus: tuple[tuple[int, str | None], ...]  # (index, Ray node) each
+    ray: object
     shapes: tuple[_Shape, ...]
     built: tuple[tuple[tuple[GpuProcess, ...], Instance], ...]  # per shape: its processes and the instance made of them
     places: tuple[tuple[int, ...], ...]  # per shape: where its processes are in ``gpu_processes``
     single: tuple[tuple[int, int], ...]  # (shape, where its process is) for the shapes of one process
     shared: tuple[int, ...]  # the other shapes
+
+    def fits(self, snapshot: NodeSnapshot, gpus: tuple) -> bool:
+        """Whether ``snapshot`` (with these ``gpus``) reads as this grouping's, memory aside: the
+        same processes in the same places, each with its record, or one of the same facts (a
+        record moves with each CPU and RSS read), the same parents, GPUs and Ray links."""
+        if self.gpus != gpus or self.ray is not _ray_link(snapshot):
+            return False
+        new, old = snapshot.gpu_processes, self.procs
+        if new is not old:
+            if len(new) != len(old):
+                return False
+            for a, b in zip(new, old):
+                if a is not b and (a.pid != b.pid or a.gpu_index != b.gpu_index or a.mig_slice != b.mig_slice
+                                   or (a.host is not b.host and _host_facts(a.host) != _host_facts(b.host))):
+                    return False
+        new_up, old_up = snapshot.ancestors, self.ancestors
+        return new_up is old_up or (tuple(new_up) == tuple(old_up) and all(
+            h is old_up[pid] or _host_facts(h) == _host_facts(old_up[pid]) for pid, h in new_up.items()))
 
 
 # The last two groupings (the view's newest and, on a thread a tick behind, the telemetry's),
@@ -529,8 +547,8 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
     processes are the very same records keeps its object, and one of a single process whose
     memory or record moved is the earlier instance with this tick's figure."""
     global _RECENT
-    layout = _layout(snapshot)
-    previous = next((g for g in _RECENT if g.layout == layout), None)
+    gpus = tuple((g.index, g.node) for g in snapshot.gpus)
+    previous = next((g for g in _RECENT if g.fits(snapshot, gpus)), None)
     procs = snapshot.gpu_processes
     if previous is not None:
         shapes = previous.shapes
@@ -556,8 +574,9 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
         for shape, at in zip(shapes, places):
             mine = tuple(procs[i] for i in at)
             built.append((mine, _instance(shape, mine)))
-    grouped = _Grouped(layout, snapshot.ray, shapes, tuple(built), places, single, shared)
-    _RECENT = (grouped, *(g for g in _RECENT if g.layout != layout))[:2]
+    grouped = _Grouped(procs, snapshot.ancestors, gpus, _ray_link(snapshot), shapes, tuple(built), places, single,
+                       shared)
+    _RECENT = (grouped, *(g for g in _RECENT if g is not previous))[:2]
     out = [(-sum(inst.per_gpu_mib.values()), inst.key, inst) for _, inst in built]
     out.sort(key=_FIRST_TWO)
     return tuple(entry[2] for entry in out)
