@@ -493,6 +493,11 @@ def _host_facts(host: HostProcess | None) -> tuple | None:
     return None if host is None else (host.pid, host.ppid, host.create_time, host.name, host.title, host.cmdline)
 
 
+def _same_facts(a: HostProcess | None, b: HostProcess | None) -> bool:
+    """The very record, or one grouping reads as the same."""
+    return a is b or _host_facts(a) == _host_facts(b)
+
+
 def _ray_link(snapshot: NodeSnapshot) -> object:
     """Ray's state where it links anything to processes (its deployments or jobs), else None;
     compared by identity: it is replaced, not changed."""
@@ -527,11 +532,11 @@ class _Grouped:
                 return False
             for a, b in zip(new, old):
                 if a is not b and (a.pid != b.pid or a.gpu_index != b.gpu_index or a.mig_slice != b.mig_slice
-                                   or (a.host is not b.host and _host_facts(a.host) != _host_facts(b.host))):
+                                   or not _same_facts(a.host, b.host)):
                     return False
         new_up, old_up = snapshot.ancestors, self.ancestors
-        return new_up is old_up or (tuple(new_up) == tuple(old_up) and all(
-            h is old_up[pid] or _host_facts(h) == _host_facts(old_up[pid]) for pid, h in new_up.items()))
+        return new_up is old_up or (tuple(new_up) == tuple(old_up)
+                                    and all(_same_facts(h, old_up[pid]) for pid, h in new_up.items()))
 
 
 # The last two groupings (the view's newest and, on a thread a tick behind, the telemetry's),
@@ -577,7 +582,7 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
     grouped = _Grouped(procs, snapshot.ancestors, gpus, _ray_link(snapshot), shapes, tuple(built), places, single,
                        shared)
     _RECENT = (grouped, *(g for g in _RECENT if g is not previous))[:2]
-    out = [(-sum(inst.per_gpu_mib.values()), inst.key, inst) for _, inst in built]
+    out = [(-inst.total_mib, inst.key, inst) for _, inst in built]
     out.sort(key=_FIRST_TWO)
     return tuple(entry[2] for entry in out)
 
