@@ -69,11 +69,12 @@ class PerProcess(Generic[T]):
             known = self._known.get(key)
             if known is None:
                 wait = self._first * spread(p.pid)
-                known = self._known[key] = (now + wait, wait, *self._read(p.pid))
+                version = self._version_of(p.pid)
+                known = self._known[key] = (now + wait, wait, self._reader(p.pid), version)
             elif now >= known[0] and rereads > 0:
                 rereads -= 1
                 wait = min(2 * known[1], self._max * spread(p.pid))
-                version = self._version(p.pid) if self._version is not None else None
+                version = self._version_of(p.pid)
                 if version is not None and version == known[3]:  # unchanged: what was read stands
                     known = self._known[key] = (now + wait, wait, known[2], version)
                 else:
@@ -85,8 +86,7 @@ class PerProcess(Generic[T]):
         self._last = (keys, out, min((known[0] for known in self._known.values()), default=math.inf))
         return out
 
-    def _read(self, pid: int) -> tuple[T | None, Hashable | None]:
-        """What ``reader`` reads of ``pid``, with its version taken first (a change made during
-        the read shows as a new version next time)."""
-        version = self._version(pid) if self._version is not None else None
-        return self._reader(pid), version
+    def _version_of(self, pid: int) -> Hashable | None:
+        """``pid``'s version, taken before its read (a change made during the read shows as a new
+        version next time); None without ``version``."""
+        return self._version(pid) if self._version is not None else None
