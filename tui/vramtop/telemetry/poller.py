@@ -113,13 +113,14 @@ class TelemetryPoller:
             del self._watched[key]
         self._scraper.forget({w.endpoint.url for w in self._watched.values() if w.endpoint})
 
+        # Each instance's root, asked about once a poll (a busy node has a thousand instances).
+        root_roles = [roles.classify(snapshot.host_process(inst.root_pid)) for inst in instances]
         try:
-            serve = self._serve(snapshot, instances, now)
+            serve = self._serve(snapshot, any(r.kind == "replica" for r in root_roles), now)
         except Exception:  # Ray's metrics are an extra on the replica rows, never a reason to lose them
             serve = self._ray_last = ()
         by_deployment = {(a.application, a.deployment): a for a in serve}
-        for inst in instances:
-            role = roles.classify(snapshot.host_process(inst.root_pid))
+        for inst, role in zip(instances, root_roles):
             if role.kind != "replica" or (a := by_deployment.get((role.app, role.deployment))) is None:
                 continue
             from vramtop.telemetry import ray_serve
@@ -280,9 +281,8 @@ class TelemetryPoller:
 
     # -- Ray Serve ----------------------------------------------------------------------------
 
-    def _serve(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...], now: float) -> tuple[ServeAutoscaling, ...]:
-        """Ray's autoscaling figures, read when a Serve replica is on the node."""
-        has_replica = any(roles.classify(snapshot.host_process(i.root_pid)).kind == "replica" for i in instances)
+    def _serve(self, snapshot: NodeSnapshot, has_replica: bool, now: float) -> tuple[ServeAutoscaling, ...]:
+        """Ray's autoscaling figures, read when a Serve replica (an instance's root) is on the node."""
         if not has_replica:
             self._ray_url, self._ray_last = None, ()
             return ()
@@ -303,13 +303,19 @@ class TelemetryPoller:
 
     # -- Ollama -------------------------------------------------------------------------------
 
-    def _ollama_server_pid(self, snapshot: NodeSnapshot) -> int | None:
-        hosts = [p.host for p in snapshot.gpu_processes if p.host is not None] + list(snapshot.ancestors.values())
-        for host in hosts:
+    @staticmethod
+    def _ollama_processes(snapshot: NodeSnapshot) -> tuple[bool, int | None]:
+        """Whether a GPU process is Ollama's, and the PID of Ollama's server (``ollama serve``: a GPU
+        process or a parent of one, the first found), each process asked about once."""
+        seen, server_pid = False, None
+        for host, on_gpu in [*((p.host, True) for p in snapshot.gpu_processes),
+                             *((h, False) for h in snapshot.ancestors.values())]:
             role = roles.classify(host)
-            if role.engine == roles.OLLAMA and role.kind == "server":
-                return host.pid
-        return None
+            if role.engine == roles.OLLAMA:
+                seen = seen or on_gpu
+                if role.kind == "server" and server_pid is None:
+                    server_pid = host.pid
+        return seen, server_pid
 
     def _ollama_models(self, snapshot: NodeSnapshot, runners: list[Instance],
                        status: OllamaStatus) -> dict[str, OllamaModel]:
@@ -329,8 +335,7 @@ class TelemetryPoller:
     def _ollama(self, snapshot: NodeSnapshot, now: float) -> OllamaStatus | None:
         """Read Ollama when one of its processes is on the node (or OLLAMA_HOST names one)."""
         own_env = self._environ if self._environ is not None else os.environ
-        seen = any(roles.classify(p.host).engine == roles.OLLAMA for p in snapshot.gpu_processes)
-        server_pid = self._ollama_server_pid(snapshot)
+        seen, server_pid = self._ollama_processes(snapshot)
         if not seen and server_pid is None and not own_env.get("OLLAMA_HOST"):
             self._ollama_last = None
             return None
