@@ -338,17 +338,18 @@ class ProcessTable(ScrollView, can_focus=True):
         return range(top, top + max(0, self.scrollable_content_region.height - HEADER))
 
     def _repaint(self, rows: list[int]) -> None:
-        """Repaint the lines of these rows where they are in view, each run of next rows as one region."""
+        """Repaint the lines of these rows where they are in view: the whole body where most of it
+        changed, else each row's line as a region of its own. Textual keeps the regions it is asked
+        to repaint in its geometry caches (thousands of entries each); runs of rows, of every
+        length at every place, added entries for hours, where these regions recur."""
         view = self._in_view()
+        shown = sorted({n for n in rows if n in view})
         top, width = view.start, self.size.width
-        runs: list[list[int]] = []
-        for n in sorted({n for n in rows if n in view}):
-            if runs and runs[-1][1] == n:
-                runs[-1][1] = n + 1
-            else:
-                runs.append([n, n + 1])
-        for first, end in runs:
-            self.refresh(Region(0, HEADER + first - top, width, end - first))
+        if 2 * len(shown) > len(view):
+            self.refresh(Region(0, HEADER, width, len(view)))
+            return
+        for n in shown:
+            self.refresh(Region(0, HEADER + n - top, width, 1))
 
     def notify_style_update(self) -> None:
         """A theme or focus change (Textual calls this on either): the styles are taken again at
