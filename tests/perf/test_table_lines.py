@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
@@ -64,17 +65,24 @@ def recording(table: ProcessTable, monkeypatch) -> tuple[list[str], list]:
     return laid_out, repainted
 
 
+@asynccontextmanager
+async def recorded(app, monkeypatch, size: tuple[int, int]):
+    """The app running at ``size`` with every line of its table drawn, recording from then on:
+    (pilot, table, cells laid out, regions repainted)."""
+    async with app.run_test(size=size) as pilot:
+        table = app.query_one(ProcessTable)
+        await pilot.pause()
+        lines(table)
+        yield (pilot, table, *recording(table, monkeypatch))
+
+
 async def test_only_changed_cells_are_laid_out_and_only_changed_lines_repainted(monkeypatch):
     app = make_app(ScriptedSource(
         node(0),
         node(1, {4: 5_100}),  # memory moved, the order did not
         node(2, {4: 5_100, 6: 8_600}),  # two rows swap places, one of them unchanged
     ))
-    async with app.run_test(size=(160, 45)) as pilot:
-        table = app.query_one(ProcessTable)
-        await pilot.pause()
-        lines(table)
-        laid_out, repainted = recording(table, monkeypatch)
+    async with recorded(app, monkeypatch, (160, 45)) as (pilot, table, laid_out, repainted):
         await next_sample(app, pilot)
         assert laid_out == ["5,100"]
         assert len(repainted) == 1 and repainted[0] is not None and repainted[0].height == 1
@@ -122,11 +130,7 @@ async def test_repainted_regions_are_single_lines_or_the_whole_body(monkeypatch)
         mib.update({n: 1_000 + n * 1_000 + t for n in moved})  # within 1,000 MiB: no row moves
         ticks.append(node(t, dict(mib)))
     app = make_app(ScriptedSource(*ticks))
-    async with app.run_test(size=(160, 45)) as pilot:
-        table = app.query_one(ProcessTable)
-        await pilot.pause()
-        lines(table)
-        _, repainted = recording(table, monkeypatch)
+    async with recorded(app, monkeypatch, (160, 45)) as (pilot, table, _, repainted):
         for moved in moves:
             repainted.clear()
             await next_sample(app, pilot)
@@ -135,11 +139,7 @@ async def test_repainted_regions_are_single_lines_or_the_whole_body(monkeypatch)
             assert lines(table) == fresh_lines(table)
 
     app = make_app(ScriptedSource(*forty(2)))  # every row in view moved
-    async with app.run_test(size=(100, 24)) as pilot:
-        table = app.query_one(ProcessTable)
-        await pilot.pause()
-        lines(table)
-        _, repainted = recording(table, monkeypatch)
+    async with recorded(app, monkeypatch, (100, 24)) as (pilot, table, _, repainted):
         await next_sample(app, pilot)
         assert repainted == [Region(0, HEADER, table.size.width, table.size.height - HEADER)]
         assert lines(table) == fresh_lines(table)
