@@ -121,8 +121,9 @@ async def test_kept_lines_are_what_the_table_draws_anew():
 
 
 async def test_repainted_regions_are_single_lines_or_the_whole_body(monkeypatch):
-    # Textual keeps every region a widget asks to repaint in its geometry caches (thousands of
-    # entries each): runs of rows, of every length at every place, kept adding entries for hours.
+    # Textual keeps each region a line-API widget asks to repaint until the widget is repainted
+    # whole (and its geometry caches key on them): runs of rows, of every length at every place,
+    # kept adding regions for hours.
     # The table asks for a changed row's line alone, or for its whole body where most changed.
     moves = [(0, 1, 2), (3, 4), (0, 5, 6, 7, 8), (2,), (1, 2, 3, 9, 10)]
     ticks, mib = [node(0)], {}

@@ -339,9 +339,9 @@ class ProcessTable(ScrollView, can_focus=True):
 
     def _repaint(self, rows: list[int]) -> None:
         """Repaint the lines of these rows where they are in view: the whole body where most of it
-        changed, else each row's line as a region of its own. Textual keeps the regions it is asked
-        to repaint in its geometry caches (thousands of entries each); runs of rows, of every
-        length at every place, added entries for hours, where these regions recur."""
+        changed, else each row's line as a region of its own. Textual keeps each region a line-API
+        widget asks to repaint until the widget is repainted whole (and its geometry caches key on
+        them): runs of rows, of every length at every place, added regions for hours; these recur."""
         view = self._in_view()
         shown = sorted({n for n in rows if n in view})
         top, width = view.start, self.size.width
