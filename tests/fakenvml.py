@@ -54,6 +54,11 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _below(mib: int, tail: int) -> int:
+    """``mib`` MiB less ``tail`` bytes (under one MiB): what shows as ``mib`` once rounded up."""
+    return mib * MIB - tail if mib else 0
+
+
 def build(variant: str = "full") -> Path:
     """The folder holding the built ``libnvidia-ml.so.1`` of ``variant`` (built if stale)."""
     sources = sorted(STUB_DIR.glob("*.c"))
@@ -171,9 +176,10 @@ class Scenario:
 
     def add_gpu(self, name: str = "NVIDIA A10", *, total_mib: int, reserved_mib: int, used_mib: int,
                 free_mib: int | None = None, **fields: int) -> FakeGpu:
-        """A GPU from MiB figures, given odd byte tails as real drivers report (never whole MiB).
-
-        Each of reserved, used and free floors back to the MiB given; their sum is the total.
+        """A GPU from the MiB figures nvidia-smi shows for it, in bytes with odd tails as a real
+        driver gives them (never whole MiB where anything is allocated). nvidia-smi rounds each
+        figure up, and so does vramtop: each tail is under a MiB and they add up to under one, so
+        every figure shows as given and the figures add up; rounded down, each would show one less.
         """
         if free_mib is None:
             free_mib = total_mib - reserved_mib - used_mib
@@ -181,9 +187,9 @@ class Scenario:
         gpu = FakeGpu(
             name=name,
             uuid=f"GPU-fa4e0000-0000-4000-8000-{index:012d}",
-            reserved=reserved_mib * MIB + 73_728,
-            used=used_mib * MIB + 409_600,
-            free=free_mib * MIB + 262_144,
+            reserved=_below(reserved_mib, 983_040),
+            used=_below(used_mib, 32_768),
+            free=_below(free_mib, 16_384),
             **fields,
         )
         gpu.total = gpu.reserved + gpu.used + gpu.free
@@ -204,13 +210,12 @@ class Scenario:
         g = self.gpus[gpu]
         g.mig_mode = (1, 1)
         index = len(g.migs)
-        free_mib = total_mib - reserved_mib - used_mib
         mig = FakeMig(
             profile=profile, uuid=f"MIG-fa4e{gpu:04d}-{index:04d}-5000-8000-000000000000",
             gpu_instance=index + 1 if gpu_instance is None else gpu_instance,
             compute_instance=compute_instance,
-            reserved=reserved_mib * MIB + (4_096 if reserved_mib else 0),
-            used=used_mib * MIB + 409_600, free=free_mib * MIB + 131_072,
+            reserved=_below(reserved_mib, 983_040), used=_below(used_mib, 32_768),
+            free=_below(total_mib - reserved_mib - used_mib, 16_384),
         )
         mig.total = mig.reserved + mig.used + mig.free
         g.migs.append(mig)

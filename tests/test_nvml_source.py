@@ -56,6 +56,20 @@ def test_the_seed_node_is_read_to_the_mib(fake_nvml, workers):
     assert reading.errors == ()
 
 
+def test_memory_in_mib_as_nvidia_smi_shows_it_rounded_up(fake_nvml, source):
+    """Bytes an H200 gave (driver 580.159.04) beside what nvidia-smi printed for them in the same
+    second: ``--query-gpu=memory.total,memory.used,memory.free,memory.reserved`` said 143771,
+    2129, 141028, 616. Used 2,128.375 MiB shows as 2,129 and reserved 615.0625 as 616: each
+    figure rounded up, so the parts add up to 2 MiB over the total there."""
+    gpu = fake_nvml.gpus[0]
+    gpu.total, gpu.reserved, gpu.used, gpu.free = 150_754_820_096, 644_939_776, 2_231_762_944, 147_878_117_376
+    fake_nvml.add_process(0, 4242, 818)
+    fake_nvml.write()
+    reading = source.read()
+    assert memory(reading)[0] == (143_771, 616, 2_129, 141_028)
+    assert reading.processes[0].used_mib == 818
+
+
 def test_a_gpu_lost_mid_run_keeps_its_name_while_the_others_update(fake_nvml, source):
     fake_nvml.add_process(2, 4242, 20_730)
     fake_nvml.write()

@@ -1,6 +1,7 @@
 """The comparison ``bench/real_gpu_check.sh`` makes on a real GPU, run here on the stand-in driver:
 vramtop's real ``--once --json`` of a real titled parent-and-workers tree, against the CSV that
-nvidia-smi prints for the same NVML figures (floored MiB). It passes when they agree and names the
+nvidia-smi prints for the same NVML figures (MiB rounded up, as an H200's nvidia-smi showed them:
+``test_nvml_source``). It passes when they agree and names the
 field that does not when one is off."""
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ real_gpu_check = sys.modules.setdefault("real_gpu_check", importlib.util.module_
 _spec.loader.exec_module(real_gpu_check)
 
 
+def smi(nbytes: int) -> int:
+    return -(-nbytes // MIB)
+
+
 def smi_csv(scenario) -> tuple[str, str]:
     """What nvidia-smi's two queries print for the scenario's NVML figures."""
-    gpus = "".join(f"{i}, {g.total // MIB}, {g.used // MIB}, {g.free // MIB}, {g.reserved // MIB}\n"
+    gpus = "".join(f"{i}, {smi(g.total)}, {smi(g.used)}, {smi(g.free)}, {smi(g.reserved)}\n"
                    for i, g in enumerate(scenario.gpus))
-    apps = "".join(f"{p.pid}, {scenario.gpus[p.gpu].uuid}, {p.used // MIB}\n" for p in scenario.processes)
+    apps = "".join(f"{p.pid}, {scenario.gpus[p.gpu].uuid}, {smi(p.used)}\n" for p in scenario.processes)
     return gpus, apps
 
 
@@ -44,7 +49,8 @@ def test_agreeing_figures_pass_and_one_mib_off_fails_by_name(tmp_path):
     assert {c.name for c in results} >= {"GPU 1 reserved_mib", f"pid {tree.pid['w1']} used_mib",
                                          "one instance: the parent and its workers", "instance tp_size"}
 
-    off_by_one = gpus.replace(f"0, 23028, {scenario.gpus[0].used // MIB},", f"0, 23028, {scenario.gpus[0].used // MIB + 1},")
+    used = smi(scenario.gpus[0].used)
+    off_by_one = gpus.replace(f"0, 23028, {used},", f"0, 23028, {used + 1},")
     (failed,) = [c for c in real_gpu_check.checks(doc, off_by_one, apps, held) if c.ok is False]
     assert failed.name == "GPU 0 used_mib"
 

@@ -16,7 +16,7 @@ from vramtop.analysis.instances import instance_of, instances_of
 from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
 from vramtop.snapshot import MigSlice, NodeSnapshot, slice_label
 from vramtop.telemetry.model import InstanceTelemetry, Telemetry, process_facts
-from vramtop.units import gib
+from vramtop.units import gib, memory_sum
 
 SCHEMA = 1
 
@@ -194,16 +194,15 @@ def to_text(snapshot: NodeSnapshot, thresholds: Thresholds) -> str:
             continue
         util = f"{g.utilization_pct}%" if g.utilization_pct is not None else "n/a"
         out.append(
-            f"{gpu}: used {g.used_mib:,} + reserved {g.reserved_mib:,} + free {g.free_mib:,} "
-            f"= {g.total_mib:,} MiB  util {util}  {SYMBOLS[state]} {state}"
+            f"{gpu}: {memory_sum(g.used_mib, g.reserved_mib, g.free_mib, g.total_mib)}  util {util}  "
+            f"{SYMBOLS[state]} {state}"
             + (f"  ({g.error})" if g.error else "")
         )
         for m in g.mig:
             state = gpu_state(m, thresholds)
             out.append(
                 f"  MIG {slice_label(g.index, m.index)} {m.profile} (GI {m.gpu_instance_id} CI {m.compute_instance_id}): "
-                f"used {m.used_mib:,} + reserved {m.reserved_mib:,} + free {m.free_mib:,} = {m.total_mib:,} MiB  "
-                f"{SYMBOLS[state]} {state}"
+                f"{memory_sum(m.used_mib, m.reserved_mib, m.free_mib, m.total_mib)}  {SYMBOLS[state]} {state}"
             )
     instances = instances_of(snapshot)
     owner = instance_of(instances)

@@ -15,8 +15,15 @@ from vramtop.units import MIB
 
 
 def to_mib(nbytes: int) -> int:
-    """Bytes to whole MiB, rounding down as nvidia-smi does."""
+    """Bytes to whole MiB, rounded down (a process's RSS, a model's size)."""
     return int(nbytes) // MIB
+
+
+def nvml_mib(nbytes: int) -> int:
+    """NVML's bytes to whole MiB as nvidia-smi shows them: rounded up. Seen on an H200 (driver
+    580.159): 2,128.375 MiB used shows as 2,129 and 615.0625 MiB reserved as 616, so the three
+    parts can add up to a MiB or two over the total, in nvidia-smi and here alike."""
+    return -(-int(nbytes) // MIB)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,14 @@ def gib_of_bytes(nbytes: float, digits: int = 2) -> str:
     return f"{nbytes / GIB:,.{digits}f} GiB"
 
 
+def memory_sum(used: int, reserved: int, free: int, total: int) -> str:
+    """"used 3,830 + reserved 616 + free 139,326 ≈ 143,771 MiB": "=" where the MiB figures add up,
+    "≈" where they do not: in bytes they always do, but nvidia-smi (and so vramtop) rounds each
+    figure up to the MiB, so on a real GPU they can add up to a MiB or two over the total."""
+    sign = "=" if used + reserved + free == total else "≈"
+    return f"used {used:,} + reserved {reserved:,} + free {free:,} {sign} {total:,} MiB"
+
+
 def duration(seconds: float) -> str:
     """"45 s", "15 min", "3 h", "38 d": a span or a wait in the unit a person would say it."""
     for unit, size, above in (("d", 86_400, 2 * 86_400), ("h", 3_600, 3 * 3_600), ("min", 60, 90)):

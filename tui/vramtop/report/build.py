@@ -125,14 +125,19 @@ def _node(w: _Writer, f: Facts) -> Section:
     live = [g for g in f.gpus if not g.lost]
     if live:
         g = live[0]
+        adds_up = g.used_mib + g.reserved_mib + g.free_mib == g.total_mib
+        sign, rounded, redondeo = ("=", "", "") if adds_up else (
+            "≈", "; nvidia-smi rounds each figure up to the MiB", "; nvidia-smi redondea cada cifra al MiB superior")
         w.find(lines, "reserved", FACT,
                f"On each GPU used + reserved + free = total (GPU {g.index}: {g.used_mib:,} + {g.reserved_mib:,} + "
-               f"{g.free_mib:,} = {g.total_mib:,} MiB). The driver's reserve ({s.reserved_mib:,} MiB in all) is never "
-               f"available to processes; CUDA reports {_mib(g.total_mib - g.reserved_mib)} "
+               f"{g.free_mib:,} {sign} {g.total_mib:,} MiB{rounded}). The driver's reserve "
+               f"({s.reserved_mib:,} MiB in all) is never available to processes; CUDA reports "
+               f"{_mib(g.total_mib - g.reserved_mib)} "
                f"({gib(g.total_mib - g.reserved_mib, 2)}) per GPU.",
                f"En cada GPU usada + reservada + libre = total (GPU {g.index}: {g.used_mib:,} + {g.reserved_mib:,} + "
-               f"{g.free_mib:,} = {g.total_mib:,} MiB). La reserva del driver ({s.reserved_mib:,} MiB en total) nunca "
-               f"está disponible para los procesos; CUDA informa de {_mib(g.total_mib - g.reserved_mib)} "
+               f"{g.free_mib:,} {sign} {g.total_mib:,} MiB{redondeo}). La reserva del driver "
+               f"({s.reserved_mib:,} MiB en total) nunca está disponible para los procesos; CUDA informa de "
+               f"{_mib(g.total_mib - g.reserved_mib)} "
                f"({gib(g.total_mib - g.reserved_mib, 2)}) por GPU.")
     best = f.most_free
     low = min(live, key=lambda g: g.free_mib) if live else None

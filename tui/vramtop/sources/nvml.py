@@ -5,10 +5,11 @@ limit, which API versions the driver has) is read once and kept, so a tick costs
 whose answers move: memory, utilization, temperature, power and the process lists (each list
 one call into a kept buffer: ``nvml_lists``).
 
-Memory comes from ``nvmlDeviceGetMemoryInfo_v2``: total = reserved + used + free, as nvidia-smi
-counts. Drivers without it (before R510, or NOT_SUPPORTED) get the v1 call, which folds the memory
-the driver reserves into "used"; such a GPU says ``memory_api="v1"`` with ``reserved_mib=0``, and
-the first reading says so once.
+Memory comes from ``nvmlDeviceGetMemoryInfo_v2``: total = reserved + used + free in bytes, as
+nvidia-smi counts; each figure in MiB rounded up, as nvidia-smi shows it (``nvml_mib``). Drivers
+without it (before R510, or NOT_SUPPORTED) get the v1 call, which folds the memory the driver
+reserves into "used"; such a GPU says ``memory_api="v1"`` with ``reserved_mib=0``, and the first
+reading says so once.
 
 A GPU in MIG mode lists its slices (MIG devices) in ``GpuInfo.mig``, each with its own memory,
 read on its own handle. Processes still come from the GPU's one process list, whose instance IDs
@@ -32,7 +33,7 @@ from typing import Any
 pynvml: Any = None  # nvidia-ml-py, imported when NVML is opened: a command that only names NvmlUnavailable
 # (vramtop fit --on, on paper) does not load it
 
-from vramtop.snapshot import GpuInfo, MigSlice, SourceError, slice_label, to_mib
+from vramtop.snapshot import GpuInfo, MigSlice, SourceError, nvml_mib, slice_label
 from vramtop.sources.nvml_lists import NO_INSTANCE, ProcessLists
 
 LIBRARY_NOT_FOUND = "the NVIDIA driver's NVML library (libnvidia-ml.so.1) was not found"
@@ -372,7 +373,7 @@ class NvmlSource:
         if gpu.memory_api == "v2":
             mem, exc = _call(pynvml.nvmlDeviceGetMemoryInfo, gpu.handle, pynvml.nvmlMemory_v2)
             if mem is not None:
-                return (to_mib(mem.total), to_mib(mem.reserved), to_mib(mem.used), to_mib(mem.free)), None
+                return (nvml_mib(mem.total), nvml_mib(mem.reserved), nvml_mib(mem.used), nvml_mib(mem.free)), None
             if not isinstance(exc, (pynvml.NVMLError_FunctionNotFound, pynvml.NVMLError_NotSupported,
                                     pynvml.NVMLError_ArgumentVersionMismatch)):
                 return None, exc
@@ -380,7 +381,7 @@ class NvmlSource:
         mem, exc = _call(pynvml.nvmlDeviceGetMemoryInfo, gpu.handle)
         if mem is None:
             return None, exc
-        return (to_mib(mem.total), 0, to_mib(mem.used), to_mib(mem.free)), None
+        return (nvml_mib(mem.total), 0, nvml_mib(mem.used), nvml_mib(mem.free)), None
 
     def _processes(self, gpu: _Gpu, on_slice: _Slice | None = None) -> tuple[list[NvmlProcess], Exception | None]:
         """Compute then graphics processes of the GPU (or of one slice); a PID in both is listed
@@ -403,7 +404,7 @@ class NvmlSource:
             for pid, used, gi, ci in entries:
                 if pid not in out:
                     where = self._slice_of(gpu, gi, ci) if on_slice is None else on_slice.index
-                    out[pid] = NvmlProcess(pid, gpu.index, None if used is None else to_mib(used), kind, where)
+                    out[pid] = NvmlProcess(pid, gpu.index, None if used is None else nvml_mib(used), kind, where)
         return list(out.values()), None
 
     def _slice_processes(self, gpu: _Gpu) -> tuple[list[NvmlProcess], Exception | None]:
