@@ -7,6 +7,13 @@ installed) that do the same on GPU ``r % count``; it prints their PIDs as one JS
 ``compare``: reads the three files the shell script wrote (``vramtop --once --json``, nvidia-smi's
 ``--query-gpu`` and ``--query-compute-apps``) and checks them field by field, one PASS/FAIL line
 per check; exit 1 on any FAIL. The comparison is pure (``checks``) and tested without a GPU.
+``speed``: with the held processes up, what a tick costs on the real driver (the stand-in answers
+in microseconds; a real driver can block far longer): vramtop's NVML read and its whole sample
+(NVML, /proc, grouping) against the bare reads any monitor makes, in CPU and wall milliseconds;
+then ``vramtop --once`` against ``nvitop -1`` (where importable) and ``nvidia-smi``, wall, medians.
+``context``: where PyTorch is installed, what a process holds beyond torch's reserved memory after
+its first tensor (the CUDA context, which the vLLM fit charges as ``CUDA_CONTEXT_MIB``) and after a
+first matrix product (cuBLAS's handle and workspace, part of vLLM's "non-torch" memory).
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import ctypes
 import io
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -152,6 +161,107 @@ def compare(doc_path: str, gpus_path: str, apps_path: str, held_path: str) -> in
     return 1 if failed else 0
 
 
+def _timed(fn, n: int) -> tuple[float, float]:
+    """Median CPU and median wall milliseconds of ``fn`` over ``n`` calls, after one to warm up."""
+    fn()
+    cpu, wall = [], []
+    for _ in range(n):
+        c0, w0 = time.process_time(), time.perf_counter()
+        fn()
+        cpu.append((time.process_time() - c0) * 1000)
+        wall.append((time.perf_counter() - w0) * 1000)
+    return statistics.median(cpu), statistics.median(wall)
+
+
+def _bare_reads(pynvml, handles: list) -> None:
+    """What any monitor reads each tick: per GPU its memory, utilization, temperature, power and
+    process lists; per process its /proc stat and statm."""
+    pids = []
+    for h in handles:
+        pynvml.nvmlDeviceGetMemoryInfo(h)
+        pynvml.nvmlDeviceGetUtilizationRates(h)
+        pynvml.nvmlDeviceGetTemperature(h, 0)
+        pynvml.nvmlDeviceGetPowerUsage(h)
+        pids += [p.pid for p in pynvml.nvmlDeviceGetComputeRunningProcesses(h)]
+        pynvml.nvmlDeviceGetGraphicsRunningProcesses(h)
+    for pid in pids:
+        for name in ("stat", "statm"):
+            with open(f"/proc/{pid}/{name}", "rb") as f:
+                f.read()
+
+
+def speed(runs: int = 7, reads: int = 30) -> None:
+    import pynvml
+
+    from vramtop.analysis.instances import group_instances
+    from vramtop.sources.live import LiveSource
+    from vramtop.sources.nvml import NvmlSource
+
+    pynvml.nvmlInit()
+    handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+    floor = _timed(lambda: _bare_reads(pynvml, handles), reads)
+    nvml = NvmlSource()
+    read = _timed(nvml.read, reads)
+    nvml.close()
+    live = LiveSource()
+    tick = _timed(lambda: group_instances(live.sample()), reads)
+    live.close()
+    for name, (cpu, wall) in (("the bare reads", floor), ("vramtop NVML read", read), ("vramtop whole sample", tick)):
+        print(f"speed  {name}: {cpu:.2f} ms CPU, {wall:.2f} ms wall "
+              f"({cpu / floor[0]:.2f}x / {wall / floor[1]:.2f}x the bare reads), median of {reads}")
+
+    def wall(cmd: list[str]) -> float:
+        t0 = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=60)
+        return time.perf_counter() - t0
+
+    cmds = {"vramtop --once": [sys.executable, "-m", "vramtop", "--once", "--no-ray"]}
+    if subprocess.run([sys.executable, "-c", "import nvitop"], capture_output=True).returncode == 0:
+        cmds["nvitop -1"] = [sys.executable, "-m", "nvitop", "-1"]
+    if shutil.which("nvidia-smi"):
+        cmds["nvidia-smi"] = ["nvidia-smi"]
+    for cmd in cmds.values():
+        wall(cmd)  # bytecode written, files in the page cache
+    times: dict[str, list[float]] = {name: [] for name in cmds}
+    for _ in range(runs):  # interleaved, so load on the machine falls on all alike
+        for name, cmd in cmds.items():
+            times[name].append(wall(cmd))
+    ours = statistics.median(times["vramtop --once"])
+    for name, t in times.items():
+        print(f"speed  {name}: {statistics.median(t):.3f} s wall, median of {runs} "
+              f"(vramtop --once is {ours / statistics.median(t):.2f}x)")
+
+
+def context() -> None:
+    try:
+        import torch
+    except ImportError:
+        print("context  SKIP: PyTorch is not installed")
+        return
+    import pynvml
+
+    from vramtop.fit.vllm import CUDA_CONTEXT_MIB, NON_TORCH_MIB
+
+    pynvml.nvmlInit()
+    gpu = pynvml.nvmlDeviceGetHandleByIndex(0)
+
+    def beyond_torch() -> float:
+        torch.cuda.synchronize()
+        held = sum(p.usedGpuMemory or 0 for p in pynvml.nvmlDeviceGetComputeRunningProcesses(gpu)
+                   if p.pid == os.getpid())
+        return (held - torch.cuda.memory_reserved()) / MIB
+
+    torch.zeros(1, device="cuda")
+    ctx = beyond_torch()
+    a = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
+    a @ a
+    blas = beyond_torch()
+    print(f"context  torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}: "
+          f"{ctx:.0f} MiB beyond torch's reserved memory after the first tensor (the fit charges "
+          f"{CUDA_CONTEXT_MIB} for the CUDA context), {blas:.0f} after a first bf16 matrix product "
+          f"(+{blas - ctx:.0f}; the fit charges {NON_TORCH_MIB} non-torch MiB)")
+
+
 if __name__ == "__main__":
     what, *args = sys.argv[1:]
     if what == "hold":
@@ -160,5 +270,9 @@ if __name__ == "__main__":
         child(*map(int, args))
     elif what == "compare":
         sys.exit(compare(*args))
+    elif what == "speed":
+        speed()
+    elif what == "context":
+        context()
     else:
-        raise SystemExit(f"unknown step {what!r}: hold, child or compare")
+        raise SystemExit(f"unknown step {what!r}: hold, child, compare, speed or context")

@@ -5,7 +5,10 @@
 # TP workers that each hold CHILD_MIB (bench/real_gpu_check.py, ctypes on libcuda.so.1), then
 # compares vramtop's GPU figures, process list and per-process memory with nvidia-smi's field by
 # field, and checks that the parent and its workers are one instance. One PASS/FAIL line per check;
-# exits non-zero on any mismatch. Needs vramtop importable (the repository's .venv, or installed).
+# exits non-zero on any mismatch. Then, the processes still up, for the eye: `vramtop --once` and `vramtop fit`
+# on this node as a user sees them, what a tick costs on the real driver (the `speed` lines), and what a
+# PyTorch process holds beyond its tensors (the `context` line). Needs vramtop importable (the repository's
+# .venv, or installed).
 #
 #   bench/real_gpu_check.sh [WORKERS] [PARENT_MIB] [CHILD_MIB]
 set -euo pipefail
@@ -52,4 +55,14 @@ nvidia-smi --query-gpu=index,memory.total,memory.used,memory.free,memory.reserve
     --format=csv,noheader,nounits >"$work/gpus.csv"
 nvidia-smi --query-compute-apps=pid,gpu_uuid,used_memory --format=csv,noheader,nounits >"$work/apps.csv"
 
-"$py" "$here/real_gpu_check.py" compare "$work/vramtop.json" "$work/gpus.csv" "$work/apps.csv" "$work/held.json"
+status=0
+"$py" "$here/real_gpu_check.py" compare "$work/vramtop.json" "$work/gpus.csv" "$work/apps.csv" "$work/held.json" \
+    || status=$?
+echo "--- vramtop --once"
+timeout 60 "$py" -m vramtop --once --no-ray || echo "vramtop --once exited $?"
+echo "--- vramtop fit Qwen/Qwen2.5-7B-Instruct"
+timeout 60 "$py" -m vramtop fit Qwen/Qwen2.5-7B-Instruct || echo "vramtop fit exited $?"
+echo "---"
+timeout 300 "$py" "$here/real_gpu_check.py" speed || echo "speed exited $?"
+timeout 120 "$py" "$here/real_gpu_check.py" context || echo "context exited $?"
+exit "$status"
