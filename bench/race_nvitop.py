@@ -8,10 +8,9 @@ counts the CPU seconds of each one's process tree over the same window (and the 
 in any one second of it: about one tick's worth; read from the kernel's per-process CPU clocks, to the
 nanosecond), and its RSS at the end.
 
-The floor is the CPU of the bare reads a monitor cannot avoid, with no UI: per GPU its memory,
-utilization, temperature, power and process list from NVML, and per process one read of
-``/proc/PID/stat`` and ``/proc/PID/statm``, once a second for the same window. Both monitors pay
-the stand-in driver's re-reading of the scenario file after each change; the floor does too.
+The floor is the CPU of the bare reads a monitor cannot avoid, with no UI (``floor.py``), once a
+second for the same window. Both monitors pay the stand-in driver's re-reading of the scenario
+file after each change; the floor does too.
 
 Beside the table, the RSS of a bare Textual app (a line of text and the footer) in a tmux pane
 of the same size, measured in the same run: the part of vramtop's RSS that any Textual app pays;
@@ -152,24 +151,15 @@ def stop_pane(session: str) -> None:
 def floor_ms(path: Path, gpus: int, pids: list[int], changing: bool, seconds: float) -> float:
     """CPU ms per 1 s tick of the bare reads, in a child with the stand-in driver loaded."""
     code = f"""
-import os, time, pynvml
+import sys, time, pynvml
+sys.path.insert(0, {str(ROOT / "bench")!r})
+from floor import bare_reads
 pynvml.nvmlInit()
 handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
-def tick():
-    pids = []
-    for h in handles:
-        pynvml.nvmlDeviceGetMemoryInfo(h); pynvml.nvmlDeviceGetUtilizationRates(h)
-        pynvml.nvmlDeviceGetTemperature(h, 0); pynvml.nvmlDeviceGetPowerUsage(h)
-        pids += [p.pid for p in pynvml.nvmlDeviceGetComputeRunningProcesses(h)]
-        pynvml.nvmlDeviceGetGraphicsRunningProcesses(h)
-    for pid in pids:
-        for name in ("stat", "statm"):
-            with open(f"/proc/{{pid}}/{{name}}", "rb") as f:
-                f.read()
-tick()
+bare_reads(pynvml, handles)
 n, c0, end = 0, time.process_time(), time.monotonic() + {seconds}
 while time.monotonic() < end:
-    tick(); n += 1
+    bare_reads(pynvml, handles); n += 1
     time.sleep(1.0)
 print((time.process_time() - c0) * 1000 / n)
 """

@@ -173,25 +173,9 @@ def _timed(fn, n: int) -> tuple[float, float]:
     return statistics.median(cpu), statistics.median(wall)
 
 
-def _bare_reads(pynvml, handles: list) -> None:
-    """What any monitor reads each tick: per GPU its memory, utilization, temperature, power and
-    process lists; per process its /proc stat and statm."""
-    pids = []
-    for h in handles:
-        pynvml.nvmlDeviceGetMemoryInfo(h)
-        pynvml.nvmlDeviceGetUtilizationRates(h)
-        pynvml.nvmlDeviceGetTemperature(h, 0)
-        pynvml.nvmlDeviceGetPowerUsage(h)
-        pids += [p.pid for p in pynvml.nvmlDeviceGetComputeRunningProcesses(h)]
-        pynvml.nvmlDeviceGetGraphicsRunningProcesses(h)
-    for pid in pids:
-        for name in ("stat", "statm"):
-            with open(f"/proc/{pid}/{name}", "rb") as f:
-                f.read()
-
-
 def speed(runs: int = 7, reads: int = 30) -> None:
     import pynvml
+    from floor import bare_reads  # beside this file
 
     from vramtop.analysis.instances import group_instances
     from vramtop.sources.live import LiveSource
@@ -199,7 +183,7 @@ def speed(runs: int = 7, reads: int = 30) -> None:
 
     pynvml.nvmlInit()
     handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
-    floor = _timed(lambda: _bare_reads(pynvml, handles), reads)
+    floor = _timed(lambda: bare_reads(pynvml, handles), reads)
     nvml = NvmlSource()
     read = _timed(nvml.read, reads)
     nvml.close()
