@@ -94,7 +94,8 @@ def test_no_driver_exits_2_with_one_line(tmp_path):
 
 def test_figures_that_do_not_add_up_once_rounded_say_so(tmp_path):
     """The bytes an H200 gave (driver 580.159.04): nvidia-smi showed 2,129 used, 616 reserved and
-    141,028 free of 143,771, which add up to 2 MiB over; vramtop shows the same and writes "≈"."""
+    141,028 free of 143,771, which add up to 2 MiB over; vramtop shows the same and writes "≈",
+    in --once and in the report."""
     scenario = fakenvml.Scenario(tmp_path / "scenario.txt")
     gpu = scenario.add_gpu("NVIDIA H200", total_mib=143_771, reserved_mib=616, used_mib=2_129)
     gpu.total, gpu.reserved, gpu.used, gpu.free = 150_754_820_096, 644_939_776, 2_231_762_944, 147_878_117_376
@@ -102,6 +103,10 @@ def test_figures_that_do_not_add_up_once_rounded_say_so(tmp_path):
     result = run_vramtop(scenario, "--once", "--no-ray")
     assert result.returncode == 0, result.stderr
     assert "GPU 0 NVIDIA H200: used 2,129 + reserved 616 + free 141,028 ≈ 143,771 MiB" in result.stdout
+    for lang, words in (("en", "rounds each figure up to the MiB"), ("es", "redondea cada cifra al MiB superior")):
+        report = run_vramtop(scenario, "report", "--no-ray", "--lang", lang)
+        assert report.returncode == 0, report.stderr
+        assert f"(GPU 0: 2,129 + 616 + 141,028 ≈ 143,771 MiB; nvidia-smi {words})" in report.stdout
 
 
 def test_demo_once_needs_no_driver(tmp_path):

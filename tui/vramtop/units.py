@@ -22,11 +22,16 @@ def gib_of_bytes(nbytes: float, digits: int = 2) -> str:
     return f"{nbytes / GIB:,.{digits}f} GiB"
 
 
+def memory_sign(used: int, reserved: int, free: int, total: int) -> str:
+    """"=" where a GPU's MiB figures add up to its total, "≈" where they do not: in bytes they
+    always do, but nvidia-smi (and so vramtop) rounds each figure up to the MiB, so on a real GPU
+    they can add up to a MiB or two over the total."""
+    return "=" if used + reserved + free == total else "≈"
+
+
 def memory_sum(used: int, reserved: int, free: int, total: int) -> str:
-    """"used 3,830 + reserved 616 + free 139,326 ≈ 143,771 MiB": "=" where the MiB figures add up,
-    "≈" where they do not: in bytes they always do, but nvidia-smi (and so vramtop) rounds each
-    figure up to the MiB, so on a real GPU they can add up to a MiB or two over the total."""
-    sign = "=" if used + reserved + free == total else "≈"
+    """"used 3,830 + reserved 616 + free 139,326 ≈ 143,771 MiB" (``memory_sign``)."""
+    sign = memory_sign(used, reserved, free, total)
     return f"used {used:,} + reserved {reserved:,} + free {free:,} {sign} {total:,} MiB"
 
 

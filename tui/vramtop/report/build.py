@@ -19,7 +19,7 @@ from vramtop.fit import Candidate
 from vramtop.report import es_fit
 from vramtop.report.facts import Facts, InstanceCost, gather
 from vramtop.snapshot import NodeSnapshot
-from vramtop.units import duration, gib
+from vramtop.units import duration, gib, memory_sign
 
 LANGS = REPORT_LANGS
 FACT, CORRECTION, RECOMMENDATION = "fact", "correction", "recommendation"
@@ -125,9 +125,9 @@ def _node(w: _Writer, f: Facts) -> Section:
     live = [g for g in f.gpus if not g.lost]
     if live:
         g = live[0]
-        adds_up = g.used_mib + g.reserved_mib + g.free_mib == g.total_mib
-        sign, rounded, redondeo = ("=", "", "") if adds_up else (
-            "≈", "; nvidia-smi rounds each figure up to the MiB", "; nvidia-smi redondea cada cifra al MiB superior")
+        sign = memory_sign(g.used_mib, g.reserved_mib, g.free_mib, g.total_mib)
+        rounded, redondeo = ("", "") if sign == "=" else (
+            "; nvidia-smi rounds each figure up to the MiB", "; nvidia-smi redondea cada cifra al MiB superior")
         w.find(lines, "reserved", FACT,
                f"On each GPU used + reserved + free = total (GPU {g.index}: {g.used_mib:,} + {g.reserved_mib:,} + "
                f"{g.free_mib:,} {sign} {g.total_mib:,} MiB{rounded}). The driver's reserve "
