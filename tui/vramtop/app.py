@@ -66,8 +66,9 @@ if TYPE_CHECKING:  # the what-if panel, the fit engine and the Ray panel: import
 
 DEFAULT_THEME = "vramtop-dark"
 GC_THRESHOLDS = (50_000, 20, 10)  # young, middle, old: see _take
-# Seconds between the full collections the sampling thread runs (see ``_collect_cycles``).
-FULL_COLLECT_S = 60.0
+# Seconds between the full collections the sampling thread runs, for passes of up to this many ms
+# (see ``_collect_cycles``).
+FULL_COLLECT_S, FULL_COLLECT_MS = 60.0, 15.0
 
 
 class SnapshotReady(Message):
@@ -300,16 +301,21 @@ class VramtopApp(App[None]):
         return SnapshotReady(self._derived)
 
     def _collect_cycles(self) -> None:
-        """Once start-up is frozen, a full collection every ``FULL_COLLECT_S``, here between
-        samples. Each layout leaves Textual's last widget map in reference cycles (a recursive
+        """Once start-up is frozen, a full collection here, between samples, every
+        ``FULL_COLLECT_S`` or, where one takes over ``FULL_COLLECT_MS``, as much longer as it took:
+        the pass holds the interpreter, and a cluster's snapshots in the history make one 30-100
+        ms. Each layout leaves Textual's last widget map in reference cycles (a recursive
         closure holds it: some 120 objects a layout); a map in use at a young pass outlives it,
         so most reach the oldest generation, and at ``GC_THRESHOLDS`` a full pass came about once
-        an hour at 0.2 s: RSS climbed for 45 minutes (bench/soak_rss.py). A full pass walks what
-        was made since start-up only: 4-5 ms at 8 GPUs x 64 processes, 10-12 at 16 x 1,000."""
+        an hour on a node at 0.2 s: RSS climbed for 45 minutes (bench/soak_rss.py). A full pass
+        walks what was made since start-up only: 4-5 ms at 8 GPUs x 64 processes, 10-12 at 16 x
+        1,000."""
         now = time.monotonic()
         if gc.get_freeze_count() and now >= self._next_collect:
-            self._next_collect = now + FULL_COLLECT_S
+            began = time.perf_counter()
             gc.collect()
+            took_ms = (time.perf_counter() - began) * 1000
+            self._next_collect = now + FULL_COLLECT_S * max(1.0, took_ms / FULL_COLLECT_MS)
 
     async def on_snapshot_ready(self, message: SnapshotReady) -> None:
         if self.paused or not self.is_running:  # not running: shutting down, its widgets going
