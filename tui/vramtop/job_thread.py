@@ -8,9 +8,10 @@ call hangs. ``work`` must not raise: a failure is something it returns, for ``de
 
 One thread for the life of the view rather than a Textual thread worker a job: each worker ended
 in a reference cycle (the worker and the task whose context names it as the active worker) that
-only a full collection frees, and the app keeps those rare (see ``app.GC_THRESHOLDS``); at five
-samples a second that was megabytes of RSS held between full passes. A worker also cost the UI
-thread a task, a future and two state-change messages a job.
+only a full collection frees, and the app keeps those to about one a minute (see
+``app.FULL_COLLECT_S``); at five samples a second that was some 300 cycles, and the snapshots
+they held, between passes. A worker also cost the UI thread a task, a future and two state-change
+messages a job.
 """
 
 from __future__ import annotations
