@@ -519,6 +519,7 @@ class _Grouped:
     places: tuple[tuple[int, ...], ...]  # per shape: where its processes are in ``gpu_processes``
     single: tuple[tuple[int, int], ...]  # (shape, where its process is) for the shapes of one process
     shared: tuple[int, ...]  # the other shapes
+    out: tuple[Instance, ...]  # what ``group_instances`` returned: largest first
 
     def fits(self, snapshot: NodeSnapshot, gpus: tuple) -> bool:
         """Whether ``snapshot`` (with these ``gpus``) reads as this grouping's, memory aside: the
@@ -550,7 +551,9 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
     Incremental: where the processes, their parents, titles, GPUs and Ray's state are as in a
     recent call, the shapes are reused and only memory is added up again; an instance whose
     processes are the very same records keeps its object, and one of a single process whose
-    memory or record moved is the earlier instance with this tick's figure."""
+    memory or record moved is the earlier instance with this tick's figure. Where every process
+    is the very record it was, the result is the very tuple returned then (a snapshot that moved
+    only its telemetry or its GPUs' figures: the rows built from it can be kept too)."""
     global _RECENT
     gpus = tuple((g.index, g.node) for g in snapshot.gpus)
     previous = next((g for g in _RECENT if g.fits(snapshot, gpus)), None)
@@ -558,14 +561,20 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
     if previous is not None:
         shapes = previous.shapes
         built = list(previous.built)
+        moved = False
         for index, at in previous.single:  # most of a busy node's instances: one process each
             before = built[index]
             if before[0][0] is not (proc := procs[at]):
                 built[index] = ((proc,), _moved(before[1], proc))
+                moved = True
         for index in previous.shared:
             mine = tuple(procs[at] for at in previous.places[index])
             if not all(map(is_, built[index][0], mine)):
                 built[index] = (mine, _instance(shapes[index], mine))
+                moved = True
+        if not moved:
+            _RECENT = (previous, *(g for g in _RECENT if g is not previous))
+            return previous.out
         places, single, shared = previous.places, previous.single, previous.shared
     else:
         group_of, shapes = _shapes(snapshot)
@@ -579,12 +588,13 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
         for shape, at in zip(shapes, places):
             mine = tuple(procs[i] for i in at)
             built.append((mine, _instance(shape, mine)))
+    order = [(-inst.total_mib, inst.key, inst) for _, inst in built]
+    order.sort(key=_FIRST_TWO)
+    out = tuple(entry[2] for entry in order)
     grouped = _Grouped(procs, snapshot.ancestors, gpus, _ray_link(snapshot), shapes, tuple(built), places, single,
-                       shared)
+                       shared, out)
     _RECENT = (grouped, *(g for g in _RECENT if g is not previous))[:2]
-    out = [(-inst.total_mib, inst.key, inst) for _, inst in built]
-    out.sort(key=_FIRST_TWO)
-    return tuple(entry[2] for entry in out)
+    return out
 
 
 _FIRST_TWO = itemgetter(0, 1)  # (minus the total, key): largest first, then by key

@@ -239,6 +239,15 @@ class ProcessFacts:
 NO_FACTS = ProcessFacts()
 
 
+def same_process_facts(a: Telemetry | None, b: Telemetry | None) -> bool:
+    """Whether two polls (or none) give every process the same facts: a poll comes every few
+    seconds and most find what the one before found."""
+    if not isinstance(a, Telemetry) or not isinstance(b, Telemetry):
+        return not isinstance(a, Telemetry) and not isinstance(b, Telemetry)
+    return all(x is y or x == y for x, y in ((a.containers, b.containers), (a.loaded, b.loaded),
+                                              (a.phases, b.phases)))
+
+
 def process_facts(telemetry: Telemetry | None, proc: Any) -> ProcessFacts:
     """The facts of ``proc`` (a ``GpuProcess``). The poll keys them by PID, so they are this
     machine's: none for a process on another node (cluster mode), none when nothing was polled.

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from vramtop.analysis.instances import Instance, instances_of
 from vramtop.snapshot import NodeSnapshot
+from vramtop.telemetry.model import same_process_facts
 from vramtop.widgets.process_rows import RowMemo, Rows, RowView, build_rows
 
 if TYPE_CHECKING:  # the Ray analysis loads with the first Ray state: none with --no-ray
@@ -48,7 +49,8 @@ def derive(snapshot: NodeSnapshot, before: Tick | None = None, view: RowView | N
     """The tick of ``snapshot``; what ``before`` derived is reused when nothing moved (the Ray
     analysis grows with the cluster and the rows with the processes, so they are built here, in
     the sampling thread). With a ``view``, the process table's rows for it (``memo``: the rows of
-    the last build, kept for the next)."""
+    the last build, kept for the next), ``before``'s where its records, instances and the
+    processes' telemetry facts are the same."""
     if before is not None and same_picture(before.snapshot, snapshot):
         rows = before.rows if view == before.rows_view else None
         return Tick(snapshot, before.instances, before.ray, rows=rows, rows_view=view if rows is not None else None)
@@ -58,5 +60,9 @@ def derive(snapshot: NodeSnapshot, before: Tick | None = None, view: RowView | N
 
         ray = analyze(snapshot.ray, snapshot)
     instances = instances_of(snapshot)
-    rows = build_rows(snapshot, instances, view, memo) if view is not None else None
+    if (view is not None and before is not None and before.rows is not None and view == before.rows_view
+            and instances is before.instances and same_process_facts(before.snapshot.telemetry, snapshot.telemetry)):
+        rows = before.rows  # the same records and facts: a new telemetry poll, or GPUs whose figures moved
+    else:
+        rows = build_rows(snapshot, instances, view, memo) if view is not None else None
     return Tick(snapshot, instances, ray, rows=rows, rows_view=view)
