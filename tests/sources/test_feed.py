@@ -128,3 +128,31 @@ def test_a_started_feeds_telemetry_reads_snapshots_with_the_ray_state_on_them():
         assert seen and seen[-1] is not None and seen[-1].deployments
     finally:
         feed.stop()
+
+
+def test_a_started_feeds_polls_begin_halfway_between_two_samples():
+    """A tick (the sample, its grouping and rows, the repaint) and a poll never hold the
+    interpreter at once: every poll after the first samples begins near the middle of the gap,
+    though the telemetry's own interval (0.5 s) would walk it across the samples (0.6 s apart)."""
+    polled: list[float] = []
+
+    class Recording:
+        def poll(self, snapshot):
+            polled.append(time.monotonic())
+            return None
+
+    gap = 0.6
+    feed = Feed(DemoSource(), telemetry=Recording(), telemetry_interval=0.5)
+    feed.start()
+    sampled: list[float] = []
+    try:
+        for n in range(8):
+            time.sleep(max(0.0, sampled[0] + n * gap - time.monotonic()) if sampled else 0.0)
+            sampled.append(time.monotonic())
+            feed.sample()
+    finally:
+        feed.stop()
+    later = [t for t in polled if sampled[1] + gap / 4 < t < sampled[-1]]
+    assert len(later) >= 4
+    phases = [(t - max(s for s in sampled if s <= t)) / gap for t in later]
+    assert all(0.15 <= p <= 0.85 for p in phases), phases

@@ -7,8 +7,11 @@ or this machine.
 a snapshot taken elsewhere. A command polls them in line with its samples; a view that must
 never wait for them (the live view) calls ``Feed.start()`` once, and from then on each poller
 runs on a thread of its own, on its own interval, and ``sample()`` attaches what each last
-returned. The pollers are imported only where they are used, so a command that needs one
-picture pays for no client it does not open.
+returned. Each of those polls begins halfway between two samples: a tick (a sample, its grouping
+and rows, the screen's repaint) and a poll then never hold the interpreter at once, so neither
+waits on the other, and the monitor's CPU comes in two small bursts, not one large. The pollers
+are imported only where they are used, so a command that needs one picture pays for no client it
+does not open.
 """
 
 from __future__ import annotations
@@ -39,12 +42,14 @@ def first_line(exc: BaseException) -> str:
 
 class Poller:
     """One slower source on a daemon thread of its own: ``poll()`` at once, then again
-    ``interval`` s after each poll ends, until ``stop()``. ``state()`` is the last result and
-    the failure to show beside it: a poll that raised (one line), or one that has run past
-    ``deadline`` s (it is left to finish; its poller's own request deadlines end it)."""
+    ``interval`` s after each poll ends, until ``stop()``; ``delay()``, where given, says how
+    much longer to wait before each poll. ``state()`` is the last result and the failure to show
+    beside it: a poll that raised (one line), or one that has run past ``deadline`` s (it is left
+    to finish; its poller's own request deadlines end it)."""
 
-    def __init__(self, name: str, poll: Callable[[], Any], interval: float, deadline: float) -> None:
-        self.name, self._poll, self._interval, self._deadline = name, poll, interval, deadline
+    def __init__(self, name: str, poll: Callable[[], Any], interval: float, deadline: float,
+                 delay: Callable[[], float] | None = None) -> None:
+        self.name, self._poll, self._interval, self._deadline, self._delay = name, poll, interval, deadline, delay
         self._latest: Any = None
         self._error: SourceError | None = None
         self._began: float | None = None  # monotonic start of the poll under way
@@ -52,7 +57,7 @@ class Poller:
         threading.Thread(target=self._run, name=f"vramtop {name} poller", daemon=True).start()
 
     def _run(self) -> None:
-        while not self._stopped.is_set():
+        while not (self._stopped.wait(self._delay()) if self._delay is not None else self._stopped.is_set()):
             self._began = time.monotonic()
             try:
                 self._latest, self._error = self._poll(), None
@@ -89,6 +94,7 @@ class Feed:
         self._background: dict[str, Poller] | None = None  # set by start()
         self._deadline = 0.0  # a background poll running longer is said to be late (start())
         self._newest: NodeSnapshot | None = None  # the source's last snapshot, for the telemetry thread
+        self._sampled = (0.0, 0.0)  # when the last sample began (monotonic), and the gap since the one before
 
     @property
     def carries_ray(self) -> bool:
@@ -102,13 +108,27 @@ class Feed:
         snapshots as that poller's failure."""
         self._background, self._deadline = {}, deadline
         if self.ray_poller is not None:
-            self._background["ray"] = Poller("ray", self.ray_poller.poll, self.ray_interval, deadline)
+            self._background["ray"] = Poller("ray", self.ray_poller.poll, self.ray_interval, deadline,
+                                             self._until_between_samples)
+
+    def _until_between_samples(self) -> float:
+        """Seconds until halfway between the last sample and the next (the gap between the last
+        two is taken as the next's): none where it is a quarter of the gap or less from there,
+        or where no gap is known yet or samples have stopped (a paused view)."""
+        last, gap = self._sampled
+        since = time.monotonic() - last
+        if not gap or since > 1.5 * gap or abs(since - gap / 2) <= gap / 4:
+            return 0.0
+        return (gap / 2 - since) % gap
 
     def sample(self, now: float | None = None) -> NodeSnapshot:
         """One whole snapshot: the source's, with the pollers' state on it."""
+        began = time.monotonic()
         snapshot = self.source.sample()
         if self._background is None:
             return self.attach(snapshot, now)
+        last = self._sampled[0]
+        self._sampled = (began, began - last if last else 0.0)
         states = {name: poller.state() for name, poller in self._background.items()}
         for name, (latest, _) in states.items():
             snapshot = replace(snapshot, **{name: latest})
@@ -121,7 +141,8 @@ class Feed:
         self._newest = snapshot
         if self.telemetry is not None and "telemetry" not in self._background:
             self._background["telemetry"] = Poller("telemetry", lambda: self.telemetry.poll(self._newest),
-                                                   self.telemetry_interval, self._deadline)
+                                                   self.telemetry_interval, self._deadline,
+                                                   self._until_between_samples)
         return snapshot
 
     def attach(self, snapshot: NodeSnapshot, now: float | None = None) -> NodeSnapshot:
