@@ -243,3 +243,34 @@ def test_workers_started_together_are_read_on_phases_spread_over_reread_s():
     for pid in range(31_000, 32_000):  # a thousand workers started together: consecutive PIDs
         tenths[int(pid_phase(pid) * 10)] += 1
     assert min(tenths) >= 80 and max(tenths) <= 120, tenths
+
+
+def test_new_processes_past_the_tick_s_turn_are_read_in_turns(monkeypatch):
+    # A thousand workers started together are not all read on each of their first ticks: at most
+    # so many a tick (here 4 of 12), those read longest ago first, each in its turn.
+    from vramtop.sources import processes
+
+    kids = [subprocess.Popen(["sleep", "60"]) for _ in range(12)]
+    try:
+        pids = {k.pid for k in kids}
+        read, real = [], processes._stat
+        monkeypatch.setattr(processes, "_stat", lambda pid: (read.append(pid), real(pid))[1])
+        reader = ProcessReader(new_per_tick=4)
+        first, *_ = reader.read(pids)  # first seen: each looked up and read
+        ticks = []
+        for _ in range(6):
+            read.clear()
+            hosts, *_ = reader.read(pids)
+            assert set(hosts) == pids and all(hosts[p].pid == p for p in pids)  # the others keep their records
+            ticks.append(set(read))
+        assert [len(t) for t in ticks] == [4] * 6
+        assert ticks[0] | ticks[1] | ticks[2] == pids == ticks[3] | ticks[4] | ticks[5]
+        roomy = ProcessReader()  # under the bound, all are read on each tick
+        roomy.read(pids)
+        read.clear()
+        roomy.read(pids)
+        assert set(read) == pids
+    finally:
+        for k in kids:
+            k.kill()
+            k.wait()

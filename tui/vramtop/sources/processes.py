@@ -5,12 +5,14 @@ once, when the PID is first seen. After that a read is one of ``/proc/PID/stat``
 time tells a reused PID from the same process, its CPU time and resident pages give CPU % and
 RSS, and its name (what setproctitle also sets, as vLLM and Ray do when they retitle a process)
 tells when to read the command line again. (psutil answers those with four reads, and a count of
-the CPUs, per process: on a busy node that was most of vramtop's CPU.) A process is read on each
-of its first ``NEW_READS`` ticks (engines retitle early; one that had already run
+the CPUs, per process: on a busy node that was most of vramtop's CPU.) A new process is read on
+each tick for its first ``NEW_READS`` reads (engines retitle early; one that had already run
 ``SETTLED_AFTER_S`` when first seen, as most have when vramtop starts on a busy node, is past
-that), then every ``REREAD_S`` seconds, each on a phase of its own so that a thousand workers
-started together are not all read in one tick: between reads it keeps its record (the process
-table shows CPU % and RSS that often; a PID that NVML lists on every tick is the same process).
+that), at most ``NEW_PER_TICK`` new processes a tick, those read longest ago first, so that a
+thousand workers started together are read in turns; then every ``REREAD_S`` seconds, each on a
+phase of its own so that they are not all read in one tick either: between reads a process keeps
+its record (the process table shows CPU % and RSS that often; a PID that NVML lists on every tick
+is the same process).
 A process whose figures did not move keeps its record too, so a tick where nothing moved builds
 none. The command line is read again at once when its name changed (a retitle sets both), on a
 new process's 2nd, 5th and 8th reads (or one or two reads later, by its PID, so that a thousand
@@ -35,6 +37,7 @@ NO_PERMISSION = "not visible from here: permission denied reading the process"
 
 RECHECK_EVERY = 30  # reads between checks of a known process's title whose name did not change
 NEW_READS = 10  # ... after this many reads of it on every tick (a process retitles early)
+NEW_PER_TICK = 256  # ... of at most this many such processes a tick (a read is 10-20 us of CPU)
 NEW_TITLE_READS = (2, 5, 8)  # ... of which these, 0-2 later by PID, read its title (the first follows its lookup)
 REREAD_S = 3.0  # a settled process is read this often, as the process table shows CPU % and RSS
 SETTLED_AFTER_S = 60.0  # a process this old when first seen is settled at once
@@ -106,10 +109,12 @@ def pid_phase(pid: int) -> float:
 class ProcessReader:
     """Reads host records for PIDs; reuse one instance across ticks."""
 
-    def __init__(self, reread_s: float = REREAD_S, settled_after_s: float = SETTLED_AFTER_S) -> None:
+    def __init__(self, reread_s: float = REREAD_S, settled_after_s: float = SETTLED_AFTER_S,
+                 new_per_tick: int = NEW_PER_TICK) -> None:
         self._known: dict[int, _Known] = {}
         self._reread_s = reread_s
         self._settled_after_s = settled_after_s
+        self._new_per_tick = new_per_tick
 
     def _lookup(self, pid: int) -> _Known:
         """The kept record of ``pid``, read the first time it is seen. Whether it is still the
@@ -161,10 +166,17 @@ class ProcessReader:
         hosts: dict[int, HostProcess] = {}
         hidden: dict[int, str] = {}
         errors: list[SourceError] = []
+        known_now = self._known
+        new = [pid for pid in gpu_pids
+               if (k := known_now.get(pid)) is not None and k.host is not None and k.reads < NEW_READS]
+        later: set[int] = set()  # new processes past this tick's turn: they keep their records
+        if len(new) > self._new_per_tick:
+            new.sort(key=lambda pid: known_now[pid].read_at)
+            later = set(new[self._new_per_tick:])
         for pid in sorted(gpu_pids):
             now = time.monotonic()
-            settled = self._known.get(pid)
-            if settled is not None and settled.host is not None and now < settled.due:
+            settled = known_now.get(pid)
+            if settled is not None and settled.host is not None and (now < settled.due or pid in later):
                 hosts[pid] = settled.host
                 continue
             try:
