@@ -166,16 +166,15 @@ class ProcessReader:
         hosts: dict[int, HostProcess] = {}
         hidden: dict[int, str] = {}
         errors: list[SourceError] = []
-        known_now = self._known
         new = [pid for pid in gpu_pids
-               if (k := known_now.get(pid)) is not None and k.host is not None and k.reads < NEW_READS]
+               if (k := self._known.get(pid)) is not None and k.host is not None and k.reads < NEW_READS]
         later: set[int] = set()  # new processes past this tick's turn: they keep their records
         if len(new) > self._new_per_tick:
-            new.sort(key=lambda pid: known_now[pid].read_at)
+            new.sort(key=lambda pid: self._known[pid].read_at)
             later = set(new[self._new_per_tick:])
         for pid in sorted(gpu_pids):
             now = time.monotonic()
-            settled = known_now.get(pid)
+            settled = self._known.get(pid)
             if settled is not None and settled.host is not None and (now < settled.due or pid in later):
                 hosts[pid] = settled.host
                 continue
