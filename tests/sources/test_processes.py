@@ -104,7 +104,7 @@ def test_a_long_known_process_that_renames_itself_is_seen_at_the_next_read():
     from vramtop.sources.processes import NEW_READS
 
     with Renaming(None, "ray::ServeReplica:app:D") as late:
-        reader = ProcessReader(reread_s=0)  # each read reads /proc (see the test of REREAD_S below)
+        reader = ProcessReader(reread_s=0, settled_per_s=float("inf"))  # each read reads /proc (see the test of REREAD_S below)
         for _ in range(NEW_READS + 1):  # past the reads that check every time
             reader.read({late.pid})
         late.rename()
@@ -118,7 +118,7 @@ def test_a_title_changed_past_the_name_is_seen_within_the_recheck_reads():
     from vramtop.sources.processes import NEW_READS, RECHECK_EVERY
 
     with Renaming("ray::ServeReplica:app:A", "ray::ServeReplica:app:B") as late:
-        reader = ProcessReader(reread_s=0)
+        reader = ProcessReader(reread_s=0, settled_per_s=float("inf"))
         for _ in range(NEW_READS + 1):  # past the reads that check every time
             reader.read({late.pid})
         late.rename()
@@ -134,7 +134,7 @@ def test_a_new_process_whose_title_changes_past_the_name_is_seen_within_its_firs
     from vramtop.sources.processes import NEW_TITLE_READS
 
     with Renaming("ray::ServeReplica:app:A", "ray::ServeReplica:app:B") as late:
-        reader = ProcessReader(reread_s=0)
+        reader = ProcessReader(reread_s=0, settled_per_s=float("inf"))
         for _ in range(2):
             reader.read({late.pid})
         late.rename()
@@ -270,6 +270,36 @@ def test_new_processes_past_the_tick_s_turn_are_read_in_turns(monkeypatch):
         read.clear()
         roomy.read(pids)
         assert set(read) == pids
+    finally:
+        for k in kids:
+            k.kill()
+            k.wait()
+
+
+def test_settled_processes_are_read_no_more_than_so_many_a_second(monkeypatch):
+    # A node of a thousand GPU processes is not read 333 a second (each every 3 s): past the bound
+    # (here 5 a second, 10 processes), each is read less often, the reads spread over the seconds.
+    from vramtop.sources import processes
+
+    kids = [subprocess.Popen(["sleep", "60"]) for _ in range(10)]
+    try:
+        pids = {k.pid for k in kids}
+        read, real = [], processes._stat
+        monkeypatch.setattr(processes, "_stat", lambda pid: (read.append(time.monotonic()), real(pid))[1])
+        counts = []
+        for per_s in (5, 1000):
+            reader = ProcessReader(reread_s=0.5, settled_after_s=0.0, settled_per_s=per_s)
+            reader.read(pids)  # first seen, and settled at once: each on its phase from here
+            read.clear()
+            start = time.monotonic()
+            while time.monotonic() - start < 3.0:
+                hosts, *_ = reader.read(pids)
+                assert set(hosts) == pids
+                time.sleep(0.02)
+            counts.append(len(read))
+        bounded, free = counts
+        assert 10 <= bounded <= 20, counts  # 5 a second (each every 2 s), not each every 0.5 s
+        assert free >= 45, counts  # under the bound: each every 0.5 s, about 60
     finally:
         for k in kids:
             k.kill()

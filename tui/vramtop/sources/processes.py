@@ -9,7 +9,9 @@ the CPUs, per process: on a busy node that was most of vramtop's CPU.) A new pro
 each tick for its first ``NEW_READS`` reads (engines retitle early; one that had already run
 ``SETTLED_AFTER_S`` when first seen, as most have when vramtop starts on a busy node, is past
 that), at most ``NEW_PER_TICK`` new processes a tick, those read longest ago first, so that a
-thousand workers started together are read in turns; then every ``REREAD_S`` seconds, each on a
+thousand workers started together are read in turns; then every ``REREAD_S`` seconds (where more
+than ``SETTLED_PER_S`` x ``REREAD_S`` processes use the GPUs, as often as reads ``SETTLED_PER_S`` of
+them a second: a thousand every 8 s, so that a tick's reads stay bounded), each on a
 phase of its own so that they are not all read in one tick either: between reads a process keeps
 its record (the process table shows CPU % and RSS that often; a PID that NVML lists on every tick
 is the same process).
@@ -40,6 +42,7 @@ NEW_READS = 10  # ... after this many reads of it on every tick (a process retit
 NEW_PER_TICK = 256  # ... of at most this many such processes a tick (a read is 10-20 us of CPU)
 NEW_TITLE_READS = (2, 5, 8)  # ... of which these, 0-2 later by PID, read its title (the first follows its lookup)
 REREAD_S = 3.0  # a settled process is read this often, as the process table shows CPU % and RSS
+SETTLED_PER_S = 128  # ... and no more settled processes than this a second (past 384, each less often)
 SETTLED_AFTER_S = 60.0  # a process this old when first seen is settled at once
 STAT_BYTES = 4096  # /proc/PID/stat is one line of about 300 bytes
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -110,11 +113,12 @@ class ProcessReader:
     """Reads host records for PIDs; reuse one instance across ticks."""
 
     def __init__(self, reread_s: float = REREAD_S, settled_after_s: float = SETTLED_AFTER_S,
-                 new_per_tick: int = NEW_PER_TICK) -> None:
+                 new_per_tick: int = NEW_PER_TICK, settled_per_s: float = SETTLED_PER_S) -> None:
         self._known: dict[int, _Known] = {}
         self._reread_s = reread_s
         self._settled_after_s = settled_after_s
         self._new_per_tick = new_per_tick
+        self._settled_per_s = settled_per_s
 
     def _lookup(self, pid: int) -> _Known:
         """The kept record of ``pid``, read the first time it is seen. Whether it is still the
@@ -169,6 +173,7 @@ class ProcessReader:
         new = [pid for pid in gpu_pids
                if (k := self._known.get(pid)) is not None and k.host is not None and k.reads < NEW_READS]
         later: set[int] = set()  # new processes past this tick's turn: they keep their records
+        reread_s = max(self._reread_s, len(gpu_pids) / self._settled_per_s)
         if len(new) > self._new_per_tick:
             new.sort(key=lambda pid: self._known[pid].read_at)
             later = set(new[self._new_per_tick:])
@@ -198,7 +203,7 @@ class ProcessReader:
                 known.cpu_s, known.read_at = cpu_s, now
                 if known.reads >= NEW_READS:
                     phase = pid_phase(pid) if known.reads == NEW_READS else 1.0
-                    known.due = now + self._reread_s * phase
+                    known.due = now + reread_s * phase
                 host = known.host
                 if host is None or (host.cpu_pct, host.rss_mib, host.cmdline, host.title) != (cpu, rss, s.cmdline, s.title):
                     host = known.host = HostProcess(s.pid, s.ppid, s.name, s.title, s.cmdline, s.user, cpu, rss,
