@@ -3,7 +3,10 @@
 Run through ``bench/race_nvitop.sh`` (it installs nvitop into a venv of its own, not vramtop's
 dependencies). For each node (GPUs x processes, memory steady or each process's memory moving
 every second) it starts real processes (``sleep``: their PIDs are the scenario's GPU processes),
-runs ``vramtop`` and ``nvitop`` side by side in two tmux panes on the same scenario file, and
+with the monitors or, with ``--settled``, a minute before them (vramtop reads a process more often
+in its first ticks, and a thousand new ones in turns over some forty: a node just started, not the
+one a pane left open watches), runs ``vramtop`` and ``nvitop`` side by side in two tmux panes on
+the same scenario file, and
 counts the CPU seconds of each one's process tree over the same window (read from the kernel's
 per-process CPU clocks, to the nanosecond), and its RSS at the end. Beside the mean, the two most
 each spent in any one second and in any one burst, and for vramtop how many of either went over
@@ -25,7 +28,7 @@ bordered widget, one segment a line): what Textual alone costs where everything 
 One-shot: ``vramtop --once --no-ray`` against ``nvitop -1``, wall time, medians of 7; beside them
 ``vramtop fit`` on a catalog model and a paper node, and the bare interpreter's start.
 
-    bench/race_nvitop.sh [--seconds 25] [--nodes 8x64,16x512] [--nvitop PATH]
+    bench/race_nvitop.sh [--seconds 25] [--nodes 8x64,16x512] [--nvitop PATH] [--settled]
     bench/race_nvitop.sh --nodes ''     # the one-shot line alone
 """
 
@@ -58,6 +61,7 @@ TICK_LIMIT_MS = 50  # the issue's bound on any one tick of a 16 GPUs x 1,000 pro
 CLOCK_S = 0.01  # how often each monitor's CPU clock is read, to find its bursts
 TICK_GAP_S = 0.15  # a pause this long (no CPU) ends a burst
 ACTIVE_S = 0.0005  # CPU seconds in one read's interval that count as work, not a thread waking
+SETTLED_S = 61.0  # --settled: the processes' age when the monitors start (vramtop reads new ones more often)
 
 
 def scenario(path: Path, gpus: int, pids: list[int], tick: int, changing: bool) -> fakenvml.Scenario:
@@ -208,8 +212,11 @@ print((time.process_time() - c0) * 1000 / n)
     return float(out)
 
 
-def race(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float, nvitop: str) -> dict[str, float]:
+def race(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float, nvitop: str,
+         settled: bool = False) -> dict[str, float]:
     children = [subprocess.Popen(["sleep", "3600"]) for _ in range(procs)]
+    if settled:  # the monitors open next to work that has run a while, as a pane left open sees it
+        time.sleep(SETTLED_S)
     pids = [c.pid for c in children]
     path = tmp / f"race-{gpus}x{procs}.txt"
     sc = scenario(path, gpus, pids, 0, changing)
@@ -386,6 +393,8 @@ def main() -> None:
     parser.add_argument("--nodes", default="8x64,16x512", help="GPUs x processes, comma-separated")
     parser.add_argument("--nvitop", default=str(ROOT / "bench/.venv-race/bin/nvitop"))
     parser.add_argument("--no-once", action="store_true")
+    parser.add_argument("--settled", action="store_true",
+                        help=f"start each node's processes {SETTLED_S:.0f} s before the monitors (else with them)")
     args = parser.parse_args()
     if not shutil.which("tmux"):
         sys.exit("race_nvitop: tmux is needed (apt-get install -y tmux)")
@@ -404,7 +413,7 @@ def main() -> None:
         for node in filter(None, args.nodes.split(",")):  # --nodes '': the one-shot line alone
             gpus, procs = map(int, node.split("x"))
             for changing in (False, True):
-                r = race(Path(tmp), gpus, procs, changing, args.seconds, args.nvitop)
+                r = race(Path(tmp), gpus, procs, changing, args.seconds, args.nvitop, args.settled)
                 what = "each process's memory changing every second" if changing else "memory steady"
                 print(f"| {gpus} GPUs × {procs} processes, {what} | {r['vramtop']:.0f} | {r['nvitop']:.0f} "
                       f"| {r['vramtop'] / r['nvitop']:.2f}× | {r['floor']:.1f} | {r['vramtop'] / r['floor']:.1f}× "
