@@ -49,7 +49,8 @@ class Poller:
 
     def __init__(self, name: str, poll: Callable[[], Any], interval: float, deadline: float,
                  delay: Callable[[], float] | None = None) -> None:
-        self.name, self._poll, self._interval, self._deadline, self._delay = name, poll, interval, deadline, delay
+        self.name, self._poll, self._interval, self._deadline = name, poll, interval, deadline
+        self._delay = delay or (lambda: 0.0)
         self._latest: Any = None
         self._error: SourceError | None = None
         self._began: float | None = None  # monotonic start of the poll under way
@@ -57,7 +58,7 @@ class Poller:
         threading.Thread(target=self._run, name=f"vramtop {name} poller", daemon=True).start()
 
     def _run(self) -> None:
-        while not (self._stopped.wait(self._delay()) if self._delay is not None else self._stopped.is_set()):
+        while not self._stopped.wait(self._delay()):  # wait(0): whether it was stopped, at once
             self._began = time.monotonic()
             try:
                 self._latest, self._error = self._poll(), None
