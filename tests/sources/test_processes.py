@@ -245,58 +245,60 @@ def test_workers_started_together_are_read_on_phases_spread_over_reread_s():
     assert min(tenths) >= 80 and max(tenths) <= 120, tenths
 
 
-def test_new_processes_past_the_tick_s_turn_are_read_in_turns(monkeypatch):
-    # A thousand workers started together are not all read on each of their first ticks: at most
-    # so many a tick (here 4 of 12), those read longest ago first, each in its turn.
+@pytest.fixture
+def stat_reads(monkeypatch):
+    """The PIDs whose /proc/PID/stat the reader reads, in order (each read is the real one)."""
     from vramtop.sources import processes
 
+    read, real = [], processes._stat
+    monkeypatch.setattr(processes, "_stat", lambda pid: (read.append(pid), real(pid))[1])
+    return read
+
+
+def test_new_processes_past_the_tick_s_turn_are_read_in_turns(stat_reads):
+    # A thousand workers started together are not all read on each of their first ticks: at most
+    # so many a tick (here 4 of 12), those read longest ago first, each in its turn.
     kids = [subprocess.Popen(["sleep", "60"]) for _ in range(12)]
     try:
         pids = {k.pid for k in kids}
-        read, real = [], processes._stat
-        monkeypatch.setattr(processes, "_stat", lambda pid: (read.append(pid), real(pid))[1])
         reader = ProcessReader(new_per_tick=4)
         first, *_ = reader.read(pids)  # first seen: each looked up and read
         ticks = []
         for _ in range(6):
-            read.clear()
+            stat_reads.clear()
             hosts, *_ = reader.read(pids)
             assert set(hosts) == pids and all(hosts[p].pid == p for p in pids)  # the others keep their records
-            ticks.append(set(read))
+            ticks.append(set(stat_reads))
         assert [len(t) for t in ticks] == [4] * 6
         assert ticks[0] | ticks[1] | ticks[2] == pids == ticks[3] | ticks[4] | ticks[5]
         roomy = ProcessReader()  # under the bound, all are read on each tick
         roomy.read(pids)
-        read.clear()
+        stat_reads.clear()
         roomy.read(pids)
-        assert set(read) == pids
+        assert set(stat_reads) == pids
     finally:
         for k in kids:
             k.kill()
             k.wait()
 
 
-def test_settled_processes_are_read_no_more_than_so_many_a_second(monkeypatch):
+def test_settled_processes_are_read_no_more_than_so_many_a_second(stat_reads):
     # A node of a thousand GPU processes is not read 333 a second (each every 3 s): past the bound
     # (here 5 a second, 10 processes), each is read less often, the reads spread over the seconds.
-    from vramtop.sources import processes
-
     kids = [subprocess.Popen(["sleep", "60"]) for _ in range(10)]
     try:
         pids = {k.pid for k in kids}
-        read, real = [], processes._stat
-        monkeypatch.setattr(processes, "_stat", lambda pid: (read.append(time.monotonic()), real(pid))[1])
         counts = []
         for per_s in (5, 1000):
             reader = ProcessReader(reread_s=0.5, settled_after_s=0.0, settled_per_s=per_s)
             reader.read(pids)  # first seen, and settled at once: each on its phase from here
-            read.clear()
+            stat_reads.clear()
             start = time.monotonic()
             while time.monotonic() - start < 3.0:
                 hosts, *_ = reader.read(pids)
                 assert set(hosts) == pids
                 time.sleep(0.02)
-            counts.append(len(read))
+            counts.append(len(stat_reads))
         bounded, free = counts
         assert 10 <= bounded <= 20, counts  # 5 a second (each every 2 s), not each every 0.5 s
         assert free >= 45, counts  # under the bound: each every 0.5 s, about 60
