@@ -1,0 +1,90 @@
+"""vramtop's live view with each part of a tick timed on its own thread's CPU clock, for
+``tick_parts.py``: ``python bench/tick_probe.py LOG [vramtop options]``.
+
+Each part is wrapped where the app calls it, and each call writes one line to LOG: when it began
+(monotonic seconds), the part, and the CPU ms its thread spent in it (``time.thread_time``: the
+sampling thread, the UI thread and the telemetry poller each have their own). A collector pass is
+a line too, though its CPU is already in the part it interrupted. Where a wrapped name is not
+where this expects it (the app or Textual moved it), the probe stops with one line saying which.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import inspect
+import sys
+import threading
+import time
+
+# (part, module, class or None, function): the sampling thread's sample and, within it, the
+# /proc reads, the grouping and the rows; the UI thread's showing of a tick and Textual's repaint
+# of what changed (within it, a layout of the whole screen); the telemetry poll, apart from both.
+PARTS = (
+    ("sample", "vramtop.app", "VramtopApp", "_sample"),
+    ("processes", "vramtop.sources.processes", "ProcessReader", "read"),
+    ("grouping", "vramtop.widgets.tick", None, "instances_of"),
+    ("rows", "vramtop.widgets.tick", None, "build_rows"),
+    ("show", "vramtop.app", "VramtopApp", "on_snapshot_ready"),
+    ("paint", "textual.screen", "Screen", "_on_timer_update"),
+    ("layout", "textual.screen", "Screen", "_refresh_layout"),
+    ("poll", "vramtop.telemetry.poller", "TelemetryPoller", "poll"),
+)
+
+_lock = threading.Lock()
+
+
+def _writer(path: str):
+    log = open(path, "w", buffering=1)  # a line at a time: the pane is killed, not quit
+
+    def record(part: str, began: float, cpu: float) -> None:
+        with _lock:
+            log.write(f"{began:.4f} {part} {(time.thread_time() - cpu) * 1000:.3f}\n")
+    return record
+
+
+def _timed(function, part: str, record):
+    if inspect.iscoroutinefunction(function):
+        async def timed_async(*args, **kwargs):
+            began, cpu = time.monotonic(), time.thread_time()
+            try:
+                return await function(*args, **kwargs)
+            finally:
+                record(part, began, cpu)
+        return timed_async
+
+    def timed(*args, **kwargs):
+        began, cpu = time.monotonic(), time.thread_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            record(part, began, cpu)
+    return timed
+
+
+def install(path: str) -> None:
+    record = _writer(path)
+    for part, module_name, class_name, name in PARTS:
+        owner = importlib.import_module(module_name)
+        if class_name is not None:
+            owner = getattr(owner, class_name, None)
+        function = getattr(owner, name, None)
+        if function is None:
+            sys.exit(f"tick_probe: no {module_name}.{class_name + '.' if class_name else ''}{name} to time")
+        setattr(owner, name, _timed(function, part, record))
+    passes: dict[int, tuple[float, float]] = {}
+
+    def collector(phase: str, info: dict) -> None:
+        if phase == "start":
+            passes[threading.get_ident()] = (time.monotonic(), time.thread_time())
+        elif (began := passes.pop(threading.get_ident(), None)) is not None:
+            record(f"gc{info['generation']}", *began)
+    gc.callbacks.append(collector)
+
+
+if __name__ == "__main__":
+    install(sys.argv[1])
+    sys.argv = ["vramtop", *sys.argv[2:]]
+    from vramtop.__main__ import main
+
+    main()
