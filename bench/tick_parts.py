@@ -6,7 +6,9 @@ moving every second unless ``--steady``; with ``--settled`` started a minute bef
 Per tick: the sampling thread's sample (NVML and /proc, the grouping, the process table's rows),
 the UI thread's showing of it (the panels take the tick, the history keeps it) and Textual's
 repaint of what changed, with any layout of the whole screen in it; apart from the ticks, the
-telemetry poll. Each as the median and the worst of the window, in CPU ms.
+telemetry poll. Each as the median and the worst of the window, in CPU ms. Then each thread's whole
+CPU over the window (the kernel's count, to the nanosecond) beside what the parts account for: the
+rest is Textual's loop, its timers and the driver's threads.
 
 Baselines measured in the same run: the bare reads with no UI (``floor.py``), against the sample;
 and a bare Textual app repainting every line of a pane of the same size once a second (the
@@ -27,12 +29,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from race_nvitop import (ROOT, SETTLED_S, WARMUP_S, Mover, bare_textual_repaint_ms, floor_ms,  # noqa: E402
                          private_env, scenario, start_pane, stop_pane)
 
+# The parts no other part holds, and the thread each runs on.
+TOP = {"sample": "sampling thread", "show": "UI thread", "paint": "UI thread", "poll": "telemetry poller"}
 # Parts of a tick, as tick_probe.py names them, and how the table names them.
 SAMPLING = (("sample", "sample (sampling thread)"), ("processes", "  of it: /proc reads"),
             ("grouping", "  of it: grouping into instances"), ("rows", "  of it: the process table's rows"))
@@ -40,18 +47,39 @@ UI = (("show", "show (UI thread: panels, history)"), ("paint", "repaint (UI thre
       ("layout", "  of it: layouts of the whole screen"))
 
 
-def ticks(lines: list[str], skip: float) -> tuple[list[dict[str, float]], list[float], list[float]]:
-    """Per tick (from one sample's start to the next), each part's CPU ms summed; the telemetry
-    polls' and the collector's full passes' CPU ms apart. Events in the first ``skip`` s go."""
-    events = sorted((float(began), part, float(ms)) for began, part, ms in (line.split() for line in lines))
-    if not events:
-        return [], [], []
-    first = events[0][0] + skip
-    starts = [began for began, part, _ in events if part == "sample" and began >= first]
+Event = tuple[float, str, float, int]  # began (monotonic s), part, CPU ms, thread id
+
+
+def parse(lines: list[str]) -> list[Event]:
+    """The probe's lines, as events in the order they began."""
+    events = []
+    for line in lines:
+        began, part, ms, thread = line.split()
+        events.append((float(began), part, float(ms), int(thread)))
+    return sorted(events)
+
+
+class Run(NamedTuple):
+    """A pane's run on one node: the probe's events, its threads' CPU clocks (ns) at the window's
+    start and end, the window (monotonic s), and the bare reads' CPU ms a tick on the node."""
+
+    events: list[Event]
+    before: dict[int, int]
+    after: dict[int, int]
+    start: float
+    end: float
+    floor: float
+
+
+def ticks(run: Run) -> tuple[list[dict[str, float]], list[float], list[float]]:
+    """Per tick whose sample began in the window (to the next sample), each part's CPU ms summed;
+    the telemetry polls' and the collector's full passes' CPU ms apart."""
+    events, start, end = run.events, run.start, run.end
+    starts = [began for began, part, _, _ in events if part == "sample" and start <= began < end]
     per_tick: list[dict[str, float]] = [{} for _ in starts]
     polls, full = [], []
-    for began, part, ms in events:
-        if began < first:
+    for began, part, ms, _ in events:
+        if not start <= began < end:
             continue
         if part == "poll":
             polls.append(ms)
@@ -62,9 +90,39 @@ def ticks(lines: list[str], skip: float) -> tuple[list[dict[str, float]], list[f
     return per_tick[:-1], polls, full  # the last tick may not have been shown yet
 
 
+def thread_cpu_ns(pid: int) -> dict[int, int]:
+    """Each thread of ``pid``: nanoseconds on a CPU so far (the first field of its schedstat)."""
+    found = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                found[int(task)] = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):  # a thread that ended
+            pass
+    return found
+
+
+def threads(run: Run) -> list[tuple[str, float, float]]:
+    """(thread, its CPU ms a second over the window, the ms a second its outermost parts took)."""
+    seconds = run.end - run.start
+    own: dict[int, float] = {}
+    role: dict[int, str] = {}
+    for began, part, ms, thread in run.events:
+        if part in TOP and run.start <= began < run.end:
+            own[thread] = own.get(thread, 0.0) + ms
+            role.setdefault(thread, TOP[part])
+    rows, rest = [], 0.0
+    for thread, ns in run.after.items():
+        cpu = (ns - run.before.get(thread, 0)) / 1e6 / seconds
+        if thread in role:
+            rows.append((role[thread], cpu, own[thread] / seconds))
+        else:
+            rest += cpu
+    return sorted(rows) + [("other threads", rest, 0.0)]
+
+
 def run_node(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float,
-             settled: bool) -> tuple[list[str], float]:
-    """The probe's lines of a pane on the node, and the bare reads' CPU ms a tick on it."""
+             settled: bool) -> Run:
     children = [subprocess.Popen(["sleep", "3600"]) for _ in range(procs)]
     try:
         if settled:
@@ -78,27 +136,37 @@ def run_node(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float,
         if mover:
             mover.start()
         try:
-            start_pane(session, [str(ROOT / ".venv/bin/python"), str(ROOT / "bench/tick_probe.py"), str(log),
-                                 "--no-ray", "--interval", "1"], env)
-            time.sleep(WARMUP_S + seconds)
+            pane = start_pane(session, [str(ROOT / ".venv/bin/python"), str(ROOT / "bench/tick_probe.py"),
+                                        str(log), "--no-ray", "--interval", "1"], env)
+            time.sleep(WARMUP_S)
+            root = psutil.Process(pane)  # the pane's command, or a shell tmux started it under
+            probe = next(p.pid for p in (root, *root.children(recursive=True))
+                         if p.cmdline()[1:2] == [str(ROOT / "bench/tick_probe.py")])
+            start, before = time.monotonic(), thread_cpu_ns(probe)
+            time.sleep(seconds)
+            end, after = time.monotonic(), thread_cpu_ns(probe)
         finally:
             stop_pane(session)
             if mover:
                 mover.stop.set()
                 mover.join()
         floor = floor_ms(path, gpus, pids, changing, min(seconds, 10.0))
-        return log.read_text().splitlines(), floor
+        return Run(parse(log.read_text().splitlines()), before, after, start, end, floor)
     finally:
         for c in children:
             c.kill()
             c.wait()
 
 
-def report(per_tick: list[dict[str, float]], polls: list[float], full: list[float], floor: float,
-           bare: float) -> None:
+def report(run: Run, title: str, bare: float) -> None:
     def figures(values: list[float]) -> str:
         return f"{statistics.median(values):.1f} | {max(values):.1f}" if values else "– | –"
 
+    per_tick, polls, full = ticks(run)
+    if not per_tick:
+        sys.exit("tick_parts: the pane logged no tick (see bench/tick_probe.py)")
+    print(f"{title}: {len(per_tick)} ticks over {run.end - run.start:.0f} s after {WARMUP_S:.0f} s of start-up, "
+          "CPU of each part on its own thread")
     print("| part | median ms | worst ms |")
     print("|---|---|---|")
     for part, label in (*SAMPLING, *UI):
@@ -111,10 +179,15 @@ def report(per_tick: list[dict[str, float]], polls: list[float], full: list[floa
     print(f"| a tick (sample + show + repaint) | {figures(total)} |")
     print(f"| telemetry poll, apart from the ticks ({len(polls)}) | {figures(polls)} |")
     print(f"| full collector passes, within the parts above ({len(full)}) | {figures(full)} |")
+    print("\n| thread | CPU ms a second | in the parts above | outside them |")
+    print("|---|---|---|---|")
+    for name, cpu, parts in threads(run):
+        print(f"| {name} | {cpu:.1f} | {parts:.1f} | {cpu - parts:.1f} |")
     sample = statistics.median(t.get("sample", 0.0) for t in per_tick)
     paint = statistics.median(t.get("paint", 0.0) for t in per_tick)
-    print(f"baselines, same run: the bare reads {floor:.1f} ms (sample / floor {sample / floor:.1f}x); a bare Textual "
-          f"app repainting every line {bare:.1f} ms a tick (repaint / that {paint / bare:.2f}x)\n", flush=True)
+    print(f"baselines, same run: the bare reads {run.floor:.1f} ms (sample / floor {sample / run.floor:.1f}x); "
+          f"a bare Textual app repainting every line {bare:.1f} ms a tick (repaint / that {paint / bare:.2f}x)\n",
+          flush=True)
 
 
 def main() -> None:
@@ -131,14 +204,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for node in args.nodes.split(","):
             gpus, procs = map(int, node.split("x"))
-            lines, floor = run_node(Path(tmp), gpus, procs, not args.steady, args.seconds, args.settled)
-            per_tick, polls, full = ticks(lines, WARMUP_S)
+            run = run_node(Path(tmp), gpus, procs, not args.steady, args.seconds, args.settled)
             what = "memory steady" if args.steady else "each process's memory moving every second"
-            print(f"{gpus} GPUs x {procs} processes, {what}{', settled' if args.settled else ''}: "
-                  f"{len(per_tick)} ticks after {WARMUP_S:.0f} s of start-up, CPU of each part on its own thread")
-            if not per_tick:
-                sys.exit("tick_parts: the pane logged no tick (see bench/tick_probe.py)")
-            report(per_tick, polls, full, floor, bare)
+            report(run, f"{gpus} GPUs x {procs} processes, {what}{', settled' if args.settled else ''}", bare)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 ``tick_parts.py``: ``python bench/tick_probe.py LOG [vramtop options]``.
 
 Each part is wrapped where the app calls it, and each call writes one line to LOG: when it began
-(monotonic seconds), the part, and the CPU ms its thread spent in it (``time.thread_time``: the
-sampling thread, the UI thread and the telemetry poller each have their own). A collector pass is
-a line too, though its CPU is already in the part it interrupted. Where a wrapped name is not
+(monotonic seconds, the system's clock that every process reads alike), the part, the CPU ms its
+thread spent in it (``time.thread_time``: the sampling thread, the UI thread and the telemetry
+poller each have their own) and the thread's id as the kernel knows it. A collector pass is a
+line too, though its CPU is already in the part it interrupted. Where a wrapped name is not
 where this expects it (the app or Textual moved it), the probe stops with one line saying which.
 """
 
@@ -39,7 +40,7 @@ def _writer(path: str):
 
     def record(part: str, began: float, cpu: float) -> None:
         with _lock:
-            log.write(f"{began:.4f} {part} {(time.thread_time() - cpu) * 1000:.3f}\n")
+            log.write(f"{began:.4f} {part} {(time.thread_time() - cpu) * 1000:.3f} {threading.get_native_id()}\n")
     return record
 
 
