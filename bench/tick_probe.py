@@ -17,6 +17,7 @@ import inspect
 import sys
 import threading
 import time
+from collections import deque
 
 # (part, module, class or None, function): the sampling thread's sample and, within it, the
 # /proc reads, the grouping and the rows; the UI thread's showing of a tick and Textual's repaint
@@ -32,16 +33,29 @@ PARTS = (
     ("poll", "vramtop.telemetry.poller", "TelemetryPoller", "poll"),
 )
 
-_lock = threading.Lock()
+class _Log:
+    """The lines, written a line at a time (the pane is killed, not quit) under a lock (three
+    threads write). A collector pass can start inside a write, on the thread that holds the lock:
+    its line waits in a queue, written after the next line of a part, never from the pass."""
 
+    def __init__(self, path: str) -> None:
+        self._file = open(path, "w", buffering=1)
+        self._lock = threading.Lock()
+        self._passes: deque[str] = deque()
 
-def _writer(path: str):
-    log = open(path, "w", buffering=1)  # a line at a time: the pane is killed, not quit
+    @staticmethod
+    def _line(part: str, began: float, cpu: float) -> str:
+        return f"{began:.4f} {part} {(time.thread_time() - cpu) * 1000:.3f} {threading.get_native_id()}\n"
 
-    def record(part: str, began: float, cpu: float) -> None:
-        with _lock:
-            log.write(f"{began:.4f} {part} {(time.thread_time() - cpu) * 1000:.3f} {threading.get_native_id()}\n")
-    return record
+    def record(self, part: str, began: float, cpu: float) -> None:
+        line = self._line(part, began, cpu)
+        with self._lock:
+            self._file.write(line)
+            while self._passes:
+                self._file.write(self._passes.popleft())
+
+    def record_pass(self, generation: int, began: float, cpu: float) -> None:
+        self._passes.append(self._line(f"gc{generation}", began, cpu))
 
 
 def _timed(function, part: str, record):
@@ -64,7 +78,7 @@ def _timed(function, part: str, record):
 
 
 def install(path: str) -> None:
-    record = _writer(path)
+    log = _Log(path)
     for part, module_name, class_name, name in PARTS:
         owner = importlib.import_module(module_name)
         if class_name is not None:
@@ -72,14 +86,14 @@ def install(path: str) -> None:
         function = getattr(owner, name, None)
         if function is None:
             sys.exit(f"tick_probe: no {module_name}.{class_name + '.' if class_name else ''}{name} to time")
-        setattr(owner, name, _timed(function, part, record))
+        setattr(owner, name, _timed(function, part, log.record))
     passes: dict[int, tuple[float, float]] = {}
 
     def collector(phase: str, info: dict) -> None:
         if phase == "start":
             passes[threading.get_ident()] = (time.monotonic(), time.thread_time())
         elif (began := passes.pop(threading.get_ident(), None)) is not None:
-            record(f"gc{info['generation']}", *began)
+            log.record_pass(info["generation"], *began)
     gc.callbacks.append(collector)
 
 
