@@ -31,12 +31,10 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from race_nvitop import (ROOT, SETTLED_S, WARMUP_S, Mover, bare_textual_repaint_ms, floor_ms,  # noqa: E402
-                         private_env, scenario, start_pane, stop_pane)
+                         monitor, private_env, scenario, start_pane, stop_pane)
 
 # The parts no other part holds, and the thread each runs on.
 TOP = {"sample": "sampling thread", "show": "UI thread", "paint": "UI thread", "poll": "telemetry poller"}
@@ -139,9 +137,7 @@ def run_node(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float,
             pane = start_pane(session, [str(ROOT / ".venv/bin/python"), str(ROOT / "bench/tick_probe.py"),
                                         str(log), "--no-ray", "--interval", "1"], env)
             time.sleep(WARMUP_S)
-            root = psutil.Process(pane)  # the pane's command, or a shell tmux started it under
-            probe = next(p.pid for p in (root, *root.children(recursive=True))
-                         if p.cmdline()[1:2] == [str(ROOT / "bench/tick_probe.py")])
+            probe = monitor(pane).pid
             start, before = time.monotonic(), thread_cpu_ns(probe)
             time.sleep(seconds)
             end, after = time.monotonic(), thread_cpu_ns(probe)
