@@ -83,10 +83,14 @@ class PieceStyles:
                 text, styles = piece
                 segment = self._segments[piece] = Segment(printable(text), self._style(widget, styles))
             segments.append(segment)
-        strip = Strip(segments)
-        if strip.cell_length > width > 0:
-            strip = Strip([*strip.crop(0, width - 1), Segment(ELLIPSIS, segments[-1].style)])
-        return strip.adjust_cell_length(width, look.rich_style)
+        length = sum(segment.cell_length for segment in segments)
+        if length > width > 0:
+            segments = [*Strip(segments).crop(0, width - 1), Segment(ELLIPSIS, segments[-1].style)]
+        elif length < width:
+            segments.append(Segment(" " * (width - length), look.rich_style))
+        # Pieces of one look are one segment: the compositor and the terminal's output pay per
+        # segment (the same line in fewer bytes).
+        return Strip(Segment.simplify(segments)).adjust_cell_length(width, look.rich_style)
 
     def _style(self, widget: Widget, styles: tuple[str, ...]) -> RichStyle:
         rich = self._styles.get(styles)

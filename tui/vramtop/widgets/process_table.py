@@ -17,7 +17,6 @@ process titles are never read as markup, and control characters in them are show
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import lru_cache
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -49,16 +48,6 @@ def _only_volatile(old: Row, new: Row) -> bool:
     """``new`` differs from ``old`` in volatile figures at most."""
     return (old.kind == new.kind and old.hidden == new.hidden and old.instance_key == new.instance_key
             and all(old.cells.get(k) == v for k, v in new.cells.items() if k not in VOLATILE))
-
-
-@lru_cache(maxsize=64)
-def _meta(column: int) -> Style:
-    """A cell's style names its column, as DataTable's did: next cells never merge into one
-    segment, so the screen is drawn (and an SVG of it written) as it was."""
-    return Style.from_meta({"column": column})
-
-
-PAST = Style.from_meta({"out_of_bounds": True})  # the line past the last column
 
 
 def fit(text: str, width: int, right: bool, ellipsis: bool = True) -> tuple[str, str, str]:
@@ -395,9 +384,9 @@ class ProcessTable(ScrollView, can_focus=True):
             if key == self.view.sort_column:
                 label += "▼" if self.view.reverse else "▲"
             before, text, after = fit(label, w, COLUMN[key].numeric, ellipsis=False)
-            segments.append(Segment(f" {before}{text}{after} ", header + _meta(len(segments))))
-        segments.append(Segment(" " * max(0, width - self.virtual_size.width), header + PAST))
-        return Strip(segments)
+            segments.append(Segment(f" {before}{text}{after} ", header))
+        segments.append(Segment(" " * max(0, width - self.virtual_size.width), header))
+        return Strip(Segment.simplify(segments))
 
     def _state_styles(self, state: int) -> tuple[Style, Style]:
         """(the style of a cell's spaces, of the line past the last column) in this state."""
@@ -414,26 +403,27 @@ class ProcessTable(ScrollView, can_focus=True):
         return looks
 
     def _row_line(self, look: tuple, state: int, width: int) -> Strip:
+        """The line, its cells of one style as one segment: Textual's compositor and the
+        terminal's output pay per segment, and a row of eleven cells in one look is one."""
         key = (look, state, width)
         strip = self._kept_lines.get(key)
         if strip is None:
             texts, emphasis = look
             pad, rest = self._state_styles(state)
             segments = []
-            for n, (text, (column, w)) in enumerate(zip(texts, self.columns)):
-                segments += self._cell(n, text, w, COLUMN[column].numeric, emphasis, state, pad)
-            segments.append(Segment(" " * max(0, width - self.virtual_size.width), rest + PAST))
-            strip = self._kept_lines[key] = Strip(segments)
+            for text, (column, w) in zip(texts, self.columns):
+                segments += self._cell(text, w, COLUMN[column].numeric, emphasis, state, pad)
+            segments.append(Segment(" " * max(0, width - self.virtual_size.width), rest))
+            strip = self._kept_lines[key] = Strip(Segment.simplify(segments))
         return strip
 
-    def _cell(self, column: int, text: str, width: int, right: bool, emphasis: str | None, state: int,
+    def _cell(self, text: str, width: int, right: bool, emphasis: str | None, state: int,
               pad: Style) -> list[Segment]:
         """A cell's segments, kept by what it shows: its spaces and text as DataTable's
         rendering merged them (emphasis covers the text, not the spaces)."""
-        key = (column, text, width, right, emphasis, state)
+        key = (text, width, right, emphasis, state)
         segments = self._kept_cells.get(key)
         if segments is None:
-            pad += _meta(column)
             before, shown, after = fit(text, width, right)
             emphasised = pad + Style.parse(emphasis) if emphasis else pad
             if emphasised == pad or not shown:  # the cursor's own style may be bold already
