@@ -8,7 +8,8 @@ in its first ticks, and a thousand new ones in turns over some forty: a node jus
 one a pane left open watches), runs ``vramtop`` and ``nvitop`` side by side in two tmux panes on
 the same scenario file, and
 counts the CPU seconds of each one's process tree over the same window (read from the kernel's
-per-process CPU clocks, to the nanosecond), and its RSS at the end. Beside the mean, the two most
+per-process CPU clocks, to the nanosecond), its RSS at the end, and the bytes it wrote to its
+terminal over the window (what a pane costs over SSH). Beside the mean, the two most
 each spent in any one second and in any one burst, and for vramtop how many of either went over
 50 ms. A burst is CPU with no pause of ``TICK_GAP_S`` in it, read from the clock every
 ``CLOCK_S``: a monitor's tick (its sample and the repaint after it), or a slower poll run apart
@@ -179,6 +180,13 @@ def start_pane(session: str, command: list[str], env: dict[str, str], size: tupl
     return int(out.split()[0])
 
 
+def count_output(session: str, path: Path) -> Path:
+    """From now on, what the pane's program writes to its terminal goes to ``path`` too (tmux's
+    pipe-pane: the copy is the tmux server's child, not the program's, and not in its CPU)."""
+    subprocess.run(["tmux", "-L", session, "pipe-pane", "-o", "-t", session, f"cat > {path}"], check=True)
+    return path
+
+
 def stop_pane(session: str) -> None:
     subprocess.run(["tmux", "-L", session, "kill-server"], check=False, capture_output=True)
 
@@ -231,6 +239,7 @@ def race(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float, nvito
         theirs = start_pane(f"{tag}-n", [nvitop, "--interval", "1"], env)
         time.sleep(WARMUP_S)
         mon_v, mon_n = monitor(ours), monitor(theirs)
+        out_v, out_n = count_output(f"{tag}-v", tmp / "out-v"), count_output(f"{tag}-n", tmp / "out-n")
         t0, v0, n0 = time.monotonic(), tree_cpu(ours), tree_cpu(theirs)
         seconds_v: list[float] = []  # the CPU each spent in each second
         seconds_n: list[float] = []
@@ -249,7 +258,9 @@ def race(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float, nvito
         row = {"vramtop": (v - v0) * 1000 / (t - t0), "nvitop": (n - n0) * 1000 / (t - t0),
                "seconds_v": seconds_v, "seconds_n": seconds_n, "bursts_v": bursts_ms(clock_v),
                "bursts_n": bursts_ms(clock_n),
-               "vramtop_rss": tree_rss_mib(ours), "nvitop_rss": tree_rss_mib(theirs)}
+               "vramtop_rss": tree_rss_mib(ours), "nvitop_rss": tree_rss_mib(theirs),
+               "vramtop_out": out_v.stat().st_size / 1000 / (t - t0),
+               "nvitop_out": out_n.stat().st_size / 1000 / (t - t0)}
     finally:
         if mover:
             mover.stop.set()
@@ -403,8 +414,9 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; CPU over {args.seconds:.0f} s "
           f"after {WARMUP_S:.0f} s of start-up, ms per 1 s tick")
     print("| node | vramtop ms CPU / tick | nvitop | ratio | floor | vramtop / floor | nvitop / floor "
-          "| worst two seconds: vramtop / nvitop | worst two bursts: vramtop / nvitop | vramtop RSS | nvitop RSS |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| worst two seconds: vramtop / nvitop | worst two bursts: vramtop / nvitop | vramtop RSS | nvitop RSS "
+          "| output to the terminal: vramtop / nvitop |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         print(f"a bare Textual app (a line of text and the footer): {bare_textual_rss():.1f} MiB RSS", flush=True)
         if args.nodes:
@@ -420,7 +432,8 @@ def main() -> None:
                       f"| {r['nvitop'] / r['floor']:.1f}× "
                       f"| {worst(r['seconds_v'], count=True)} / {worst(r['seconds_n'])} ms "
                       f"| {worst(r['bursts_v'], count=True)} / {worst(r['bursts_n'])} ms "
-                      f"| {r['vramtop_rss']:.1f} MiB | {r['nvitop_rss']:.1f} MiB |",
+                      f"| {r['vramtop_rss']:.1f} MiB | {r['nvitop_rss']:.1f} MiB "
+                      f"| {r['vramtop_out']:.1f} / {r['nvitop_out']:.1f} kB/s ({r['vramtop_out'] / r['nvitop_out']:.2f}×) |",
                       flush=True)
         if not args.no_once:
             ours, theirs, fit, bare = one_shot(Path(tmp), args.nvitop)
