@@ -120,11 +120,41 @@ async def test_kept_lines_are_what_the_table_draws_anew():
         assert lines(table) == fresh_lines(table)
 
 
-async def test_repainted_regions_are_single_lines_or_the_whole_body(monkeypatch):
+def drawn(table: ProcessTable) -> dict[tuple[int, int], tuple]:
+    """What the table's rows show, cell by cell: (x, y) -> (character, style)."""
+    cells = {}
+    for y in range(HEADER, table.size.height):
+        x = 0
+        for segment in table.render_line(y):
+            for character in segment.text:
+                cells[x, y] = (character, segment.style)
+                x += 1
+    return cells
+
+
+def stale(before: dict, after: dict, repainted: list) -> list[tuple[int, int]]:
+    """The cells that changed but that no repainted region covers: the terminal would keep them."""
+    return [at for at, cell in after.items()
+            if before.get(at) != cell and not any(r is None or r.contains(*at) for r in repainted)]
+
+
+def vram_cells(table: ProcessTable) -> tuple[int, int]:
+    """(x, width) of the VRAM column's cells, padding included."""
+    x = 0
+    for key, width in table.columns:
+        if key == "vram":
+            return x, width + process_rows.PADDING
+        x += width + process_rows.PADDING
+    raise AssertionError("no VRAM column")
+
+
+async def test_repainted_regions_are_the_changed_cells_of_a_line_or_one_band_over_the_body(monkeypatch):
     # Textual keeps each region a line-API widget asks to repaint until the widget is repainted
     # whole (and its geometry caches key on them): runs of rows, of every length at every place,
     # kept adding regions for hours.
-    # The table asks for a changed row's line alone, or for its whole body where most changed.
+    # The table asks for a changed row's changed cells on its line alone, or, where most rows
+    # changed, for one band over the body across the cells that changed; and it writes those
+    # cells only: a process whose memory alone moved costs the terminal its VRAM cell.
     moves = [(0, 1, 2), (3, 4), (0, 5, 6, 7, 8), (2,), (1, 2, 3, 9, 10)]
     ticks, mib = [node(0)], {}
     for t, moved in enumerate(moves, start=1):
@@ -132,18 +162,40 @@ async def test_repainted_regions_are_single_lines_or_the_whole_body(monkeypatch)
         ticks.append(node(t, dict(mib)))
     app = make_app(ScriptedSource(*ticks))
     async with recorded(app, monkeypatch, (160, 45)) as (pilot, table, _, repainted):
+        x, width = vram_cells(table)
         for moved in moves:
             repainted.clear()
+            before = drawn(table)
             await next_sample(app, pilot)
             places = sorted(table.rows.place(f"p:{20_000 + n}:{n % 4}") for n in moved)
-            assert sorted(repainted) == [Region(0, HEADER + place, table.size.width, 1) for place in places]
+            assert sorted(repainted) == [Region(x, HEADER + place, width, 1) for place in places]
+            assert stale(before, drawn(table), repainted) == []
             assert lines(table) == fresh_lines(table)
 
-    app = make_app(ScriptedSource(*forty(2)))  # every row in view moved
+    app = make_app(ScriptedSource(*forty(2)))  # every row in view moved its memory, none its place
     async with recorded(app, monkeypatch, (100, 24)) as (pilot, table, _, repainted):
+        before = drawn(table)
         await next_sample(app, pilot)
-        assert repainted == [Region(0, HEADER, table.size.width, table.size.height - HEADER)]
+        x, width = vram_cells(table)
+        assert repainted == [Region(x, HEADER, width, table.size.height - HEADER)]
+        assert stale(before, drawn(table), repainted) == []
         assert lines(table) == fresh_lines(table)
+
+
+async def test_rows_that_change_places_are_repainted_wherever_their_cells_differ(monkeypatch):
+    # Every process's memory moves and the order turns: the rows' lines change in cells all
+    # along them, and no changed cell is left out of what is repainted.
+    turning = [dataclasses.replace(snap, gpu_processes=tuple(
+        dataclasses.replace(p, used_mib=50_000 - ((n * 7 + t * 13) % 40) * 100)
+        for n, p in enumerate(snap.gpu_processes))) for t, snap in enumerate(forty(4))]
+    app = make_app(ScriptedSource(*turning))
+    async with recorded(app, monkeypatch, (100, 24)) as (pilot, table, _, repainted):
+        for _ in range(3):
+            repainted.clear()
+            before = drawn(table)
+            await next_sample(app, pilot)
+            assert repainted and stale(before, drawn(table), repainted) == []
+            assert lines(table) == fresh_lines(table)
 
 
 def forty(ticks: int) -> list:

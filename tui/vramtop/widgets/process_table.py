@@ -216,7 +216,7 @@ class ProcessTable(ScrollView, can_focus=True):
             cursor = min(self.cursor_row, max(len(rows) - 1, 0))
         looks = self._looks
         self._looks = {n: self._look(rows[n]) for n in looked}
-        self._repaint([n for n in view if looks.get(n) != self._looks.get(n)])
+        self._repaint_changes(looks)
         moved = cursor != self.cursor_row
         self._move(cursor, scroll=False)
         if moved or self.highlighted_row != highlighted:
@@ -339,6 +339,34 @@ class ProcessTable(ScrollView, can_focus=True):
             return
         for n in shown:
             self.refresh(Region(0, HEADER + n - top, width, 1))
+
+    def _repaint_changes(self, before: dict[int, tuple]) -> None:
+        """Repaint what changed in view since the looks ``before``: of a row whose line keeps its
+        emphasis, the span from its first changed cell to its last (a process whose memory alone
+        moved: its VRAM cell), else its whole line; one region over those spans where most rows
+        changed (every process's memory moved: the VRAM column). Textual writes the cells of
+        the regions asked for, so a figure that moved costs the terminal its cells, not its line."""
+        view, now = self._in_view(), self._looks
+        top, width = view.start, self.size.width
+        edges = [0]
+        for _, w in self.columns:
+            edges.append(edges[-1] + w + PADDING)
+        spans: dict[int, tuple[int, int]] = {}
+        for n in view:
+            old, new = before.get(n), now.get(n)
+            if old == new:
+                continue
+            if old is None or new is None or old[1] != new[1] or len(old[0]) != len(new[0]) or self.scroll_x:
+                spans[n] = (0, width)
+            else:
+                changed = [c for c, (a, b) in enumerate(zip(old[0], new[0])) if a != b]
+                spans[n] = (edges[changed[0]], min(width, edges[changed[-1] + 1]))
+        if 2 * len(spans) > len(view):
+            left, right = min(a for a, _ in spans.values()), max(b for _, b in spans.values())
+            self.refresh(Region(left, HEADER, right - left, len(view)))
+            return
+        for n, (left, right) in sorted(spans.items()):
+            self.refresh(Region(left, HEADER + n - top, right - left, 1))
 
     def notify_style_update(self) -> None:
         """A theme or focus change (Textual calls this on either): the styles are taken again at
