@@ -342,31 +342,31 @@ class ProcessTable(ScrollView, can_focus=True):
 
     def _repaint_changes(self, before: dict[int, tuple]) -> None:
         """Repaint what changed in view since the looks ``before``: of a row whose line keeps its
-        emphasis, the span from its first changed cell to its last (a process whose memory alone
-        moved: its VRAM cell), else its whole line; one region over those spans where most rows
-        changed (every process's memory moved: the VRAM column). Textual writes the cells of
-        the regions asked for, so a figure that moved costs the terminal its cells, not its line."""
+        emphasis, up to the end of its last changed cell (a process whose memory alone moved: its
+        VRAM cell), else its whole line; one region over the body up to the furthest of those
+        ends where most rows changed. Textual writes a widget's line from its start to the end
+        of the region asked for: what follows the last change (the CPU, RSS and command cells
+        after a VRAM figure) is not written again."""
         view, now = self._in_view(), self._looks
         top, width = view.start, self.size.width
         edges = [0]
         for _, w in self.columns:
             edges.append(edges[-1] + w + PADDING)
-        spans: dict[int, tuple[int, int]] = {}
+        ends: dict[int, int] = {}
         for n in view:
             old, new = before.get(n), now.get(n)
             if old == new:
                 continue
             if old is None or new is None or old[1] != new[1] or len(old[0]) != len(new[0]) or self.scroll_x:
-                spans[n] = (0, width)
+                ends[n] = width
             else:
-                changed = [c for c, (a, b) in enumerate(zip(old[0], new[0])) if a != b]
-                spans[n] = (edges[changed[0]], min(width, edges[changed[-1] + 1]))
-        if 2 * len(spans) > len(view):
-            left, right = min(a for a, _ in spans.values()), max(b for _, b in spans.values())
-            self.refresh(Region(left, HEADER, right - left, len(view)))
+                last = max(c for c, (a, b) in enumerate(zip(old[0], new[0])) if a != b)
+                ends[n] = min(width, edges[last + 1])
+        if 2 * len(ends) > len(view):
+            self.refresh(Region(0, HEADER, max(ends.values()), len(view)))
             return
-        for n, (left, right) in sorted(spans.items()):
-            self.refresh(Region(left, HEADER + n - top, right - left, 1))
+        for n, end in sorted(ends.items()):
+            self.refresh(Region(0, HEADER + n - top, end, 1))
 
     def notify_style_update(self) -> None:
         """A theme or focus change (Textual calls this on either): the styles are taken again at
