@@ -2,11 +2,11 @@
 
 Each tick the rows from ``process_rows.build_rows`` are compared place by place with the rows
 shown, in view only: a line is repainted only where the row at that place now shows other text
-(or the cursor came or went), and a row out of view is not even made until it comes in. A row's
-line is kept by what it shows (its cells' text, emphasis, cursor and hover), not by where it
-stands, so a row that moved up or down is not drawn again; a new line is put together from kept
-cells. It looks exactly as Textual's DataTable did (the same component styles, padding and
-ellipsis).
+(or the cursor came or went), up to its last changed cell, and a row out of view is not even
+made until it comes in. A row's line is kept by what it shows (its cells' text, emphasis, cursor
+and hover), not by where it stands, so a row that moved up or down is not drawn again; a new line
+is put together from kept cells. It looks exactly as Textual's DataTable did (the same component
+styles, padding and ellipsis).
 
 On a busy node the CPU % and RSS of every process move on every tick while its VRAM stays put,
 so figures in view that move alone are shown every ``VOLATILE_EVERY_S`` seconds; any other
@@ -432,7 +432,7 @@ class ProcessTable(ScrollView, can_focus=True):
 
     def _row_line(self, look: tuple, state: int, width: int) -> Strip:
         """The line, its cells of one style as one segment: Textual's compositor and the
-        terminal's output pay per segment, and a row of eleven cells in one look is one."""
+        terminal's output pay per segment, and a row of nine cells in one look is one."""
         key = (look, state, width)
         strip = self._kept_lines.get(key)
         if strip is None:
