@@ -327,28 +327,31 @@ class ProcessTable(ScrollView, can_focus=True):
         return range(top, top + max(0, self.scrollable_content_region.height - HEADER))
 
     def _repaint(self, rows: list[int]) -> None:
-        """Repaint the lines of these rows where they are in view: the whole body where most of it
-        changed, else each row's line as a region of its own. Textual keeps each region a line-API
-        widget asks to repaint until the widget is repainted whole (and its geometry caches key on
-        them): runs of rows, of every length at every place, added regions for hours; these recur."""
+        """Repaint the whole lines of these rows where they are in view."""
+        width = self.size.width
+        self._repaint_to({n: width for n in rows})
+
+    def _repaint_to(self, ends: dict[int, int]) -> None:
+        """Repaint the rows in view among ``ends``, each line from its start to its end there
+        (Textual writes a widget's line from its start to the end of the region asked for): one
+        region over the body up to the furthest end where most of it changed, else each row's line
+        as a region of its own. Textual keeps each region a line-API widget asks to repaint until
+        the widget is repainted whole (and its geometry caches key on them): runs of rows, of every
+        length at every place, added regions for hours; these recur."""
         view = self._in_view()
-        shown = sorted({n for n in rows if n in view})
-        top, width = view.start, self.size.width
+        shown = sorted((n, end) for n, end in ends.items() if n in view)
         if 2 * len(shown) > len(view):
-            self.refresh(Region(0, HEADER, width, len(view)))
+            self.refresh(Region(0, HEADER, max(end for _, end in shown), len(view)))
             return
-        for n in shown:
-            self.refresh(Region(0, HEADER + n - top, width, 1))
+        for n, end in shown:
+            self.refresh(Region(0, HEADER + n - view.start, end, 1))
 
     def _repaint_changes(self, before: dict[int, tuple]) -> None:
         """Repaint what changed in view since the looks ``before``: of a row whose line keeps its
         emphasis, up to the end of its last changed cell (a process whose memory alone moved: its
-        VRAM cell), else its whole line; one region over the body up to the furthest of those
-        ends where most rows changed. Textual writes a widget's line from its start to the end
-        of the region asked for: what follows the last change (the CPU, RSS and command cells
-        after a VRAM figure) is not written again."""
-        view, now = self._in_view(), self._looks
-        top, width = view.start, self.size.width
+        VRAM cell; what follows it, the CPU, RSS and command cells, is not written again), else
+        its whole line."""
+        view, now, width = self._in_view(), self._looks, self.size.width
         edges = [0]
         for _, w in self.columns:
             edges.append(edges[-1] + w + PADDING)
@@ -362,11 +365,7 @@ class ProcessTable(ScrollView, can_focus=True):
             else:
                 last = max(c for c, (a, b) in enumerate(zip(old[0], new[0])) if a != b)
                 ends[n] = min(width, edges[last + 1])
-        if 2 * len(ends) > len(view):
-            self.refresh(Region(0, HEADER, max(ends.values()), len(view)))
-            return
-        for n, end in sorted(ends.items()):
-            self.refresh(Region(0, HEADER + n - top, end, 1))
+        self._repaint_to(ends)
 
     def notify_style_update(self) -> None:
         """A theme or focus change (Textual calls this on either): the styles are taken again at
