@@ -389,6 +389,11 @@ def one_shot(tmp: Path, nvitop: str, runs: int = 7) -> tuple[float, float, float
             c.wait()
 
 
+def ratio(ours: float, theirs: float) -> str:
+    """The ratio as " (0.50×)", or nothing where nvitop's figure is 0 (a steady node's output)."""
+    return f" ({ours / theirs:.2f}×)" if theirs else ""
+
+
 def worst(figures: list[float], count: bool = False) -> str:
     """The two highest seconds or bursts, highest first ("63, 48"): a one-off (a layout of the
     whole screen) and what a monitor reaches again and again read apart; with ``count``, how many
@@ -433,7 +438,8 @@ def main() -> None:
                       f"| {worst(r['seconds_v'], count=True)} / {worst(r['seconds_n'])} ms "
                       f"| {worst(r['bursts_v'], count=True)} / {worst(r['bursts_n'])} ms "
                       f"| {r['vramtop_rss']:.1f} MiB | {r['nvitop_rss']:.1f} MiB "
-                      f"| {r['vramtop_out']:.1f} / {r['nvitop_out']:.1f} kB/s ({r['vramtop_out'] / r['nvitop_out']:.2f}×) |",
+                      f"| {r['vramtop_out']:.1f} / {r['nvitop_out']:.1f} kB/s"
+                      f"{ratio(r['vramtop_out'], r['nvitop_out'])} |",
                       flush=True)
         if not args.no_once:
             ours, theirs, fit, bare = one_shot(Path(tmp), args.nvitop)
