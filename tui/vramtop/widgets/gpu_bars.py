@@ -86,11 +86,13 @@ def fields_that_fit(widths: dict[str, int], width: int) -> tuple[str, ...]:
     return tuple(keep)
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=256)
 def _field_pieces(key: str, text: str, width: int) -> Line:
     """A field's text, styled and padded to its width: kept, since most fields of a line read the
     same from one tick to the next (a bar repaints when any one of them moves). The text is
-    made printable here, where its width is counted (a name comes from a driver or a peer)."""
+    made printable here, where its width is counted (a name comes from a driver or a peer).
+    An entry is about half a KiB, and the figures that move make new ones each tick: 256 hold a
+    tick of 16 GPUs (8 fields each) twice, or of 8 GPUs each cut into 7 MIG slices (3 each)."""
     text = printable(text)
     if key == "free":
         number, _, rest = text.partition(" ")
