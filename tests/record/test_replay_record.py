@@ -383,3 +383,14 @@ def test_ticks_where_processes_come_and_go_read_back_whole_and_keep_the_others_r
 
     grew = _heap_per_tick(fake_nvml, _churning_ticks)
     assert grew["ring"] < grew["as taken"] / 2, grew
+
+
+def test_a_used_figure_no_machine_integer_holds_is_absent_from_the_series():
+    # A peer's snapshot may say anything: the ring keeps its figures as 64-bit integers.
+    h = History(length=5)
+    base = SNAPSHOTS[0]
+    huge = dataclasses.replace(base.gpus[0], used_mib=2**70)
+    h.add(base)
+    h.add(dataclasses.replace(base, gpus=(huge, *base.gpus[1:])))
+    assert h.used_series(0) == (base.gpu(0).used_mib, None)
+    assert h.used_series(1) == (base.gpu(1).used_mib,) * 2

@@ -36,7 +36,10 @@ class History:
         self.length = length
         self._frames: deque[Frame] = deque(maxlen=length)
         self._latest: NodeSnapshot | None = None
-        self._used: dict[int, deque[int | None]] = {}
+        # Per GPU, its used MiB in each frame: one ring of machine integers for each, all written
+        # at ``_next`` (a deque of Python ints held 40 bytes a figure: 0.3 MiB at 8 GPUs).
+        self._used: dict[int, array] = {}
+        self._next = 0
         self.added = 0  # snapshots ever added: the number of the oldest kept is added - len(self)
 
     def add(self, snapshot: NodeSnapshot) -> None:
@@ -47,13 +50,14 @@ class History:
         else:
             self._frames.append((snapshot, None, None))
         self._latest = snapshot
-        used = {g.index: (None if g.lost else g.used_mib) for g in snapshot.gpus}
+        used = {g.index: (_NO_USED if g.lost else _used_figure(g.used_mib)) for g in snapshot.gpus}
         for index in used.keys() - self._used.keys():  # a GPU seen for the first time
-            self._used[index] = deque([None] * (len(self._frames) - 1), maxlen=self.length)
+            self._used[index] = array("q", [_NO_USED]) * self.length
         for index, series in self._used.items():
-            series.append(used.get(index))
+            series[self._next] = used.get(index, _NO_USED)
+        self._next = (self._next + 1) % self.length
         if full:
-            for index in [i for i, s in self._used.items() if not any(v is not None for v in s)]:
+            for index in [i for i, s in self._used.items() if s.count(_NO_USED) == self.length]:
                 del self._used[index]  # a GPU gone for the whole window
 
     def __len__(self) -> int:
@@ -71,8 +75,12 @@ class History:
 
     def used_series(self, gpu_index: int) -> tuple[int | None, ...]:
         """Used MiB of one GPU per snapshot, oldest first; None where it was absent or lost."""
+        count = len(self._frames)
         series = self._used.get(gpu_index)
-        return tuple(series) if series is not None else (None,) * len(self._frames)
+        if series is None:
+            return (None,) * count
+        start = (self._next - count) % self.length
+        return tuple(None if v == _NO_USED else v for v in (series[start:] + series[:start])[:count])
 
     def gpu_indices(self) -> tuple[int, ...]:
         return tuple(sorted(self._used))
@@ -109,6 +117,12 @@ class _Moving(NamedTuple):
 
 # In an array: the figure was None. Not NaN, so that equal columns compare equal.
 _NO_INT, _NO_FLOAT = -(2**31), -math.inf
+_NO_USED = -(2**63)  # in a GPU's ring of used MiB: absent or lost
+
+
+def _used_figure(mib: Any) -> int:
+    """A GPU's used MiB as its ring holds it; one no machine integer holds (a peer's) as absent."""
+    return mib if type(mib) is int and _NO_USED < mib < 2**63 else _NO_USED
 _GPU_INTS = ("reserved_mib", "used_mib", "free_mib", "utilization_pct", "memory_utilization_pct", "temperature_c")
 _GPU_FIGURES = attrgetter(*_GPU_INTS, "power_w")
 _GPU_STILL = attrgetter(*(f.name for f in fields(GpuInfo) if f.name not in (*_GPU_INTS, "power_w")))
