@@ -226,9 +226,10 @@ class VramtopApp(App[None]):
         return themes.variable_defaults(self.current_theme)
 
     def on_mount(self) -> None:
-        from vramtop.widgets.lean_strips import install
+        from vramtop.widgets import lean_strips, lean_updates
 
-        install()  # before any line is drawn: lines on screen keep no copy Textual need not make
+        lean_strips.install()  # before any line is drawn: lines on screen keep no copy Textual need not make
+        lean_updates.install()  # a repaint of part of a line writes that part, not the line from its start
         self.whatif_memory = load_memory()[0]  # a bad file is said in the panel when it opens
         self.feed.start()
         self._sampler = JobThread("sampler", self._sample, self.post_message)
