@@ -148,14 +148,14 @@ def vram_cells(table: ProcessTable) -> tuple[int, int]:
     raise AssertionError("no VRAM column")
 
 
-async def test_repainted_regions_end_at_the_last_changed_cell_of_a_line_or_of_the_body(monkeypatch):
+async def test_repainted_regions_span_the_changed_cells_of_a_line_or_of_the_body(monkeypatch):
     # Textual keeps each region a line-API widget asks to repaint until the widget is repainted
     # whole (and its geometry caches key on them): runs of rows, of every length at every place,
     # kept adding regions for hours.
-    # The table asks for a changed row's line alone up to its last changed cell, or, where most
-    # rows changed, for one region over the body up to the furthest of those: Textual writes a
-    # line from the widget's edge to the region's end, and a process whose memory alone moved
-    # costs the terminal no cell after its VRAM figure.
+    # The table asks for a changed row's cells alone, from its first changed cell to the end of
+    # its last, or, where most rows changed, for one region over the body from the nearest start
+    # to the furthest end: a repaint writes the cells asked for (lean_updates), and a process
+    # whose memory alone moved costs the terminal its VRAM cell.
     moves = [(0, 1, 2), (3, 4), (0, 5, 6, 7, 8), (2,), (1, 2, 3, 9, 10)]
     ticks, mib = [node(0)], {}
     for t, moved in enumerate(moves, start=1):
@@ -169,7 +169,7 @@ async def test_repainted_regions_end_at_the_last_changed_cell_of_a_line_or_of_th
             before = drawn(table)
             await next_sample(app, pilot)
             places = sorted(table.rows.place(f"p:{20_000 + n}:{n % 4}") for n in moved)
-            assert sorted(repainted) == [Region(0, HEADER + place, x + width, 1) for place in places]
+            assert sorted(repainted) == [Region(x, HEADER + place, width, 1) for place in places]
             assert stale(before, drawn(table), repainted) == []
             assert lines(table) == fresh_lines(table)
 
@@ -178,7 +178,7 @@ async def test_repainted_regions_end_at_the_last_changed_cell_of_a_line_or_of_th
         before = drawn(table)
         await next_sample(app, pilot)
         x, width = vram_cells(table)
-        assert repainted == [Region(0, HEADER, x + width, table.size.height - HEADER)]
+        assert repainted == [Region(x, HEADER, width, table.size.height - HEADER)]
         assert stale(before, drawn(table), repainted) == []
         assert lines(table) == fresh_lines(table)
 

@@ -329,43 +329,45 @@ class ProcessTable(ScrollView, can_focus=True):
     def _repaint(self, rows: list[int]) -> None:
         """Repaint the whole lines of these rows where they are in view."""
         width = self.size.width
-        self._repaint_to({n: width for n in rows})
+        self._repaint_to({n: (0, width) for n in rows})
 
-    def _repaint_to(self, ends: dict[int, int]) -> None:
-        """Repaint the rows in view among ``ends``, each line from its start to its end there
-        (Textual writes a widget's line from its start to the end of the region asked for): one
-        region over the body up to the furthest end where most of it changed, else each row's line
-        as a region of its own. Textual keeps each region a line-API widget asks to repaint until
+    def _repaint_to(self, cells: dict[int, tuple[int, int]]) -> None:
+        """Repaint the rows in view among ``cells``, each line's cells from its start to its end
+        there (a repaint writes only the cells asked for: lean_updates): one region over the body,
+        from the nearest start to the furthest end, where most of it changed, else each row's cells
+        as a region of their own. Textual keeps each region a line-API widget asks to repaint until
         the widget is repainted whole (and its geometry caches key on them): runs of rows, of every
-        length at every place, added regions for hours; these recur."""
+        length at every place, added regions for hours; these recur (starts and ends are the
+        columns' edges)."""
         view = self._in_view()
-        shown = sorted((n, end) for n, end in ends.items() if n in view)
+        shown = sorted((n, span) for n, span in cells.items() if n in view)
         if 2 * len(shown) > len(view):
-            self.refresh(Region(0, HEADER, max(end for _, end in shown), len(view)))
+            start = min(span[0] for _, span in shown)
+            self.refresh(Region(start, HEADER, max(span[1] for _, span in shown) - start, len(view)))
             return
-        for n, end in shown:
-            self.refresh(Region(0, HEADER + n - view.start, end, 1))
+        for n, (start, end) in shown:
+            self.refresh(Region(start, HEADER + n - view.start, end - start, 1))
 
     def _repaint_changes(self, before: dict[int, tuple]) -> None:
         """Repaint what changed in view since the looks ``before``: of a row whose line keeps its
-        emphasis, up to the end of its last changed cell (a process whose memory alone moved: its
-        VRAM cell; what follows it, the CPU, RSS and command cells, is not written again), else
-        its whole line."""
+        emphasis, from its first changed cell to the end of its last (a process whose memory alone
+        moved: its VRAM cell; its PID, user and GPU before it, its CPU, RSS and command after it,
+        are not written again), else its whole line."""
         view, now, width = self._in_view(), self._looks, self.size.width
         edges = [0]
         for _, w in self.columns:
             edges.append(edges[-1] + w + PADDING)
-        ends: dict[int, int] = {}
+        cells: dict[int, tuple[int, int]] = {}
         for n in view:
             old, new = before.get(n), now.get(n)
             if old == new:
                 continue
             if old is None or new is None or old[1] != new[1] or len(old[0]) != len(new[0]) or self.scroll_x:
-                ends[n] = width
+                cells[n] = (0, width)
             else:
-                last = max(c for c, (a, b) in enumerate(zip(old[0], new[0])) if a != b)
-                ends[n] = min(width, edges[last + 1])
-        self._repaint_to(ends)
+                changed = [c for c, (a, b) in enumerate(zip(old[0], new[0])) if a != b]
+                cells[n] = (min(width, edges[changed[0]]), min(width, edges[changed[-1] + 1]))
+        self._repaint_to(cells)
 
     def notify_style_update(self) -> None:
         """A theme or focus change (Textual calls this on either): the styles are taken again at
