@@ -26,13 +26,14 @@ from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
 from vramtop.history import History
 from vramtop.snapshot import GpuInfo, MigSlice, NodeSnapshot
 from vramtop.units import duration
-from vramtop.widgets.pieces import Line, Piece, PieceStyles, printable
+from vramtop.widgets.pieces import Line, Piece, PieceStyles, first_change, printable
 from vramtop.widgets.spark import spark
 from vramtop.widgets.tick import Tick
 
 USED, RESERVED, FREE = "█", "▒", "░"
 LAUNCH = "▚"  # free memory promised to an engine that vramtop launch is starting
 MIN_BAR = 8
+SNAP = 8  # a changed bar is repainted from a multiple of this many cells (see _first_change)
 STATE_WIDTH = len("critical")
 TREND_CELLS = 12
 
@@ -322,7 +323,22 @@ class GpuPanel(ScrollView):
                 first = self._first_row[n]
                 lines = range(first, first + new.height)
                 if lines.start < view.stop and view.start < lines.stop:
-                    self.refresh(Region(0, first - view.start, self.size.width, new.height))
+                    x = self._first_change(n)
+                    if x is not None:
+                        self.refresh(Region(x, first - view.start, self.size.width - x, new.height))
+
+    def _first_change(self, n: int) -> int | None:
+        """Where the bar ``n``'s lines first draw differently from its lines drawn before (a
+        repaint writes from there: lean_updates), snapped down to a multiple of ``SNAP`` cells;
+        0 where they were not drawn at this width, None where they draw the same. Textual keeps
+        each region a line-API widget asks to repaint until the widget is repainted whole: snapped,
+        the regions recur, where the edge of a bar's fill would make one for every cell."""
+        width = self.scrollable_content_region.width
+        drawn = self._drawn.get(n)
+        if drawn is None or drawn[1] != width or len(lines := self._lines(n, width)) != len(drawn[2]):
+            return 0
+        changes = [x for old, new in zip(drawn[2], lines) if (x := first_change(old, new)) is not None]
+        return min(min(changes), max(0, width - 1)) // SNAP * SNAP if changes else None
 
     def _rows_for(self, bars: tuple[GpuBar, ...]) -> tuple:
         rows: list[tuple] = []

@@ -54,6 +54,18 @@ def printable(text: str) -> str:
     return "".join("\ufffd" if unicodedata.category(c) == "Cc" else c for c in text)
 
 
+def first_change(old: Line, new: Line) -> int | None:
+    """The first cell at which ``new`` draws differently from ``old`` (None where nothing does)."""
+    if old == new:
+        return None
+    x = 0
+    for a, b in zip(old, new):
+        if a != b:
+            return x
+        x += cell_len(printable(a[0]))
+    return x
+
+
 class PieceStyles:
     """The segments of pieces as one widget draws them, kept across repaints."""
 

@@ -1,0 +1,58 @@
+"""A GPU bar that changed is repainted from where its lines first draw differently (snapped down
+to ``gpu_bars.SNAP`` cells, so that the regions recur): a GPU whose load alone moved costs the
+terminal its figures, not its head and bar. Every cell that changed lies in a region asked for."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tui_support import ScriptedSource, demo_snapshot, make_app, next_sample
+from vramtop.widgets import gpu_bars
+from vramtop.widgets.gpu_bars import GpuPanel
+
+
+def node(tick: int, **gpu_changes):
+    """The demo node; ``gpu_changes`` maps a GPU index to the changes of its record."""
+    snapshot = demo_snapshot()
+    gpus = tuple(dataclasses.replace(g, **gpu_changes.get(f"gpu{g.index}", {})) for g in snapshot.gpus)
+    return dataclasses.replace(snapshot, gpus=gpus, timestamp=snapshot.timestamp + tick)
+
+
+def drawn(panel: GpuPanel) -> dict[tuple[int, int], tuple]:
+    """What the panel shows, cell by cell: (x, y) -> (character, style)."""
+    cells = {}
+    for y in range(panel.scrollable_content_region.height):
+        x = 0
+        for segment in panel.render_line(y):
+            for character in segment.text:
+                cells[x, y] = (character, segment.style)
+                x += 1
+    return cells
+
+
+async def test_a_changed_bar_is_repainted_from_its_first_changed_cell():
+    gpu0 = demo_snapshot().gpus[0]
+    load = {"utilization_pct": (gpu0.utilization_pct or 0) + 7}
+    more = {"used_mib": gpu0.used_mib + 9_000}
+    lost = {"lost": True}
+    ticks = [node(0), node(1, gpu0=load), node(2, gpu0={**load, **more}), node(3, gpu0={**load, **more}, gpu1=lost)]
+    app = make_app(ScriptedSource(*ticks))
+    async with app.run_test(size=(160, 45)) as pilot:
+        panel = app.query_one(GpuPanel)
+        await pilot.pause()
+        repainted = []
+        own = panel.refresh
+        panel.refresh = lambda *regions, **kw: (repainted.extend(regions or [None]), own(*regions, **kw))[1]
+        starts = []
+        for _ in range(3):
+            before = drawn(panel)
+            repainted.clear()
+            await next_sample(app, pilot)
+            after = drawn(panel)
+            changed = [at for at, cell in after.items() if before.get(at) != cell]
+            assert changed and None not in repainted
+            assert all(any(r.contains(*at) for r in repainted) for at in changed)
+            assert all(r.x % gpu_bars.SNAP == 0 and r.right == panel.size.width for r in repainted)
+            starts.append(sorted(r.x for r in repainted))
+        # the load, at the line's end; then the bar's fill, after the head; then a GPU lost: its head
+        assert starts[0][0] > starts[1][0] > gpu_bars.HEAD_WIDTH - gpu_bars.SNAP and starts[2] == [0]
