@@ -26,14 +26,13 @@ from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
 from vramtop.history import History
 from vramtop.snapshot import GpuInfo, MigSlice, NodeSnapshot
 from vramtop.units import duration
-from vramtop.widgets.pieces import Line, Piece, PieceStyles, first_change, printable
+from vramtop.widgets.pieces import Line, Piece, PieceStyles, printable, repaint_from
 from vramtop.widgets.spark import spark
 from vramtop.widgets.tick import Tick
 
 USED, RESERVED, FREE = "█", "▒", "░"
 LAUNCH = "▚"  # free memory promised to an engine that vramtop launch is starting
 MIN_BAR = 8
-SNAP = 8  # a changed bar is repainted from a multiple of this many cells (see _first_change)
 STATE_WIDTH = len("critical")
 TREND_CELLS = 12
 
@@ -323,22 +322,18 @@ class GpuPanel(ScrollView):
                 first = self._first_row[n]
                 lines = range(first, first + new.height)
                 if lines.start < view.stop and view.start < lines.stop:
-                    x = self._first_change(n)
+                    x = self._repaint_from(n)
                     if x is not None:
                         self.refresh(Region(x, first - view.start, self.size.width - x, new.height))
 
-    def _first_change(self, n: int) -> int | None:
-        """Where the bar ``n``'s lines first draw differently from its lines drawn before (a
-        repaint writes from there: lean_updates), snapped down to a multiple of ``SNAP`` cells;
-        0 where they were not drawn at this width, None where they draw the same. Textual keeps
-        each region a line-API widget asks to repaint until the widget is repainted whole: snapped,
-        the regions recur, where the edge of a bar's fill would make one for every cell."""
+    def _repaint_from(self, n: int) -> int | None:
+        """Where the bar ``n``'s lines first draw differently from those drawn of it (0 where none
+        were at this width; None where they draw the same): ``pieces.repaint_from``."""
         width = self.scrollable_content_region.width
         drawn = self._drawn.get(n)
-        if drawn is None or drawn[1] != width or len(lines := self._lines(n, width)) != len(drawn[2]):
+        if drawn is None or drawn[1] != width:
             return 0
-        changes = [x for old, new in zip(drawn[2], lines) if (x := first_change(old, new)) is not None]
-        return min(min(changes), max(0, width - 1)) // SNAP * SNAP if changes else None
+        return repaint_from(drawn[2], self._lines(n, width), width)
 
     def _rows_for(self, bars: tuple[GpuBar, ...]) -> tuple:
         rows: list[tuple] = []

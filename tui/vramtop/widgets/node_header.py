@@ -4,13 +4,14 @@ the memory totals in MiB and GiB. It watches the app's ``tick`` and ``paused``."
 
 from __future__ import annotations
 
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
 from vramtop.snapshot import NodeSnapshot
 from vramtop.units import gib
 from vramtop.widgets.flow import flow
-from vramtop.widgets.pieces import Line, Piece, PieceStyles
+from vramtop.widgets.pieces import Line, Piece, PieceStyles, repaint_from
 from vramtop.widgets.tick import Tick
 
 BADGES = {"demo": "DEMO", "replay": "REPLAY", "cluster": "CLUSTER"}
@@ -85,14 +86,20 @@ class NodeHeader(Widget):
         self.show(self.snapshot, bool(paused), self._where)
 
     def show(self, snapshot: NodeSnapshot | None, paused: bool, where: str | None = None) -> None:
-        """Repaint only when the words change: a node at rest costs no repaint a tick."""
+        """Repaint only when the words change: a node at rest costs no repaint a tick, and one
+        whose memory moved its totals on from where they first draw differently."""
         pieces = header_pieces(snapshot, paused, where)
         self.snapshot, self.paused = snapshot, paused
         if pieces == self._pieces:
             return
-        before = self._lines(self.size.width)
+        width = self.size.width
+        before = self._lines(width)
         self._pieces = pieces
-        self.refresh(layout=len(self._lines(self.size.width)) != len(before))
+        after = self._lines(width)
+        if len(after) != len(before) or not width:
+            self.refresh(layout=len(after) != len(before))
+        elif (x := repaint_from(before, after, width)) is not None:
+            self.refresh(Region(x, 0, width - x, len(after)))
 
     @property
     def text(self) -> str:

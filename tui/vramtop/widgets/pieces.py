@@ -14,6 +14,7 @@ characters (any local user names a process) show as U+FFFD.
 from __future__ import annotations
 
 import unicodedata
+from typing import Sequence
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -54,6 +55,9 @@ def printable(text: str) -> str:
     return "".join("\ufffd" if unicodedata.category(c) == "Cc" else c for c in text)
 
 
+SNAP = 8  # a repaint from the lines' first change starts at a multiple of this many cells
+
+
 def first_change(old: Line, new: Line) -> int | None:
     """The first cell at which ``new`` draws differently from ``old`` (None where nothing does)."""
     if old == new:
@@ -64,6 +68,18 @@ def first_change(old: Line, new: Line) -> int | None:
             return x
         x += cell_len(printable(a[0]))
     return x
+
+
+def repaint_from(old: Sequence[Line], new: Sequence[Line], width: int) -> int | None:
+    """Where lines ``new`` drawn ``width`` cells wide first draw differently from ``old``, the
+    lines drawn before in their place (a repaint writes from there: lean_updates), snapped down
+    to a multiple of ``SNAP`` cells; None where nothing does. Textual keeps each region a widget
+    asks to repaint until the widget is repainted whole: snapped, the regions recur, where the
+    edge of a bar's fill or a figure's first digit would make one for every cell."""
+    changes = [x for a, b in zip(old, new) if (x := first_change(a, b)) is not None]
+    if len(old) != len(new):
+        changes.append(0)
+    return min(min(changes), max(0, width - 1)) // SNAP * SNAP if changes else None
 
 
 class PieceStyles:

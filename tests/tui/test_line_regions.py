@@ -1,14 +1,16 @@
-"""A GPU bar that changed is repainted from where its lines first draw differently (snapped down
-to ``gpu_bars.SNAP`` cells, so that the regions recur): a GPU whose load alone moved costs the
-terminal its figures, not its head and bar. Every cell that changed lies in a region asked for."""
+"""A GPU bar, or the header, that changed is repainted from where its lines first draw differently
+(snapped down to ``pieces.SNAP`` cells, so that the regions recur): a GPU whose load alone moved
+costs the terminal its figures, not its head and bar, and memory that moved the header's totals,
+not the host's name. Every cell that changed lies in a region asked for."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from tui_support import ScriptedSource, demo_snapshot, make_app, next_sample
-from vramtop.widgets import gpu_bars
+from vramtop.widgets import gpu_bars, pieces
 from vramtop.widgets.gpu_bars import GpuPanel
+from vramtop.widgets.node_header import NodeHeader
 
 
 def node(tick: int, **gpu_changes):
@@ -18,8 +20,8 @@ def node(tick: int, **gpu_changes):
     return dataclasses.replace(snapshot, gpus=gpus, timestamp=snapshot.timestamp + tick)
 
 
-def drawn(panel: GpuPanel) -> dict[tuple[int, int], tuple]:
-    """What the panel shows, cell by cell: (x, y) -> (character, style)."""
+def drawn(panel: GpuPanel | NodeHeader) -> dict[tuple[int, int], tuple]:
+    """What the widget shows, cell by cell: (x, y) -> (character, style)."""
     cells = {}
     for y in range(panel.scrollable_content_region.height):
         x = 0
@@ -52,7 +54,26 @@ async def test_a_changed_bar_is_repainted_from_its_first_changed_cell():
             changed = [at for at, cell in after.items() if before.get(at) != cell]
             assert changed and None not in repainted
             assert all(any(r.contains(*at) for r in repainted) for at in changed)
-            assert all(r.x % gpu_bars.SNAP == 0 and r.right == panel.size.width for r in repainted)
+            assert all(r.x % pieces.SNAP == 0 and r.right == panel.size.width for r in repainted)
             starts.append(sorted(r.x for r in repainted))
         # the load, at the line's end; then the bar's fill, after the head; then a GPU lost: its head
-        assert starts[0][0] > starts[1][0] > gpu_bars.HEAD_WIDTH - gpu_bars.SNAP and starts[2] == [0]
+        assert starts[0][0] > starts[1][0] > gpu_bars.HEAD_WIDTH - pieces.SNAP and starts[2] == [0]
+
+
+async def test_the_header_is_repainted_from_its_totals_where_memory_alone_moved():
+    gpu0 = demo_snapshot().gpus[0]
+    ticks = [node(0), node(1, gpu0={"used_mib": gpu0.used_mib + 1_234})]
+    app = make_app(ScriptedSource(*ticks))
+    async with app.run_test(size=(160, 45)) as pilot:
+        header = app.query_one(NodeHeader)
+        await pilot.pause()
+        repainted = []
+        own = header.refresh
+        header.refresh = lambda *regions, **kw: (repainted.extend(regions or [None]), own(*regions, **kw))[1]
+        before = drawn(header)
+        await next_sample(app, pilot)
+        changed = [at for at, cell in drawn(header).items() if before.get(at) != cell]
+        assert changed and None not in repainted and len(repainted) == 1
+        assert all(repainted[0].contains(*at) for at in changed)
+        host = header.text.index(ticks[1].hostname) + len(ticks[1].hostname)
+        assert repainted[0].x >= host and repainted[0].x % pieces.SNAP == 0
