@@ -41,6 +41,7 @@ from vramtop.widgets.tick import Tick
 VOLATILE = ("cpu", "rss")  # columns whose figures move on every tick of a busy node
 VOLATILE_EVERY_S = 3.0
 HEADER = 1  # lines of column labels above the rows; they do not scroll
+KEPT_TICKS = 2  # the kept lines and cells hold this many ticks of the rows in view, each row changing
 NORMAL, HOVER, CURSOR = 0, 1, 2  # a line's state: flags
 
 
@@ -126,11 +127,11 @@ class ProcessTable(ScrollView, can_focus=True):
         self._styles: tuple[Style, ...] = ()  # base, header, cursor, hover: taken once per look
         self._styles_drawn: tuple[Style, ...] = ()  # what the kept cells and lines were drawn in
         self._state_looks: dict[int, tuple[Style, Style]] = {}  # by state: from _styles
-        # Kept for the rows in view over a few ticks, no more: on a node whose memory moves, each
-        # tick brings new cells and lines, and a larger cache only fills up (160 lines: three
-        # ticks of a 50-row view; 512 held 0.5 MiB more at 8 GPUs x 64 processes).
-        self._kept_cells: LRUCache[tuple, list[Segment]] = LRUCache(1024)
-        self._kept_lines: LRUCache[tuple, Strip] = LRUCache(160)
+        # Kept for the rows in view over a few ticks, no more (sized to the view: _size_kept): on
+        # a node whose memory moves, each tick brings new cells and lines, and a larger cache only
+        # fills up (512 lines held 0.5 MiB more than 160 at 8 GPUs x 64 processes).
+        self._kept_cells: LRUCache[tuple, list[Segment]] = LRUCache(KEPT_TICKS * 50 * 10)
+        self._kept_lines: LRUCache[tuple, Strip] = LRUCache(KEPT_TICKS * 50)
         self.border_title = "Processes"
 
     # -- data in ---------------------------------------------------------------------------
@@ -158,6 +159,17 @@ class ProcessTable(ScrollView, can_focus=True):
             self._set_virtual_size()
             self.refresh()
             self._apply()
+        self._size_kept()
+
+    def _size_kept(self) -> None:
+        """The kept lines and cells, sized to ``KEPT_TICKS`` ticks of as many rows as the terminal
+        has lines (a line and its crop are some 2.5 KiB): not of the table's own height, which a
+        status line coming or going changes, and each new size is a new cache. (Textual's cache,
+        once full, stays at the size it filled to; a terminal's resize draws every line again.)"""
+        rows = max(1, self.app.size.height)
+        lines, cells = KEPT_TICKS * rows, KEPT_TICKS * rows * max(1, len(self.columns))
+        if (lines, cells) != (self._kept_lines.maxsize, self._kept_cells.maxsize):
+            self._kept_lines, self._kept_cells = LRUCache(lines), LRUCache(cells)
 
     @property
     def row_count(self) -> int:
