@@ -118,17 +118,17 @@ class _Moving(NamedTuple):
 # In an array: the figure was None. Not NaN, so that equal columns compare equal.
 _NO_INT, _NO_FLOAT = -(2**31), -math.inf
 _NO_USED = -(2**63)  # in a GPU's ring of used MiB: absent or lost
-
-
-def _used_figure(mib: Any) -> int:
-    """A GPU's used MiB as its ring holds it; one no machine integer holds (a peer's) as absent."""
-    return mib if type(mib) is int and _NO_USED < mib < 2**63 else _NO_USED
 _GPU_INTS = ("reserved_mib", "used_mib", "free_mib", "utilization_pct", "memory_utilization_pct", "temperature_c")
 _GPU_FIGURES = attrgetter(*_GPU_INTS, "power_w")
 _GPU_STILL = attrgetter(*(f.name for f in fields(GpuInfo) if f.name not in (*_GPU_INTS, "power_w")))
 _PROC_STILL = attrgetter(*(f.name for f in fields(GpuProcess) if f.name not in ("used_mib", "host")))
 _HOST_STILL = attrgetter(*(f.name for f in fields(HostProcess) if f.name not in ("cpu_pct", "rss_mib")))
 _HOST = attrgetter("host")
+
+
+def _used_figure(mib: Any) -> int:
+    """A GPU's used MiB as its ring holds it; one no machine integer holds (a peer's) as absent."""
+    return mib if type(mib) is int and _NO_USED < mib < 2**63 else _NO_USED
 
 
 def _put_gpu(gpu: GpuInfo, figures: tuple) -> GpuInfo:
