@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
 
 from textual.geometry import Region  # noqa: E402
 
-from tui_support import ScriptedSource, demo_snapshot, make_app, next_sample, visible_process  # noqa: E402
+from tui_support import (ScriptedSource, demo_snapshot, drawn_cells, make_app, next_sample, regions_asked,  # noqa: E402
+                         visible_process)
 from vramtop.widgets import process_rows, process_table  # noqa: E402
 from vramtop.widgets.process_table import HEADER, ProcessTable  # noqa: E402
 
@@ -49,20 +50,14 @@ def recording(table: ProcessTable, monkeypatch) -> tuple[list[str], list]:
     """Records the text of every cell laid out from now on, and every region the table asks to
     repaint (``None``: the whole widget)."""
     laid_out: list[str] = []
-    repainted: list = []
-    own_fit, own_refresh = process_table.fit, table.refresh
+    own_fit = process_table.fit
 
     def fit(text, *args, **kwargs):
         laid_out.append(text)
         return own_fit(text, *args, **kwargs)
 
-    def refresh(*regions, **kwargs):
-        repainted.extend(regions or [None])
-        return own_refresh(*regions, **kwargs)
-
     monkeypatch.setattr(process_table, "fit", fit)
-    table.refresh = refresh
-    return laid_out, repainted
+    return laid_out, regions_asked(table)
 
 
 @asynccontextmanager
@@ -122,14 +117,7 @@ async def test_kept_lines_are_what_the_table_draws_anew():
 
 def drawn(table: ProcessTable) -> dict[tuple[int, int], tuple]:
     """What the table's rows show, cell by cell: (x, y) -> (character, style)."""
-    cells = {}
-    for y in range(HEADER, table.size.height):
-        x = 0
-        for segment in table.render_line(y):
-            for character in segment.text:
-                cells[x, y] = (character, segment.style)
-                x += 1
-    return cells
+    return drawn_cells(table, range(HEADER, table.size.height))
 
 
 def stale(before: dict, after: dict, repainted: list) -> list[tuple[int, int]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tui_support import ScriptedSource, demo_snapshot, make_app, next_sample
+from tui_support import ScriptedSource, demo_snapshot, drawn_cells, make_app, next_sample, regions_asked
 from vramtop.widgets import gpu_bars, pieces
 from vramtop.widgets.gpu_bars import GpuPanel
 from vramtop.widgets.node_header import NodeHeader
@@ -20,16 +20,8 @@ def node(tick: int, **gpu_changes):
     return dataclasses.replace(snapshot, gpus=gpus, timestamp=snapshot.timestamp + tick)
 
 
-def drawn(panel: GpuPanel | NodeHeader) -> dict[tuple[int, int], tuple]:
-    """What the widget shows, cell by cell: (x, y) -> (character, style)."""
-    cells = {}
-    for y in range(panel.scrollable_content_region.height):
-        x = 0
-        for segment in panel.render_line(y):
-            for character in segment.text:
-                cells[x, y] = (character, segment.style)
-                x += 1
-    return cells
+def drawn(widget: GpuPanel | NodeHeader) -> dict[tuple[int, int], tuple]:
+    return drawn_cells(widget, range(widget.scrollable_content_region.height))
 
 
 async def test_a_changed_bar_is_repainted_from_its_first_changed_cell():
@@ -42,9 +34,7 @@ async def test_a_changed_bar_is_repainted_from_its_first_changed_cell():
     async with app.run_test(size=(160, 45)) as pilot:
         panel = app.query_one(GpuPanel)
         await pilot.pause()
-        repainted = []
-        own = panel.refresh
-        panel.refresh = lambda *regions, **kw: (repainted.extend(regions or [None]), own(*regions, **kw))[1]
+        repainted = regions_asked(panel)
         starts = []
         for _ in range(3):
             before = drawn(panel)
@@ -67,9 +57,7 @@ async def test_the_header_is_repainted_from_its_totals_where_memory_alone_moved(
     async with app.run_test(size=(160, 45)) as pilot:
         header = app.query_one(NodeHeader)
         await pilot.pause()
-        repainted = []
-        own = header.refresh
-        header.refresh = lambda *regions, **kw: (repainted.extend(regions or [None]), own(*regions, **kw))[1]
+        repainted = regions_asked(header)
         before = drawn(header)
         await next_sample(app, pilot)
         changed = [at for at, cell in drawn(header).items() if before.get(at) != cell]

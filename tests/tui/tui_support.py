@@ -80,3 +80,28 @@ def gpu_lines(app, index: int) -> list[str]:
     from vramtop.widgets.gpu_bars import GpuPanel
 
     return [strip.text for strip in app.query_one(GpuPanel).strips_of(index)]
+
+
+def drawn_cells(widget, lines: range) -> dict[tuple[int, int], tuple]:
+    """What ``widget`` draws on these lines of its content, cell by cell: (x, y) -> (character, style)."""
+    cells = {}
+    for y in lines:
+        x = 0
+        for segment in widget.render_line(y):
+            for character in segment.text:
+                cells[x, y] = (character, segment.style)
+                x += 1
+    return cells
+
+
+def regions_asked(widget) -> list:
+    """From now on, every region ``widget`` asks to repaint (``None``: the whole widget)."""
+    asked: list = []
+    own = widget.refresh
+
+    def refresh(*regions, **kwargs):
+        asked.extend(regions or [None])
+        return own(*regions, **kwargs)
+
+    widget.refresh = refresh
+    return asked
