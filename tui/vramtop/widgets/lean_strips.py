@@ -18,10 +18,7 @@ widgets on that row; a line cut only at its own end is its own one piece, and Te
 answer, ``[line]``, in the line's divide cache: each such line referred to itself, so it outlived
 its last use until a cyclic collection found it (with its caches and its rendered text), and at
 a tick's allocation rate that is many lines. The answer is now given and not kept: a line that
-is no longer drawn is freed at once. Other cuts (a scrolling view's line is cut at its scrollbar)
-go through Textual's own method, and its answer is not kept either: Textual keeps each widget's
-lines drawn, and each kept the pieces it was cut into, every piece a strip with its seven caches
-(0.9 MiB of a pane's heap at 8 GPUs x 64 processes). A line drawn again is cut again.
+is no longer drawn is freed at once. Other cuts go through Textual's own method.
 
 Installed once; where Textual's classes no longer look the way this relies on, nothing is
 changed.
@@ -58,8 +55,7 @@ def install() -> bool:
         return True
     original = getattr(Strip, "apply_filter", None)
     original_divide = getattr(Strip, "divide", None)
-    if (original is None or original_divide is None
-            or not {"_segments", "_divide_cache"} <= set(getattr(Strip, "__slots__", ()))
+    if (original is None or original_divide is None or "_segments" not in getattr(Strip, "__slots__", ())
             or not callable(getattr(ANSIToTruecolor, "truecolor_style", None))):
         return False
 
@@ -79,9 +75,7 @@ def install() -> bool:
         cell_length = self.cell_length
         if [cut for cut in cuts if cut <= cell_length] == [cell_length]:
             return [self]  # what Textual answers, not kept in the strip's own cache
-        pieces = original_divide(self, cuts)
-        self._divide_cache.clear()  # nor kept here
-        return pieces
+        return original_divide(self, cuts)
 
     for name, wrapper, wrapped in (("apply_filter", apply_filter, original), ("divide", divide, original_divide)):
         wrapper.__doc__ = wrapped.__doc__
