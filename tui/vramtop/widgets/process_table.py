@@ -2,11 +2,11 @@
 
 Each tick the rows from ``process_rows.build_rows`` are compared place by place with the rows
 shown, in view only: a line is repainted only where the row at that place now shows other text
-(or the cursor came or went), up to its last changed cell, and a row out of view is not even
-made until it comes in. A row's line is kept by what it shows (its cells' text, emphasis, cursor
-and hover), not by where it stands, so a row that moved up or down is not drawn again; a new line
-is put together from kept cells. It looks exactly as Textual's DataTable did (the same component
-styles, padding and ellipsis).
+(or the cursor came or went), from its first changed cell to the end of its last, and a row
+out of view is not even made until it comes in. A row's line is kept by what it shows (its
+cells' text, emphasis, cursor and hover), not by where it stands, so a row that moved up or down
+is not drawn again; a new line is put together from kept cells. It looks exactly as Textual's
+DataTable did (the same component styles, padding and ellipsis).
 
 On a busy node the CPU % and RSS of every process move on every tick while its VRAM stays put,
 so figures in view that move alone are shown every ``VOLATILE_EVERY_S`` seconds; any other
@@ -127,9 +127,10 @@ class ProcessTable(ScrollView, can_focus=True):
         self._styles: tuple[Style, ...] = ()  # base, header, cursor, hover: taken once per look
         self._styles_drawn: tuple[Style, ...] = ()  # what the kept cells and lines were drawn in
         self._state_looks: dict[int, tuple[Style, Style]] = {}  # by state: from _styles
-        # Kept for the rows in view over a few ticks, no more (sized to the view: _size_kept): on
-        # a node whose memory moves, each tick brings new cells and lines, and a larger cache only
-        # fills up (512 lines held 0.5 MiB more than 160 at 8 GPUs x 64 processes).
+        # Kept for the rows in view over a few ticks, no more (sized to the terminal once laid
+        # out, by _size_kept; until then for a 50-line one): on a node whose memory moves, each
+        # tick brings new cells and lines, and a larger cache only fills up (512 lines held 0.5
+        # MiB more than 160 at 8 GPUs x 64 processes).
         self._kept_cells: LRUCache[tuple, list[Segment]] = LRUCache(KEPT_TICKS * 50 * 10)
         self._kept_lines: LRUCache[tuple, Strip] = LRUCache(KEPT_TICKS * 50)
         self.border_title = "Processes"
