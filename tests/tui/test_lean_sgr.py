@@ -3,8 +3,6 @@ Textual's own writing of it shows, in fewer bytes, and leaves the terminal as Te
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from hypothesis import given, settings, strategies as st
 from rich.color import ColorSystem
@@ -12,6 +10,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
+import sgr_screen
 from vramtop.widgets import lean_sgr
 
 STYLES = [
@@ -31,45 +30,10 @@ STYLES = [
     Style(bold=False, color="#e0e0e0"),  # bold set off explicitly
 ]
 
-_SET = {"1": "bold", "2": "dim", "3": "italic", "4": "underline", "5": "blink", "6": "blink2", "7": "reverse",
-        "8": "conceal", "9": "strike", "21": "underline2", "51": "frame", "52": "encircle", "53": "overline"}
-_OFF = {"22": ("bold", "dim"), "23": ("italic",), "24": ("underline", "underline2"), "25": ("blink", "blink2"),
-        "27": ("reverse",), "28": ("conceal",), "29": ("strike",), "54": ("frame", "encircle"), "55": ("overline",)}
-
-
 def screen(output: str) -> tuple[list[tuple], tuple]:
-    """What a terminal shows of ``output`` (text and SGR sequences), cell by cell: (character,
-    attributes, foreground, background); and the terminal's style after it."""
-    attrs: set[str] = set()
-    fg = bg = None
-    cells = []
-    for sequence, text in re.findall(r"\x1b\[([0-9;]*)m|([^\x1b]+)", output):
-        if text:
-            cells += [(ch, frozenset(attrs), fg, bg) for ch in text]
-            continue
-        codes = sequence.split(";") if sequence else ["0"]
-        while codes:
-            code = codes.pop(0)
-            if code == "0":
-                attrs.clear()
-                fg = bg = None
-            elif code in _SET:
-                attrs.add(_SET[code])
-            elif code in _OFF:
-                attrs.difference_update(_OFF[code])
-            elif code in ("38", "48"):
-                mode = codes.pop(0)
-                colour = (code, mode, *[codes.pop(0) for _ in range(1 if mode == "5" else 3)])
-                fg, bg = (colour, bg) if code == "38" else (fg, colour)
-            elif code in ("39", "49"):
-                fg, bg = (None, bg) if code == "39" else (fg, None)
-            elif 30 <= int(code) <= 37 or 90 <= int(code) <= 97:
-                fg = code
-            elif 40 <= int(code) <= 47 or 100 <= int(code) <= 107:
-                bg = code
-            else:
-                raise AssertionError(f"code {code} not known")
-    return cells, (frozenset(attrs), fg, bg)
+    """The cells one line's ``output`` writes, in order, and the style it leaves the terminal in."""
+    cells, state = sgr_screen.screen(output)
+    return [cells[key] for key in sorted(cells)], state
 
 
 def _textuals(strip: Strip, color_system: ColorSystem) -> str:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import io
 
+from hypothesis import given, settings, strategies as st
 from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 from textual._compositor import ChopsUpdate
 from textual.strip import Strip
 
-from vramtop.widgets import lean_updates
+import sgr_screen
+from vramtop.widgets import lean_sgr, lean_updates
 
 RED = Style(color="red")
 
@@ -63,3 +65,57 @@ def test_only_the_cells_of_the_span_leave():
     line = Strip([Segment("0123456789")])
     out = written(line, 3, 6)
     assert out.startswith("\x1b[1;4H") and "345" in out and "2" not in out.split("H", 1)[1] and "6" not in out
+
+
+BASE = Style(color="#e0e0e0", bgcolor="#1e1e2e")
+BOLD = BASE + Style(bold=True)
+
+
+def _update(rows: list[list[tuple[int, Strip]]], spans: list[tuple[int, int, int]]):
+    """Textual's update of the pieces ``rows`` (per line: (x, strip) in order) over ``spans``;
+    what ours writes and what Textual's writes, on a console of its own each (the lines written
+    as the app writes them: ``lean_sgr``)."""
+    assert lean_updates.install() and lean_sgr.install()
+    chops = [dict(row) for row in rows]
+    ends = [[x + strip.cell_length for x, strip in row] for row in rows]
+    outs = []
+    for method in (ChopsUpdate.render_segments, lean_updates.render_segments.__wrapped__):
+        console = Console(file=io.StringIO(), force_terminal=True, color_system="truecolor", width=80)
+        outs.append(method(ChopsUpdate(chops, spans, ends), console))
+    return outs
+
+
+def test_rows_in_one_look_say_their_colours_once_and_show_what_textuals_update_shows():
+    rows = [[(0, Strip([Segment(f" {n:>5} ", BOLD), Segment(" python serve.py ", BASE), Segment(" " * 9, BASE)]))]
+            for n in range(6)]
+    ours, textuals = _update(rows, [(y, 0, 32) for y in range(6)])
+    assert sgr_screen.screen(ours) == sgr_screen.screen(textuals)
+    assert sgr_screen.screen(ours)[1] == sgr_screen.DEFAULT  # left as it was found: reset
+    assert ours.count("\x1b[0m") == 1 and ours.count("\x1b[1;38;2;224;224;224;48;2;30;30;46m") == 1
+    assert len(ours) < 0.7 * len(textuals), (len(ours), len(textuals))
+
+
+STYLES = [None, Style(), BASE, BOLD, Style(color="#ff8800", bgcolor="#1e1e2e"), Style(color="red", italic=True),
+          Style(link="https://example.org", color="#e0e0e0")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.lists(st.lists(st.tuples(st.text("ab█", min_size=1, max_size=3),
+                                                  st.integers(0, len(STYLES) - 1)), min_size=1, max_size=4),
+                               min_size=1, max_size=3), min_size=1, max_size=4),
+       cut=st.integers(0, 6))
+def test_any_update_shows_what_textuals_update_shows(lines, cut):
+    rows, spans = [], []
+    for y, pieces in enumerate(lines):
+        x, row = 0, []
+        for picks in pieces:
+            strip = Strip([Segment(text, STYLES[i]) for text, i in picks])
+            row.append((x, strip))
+            x += strip.cell_length
+        rows.append(row)
+        spans.append((y, min(cut, x - 1), x))
+    ours, textuals = _update(rows, spans)
+    (cells, state), (their_cells, _) = sgr_screen.screen(ours), sgr_screen.screen(textuals)
+    assert all(their_cells.get(at) == cell for at, cell in cells.items())  # as Textual's update shows them
+    assert all(at in cells for at in their_cells if any(y + 1 == at[0] and x1 < at[1] <= x2 for y, x1, x2 in spans))
+    assert state == sgr_screen.DEFAULT

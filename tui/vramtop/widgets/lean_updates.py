@@ -14,6 +14,11 @@ else (inside a run of wider characters) it starts at the piece's edge, as Textua
 character cut in two would be written as a space over its other half. Everything else is
 Textual's: the spans, the pieces, their order, the line breaks.
 
+Each piece's output (``Strip.render``, see ``lean_sgr``) opens by setting its first style in full
+and ends with a reset. Where one piece's reset would be followed at once by the next piece's
+opening, the update writes the change from the one style to the other instead: a table's rows in
+one look say their colours once per update, not once per row.
+
 Installed once; where Textual's update no longer looks the way this relies on, nothing is changed.
 """
 
@@ -23,11 +28,16 @@ import inspect
 from typing import Any
 
 from rich.cells import cell_len
+from rich.color import ColorSystem
 from rich.control import Control
+from rich.style import Style
 from textual._compositor import ChopsUpdate
 from textual.strip import Strip
 
+from vramtop.widgets.lean_sgr import change, style_parts
+
 _installed = False
+RESET = "\x1b[0m"
 
 
 def clean_cut(strip: Strip, cut: int) -> bool:
@@ -44,10 +54,53 @@ def clean_cut(strip: Strip, cut: int) -> bool:
     return at == cut
 
 
+class _Pieces:
+    """The update's output, piece by piece. Each piece's output ends with a reset, and opens by
+    setting its first style in full; where a piece's closing reset is followed by a piece that
+    opens so, the two are written as the change from the one style to the other (a cursor move or
+    a line break between them changes no style): the rows of a table in one look say their colours
+    once, not once a row."""
+
+    __slots__ = ("out", "color_system", "held")
+
+    def __init__(self, color_system: Any) -> None:
+        self.out: list[str] = []
+        self.color_system = color_system
+        self.held: Style | None = None  # the style the terminal is left in, its reset not yet written
+
+    def _style(self, segments: list, at: int) -> Style | None:
+        """The style of segment ``at``, where it sets something and has no link; else None."""
+        style = segments[at].style if segments else None
+        if style is None or style._link or not any(style_parts(style, self.color_system)):
+            return None
+        return style
+
+    def add(self, move: str, strip: Strip, text: str) -> None:
+        out, held, segments = self.out, self.held, strip._segments
+        out.append(move)
+        if held is not None:
+            first = self._style(segments, 0)
+            opening = None if first is None else change(None, first, self.color_system)
+            if opening is not None and text.startswith(opening):
+                text = change(held, first, self.color_system) + text[len(opening):]
+            else:
+                out.append(RESET)
+        self.held = None
+        if text.endswith(RESET) and (last := self._style(segments, -1)) is not None:
+            self.held = last
+            text = text[:-len(RESET)]
+        out.append(text)
+
+    def text(self) -> str:
+        if self.held is not None:
+            self.out.append(RESET)
+        return "".join(self.out)
+
+
 def render_segments(self: Any, console: Any) -> str:
     """The update as the terminal's bytes: each span's cells, from the span's left edge."""
-    sequences: list[str] = []
-    append = sequences.append
+    pieces = _Pieces(console._color_system or ColorSystem.TRUECOLOR)
+    add, line_break = pieces.add, pieces.out.append
     move_to = Control.move_to
     chops, chop_ends = self.chops, self.chop_ends
     last_y = self.spans[-1][0]
@@ -56,16 +109,14 @@ def render_segments(self: Any, console: Any) -> str:
             if strip is None or x > x2 or end <= x1:
                 continue
             if x2 > x >= x1 and end <= x2:
-                append(move_to(x, y).segment.text)
-                append(strip.render(console))
+                add(move_to(x, y).segment.text, strip, strip.render(console))
                 continue
             start = x1 - x if x < x1 and clean_cut(strip, x1 - x) else 0
             strip = strip.crop(start, min(end, x2) - x)
-            append(move_to(x + start, y).segment.text)
-            append(strip.render(console))
+            add(move_to(x + start, y).segment.text, strip, strip.render(console))
         if y != last_y:
-            append("\n")
-    return "".join(sequences)
+            line_break("\n")
+    return pieces.text()
 
 
 def install() -> bool:
