@@ -3,6 +3,8 @@ keeps the very pieces Textual's compositor keeps."""
 
 from __future__ import annotations
 
+import contextlib
+
 from hypothesis import HealthCheck, given, settings, strategies as st
 from textual.geometry import Region
 
@@ -17,13 +19,19 @@ def _pieces(chops, lines) -> list:
             for y in lines]
 
 
-async def test_any_repaint_keeps_the_pieces_textuals_compositor_keeps():
+@contextlib.asynccontextmanager
+async def _compositor():
+    """The compositor of the app on the demo node, its first tick shown."""
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         assert await wait_for(pilot, lambda: app.snapshot is not None)
         await pilot.pause(0.3)
-        compositor = app.screen._compositor
         assert lean_chops.install()
+        yield app.screen._compositor
+
+
+async def test_any_repaint_keeps_the_pieces_textuals_compositor_keeps():
+    async with _compositor() as compositor:
         original = lean_chops.render_chops.__wrapped__
         width, height = SIZE
         boxes = st.tuples(st.integers(0, width - 1), st.integers(0, height - 1), st.integers(1, width),
@@ -44,11 +52,7 @@ async def test_any_repaint_keeps_the_pieces_textuals_compositor_keeps():
 
 
 async def test_a_repaint_of_one_row_asks_the_widgets_for_that_row_only():
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        assert await wait_for(pilot, lambda: app.snapshot is not None)
-        await pilot.pause(0.3)
-        compositor = app.screen._compositor
+    async with _compositor() as compositor:
         asked: list[tuple[str, int]] = []
         for widget in compositor.visible_widgets:
             def spy(crop, widget=widget, render=widget.render_lines):
@@ -56,7 +60,6 @@ async def test_a_repaint_of_one_row_asks_the_widgets_for_that_row_only():
                 return render(crop)
             widget.render_lines = spy
         row = Region(0, 30, SIZE[0], 1)
-        assert lean_chops.install()
         lean_chops.render_chops(compositor, row, {30}.__contains__)
         ours, asked[:] = list(asked), []
         lean_chops.render_chops.__wrapped__(compositor, row, {30}.__contains__)
