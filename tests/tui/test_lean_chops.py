@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from textual.geometry import Region
 
@@ -20,18 +21,21 @@ def _pieces(chops, lines) -> list:
 
 
 @contextlib.asynccontextmanager
-async def _compositor():
-    """The compositor of the app on the demo node, its first tick shown."""
+async def _compositor(keys: tuple[str, ...] = ()):
+    """The compositor of the app's screen on the demo node, its first tick shown (after ``keys``)."""
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         assert await wait_for(pilot, lambda: app.snapshot is not None)
+        await pilot.press(*keys)
         await pilot.pause(0.3)
+        assert len(app.screen_stack) == 1 + len(keys)  # each key here opens a screen over the view
         assert lean_chops.install()
         yield app.screen._compositor
 
 
-async def test_any_repaint_keeps_the_pieces_textuals_compositor_keeps():
-    async with _compositor() as compositor:
+@pytest.mark.parametrize("keys", [(), ("question_mark",)], ids=["main view", "the keys' help over it"])
+async def test_any_repaint_keeps_the_pieces_textuals_compositor_keeps(keys):
+    async with _compositor(keys) as compositor:
         original = lean_chops.render_chops.__wrapped__
         width, height = SIZE
         boxes = st.tuples(st.integers(0, width - 1), st.integers(0, height - 1), st.integers(1, width),
