@@ -399,7 +399,7 @@ def test_a_used_figure_no_machine_integer_holds_is_absent_from_the_series():
 def test_ticks_whose_figures_did_not_move_since_the_tick_before_cost_the_ring_one_small_frame(fake_nvml):
     """At 0.2 s with memory moving each second, four ticks in five repeat the figures of the tick
     before, though each is sampled anew: the ring keeps each of those as a copy of its snapshot's record
-    and the frame before's very figures, nothing of them copied (at 900 frames, 0.14 MiB)."""
+    and the frame before's very figures, nothing of them copied (at 900 frames, 0.11 MiB)."""
     import tracemalloc
 
     h = History(length=60)
