@@ -36,6 +36,13 @@ def screen(output: str) -> tuple[list[tuple], tuple]:
     return [cells[key] for key in sorted(cells)], state
 
 
+class _Console:
+    """What ``Strip.render`` reads of a console: its colour system."""
+
+    def __init__(self, color_system: ColorSystem) -> None:
+        self._color_system = color_system
+
+
 def _textuals(strip: Strip, color_system: ColorSystem) -> str:
     """The line as Textual writes it, on a copy (its render cache is its own)."""
     assert lean_sgr.install()
@@ -43,10 +50,7 @@ def _textuals(strip: Strip, color_system: ColorSystem) -> str:
         if segment.style is not None:
             segment.style._ansi = None  # Textual keeps a style's codes for the first colour system it met
 
-    class Console:
-        _color_system = color_system
-
-    return Strip.render.__wrapped__(Strip(strip._segments), Console())
+    return Strip.render.__wrapped__(Strip(strip._segments), _Console(color_system))
 
 
 SYSTEMS = [ColorSystem.TRUECOLOR, ColorSystem.EIGHT_BIT, ColorSystem.STANDARD]
@@ -81,15 +85,12 @@ def test_a_table_row_says_its_colours_once():
 
 def test_the_app_writes_lines_so_and_a_line_with_a_link_as_textual_does():
     assert lean_sgr.install()
-
-    class Console:
-        _color_system = ColorSystem.TRUECOLOR
-
+    console = _Console(ColorSystem.TRUECOLOR)
     plain = Strip([Segment("GPU 0 ", STYLES[2]), Segment("72%", STYLES[3])])
-    assert plain.render(Console()) == lean_sgr.render(plain, ColorSystem.TRUECOLOR)
+    assert plain.render(console) == lean_sgr.render(plain, ColorSystem.TRUECOLOR)
     linked = Strip([Segment("docs", Style(link="https://example.org", color="#e0e0e0")), Segment(" x", STYLES[2])])
-    assert linked.render(Console()) == _textuals(linked, ColorSystem.TRUECOLOR)
-    assert "\x1b]8;" in linked.render(Console())
+    assert linked.render(console) == _textuals(linked, ColorSystem.TRUECOLOR)
+    assert "\x1b]8;" in linked.render(console)
 
 
 def test_nothing_is_changed_where_textuals_attribute_codes_differ(monkeypatch):

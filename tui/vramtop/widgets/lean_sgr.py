@@ -34,6 +34,7 @@ _OFF = ((0b11, "22"), (1 << 2, "23"), (1 << 3 | 1 << 9, "24"), (1 << 4 | 1 << 5,
         (1 << 7, "28"), (1 << 8, "29"), (1 << 10 | 1 << 11, "54"), (1 << 12, "55"))
 _KNOWN = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "21", "51", "52", "53"]  # SGR_STYLES as this reads it
 
+RESET = "\x1b[0m"
 _MAX_KEPT = 4096  # styles and changes between two styles kept; a theme has a few dozen styles
 _parts: dict[tuple[Style, ColorSystem], tuple[int, tuple[str, ...], tuple[str, ...]]] = {}
 _changes: dict[tuple[Style, Style, ColorSystem], str] = {}
@@ -57,6 +58,11 @@ def style_parts(style: Style, color_system: ColorSystem) -> tuple[int, tuple[str
             () if bgcolor is None else tuple(bgcolor.downgrade(color_system).get_ansi_codes(False)),
         )
     return parts
+
+
+def sets_something(style: Style | None, color_system: ColorSystem) -> bool:
+    """Whether ``style`` writes any attribute or colour (None and an empty style write none)."""
+    return style is not None and any(style_parts(style, color_system))
 
 
 def change(before: Style | None, after: Style, color_system: ColorSystem) -> str:
@@ -98,16 +104,16 @@ def render(strip: Strip, color_system: ColorSystem) -> str | None:
     for text, style, _ in strip._segments:
         if style is not None and style._link:
             return None
-        if style is None or not any(style_parts(style, color_system)):
+        if not sets_something(style, color_system):
             if current is not None:
-                append("\x1b[0m")
+                append(RESET)
                 current = None
         elif style is not current:
             append(change(current, style, color_system))
             current = style
         append(text)
     if current is not None:
-        append("\x1b[0m")
+        append(RESET)
     return "".join(out)
 
 

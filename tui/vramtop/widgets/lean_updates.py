@@ -34,10 +34,9 @@ from rich.style import Style
 from textual._compositor import ChopsUpdate
 from textual.strip import Strip
 
-from vramtop.widgets.lean_sgr import change, style_parts
+from vramtop.widgets.lean_sgr import RESET, change, sets_something
 
 _installed = False
-RESET = "\x1b[0m"
 
 
 def clean_cut(strip: Strip, cut: int) -> bool:
@@ -71,9 +70,7 @@ class _Pieces:
     def _style(self, segments: list, at: int) -> Style | None:
         """The style of segment ``at``, where it sets something and has no link; else None."""
         style = segments[at].style if segments else None
-        if style is None or style._link or not any(style_parts(style, self.color_system)):
-            return None
-        return style
+        return style if sets_something(style, self.color_system) and not style._link else None
 
     def add(self, move: str, strip: Strip, text: str) -> None:
         out, held, segments = self.out, self.held, strip._segments
