@@ -226,12 +226,13 @@ class VramtopApp(App[None]):
         return themes.variable_defaults(self.current_theme)
 
     def on_mount(self) -> None:
-        from vramtop.widgets import lean_chops, lean_sgr, lean_strips, lean_updates
+        from vramtop.widgets import lean_chops, lean_sgr, lean_strips, lean_styles, lean_updates
 
         lean_strips.install()  # before any line is drawn: lines on screen keep no copy Textual need not make
         lean_updates.install()  # a repaint of part of a line writes that part, not the line from its start
         lean_sgr.install()  # a line says each style by what changes from the segment before
         lean_chops.install()  # a repaint asks the widgets only for the lines it writes
+        lean_styles.install()  # a content line is put between its borders in one step
         self.whatif_memory = load_memory()[0]  # a bad file is said in the panel when it opens
         self.feed.start()
         self._sampler = JobThread("sampler", self._sample, self.post_message)
