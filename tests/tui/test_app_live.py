@@ -55,6 +55,33 @@ async def test_live_source_switch_keeps_cursor_on_the_same_process_and_updates_i
         assert table.cell(target, "vram") == "26,234"
 
 
+async def test_a_rows_new_figures_reach_the_detail_line_from_the_tick_and_only_a_move_is_announced():
+    """The table announces the cursor's move to another row; a tick's new figures for the same
+    row are shown by the app from the tick (no message through the screen's containers)."""
+    first = demo_snapshot()
+    grown = [dataclasses.replace(p, used_mib=p.used_mib + 1_000) if p.pid == 4100 else p
+             for p in first.gpu_processes]
+    second = dataclasses.replace(first, gpu_processes=tuple(grown))
+    app = make_app(ScriptedSource(first, second))
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert await wait_for(pilot, lambda: app.snapshot is first)
+        table, detail = app.query_one(ProcessTable), app.query_one("#detail")
+        announced = []
+        own = table.post_message
+        table.post_message = lambda message: (
+            isinstance(message, ProcessTable.Highlighted) and announced.append(message.row and message.row.key)
+        ) or own(message)
+        table.move_cursor(row=[r.key for r in table.rows].index("p:4100:0"))
+        await pilot.pause()
+        before = str(detail.render())
+        assert table.highlighted_row.detail in before
+        await next_sample(app, pilot)
+        await pilot.pause()
+        after = str(detail.render())
+        assert announced == ["p:4100:0"]  # the move; not the tick
+        assert after != before and table.highlighted_row.detail in after
+
+
 async def test_unchanged_snapshot_repaints_no_line():
     app = make_app(ScriptedSource(demo_snapshot()))
     async with app.run_test(size=(120, 40)) as pilot:

@@ -45,6 +45,10 @@ KEPT_TICKS = 2  # the kept lines and cells hold this many ticks of the rows in v
 NORMAL, HOVER, CURSOR = 0, 1, 2  # a line's state: flags
 
 
+def _key(row: Row | None) -> str | None:
+    return None if row is None else row.key
+
+
 def _only_volatile(old: Row, new: Row) -> bool:
     """``new`` differs from ``old`` in volatile figures at most."""
     return (old.kind == new.kind and old.hidden == new.hidden and old.instance_key == new.instance_key
@@ -106,7 +110,8 @@ class ProcessTable(ScrollView, can_focus=True):
     """
 
     class Highlighted(Message):
-        """The row under the cursor changed (or its content did): ``row`` is None when empty."""
+        """The cursor is on another row: ``row`` is None when there are none. A tick's new figures
+        for the same row are not announced: the app shows them from the tick it publishes."""
 
         def __init__(self, row: Row | None) -> None:
             super().__init__()
@@ -232,7 +237,7 @@ class ProcessTable(ScrollView, can_focus=True):
         self._repaint_changes(looks)
         moved = cursor != self.cursor_row
         self._move(cursor, scroll=False)
-        if moved or self.highlighted_row != highlighted:
+        if moved or _key(self.highlighted_row) != _key(highlighted):
             self._announce()
 
     def _set_virtual_size(self) -> None:
