@@ -4,9 +4,9 @@ vramtop runs live in a tmux pane at a 1 s interval (``tick_probe.py`` times each
 app calls it), on the race's node (``race_nvitop.py``: real ``sleep`` processes, each one's memory
 moving every second unless ``--steady``; with ``--settled`` started a minute before the pane).
 Per tick: the sampling thread's sample (NVML and /proc, the grouping, the process table's rows),
-the UI thread's showing of it (the panels take the tick, the history keeps it) and Textual's
-repaint of what changed, with any layout of the whole screen in it; apart from the ticks, the
-telemetry poll. Each as the median and the worst of the window, in CPU ms. Then each thread's whole
+the UI thread's showing of it (the panels take the tick, the GPU bars, the process table and the
+header each apart; the history keeps it) and Textual's repaint of what changed, with any layout
+of the whole screen in it; apart from the ticks, the telemetry poll. Each as the median and the worst of the window, in CPU ms. Then each thread's whole
 CPU over the window (the kernel's count, to the nanosecond) beside what the parts account for: the
 rest is Textual's loop, its timers and the driver's threads.
 
@@ -41,8 +41,9 @@ TOP = {"sample": "sampling thread", "show": "UI thread", "paint": "UI thread", "
 # Parts of a tick, as tick_probe.py names them, and how the table names them.
 SAMPLING = (("sample", "sample (sampling thread)"), ("processes", "  of it: /proc reads"),
             ("grouping", "  of it: grouping into instances"), ("rows", "  of it: the process table's rows"))
-UI = (("show", "show (UI thread: panels, history)"), ("paint", "repaint (UI thread: Textual's compositor)"),
-      ("layout", "  of it: layouts of the whole screen"))
+UI = (("show", "show (UI thread: panels, history)"), ("bars", "  of it: the GPU bars"),
+      ("table", "  of it: the process table"), ("header", "  of it: the header"), ("history", "  of it: the history"),
+      ("paint", "repaint (UI thread: Textual's compositor)"), ("layout", "  of it: layouts of the whole screen"))
 
 
 Event = tuple[float, str, float, int]  # began (monotonic s), part, CPU ms, thread id

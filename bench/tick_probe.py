@@ -20,14 +20,20 @@ import time
 from collections import deque
 
 # (part, module, class or None, function): the sampling thread's sample and, within it, the
-# /proc reads, the grouping and the rows; the UI thread's showing of a tick and Textual's repaint
-# of what changed (within it, a layout of the whole screen); the telemetry poll, apart from both.
+# /proc reads, the grouping and the rows; the UI thread's showing of a tick (within it, the GPU
+# bars, the process table and the header taking the tick, and the history keeping it) and
+# Textual's repaint of what changed (within it, a layout of the whole screen); the telemetry
+# poll, apart from both.
 PARTS = (
     ("sample", "vramtop.app", "VramtopApp", "_sample"),
     ("processes", "vramtop.sources.processes", "ProcessReader", "read"),
     ("grouping", "vramtop.widgets.tick", None, "instances_of"),
     ("rows", "vramtop.widgets.tick", None, "build_rows"),
     ("show", "vramtop.app", "VramtopApp", "on_snapshot_ready"),
+    ("bars", "vramtop.widgets.gpu_bars", "GpuPanel", "_take_tick"),
+    ("table", "vramtop.widgets.process_table", "ProcessTable", "_take_tick"),
+    ("header", "vramtop.widgets.node_header", "NodeHeader", "_take_tick"),
+    ("history", "vramtop.history", "History", "add"),
     ("paint", "textual.screen", "Screen", "_on_timer_update"),
     ("layout", "textual.screen", "Screen", "_refresh_layout"),
     ("poll", "vramtop.telemetry.poller", "TelemetryPoller", "poll"),
