@@ -8,6 +8,8 @@ node at 1 s whose allocators all move every second; 5: the soak's 0.2 s interval
 moving every second). Baseline in the same run: the snapshots held as the source made them in a ring of the same
 length (what the history held before it shared equal records with the tick before). Figures are
 the Python heap each ring holds once filled (tracemalloc), and the CPU one ``History.add`` costs.
+Then, on the full ring, the CPU a GPU's used-memory sparkline (the GPU bars' trend) costs a tick,
+against drawing it from the GPU's figures read out of the ring as a tuple (how it was drawn before).
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ import fakenvml  # noqa: E402
 
 fakenvml.load_in_process()
 
-from vramtop.history import History  # noqa: E402
+from vramtop.history import _NO_USED, History  # noqa: E402
 from vramtop.sources.live import LiveSource  # noqa: E402
+from vramtop.widgets.gpu_bars import TREND_CELLS, used_trend  # noqa: E402
+from vramtop.widgets.spark import spark  # noqa: E402
 
 GPUS, PROCS = 8, 64
 
@@ -69,6 +73,31 @@ def run(live: LiveSource, path: Path, pids: list[int], ticks: int, change: int, 
     return held / 2**20, spent * 1e6 / ticks
 
 
+def trend_from_tuple(history: History, gpu) -> str:
+    """The trend as the bars drew it before: the GPU's figures out of the ring as a tuple, oldest
+    first, then ``spark`` over all of them."""
+    count, series = len(history), history._used[gpu.index]
+    start = history.added % history.length - count
+    figures = tuple(None if v == _NO_USED else v for v in (series[start:] + series[:start])[-count:])
+    return spark(figures, TREND_CELLS, top=gpu.total_mib, per_cell=-(-history.length // TREND_CELLS),
+                 first=history.added - count)
+
+
+def trend_us(live: LiveSource, path: Path, pids: list[int], history: History, draw, ticks: int = 300) -> float:
+    """CPU microseconds ``draw`` takes for one GPU's trend, each GPU once after each of ``ticks``
+    more snapshots (memory moving every tick) added to the full ``history``."""
+    spent = 0.0
+    for tick in range(ticks):
+        write(path, pids, 10_000 + tick)
+        snapshot = live.sample()
+        history.add(snapshot)
+        t0 = time.process_time()
+        for gpu in snapshot.gpus:
+            draw(history, gpu)
+        spent += time.process_time() - t0
+    return spent * 1e6 / ticks / len(snapshot.gpus)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=900)
@@ -94,6 +123,12 @@ def main() -> None:
                 _, add_us = run(live, path, pids, args.ticks, change, History(args.ticks).add, trace=False)
                 what = "tick" if change == 1 else f"{change} ticks"
                 print(f"{what:<20} {base:>15.1f} {held:>9.1f} {held / base:>6.2f} {add_us:>7.0f}")
+            history = History(args.ticks)
+            run(live, path, pids, args.ticks, 1, history.add, trace=False)
+            ours = trend_us(live, path, pids, history, used_trend)
+            before = trend_us(live, path, pids, history, trend_from_tuple)
+            print(f"a GPU's trend a tick, full ring: {ours:.1f} us, from the ring as a tuple {before:.1f} us "
+                  f"({ours / before:.2f}x)")
             live.close()
     finally:
         for c in children:

@@ -98,9 +98,9 @@ def test_history_is_bounded_and_keeps_each_gpus_series():
     assert h.gpu_indices() == (0, 1, 2, 3)
     for gpu in range(4):
         expected = tuple(None if s.gpu(gpu).lost else s.gpu(gpu).used_mib for s in SNAPSHOTS[30:80])
-        assert h.used_series(gpu) == expected
-    assert None in h.used_series(1)  # GPU 1 was lost for a while
-    assert h.used_series(7) == (None,) * 50
+        assert h.used_peaks(gpu, 50, 1) == (expected, sum(v is not None for v in expected))
+    assert None in h.used_peaks(1, 50, 1)[0]  # GPU 1 was lost for a while
+    assert h.used_peaks(7, 50, 1) == ((None,) * 50, 0)
 
 
 def test_a_gpu_that_appears_late_has_a_series_as_long_as_the_others():
@@ -109,7 +109,7 @@ def test_a_gpu_that_appears_late_has_a_series_as_long_as_the_others():
     for i in range(4):
         h.add(dataclasses.replace(base, gpus=base.gpus[:2]))
     h.add(base)
-    assert h.used_series(3) == (None,) * 4 + (base.gpu(3).used_mib,)
+    assert h.used_peaks(3, 10, 1)[0] == (None,) * 9 + (base.gpu(3).used_mib,)
 
 
 def test_saving_the_history_gives_a_recording_of_it(tmp_path):
@@ -392,8 +392,8 @@ def test_a_used_figure_no_machine_integer_holds_is_absent_from_the_series():
     huge = dataclasses.replace(base.gpus[0], used_mib=2**70)
     h.add(base)
     h.add(dataclasses.replace(base, gpus=(huge, *base.gpus[1:])))
-    assert h.used_series(0) == (base.gpu(0).used_mib, None)
-    assert h.used_series(1) == (base.gpu(1).used_mib,) * 2
+    assert h.used_peaks(0, 2, 1) == ((base.gpu(0).used_mib, None), 1)
+    assert h.used_peaks(1, 2, 1) == ((base.gpu(1).used_mib,) * 2, 2)
 
 
 def test_ticks_whose_figures_did_not_move_since_the_tick_before_cost_the_ring_one_small_frame(fake_nvml):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from tui_support import FIXED, ScriptedSource, demo_snapshot, make_app, wait_for
 from vramtop.app import VramtopApp
@@ -54,6 +54,31 @@ def test_history_counts_every_snapshot_it_was_given():
     for i in range(5):
         history.add(dataclasses.replace(snap, timestamp=FIXED + i))
     assert history.added == 5 and len(history) == 3
+
+
+GPU_STATE = st.one_of(st.none(), st.just("lost"), st.integers(0, 90_000), st.just(2**70))  # absent, lost, a figure
+
+
+@settings(max_examples=60, deadline=None)
+@given(length=st.integers(1, 60), ticks=st.lists(st.lists(GPU_STATE, min_size=4, max_size=4), max_size=150))
+def test_each_gpus_trend_reads_as_the_sparkline_of_its_figures_in_the_snapshots_kept(length, ticks):
+    """The bars' trend is read from each GPU's ring, its buckets' peaks kept once all their
+    snapshots are in; it must draw what ``spark`` draws of the figures of the snapshots the
+    history gives back, as GPUs come, go, are lost or report what no machine integer holds."""
+    history, base = History(length=length), demo_snapshot()
+    for n, states in enumerate(ticks):
+        gpus = tuple(g if state is None or state == "lost" else dataclasses.replace(g, used_mib=state)
+                     for g, state in zip(base.gpus, states))
+        gpus = tuple(dataclasses.replace(g, lost=True) if state == "lost" else g
+                     for g, state in zip(gpus, states) if state is not None or g.index == 0)
+        history.add(dataclasses.replace(base, timestamp=FIXED + n, gpus=gpus))
+        kept = history.snapshots()
+        for gpu in base.gpus:
+            figures = [None if (g := s.gpu(gpu.index)) is None or g.lost or not 0 <= g.used_mib < 2**63
+                       else g.used_mib for s in kept]
+            assert used_trend(history, gpu) == spark(figures, TREND_CELLS, top=gpu.total_mib,
+                                                     per_cell=-(-length // TREND_CELLS),
+                                                     first=history.added - len(history))
 
 
 def test_a_gpu_filling_up_draws_a_rising_trend_in_its_bar():

@@ -27,7 +27,7 @@ from vramtop.history import History
 from vramtop.snapshot import GpuInfo, MigSlice, NodeSnapshot
 from vramtop.units import duration
 from vramtop.widgets.pieces import Line, Piece, PieceStyles, printable, repaint_from
-from vramtop.widgets.spark import spark
+from vramtop.widgets.spark import peaks_line
 from vramtop.widgets.tick import Tick
 
 USED, RESERVED, FREE = "█", "▒", "░"
@@ -235,8 +235,8 @@ def used_trend(history: History | None, gpu: GpuInfo) -> str:
     """The GPU's used memory over the whole history, scaled to its total memory."""
     if history is None or not len(history):
         return ""
-    return spark(history.used_series(gpu.index), TREND_CELLS, top=gpu.total_mib,
-                 per_cell=-(-history.length // TREND_CELLS), first=history.added - len(history))
+    peaks, known = history.used_peaks(gpu.index, TREND_CELLS, -(-history.length // TREND_CELLS))
+    return peaks_line(peaks, top=gpu.total_mib) if known >= 2 else " " * TREND_CELLS  # one figure is no trend
 
 
 def launch_held(snapshot: NodeSnapshot, gpu_index: int) -> tuple[tuple[str, int, int], ...]:

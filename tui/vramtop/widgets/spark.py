@@ -31,6 +31,11 @@ def spark(values: Sequence[float | None], cells: int, top: float | None = None,
     for key in range(last - cells + 1, last + 1):  # slices and C-level max: cheap on every tick
         lo, hi = max(0, key * per_cell - first), max(0, (key + 1) * per_cell - first)
         peaks.append(max(filter(_known, values[lo:hi]), default=None))
+    return peaks_line(peaks, top)
+
+
+def peaks_line(peaks: Sequence[float | None], top: float | None = None) -> str:
+    """A cell for each bucket's peak, scaled to ``top`` (default: the highest peak); None a blank."""
     top = max(filter(_known, peaks), default=0.0) if top is None else top
     return "".join(" " if v is None else BARS[round(_share(v, top) * (len(BARS) - 1))] for v in peaks)
 
