@@ -35,11 +35,16 @@ async def test_demo_node_header_bars_and_table():
         assert "medgemma/VLLMDeployment" in text and "Worker_TP0" in text
 
 
-async def test_live_source_switch_keeps_cursor_on_the_same_process_and_updates_in_place():
+def _grown(mib: int):
+    """The demo node, then the same node with process 4100's memory grown by ``mib``."""
     first = demo_snapshot()
-    grown = [dataclasses.replace(p, used_mib=p.used_mib + 25_000) if p.pid == 4100 else p
+    grown = [dataclasses.replace(p, used_mib=p.used_mib + mib) if p.pid == 4100 else p
              for p in first.gpu_processes]
-    second = dataclasses.replace(first, gpu_processes=tuple(grown))
+    return first, dataclasses.replace(first, gpu_processes=tuple(grown))
+
+
+async def test_live_source_switch_keeps_cursor_on_the_same_process_and_updates_in_place():
+    first, second = _grown(25_000)
     app = make_app(ScriptedSource(first, second))
     async with app.run_test(size=(120, 40)) as pilot:
         assert await wait_for(pilot, lambda: app.snapshot is first)
@@ -58,10 +63,7 @@ async def test_live_source_switch_keeps_cursor_on_the_same_process_and_updates_i
 async def test_a_rows_new_figures_reach_the_detail_line_from_the_tick_and_only_a_move_is_announced():
     """The table announces the cursor's move to another row; a tick's new figures for the same
     row are shown by the app from the tick (no message through the screen's containers)."""
-    first = demo_snapshot()
-    grown = [dataclasses.replace(p, used_mib=p.used_mib + 1_000) if p.pid == 4100 else p
-             for p in first.gpu_processes]
-    second = dataclasses.replace(first, gpu_processes=tuple(grown))
+    first, second = _grown(1_000)
     app = make_app(ScriptedSource(first, second))
     async with app.run_test(size=(120, 40)) as pilot:
         assert await wait_for(pilot, lambda: app.snapshot is first)
