@@ -101,14 +101,15 @@ class History:
         peaks = []
         for key in range(last - cells + 1, last + 1):
             a, b = key * per_cell, (key + 1) * per_cell
-            peak = done.get(key) if a >= first and b <= added else None
+            whole = a >= first and b <= added  # every snapshot of the bucket is in and still kept
+            peak = done.get(key) if whole else None
             if peak is None:
                 peak = _peak(series, max(a, first), min(b, added))
-                if a >= first and b <= added:
+                if whole:
                     done[key] = peak
             peaks.append(None if peak == _NO_USED else peak)
         if len(done) > 2 * cells:
-            kept[1].clear()  # buckets long gone; the kept ones are read again once
+            done.clear()  # buckets long gone; the kept ones are read again once
         return tuple(peaks), self._known[gpu_index]
 
     def gpu_indices(self) -> tuple[int, ...]:

@@ -208,7 +208,7 @@ class ProcessTable(ScrollView, can_focus=True):
         if self.snapshot is None or not self._keys:
             return
         highlighted = self.highlighted_row
-        keep = keep or (highlighted.key if highlighted else None)
+        keep = keep or _key(highlighted)
         if rows is None:
             rows = build_rows(self.snapshot, self.instances, self.view)
         before, view = self.rows, self._in_view()
