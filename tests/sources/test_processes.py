@@ -190,11 +190,17 @@ def test_a_process_that_did_not_move_keeps_its_record(engine_tree):
     assert all(second[p].cpu_pct == 0.0 for p in workers)  # the engine stand-ins sleep
 
 
+# Spins, and grows by 1 MiB each 50 ms: every read some time apart sees new figures (CPU % alone
+# may read the same twice, and equal figures keep the record).
+SPINS_AND_GROWS = ("import time\nheld = []\nwhile True:\n    until = time.monotonic() + 0.05\n"
+                   "    while time.monotonic() < until: pass\n    held.append(b'x' * 2**20)\n")
+
+
 def test_a_settled_process_is_read_every_reread_s_and_keeps_its_record_between():
-    # A spinning process's CPU time moves on every read; between reads it keeps its record.
+    # Each read of a process whose figures move makes a new record; between reads it keeps its record.
     from vramtop.sources.processes import NEW_READS
 
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    busy = subprocess.Popen([sys.executable, "-c", SPINS_AND_GROWS])
     try:
         reader = ProcessReader(reread_s=0.6)
         for _ in range(NEW_READS):  # read on every tick while new
@@ -209,6 +215,7 @@ def test_a_settled_process_is_read_every_reread_s_and_keeps_its_record_between()
         assert 2 <= len(changes) <= 4, changes
         assert changes[0] * 0.02 < 0.6 + 0.2
         assert all(records[i].cpu_pct > 20 for i in changes)  # CPU % over the time since the last read
+        assert all(records[i].rss_mib > records[i - 1].rss_mib for i in changes)  # read anew, not kept
     finally:
         busy.kill()
         busy.wait()
@@ -217,7 +224,7 @@ def test_a_settled_process_is_read_every_reread_s_and_keeps_its_record_between()
 def test_a_process_that_has_run_a_while_when_first_seen_is_settled_at_once():
     # vramtop started on a busy node: its thousand workers are not new, and are not read on each
     # of the first ticks.
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    busy = subprocess.Popen([sys.executable, "-c", SPINS_AND_GROWS])
     try:
         time.sleep(0.5)
         records = []
