@@ -65,3 +65,40 @@ async def test_the_header_is_repainted_from_its_totals_where_memory_alone_moved(
         assert all(repainted[0].contains(*at) for at in changed)
         host = header.text.index(ticks[1].hostname) + len(ticks[1].hostname)
         assert repainted[0].x >= host and repainted[0].x % pieces.SNAP == 0
+
+
+def crowded(tick: int):
+    """The demo node and 60 more processes (more rows than the table shows), every process's
+    memory moved by ``tick`` MiB, each by its own amount: the order changes each tick."""
+    from tui_support import visible_process
+
+    snapshot = demo_snapshot()
+    more = tuple(visible_process(30_000 + n, n % 2, 500 + (n * 37 * tick) % 900, f"python worker_{n}.py")
+                 for n in range(60))
+    moved = tuple(dataclasses.replace(p, used_mib=p.used_mib + tick) for p in snapshot.gpu_processes)
+    return dataclasses.replace(snapshot, gpu_processes=moved + more, timestamp=snapshot.timestamp + tick)
+
+
+async def test_a_table_with_a_scrollbar_repaints_the_changed_cells_and_never_its_scrollbar():
+    # The scrollbar is drawn over the table's last column of cells: a region reaching it has the
+    # compositor draw the scrollbar again.
+    from vramtop.widgets.process_table import HEADER, ProcessTable
+
+    app = make_app(ScriptedSource(*(crowded(tick) for tick in range(4))))
+    async with app.run_test(size=(160, 45)) as pilot:
+        table = app.query_one(ProcessTable)
+        await pilot.pause()
+        content = table.scrollable_content_region.width
+        assert table.show_vertical_scrollbar and content < table.size.width  # the scrollbar takes a column
+        table.move_cursor(row=10)  # its process moves up and down as the order changes: whole lines repainted
+        await pilot.pause()
+        repainted = regions_asked(table)
+        for _ in range(3):
+            rows = range(HEADER, table.scrollable_content_region.height)
+            before = drawn_cells(table, rows)
+            repainted.clear()
+            await next_sample(app, pilot)
+            changed = [at for at, cell in drawn_cells(table, rows).items() if before.get(at) != cell and at[0] < content]
+            assert changed and None not in repainted
+            assert all(any(r.contains(*at) for r in repainted) for at in changed)
+            assert all(r.right <= content for r in repainted)

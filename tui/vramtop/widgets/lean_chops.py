@@ -10,8 +10,12 @@ containers' lines are all behind the widgets they hold.
 
 ``install`` replaces ``_render_chops`` with one that asks each widget only for the lines from its
 first to its last line written where a piece of it is still to be filled, and asks nothing of a
-widget with none. The pieces kept are those Textual's would keep: the same widgets in the same
-order, each line cut at the same places, the first piece given for a place kept.
+widget with none. It also replaces ``render_partial_update``, which hands it the spans to write on
+each line: a widget none of a line's spans reaches is not asked for that line (a tick that changes a
+table's VRAM column and the header wrote nothing of the side column beside the table, but had it
+drawn all its lines). The pieces kept are those Textual's would keep where the update writes them:
+the same widgets in the same order, each line cut at the same places, the first piece given for a
+place kept; a piece no span overlaps is left out, which the update (``lean_updates``) skips.
 
 Installed once; where Textual's compositor no longer looks the way this relies on, nothing is
 changed.
@@ -22,16 +26,26 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
-from textual._compositor import Compositor
+from textual._compositor import ChopsUpdate, Compositor
 from textual.geometry import Region
 from textual.strip import Strip
 
 _installed = False
 
 
-def render_chops(self: Any, crop: Region, is_rendered_line: Callable[[int], bool]) -> list[dict[int, Strip | None]]:
+Spans = dict[int, list[tuple[int, int]]]  # by screen line, the (start, end) cells an update writes
+
+
+def _written(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    """Whether the update writes some of the piece from ``start`` to ``end``: a span overlaps it."""
+    return any(start < x2 and end > x1 for x1, x2 in spans)
+
+
+def render_chops(self: Any, crop: Region, is_rendered_line: Callable[[int], bool],
+                 spans: Spans | None = None) -> list[dict[int, Strip | None]]:
     """Each screen line's pieces, by the cell each starts at, for the lines ``is_rendered_line``
-    names (the others' pieces None), from the widgets that touch ``crop``."""
+    names (the others' pieces None), from the widgets that touch ``crop``; given ``spans``, only
+    from widgets a span on the line reaches."""
     cuts = self.cuts
     chops: list[dict[int, Strip | None]] = [dict.fromkeys(line_cuts[:-1]) for line_cuts in cuts]
     overlaps = crop.overlaps
@@ -42,8 +56,13 @@ def render_chops(self: Any, crop: Region, is_rendered_line: Callable[[int], bool
         if not (width and height):
             continue
         end = x + width
-        lines = [line for line in range(y, y + height) if is_rendered_line(line)
-                 and any(chops[line][cut] is None for cut in cuts[line] if x <= cut < end)]
+        if spans is None:
+            lines = [line for line in range(y, y + height) if is_rendered_line(line)
+                     and any(chops[line][cut] is None for cut in cuts[line] if x <= cut < end)]
+        else:
+            lines = [line for line in range(y, y + height)
+                     if any(chops[line][cut] is None and _written(cut, after, spans.get(line, ()))
+                            for cut, after in zip(cuts[line], cuts[line][1:]) if x <= cut < end)]
         if not lines:
             continue  # nothing of it written, or all of it behind widgets in front
         top = lines[0]
@@ -57,16 +76,39 @@ def render_chops(self: Any, crop: Region, is_rendered_line: Callable[[int], bool
     return chops
 
 
+def render_partial_update(self: Any) -> ChopsUpdate | None:
+    """Textual's partial update, its pieces from the widgets each line's spans reach."""
+    regions = self._dirty_regions.copy()
+    self._dirty_regions.clear()
+    if not regions:
+        return None
+    crop = Region.from_union(regions).intersection(self.size.region)
+    spans = list(self._regions_to_spans(regions))
+    by_line: Spans = {}
+    for y, x1, x2 in spans:
+        by_line.setdefault(y, []).append((x1, x2))
+    chops = render_chops(self, crop, by_line.__contains__, by_line)
+    return ChopsUpdate(chops, spans, [line_cuts[1:] for line_cuts in self.cuts])
+
+
 def install() -> bool:
-    """Replace ``Compositor._render_chops`` (once); False where the compositor is not as expected."""
+    """Replace ``Compositor._render_chops`` and ``render_partial_update`` (once); False where the
+    compositor is not as expected."""
     global _installed
     if _installed:
         return True
     original = getattr(Compositor, "_render_chops", None)
+    partial = getattr(Compositor, "render_partial_update", None)
     if (original is None or list(inspect.signature(original).parameters) != ["self", "crop", "is_rendered_line"]
+            or partial is None or list(inspect.signature(partial).parameters) != ["self"]
+            or not callable(getattr(Compositor, "_regions_to_spans", None))
+            or not hasattr(Compositor(), "_dirty_regions")
+            or list(inspect.signature(ChopsUpdate).parameters) != ["chops", "spans", "chop_ends"]
             or not all(isinstance(getattr(Compositor, name, None), property) for name in ("cuts", "visible_widgets"))):
         return False
     render_chops.__wrapped__ = original  # type: ignore[attr-defined]
+    render_partial_update.__wrapped__ = partial  # type: ignore[attr-defined]
     Compositor._render_chops = render_chops  # type: ignore[method-assign]
+    Compositor.render_partial_update = render_partial_update  # type: ignore[method-assign]
     _installed = True
     return True

@@ -11,7 +11,8 @@ region's edge.
 ``install`` replaces ``ChopsUpdate.render_segments`` with one that starts a piece at the region's
 left edge where that edge falls between two segments, or inside a segment of ASCII text; anywhere
 else (inside a run of wider characters) it starts at the piece's edge, as Textual does: a wide
-character cut in two would be written as a space over its other half. Everything else is
+character cut in two would be written as a space over its other half. A piece that starts where
+a span ends is not written (Textual writes a cursor move to it and nothing). Everything else is
 Textual's: the spans, the pieces, their order, the line breaks.
 
 Each piece's output (``Strip.render``, see ``lean_sgr``) opens by setting its first style in full
@@ -103,7 +104,7 @@ def render_segments(self: Any, console: Any) -> str:
     last_y = self.spans[-1][0]
     for y, x1, x2 in self.spans:
         for end, (x, strip) in zip(chop_ends[y], chops[y].items()):
-            if strip is None or x > x2 or end <= x1:
+            if strip is None or x >= x2 or end <= x1:  # Textual writes a cursor move alone where x == x2
                 continue
             if x2 > x >= x1 and end <= x2:
                 add(move_to(x, y).segment.text, strip, strip.render(console))

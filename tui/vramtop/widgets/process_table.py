@@ -345,8 +345,8 @@ class ProcessTable(ScrollView, can_focus=True):
         return range(top, top + max(0, self.scrollable_content_region.height - HEADER))
 
     def _repaint(self, rows: list[int]) -> None:
-        """Repaint the whole lines of these rows where they are in view."""
-        width = self.size.width
+        """Repaint the whole lines of these rows where they are in view (to the scrollbar)."""
+        width = self.scrollable_content_region.width
         self._repaint_to({n: (0, width) for n in rows})
 
     def _repaint_to(self, cells: dict[int, tuple[int, int]]) -> None:
@@ -371,7 +371,7 @@ class ProcessTable(ScrollView, can_focus=True):
         emphasis, from its first changed cell to the end of its last (a process whose memory alone
         moved: its VRAM cell; its PID, user and GPU before it, its CPU, RSS and command after it,
         are not written again), else its whole line."""
-        view, now, width = self._in_view(), self._looks, self.size.width
+        view, now, width = self._in_view(), self._looks, self.scrollable_content_region.width
         edges = [0]
         for _, w in self.columns:
             edges.append(edges[-1] + w + PADDING)
