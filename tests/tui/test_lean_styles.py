@@ -63,7 +63,7 @@ async def test_any_widgets_lines_read_as_textuals_styles_cache_makes_them():
     app = Host()
     async with app.run_test(size=SIZE) as pilot:
         widget = app.query_one(Lines)
-        segments = st.builds(Segment, st.text("ab 漢", min_size=1, max_size=12), st.sampled_from(STYLES))
+        segments = st.builds(Segment, st.text("ab 漢", min_size=1, max_size=12), st.sampled_from(STYLES), st.none())
         css = st.tuples(st.lists(st.sampled_from(EDGES), min_size=4, max_size=4),
                         st.lists(st.sampled_from(COLOURS), min_size=4, max_size=4),
                         st.lists(st.integers(0, 2), min_size=4, max_size=4), st.sampled_from(EFFECTS))
