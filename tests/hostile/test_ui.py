@@ -112,7 +112,7 @@ async def test_titles_with_markup_are_listed_highlighted_judged_and_stopped_as_t
                 table = app.query_one(ProcessTable)
                 table.move_cursor(row=[r.key for r in table.rows].index(f"p:{closer}:2"))
                 await pilot.pause()
-                assert f"pid {closer}" in screen_text(app) and CLOSER in str(app.query_one("#detail").render())
+                assert f"pid {closer}" in screen_text(app) and CLOSER in app.query_one("#detail").text
 
                 await pilot.press("slash", *CLOSER)  # a filter typed as markup keeps its row
                 assert await wait_for(pilot, lambda: f"Processes · filter: {CLOSER}" in screen_text(app))

@@ -75,11 +75,11 @@ async def test_a_rows_new_figures_reach_the_detail_line_from_the_tick_and_only_a
         ) or own(message)
         table.move_cursor(row=[r.key for r in table.rows].index("p:4100:0"))
         await pilot.pause()
-        before = str(detail.render())
+        before = detail.text
         assert table.highlighted_row.detail in before
         await next_sample(app, pilot)
         await pilot.pause()
-        after = str(detail.render())
+        after = detail.text
         assert announced == ["p:4100:0"]  # the move; not the tick
         assert after != before and table.highlighted_row.detail in after
 
@@ -165,7 +165,7 @@ async def test_a_pid_not_visible_here_still_shows_its_memory_and_why():
         assert table.cell(key, "command") == "another PID namespace"
         table.move_cursor(row=[r.key for r in table.rows].index(key))
         await pilot.pause()
-        assert "not visible here (another PID namespace)" in str(app.query_one("#detail").render())
+        assert "not visible here (another PID namespace)" in app.query_one("#detail").text
 
 
 async def test_the_ui_never_waits_on_a_slow_source():

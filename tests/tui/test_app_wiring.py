@@ -21,7 +21,7 @@ async def test_telemetry_rides_on_the_next_snapshot_and_reaches_the_detail_line(
         table.move_cursor(row=0)
         await pilot.pause(0.1)
         assert table.highlighted_row.kind == "instance"
-        detail = str(app.query_one("#detail").render())
+        detail = app.query_one("#detail").text
         summary = app.snapshot.telemetry.for_instance(table.highlighted_row.instance_key).summary
         assert summary and summary[:30] in detail
         check = app.snapshot.telemetry.for_instance(table.highlighted_row.instance_key).kv_check

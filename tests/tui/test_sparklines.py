@@ -123,7 +123,7 @@ async def test_the_live_view_draws_each_gpu_trend_and_the_engine_history_on_the_
         table.move_cursor(row=0)
         await pilot.pause(0.1)
         assert table.highlighted_row.kind == "instance"
-        assert " · KV " in str(app.query_one("#detail").render())
+        assert " · KV " in app.query_one("#detail").text
 
 
 def test_a_span_reads_in_the_unit_a_person_would_say():

@@ -48,6 +48,7 @@ from vramtop.job_thread import JobThread
 from vramtop.snapshot import NodeSnapshot
 from vramtop.sources.feed import Feed, Source, first_line
 from vramtop.sources.replay import JumpError, ReplaySource, jump_target
+from vramtop.widgets.detail_line import DetailLine
 from vramtop.widgets.gpu_bars import GpuPanel
 from vramtop.widgets.jump_dialog import JumpDialog
 from vramtop.widgets.spark import serving_sparks
@@ -161,7 +162,6 @@ class VramtopApp(App[None]):
         self._notes: list[str] = []  # lasting one-line problems (a theme file, an unknown theme)
         self._side_forced: bool | None = None  # the user's choice; None: the layout decides
         self._hidden: set[str] = set()
-        self._detail_text = ""
         loaded, errors = themes.load_themes()
         for theme in loaded.values():
             self.register_theme(theme)
@@ -184,7 +184,7 @@ class VramtopApp(App[None]):
                     yield Input(placeholder="filter: pid, user, role, instance, command",
                                 id="filter", compact=True)
                     yield ProcessTable(id="procs")
-                    yield Static("", id="detail", markup=False)
+                    yield DetailLine(id="detail")
             yield SideColumn(self._ray_panel(), id="side")
         yield Footer(compact=True)
 
@@ -410,12 +410,10 @@ class VramtopApp(App[None]):
             self._show_detail(message.row)
 
     def _show_detail(self, row: Row | None) -> None:
-        detail = self.query_one("#detail", Static)
+        detail = self.query_one("#detail", DetailLine)
         detail.display = row is not None
-        text = self._detail(row) if row is not None else ""
-        if row is not None and text != self._detail_text:
-            self._detail_text = text
-            detail.update(text, layout=False)  # fixed height: a new text never moves the layout
+        if row is not None:
+            detail.show(self._detail(row))
 
     def _detail(self, row: Row) -> str:
         text = row.detail
