@@ -36,9 +36,22 @@ _installed = False
 Spans = dict[int, list[tuple[int, int]]]  # by screen line, the (start, end) cells an update writes
 
 
-def _written(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
-    """Whether the update writes some of the piece from ``start`` to ``end``: a span overlaps it."""
-    return any(start < x2 and end > x1 for x1, x2 in spans)
+def _to_fill(chops_line: dict[int, Strip | None], line_cuts: list[int], x: int, end: int,
+             spans: list[tuple[int, int]] | None) -> bool:
+    """Whether a widget from cell ``x`` to ``end`` has a piece of this line still to fill that the
+    update writes: one a span overlaps (``spans`` empty: the whole line is written; None: none)."""
+    if spans is None:
+        return False
+    if spans:
+        spans = [(x1, x2) for x1, x2 in spans if x1 < end and x2 > x]
+        if not spans:
+            return False
+    for cut, after in zip(line_cuts, line_cuts[1:]):
+        if cut >= end:
+            break
+        if cut >= x and chops_line[cut] is None and (not spans or any(cut < x2 and after > x1 for x1, x2 in spans)):
+            return True
+    return False
 
 
 def render_chops(self: Any, crop: Region, is_rendered_line: Callable[[int], bool],
@@ -46,6 +59,11 @@ def render_chops(self: Any, crop: Region, is_rendered_line: Callable[[int], bool
     """Each screen line's pieces, by the cell each starts at, for the lines ``is_rendered_line``
     names (the others' pieces None), from the widgets that touch ``crop``; given ``spans``, only
     from widgets a span on the line reaches."""
+    def written(line: int) -> list[tuple[int, int]] | None:
+        if spans is not None:
+            return spans.get(line)
+        return [] if is_rendered_line(line) else None
+
     cuts = self.cuts
     chops: list[dict[int, Strip | None]] = [dict.fromkeys(line_cuts[:-1]) for line_cuts in cuts]
     overlaps = crop.overlaps
@@ -56,13 +74,7 @@ def render_chops(self: Any, crop: Region, is_rendered_line: Callable[[int], bool
         if not (width and height):
             continue
         end = x + width
-        if spans is None:
-            lines = [line for line in range(y, y + height) if is_rendered_line(line)
-                     and any(chops[line][cut] is None for cut in cuts[line] if x <= cut < end)]
-        else:
-            lines = [line for line in range(y, y + height)
-                     if any(chops[line][cut] is None and _written(cut, after, spans.get(line, ()))
-                            for cut, after in zip(cuts[line], cuts[line][1:]) if x <= cut < end)]
+        lines = [line for line in range(y, y + height) if _to_fill(chops[line], cuts[line], x, end, written(line))]
         if not lines:
             continue  # nothing of it written, or all of it behind widgets in front
         top = lines[0]
