@@ -78,6 +78,13 @@ FIELDS = (("used", 3), ("reserved", 4), ("free", 1), ("trend", 5), ("util", 2), 
 
 def fields_that_fit(widths: dict[str, int], width: int) -> tuple[str, ...]:
     """The fields that leave the bar a sixth of the line (at least ``MIN_BAR`` cells)."""
+    return _fitting(tuple(widths.items()), width)
+
+
+@lru_cache(maxsize=64)
+def _fitting(items: tuple[tuple[str, int], ...], width: int) -> tuple[str, ...]:
+    """``fields_that_fit``, kept: every GPU line of a tick asks it the same."""
+    widths = dict(items)
     keep = [key for key, _ in FIELDS if key in widths]
     priority = dict(FIELDS)
     min_bar = max(MIN_BAR, width // 6)
