@@ -60,10 +60,12 @@ async def test_live_source_switch_keeps_cursor_on_the_same_process_and_updates_i
         assert table.cell(target, "vram") == "26,234"
 
 
-async def test_a_rows_new_figures_reach_the_detail_line_from_the_tick_and_only_a_move_is_announced():
+@pytest.mark.parametrize("mib", [1_000, 25_000], ids=["in place", "moved up by the sort"])
+async def test_a_rows_new_figures_reach_the_detail_line_from_the_tick_and_only_a_move_is_announced(mib):
     """The table announces the cursor's move to another row; a tick's new figures for the same
-    row are shown by the app from the tick (no message through the screen's containers)."""
-    first, second = _grown(1_000)
+    row, and its new place in the order, are shown by the app from the tick (no message through
+    the screen's containers)."""
+    first, second = _grown(mib)
     app = make_app(ScriptedSource(first, second))
     async with app.run_test(size=(120, 40)) as pilot:
         assert await wait_for(pilot, lambda: app.snapshot is first)
@@ -75,11 +77,12 @@ async def test_a_rows_new_figures_reach_the_detail_line_from_the_tick_and_only_a
         ) or own(message)
         table.move_cursor(row=[r.key for r in table.rows].index("p:4100:0"))
         await pilot.pause()
-        before = detail.text
+        before, place = detail.text, table.cursor_row
         assert table.highlighted_row.detail in before
         await next_sample(app, pilot)
         await pilot.pause()
         after = detail.text
+        assert (table.cursor_row != place) == (mib == 25_000) and table.highlighted_row.key == "p:4100:0"
         assert announced == ["p:4100:0"]  # the move; not the tick
         assert after != before and table.highlighted_row.detail in after
 

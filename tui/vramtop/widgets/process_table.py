@@ -235,9 +235,8 @@ class ProcessTable(ScrollView, can_focus=True):
         looks = self._looks
         self._looks = {n: self._look(rows[n]) for n in looked}
         self._repaint_changes(looks)
-        moved = cursor != self.cursor_row
         self._move(cursor, scroll=False)
-        if moved or _key(self.highlighted_row) != _key(highlighted):
+        if _key(self.highlighted_row) != _key(highlighted):  # its row moving up or down is no news
             self._announce()
 
     def _set_virtual_size(self) -> None:
