@@ -116,8 +116,10 @@ async def test_kept_lines_are_what_the_table_draws_anew():
 
 
 def drawn(table: ProcessTable) -> dict[tuple[int, int], tuple]:
-    """What the table's rows show, cell by cell: (x, y) -> (character, style)."""
-    return drawn_cells(table, range(HEADER, table.size.height))
+    """What the table's rows show, cell by cell: (x, y) -> (character, style); not the cells its
+    vertical scrollbar is drawn over."""
+    shown = table.scrollable_content_region.width
+    return {at: cell for at, cell in drawn_cells(table, range(HEADER, table.size.height)).items() if at[0] < shown}
 
 
 def stale(before: dict, after: dict, repainted: list) -> list[tuple[int, int]]:
