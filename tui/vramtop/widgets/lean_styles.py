@@ -64,10 +64,10 @@ def sides(cache: StylesCache, styles: Any, size: Any, content_size: Any, padding
     inner, outer = cache.get_inner_outer(base_background, background)
     left = right = ()
     if border_left:
-        colour = Style(foreground=base_background + left_color.multiply_alpha(opacity))
+        colour = Style(foreground=base_background + left_color)  # opacity is 1 here
         left = (get_box(border_left, inner, outer, colour)[1][0],)
     if border_right:
-        colour = Style(foreground=base_background + right_color.multiply_alpha(opacity))
+        colour = Style(foreground=base_background + right_color)  # opacity is 1 here
         right = (get_box(border_right, inner, outer, colour)[1][2],)
     return Sides(gutter.top, size.height - gutter.bottom, content_size.width, content_size.height, inner.rich_style,
                  padding.left, padding.right, left, right)
