@@ -286,6 +286,7 @@ class GpuPanel(ScrollView):
         self._widths: dict[str, int] = {}
         self._pieces = PieceStyles()
         self._drawn_from: tuple = ()  # (GPUs, sparkline buckets) of the last tick with nothing moving
+        self._drawing: tuple[int, int] | None = None  # (width, top row) while render_lines runs
 
     def on_mount(self) -> None:
         self.watch(self.app, "tick", self._take_tick)  # the app publishes each tick (attributes down)
@@ -323,20 +324,21 @@ class GpuPanel(ScrollView):
             self.virtual_size = Size(0, len(rows))
             self.refresh(layout=True)
             return
-        view = self._in_view()
+        content = self.scrollable_content_region  # once a tick: each read walks up to the screen
+        view, width, whole = self._in_view(content), content.width, self.size.width
         for n, (old, new) in enumerate(zip(before, bars)):
             if old != new:
                 first = self._first_row[n]
                 lines = range(first, first + new.height)
                 if lines.start < view.stop and view.start < lines.stop:
-                    x = self._repaint_from(n)
+                    x = self._repaint_from(n, width)
                     if x is not None:
-                        self.refresh(Region(x, first - view.start, self.size.width - x, new.height))
+                        self.refresh(Region(x, first - view.start, whole - x, new.height))
 
-    def _repaint_from(self, n: int) -> int | None:
-        """Where the bar ``n``'s lines first draw differently from those drawn of it (0 where none
-        were at this width; None where they draw the same): ``pieces.repaint_from``."""
-        width = self.scrollable_content_region.width
+    def _repaint_from(self, n: int, width: int) -> int | None:
+        """Where the bar ``n``'s lines drawn ``width`` cells wide first draw differently from those
+        drawn of it (0 where none were at this width; None where they draw the same):
+        ``pieces.repaint_from``."""
         drawn = self._drawn.get(n)
         if drawn is None or drawn[1] != width:
             return 0
@@ -354,9 +356,10 @@ class GpuPanel(ScrollView):
             rows.extend(("bar", n, line) for line in range(bar.height))
         return tuple(rows)
 
-    def _in_view(self) -> range:
+    def _in_view(self, content: Region) -> range:
+        """The rows shown in ``content``, the panel's scrollable content region."""
         top = round(self.scroll_y)
-        return range(top, top + self.scrollable_content_region.height)
+        return range(top, top + content.height)
 
     def strips_of(self, index: int) -> list[Strip]:
         """The lines of the GPU ``index`` as the panel draws them, in view or not."""
@@ -372,9 +375,18 @@ class GpuPanel(ScrollView):
             drawn = self._drawn[n] = (bar, width, lines)
         return drawn[2]
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The width and scroll of the lines drawn, taken once for all of them (each is a walk up
+        # to the screen and a lookup of the panel's region).
+        self._drawing = (self.scrollable_content_region.width, round(self.scroll_y))
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._drawing = None
+
     def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        row_at = y + round(self.scroll_y)
+        width, top = self._drawing or (self.scrollable_content_region.width, round(self.scroll_y))
+        row_at = y + top
         if row_at >= len(self.rows):
             return Strip.blank(width, self.visual_style.rich_style)
         row = self.rows[row_at]

@@ -19,7 +19,6 @@ from typing import Sequence
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style as RichStyle
-from textual.cache import LRUCache
 from textual.strip import Strip
 from textual.style import Style
 from textual.widget import Widget
@@ -88,13 +87,16 @@ class PieceStyles:
     def __init__(self, size: int = 512) -> None:
         self._look: Style | None = None  # the widget's style the kept segments were drawn on
         self._styles: dict[tuple[str, ...], RichStyle] = {}
-        self._segments: LRUCache[Piece, Segment] = LRUCache(size)
+        self._size = size
+        # piece -> (its text as drawn, its style, its cells): a line is a sum and a join, where
+        # segments measured their text and were merged by Segment.simplify on every repaint.
+        self._kept: dict[Piece, tuple[str, RichStyle, int]] = {}
 
     def clear(self) -> None:
         """Forget every resolved style: the theme changed."""
         self._look = None
         self._styles.clear()
-        self._segments.clear()
+        self._kept.clear()
 
     def strip(self, widget: Widget, line: Line, width: int) -> Strip:
         """``line`` as a strip of ``width`` cells on ``widget``: cut with an ellipsis or padded."""
@@ -102,23 +104,38 @@ class PieceStyles:
         if look is not self._look:
             self.clear()
             self._look = look
-        segments = []
+        kept = self._kept
+        runs: list[list] = []  # [texts, style]: pieces of one look are one segment (see below)
+        length = 0
         for piece in line:
-            if not piece[0]:
-                continue
-            segment = self._segments.get(piece)
-            if segment is None:
-                text, styles = piece
-                segment = self._segments[piece] = Segment(printable(text), self._style(widget, styles))
-            segments.append(segment)
-        length = sum(segment.cell_length for segment in segments)
-        if length > width > 0:
-            segments = [*Strip(segments).crop(0, width - 1), Segment(ELLIPSIS, segments[-1].style)]
-        elif length < width:
-            segments.append(Segment(" " * (width - length), look.rich_style))
+            made = kept.get(piece)
+            if made is None:
+                if not piece[0]:
+                    continue
+                if len(kept) >= self._size:  # a bound, not a recency order: a tick's pieces are made again
+                    kept.clear()
+                text = printable(piece[0])
+                made = kept[piece] = (text, self._style(widget, piece[1]), cell_len(text))
+            text, style, cells = made
+            length += cells
+            if runs and ((last := runs[-1])[1] is style or last[1] == style):
+                last[0].append(text)
+            else:
+                runs.append([[text], style])
         # Pieces of one look are one segment: the compositor and the terminal's output pay per
         # segment (the same line in fewer bytes).
-        return Strip(Segment.simplify(segments)).adjust_cell_length(width, look.rich_style)
+        segments = [Segment(texts[0] if len(texts) == 1 else "".join(texts), style) for texts, style in runs]
+        if length > width > 0:
+            segments = [*Strip(segments).crop(0, width - 1), Segment(ELLIPSIS, segments[-1].style)]
+            return Strip(Segment.simplify(segments)).adjust_cell_length(width, look.rich_style)
+        if length < width:
+            pad = look.rich_style
+            if segments and segments[-1].style == pad:
+                segments[-1] = Segment(segments[-1].text + " " * (width - length), pad)
+            else:
+                segments.append(Segment(" " * (width - length), pad))
+            length = width
+        return Strip(segments, length).adjust_cell_length(width, look.rich_style)
 
     def _style(self, widget: Widget, styles: tuple[str, ...]) -> RichStyle:
         rich = self._styles.get(styles)

@@ -136,7 +136,9 @@ class ProcessTable(ScrollView, can_focus=True):
         # out, by _size_kept; until then for a 50-line one): on a node whose memory moves, each
         # tick brings new cells and lines, and a larger cache only fills up (512 lines held 0.5
         # MiB more than 160 at 8 GPUs x 64 processes).
-        self._kept_cells: LRUCache[tuple, list[Segment]] = LRUCache(KEPT_TICKS * 50 * 10)
+        self._kept_cells: dict[tuple, tuple[tuple[str, Style], ...]] = {}
+        self._kept_cells_max = KEPT_TICKS * 50 * 10
+        self._drawing: tuple[int, int, int] | None = None  # (width, scroll x, scroll y) while render_lines runs
         self._kept_lines: LRUCache[tuple, Strip] = LRUCache(KEPT_TICKS * 50)
         self.border_title = "Processes"
 
@@ -174,8 +176,8 @@ class ProcessTable(ScrollView, can_focus=True):
         once full, stays at the size it filled to; a terminal's resize draws every line again.)"""
         rows = max(1, self.app.size.height)
         lines, cells = KEPT_TICKS * rows, KEPT_TICKS * rows * max(1, len(self.columns))
-        if (lines, cells) != (self._kept_lines.maxsize, self._kept_cells.maxsize):
-            self._kept_lines, self._kept_cells = LRUCache(lines), LRUCache(cells)
+        if (lines, cells) != (self._kept_lines.maxsize, self._kept_cells_max):
+            self._kept_lines, self._kept_cells, self._kept_cells_max = LRUCache(lines), {}, cells
 
     @property
     def row_count(self) -> int:
@@ -401,11 +403,16 @@ class ProcessTable(ScrollView, can_focus=True):
                 self._kept_lines.clear()
                 self._state_looks.clear()
             self._styles = self._styles_drawn = styles
-        return super().render_lines(crop)
+        # The width and scroll of the lines drawn, taken once for all of them (each is a walk up
+        # to the screen and a lookup of the widget's region).
+        self._drawing = (self.size.width, *self.scroll_offset)
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._drawing = None
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
-        scroll_x, scroll_y = self.scroll_offset
+        width, scroll_x, scroll_y = self._drawing or (self.size.width, *self.scroll_offset)
         base = self._styles[0]
         if y < HEADER:
             strip = self._header_line(width)
@@ -456,25 +463,36 @@ class ProcessTable(ScrollView, can_focus=True):
         if strip is None:
             texts, emphasis = look
             pad, rest = self._state_styles(state)
-            segments = []
+            runs: list[list] = []  # [texts, style]: cells merged as Segment.simplify would
             for text, (column, w) in zip(texts, self.columns):
-                segments += self._cell(text, w, COLUMN[column].numeric, emphasis, state, pad)
-            segments.append(Segment(" " * max(0, width - self.virtual_size.width), rest))
-            strip = self._kept_lines[key] = Strip(Segment.simplify(segments))
+                for part, style in self._cell(text, w, COLUMN[column].numeric, emphasis, state, pad):
+                    if runs and ((last := runs[-1])[1] is style or last[1] == style):
+                        last[0].append(part)
+                    else:
+                        runs.append([[part], style])
+            fill = " " * max(0, width - self.virtual_size.width)
+            if runs and runs[-1][1] == rest:
+                runs[-1][0].append(fill)
+            else:
+                runs.append([[fill], rest])
+            strip = self._kept_lines[key] = Strip([Segment("".join(parts), style) for parts, style in runs if parts != [""]])
         return strip
 
     def _cell(self, text: str, width: int, right: bool, emphasis: str | None, state: int,
-              pad: Style) -> list[Segment]:
-        """A cell's segments, kept by what it shows: its spaces and text as DataTable's
-        rendering merged them (emphasis covers the text, not the spaces)."""
+              pad: Style) -> tuple[tuple[str, Style], ...]:
+        """A cell's (text, style) parts, kept by what it shows: its spaces and text as
+        DataTable's rendering merged them (emphasis covers the text, not the spaces)."""
         key = (text, width, right, emphasis, state)
-        segments = self._kept_cells.get(key)
-        if segments is None:
+        kept = self._kept_cells
+        parts = kept.get(key)
+        if parts is None:
             before, shown, after = fit(text, width, right)
             emphasised = pad + Style.parse(emphasis) if emphasis else pad
             if emphasised == pad or not shown:  # the cursor's own style may be bold already
-                segments = [Segment(f" {before}{shown}{after} ", pad)]
+                parts = ((f" {before}{shown}{after} ", pad),)
             else:
-                segments = [Segment(f" {before}", pad), Segment(shown, emphasised), Segment(f"{after} ", pad)]
-            self._kept_cells[key] = segments
-        return segments
+                parts = ((f" {before}", pad), (shown, emphasised), (f"{after} ", pad))
+            if len(kept) >= self._kept_cells_max:  # a bound: the rows in view for KEPT_TICKS ticks
+                kept.clear()
+            kept[key] = parts
+        return parts

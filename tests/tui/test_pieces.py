@@ -1,0 +1,50 @@
+"""A line of pieces is drawn as the segments of its pieces would be after Rich's own merging
+(``Segment.simplify``), cut with an ellipsis or padded to its width, whatever its pieces, widths
+and the pieces kept from earlier lines (a bound of a few, so that the kept ones are dropped too)."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+from rich.segment import Segment
+from textual.app import App, ComposeResult
+from textual.strip import Strip
+from textual.widget import Widget
+
+from vramtop.widgets.pieces import ELLIPSIS, Line, PieceStyles, printable
+
+NAMES = ("bold", "italic", "reverse", "underline")
+
+
+class _Host(App):
+    def compose(self) -> ComposeResult:
+        yield Widget()
+
+
+def merged(styles: PieceStyles, widget: Widget, line: Line, width: int) -> Strip:
+    """The pieces' segments as Rich merges them, cut or padded as a line of ``width`` cells is."""
+    look = widget.visual_style
+    segments = [Segment(printable(text), styles._style(widget, names)) for text, names in line if text]
+    length = sum(segment.cell_length for segment in segments)
+    if length > width > 0:
+        segments = [*Strip(segments).crop(0, width - 1), Segment(ELLIPSIS, segments[-1].style)]
+    elif length < width:
+        segments.append(Segment(" " * (width - length), look.rich_style))
+    return Strip(Segment.simplify(segments)).adjust_cell_length(width, look.rich_style)
+
+
+async def test_a_line_is_its_pieces_segments_merged_as_rich_merges_them():
+    app = _Host()
+    async with app.run_test(size=(60, 4)):
+        widget = app.query_one(Widget)
+        styles = PieceStyles(size=3)
+        piece = st.tuples(st.text(st.sampled_from("ab 漢\x07"), max_size=6),
+                          st.lists(st.sampled_from(NAMES), max_size=2).map(tuple))
+
+        @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(line=st.lists(piece, max_size=8).map(Line), width=st.integers(0, 30))
+        def check(line, width):
+            strip = styles.strip(widget, line, width)
+            assert list(strip) == list(merged(styles, widget, line, width))
+            assert strip.cell_length == width
+
+        check()
