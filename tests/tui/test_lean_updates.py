@@ -119,3 +119,18 @@ def test_any_update_shows_what_textuals_update_shows(lines, cut):
     assert all(their_cells.get(at) == cell for at, cell in cells.items())  # as Textual's update shows them
     assert all(at in cells for at in their_cells if any(y + 1 == at[0] and x1 < at[1] <= x2 for y, x1, x2 in spans))
     assert state == sgr_screen.DEFAULT
+
+
+def _segments(alphabet: str):
+    segment = st.builds(Segment, st.text(alphabet, max_size=6), st.sampled_from([None, RED]), st.none())
+    return st.lists(segment, max_size=6)
+
+
+@settings(max_examples=400, deadline=None)
+@given(segments=st.sampled_from(["ab ", "ab 漢"]).flatmap(_segments), start=st.integers(-2, 30),
+       end=st.integers(-2, 30))
+def test_a_piece_is_cut_into_the_segments_textuals_crop_gives(segments, start, end):
+    strip = Strip(segments)
+    assert list(lean_updates.crop_once(strip, start, end)) == list(Strip(segments).crop(start, end))
+    assert lean_updates.crop_once(strip, start, end).cell_length == Strip(segments).crop(start, end).cell_length
+    assert not strip._crop_cache or not all(t.isascii() for t, _, _ in segments)  # kept only where Textual's crop ran

@@ -31,6 +31,7 @@ from typing import Any
 from rich.cells import cell_len
 from rich.color import ColorSystem
 from rich.control import Control
+from rich.segment import Segment
 from rich.style import Style
 from textual._compositor import ChopsUpdate
 from textual.strip import Strip
@@ -52,6 +53,43 @@ def clean_cut(strip: Strip, cut: int) -> bool:
             return text.isascii()
         at += width
     return at == cut
+
+
+def crop_once(strip: Strip, start: int, end: int) -> Strip:
+    """``strip.crop(start, end)``, the same segments, for a piece an update writes once: not kept
+    in the strip's cache (a cache made for one answer no one asks again), and where the text is
+    ASCII, measured by its length and cut by slicing, as Rich does for one-cell characters."""
+    segments = strip._segments
+    for text, _, control in segments:
+        if control is not None or not text.isascii():
+            return strip.crop(start, end)
+    length = strip.cell_length
+    start, end = max(0, start), min(length, end)
+    if start == 0 and end == length:
+        return strip
+    if end <= start:
+        return Strip([], 0)
+    pos = 0
+    rest = iter(segments)
+    for segment in rest:  # the segment the crop starts in, from there
+        text = segment.text
+        if pos + len(text) > start:
+            segment = Segment(text[start - pos:], segment.style)
+            break
+        pos += len(text)
+    if end == length:
+        return Strip([segment, *rest], length - start)
+    out: list[Segment] = []
+    pos = start
+    while segment is not None:
+        text = segment.text
+        if pos + len(text) >= end:
+            out.append(Segment(text[:end - pos], segment.style))
+            break
+        out.append(segment)
+        pos += len(text)
+        segment = next(rest, None)
+    return Strip(out, end - start)
 
 
 class _Pieces:
@@ -110,7 +148,7 @@ def render_segments(self: Any, console: Any) -> str:
                 add(move_to(x, y).segment.text, strip, strip.render(console))
                 continue
             start = x1 - x if x < x1 and clean_cut(strip, x1 - x) else 0
-            strip = strip.crop(start, min(end, x2) - x)
+            strip = crop_once(strip, start, min(end, x2) - x)
             add(move_to(x + start, y).segment.text, strip, strip.render(console))
         if y != last_y:
             line_break("\n")
