@@ -198,3 +198,18 @@ def test_strips_keep_their_caches_made_at_once_where_textual_makes_them_otherwis
         monkeypatch.setattr(lean_strips, "Strip", other)
         assert lean_strips._caches_on_use() is False
         assert other.__init__ is made and type(other.__dict__["_crop_cache"]).__name__ == "member_descriptor"
+
+
+def _one_cell_or_not(alphabet: str):
+    segment = st.builds(Segment, st.text(alphabet, max_size=6), st.sampled_from([None, Style(bold=True)]), st.none())
+    return st.lists(segment, max_size=6)
+
+
+@settings(max_examples=500, deadline=None)
+@given(segments=st.sampled_from(["ab │", "ab │漢\x07"]).flatmap(_one_cell_or_not),
+       cuts=st.lists(st.integers(0, 30), max_size=5).map(sorted), length=st.none() | st.integers(0, 30))
+def test_a_line_is_divided_into_the_parts_textuals_divide_gives(segments, cuts, length):
+    assert lean_strips.install()
+    ours = Strip(segments, length).divide(cuts)
+    theirs = Strip.divide.__wrapped__(Strip(segments, length), cuts)
+    assert [(list(part), part.cell_length) for part in ours] == [(list(part), part.cell_length) for part in theirs]

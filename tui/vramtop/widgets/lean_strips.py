@@ -35,12 +35,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import cells
+from rich.segment import Segment
 from textual.cache import FIFOCache
 from textual.filter import ANSIToTruecolor
 from textual.strip import Strip
 
 _installed = False
 _SAME = object()  # in a strip's filter cache: the filter gives the strip back as it is
+
+# Whether each character of a text is one cell wide, as Rich measures it: Rich's own test of
+# that, which its cell_len and split_cells use, where it has one; else printable ASCII.
+one_cell_each = getattr(cells, "_is_single_cell_widths", None) or (lambda text: text.isascii() and text.isprintable())
 
 
 def _unchanged(strip: Strip, line_filter: ANSIToTruecolor, background: Any) -> bool:
@@ -53,6 +59,52 @@ def _unchanged(strip: Strip, line_filter: ANSIToTruecolor, background: Any) -> b
         if style is not None and truecolor_style(style, rich_background) is not style:
             return False
     return True
+
+
+def _divide_one_cell(strip: Strip, cuts: list[int]) -> list[Strip] | None:
+    """``Strip.divide(cuts)`` (``cuts`` ascending, none past the strip's end) for a strip each of
+    whose characters is one cell wide, by slicing: Rich's ``Segment.divide`` step for step, with a
+    text's width its length. None for any other strip."""
+    segments = strip._segments
+    for text, _, control in segments:
+        if control is not None or not one_cell_each(text):
+            return None
+    parts: list[list[Segment]] = []
+    each_cut = iter(cuts)
+    cut = next(each_cut, -1)
+    while cut == 0:  # an empty part for each cut at 0
+        parts.append([])
+        cut = next(each_cut, -1)
+    if cut != -1:
+        part: list[Segment] = []
+        pos = 0
+        for segment in segments:
+            text = segment.text
+            while text and cut != -1:  # an empty segment is in no part
+                end = pos + len(text)
+                if end < cut:
+                    part.append(segment)
+                    pos = end
+                    break
+                if end == cut:
+                    part.append(segment)
+                else:  # the segment goes on past the cut: its rest is the next part's
+                    part.append(Segment(text[:cut - pos], segment.style))
+                    segment = Segment(text[cut - pos:], segment.style)
+                    text = segment.text
+                parts.append(part)
+                part, pos, cut = [], cut, next(each_cut, -1)
+                if end == pos:  # the segment ended at the cut
+                    break
+            if cut == -1:
+                break
+        else:
+            parts.append(part)
+    strips, pos = [], 0
+    for part, cut in zip(parts, cuts):
+        strips.append(Strip(part, cut - pos))
+        pos = cut
+    return strips
 
 
 class _CacheOnUse:
@@ -136,8 +188,11 @@ def install() -> bool:
     def divide(self: Strip, cuts: Any) -> Any:
         cuts = list(cuts)
         cell_length = self.cell_length
-        if [cut for cut in cuts if cut <= cell_length] == [cell_length]:
+        kept = [cut for cut in cuts if cut <= cell_length]
+        if kept == [cell_length]:
             return [self]  # what Textual answers, not kept in the strip's own cache
+        if kept == sorted(set(kept)) and (parts := _divide_one_cell(self, kept)) is not None:
+            return parts  # the same parts, not kept either: a line's parts are asked for once
         return original_divide(self, cuts)
 
     for name, wrapper, wrapped in (("apply_filter", apply_filter, original), ("divide", divide, original_divide)):

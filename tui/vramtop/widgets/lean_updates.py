@@ -37,6 +37,7 @@ from textual._compositor import ChopsUpdate
 from textual.strip import Strip
 
 from vramtop.widgets.lean_sgr import RESET, change, sets_something
+from vramtop.widgets.lean_strips import one_cell_each
 
 _installed = False
 
@@ -57,11 +58,11 @@ def clean_cut(strip: Strip, cut: int) -> bool:
 
 def crop_once(strip: Strip, start: int, end: int) -> Strip:
     """``strip.crop(start, end)``, the same segments, for a piece an update writes once: not kept
-    in the strip's cache (a cache made for one answer no one asks again), and where the text is
-    ASCII, measured by its length and cut by slicing, as Rich does for one-cell characters."""
+    in the strip's cache (a cache made for one answer no one asks again), and where each
+    character is one cell wide, measured by its length and cut by slicing, as Rich does."""
     segments = strip._segments
     for text, _, control in segments:
-        if control is not None or not text.isascii():
+        if control is not None or not one_cell_each(text):
             return strip.crop(start, end)
     length = strip.cell_length
     start, end = max(0, start), min(length, end)
