@@ -42,15 +42,17 @@ def _to_fill(chops_line: dict[int, Strip | None], line_cuts: list[int], x: int, 
     update writes: one a span overlaps (``spans`` empty: the whole line is written; None: none)."""
     if spans is None:
         return False
-    if spans:
-        spans = [(x1, x2) for x1, x2 in spans if x1 < end and x2 > x]
-        if not spans:
+    after = None  # the cut after a piece, walking the line's cuts from its right end
+    for cut in reversed(line_cuts):
+        if cut < end and cut >= x and chops_line[cut] is None:
+            if not spans:
+                return True
+            for x1, x2 in spans:
+                if cut < x2 and after > x1:
+                    return True
+        elif cut < x:
             return False
-    for cut, after in zip(line_cuts, line_cuts[1:]):
-        if cut >= end:
-            break
-        if cut >= x and chops_line[cut] is None and (not spans or any(cut < x2 and after > x1 for x1, x2 in spans)):
-            return True
+        after = cut
     return False
 
 
