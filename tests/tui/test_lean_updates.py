@@ -7,6 +7,7 @@ import io
 
 from hypothesis import given, settings, strategies as st
 from rich.console import Console
+from rich.control import Control
 from rich.segment import Segment
 from rich.style import Style
 from textual._compositor import ChopsUpdate
@@ -133,3 +134,8 @@ def test_a_piece_is_cut_into_the_segments_textuals_crop_gives(segments, start, e
     strip = Strip(segments)
     assert list(lean_updates.crop_once(strip, start, end)) == list(Strip(segments).crop(start, end))
     assert lean_updates.crop_once(strip, start, end).cell_length == Strip(segments).crop(start, end).cell_length
+
+
+@given(x=st.integers(0, 400), y=st.integers(0, 200))
+def test_a_cursor_move_is_written_as_rich_writes_it(x, y):
+    assert lean_updates.move_to(x, y) == Control.move_to(x, y).segment.text

@@ -326,6 +326,7 @@ class GpuPanel(ScrollView):
             return
         content = self.scrollable_content_region  # once a tick: each read walks up to the screen
         view, width, whole = self._in_view(content), content.width, self.size.width
+        changed = []
         for n, (old, new) in enumerate(zip(before, bars)):
             if old != new:
                 first = self._first_row[n]
@@ -333,7 +334,9 @@ class GpuPanel(ScrollView):
                 if lines.start < view.stop and view.start < lines.stop:
                     x = self._repaint_from(n, width)
                     if x is not None:
-                        self.refresh(Region(x, first - view.start, whole - x, new.height))
+                        changed.append(Region(x, first - view.start, whole - x, new.height))
+        if changed:
+            self.refresh(*changed)  # one call: each finds the panel's offset on the screen again
 
     def _repaint_from(self, n: int, width: int) -> int | None:
         """Where the bar ``n``'s lines drawn ``width`` cells wide first draw differently from those

@@ -30,7 +30,6 @@ from typing import Any
 
 from rich.cells import cell_len
 from rich.color import ColorSystem
-from rich.control import Control
 from rich.segment import Segment
 from rich.style import Style
 from textual._compositor import ChopsUpdate
@@ -134,11 +133,16 @@ class _Pieces:
         return "".join(self.out)
 
 
+def move_to(x: int, y: int) -> str:
+    """The cursor move to cell ``x`` of line ``y``, as Rich's ``Control.move_to`` writes it (one
+    string, where Rich makes a control object and its segment for each piece written)."""
+    return f"\x1b[{y + 1};{x + 1}H"
+
+
 def render_segments(self: Any, console: Any) -> str:
     """The update as the terminal's bytes: each span's cells, from the span's left edge."""
     pieces = _Pieces(console._color_system or ColorSystem.TRUECOLOR)
     add, line_break = pieces.add, pieces.out.append
-    move_to = Control.move_to
     chops, chop_ends = self.chops, self.chop_ends
     last_y = self.spans[-1][0]
     for y, x1, x2 in self.spans:
@@ -146,11 +150,11 @@ def render_segments(self: Any, console: Any) -> str:
             if strip is None or x >= x2 or end <= x1:  # Textual writes a cursor move alone where x == x2
                 continue
             if x2 > x >= x1 and end <= x2:
-                add(move_to(x, y).segment.text, strip, strip.render(console))
+                add(move_to(x, y), strip, strip.render(console))
                 continue
             start = x1 - x if x < x1 and clean_cut(strip, x1 - x) else 0
             strip = crop_once(strip, start, min(end, x2) - x)
-            add(move_to(x + start, y).segment.text, strip, strip.render(console))
+            add(move_to(x + start, y), strip, strip.render(console))
         if y != last_y:
             line_break("\n")
     return pieces.text()

@@ -464,8 +464,11 @@ class ProcessTable(ScrollView, can_focus=True):
             texts, emphasis = look
             pad, rest = self._state_styles(state)
             runs: list[list] = []  # [texts, style]: cells merged as Segment.simplify would
+            kept = self._kept_cells
             for text, (column, w) in zip(texts, self.columns):
-                for part, style in self._cell(text, w, COLUMN[column].numeric, emphasis, state, pad):
+                right = COLUMN[column].numeric
+                parts = kept.get((text, w, right, emphasis, state)) or self._cell(text, w, right, emphasis, state, pad)
+                for part, style in parts:
                     if runs and ((last := runs[-1])[1] is style or last[1] == style):
                         last[0].append(part)
                     else:
@@ -475,24 +478,23 @@ class ProcessTable(ScrollView, can_focus=True):
                 runs[-1][0].append(fill)
             else:
                 runs.append([[fill], rest])
-            strip = self._kept_lines[key] = Strip([Segment("".join(parts), style) for parts, style in runs if parts != [""]])
+            segments = [Segment("".join(parts), style) for parts, style in runs if parts != [""]]
+            strip = self._kept_lines[key] = Strip(segments)
         return strip
 
     def _cell(self, text: str, width: int, right: bool, emphasis: str | None, state: int,
               pad: Style) -> tuple[tuple[str, Style], ...]:
-        """A cell's (text, style) parts, kept by what it shows: its spaces and text as
-        DataTable's rendering merged them (emphasis covers the text, not the spaces)."""
-        key = (text, width, right, emphasis, state)
+        """A cell's (text, style) parts, made and kept by what it shows (``_row_line`` looks them
+        up): its spaces and text as DataTable's rendering merged them (emphasis covers the text,
+        not the spaces)."""
+        before, shown, after = fit(text, width, right)
+        emphasised = pad + Style.parse(emphasis) if emphasis else pad
+        if emphasised == pad or not shown:  # the cursor's own style may be bold already
+            parts = ((f" {before}{shown}{after} ", pad),)
+        else:
+            parts = ((f" {before}", pad), (shown, emphasised), (f"{after} ", pad))
         kept = self._kept_cells
-        parts = kept.get(key)
-        if parts is None:
-            before, shown, after = fit(text, width, right)
-            emphasised = pad + Style.parse(emphasis) if emphasis else pad
-            if emphasised == pad or not shown:  # the cursor's own style may be bold already
-                parts = ((f" {before}{shown}{after} ", pad),)
-            else:
-                parts = ((f" {before}", pad), (shown, emphasised), (f"{after} ", pad))
-            if len(kept) >= self._kept_cells_max:  # a bound: the rows in view for KEPT_TICKS ticks
-                kept.clear()
-            kept[key] = parts
+        if len(kept) >= self._kept_cells_max:  # a bound: the rows in view for KEPT_TICKS ticks
+            kept.clear()
+        kept[text, width, right, emphasis, state] = parts
         return parts
