@@ -88,9 +88,10 @@ class PieceStyles:
         self._look: Style | None = None  # the widget's style the kept segments were drawn on
         self._styles: dict[tuple[str, ...], RichStyle] = {}
         self._size = size
-        # piece -> (its text as drawn, its style, its cells): a line is a sum and a join, where
-        # segments measured their text and were merged by Segment.simplify on every repaint.
-        self._kept: dict[Piece, tuple[str, RichStyle, int]] = {}
+        # piece -> (its text as drawn, its style, its cells, its style's hash): a line is a sum and
+        # a join, where segments measured their text and were merged by Segment.simplify on every
+        # repaint. (Rich's styles are equal where their hashes are: that is its own comparison.)
+        self._kept: dict[Piece, tuple[str, RichStyle, int, int]] = {}
 
     def clear(self) -> None:
         """Forget every resolved style: the theme changed."""
@@ -105,7 +106,7 @@ class PieceStyles:
             self.clear()
             self._look = look
         kept = self._kept
-        runs: list[list] = []  # [texts, style]: pieces of one look are one segment (see below)
+        runs: list[list] = []  # [texts, style, its hash]: pieces of one look are one segment (see below)
         length = 0
         for piece in line:
             made = kept.get(piece)
@@ -114,17 +115,17 @@ class PieceStyles:
                     continue
                 if len(kept) >= self._size:  # a bound, not a recency order: a tick's pieces are made again
                     kept.clear()
-                text = printable(piece[0])
-                made = kept[piece] = (text, self._style(widget, piece[1]), cell_len(text))
-            text, style, cells = made
+                text, style = printable(piece[0]), self._style(widget, piece[1])
+                made = kept[piece] = (text, style, cell_len(text), hash(style))
+            text, style, cells, style_hash = made
             length += cells
-            if runs and ((last := runs[-1])[1] is style or last[1] == style):
-                last[0].append(text)
+            if runs and runs[-1][2] == style_hash:
+                runs[-1][0].append(text)
             else:
-                runs.append([[text], style])
+                runs.append([[text], style, style_hash])
         # Pieces of one look are one segment: the compositor and the terminal's output pay per
         # segment (the same line in fewer bytes).
-        segments = [Segment(texts[0] if len(texts) == 1 else "".join(texts), style) for texts, style in runs]
+        segments = [Segment(texts[0] if len(texts) == 1 else "".join(texts), style) for texts, style, _ in runs]
         if length > width > 0:
             segments = [*Strip(segments).crop(0, width - 1), Segment(ELLIPSIS, segments[-1].style)]
             return Strip(Segment.simplify(segments)).adjust_cell_length(width, look.rich_style)
