@@ -138,8 +138,8 @@ class ProcessTable(ScrollView, can_focus=True):
         # MiB more than 160 at 8 GPUs x 64 processes).
         self._kept_cells: dict[tuple, tuple[tuple[str, Style], ...]] = {}
         self._kept_cells_max = KEPT_TICKS * 50 * 10
-        self._drawing: tuple[int, int, int] | None = None  # (width, scroll x, scroll y) while render_lines runs
         self._kept_lines: LRUCache[tuple, Strip] = LRUCache(KEPT_TICKS * 50)
+        self._drawing: tuple[int, int, int] | None = None  # (width, scroll x, scroll y) while render_lines runs
         self.border_title = "Processes"
 
     # -- data in ---------------------------------------------------------------------------
