@@ -18,6 +18,7 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
+from vramtop.widgets.lean_refresh import PromptlessRefresh
 from vramtop.widgets.pieces import Line, PieceStyles, printable, repaint_from
 
 _WORD = re.compile(r"\s*\S+\s*")  # a word and the spaces around it, as Rich's wrap (a Static's) reads text
@@ -42,7 +43,7 @@ def detail_lines(text: str, width: int, height: int) -> list[Line]:
     return [Line((chunk, ()) for chunk in line) for line in lines[:max(height, 0)]]
 
 
-class DetailLine(Widget):
+class DetailLine(PromptlessRefresh, Widget):
     """Shows one text; ``show`` repaints the cells that changed."""
 
     ALLOW_SELECT = False  # its lines are drawn as strips, without the cell offsets selection reads

@@ -26,6 +26,7 @@ from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
 from vramtop.history import History
 from vramtop.snapshot import GpuInfo, MigSlice, NodeSnapshot
 from vramtop.units import duration
+from vramtop.widgets.lean_refresh import PromptlessRefresh
 from vramtop.widgets.pieces import Line, Piece, PieceStyles, printable, repaint_from
 from vramtop.widgets.spark import peaks_line
 from vramtop.widgets.tick import Tick
@@ -256,7 +257,7 @@ def node_title(node: str, count: int) -> str:
     return f"{node} · {count} GPU{'s' if count != 1 else ''}"
 
 
-class GpuPanel(ScrollView):
+class GpuPanel(PromptlessRefresh, ScrollView):
     """The GPU bars, a line-API view: a GPU's lines are drawn only when it changed and is in
     view, so a cluster of a thousand GPUs costs the lines on screen. GPUs that carry a Ray node
     (cluster mode) come under a title line per node. Scrolls when there are more lines than room,

@@ -11,6 +11,7 @@ from textual.widget import Widget
 from vramtop.snapshot import NodeSnapshot
 from vramtop.units import gib
 from vramtop.widgets.flow import flow
+from vramtop.widgets.lean_refresh import PromptlessRefresh
 from vramtop.widgets.pieces import Line, Piece, PieceStyles, repaint_from
 from vramtop.widgets.tick import Tick
 
@@ -56,7 +57,7 @@ def fitted(piece: Line, width: int) -> Line:
     return piece
 
 
-class NodeHeader(Widget):
+class NodeHeader(PromptlessRefresh, Widget):
     """Wraps between figures, never inside one, so nothing is cut at 40 columns (the memory
     totals drop their GiB where the line is narrower than them). Its figures
     move on every tick of a busy node: its lines are styled pieces drawn straight into strips

@@ -31,6 +31,7 @@ from textual.strip import Strip
 
 from vramtop.analysis.instances import Instance
 from vramtop.snapshot import NodeSnapshot
+from vramtop.widgets.lean_refresh import PromptlessRefresh
 from vramtop.widgets.pieces import printable
 from vramtop.widgets.process_rows import (
     COLUMN, NO_ROWS, PADDING, Row, Rows, RowView, build_rows, columns_for_width, short_label,
@@ -69,7 +70,7 @@ def fit(text: str, width: int, right: bool, ellipsis: bool = True) -> tuple[str,
     return (room, text, "") if right else ("", text, room)
 
 
-class ProcessTable(ScrollView, can_focus=True):
+class ProcessTable(PromptlessRefresh, ScrollView, can_focus=True):
     """GPU processes grouped under their serving instance; enter/space folds an instance."""
 
     BINDINGS = [
