@@ -14,7 +14,7 @@ characters (any local user names a process) show as U+FFFD.
 from __future__ import annotations
 
 import unicodedata
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -81,6 +81,26 @@ def repaint_from(old: Sequence[Line], new: Sequence[Line], width: int) -> int | 
     return min(min(changes), max(0, width - 1)) // SNAP * SNAP if changes else None
 
 
+def joined(parts: Iterable[tuple[str, RichStyle]]) -> list[Segment]:
+    """``(text, style)`` parts as segments, neighbours of one look as one segment, as
+    ``Segment.simplify`` merges them (Rich's styles are equal where their hashes are: its own
+    comparison), empty parts left out: the compositor and the terminal's output pay per segment
+    (the same line in fewer bytes)."""
+    runs: list[list] = []  # [texts, style, its hash]
+    for text, style in parts:
+        if not text:
+            continue
+        if runs and runs[-1][1] is style:
+            runs[-1][0].append(text)
+            continue
+        look = hash(style)
+        if runs and runs[-1][2] == look:
+            runs[-1][0].append(text)
+        else:
+            runs.append([[text], style, look])
+    return [Segment(texts[0] if len(texts) == 1 else "".join(texts), style) for texts, style, _ in runs]
+
+
 class PieceStyles:
     """The segments of pieces as one widget draws them, kept across repaints."""
 
@@ -88,10 +108,9 @@ class PieceStyles:
         self._look: Style | None = None  # the widget's style the kept segments were drawn on
         self._styles: dict[tuple[str, ...], RichStyle] = {}
         self._size = size
-        # piece -> (its text as drawn, its style, its cells, its style's hash): a line is a sum and
-        # a join, where segments measured their text and were merged by Segment.simplify on every
-        # repaint. (Rich's styles are equal where their hashes are: that is its own comparison.)
-        self._kept: dict[Piece, tuple[str, RichStyle, int, int]] = {}
+        # piece -> ((its text as drawn, its style), its cells): a line is a sum and a join, where
+        # segments measured their text and were merged by Segment.simplify on every repaint.
+        self._kept: dict[Piece, tuple[tuple[str, RichStyle], int]] = {}
 
     def clear(self) -> None:
         """Forget every resolved style: the theme changed."""
@@ -106,7 +125,7 @@ class PieceStyles:
             self.clear()
             self._look = look
         kept = self._kept
-        runs: list[list] = []  # [texts, style, its hash]: pieces of one look are one segment (see below)
+        parts: list[tuple[str, RichStyle]] = []
         length = 0
         for piece in line:
             made = kept.get(piece)
@@ -115,28 +134,17 @@ class PieceStyles:
                     continue
                 if len(kept) >= self._size:  # a bound, not a recency order: a tick's pieces are made again
                     kept.clear()
-                text, style = printable(piece[0]), self._style(widget, piece[1])
-                made = kept[piece] = (text, style, cell_len(text), hash(style))
-            text, style, cells, style_hash = made
-            length += cells
-            if runs and runs[-1][2] == style_hash:
-                runs[-1][0].append(text)
-            else:
-                runs.append([[text], style, style_hash])
-        # Pieces of one look are one segment: the compositor and the terminal's output pay per
-        # segment (the same line in fewer bytes).
-        segments = [Segment(texts[0] if len(texts) == 1 else "".join(texts), style) for texts, style, _ in runs]
+                text = printable(piece[0])
+                made = kept[piece] = ((text, self._style(widget, piece[1])), cell_len(text))
+            parts.append(made[0])
+            length += made[1]
         if length > width > 0:
-            segments = [*Strip(segments).crop(0, width - 1), Segment(ELLIPSIS, segments[-1].style)]
+            segments = [*Strip(joined(parts)).crop(0, width - 1), Segment(ELLIPSIS, parts[-1][1])]
             return Strip(Segment.simplify(segments)).adjust_cell_length(width, look.rich_style)
         if length < width:
-            pad = look.rich_style
-            if segments and segments[-1].style == pad:
-                segments[-1] = Segment(segments[-1].text + " " * (width - length), pad)
-            else:
-                segments.append(Segment(" " * (width - length), pad))
+            parts.append((" " * (width - length), look.rich_style))
             length = width
-        return Strip(segments, length).adjust_cell_length(width, look.rich_style)
+        return Strip(joined(parts), length).adjust_cell_length(width, look.rich_style)
 
     def _style(self, widget: Widget, styles: tuple[str, ...]) -> RichStyle:
         rich = self._styles.get(styles)

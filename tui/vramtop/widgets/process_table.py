@@ -32,7 +32,7 @@ from textual.strip import Strip
 from vramtop.analysis.instances import Instance
 from vramtop.snapshot import NodeSnapshot
 from vramtop.widgets.lean_refresh import PromptlessRefresh
-from vramtop.widgets.pieces import printable
+from vramtop.widgets.pieces import joined, printable
 from vramtop.widgets.process_rows import (
     COLUMN, NO_ROWS, PADDING, Row, Rows, RowView, build_rows, columns_for_width, short_label,
 )
@@ -464,23 +464,13 @@ class ProcessTable(PromptlessRefresh, ScrollView, can_focus=True):
         if strip is None:
             texts, emphasis = look
             pad, rest = self._state_styles(state)
-            runs: list[list] = []  # [texts, style]: cells merged as Segment.simplify would
             kept = self._kept_cells
+            parts: list[tuple[str, Style]] = []
             for text, (column, w) in zip(texts, self.columns):
                 right = COLUMN[column].numeric
-                parts = kept.get((text, w, right, emphasis, state)) or self._cell(text, w, right, emphasis, state, pad)
-                for part, style in parts:
-                    if runs and ((last := runs[-1])[1] is style or last[1] == style):
-                        last[0].append(part)
-                    else:
-                        runs.append([[part], style])
-            fill = " " * max(0, width - self.virtual_size.width)
-            if runs and runs[-1][1] == rest:
-                runs[-1][0].append(fill)
-            else:
-                runs.append([[fill], rest])
-            segments = [Segment("".join(parts), style) for parts, style in runs if parts != [""]]
-            strip = self._kept_lines[key] = Strip(segments)
+                parts += kept.get((text, w, right, emphasis, state)) or self._cell(text, w, right, emphasis, state, pad)
+            parts.append((" " * max(0, width - self.virtual_size.width), rest))
+            strip = self._kept_lines[key] = Strip(joined(parts))
         return strip
 
     def _cell(self, text: str, width: int, right: bool, emphasis: str | None, state: int,
