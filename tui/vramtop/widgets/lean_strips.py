@@ -46,7 +46,13 @@ _SAME = object()  # in a strip's filter cache: the filter gives the strip back a
 
 # Whether each character of a text is one cell wide, as Rich measures it: Rich's own test of
 # that, which its cell_len and split_cells use, where it has one; else printable ASCII.
-one_cell_each = getattr(cells, "_is_single_cell_widths", None) or (lambda text: text.isascii() and text.isprintable())
+_one_cell_each = getattr(cells, "_is_single_cell_widths", None) or (lambda text: text.isascii() and text.isprintable())
+
+
+def one_cell(segments: list[Segment]) -> bool:
+    """Whether ``segments`` are text (no control codes) whose every character is one cell wide:
+    such a strip is measured by its length and cut by slicing, as Rich cuts it."""
+    return all(control is None and _one_cell_each(text) for text, _, control in segments)
 
 
 def _unchanged(strip: Strip, line_filter: ANSIToTruecolor, background: Any) -> bool:
@@ -66,9 +72,8 @@ def _divide_one_cell(strip: Strip, cuts: list[int]) -> list[Strip] | None:
     whose characters is one cell wide, by slicing: Rich's ``Segment.divide`` step for step, with a
     text's width its length. None for any other strip."""
     segments = strip._segments
-    for text, _, control in segments:
-        if control is not None or not one_cell_each(text):
-            return None
+    if not one_cell(segments):
+        return None
     parts: list[list[Segment]] = []
     each_cut = iter(cuts)
     cut = next(each_cut, -1)

@@ -36,7 +36,7 @@ from textual._compositor import ChopsUpdate
 from textual.strip import Strip
 
 from vramtop.widgets.lean_sgr import RESET, change, sets_something
-from vramtop.widgets.lean_strips import one_cell_each
+from vramtop.widgets.lean_strips import one_cell
 
 _installed = False
 
@@ -60,9 +60,8 @@ def crop_once(strip: Strip, start: int, end: int) -> Strip:
     in the strip's cache (a cache made for one answer no one asks again), and where each
     character is one cell wide, measured by its length and cut by slicing, as Rich does."""
     segments = strip._segments
-    for text, _, control in segments:
-        if control is not None or not one_cell_each(text):
-            return strip.crop(start, end)
+    if not one_cell(segments):
+        return strip.crop(start, end)
     length = strip.cell_length
     start, end = max(0, start), min(length, end)
     if start == 0 and end == length:
