@@ -1,5 +1,7 @@
-"""A panel that repaints every tick tells its screen in the same call, with no prompt to its own
-message loop; a layout still goes through Textual's round. Either way the screen draws it."""
+"""A panel that repaints every tick joins its screen's dirty widgets in the same call, with no
+prompt to its own message loop and no Update message to the screen (one prompt to the screen, where
+nothing is queued for it); a layout still goes through Textual's round. Either way the screen
+draws it."""
 
 from __future__ import annotations
 
@@ -39,8 +41,12 @@ async def test_a_panels_repaint_reaches_the_screen_with_no_round_of_its_own(kind
         painted: list = []
         own_paint = app.screen._compositor_refresh
         app.screen._compositor_refresh = lambda: painted.append(set(app.screen._dirty_widgets)) or own_paint()
+        others = [app.query_one(k) for k in (GpuPanel, ProcessTable, NodeHeader, DetailLine) if k is not kind]
         panel.refresh(Region(0, 0, 4, 1))
-        assert to_screen == [("Update", panel)] and to_panel == []
+        for other in others:  # a tick repaints them all: the screen is prompted once
+            other.refresh(Region(0, 0, 1, 1))
+        assert panel in app.screen._dirty_widgets
+        assert to_screen in ([], [("Prompt", None)]) and to_panel == []  # [] where the screen has a message queued
         assert await wait_for(pilot, lambda: any(panel in dirty for dirty in painted))
 
         to_screen.clear()
