@@ -3,19 +3,25 @@
 Run through ``bench/race_nvitop.sh`` (it installs nvitop into a venv of its own, not vramtop's
 dependencies). For each node (GPUs x processes, memory steady or each process's memory moving
 every second) it starts real processes (``sleep``: their PIDs are the scenario's GPU processes),
-with the monitors or, with ``--settled``, a minute before them (vramtop reads a process more often
-in its first ticks, and a thousand new ones in turns over some forty: a node just started, not the
-one a pane left open watches), runs ``vramtop`` and ``nvitop`` side by side in two tmux panes on
-the same scenario file, and
-counts the CPU seconds of each one's process tree over the same window (read from the kernel's
-per-process CPU clocks, to the nanosecond), its RSS at the end, and the bytes it wrote to its
-terminal over the window (what a pane costs over SSH). Beside the mean, the two most
-each spent in any one second and in any one burst, and for vramtop how many of either went over
-50 ms. A burst is CPU with no pause of ``TICK_GAP_S`` in it, read from the clock every
-``CLOCK_S``: a monitor's tick (its sample and the repaint after it), or a slower poll run apart
-from the ticks (vramtop's telemetry, every 2 s halfway between two), or both where they meet. A
-second holds about one tick, and more where a tick falls across its edge or a poll lands in it:
-the seconds say how the cost is spread, the bursts what a tick costs.
+runs ``vramtop`` and ``nvitop`` side by side in two tmux panes on the same scenario file, and,
+``WARMUP_S`` later (with ``--settled``, a minute later), counts the CPU seconds of each one's
+process tree over the same window (read from the kernel's per-process CPU clocks, to the
+nanosecond), its RSS at the end, and the bytes it wrote to its terminal over the window (what a
+pane costs over SSH). Beside the mean, the two most each spent in any one second and in any one
+burst, and for vramtop how many of either went over 50 ms. A burst is CPU with no pause of
+``TICK_GAP_S`` in it, read from the clock every ``CLOCK_S``: a monitor's tick (its sample and the
+repaint after it), or a slower poll run apart from the ticks (vramtop's telemetry, every 2 s
+halfway between two), or both where they meet. A second holds about one tick, and more where a
+tick falls across its edge or a poll lands in it: the seconds say how the cost is spread, the
+bursts what a tick costs.
+
+``--settled`` measures a pane left open beside work that has run as long: a pane's first minute
+holds work done once. vramtop reads a process more often in its first ticks, and a thousand new
+ones in turns over some forty. The memory trend judges a process on what the pane has seen: on
+the changing node (each process climbs for 24 s, then gives memory back) a process that has only
+climbed since the pane opened warns at about 20 s, until its first drop (14 warnings at 8 x 64,
+gone by 27 s; their line lays the screen out as it comes and as its room goes back 10 s later),
+and never again once the pane has seen each process drop.
 
 The floor is the CPU of the bare reads a monitor cannot avoid, with no UI (``floor.py``), once a
 second for the same window. Both monitors pay the stand-in driver's re-reading of the scenario
@@ -62,7 +68,7 @@ TICK_LIMIT_MS = 50  # the issue's bound on any one tick of a 16 GPUs x 1,000 pro
 CLOCK_S = 0.01  # how often each monitor's CPU clock is read, to find its bursts
 TICK_GAP_S = 0.15  # a pause this long (no CPU) ends a burst
 ACTIVE_S = 0.0005  # CPU seconds in one read's interval that count as work, not a thread waking
-SETTLED_S = 61.0  # --settled: the processes' age when the monitors start (vramtop reads new ones more often)
+SETTLED_S = 61.0  # --settled: how long the monitors and the processes run before the window
 
 
 def scenario(path: Path, gpus: int, pids: list[int], tick: int, changing: bool) -> fakenvml.Scenario:
@@ -223,8 +229,6 @@ print((time.process_time() - c0) * 1000 / n)
 def race(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float, nvitop: str,
          settled: bool = False) -> dict[str, float]:
     children = [subprocess.Popen(["sleep", "3600"]) for _ in range(procs)]
-    if settled:  # the monitors open next to work that has run a while, as a pane left open sees it
-        time.sleep(SETTLED_S)
     pids = [c.pid for c in children]
     path = tmp / f"race-{gpus}x{procs}.txt"
     sc = scenario(path, gpus, pids, 0, changing)
@@ -237,7 +241,7 @@ def race(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float, nvito
         ours = start_pane(f"{tag}-v", [str(ROOT / ".venv/bin/python"), "-m", "vramtop", "--no-ray",
                                        "--interval", "1"], env)
         theirs = start_pane(f"{tag}-n", [nvitop, "--interval", "1"], env)
-        time.sleep(WARMUP_S)
+        time.sleep(SETTLED_S if settled else WARMUP_S)  # settled: a pane left open, beside work as old
         mon_v, mon_n = monitor(ours), monitor(theirs)
         out_v, out_n = count_output(f"{tag}-v", tmp / "out-v"), count_output(f"{tag}-n", tmp / "out-n")
         t0, v0, n0 = time.monotonic(), tree_cpu(ours), tree_cpu(theirs)
@@ -410,14 +414,15 @@ def main() -> None:
     parser.add_argument("--nvitop", default=str(ROOT / "bench/.venv-race/bin/nvitop"))
     parser.add_argument("--no-once", action="store_true")
     parser.add_argument("--settled", action="store_true",
-                        help=f"start each node's processes {SETTLED_S:.0f} s before the monitors (else with them)")
+                        help=f"count from {SETTLED_S:.0f} s after the monitors and the processes start "
+                             f"(else {WARMUP_S:.0f} s): a pane left open")
     args = parser.parse_args()
     if not shutil.which("tmux"):
         sys.exit("race_nvitop: tmux is needed (apt-get install -y tmux)")
     if not Path(args.nvitop).exists():
         sys.exit(f"race_nvitop: no nvitop at {args.nvitop} (bench/race_nvitop.sh installs it)")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; CPU over {args.seconds:.0f} s "
-          f"after {WARMUP_S:.0f} s of start-up, ms per 1 s tick")
+          f"after {SETTLED_S if args.settled else WARMUP_S:.0f} s of the panes running, ms per 1 s tick")
     print("| node | vramtop ms CPU / tick | nvitop | ratio | floor | vramtop / floor | nvitop / floor "
           "| worst two seconds: vramtop / nvitop | worst two bursts: vramtop / nvitop | vramtop RSS | nvitop RSS "
           "| output to the terminal: vramtop / nvitop |")
@@ -432,7 +437,7 @@ def main() -> None:
             for changing in (False, True):
                 r = race(Path(tmp), gpus, procs, changing, args.seconds, args.nvitop, args.settled)
                 what = "each process's memory changing every second" if changing else "memory steady"
-                print(f"| {gpus} GPUs × {procs} processes, {what} | {r['vramtop']:.0f} | {r['nvitop']:.0f} "
+                print(f"| {gpus} GPUs × {procs} processes, {what} | {r['vramtop']:.1f} | {r['nvitop']:.1f} "
                       f"| {r['vramtop'] / r['nvitop']:.2f}× | {r['floor']:.1f} | {r['vramtop'] / r['floor']:.1f}× "
                       f"| {r['nvitop'] / r['floor']:.1f}× "
                       f"| {worst(r['seconds_v'], count=True)} / {worst(r['seconds_n'])} ms "

@@ -2,7 +2,8 @@
 
 vramtop runs live in a tmux pane at a 1 s interval (``tick_probe.py`` times each part where the
 app calls it), on the race's node (``race_nvitop.py``: real ``sleep`` processes, each one's memory
-moving every second unless ``--steady``; with ``--settled`` started a minute before the pane).
+moving every second unless ``--steady``; with ``--settled`` the window starts a minute after the pane
+and the processes, as the race's).
 Per tick: the sampling thread's sample (NVML and /proc, the grouping, the process table's rows),
 the UI thread's showing of it (the panels take the tick, the GPU bars, the process table and the
 header each apart; the history keeps it) and Textual's repaint of what changed, with any layout
@@ -19,7 +20,8 @@ race's), against the repaint: what Textual alone costs where everything on scree
 
 ``--age`` is how long the pane runs before the window. A pane's 900-snapshot history fills in
 15 minutes at 1 s, 3 at 0.2 s: ``--interval 0.2 --age 190`` against ``--interval 0.2`` shows
-what a tick costs more in a pane left open than in a new one (the race measures new panes).
+what a tick costs more in a pane left open than in a new one (the race's window opens a minute
+after its panes with ``--settled``, else ``WARMUP_S`` after).
 """
 
 from __future__ import annotations
@@ -126,11 +128,9 @@ def threads(run: Run) -> list[tuple[str, float, float]]:
 
 
 def run_node(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float,
-             settled: bool, interval: float = 1.0, age: float = WARMUP_S) -> Run:
+             interval: float = 1.0, age: float = WARMUP_S) -> Run:
     children = [subprocess.Popen(["sleep", "3600"]) for _ in range(procs)]
     try:
-        if settled:
-            time.sleep(SETTLED_S)
         pids = [c.pid for c in children]
         path = tmp / f"parts-{gpus}x{procs}.txt"
         env = private_env(scenario(path, gpus, pids, 0, changing), tmp)
@@ -197,22 +197,23 @@ def main() -> None:
     parser.add_argument("--nodes", default="8x64,16x1000", help="GPUs x processes, comma-separated")
     parser.add_argument("--seconds", type=float, default=25.0)
     parser.add_argument("--settled", action="store_true",
-                        help=f"start each node's processes {SETTLED_S:.0f} s before the pane (else with it)")
+                        help=f"count from {SETTLED_S:.0f} s after the pane and the processes start, or --age if "
+                             "longer (else from --age): a pane left open")
     parser.add_argument("--steady", action="store_true", help="memory steady (else each process's moves every second)")
     parser.add_argument("--interval", type=float, default=1.0, help="the pane's refresh interval, seconds")
     parser.add_argument("--age", type=float, default=WARMUP_S, help="seconds the pane runs before the window")
     args = parser.parse_args()
     if not shutil.which("tmux"):
         sys.exit("tick_parts: tmux is needed (apt-get install -y tmux)")
+    age = max(args.age, SETTLED_S) if args.settled else args.age  # settled: as the race's, a pane left open
     bare = bare_textual_repaint_ms(min(args.seconds, 20.0))
     with tempfile.TemporaryDirectory() as tmp:
         for node in args.nodes.split(","):
             gpus, procs = map(int, node.split("x"))
-            run = run_node(Path(tmp), gpus, procs, not args.steady, args.seconds, args.settled, args.interval,
-                           args.age)
+            run = run_node(Path(tmp), gpus, procs, not args.steady, args.seconds, args.interval, age)
             what = "memory steady" if args.steady else "each process's memory moving every second"
             report(run, f"{gpus} GPUs x {procs} processes, {what}{', settled' if args.settled else ''}, "
-                        f"a tick every {args.interval:g} s", bare, args.age)
+                        f"a tick every {args.interval:g} s", bare, age)
 
 
 if __name__ == "__main__":
