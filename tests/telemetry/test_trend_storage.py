@@ -79,15 +79,18 @@ _tick = st.tuples(
 @settings(max_examples=150, deadline=None)
 @given(ticks=st.lists(_tick, min_size=1, max_size=60),
        window=st.sampled_from([10.0, 30.0, 120.0]), cap=st.sampled_from([3, 8, 600]),
-       trend_like=st.booleans())
-def test_histories_phases_and_warnings_are_the_deque_trends(ticks, window, cap, trend_like):
+       shape=st.sampled_from(["random", "steady", "sawtooth"]))
+def test_histories_phases_and_warnings_are_the_deque_trends(ticks, window, cap, shape):
     rule = TrendRule(window_s=window, min_span_s=window / 6, min_samples=3, min_growth_mib=256, max_drop_mib=64)
     ours, ref = MemoryTrend(rule, max_samples=cap), DequeTrend(rule, cap)
     t = 1_000.0
     for n, (step, procs) in enumerate(ticks):
         t += step
-        if trend_like:  # steady growth for some, so that the growing and shrinking verdicts are reached
+        if shape == "steady":  # steady growth for some, so that the growing and shrinking verdicts are reached
             procs = [(pid, g, None if mib is None else 1_000 + (300 * n if pid % 2 else -40 * n) + mib % 50)
+                     for pid, g, mib in procs]
+        elif shape == "sawtooth":  # climbs, then gives memory back: volatile verdicts kept while they stand
+            procs = [(pid, g, None if mib is None else 1_000 + (n * 37 * pid + mib % 3 * 131) % 900)
                      for pid, g, mib in procs]
         snap = _snapshot(t, procs)
         warnings = ours.update(snap)
@@ -99,6 +102,39 @@ def test_histories_phases_and_warnings_are_the_deque_trends(ticks, window, cap, 
         for (g, pid), series in ref.procs.items():
             assert ours.process_history(g, pid) == tuple(v for _, v in series)
         assert ours.process_history(0, 99) == ()
+
+
+def test_a_volatile_series_is_judged_again_only_once_what_made_it_so_leaves_the_window(monkeypatch):
+    # The race's node: each process climbs 37 MiB a second for 24 s, then gives memory back.
+    rule = TrendRule()
+    ours, ref = MemoryTrend(rule), DequeTrend(rule, 600)
+    judged = []
+    own_judge = MemoryTrend._judge
+    monkeypatch.setattr(MemoryTrend, "_judge", lambda self, series: judged.append(1) or own_judge(self, series))
+    for i in range(0, 560, 2):  # the telemetry's 2 s, past four windows
+        procs = [(pid, pid % 2, 2_000 + (pid * 131 + i * 37) % 900) for pid in range(1, 65)]
+        if i == 300:  # one process turns steady: its verdict must follow once its drops age out
+            procs[0] = (1, 1, 5_000)
+        elif i > 300:
+            procs[0] = (1, 1, 5_000 + (i - 300) * 10)
+        snap = _snapshot(1_000.0 + i, procs)
+        warnings = ours.update(snap)
+        ref.update(snap)
+        assert ours.phases() == ref.phases()
+        assert {(w.gpu_index, w.pid): w.mib_per_s for w in warnings} == ref.growing()
+    assert set(ours.phases().values()) >= {"memory volatile", "memory growing 10 MiB/s"}
+    assert len(judged) < 280 * 64 / 4  # most updates keep a volatile verdict standing
+
+
+def test_a_volatile_verdict_goes_when_a_sample_cap_leaves_its_window_too_short_to_judge():
+    rule = TrendRule(window_s=120.0, min_span_s=12.0, min_samples=3)
+    ours, ref = MemoryTrend(rule, max_samples=4), DequeTrend(rule, 4)
+    for t, mib in ((0, 1_000), (10, 1_000), (11, 2_000), (12, 1_000), (13, 1_000)):
+        snap = _snapshot(1_000.0 + t, [(1, 0, mib)])
+        ours.update(snap)
+        ref.update(snap)
+        assert ours.phases() == ref.phases()
+    assert ours.phases() == {}  # the last four samples span 3 s: too short to say, the rise and the fall still in
 
 
 def test_a_rule_that_counts_growth_within_its_allowed_drop_warns_of_memory_that_reads_stable():

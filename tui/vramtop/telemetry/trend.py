@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import accumulate, repeat
 from operator import mul, sub
 from typing import Sequence
 
@@ -120,16 +120,34 @@ def phase_text(name: str, rate: float) -> str:
     return f"memory {name}"
 
 
+def _volatile_until(times: Sequence[float], values: Sequence[int], rule: TrendRule) -> float | None:
+    """For a series judged volatile: the time of its oldest sample the verdict rests on. While
+    that sample is still in the window (and the window still holds ``rule.min_samples`` over
+    ``rule.min_span_s``), the series holds a drop and a rise each past ``rule.max_drop_mib``: it
+    neither keeps growing nor keeps shrinking, and is not stable, whatever samples come. None where
+    it holds no such pair. Each is the pair that starts latest, found from the right by running
+    minima and maxima."""
+    n, drop = len(values), rule.max_drop_mib
+    backwards = values[::-1]
+    lows, highs = list(accumulate(backwards, min)), list(accumulate(backwards, max))  # of values[i:], at n - 1 - i
+    fall = next((i for i in range(n - 2, -1, -1) if values[i] - lows[n - 2 - i] > drop), None)
+    rise = next((i for i in range(n - 2, -1, -1) if highs[n - 2 - i] - values[i] > drop), None)
+    return None if fall is None or rise is None else times[min(fall, rise)]
+
+
 class _Series:
     """One memory series over the window: its times and MiB side by side in two flat arrays, 16
     bytes a sample (a deque of (time, MiB) tuples held about 100: the tuple, the int, the slot).
-    Times only grow: a sample not newer than the last is dropped."""
+    Times only grow: a sample not newer than the last is dropped. ``volatile_until``: where its
+    last judgement found it volatile, the time its oldest sample may reach with that verdict
+    standing (``_volatile_until``)."""
 
-    __slots__ = ("times", "values")
+    __slots__ = ("times", "values", "volatile_until")
 
     def __init__(self) -> None:
         self.times = array("d")
         self.values = array("q")
+        self.volatile_until: float | None = None
 
     def push(self, t: float, mib: int, window_s: float, cap: int) -> None:
         times = self.times
@@ -191,8 +209,15 @@ class MemoryTrend:
         self._updates += 1
         turns = -(-len(self._procs) // JUDGED_PER_UPDATE)  # each series judged at least this often
         last, judged = self._judged, {}
+        min_samples, min_span = self.rule.min_samples, self.rule.min_span_s
         for key, series in self._procs.items():
             kept = last.get(key) if turns > 1 and (key[1] + self._updates) % turns else None
+            if kept is None and (until := series.volatile_until) is not None:
+                # A volatile series stays so while the drop and the rise it was judged by are in
+                # its window: a busy node's processes mostly are (allocators give memory back).
+                times = series.times
+                if times[0] <= until and len(times) >= min_samples and times[-1] - times[0] >= min_span:
+                    kept = last.get(key)
             judged[key] = self._judge(series) if kept is None else kept
         self._judged = judged
         return self.warnings(snapshot, instances)
@@ -201,6 +226,8 @@ class MemoryTrend:
         """(phase, growth rate) of one series, from its arrays: no samples built."""
         rule = self.rule
         found = _phase(series.times, series.values, rule)
+        series.volatile_until = (_volatile_until(series.times, series.values, rule)
+                                 if found is not None and found[0] == VOLATILE else None)
         if found is not None and found[0] == GROWING:
             return found, found[1]
         if found is not None and found[0] == STABLE and rule.min_growth_mib <= rule.max_drop_mib:
