@@ -26,6 +26,7 @@ from vramtop.analysis.states import SYMBOLS, Thresholds, gpu_state
 from vramtop.history import History
 from vramtop.snapshot import GpuInfo, MigSlice, NodeSnapshot
 from vramtop.units import duration
+from vramtop.widgets.drawn_geometry import GeometryOnce
 from vramtop.widgets.lean_refresh import PromptlessRefresh
 from vramtop.widgets.pieces import Line, Piece, PieceStyles, printable, repaint_from
 from vramtop.widgets.spark import peaks_line
@@ -257,7 +258,7 @@ def node_title(node: str, count: int) -> str:
     return f"{node} · {count} GPU{'s' if count != 1 else ''}"
 
 
-class GpuPanel(PromptlessRefresh, ScrollView):
+class GpuPanel(PromptlessRefresh, GeometryOnce, ScrollView):
     """The GPU bars, a line-API view: a GPU's lines are drawn only when it changed and is in
     view, so a cluster of a thousand GPUs costs the lines on screen. GPUs that carry a Ray node
     (cluster mode) come under a title line per node. Scrolls when there are more lines than room,
@@ -287,7 +288,6 @@ class GpuPanel(PromptlessRefresh, ScrollView):
         self._widths: dict[str, int] = {}
         self._pieces = PieceStyles()
         self._drawn_from: tuple = ()  # (GPUs, sparkline buckets) of the last tick with nothing moving
-        self._drawing: tuple[int, int] | None = None  # (width, top row) while render_lines runs
 
     def on_mount(self) -> None:
         self.watch(self.app, "tick", self._take_tick)  # the app publishes each tick (attributes down)
@@ -379,17 +379,12 @@ class GpuPanel(PromptlessRefresh, ScrollView):
             drawn = self._drawn[n] = (bar, width, lines)
         return drawn[2]
 
-    def render_lines(self, crop: Region) -> list[Strip]:
-        # The width and scroll of the lines drawn, taken once for all of them (each is a walk up
-        # to the screen and a lookup of the panel's region).
-        self._drawing = (self.scrollable_content_region.width, round(self.scroll_y))
-        try:
-            return super().render_lines(crop)
-        finally:
-            self._drawing = None
+    def _geometry(self) -> tuple[int, int]:
+        """(width, top row) of the lines drawn."""
+        return self.scrollable_content_region.width, round(self.scroll_y)
 
     def render_line(self, y: int) -> Strip:
-        width, top = self._drawing or (self.scrollable_content_region.width, round(self.scroll_y))
+        width, top = self._drawing or self._geometry()
         row_at = y + top
         if row_at >= len(self.rows):
             return Strip.blank(width, self.visual_style.rich_style)

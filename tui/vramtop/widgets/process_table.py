@@ -31,6 +31,7 @@ from textual.strip import Strip
 
 from vramtop.analysis.instances import Instance
 from vramtop.snapshot import NodeSnapshot
+from vramtop.widgets.drawn_geometry import GeometryOnce
 from vramtop.widgets.lean_refresh import PromptlessRefresh
 from vramtop.widgets.pieces import joined, printable
 from vramtop.widgets.process_rows import (
@@ -70,7 +71,7 @@ def fit(text: str, width: int, right: bool, ellipsis: bool = True) -> tuple[str,
     return (room, text, "") if right else ("", text, room)
 
 
-class ProcessTable(PromptlessRefresh, ScrollView, can_focus=True):
+class ProcessTable(PromptlessRefresh, GeometryOnce, ScrollView, can_focus=True):
     """GPU processes grouped under their serving instance; enter/space folds an instance."""
 
     BINDINGS = [
@@ -140,7 +141,6 @@ class ProcessTable(PromptlessRefresh, ScrollView, can_focus=True):
         self._kept_cells: dict[tuple, tuple[tuple[str, Style], ...]] = {}
         self._kept_cells_max = KEPT_TICKS * 50 * 10
         self._kept_lines: LRUCache[tuple, Strip] = LRUCache(KEPT_TICKS * 50)
-        self._drawing: tuple[int, int, int] | None = None  # (width, scroll x, scroll y) while render_lines runs
         self.border_title = "Processes"
 
     # -- data in ---------------------------------------------------------------------------
@@ -404,16 +404,14 @@ class ProcessTable(PromptlessRefresh, ScrollView, can_focus=True):
                 self._kept_lines.clear()
                 self._state_looks.clear()
             self._styles = self._styles_drawn = styles
-        # The width and scroll of the lines drawn, taken once for all of them (each is a walk up
-        # to the screen and a lookup of the widget's region).
-        self._drawing = (self.size.width, *self.scroll_offset)
-        try:
-            return super().render_lines(crop)
-        finally:
-            self._drawing = None
+        return super().render_lines(crop)
+
+    def _geometry(self) -> tuple[int, int, int]:
+        """(width, scroll x, scroll y) of the lines drawn."""
+        return self.size.width, *self.scroll_offset
 
     def render_line(self, y: int) -> Strip:
-        width, scroll_x, scroll_y = self._drawing or (self.size.width, *self.scroll_offset)
+        width, scroll_x, scroll_y = self._drawing or self._geometry()
         base = self._styles[0]
         if y < HEADER:
             strip = self._header_line(width)
