@@ -3,7 +3,9 @@
 One ``sample()`` call is one tick: it reads NVML, then the OS, and returns one immutable
 snapshot. It blocks (driver calls can), so the app calls it from a worker thread. A process whose
 memory and record did not move is the same object as in the last snapshot, so comparing two
-snapshots of a node at rest is a matter of identities.
+snapshots of a node at rest is a matter of identities; where no process moved, the snapshot's
+processes are the last one's tuple, and the tick makes no object per process (NVML's unchanged
+lists are kept objects too: ``nvml_lists``).
 """
 
 from __future__ import annotations
@@ -28,23 +30,21 @@ class LiveSource:
         self._processes = ProcessReader()
         self._hostname = socket.gethostname()
         self._last: dict[tuple, GpuProcess] = {}  # (pid, GPU, kind, MIG slice) -> as last given out
+        self._listed: tuple = (None, ())  # NVML's processes as last read, and the GPU processes given out
+        self._pids: set[int] = set()  # ... and their PIDs
 
     def sample(self) -> NodeSnapshot:
         reading = self._nvml.read()
-        pids = {p.pid for p in reading.processes}
-        hosts, hidden, ancestors, errors = self._processes.read(pids)
-        last, self._last = self._last, {}
-        procs = []
-        for p in reading.processes:
-            key = (p.pid, p.gpu_index, p.kind, p.mig_slice)
-            host, reason = hosts.get(p.pid), hidden.get(p.pid)
-            kept = last.get(key)
-            if kept is None or kept.host is not host or kept.hidden_reason != reason:
-                kept = GpuProcess(p.pid, p.gpu_index, p.used_mib, p.kind, host, reason, p.mig_slice)
-            elif kept.used_mib != p.used_mib:  # its memory alone moved: most processes of a busy node
-                kept = fresh(kept, used_mib=p.used_mib)
-            self._last[key] = kept
-            procs.append(kept)
+        listed, given = self._listed
+        if reading.processes is not listed:
+            self._pids = {p.pid for p in reading.processes}
+        hosts, hidden, ancestors, errors = self._processes.read(self._pids)
+        if reading.processes is listed and all(
+                hosts.get(p.pid) is p.host and hidden.get(p.pid) == p.hidden_reason for p in given):
+            procs = given  # NVML's lists and every record as last time: nothing to make
+        else:
+            procs = self._made(reading.processes, hosts, hidden)
+            self._listed = (reading.processes, procs)
         held, notices = for_snapshot()  # memory promised to engines vramtop launch is starting
         errors = (*errors, *(SourceError("reservations", n) for n in notices))
         return NodeSnapshot(
@@ -55,12 +55,28 @@ class LiveSource:
             cuda_version=reading.cuda_version,
             nvml_version=reading.nvml_version,
             gpus=reading.gpus,
-            gpu_processes=tuple(procs),
+            gpu_processes=procs,
             ancestors=ancestors,
             errors=tuple(reading.errors) + tuple(errors),
             reservations=held,
             topology=self._nvml.topology(),
         )
+
+    def _made(self, listed: tuple, hosts: dict, hidden: dict) -> tuple[GpuProcess, ...]:
+        """The GPU processes of NVML's ``listed``, each the last one given out where it did not move."""
+        last, self._last = self._last, {}
+        procs = []
+        for p in listed:
+            key = (p.pid, p.gpu_index, p.kind, p.mig_slice)
+            host, reason = hosts.get(p.pid), hidden.get(p.pid)
+            kept = last.get(key)
+            if kept is None or kept.host is not host or kept.hidden_reason != reason:
+                kept = GpuProcess(p.pid, p.gpu_index, p.used_mib, p.kind, host, reason, p.mig_slice)
+            elif kept.used_mib != p.used_mib:  # its memory alone moved: most processes of a busy node
+                kept = fresh(kept, used_mib=p.used_mib)
+            self._last[key] = kept
+            procs.append(kept)
+        return tuple(procs)
 
     def close(self) -> None:
         self._nvml.close()

@@ -3,7 +3,9 @@
 Opened once, read once per tick. What does not change (handles, names, UUIDs, the enforced power
 limit, which API versions the driver has) is read once and kept, so a tick costs only the calls
 whose answers move: memory, utilization, temperature, power and the process lists (each list
-one call into a kept buffer: ``nvml_lists``).
+one call into a kept buffer: ``nvml_lists``). A GPU whose lists did not move gives the processes
+it gave last time, the same list, and a reading where no GPU's did, the last reading's tuple: a
+node at rest makes no object per process.
 
 Memory comes from ``nvmlDeviceGetMemoryInfo_v2``: total = reserved + used + free in bytes, as
 nvidia-smi counts; each figure in MiB rounded up, as nvidia-smi shows it (``nvml_mib``). Drivers
@@ -88,6 +90,7 @@ class _Slice:
     compute_instance_id: int | None
     memory_api: str = "v2"
     last: MigSlice | None = None
+    kept_processes: tuple | None = None  # (the GPU's slices, the entries lists, the processes made of them)
 
 
 @dataclass
@@ -108,6 +111,7 @@ class _Gpu:
     max_slices: int = 0
     slices: list[_Slice] = field(default_factory=list)
     slices_listed_at: float | None = None  # monotonic time; None: list them on the next read
+    kept_processes: tuple | None = None  # (its slices, the entries lists, the processes made of them)
 
 
 def _open_message(exc: Exception) -> str:
@@ -164,6 +168,7 @@ class NvmlSource:
         self._lists = ProcessLists(pynvml)
         self._topology: tuple[tuple[int, int, int], ...] | None = None
         self._gpus = [_Gpu(i) for i in range(count)]
+        self._kept_processes: tuple[list[list[NvmlProcess]], tuple[NvmlProcess, ...]] = ([], ())  # per GPU, all
         for gpu in self._gpus:
             self._open_gpu(gpu)
         self._notes: list[SourceError] = []  # said in the next reading only
@@ -284,7 +289,7 @@ class NvmlSource:
 
     def read(self) -> NvmlReading:
         """One tick: every GPU and its processes; failures become errors, never exceptions."""
-        gpus, processes, errors = [], [], list(self._notes)
+        gpus, per_gpu, errors = [], [], list(self._notes)
         self._notes.clear()
         fell_back = []
         for gpu in self._gpus:
@@ -293,8 +298,12 @@ class NvmlSource:
             if api_before != gpu.memory_api:
                 fell_back.append(gpu.index)
             gpus.append(info)
-            processes.extend(procs)
+            per_gpu.append(procs)
             errors.extend(gpu_errors)
+        kept_per_gpu, processes = self._kept_processes
+        if len(per_gpu) != len(kept_per_gpu) or any(a is not b for a, b in zip(per_gpu, kept_per_gpu)):
+            processes = tuple(p for procs in per_gpu for p in procs)
+            self._kept_processes = (per_gpu, processes)
         if fell_back:
             errors.insert(0, SourceError(
                 "nvml",
@@ -302,7 +311,7 @@ class NvmlSource:
                 "memory it reserves is counted as used (v1)",
             ))
         return NvmlReading(self.driver_version, self.cuda_version, self.nvml_version,
-                           tuple(gpus), tuple(processes), tuple(errors))
+                           tuple(gpus), processes, tuple(errors))
 
     def _read_gpu(self, gpu: _Gpu) -> tuple[GpuInfo, list[NvmlProcess], list[SourceError]]:
         if gpu.handle is None:
@@ -388,7 +397,7 @@ class NvmlSource:
         once, as compute. A GPU in MIG mode whose own list is refused is read slice by slice."""
         version = "_v3" if self._processes_v3 else "_v2"
         handle = gpu.handle if on_slice is None else on_slice.handle
-        out: dict[int, NvmlProcess] = {}
+        lists: list[tuple[str, list]] = []
         for kind, symbol in (("compute", "nvmlDeviceGetComputeRunningProcesses"),
                              ("graphics", "nvmlDeviceGetGraphicsRunningProcesses")):
             entries, exc = _call(self._lists.read, symbol + version, handle)
@@ -400,12 +409,29 @@ class NvmlSource:
             if gpu.mig and on_slice is None and isinstance(exc, pynvml.NVMLError_NoPermission) and gpu.slices:
                 return self._slice_processes(gpu)
             if exc is not None:
-                return list(out.values()), exc
+                return self._made(gpu, on_slice, lists), exc
+            lists.append((kind, entries))
+        return self._made(gpu, on_slice, lists), None
+
+    def _made(self, gpu: _Gpu, on_slice: _Slice | None, lists: list[tuple[str, list]]) -> list[NvmlProcess]:
+        """The processes of ``lists`` (kind, entries); the list made last time for the same GPU or
+        slice where its entries are the same lists (``nvml_lists`` keeps an unchanged list's
+        object) and its slices the same listing: a GPU at rest makes no object per process."""
+        owner = gpu if on_slice is None else on_slice
+        now = tuple(entries for _, entries in lists)
+        kept = owner.kept_processes
+        if (kept is not None and kept[0] is gpu.slices and len(kept[1]) == len(now)
+                and all(a is b for a, b in zip(kept[1], now))):
+            return kept[2]
+        out: dict[int, NvmlProcess] = {}
+        for kind, entries in lists:
             for pid, used, gi, ci in entries:
                 if pid not in out:
                     where = self._slice_of(gpu, gi, ci) if on_slice is None else on_slice.index
                     out[pid] = NvmlProcess(pid, gpu.index, None if used is None else nvml_mib(used), kind, where)
-        return list(out.values()), None
+        made = list(out.values())
+        owner.kept_processes = (gpu.slices, now, made)
+        return made
 
     def _slice_processes(self, gpu: _Gpu) -> tuple[list[NvmlProcess], Exception | None]:
         """Every slice's own process list, where the GPU's aggregate one is refused."""

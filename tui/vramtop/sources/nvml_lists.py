@@ -10,6 +10,10 @@ the layout pynvml declares for them (``c_nvmlProcessInfo_v3_t``, which the _v2 c
 pynvml still loads the library, finds each symbol (raising FUNCTION_NOT_FOUND where a driver
 lacks it) and turns each error code into its exception class. Where pynvml's struct is not that
 layout (the old ``pynvml`` package, whose entries have no instance IDs), its own functions are used.
+
+A list whose entries are the bytes the same list of the same device had last time is returned as
+the same list object, made once: on a node at rest no tick makes an object per process, and the
+callers can tell an unchanged list by its identity. The returned lists are shared, never to be changed.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class ProcessLists:
         self._buffer: Any = None
         self._capacity = 0
         self._count = ctypes.c_uint()
+        self._kept: dict[tuple[str, int | None], tuple[bytes, list[Entry]]] = {}  # by list and device
         if self.direct:  # pynvml's names for the codes and for usedGpuMemory the driver cannot say (WDDM)
             self._success, self._too_small = nvml.NVML_SUCCESS, nvml.NVML_ERROR_INSUFFICIENT_SIZE
             self._not_available = nvml.NVML_VALUE_NOT_AVAILABLE_ulonglong.value
@@ -66,8 +71,13 @@ class ProcessLists:
             self._buffer = (self._info * self._capacity)()
         if code != self._success:
             raise self._nvml.NVMLError(code)
-        if not count.value:
-            return []
-        raw = memoryview(self._buffer).cast("B")[:count.value * _ENTRY.size]
+        # One copy of the entries' bytes (a comparison of the buffer itself goes byte by byte in Python's terms).
+        raw = ctypes.string_at(self._buffer, count.value * _ENTRY.size) if count.value else b""
+        key = (symbol, ctypes.cast(handle, ctypes.c_void_p).value)
+        kept = self._kept.get(key)
+        if kept is not None and raw == kept[0]:
+            return kept[1]
         unknown = self._not_available
-        return [(pid, None if used == unknown else used, gi, ci) for pid, used, gi, ci in _ENTRY.iter_unpack(raw)]
+        entries = [(pid, None if used == unknown else used, gi, ci) for pid, used, gi, ci in _ENTRY.iter_unpack(raw)]
+        self._kept[key] = (raw, entries)
+        return entries

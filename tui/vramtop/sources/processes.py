@@ -20,7 +20,9 @@ none. The command line is read again at once when its name changed (a retitle se
 new process's 2nd, 5th and 8th reads (or one or two reads later, by its PID, so that a thousand
 workers started together have a third of their titles read on each of those ticks), and every
 ``RECHECK_EVERY`` reads after (a title changed past the 15 characters of the name). A PID that
-cannot be seen keeps its GPU memory; the reason goes with it.
+cannot be seen keeps its GPU memory; the reason goes with it. While the PIDs asked about stay the
+same, they are not sorted again, and the records of processes gone are looked for only on a read
+that made, dropped or could not read one: a tick on a node at rest walks the PIDs and no more.
 """
 
 from __future__ import annotations
@@ -115,6 +117,8 @@ class ProcessReader:
     def __init__(self, reread_s: float = REREAD_S, settled_after_s: float = SETTLED_AFTER_S,
                  new_per_tick: int = NEW_PER_TICK, settled_per_s: float = SETTLED_PER_S) -> None:
         self._known: dict[int, _Known] = {}
+        self._order: tuple[frozenset[int], list[int]] = (frozenset(), [])  # the last PIDs asked about, sorted
+        self._made = False  # a record made, dropped or not read since the PIDs gone were last forgotten
         self._reread_s = reread_s
         self._settled_after_s = settled_after_s
         self._new_per_tick = new_per_tick
@@ -149,6 +153,7 @@ class ProcessReader:
             )
         known = _Known(proc, static, started, comm)
         self._known[pid] = known
+        self._made = True
         return known
 
     def _retitled(self, known: _Known) -> HostProcess:
@@ -177,17 +182,23 @@ class ProcessReader:
         if len(new) > self._new_per_tick:
             new.sort(key=lambda pid: self._known[pid].read_at)
             later = set(new[self._new_per_tick:])
-        for pid in sorted(gpu_pids):
-            now = time.monotonic()
+        asked, order = self._order
+        if gpu_pids != asked:  # the same PIDs as last time (most ticks): no sort, and none can be gone
+            asked, order = self._order = (frozenset(gpu_pids), sorted(gpu_pids))
+            self._made = True
+        tick = time.monotonic()
+        for pid in order:
             settled = self._known.get(pid)
-            if settled is not None and settled.host is not None and (now < settled.due or pid in later):
+            if settled is not None and settled.host is not None and (tick < settled.due or pid in later):
                 hosts[pid] = settled.host
                 continue
             try:
+                now = time.monotonic()
                 known = self._lookup(pid)
                 comm, started, cpu_s, pages = _stat(pid)
                 if started != known.started:  # the PID was reused
                     del self._known[pid]
+                    self._made = True
                     known = self._lookup(pid)
                 if not known.reads and time.time() - (known.static.create_time or 0.0) > self._settled_after_s:
                     known.reads = NEW_READS - 1  # this first read is its last on every tick
@@ -211,8 +222,10 @@ class ProcessReader:
                 hosts[pid] = host
             except (psutil.AccessDenied, PermissionError):
                 hidden[pid] = NO_PERMISSION
+                self._made = True  # its record, if any, goes
             except (psutil.Error, OSError, ValueError, IndexError):  # gone, or /proc says something else
                 hidden[pid] = NOT_VISIBLE
+                self._made = True
         if len(hidden) >= 2 and not hosts:
             errors.append(SourceError("processes", f"none of the {len(hidden)} GPU processes is visible from here; "
                                                    "if vramtop runs in a container, give it the host's PID namespace "
@@ -231,7 +244,9 @@ class ProcessReader:
                         break
                 ancestors[ppid] = parent
                 ppid = parent.ppid
-        alive = set(hosts) | set(ancestors)
-        for pid in [p for p in self._known if p not in alive]:
-            del self._known[pid]
+        if self._made:  # records of processes neither asked about nor parents of one are dropped
+            alive = set(hosts) | set(ancestors)
+            for pid in [p for p in self._known if p not in alive]:
+                del self._known[pid]
+            self._made = False
         return hosts, hidden, ancestors, errors
