@@ -72,3 +72,27 @@ def test_a_sample_where_nothing_moved_is_the_last_sample_s_processes(fake_nvml):
         for child in children:
             child.kill()
             child.wait()
+
+
+def test_the_lists_kept_for_their_next_read_are_bounded(fake_nvml, monkeypatch):
+    import pynvml
+
+    from vramtop.sources import nvml_lists
+
+    monkeypatch.setattr(nvml_lists, "KEPT_LISTS", 3)
+    for n in range(8):
+        fake_nvml.add_process(n % 4, 900 + n, 100 + n)
+    fake_nvml.write()
+    source = NvmlSource()
+    try:
+        lists = source._lists
+        for _ in range(2):
+            reading = source.read()
+            assert 1 <= len(lists._kept) <= 3
+            assert sorted((p.pid, p.gpu_index, p.used_mib) for p in reading.processes) == [
+                (900 + n, n % 4, 100 + n) for n in range(8)]
+        handle = pynvml.nvmlDeviceGetHandleByIndex(2)
+        symbol = "nvmlDeviceGetComputeRunningProcesses_v3"
+        assert lists.read(symbol, handle) is lists.read(symbol, handle)  # kept while it stays
+    finally:
+        source.close()

@@ -13,7 +13,8 @@ layout (the old ``pynvml`` package, whose entries have no instance IDs), its own
 
 A list whose entries are the bytes the same list of the same device had last time is returned as
 the same list object, made once: on a node at rest no tick makes an object per process, and the
-callers can tell an unchanged list by its identity. The returned lists are shared, never to be changed.
+callers can tell an unchanged list by its identity (at most ``KEPT_LISTS`` lists are kept). The
+returned lists are shared, never to be changed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ NO_INSTANCE = 0xFFFFFFFF  # the instance IDs of a process outside MIG
 _ENTRY = struct.Struct("=I4xQII")  # pid, (padding), usedGpuMemory, gpuInstanceId, computeInstanceId
 _OFFSETS = {"pid": 0, "usedGpuMemory": 8, "gpuInstanceId": 16, "computeInstanceId": 20}
 _TRIES = 4  # calls before a list that keeps growing past the buffer is an error
+KEPT_LISTS = 256  # lists kept for their next read (two per GPU and MIG device); past this, all are let go
 
 Entry = tuple[int, "int | None", int, int]  # pid, used bytes (None: not available), GPU and compute instance
 
@@ -79,5 +81,7 @@ class ProcessLists:
             return kept[1]
         unknown = self._not_available
         entries = [(pid, None if used == unknown else used, gi, ci) for pid, used, gi, ci in _ENTRY.iter_unpack(raw)]
+        if kept is None and len(self._kept) >= KEPT_LISTS:  # devices come and go (MIG slices made again)
+            self._kept.clear()
         self._kept[key] = (raw, entries)
         return entries
