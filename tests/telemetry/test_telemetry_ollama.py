@@ -137,3 +137,32 @@ def test_the_model_store_is_the_servers_own():
     assert ollama.models_dir({"HOME": "/home/o"}, {"OLLAMA_MODELS": "/ours"}) == Path("/home/o/.ollama/models")
     assert ollama.models_dir(None, {"OLLAMA_MODELS": "/ours"}) == Path("/ours")
     assert ollama.models_dir({}, {}) is None
+
+
+def test_ollama_is_looked_for_again_as_soon_as_its_runner_comes_or_goes(start_stand_in, fake_nvml):
+    """Read live: the poller classifies a grouping's processes once, and a sample at rest hands
+    back the same grouping, so the answer must follow a grouping that moved."""
+    import subprocess
+
+    from vramtop.sources.live import LiveSource
+
+    runner = start_stand_in("/usr/local/bin/ollama runner --model /m/blobs/sha256-1 --port 0")
+    job = subprocess.Popen(["sleep", "600"])
+    try:
+        fake_nvml.add_process(0, job.pid, 2_000)
+        fake_nvml.write()
+        source, poller = LiveSource(), TelemetryPoller(environ={}, timeout_s=0.2)
+        try:
+            assert [poller.poll(source.sample()).ollama for _ in range(3)] == [None] * 3
+            fake_nvml.add_process(1, runner.pid, 3_000)
+            fake_nvml.write()
+            # The node's own Ollama, wherever it listens; the later samples are at rest.
+            assert all(poller.poll(source.sample()).ollama is not None for _ in range(3))
+            fake_nvml.processes = [p for p in fake_nvml.processes if p.pid != runner.pid]
+            fake_nvml.write()
+            assert poller.poll(source.sample()).ollama is None
+        finally:
+            source.close()
+    finally:
+        job.kill()
+        job.wait()

@@ -8,7 +8,8 @@ an endpoint that does not answer becomes a quiet status on its instance and is r
 deadline marks only its own instance's row (an unexpected failure there is one plain line on
 that row), and the others keep their telemetry. An engine's reader (SGLang's, TGI's, Ray's,
 Ollama's, the KV check and its fit model) is imported when an instance of it is first found, so a
-one-shot read of a node without it pays nothing for it.
+one-shot read of a node without it pays nothing for it. The roles of a grouping's processes are
+asked once: a poll of the same grouping (a node at rest hands back the very tuple) reuses them.
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ class TelemetryPoller:
         self._ray_retry_at = 0.0
         self._ray_url: str | None = None
         self._ray_last: tuple[ServeAutoscaling, ...] = ()
+        # The grouping last polled, with its roots' roles and whether Ollama runs among its processes:
+        # a grouping handed back again is of the same processes and parents (``_classified``).
+        self._classified: tuple = (None, [], (False, None))
 
     @property
     def trend(self) -> MemoryTrend:
@@ -114,7 +118,7 @@ class TelemetryPoller:
         self._scraper.forget({w.endpoint.url for w in self._watched.values() if w.endpoint})
 
         # Each instance's root, asked about once a poll (a busy node has a thousand instances).
-        root_roles = [roles.classify(snapshot.host_process(inst.root_pid)) for inst in instances]
+        root_roles, ollama_seen = self._classify(snapshot, instances)
         try:
             serve = self._serve(snapshot, any(r.kind == "replica" for r in root_roles), now)
         except Exception:  # Ray's metrics are an extra on the replica rows, never a reason to lose them
@@ -135,7 +139,7 @@ class TelemetryPoller:
                                                        engine_tel.kv_check if engine_tel else None)
 
         try:
-            ollama_status = self._ollama(snapshot, now)
+            ollama_status = self._ollama(snapshot, now, ollama_seen)
         except Exception as exc:
             ollama_status = OllamaStatus("", NOT_REACHABLE, summary=f"ollama: failed ({_one_line(exc)})")
         if ollama_status is not None:
@@ -164,6 +168,18 @@ class TelemetryPoller:
             notices=tuple(notices),
             serve=serve,
         )
+
+    def _classify(self, snapshot: NodeSnapshot,
+                  instances: tuple[Instance, ...]) -> tuple[list, tuple[bool, int | None]]:
+        """Each instance's root's role and ``_ollama_processes``, asked about once for each grouping:
+        grouping hands back the same tuple only for the same processes and parents, each one the
+        record it was or one of the same name, title and command line, which is all a role reads."""
+        kept_for, root_roles, ollama_seen = self._classified
+        if instances is not kept_for:
+            root_roles = [roles.classify(snapshot.host_process(inst.root_pid)) for inst in instances]
+            ollama_seen = self._ollama_processes(snapshot)
+            self._classified = (instances, root_roles, ollama_seen)
+        return root_roles, ollama_seen
 
     def _isolated(self, inst: Instance, read: Callable[[], InstanceTelemetry]) -> InstanceTelemetry:
         """One instance's read; whatever it raises stays on that instance's row."""
@@ -332,10 +348,11 @@ class TelemetryPoller:
         store = self._ollama_store
         return ollama.match_runners(status.models, blobs, lambda name: specs.ollama_model_blob(name, store))
 
-    def _ollama(self, snapshot: NodeSnapshot, now: float) -> OllamaStatus | None:
-        """Read Ollama when one of its processes is on the node (or OLLAMA_HOST names one)."""
+    def _ollama(self, snapshot: NodeSnapshot, now: float, processes: tuple[bool, int | None]) -> OllamaStatus | None:
+        """Read Ollama when one of its processes is on the node (or OLLAMA_HOST names one);
+        ``processes``: what ``_ollama_processes`` says of the snapshot."""
         own_env = self._environ if self._environ is not None else os.environ
-        seen, server_pid = self._ollama_processes(snapshot)
+        seen, server_pid = processes
         if not seen and server_pid is None and not own_env.get("OLLAMA_HOST"):
             self._ollama_last = None
             return None
