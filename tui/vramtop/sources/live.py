@@ -30,21 +30,21 @@ class LiveSource:
         self._processes = ProcessReader()
         self._hostname = socket.gethostname()
         self._last: dict[tuple, GpuProcess] = {}  # (pid, GPU, kind, MIG slice) -> as last given out
-        self._listed: tuple = (None, ())  # NVML's processes as last read, and the GPU processes given out
-        self._pids: set[int] = set()  # ... and their PIDs
+        # NVML's processes as last read, their PIDs, and the GPU processes given out for them
+        self._listed: tuple = (None, set(), ())
 
     def sample(self) -> NodeSnapshot:
         reading = self._nvml.read()
-        listed, given = self._listed
-        if reading.processes is not listed:
-            self._pids = {p.pid for p in reading.processes}
-        hosts, hidden, ancestors, errors = self._processes.read(self._pids)
-        if reading.processes is listed and all(
-                hosts.get(p.pid) is p.host and hidden.get(p.pid) == p.hidden_reason for p in given):
+        listed, pids, given = self._listed
+        same = reading.processes is listed
+        if not same:
+            pids = {p.pid for p in reading.processes}
+        hosts, hidden, ancestors, errors = self._processes.read(pids)
+        if same and all(hosts.get(p.pid) is p.host and hidden.get(p.pid) == p.hidden_reason for p in given):
             procs = given  # NVML's lists and every record as last time: nothing to make
         else:
             procs = self._made(reading.processes, hosts, hidden)
-            self._listed = (reading.processes, procs)
+            self._listed = (reading.processes, pids, procs)
         held, notices = for_snapshot()  # memory promised to engines vramtop launch is starting
         errors = (*errors, *(SourceError("reservations", n) for n in notices))
         return NodeSnapshot(

@@ -118,7 +118,7 @@ class ProcessReader:
                  new_per_tick: int = NEW_PER_TICK, settled_per_s: float = SETTLED_PER_S) -> None:
         self._known: dict[int, _Known] = {}
         self._order: tuple[frozenset[int], list[int]] = (frozenset(), [])  # the last PIDs asked about, sorted
-        self._made = False  # a record made, dropped or not read since the PIDs gone were last forgotten
+        self._changed = False  # a record made, dropped or not read since the PIDs gone were last forgotten
         self._reread_s = reread_s
         self._settled_after_s = settled_after_s
         self._new_per_tick = new_per_tick
@@ -153,7 +153,7 @@ class ProcessReader:
             )
         known = _Known(proc, static, started, comm)
         self._known[pid] = known
-        self._made = True
+        self._changed = True
         return known
 
     def _retitled(self, known: _Known) -> HostProcess:
@@ -182,12 +182,11 @@ class ProcessReader:
         if len(new) > self._new_per_tick:
             new.sort(key=lambda pid: self._known[pid].read_at)
             later = set(new[self._new_per_tick:])
-        asked, order = self._order
-        if gpu_pids != asked:  # the same PIDs as last time (most ticks): no sort, and none can be gone
-            asked, order = self._order = (frozenset(gpu_pids), sorted(gpu_pids))
-            self._made = True
+        if gpu_pids != self._order[0]:  # other PIDs than last time (most ticks ask about the same)
+            self._order = (frozenset(gpu_pids), sorted(gpu_pids))
+            self._changed = True  # some may be gone
         tick = time.monotonic()
-        for pid in order:
+        for pid in self._order[1]:
             settled = self._known.get(pid)
             if settled is not None and settled.host is not None and (tick < settled.due or pid in later):
                 hosts[pid] = settled.host
@@ -198,7 +197,7 @@ class ProcessReader:
                 comm, started, cpu_s, pages = _stat(pid)
                 if started != known.started:  # the PID was reused
                     del self._known[pid]
-                    self._made = True
+                    self._changed = True
                     known = self._lookup(pid)
                 if not known.reads and time.time() - (known.static.create_time or 0.0) > self._settled_after_s:
                     known.reads = NEW_READS - 1  # this first read is its last on every tick
@@ -222,10 +221,10 @@ class ProcessReader:
                 hosts[pid] = host
             except (psutil.AccessDenied, PermissionError):
                 hidden[pid] = NO_PERMISSION
-                self._made = True  # its record, if any, goes
+                self._changed = True  # its record, if any, goes
             except (psutil.Error, OSError, ValueError, IndexError):  # gone, or /proc says something else
                 hidden[pid] = NOT_VISIBLE
-                self._made = True
+                self._changed = True
         if len(hidden) >= 2 and not hosts:
             errors.append(SourceError("processes", f"none of the {len(hidden)} GPU processes is visible from here; "
                                                    "if vramtop runs in a container, give it the host's PID namespace "
@@ -244,9 +243,9 @@ class ProcessReader:
                         break
                 ancestors[ppid] = parent
                 ppid = parent.ppid
-        if self._made:  # records of processes neither asked about nor parents of one are dropped
+        if self._changed:  # records of processes neither asked about nor parents of one are dropped
             alive = set(hosts) | set(ancestors)
             for pid in [p for p in self._known if p not in alive]:
                 del self._known[pid]
-            self._made = False
+            self._changed = False
         return hosts, hidden, ancestors, errors

@@ -117,7 +117,7 @@ class TelemetryPoller:
             del self._watched[key]
         self._scraper.forget({w.endpoint.url for w in self._watched.values() if w.endpoint})
 
-        # Each instance's root, asked about once a poll (a busy node has a thousand instances).
+        # Each instance's root, asked about once a grouping (a busy node has a thousand instances).
         root_roles, ollama_seen = self._classify(snapshot, instances)
         try:
             serve = self._serve(snapshot, any(r.kind == "replica" for r in root_roles), now)
@@ -172,8 +172,8 @@ class TelemetryPoller:
     def _classify(self, snapshot: NodeSnapshot,
                   instances: tuple[Instance, ...]) -> tuple[list, tuple[bool, int | None]]:
         """Each instance's root's role and ``_ollama_processes``, asked about once for each grouping:
-        grouping hands back the same tuple only for the same processes and parents, each one the
-        record it was or one of the same name, title and command line, which is all a role reads."""
+        grouping hands back the same tuple only where every GPU process is the very record it was
+        and every parent one of the same name, title and command line, which is all a role reads."""
         kept_for, root_roles, ollama_seen = self._classified
         if instances is not kept_for:
             root_roles = [roles.classify(snapshot.host_process(inst.root_pid)) for inst in instances]
