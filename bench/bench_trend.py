@@ -7,14 +7,17 @@ with ``--processes`` processes: a quarter stable, a quarter growing, a quarter w
 rises and drops back (volatile, as a saw-tooth allocator), a quarter shrinking. Measured on the
 full window: what a telemetry poll asks of it, ``update()`` (one new snapshot recorded, its
 series judged, with its warnings) then ``phases()`` (each process's phase). Over 256 processes
-the series are judged in turns, a share of them each update (``JUDGED_PER_UPDATE``). Baseline in
-the same run: one pass over every series' values (``max`` and ``min``: the least any judgement of
-a series reads), so the ratio says how far above reading the whole window a poll is.
+the series are judged in turns, a share of them each update (``JUDGED_PER_UPDATE``). Then the
+same poll on the node at rest: no process's memory moves, and each snapshot carries the last
+one's processes (the very tuple, as the live source hands them out when nothing moved). Baseline
+in the same run: one pass over every series' values (``max`` and ``min``: the least any judgement
+of a series reads), so the ratio says how far above reading the whole window a poll is.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from array import array
 
 from cpu import median_ms
@@ -57,6 +60,12 @@ def main() -> None:
     print(f"{args.processes} processes, 120 samples each (the whole window), median of 15")
     print(f"one pass over the values  {floor:7.2f} ms   (baseline)")
     print(f"a poll: update(), phases() {poll:6.2f} ms   {poll / floor:5.1f}x the pass")
+    at_rest, still = MemoryTrend(), snapshot(args.processes, 0)
+    for t in range(120):
+        at_rest.update(dataclasses.replace(still, timestamp=still.timestamp + t))
+    later = [dataclasses.replace(still, timestamp=still.timestamp + t) for t in range(120, 136)]
+    rest, _ = median_ms(lambda: (at_rest.update(later.pop(0)), at_rest.phases()), 15)
+    print(f"a poll, the node at rest   {rest:6.2f} ms   {rest / floor:5.1f}x the pass")
 
 
 if __name__ == "__main__":

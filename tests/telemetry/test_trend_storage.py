@@ -1,16 +1,19 @@
 """The memory trend keeps its series in flat arrays: what it reads back (histories, phases,
 warnings) is what a deque of (time, MiB) tuples, the plain way to keep them, gives for any run of
 snapshots: repeated or backward timestamps, processes that come and go, a window or a sample cap
-that drops the oldest."""
+that drops the oldest, a node at rest (the live source hands out the last snapshot's processes,
+the very tuple, when none moved: the trend holds those times and pushes them when read)."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections import deque
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from vramtop.snapshot import GpuInfo, GpuProcess, HostProcess, NodeSnapshot
+from vramtop.telemetry import trend as trend_module
 from vramtop.telemetry.trend import JUDGED_PER_UPDATE, MemoryTrend, TrendRule, keeps_growing, phase, phase_text
 
 TOTAL = 81_559
@@ -72,36 +75,51 @@ def _snapshot(t: float, procs: list[tuple[int, int, int | None]]) -> NodeSnapsho
 
 _tick = st.tuples(
     st.sampled_from([0.0, 1.0, 1.0, 2.5, 5.0, 10.0, 45.0, -3.0]),  # time step: repeats, jumps, a clock going back
-    st.lists(st.tuples(st.integers(1, 6), st.integers(0, 1), st.one_of(st.none(), st.integers(0, 80_000))),
-             max_size=8))
+    st.one_of(st.none(),  # at rest: the last snapshot's processes, the same tuple
+              st.lists(st.tuples(st.integers(1, 6), st.integers(0, 1), st.one_of(st.none(), st.integers(0, 80_000))),
+                       max_size=8)))
 
 
 @settings(max_examples=150, deadline=None)
 @given(ticks=st.lists(_tick, min_size=1, max_size=60),
        window=st.sampled_from([10.0, 30.0, 120.0]), cap=st.sampled_from([3, 8, 600]),
-       shape=st.sampled_from(["random", "steady", "sawtooth"]))
-def test_histories_phases_and_warnings_are_the_deque_trends(ticks, window, cap, shape):
-    rule = TrendRule(window_s=window, min_span_s=window / 6, min_samples=3, min_growth_mib=256, max_drop_mib=64)
+       shape=st.sampled_from(["random", "steady", "sawtooth"]), looked=st.booleans(),
+       growth=st.sampled_from([256, 32]))
+# Stable, then a MiB given at the same time (its sample dropped) and judged at once: at rest that
+# MiB is what repeats, so the verdict cannot stand.
+@example(ticks=[(0.0, [(1, 0, 1_000)]), (1.0, None), (1.0, None), (0.0, [(1, 0, 5_000)]), (1.0, None)],
+         window=10.0, cap=600, shape="random", looked=False, growth=256)
+# Growth within the allowed drop warns while the memory reads stable; held flat, the warning goes.
+@example(ticks=[(0.0, [(1, 0, 1_000)]), *((1.0, [(1, 0, 1_000 + 10 * i)]) for i in range(1, 5)), *[(1.0, None)] * 12],
+         window=10.0, cap=600, shape="random", looked=False, growth=32)
+def test_histories_phases_and_warnings_are_the_deque_trends(ticks, window, cap, shape, looked, growth):
+    """``looked``: the histories read after every update (each series catches up), else after the
+    last. ``growth``: 32 MiB counts as growth within the 64 MiB that stable memory may move."""
+    rule = TrendRule(window_s=window, min_span_s=window / 6, min_samples=3, min_growth_mib=growth, max_drop_mib=64)
     ours, ref = MemoryTrend(rule, max_samples=cap), DequeTrend(rule, cap)
-    t = 1_000.0
+    t, snap = 1_000.0, _snapshot(1_000.0, [])
     for n, (step, procs) in enumerate(ticks):
         t += step
-        if shape == "steady":  # steady growth for some, so that the growing and shrinking verdicts are reached
+        if procs is None:
+            snap = dataclasses.replace(snap, timestamp=t)
+        elif shape == "steady":  # steady growth for some, so that the growing and shrinking verdicts are reached
             procs = [(pid, g, None if mib is None else 1_000 + (300 * n if pid % 2 else -40 * n) + mib % 50)
                      for pid, g, mib in procs]
         elif shape == "sawtooth":  # climbs, then gives memory back: volatile verdicts kept while they stand
             procs = [(pid, g, None if mib is None else 1_000 + (n * 37 * pid + mib % 3 * 131) % 900)
                      for pid, g, mib in procs]
-        snap = _snapshot(t, procs)
+        if procs is not None:
+            snap = _snapshot(t, procs)
         warnings = ours.update(snap)
         ref.update(snap)
         assert ours.phases() == ref.phases()
         assert {(w.gpu_index, w.pid): w.mib_per_s for w in warnings} == ref.growing()
-        for g in (0, 1):
-            assert ours.gpu_history(g) == tuple(v for _, v in ref.gpus.get(g, ()))
-        for (g, pid), series in ref.procs.items():
-            assert ours.process_history(g, pid) == tuple(v for _, v in series)
-        assert ours.process_history(0, 99) == ()
+        if looked or n == len(ticks) - 1:
+            for g in (0, 1):
+                assert ours.gpu_history(g) == tuple(v for _, v in ref.gpus.get(g, ()))
+            for (g, pid), series in ref.procs.items():
+                assert ours.process_history(g, pid) == tuple(v for _, v in series)
+            assert ours.process_history(0, 99) == ()
 
 
 def test_a_volatile_series_is_judged_again_only_once_what_made_it_so_leaves_the_window(monkeypatch):
@@ -171,6 +189,42 @@ def test_on_a_node_of_many_processes_each_judgement_is_at_most_a_few_updates_old
     assert differed  # judged in turns: not every series on every update
     assert len(warned) == len(range(1, count + 1, 3))
     assert set(phases.values()) >= {"memory stable", "memory growing 40 MiB/s"}
+
+
+def test_a_node_of_many_processes_at_rest_judges_in_turns_and_reads_back_every_sample(monkeypatch):
+    """Stretches at rest (the last snapshot's processes, the same tuple) between moves: each
+    judgement is one the reference gave on one of the last three updates, the histories are the
+    reference's sample for sample, and a rest that changes no judgement builds no new phases."""
+    rule = TrendRule(window_s=30.0, min_span_s=5.0, min_samples=3)
+    count = 3 * JUDGED_PER_UPDATE - 100
+    ours, ref = MemoryTrend(rule), DequeTrend(rule, 600)
+    judged = []
+    own_judge = MemoryTrend._judge
+    monkeypatch.setattr(MemoryTrend, "_judge", lambda self, series: judged.append(1) or own_judge(self, series))
+    worded = []
+    monkeypatch.setattr(trend_module, "phase_text", lambda *found: worded.append(1) or phase_text(*found))
+    answers: list[dict] = []
+    snap, mib = _snapshot(1_000.0, []), 4_000
+    for i in range(90):
+        if i in (0, 40, 45) or 60 <= i < 70:  # moves: the first MiB, a step up, steady growth for ten
+            mib += 0 if i == 0 else 500 if i < 60 else 40
+            snap = _snapshot(1_000.0 + i, [(pid, pid % 2, mib + pid) for pid in range(1, count + 1)])
+        else:
+            snap = dataclasses.replace(snap, timestamp=1_000.0 + i)
+        judged.clear()
+        worded.clear()
+        ours.update(snap)
+        ref.update(snap)
+        answers.append(ref.phases())
+        phases = ours.phases()
+        assert all(any(phases.get(pid) == seen.get(pid) for seen in answers[-3:]) for pid in range(1, count + 1))
+        assert i == 0 or len(judged) <= JUDGED_PER_UPDATE  # the first update judges every series
+        if 30 <= i < 40:  # long at rest: every series stable, the same answer update after update
+            assert set(phases.values()) == {"memory stable"} and phases is before and not worded
+        before = phases
+    assert any(text.startswith("memory growing") for text in ours.phases().values())  # the last move in the window
+    for (g, pid), series in ref.procs.items():
+        assert ours.process_history(g, pid) == tuple(v for _, v in series)
 
 
 def test_a_full_window_of_many_processes_takes_a_fraction_of_the_deques_memory():

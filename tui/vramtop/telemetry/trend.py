@@ -12,6 +12,7 @@ climb is not a leak. No I/O and no clock here: the tracker is fed snapshots and 
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import accumulate, repeat
 from operator import mul, sub
@@ -138,24 +139,46 @@ def _volatile_until(times: Sequence[float], values: Sequence[int], rule: TrendRu
 class _Series:
     """One memory series over the window: its times and MiB side by side in two flat arrays, 16
     bytes a sample (a deque of (time, MiB) tuples held about 100: the tuple, the int, the slot).
-    Times only grow: a sample not newer than the last is dropped. ``volatile_until``: where its
-    last judgement found it volatile, the time its oldest sample may reach with that verdict
-    standing (``_volatile_until``)."""
+    Times only grow: a sample not newer than the last is dropped. Where its last judgement stands
+    while samples come: ``volatile_until``, for a series found volatile, the time its oldest sample
+    may reach with that verdict standing (``_volatile_until``); ``settled``, for one found stable,
+    that every MiB given since is the last one it was judged on (a window that only repeats a
+    value in it, or loses its oldest, stays within the allowed drop)."""
 
-    __slots__ = ("times", "values", "volatile_until")
+    __slots__ = ("times", "values", "volatile_until", "given", "settled")
 
     def __init__(self) -> None:
         self.times = array("d")
         self.values = array("q")
         self.volatile_until: float | None = None
+        self.given = 0  # the MiB of the last push, kept or not
+        self.settled = False
 
     def push(self, t: float, mib: int, window_s: float, cap: int) -> None:
+        if mib != self.given:
+            self.settled = False
+        self.given = mib
         times = self.times
         if times and t <= times[-1]:
             return  # the same snapshot twice, or a clock that went back
         times.append(t)
         self.values.append(mib)
-        drop = max(0, len(times) - cap)
+        self._trim(window_s, cap)
+
+    def catch_up(self, held: array, window_s: float, cap: int) -> None:
+        """Push the last MiB given again at each of ``held``'s times newer than the last sample: the
+        series as the pushes of those updates would have left it (the window and the cap trimmed
+        at the newest time, as a push at each would have done in turn)."""
+        times = self.times
+        start = bisect_right(held, times[-1]) if times else len(held)
+        if start < len(held):
+            times.extend(held[start:])
+            self.values.extend(repeat(self.given, len(held) - start))
+            self._trim(window_s, cap)
+
+    def _trim(self, window_s: float, cap: int) -> None:
+        times = self.times
+        t, drop = times[-1], max(0, len(times) - cap)
         while drop < len(times) and t - times[drop] > window_s:
             drop += 1
         if drop:
@@ -178,6 +201,12 @@ class MemoryTrend:
         # phase (None until the window can say), and its steady growth rate where it keeps growing
         self._judged: dict[tuple[int, int], tuple[tuple[str, float] | None, float | None]] = {}
         self._updates = 0
+        # A node at rest: the snapshot's processes are the last update's very tuple, so no
+        # process's MiB moved. Their times are held here, not pushed to each series; a series
+        # catches up (``_Series.catch_up``) when it is read, and all do when the processes move.
+        self._processes: tuple[GpuProcess, ...] | None = None
+        self._held = array("d")
+        self._judgements_moved = True  # since ``phases`` last built its answer
 
     def _push(self, store: dict, key, t: float, mib: int) -> None:
         series = store.get(key)
@@ -191,34 +220,56 @@ class MemoryTrend:
         for g in snapshot.gpus:
             if not g.lost:
                 self._push(self._gpus, g.index, t, g.used_mib)
-        per_proc: dict[tuple[int, int], int] = {}
-        for p in snapshot.gpu_processes:
-            if p.used_mib is not None:
-                key = (p.gpu_index, p.pid)
-                per_proc[key] = per_proc.get(key, 0) + p.used_mib
-        procs, window, cap = self._procs, self.rule.window_s, self._max
-        for key, mib in per_proc.items():  # a thousand a poll on a busy node: ``_push`` inlined
-            series = procs.get(key)
-            if series is None:
-                series = procs[key] = _Series()
-            series.push(t, mib, window, cap)
-        for key in [k for k in procs if k not in per_proc]:
-            del procs[key]
+        procs, window, cap, held = self._procs, self.rule.window_s, self._max, self._held
+        resting = snapshot.gpu_processes is self._processes
+        if resting:
+            if not held or t > held[-1]:
+                held.append(t)
+        else:
+            self._processes = snapshot.gpu_processes
+            if held:
+                for series in procs.values():
+                    series.catch_up(held, window, cap)
+                del held[:]
+            per_proc: dict[tuple[int, int], int] = {}
+            for p in snapshot.gpu_processes:
+                if p.used_mib is not None:
+                    key = (p.gpu_index, p.pid)
+                    per_proc[key] = per_proc.get(key, 0) + p.used_mib
+            for key, mib in per_proc.items():  # a thousand a poll on a busy node: ``_push`` inlined
+                series = procs.get(key)
+                if series is None:
+                    series = procs[key] = _Series()
+                series.push(t, mib, window, cap)
+            for key in [k for k in procs if k not in per_proc]:
+                del procs[key]
         for key in [k for k in self._gpus if snapshot.gpu(k) is None]:
             del self._gpus[key]
         self._updates += 1
-        turns = -(-len(self._procs) // JUDGED_PER_UPDATE)  # each series judged at least this often
-        last, judged = self._judged, {}
+        turns = -(-len(procs) // JUDGED_PER_UPDATE)  # each series judged at least this often
+        # At rest the series are the last update's, so their judgements are changed in place and
+        # only a judgement that differs makes ``phases`` build its answer again.
+        last = self._judged
+        judged = last if resting else {}
+        self._judgements_moved |= not resting
         min_samples, min_span = self.rule.min_samples, self.rule.min_span_s
-        for key, series in self._procs.items():
+        for key, series in procs.items():
             kept = last.get(key) if turns > 1 and (key[1] + self._updates) % turns else None
-            if kept is None and (until := series.volatile_until) is not None:
+            if kept is None:
+                if held:
+                    series.catch_up(held, window, cap)
                 # A volatile series stays so while the drop and the rise it was judged by are in
-                # its window: a busy node's processes mostly are (allocators give memory back).
-                times = series.times
-                if times[0] <= until and len(times) >= min_samples and times[-1] - times[0] >= min_span:
+                # its window (a busy node's processes mostly are: allocators give memory back); a
+                # stable one while its MiB holds (a node at rest). Either while the window can judge.
+                times, until = series.times, series.volatile_until
+                if ((series.settled or (until is not None and times[0] <= until))
+                        and len(times) >= min_samples and times[-1] - times[0] >= min_span):
                     kept = last.get(key)
-            judged[key] = self._judge(series) if kept is None else kept
+            if kept is None:
+                kept = self._judge(series)
+                if resting and kept != last[key]:
+                    self._judgements_moved = True
+            judged[key] = kept
         self._judged = judged
         return self.warnings(snapshot, instances)
 
@@ -228,6 +279,8 @@ class MemoryTrend:
         found = _phase(series.times, series.values, rule)
         series.volatile_until = (_volatile_until(series.times, series.values, rule)
                                  if found is not None and found[0] == VOLATILE else None)
+        series.settled = (found is not None and found[0] == STABLE and series.given == series.values[-1]
+                          and rule.min_growth_mib > rule.max_drop_mib)
         if found is not None and found[0] == GROWING:
             return found, found[1]
         if found is not None and found[0] == STABLE and rule.min_growth_mib <= rule.max_drop_mib:
@@ -242,12 +295,18 @@ class MemoryTrend:
 
     def process_history(self, gpu_index: int, pid: int) -> tuple[int, ...]:
         series = self._procs.get((gpu_index, pid))
-        return tuple(series.values) if series is not None else ()
+        if series is None:
+            return ()
+        series.catch_up(self._held, self.rule.window_s, self._max)
+        return tuple(series.values)
 
     def phases(self) -> dict[int, str]:
         """PID -> how its memory moved over the window ("memory growing 12 MiB/s"), for the
         processes the window can judge; a process on several GPUs reads as its worst GPU. The
         answer may be the last call's very dict: read it, never change it."""
+        if not self._judgements_moved:
+            return self._phases
+        self._judgements_moved = False
         worst: dict[int, tuple[str, float]] = {}
         for (_, pid), (found, _) in self._judged.items():
             if found is not None and (pid not in worst or _PHASE_ORDER.index(found[0]) < _PHASE_ORDER.index(worst[pid][0])):
@@ -268,14 +327,15 @@ class MemoryTrend:
         return phases
 
     def warnings(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...] = ()) -> tuple[TrendWarning, ...]:
+        growing = [(key, rate) for key, (_, rate) in self._judged.items() if rate is not None]
+        if not growing:  # most polls: no lookups built over the node's processes
+            return ()
         fixed = {pid for inst in instances if inst.engine == roles.VLLM for pid in inst.pids}
         out: list[TrendWarning] = []
         procs: dict[tuple[int, int], GpuProcess] = {}
         for p in snapshot.gpu_processes:
             procs.setdefault((p.gpu_index, p.pid), p)
-        for key, (_, rate) in self._judged.items():
-            if rate is None:
-                continue
+        for key, rate in growing:
             gpu_index, pid = key
             proc = procs.get(key)
             if pid in fixed or (proc is not None and roles.classify(proc.host).engine == roles.VLLM):
