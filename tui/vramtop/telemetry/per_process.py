@@ -46,17 +46,22 @@ class PerProcess(Generic[T]):
         self._version = version
         # (PID, start time) -> (when to read again, the wait after that, what was read, its version)
         self._known: dict[tuple[int, float | None], tuple[float, float, T | None, Hashable | None]] = {}
-        # The last lookup's processes, its answer, and when the first of them is due again
-        self._last: tuple[tuple, Mapping[int, T], float] = ((), {}, -math.inf)
+        # The last lookup's snapshot processes and their keys, its answer, and when the first of
+        # them is due again
+        self._last: tuple[tuple, tuple, Mapping[int, T], float] = ((), (), {}, -math.inf)
 
     def lookup(self, snapshot: NodeSnapshot) -> Mapping[int, T]:
         """PID -> what was read, for the processes where the reader found something. The same
-        processes as the last lookup's, none of them due, get the last answer (the very dict)."""
+        processes as the last lookup's, none of them due, get the last answer (the very dict):
+        at once where they are the last snapshot's very tuple (a node at rest)."""
         now = snapshot.timestamp
+        last_processes, last_keys, last_out, due = self._last
+        if now < due and snapshot.gpu_processes is last_processes:
+            return last_out
         keys = tuple((p.pid, p.host.create_time) for p in snapshot.gpu_processes
                      if p.host is not None and not p.hidden_reason)
-        last_keys, last_out, due = self._last
         if keys == last_keys and now < due:
+            self._last = (snapshot.gpu_processes, keys, last_out, due)
             return last_out
         out: dict[int, T] = {}
         alive: set[tuple[int, float | None]] = set()
@@ -83,7 +88,8 @@ class PerProcess(Generic[T]):
                 out[p.pid] = known[2]
         for key in [k for k in self._known if k not in alive]:
             del self._known[key]
-        self._last = (keys, out, min((known[0] for known in self._known.values()), default=math.inf))
+        self._last = (snapshot.gpu_processes, keys, out,
+                      min((known[0] for known in self._known.values()), default=math.inf))
         return out
 
     def _version_of(self, pid: int) -> Hashable | None:
