@@ -19,7 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Callable, Mapping
+from typing import Callable, Mapping, NamedTuple
 
 from vramtop import peer_http
 from vramtop.analysis import roles
@@ -51,6 +51,18 @@ class _Watched:
     retry_at: float = 0.0
     history: deque | None = None
     scraped_at: float | None = None  # when ``history[-1]`` was read (SGLang, TGI: for rates)
+
+
+class _Grouping(NamedTuple):
+    """What a poll asks of one grouping's instances: those whose engine's metrics it reads, the
+    Ray Serve replicas (with their roots' roles), the Ollama runners, and whether Ollama runs among
+    the processes (with its server's PID)."""
+
+    instances: tuple[Instance, ...] | None
+    scraped: tuple[Instance, ...]
+    replicas: tuple[tuple[Instance, roles.Role], ...]
+    runners: tuple[Instance, ...]
+    ollama_seen: tuple[bool, int | None]
 
 
 class TelemetryPoller:
@@ -86,9 +98,9 @@ class TelemetryPoller:
         self._ray_retry_at = 0.0
         self._ray_url: str | None = None
         self._ray_last: tuple[ServeAutoscaling, ...] = ()
-        # The grouping last polled, with its roots' roles and whether Ollama runs among its processes:
-        # a grouping handed back again is of the same processes and parents (``_classified``).
-        self._classified: tuple = (None, [], (False, None))
+        # The grouping last polled, with what the poll asks of it: a grouping handed back again is
+        # of the same processes and parents (``_classify``).
+        self._classified = _Grouping(None, (), (), (), (False, None))
 
     @property
     def trend(self) -> MemoryTrend:
@@ -104,28 +116,23 @@ class TelemetryPoller:
 
     def _poll(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...]) -> Telemetry:
         now = self._clock()
+        # What each instance is, asked about once a grouping (a busy node has a thousand instances).
+        grouping = self._classify(snapshot, instances)
         per_instance: dict[str, InstanceTelemetry] = {}
-        live_keys = set()
-        for inst in instances:
-            if inst.engine == roles.VLLM:
-                live_keys.add(inst.key)
-                per_instance[inst.key] = self._isolated(inst, lambda: self._vllm(snapshot, inst, now))
-            elif inst.engine in (roles.SGLANG, roles.TGI):
-                live_keys.add(inst.key)
-                per_instance[inst.key] = self._isolated(inst, lambda: self._sglang_tgi(snapshot, inst, now))
-        for key in [k for k in self._watched if k not in live_keys]:
+        for inst in grouping.scraped:
+            read = self._vllm if inst.engine == roles.VLLM else self._sglang_tgi
+            per_instance[inst.key] = self._isolated(inst, lambda: read(snapshot, inst, now))
+        for key in [k for k in self._watched if k not in per_instance]:
             del self._watched[key]
         self._scraper.forget({w.endpoint.url for w in self._watched.values() if w.endpoint})
 
-        # Each instance's root, asked about once a grouping (a busy node has a thousand instances).
-        root_roles, ollama_seen = self._classify(snapshot, instances)
         try:
-            serve = self._serve(snapshot, any(r.kind == "replica" for r in root_roles), now)
+            serve = self._serve(snapshot, bool(grouping.replicas), now)
         except Exception:  # Ray's metrics are an extra on the replica rows, never a reason to lose them
             serve = self._ray_last = ()
         by_deployment = {(a.application, a.deployment): a for a in serve}
-        for inst, role in zip(instances, root_roles):
-            if role.kind != "replica" or (a := by_deployment.get((role.app, role.deployment))) is None:
+        for inst, role in grouping.replicas:
+            if (a := by_deployment.get((role.app, role.deployment))) is None:
                 continue
             from vramtop.telemetry import ray_serve
 
@@ -139,15 +146,14 @@ class TelemetryPoller:
                                                        engine_tel.kv_check if engine_tel else None)
 
         try:
-            ollama_status = self._ollama(snapshot, now, ollama_seen)
+            ollama_status = self._ollama(snapshot, now, grouping.ollama_seen)
         except Exception as exc:
             ollama_status = OllamaStatus("", NOT_REACHABLE, summary=f"ollama: failed ({_one_line(exc)})")
         if ollama_status is not None:
             from vramtop.telemetry import ollama
 
-            runners = [i for i in instances if i.engine == roles.OLLAMA]
-            served = self._ollama_models(snapshot, runners, ollama_status)
-            for inst in runners:
+            served = self._ollama_models(snapshot, grouping.runners, ollama_status)
+            for inst in grouping.runners:
                 model = served.get(inst.key)
                 line = (f"ollama: {ollama.model_text(model, datetime.now(timezone.utc))}" if model is not None
                         else ollama_status.summary)
@@ -169,17 +175,19 @@ class TelemetryPoller:
             serve=serve,
         )
 
-    def _classify(self, snapshot: NodeSnapshot,
-                  instances: tuple[Instance, ...]) -> tuple[list, tuple[bool, int | None]]:
-        """Each instance's root's role and ``_ollama_processes``, asked about once for each grouping:
+    def _classify(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...]) -> _Grouping:
+        """What the poll asks of each instance (``_Grouping``), asked once for each grouping:
         grouping hands back the same tuple only where every GPU process is the very record it was
         and every parent one of the same name, title and command line, which is all a role reads."""
-        kept_for, root_roles, ollama_seen = self._classified
-        if instances is not kept_for:
+        if self._classified.instances is not instances:
             root_roles = [roles.classify(snapshot.host_process(inst.root_pid)) for inst in instances]
-            ollama_seen = self._ollama_processes(snapshot)
-            self._classified = (instances, root_roles, ollama_seen)
-        return root_roles, ollama_seen
+            self._classified = _Grouping(
+                instances,
+                tuple(i for i in instances if i.engine in (roles.VLLM, roles.SGLANG, roles.TGI)),
+                tuple((i, role) for i, role in zip(instances, root_roles) if role.kind == "replica"),
+                tuple(i for i in instances if i.engine == roles.OLLAMA),
+                self._ollama_processes(snapshot))
+        return self._classified
 
     def _isolated(self, inst: Instance, read: Callable[[], InstanceTelemetry]) -> InstanceTelemetry:
         """One instance's read; whatever it raises stays on that instance's row."""
