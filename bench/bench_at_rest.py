@@ -57,7 +57,7 @@ def node(tmp: Path, gpus: int, procs: int, ticks: int, gap: float) -> tuple[floa
     try:
         pids = [c.pid for c in children]
         path = tmp / f"at-rest-{gpus}x{procs}.txt"
-        scenario(path, gpus, pids, 0, changing=False)
+        scenario(path, gpus, pids, 0, "steady")
         os.environ[fakenvml.SCENARIO_ENV] = str(path)
         source = LiveSource()
         source._processes._settled_after_s = 0.0  # as a minute old: read every REREAD_S, not every tick
@@ -69,11 +69,11 @@ def node(tmp: Path, gpus: int, procs: int, ticks: int, gap: float) -> tuple[floa
 
             def move() -> None:
                 tick[0] += 1
-                scenario(path, gpus, pids, tick[0], changing=True)
+                scenario(path, gpus, pids, tick[0], "changing")
                 pynvml.nvmlDeviceGetCount()  # the stand-in reads the rewritten node here, not in the sample
 
             moved = median_ms(source.sample, ticks, gap, before=move)
-            scenario(path, gpus, pids, 0, changing=False)
+            scenario(path, gpus, pids, 0, "steady")
             handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(gpus)]
             floor = median_ms(lambda: bare_reads(pynvml, handles), ticks, gap)
         finally:

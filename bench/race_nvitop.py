@@ -1,8 +1,9 @@
 """vramtop against nvitop, both live in tmux at a 1 s interval on the same stand-in NVML node.
 
 Run through ``bench/race_nvitop.sh`` (it installs nvitop into a venv of its own, not vramtop's
-dependencies). For each node (GPUs x processes, memory steady or each process's memory moving
-every second) it starts real processes (``sleep``: their PIDs are the scenario's GPU processes),
+dependencies). For each node (GPUs x processes) and each motion (``MOTIONS``: memory steady; a
+serving node's, the memory held and each GPU's utilization, power and temperature moving every
+second; each process's memory moving every second) it starts real processes (``sleep``: their PIDs are the scenario's GPU processes),
 runs ``vramtop`` and ``nvitop`` side by side in two tmux panes on the same scenario file, and,
 ``WARMUP_S`` later (with ``--settled``, a minute later), counts the CPU seconds of each one's
 process tree over the same window (read from the kernel's per-process CPU clocks, to the
@@ -35,7 +36,8 @@ bordered widget, one segment a line): what Textual alone costs where everything 
 One-shot: ``vramtop --once --no-ray`` against ``nvitop -1``, wall time, medians of 7; beside them
 ``vramtop fit`` on a catalog model and a paper node, and the bare interpreter's start.
 
-    bench/race_nvitop.sh [--seconds 25] [--nodes 8x64,16x512] [--nvitop PATH] [--settled]
+    bench/race_nvitop.sh [--seconds 25] [--nodes 8x64,16x512] [--motions steady,serving,changing]
+                         [--nvitop PATH] [--settled]
     bench/race_nvitop.sh --nodes ''     # the one-shot line alone
 """
 
@@ -71,18 +73,34 @@ ACTIVE_S = 0.0005  # CPU seconds in one read's interval that count as work, not 
 SETTLED_S = 61.0  # --settled: how long the monitors and the processes run before the window
 
 
-def scenario(path: Path, gpus: int, pids: list[int], tick: int, changing: bool) -> fakenvml.Scenario:
-    """The node at ``tick``: with ``changing``, every process's memory differs from the last tick."""
+# How the node moves from one second to the next, and how the tables name it.
+MOTIONS = {
+    "steady": "memory steady",
+    "serving": "memory steady, each GPU's utilization, power and temperature moving every second",
+    "changing": "each process's memory changing every second",
+}
+
+
+def scenario(path: Path, gpus: int, pids: list[int], tick: int, motion: str) -> fakenvml.Scenario:
+    """The node at ``tick``. ``motion`` (``MOTIONS``): "steady", nothing moves; "serving", what a
+    node of loaded engines shows, their memory held and the GPUs' utilization, power and
+    temperature moving every second; "changing", every process's memory (and so each GPU's used)
+    differs from the last tick's, and the utilization moves."""
     sc = fakenvml.Scenario(path)
     per_gpu = [0] * gpus
     used = []
     for i, _ in enumerate(pids):
-        mib = 2_000 + ((i * 131 + (tick * 37 if changing else 0)) % 900)
+        mib = 2_000 + ((i * 131 + (tick * 37 if motion == "changing" else 0)) % 900)
         used.append(mib)
         per_gpu[i % gpus] += mib
     for g in range(gpus):
+        utilization, temperature, power_w = 90, 60, 600
+        if motion == "changing":
+            utilization = 90 + tick % 7
+        elif motion == "serving":
+            utilization, temperature, power_w = 60 + (tick * 7 + g) % 40, 55 + (tick + g) % 10, 400 + (tick * 13 + g) % 200
         sc.add_gpu("NVIDIA H100 80GB HBM3", total_mib=81_559, reserved_mib=545, used_mib=min(per_gpu[g], 80_000),
-                   utilization=(90 + tick % 7) if changing else 90, temperature=60, power_mw=600_000,
+                   utilization=utilization, temperature=temperature, power_mw=power_w * 1000,
                    power_limit_mw=700_000)
     for i, pid in enumerate(pids):
         sc.add_process(i % gpus, pid, used[i])
@@ -91,17 +109,18 @@ def scenario(path: Path, gpus: int, pids: list[int], tick: int, changing: bool) 
 
 
 class Mover(threading.Thread):
-    """Rewrites the scenario once a second (each process's memory moves) until stopped."""
+    """Rewrites the scenario once a second (as ``motion`` moves it) until stopped."""
 
-    def __init__(self, path: Path, gpus: int, pids: list[int]) -> None:
+    def __init__(self, path: Path, gpus: int, pids: list[int], motion: str = "changing") -> None:
         super().__init__(daemon=True)
         self.args = (path, gpus, pids)
+        self.motion = motion
         self.stop = threading.Event()
 
     def run(self) -> None:
         tick = 1
         while not self.stop.wait(1.0):
-            scenario(*self.args, tick, changing=True)
+            scenario(*self.args, tick, self.motion)
             tick += 1
 
 
@@ -197,7 +216,7 @@ def stop_pane(session: str) -> None:
     subprocess.run(["tmux", "-L", session, "kill-server"], check=False, capture_output=True)
 
 
-def floor_ms(path: Path, gpus: int, pids: list[int], changing: bool, seconds: float) -> float:
+def floor_ms(path: Path, gpus: int, pids: list[int], motion: str, seconds: float) -> float:
     """CPU ms per 1 s tick of the bare reads, in a child with the stand-in driver loaded."""
     code = f"""
 import sys, time, pynvml
@@ -212,8 +231,8 @@ while time.monotonic() < end:
     time.sleep(1.0)
 print((time.process_time() - c0) * 1000 / n)
 """
-    sc = scenario(path, gpus, pids, 0, changing)
-    mover = Mover(path, gpus, pids) if changing else None
+    sc = scenario(path, gpus, pids, 0, motion)
+    mover = Mover(path, gpus, pids, motion) if motion != "steady" else None
     if mover:
         mover.start()
     try:
@@ -226,15 +245,15 @@ print((time.process_time() - c0) * 1000 / n)
     return float(out)
 
 
-def race(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float, nvitop: str,
+def race(tmp: Path, gpus: int, procs: int, motion: str, seconds: float, nvitop: str,
          settled: bool = False) -> dict[str, float]:
     children = [subprocess.Popen(["sleep", "3600"]) for _ in range(procs)]
     pids = [c.pid for c in children]
     path = tmp / f"race-{gpus}x{procs}.txt"
-    sc = scenario(path, gpus, pids, 0, changing)
+    sc = scenario(path, gpus, pids, 0, motion)
     env = private_env(sc, tmp)
     tag = f"race{os.getpid()}"
-    mover = Mover(path, gpus, pids) if changing else None
+    mover = Mover(path, gpus, pids, motion) if motion != "steady" else None
     try:
         if mover:
             mover.start()
@@ -272,7 +291,7 @@ def race(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float, nvito
         for s in (f"{tag}-v", f"{tag}-n"):
             stop_pane(s)
     try:
-        row["floor"] = floor_ms(path, gpus, pids, changing, min(seconds, 10.0))
+        row["floor"] = floor_ms(path, gpus, pids, motion, min(seconds, 10.0))
     finally:
         for c in children:
             c.kill()
@@ -364,7 +383,7 @@ def one_shot(tmp: Path, nvitop: str, runs: int = 7) -> tuple[float, float, float
     ``vramtop fit`` on a catalog model and a paper node, and of the bare interpreter starting."""
     children = [subprocess.Popen(["sleep", "3600"]) for _ in range(64)]
     try:
-        env = private_env(scenario(tmp / "once.txt", 8, [c.pid for c in children], 0, False), tmp)
+        env = private_env(scenario(tmp / "once.txt", 8, [c.pid for c in children], 0, "steady"), tmp)
         # As installed: pip compiled nvitop's bytecode in its venv; vramtop, run from a source
         # checkout under PYTHONDONTWRITEBYTECODE, would compile its own on every start.
         compiled = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -412,11 +431,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=25.0)
     parser.add_argument("--nodes", default="8x64,16x512", help="GPUs x processes, comma-separated")
     parser.add_argument("--nvitop", default=str(ROOT / "bench/.venv-race/bin/nvitop"))
+    parser.add_argument("--motions", default="steady,serving,changing",
+                        help="how each node moves, comma-separated: " + ", ".join(MOTIONS))
     parser.add_argument("--no-once", action="store_true")
     parser.add_argument("--settled", action="store_true",
                         help=f"count from {SETTLED_S:.0f} s after the monitors and the processes start "
                              f"(else {WARMUP_S:.0f} s): a pane left open")
     args = parser.parse_args()
+    if unknown := set(filter(None, args.motions.split(","))) - set(MOTIONS):
+        sys.exit(f"race_nvitop: no such motion {', '.join(sorted(unknown))} (one of {', '.join(MOTIONS)})")
     if not shutil.which("tmux"):
         sys.exit("race_nvitop: tmux is needed (apt-get install -y tmux)")
     if not Path(args.nvitop).exists():
@@ -434,10 +457,9 @@ def main() -> None:
                   f"{bare_textual_repaint_ms(min(args.seconds, 20.0)):.1f} ms CPU / tick", flush=True)
         for node in filter(None, args.nodes.split(",")):  # --nodes '': the one-shot line alone
             gpus, procs = map(int, node.split("x"))
-            for changing in (False, True):
-                r = race(Path(tmp), gpus, procs, changing, args.seconds, args.nvitop, args.settled)
-                what = "each process's memory changing every second" if changing else "memory steady"
-                print(f"| {gpus} GPUs × {procs} processes, {what} | {r['vramtop']:.1f} | {r['nvitop']:.1f} "
+            for motion in filter(None, args.motions.split(",")):
+                r = race(Path(tmp), gpus, procs, motion, args.seconds, args.nvitop, args.settled)
+                print(f"| {gpus} GPUs × {procs} processes, {MOTIONS[motion]} | {r['vramtop']:.1f} | {r['nvitop']:.1f} "
                       f"| {r['vramtop'] / r['nvitop']:.2f}× | {r['floor']:.1f} | {r['vramtop'] / r['floor']:.1f}× "
                       f"| {r['nvitop'] / r['floor']:.1f}× "
                       f"| {worst(r['seconds_v'], count=True)} / {worst(r['seconds_n'])} ms "

@@ -48,7 +48,7 @@ class Churn(threading.Thread):
                     self.children[slot].wait()
                     self.children[slot] = subprocess.Popen(["sleep", "3600"])
                 next_churn += self.churn
-            scenario(self.path, GPUS, [c.pid for c in self.children], tick, changing=True)
+            scenario(self.path, GPUS, [c.pid for c in self.children], tick, "changing")
             tick += 1
 
 
@@ -71,7 +71,7 @@ def main() -> None:
     session = f"soak{os.getpid()}"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "soak.txt"
-        env = private_env(scenario(path, GPUS, [c.pid for c in children], 0, changing=True), Path(tmp))
+        env = private_env(scenario(path, GPUS, [c.pid for c in children], 0, "changing"), Path(tmp))
         churn = Churn(path, children, args.churn)
         churn.start()
         try:

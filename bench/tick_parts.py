@@ -2,8 +2,8 @@
 
 vramtop runs live in a tmux pane at a 1 s interval (``tick_probe.py`` times each part where the
 app calls it), on the race's node (``race_nvitop.py``: real ``sleep`` processes, each one's memory
-moving every second unless ``--steady``; with ``--settled`` the window starts a minute after the pane
-and the processes, as the race's).
+moving every second, or as ``--motion`` says; with ``--settled`` the window starts a minute after
+the pane and the processes, as the race's).
 Per tick: the sampling thread's sample (NVML and /proc, the grouping, the process table's rows),
 the UI thread's showing of it (the panels take the tick, the GPU bars, the process table and the
 header each apart; the history keeps it) and Textual's repaint of what changed, with any layout
@@ -15,7 +15,8 @@ Baselines measured in the same run: the bare reads with no UI (``floor.py``), ag
 and a bare Textual app repainting every line of a pane of the same size once a second (the
 race's), against the repaint: what Textual alone costs where everything on screen moves.
 
-    .venv/bin/python bench/tick_parts.py [--nodes 8x64,16x1000] [--seconds 25] [--settled] [--steady]
+    .venv/bin/python bench/tick_parts.py [--nodes 8x64,16x1000] [--seconds 25] [--settled]
+                                         [--motion changing|serving|steady]
                                          [--interval 1] [--age 6]
 
 ``--age`` is how long the pane runs before the window. A pane's 900-snapshot history fills in
@@ -40,7 +41,7 @@ from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from race_nvitop import (ROOT, SETTLED_S, WARMUP_S, Mover, bare_textual_repaint_ms, floor_ms,  # noqa: E402
+from race_nvitop import (MOTIONS, ROOT, SETTLED_S, WARMUP_S, Mover, bare_textual_repaint_ms, floor_ms,  # noqa: E402
                          monitor, private_env, scenario, start_pane, stop_pane)
 
 # The parts no other part holds, and the thread each runs on.
@@ -127,15 +128,15 @@ def threads(run: Run) -> list[tuple[str, float, float]]:
     return sorted(rows) + [("other threads", rest, 0.0)]
 
 
-def run_node(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float,
+def run_node(tmp: Path, gpus: int, procs: int, motion: str, seconds: float,
              interval: float = 1.0, age: float = WARMUP_S) -> Run:
     children = [subprocess.Popen(["sleep", "3600"]) for _ in range(procs)]
     try:
         pids = [c.pid for c in children]
         path = tmp / f"parts-{gpus}x{procs}.txt"
-        env = private_env(scenario(path, gpus, pids, 0, changing), tmp)
+        env = private_env(scenario(path, gpus, pids, 0, motion), tmp)
         log = tmp / f"parts-{gpus}x{procs}.log"
-        mover = Mover(path, gpus, pids) if changing else None
+        mover = Mover(path, gpus, pids, motion) if motion != "steady" else None
         session = f"parts{os.getpid()}"
         if mover:
             mover.start()
@@ -152,7 +153,7 @@ def run_node(tmp: Path, gpus: int, procs: int, changing: bool, seconds: float,
             if mover:
                 mover.stop.set()
                 mover.join()
-        floor = floor_ms(path, gpus, pids, changing, min(seconds, 10.0))
+        floor = floor_ms(path, gpus, pids, motion, min(seconds, 10.0))
         return Run(parse(log.read_text().splitlines()), before, after, start, end, floor)
     finally:
         for c in children:
@@ -199,7 +200,8 @@ def main() -> None:
     parser.add_argument("--settled", action="store_true",
                         help=f"count from {SETTLED_S:.0f} s after the pane and the processes start, or --age if "
                              "longer (else from --age): a pane left open")
-    parser.add_argument("--steady", action="store_true", help="memory steady (else each process's moves every second)")
+    parser.add_argument("--motion", choices=list(MOTIONS), default="changing",
+                        help="how the node moves (race_nvitop.MOTIONS)")
     parser.add_argument("--interval", type=float, default=1.0, help="the pane's refresh interval, seconds")
     parser.add_argument("--age", type=float, default=WARMUP_S, help="seconds the pane runs before the window")
     args = parser.parse_args()
@@ -210,9 +212,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for node in args.nodes.split(","):
             gpus, procs = map(int, node.split("x"))
-            run = run_node(Path(tmp), gpus, procs, not args.steady, args.seconds, args.interval, age)
-            what = "memory steady" if args.steady else "each process's memory moving every second"
-            report(run, f"{gpus} GPUs x {procs} processes, {what}{', settled' if args.settled else ''}, "
+            run = run_node(Path(tmp), gpus, procs, args.motion, args.seconds, args.interval, age)
+            report(run, f"{gpus} GPUs x {procs} processes, {MOTIONS[args.motion]}{', settled' if args.settled else ''}, "
                         f"a tick every {args.interval:g} s", bare, age)
 
 
