@@ -341,7 +341,7 @@ class TelemetryPoller:
                     server_pid = host.pid
         return seen, server_pid
 
-    def _ollama_models(self, snapshot: NodeSnapshot, runners: list[Instance],
+    def _ollama_models(self, snapshot: NodeSnapshot, runners: tuple[Instance, ...],
                        status: OllamaStatus) -> dict[str, OllamaModel]:
         """Which loaded model each runner instance serves, through the server's model store."""
         if status.status != OK or not runners:

@@ -267,7 +267,7 @@ class MemoryTrend:
                     kept = last.get(key)
             if kept is None:
                 kept = self._judge(series)
-                if resting and kept != last[key]:
+                if resting and kept != last.get(key):
                     self._judgements_moved = True
             judged[key] = kept
         self._judged = judged
