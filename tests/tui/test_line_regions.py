@@ -1,7 +1,8 @@
 """A GPU bar, or the header, that changed is repainted from where its lines first draw differently
-(snapped down to ``pieces.SNAP`` cells, so that the regions recur): a GPU whose load alone moved
-costs the terminal its figures, not its head and bar, and memory that moved the header's totals,
-not the host's name. Every cell that changed lies in a region asked for."""
+to where they last do (snapped out to ``pieces.SNAP`` cells, so that the regions recur): a GPU whose
+load alone moved costs the terminal its figures, not its head and bar before them or its name after,
+and memory that moved the header's totals, not the host's name. Every cell that changed lies in a
+region asked for."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ async def test_a_changed_bar_is_repainted_from_its_first_changed_cell():
         panel = app.query_one(GpuPanel)
         await pilot.pause()
         repainted = regions_asked(panel)
-        starts = []
+        starts, ends = [], []
         for _ in range(3):
             before = drawn(panel)
             repainted.clear()
@@ -44,10 +45,14 @@ async def test_a_changed_bar_is_repainted_from_its_first_changed_cell():
             changed = [at for at, cell in after.items() if before.get(at) != cell]
             assert changed and None not in repainted
             assert all(any(r.contains(*at) for r in repainted) for at in changed)
-            assert all(r.x % pieces.SNAP == 0 and r.right == panel.size.width for r in repainted)
+            width = panel.scrollable_content_region.width
+            assert all(r.x % pieces.SNAP == 0 and (r.right % pieces.SNAP == 0 or r.right == width) for r in repainted)
             starts.append(sorted(r.x for r in repainted))
-        # the load, at the line's end; then the bar's fill, after the head; then a GPU lost: its head
+            ends.append(sorted(r.right for r in repainted))
+        # the load, among the figures; then the bar's fill, after the head; then a GPU lost: its head
         assert starts[0][0] > starts[1][0] > gpu_bars.HEAD_WIDTH - pieces.SNAP and starts[2] == [0]
+        # the load's repaint ends before the GPUs' names, the last field: their cells are not written again
+        assert max(ends[0]) < width - panel._widths["name"] + pieces.SNAP <= width
 
 
 async def test_the_header_is_repainted_from_its_totals_where_memory_alone_moved():

@@ -5,12 +5,13 @@ and the pieces kept from earlier lines (a bound of a few, so that the kept ones 
 from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings, strategies as st
+from rich.cells import cell_len
 from rich.segment import Segment
 from textual.app import App, ComposeResult
 from textual.strip import Strip
 from textual.widget import Widget
 
-from vramtop.widgets.pieces import ELLIPSIS, Line, PieceStyles, printable
+from vramtop.widgets.pieces import ELLIPSIS, SNAP, Line, PieceStyles, printable, repaint_span
 
 NAMES = ("bold", "italic", "reverse", "underline")
 
@@ -48,3 +49,35 @@ async def test_a_line_is_its_pieces_segments_merged_as_rich_merges_them():
             assert strip.cell_length == width
 
         check()
+
+
+def _cells_of(line: Line, width: int) -> list:
+    """Each cell a line draws, (character, styles); a wide character's second cell (None, styles)."""
+    cells: list = []
+    for text, styles in line:
+        for char in printable(text):
+            cells.append((char, styles))
+            if cell_len(char) == 2:
+                cells.append((None, styles))
+    return cells + [(" ", ())] * max(0, width - len(cells))
+
+
+_piece = st.tuples(st.text(alphabet="ab █界\x07", max_size=5), st.sampled_from([(), ("bold",), ("$vram-used",)]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(old=st.lists(st.lists(_piece, max_size=6), min_size=1, max_size=3), edits=st.data(),
+       width=st.integers(1, 40))
+def test_a_repaint_span_holds_every_cell_that_changed_snapped_to_recur(old, edits, width):
+    old = [Line(pieces) for pieces in old]
+    new = [Line(edits.draw(st.one_of(st.just(list(line)), st.lists(_piece, max_size=6)))) for line in old]
+    span = repaint_span(old, new, width)
+    changed = {x for a, b in zip(old, new) for x, (p, q) in enumerate(zip(_cells_of(a, width), _cells_of(b, width)))
+               if p != q and x < width}
+    if old == new:
+        assert span is None
+        return
+    assert span is not None
+    start, end = span
+    assert 0 <= start < end <= width and start % SNAP == 0 and (end % SNAP == 0 or end == width)
+    assert all(start <= x < end for x in changed)

@@ -19,7 +19,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from vramtop.widgets.lean_refresh import PromptlessRefresh
-from vramtop.widgets.pieces import Line, PieceStyles, printable, repaint_from
+from vramtop.widgets.pieces import Line, PieceStyles, printable, repaint_span
 
 _WORD = re.compile(r"\s*\S+\s*")  # a word and the spaces around it, as Rich's wrap (a Static's) reads text
 
@@ -60,9 +60,9 @@ class DetailLine(PromptlessRefresh, Widget):
         width, height = self.size
         before = self._lines(width, height)
         self._text = text
-        x = repaint_from(before, self._lines(width, height), width)
-        if x is not None and width and height:
-            self.refresh(Region(x, 0, width - x, height))
+        span = repaint_span(before, self._lines(width, height), width)
+        if span is not None and height:
+            self.refresh(Region(span[0], 0, span[1] - span[0], height))
 
     @property
     def text(self) -> str:

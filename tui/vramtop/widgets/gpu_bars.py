@@ -28,7 +28,7 @@ from vramtop.snapshot import GpuInfo, MigSlice, NodeSnapshot
 from vramtop.units import duration
 from vramtop.widgets.drawn_geometry import GeometryOnce
 from vramtop.widgets.lean_refresh import PromptlessRefresh
-from vramtop.widgets.pieces import Line, Piece, PieceStyles, printable, repaint_from
+from vramtop.widgets.pieces import Line, Piece, PieceStyles, printable, repaint_span
 from vramtop.widgets.spark import peaks_line
 from vramtop.widgets.tick import Tick
 
@@ -333,20 +333,20 @@ class GpuPanel(PromptlessRefresh, GeometryOnce, ScrollView):
                 first = self._first_row[n]
                 lines = range(first, first + new.height)
                 if lines.start < view.stop and view.start < lines.stop:
-                    x = self._repaint_from(n, width)
-                    if x is not None:
-                        changed.append(Region(x, first - view.start, whole - x, new.height))
+                    span = self._repaint_span(n, width, whole)
+                    if span is not None:
+                        changed.append(Region(span[0], first - view.start, span[1] - span[0], new.height))
         if changed:
             self.refresh(*changed)  # one call: each finds the panel's offset on the screen again
 
-    def _repaint_from(self, n: int, width: int) -> int | None:
-        """Where the bar ``n``'s lines drawn ``width`` cells wide first draw differently from those
-        drawn of it (0 where none were at this width; None where they draw the same):
-        ``pieces.repaint_from``."""
+    def _repaint_span(self, n: int, width: int, whole: int) -> tuple[int, int] | None:
+        """The cells of the bar ``n``'s lines drawn ``width`` cells wide that draw differently from
+        those drawn of it (``pieces.repaint_span``; all ``whole`` cells of the panel's width where
+        none were drawn at this width; None where they draw the same)."""
         drawn = self._drawn.get(n)
         if drawn is None or drawn[1] != width:
-            return 0
-        return repaint_from(drawn[2], self._lines(n, width), width)
+            return 0, whole
+        return repaint_span(drawn[2], self._lines(n, width), width)
 
     def _rows_for(self, bars: tuple[GpuBar, ...]) -> tuple:
         rows: list[tuple] = []

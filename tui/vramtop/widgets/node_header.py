@@ -12,7 +12,7 @@ from vramtop.snapshot import NodeSnapshot
 from vramtop.units import gib
 from vramtop.widgets.flow import flow
 from vramtop.widgets.lean_refresh import PromptlessRefresh
-from vramtop.widgets.pieces import Line, Piece, PieceStyles, repaint_from
+from vramtop.widgets.pieces import Line, Piece, PieceStyles, repaint_span
 from vramtop.widgets.tick import Tick
 
 BADGES = {"demo": "DEMO", "replay": "REPLAY", "cluster": "CLUSTER"}
@@ -88,7 +88,7 @@ class NodeHeader(PromptlessRefresh, Widget):
 
     def show(self, snapshot: NodeSnapshot | None, paused: bool, where: str | None = None) -> None:
         """Repaint only when the words change: a node at rest costs no repaint a tick, and one
-        whose memory moved its totals on from where they first draw differently."""
+        whose memory moved its totals, from where they first draw differently to where they last do."""
         pieces = header_pieces(snapshot, paused, where)
         self.snapshot, self.paused = snapshot, paused
         if pieces == self._pieces:
@@ -99,8 +99,8 @@ class NodeHeader(PromptlessRefresh, Widget):
         after = self._lines(width)
         if len(after) != len(before) or not width:
             self.refresh(layout=len(after) != len(before))
-        elif (x := repaint_from(before, after, width)) is not None:
-            self.refresh(Region(x, 0, width - x, len(after)))
+        elif (span := repaint_span(before, after, width)) is not None:
+            self.refresh(Region(span[0], 0, span[1] - span[0], len(after)))
 
     @property
     def text(self) -> str:

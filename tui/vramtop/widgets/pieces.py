@@ -54,7 +54,11 @@ def printable(text: str) -> str:
     return "".join("\ufffd" if unicodedata.category(c) == "Cc" else c for c in text)
 
 
-SNAP = 8  # a repaint from the lines' first change starts at a multiple of this many cells
+SNAP = 8  # a repaint of changed lines starts and ends at a multiple of this many cells (or the line's end)
+
+
+def _cells(text: str) -> int:
+    return cell_len(printable(text))
 
 
 def first_change(old: Line, new: Line) -> int | None:
@@ -65,20 +69,40 @@ def first_change(old: Line, new: Line) -> int | None:
     for a, b in zip(old, new):
         if a != b:
             return x
-        x += cell_len(printable(a[0]))
+        x += _cells(a[0])
     return x
 
 
-def repaint_from(old: Sequence[Line], new: Sequence[Line], width: int) -> int | None:
-    """Where lines ``new`` drawn ``width`` cells wide first draw differently from ``old``, the
-    lines drawn before in their place (a repaint writes from there: lean_updates), snapped down
-    to a multiple of ``SNAP`` cells; None where nothing does. Textual keeps each region a widget
-    asks to repaint until the widget is repainted whole: snapped, the regions recur, where the
-    edge of a bar's fill or a figure's first digit would make one for every cell."""
-    changes = [x for a, b in zip(old, new) if (x := first_change(a, b)) is not None]
+def change_end(old: Line, new: Line) -> int:
+    """The cell after the last at which ``new`` draws differently from ``old``, lines that differ:
+    what follows it is the same pieces at the same cells."""
+    ends = (sum(_cells(text) for text, _ in old), sum(_cells(text) for text, _ in new))
+    if ends[0] != ends[1]:
+        return max(ends)
+    end = ends[0]
+    for a, b in zip(reversed(old), reversed(new)):
+        if a != b:
+            break
+        end -= _cells(a[0])
+    return end
+
+
+def repaint_span(old: Sequence[Line], new: Sequence[Line], width: int) -> tuple[int, int] | None:
+    """The cells, ``(start, end)``, of lines ``new`` drawn ``width`` cells wide that may draw
+    differently from ``old``, the lines drawn before in their place (a repaint writes only those:
+    lean_updates): from the first change to the end of the last, snapped out to multiples of
+    ``SNAP`` cells; None where nothing changed. A GPU whose load moved repaints its figures, not
+    its head and bar before them or its name after. Textual keeps each region a widget asks to
+    repaint until the widget is repainted whole: snapped, the regions recur, where the edge of a
+    bar's fill or a figure's first digit would make one for every cell."""
     if len(old) != len(new):
-        changes.append(0)
-    return min(min(changes), max(0, width - 1)) // SNAP * SNAP if changes else None
+        return (0, width) if width else None
+    spans = [(x, change_end(a, b)) for a, b in zip(old, new) if (x := first_change(a, b)) is not None]
+    if not spans or not width:
+        return None
+    start = min(min(x for x, _ in spans), width - 1) // SNAP * SNAP
+    end = min(width, -(-max(end for _, end in spans) // SNAP) * SNAP)
+    return start, max(end, min(width, start + SNAP))
 
 
 def joined(parts: Iterable[tuple[str, RichStyle]]) -> list[Segment]:
