@@ -11,7 +11,7 @@ from textual.app import App, ComposeResult
 from textual.strip import Strip
 from textual.widget import Widget
 
-from vramtop.widgets.pieces import ELLIPSIS, SNAP, Line, PieceStyles, printable, repaint_span
+from vramtop.widgets.pieces import ELLIPSIS, SNAP, Line, PieceStyles, changed_cells, printable, repaint_span
 
 NAMES = ("bold", "italic", "reverse", "underline")
 
@@ -81,3 +81,26 @@ def test_a_repaint_span_holds_every_cell_that_changed_snapped_to_recur(old, edit
     start, end = span
     assert 0 <= start < end <= width and start % SNAP == 0 and (end % SNAP == 0 or end == width)
     assert all(start <= x < end for x in changed)
+
+
+@settings(max_examples=500, deadline=None)
+@given(old=st.lists(_piece, max_size=6), edits=st.data())
+def test_the_changed_cells_of_a_line_hold_every_cell_drawn_differently(old, edits):
+    """Unsnapped, on lines that keep some of their first and last pieces (a GPU's line keeps its
+    head and its name): the span holds every cell drawn differently, the line grown or shrunk
+    by a piece like its neighbours' included."""
+    old = Line(old)
+    keep_head = edits.draw(st.integers(0, len(old)))
+    keep_tail = edits.draw(st.integers(0, len(old) - keep_head))
+    middle = edits.draw(st.lists(st.one_of(_piece, st.sampled_from(old or [("a", ())])), max_size=3))
+    new = Line([*old[:keep_head], *middle, *old[len(old) - keep_tail:]])
+    width = max(old.cell_length, new.cell_length) + 1
+    changed = [x for x, (p, q) in enumerate(zip(_cells_of(old, width), _cells_of(new, width))) if p != q]
+    span = changed_cells(old, new)
+    if old == new:
+        assert span is None
+        return
+    assert span is not None
+    start, end = span
+    assert start <= end and all(start <= x < end for x in changed)
+

@@ -57,34 +57,39 @@ def printable(text: str) -> str:
 SNAP = 8  # a repaint of changed lines starts and ends at a multiple of this many cells (or the line's end)
 
 
+_WIDTHS: dict[str, int] = {}  # a piece's text -> its cells as drawn; most of a tick's pieces were last tick's
+_WIDTHS_MAX = 1024  # a bound: cleared when full (a tick of 16 GPUs' lines brings some 100 new texts)
+
+
 def _cells(text: str) -> int:
-    return cell_len(printable(text))
+    cells = _WIDTHS.get(text)
+    if cells is None:
+        if len(_WIDTHS) >= _WIDTHS_MAX:
+            _WIDTHS.clear()
+        cells = _WIDTHS[text] = cell_len(printable(text))
+    return cells
 
 
-def first_change(old: Line, new: Line) -> int | None:
-    """The first cell at which ``new`` draws differently from ``old`` (None where nothing does)."""
+def changed_cells(old: Line, new: Line) -> tuple[int, int] | None:
+    """The cells ``(start, end)`` from the first at which ``new`` draws differently from ``old``
+    to the one after the last (None where nothing does): the pieces they share at either end
+    are the same cells, so only the first ones are measured, and the last ones where the pieces
+    between differ in width. One walk over each line; a GPU's bar repaints every tick of a
+    node whose memory moves."""
     if old == new:
         return None
-    x = 0
-    for a, b in zip(old, new):
-        if a != b:
-            return x
-        x += _cells(a[0])
-    return x
-
-
-def change_end(old: Line, new: Line) -> int:
-    """The cell after the last at which ``new`` draws differently from ``old``, lines that differ:
-    what follows it is the same pieces at the same cells."""
-    ends = (sum(_cells(text) for text, _ in old), sum(_cells(text) for text, _ in new))
-    if ends[0] != ends[1]:
-        return max(ends)
-    end = ends[0]
-    for a, b in zip(reversed(old), reversed(new)):
-        if a != b:
-            break
-        end -= _cells(a[0])
-    return end
+    shorter = min(len(old), len(new))
+    head = 0
+    while head < shorter and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < shorter - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    start = sum(_cells(text) for text, _ in old[:head])
+    widths = [sum(_cells(text) for text, _ in line[head:len(line) - tail]) for line in (old, new)]
+    if widths[0] == widths[1]:
+        return start, start + widths[0]
+    return start, start + max(widths) + sum(_cells(text) for text, _ in old[len(old) - tail:])
 
 
 def repaint_span(old: Sequence[Line], new: Sequence[Line], width: int) -> tuple[int, int] | None:
@@ -97,7 +102,7 @@ def repaint_span(old: Sequence[Line], new: Sequence[Line], width: int) -> tuple[
     bar's fill or a figure's first digit would make one for every cell."""
     if len(old) != len(new):
         return (0, width) if width else None
-    spans = [(x, change_end(a, b)) for a, b in zip(old, new) if (x := first_change(a, b)) is not None]
+    spans = [span for a, b in zip(old, new) if (span := changed_cells(a, b)) is not None]
     if not spans or not width:
         return None
     start = min(min(x for x, _ in spans), width - 1) // SNAP * SNAP
