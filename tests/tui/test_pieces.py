@@ -104,3 +104,20 @@ def test_the_changed_cells_of_a_line_hold_every_cell_drawn_differently(old, edit
     start, end = span
     assert start <= end and all(start <= x < end for x in changed)
 
+
+
+def test_the_kept_piece_widths_are_bounded_and_keep_no_long_text():
+    """A detail line carries a process's whole command line, and a node's lines bring new figures
+    every tick: the widths kept for the spans stay a bounded set of short texts."""
+    from vramtop.widgets import pieces
+
+    def line(n: int) -> Line:
+        title = f"python -m vllm.entrypoints.openai.api_server --model m{n} " + "--flag " * 40
+        return Line([(f"{n:,} MiB", ()), (title, ())])
+
+    for n in range(3 * pieces._WIDTHS_MAX):
+        before, after = line(n), line(n + 1)
+        span = repaint_span([before], [after], 400)
+        assert span is not None and span[0] == 0
+        assert len(pieces._WIDTHS) <= pieces._WIDTHS_MAX
+    assert all(len(text) <= pieces._WIDTHS_TEXT for text in pieces._WIDTHS)

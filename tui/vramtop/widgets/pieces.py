@@ -57,16 +57,21 @@ def printable(text: str) -> str:
 SNAP = 8  # a repaint of changed lines starts and ends at a multiple of this many cells (or the line's end)
 
 
-_WIDTHS: dict[str, int] = {}  # a piece's text -> its cells as drawn; most of a tick's pieces were last tick's
-_WIDTHS_MAX = 1024  # a bound: cleared when full (a tick of 16 GPUs' lines brings some 100 new texts)
+# A short piece's text -> its cells as drawn: most of a tick's pieces were the last tick's. Cleared
+# when full (a tick of 16 GPUs' lines brings some 100 new texts); a longer text (a command line in
+# the detail line) is measured each time, not kept alive here.
+_WIDTHS: dict[str, int] = {}
+_WIDTHS_MAX, _WIDTHS_TEXT = 1024, 64
 
 
 def _cells(text: str) -> int:
     cells = _WIDTHS.get(text)
     if cells is None:
-        if len(_WIDTHS) >= _WIDTHS_MAX:
-            _WIDTHS.clear()
-        cells = _WIDTHS[text] = cell_len(printable(text))
+        cells = cell_len(printable(text))
+        if len(text) <= _WIDTHS_TEXT:
+            if len(_WIDTHS) >= _WIDTHS_MAX:
+                _WIDTHS.clear()
+            _WIDTHS[text] = cells
     return cells
 
 
