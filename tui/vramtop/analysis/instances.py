@@ -600,6 +600,18 @@ def group_instances(snapshot: NodeSnapshot) -> tuple[Instance, ...]:
 _FIRST_TWO = itemgetter(0, 1)  # (minus the total, key): largest first, then by key
 
 
+def shapes_of(instances: tuple[Instance, ...]) -> object | None:
+    """What a recent ``group_instances`` answer was grouped by, memory aside, or None where it is
+    no longer recent. Two answers with the very same one differ in memory alone: every process
+    and parent reads as it did (name, title, command line), in the same places, with the same
+    GPUs and Ray links, and each instance has the key, engine and members it had (a grouping
+    reuses its shapes only then). Compared by identity."""
+    for grouped in _RECENT:
+        if grouped.out is instances:
+            return grouped.shapes
+    return None
+
+
 _CACHE: dict[int, tuple[weakref.ref, tuple[Instance, ...]]] = {}
 
 

@@ -23,7 +23,7 @@ from typing import Callable, Mapping, NamedTuple
 
 from vramtop import peer_http
 from vramtop.analysis import roles
-from vramtop.analysis.instances import Instance, instances_of
+from vramtop.analysis.instances import Instance, instances_of, shapes_of
 from vramtop.snapshot import NodeSnapshot
 from vramtop.sources.processes import mapped_size
 from vramtop.telemetry import containers, loaded, vllm_metrics
@@ -63,6 +63,7 @@ class _Grouping(NamedTuple):
     replicas: tuple[tuple[Instance, roles.Role], ...]
     runners: tuple[Instance, ...]
     ollama_seen: tuple[bool, int | None]
+    shapes: object | None = None  # what the grouping was grouped by, memory aside (``shapes_of``)
 
 
 class TelemetryPoller:
@@ -178,15 +179,31 @@ class TelemetryPoller:
     def _classify(self, snapshot: NodeSnapshot, instances: tuple[Instance, ...]) -> _Grouping:
         """What the poll asks of each instance (``_Grouping``), asked once for each grouping:
         grouping hands back the same tuple only where every GPU process is the very record it was
-        and every parent one of the same name, title and command line, which is all a role reads."""
-        if self._classified.instances is not instances:
-            root_roles = [roles.classify(snapshot.host_process(inst.root_pid)) for inst in instances]
+        and every parent one of the same name, title and command line, which is all a role reads.
+        A grouping of the same shapes (``shapes_of``: the memory moved, as on every poll of a busy
+        node) has the same answers for the same keys: its own instances are put in their place."""
+        last = self._classified
+        if last.instances is instances:
+            return last
+        shapes = shapes_of(instances)
+        if shapes is not None and shapes is last.shapes:
+            roots = {inst.key: role for inst, role in last.replicas}
+            scraped = {inst.key for inst in last.scraped}
+            runners = {inst.key for inst in last.runners}
             self._classified = _Grouping(
                 instances,
-                tuple(i for i in instances if i.engine in (roles.VLLM, roles.SGLANG, roles.TGI)),
-                tuple((i, role) for i, role in zip(instances, root_roles) if role.kind == "replica"),
-                tuple(i for i in instances if i.engine == roles.OLLAMA),
-                self._ollama_processes(snapshot))
+                tuple(i for i in instances if i.key in scraped) if scraped else (),
+                tuple((i, roots[i.key]) for i in instances if i.key in roots) if roots else (),
+                tuple(i for i in instances if i.key in runners) if runners else (),
+                last.ollama_seen, shapes)
+            return self._classified
+        root_roles = [roles.classify(snapshot.host_process(inst.root_pid)) for inst in instances]
+        self._classified = _Grouping(
+            instances,
+            tuple(i for i in instances if i.engine in (roles.VLLM, roles.SGLANG, roles.TGI)),
+            tuple((i, role) for i, role in zip(instances, root_roles) if role.kind == "replica"),
+            tuple(i for i in instances if i.engine == roles.OLLAMA),
+            self._ollama_processes(snapshot), shapes)
         return self._classified
 
     def _isolated(self, inst: Instance, read: Callable[[], InstanceTelemetry]) -> InstanceTelemetry:
