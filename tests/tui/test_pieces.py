@@ -105,7 +105,6 @@ def test_the_changed_cells_of_a_line_hold_every_cell_drawn_differently(old, edit
     assert start <= end and all(start <= x < end for x in changed)
 
 
-
 def test_the_kept_piece_widths_are_bounded_and_keep_no_long_text():
     """A detail line carries a process's whole command line, and a node's lines bring new figures
     every tick: the widths kept for the spans stay a bounded set of short texts."""
@@ -121,3 +120,13 @@ def test_the_kept_piece_widths_are_bounded_and_keep_no_long_text():
         assert span is not None and span[0] == 0
         assert len(pieces._WIDTHS) <= pieces._WIDTHS_MAX
     assert all(len(text) <= pieces._WIDTHS_TEXT for text in pieces._WIDTHS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(line=st.lists(_piece, max_size=6).map(Line))
+def test_a_line_measures_the_cells_it_draws(line):
+    """The header's and the status line's layout measure a line (``flow``) as it is drawn: a
+    control character any local user puts in a title, or a recording in a host name, takes the
+    cell of the U+FFFD drawn for it."""
+    assert line.cell_length == len(_cells_of(line, 0))
+

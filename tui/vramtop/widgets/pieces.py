@@ -40,7 +40,8 @@ class Line(tuple):
 
     @property
     def cell_length(self) -> int:
-        return sum(cell_len(text) for text, _ in self)
+        """The cells the line draws (a control character is drawn as U+FFFD, one cell)."""
+        return sum(_cells(text) for text, _ in self)
 
     def restyled(self, style: str) -> Line:
         """The line with ``style`` over every piece's own (a stale line greys at once)."""
